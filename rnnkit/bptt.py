@@ -1,0 +1,100 @@
+"""Backpropagation through time: the only loops over time in rnnkit.
+
+A recurrent layer hands over the input projections of all steps at once,
+
+    XW[t] = x_t U + b          (T, N, G): one large matrix product, done by the layer,
+
+and a cell that knows one step of its recurrence (``cells/``).  ``forward`` runs
+the recurrence step by step and keeps, in a ``Trace``, what the reverse loop
+needs; ``backward`` walks the steps in reverse, applying the chain rule
+
+    ∂L/∂s_{t-1} = ∂L/∂s_{t-1}|direct + (∂L/∂s_t)(∂s_t/∂s_{t-1}),
+
+and returns ∂L/∂XW[t] for every step, from which the layer gets the weight
+gradients with single matrix products after the loop (dU = Xᵀ dXW, dW = S_prevᵀ dA).
+
+Masks (Keras semantics): where ``mask[t, n]`` is False, sample n skips step t:
+its state is carried over unchanged (s_t = s_{t-1}), and in reverse the gradient
+passes through the carry untouched and nothing reaches that step's weights.
+"""
+from __future__ import annotations
+
+from .backend import xp
+
+
+class Trace:
+    """What one forward pass keeps, all time-major.
+
+    states[k][t]   (T+1, N, size_k)  state k after t steps; index 0 holds the initial state
+    cache[name]    (T, N, ...)       per-step quantities a cell needs in reverse (gates, ...)
+    mask           (T, N, 1) bool or None
+    rec_mask       (N, H_rec) or None   recurrent dropout mask, one per sequence
+    """
+
+    def __init__(self, T, N, dtype, state_sizes, mask=None, rec_mask=None):
+        self.xp = xp()
+        self.T, self.N, self.dtype = T, N, dtype
+        self.states = [self.xp.empty((T + 1, N, size), dtype=dtype) for size in state_sizes]
+        self.cache = {}
+        self.mask = mask
+        self.rec_mask = rec_mask
+        # Steps where every sample is active skip the mask arithmetic entirely.
+        self.full_step = None if mask is None else [bool(v) for v in mask.all(axis=(1, 2)).tolist()]
+
+    def buffer(self, name, width):
+        """A preallocated (T, N, width) per-step buffer called ``name``."""
+        buf = self.xp.empty((self.T, self.N, width), dtype=self.dtype)
+        self.cache[name] = buf
+        return buf
+
+    def prev_input(self, k=0):
+        """The states that entered each step's recurrent product, (T, N, size):
+        s_{t-1}, times the recurrent dropout mask if there is one."""
+        s_prev = self.states[k][:-1]
+        return s_prev if self.rec_mask is None else s_prev * self.rec_mask
+
+
+def forward(cell, params, xw, initial_states, mask=None, rec_mask=None) -> Trace:
+    """Run ``cell`` over all T steps of ``xw`` (T, N, G) from ``initial_states``."""
+    T, N = xw.shape[:2]
+    trace = Trace(T, N, xw.dtype, cell.state_sizes, mask, rec_mask)
+    cell.allocate(trace)
+    for s, s0 in zip(trace.states, initial_states):
+        s[0] = s0
+    np_ = trace.xp
+    for t in range(T):
+        cell.step(params, trace, t, xw[t])
+        if mask is not None and not trace.full_step[t]:
+            skip = ~mask[t]                                   # (N, 1): samples that skip step t
+            for s in trace.states:
+                np_.copyto(s[t + 1], s[t], where=skip)        # s_t = s_{t-1} where masked
+    return trace
+
+
+def backward(cell, params, trace, d_outputs=None, d_final=None):
+    """The reverse loop.
+
+    d_outputs: (T, N, size_0) ∂L/∂(output of step t) = ∂L/∂s_t through the layer's
+               output sequence, or None when only the final state was used.
+    d_final:   list of ∂L/∂(final state k), or None.
+    Returns (dxw, d_initial): dxw (T, N, G) = ∂L/∂XW[t], and ∂L/∂(initial state k).
+    """
+    np_ = trace.xp
+    T, N = trace.T, trace.N
+    ds = [np_.zeros((N, s.shape[-1]), dtype=trace.dtype) for s in trace.states]
+    if d_final is not None:
+        for d, g in zip(ds, d_final):
+            if g is not None:
+                d += g
+    dxw = np_.empty((T, N, cell.width), dtype=trace.dtype)
+    for t in range(T - 1, -1, -1):
+        if d_outputs is not None:
+            ds[0] += d_outputs[t]                             # ∂L_t/∂s_t enters here
+        if trace.mask is None or trace.full_step[t]:
+            ds = cell.step_back(params, trace, t, ds, dxw[t])
+        else:
+            m = trace.mask[t]                                 # (N, 1)
+            carried = [d * ~m for d in ds]                    # masked samples: s_t = s_{t-1}
+            ds = cell.step_back(params, trace, t, [d * m for d in ds], dxw[t])
+            ds = [d + c for d, c in zip(ds, carried)]
+    return dxw, ds

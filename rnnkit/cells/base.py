@@ -1,0 +1,75 @@
+"""The contract between a recurrence and the BPTT loops (``rnnkit.bptt``).
+
+A cell is stateless: it holds the recurrence's hyper-parameters (units,
+activations) and receives the parameter dict on every call.  Its pieces:
+
+    param_shapes(D)        {name: shape} with U (D, G) and b (G,) first, G = width
+    state_sizes            sizes of the recurrent states (h) or (h, c)
+    allocate(trace)        preallocate the per-step caches the reverse loop needs
+    step(p, tr, t, xw_t)   one step forward: states[t] -> states[t+1]
+    step_back(p, tr, t, ds, dxw_t)
+                           one step in reverse: given ∂L/∂states[t+1] (a list),
+                           write ∂L/∂XW[t] into dxw_t and return ∂L/∂states[t]
+    recurrent_grads(p, tr, dxw)
+                           gradients of the recurrent parameters (W, ...), each one
+                           matrix product over all steps, after the reverse loop
+
+The input side (U, b) is the same for every cell and lives in the layer:
+XW = X U + b before the loop, dU = Xᵀ dXW and db = Σ dXW after it.
+"""
+from __future__ import annotations
+
+from .. import activations
+
+
+class Cell:
+    gates = 1        # G / units: how many blocks of `units` columns U and W have
+    has_recurrent_bias = False
+
+    def __init__(self, units, activation="tanh", recurrent_activation="sigmoid", use_bias=True):
+        self.units = units
+        self.activation = activations.get(activation, argument="activation")
+        self.recurrent_activation = activations.get(recurrent_activation,
+                                                    argument="recurrent_activation")
+        self.use_bias = use_bias
+
+    @property
+    def width(self):
+        """G: the number of columns of U, W and b."""
+        return self.gates * self.units
+
+    @property
+    def output_size(self):
+        return self.state_sizes[0]
+
+    @property
+    def state_sizes(self):
+        return (self.units,)
+
+    @property
+    def recurrent_size(self):
+        """The size of the state that enters the recurrent product (rows of W)."""
+        return self.state_sizes[0]
+
+    def param_shapes(self, input_dim):
+        shapes = {"U": (input_dim, self.width), "W": (self.recurrent_size, self.width)}
+        if self.use_bias:
+            shapes["b"] = (self.width,)
+        return shapes
+
+    def allocate(self, trace):
+        pass
+
+    def step(self, p, tr, t, xw_t):
+        raise NotImplementedError
+
+    def step_back(self, p, tr, t, ds, dxw_t):
+        raise NotImplementedError
+
+    def recurrent_grads(self, p, tr, dxw):
+        raise NotImplementedError
+
+
+def flat(a):
+    """(T, N, K) -> (T*N, K): all steps as rows of one matrix."""
+    return a.reshape(-1, a.shape[-1])

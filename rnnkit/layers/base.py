@@ -1,0 +1,212 @@
+"""The contract every layer and model keeps.
+
+    y  = layer.forward(x, training=False, mask=None)   # also layer(x, ...)
+    dx = layer.backward(dy)                            # fills layer.grads
+
+``layer.params`` and ``layer.grads`` are dicts with the same keys; a container's
+keys are its children's, prefixed with the child's name (``"lstm/U"``), and its
+dicts hold the very same arrays as the children's, so an optimizer that updates
+``model.params[k]`` in place updates the layer.  ``backward`` overwrites the
+gradients of the last ``forward``; it does not accumulate.
+
+After ``forward``, ``layer.output_mask`` holds the (N, T) mask of the output
+(Keras's mask propagation), or None.
+"""
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+
+import numpy as np
+
+from .. import backend, initializers, validation
+from ..seeding import make_rng
+
+_name_counts: dict[str, int] = defaultdict(int)
+
+# Keras accepts these in every layer's constructor; so does rnnkit, and keeps them
+# only to build the layer early (input_shape) and to print it in summary().
+_KERAS_SHAPE_KWARGS = ("input_shape", "batch_input_shape", "input_dim", "batch_size")
+
+
+def snake_case(name: str) -> str:
+    s = re.sub(r"(.)([A-Z][a-z]+)", r"\1_\2", name)
+    return re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", s).lower()
+
+
+def unique_name(prefix: str) -> str:
+    """Keras-style automatic names: lstm, lstm_1, lstm_2, ..."""
+    n = _name_counts[prefix]
+    _name_counts[prefix] += 1
+    return prefix if n == 0 else f"{prefix}_{n}"
+
+
+class Layer:
+    """Base class: names, dtype, random generator, parameters and gradients."""
+
+    def __init__(self, *, name=None, dtype=None, seed=None, trainable=True, **kwargs):
+        who = type(self).__name__
+        shape_kwargs = {k: kwargs.pop(k) for k in _KERAS_SHAPE_KWARGS if k in kwargs}
+        if kwargs:
+            raise TypeError(f"{who}() got unexpected keyword argument(s) {sorted(kwargs)}")
+        self.name = name if name is not None else unique_name(snake_case(who))
+        if not isinstance(self.name, str) or not self.name or "/" in self.name:
+            raise ValueError(f"{who}: name must be a non-empty string without '/'; got {name!r}")
+        self.dtype = validation.float_dtype(dtype, who) or backend.floatx()
+        self.seed = seed
+        self.rng = make_rng(seed)
+        self.trainable = bool(trainable)
+        self._params: dict = {}
+        self._grads: dict = {}
+        self.built = False
+        self.output_mask = None
+        self.input_shape = _declared_input_shape(shape_kwargs, who)
+
+    # -- identity -------------------------------------------------------------
+    @property
+    def who(self) -> str:
+        """How error messages name this layer."""
+        return f"{type(self).__name__} {self.name!r}"
+
+    def __repr__(self):
+        return f"<{type(self).__name__} name={self.name!r}>"
+
+    def __getstate__(self):
+        # copies (copy.deepcopy) leave the caches of the last forward pass behind
+        state = self.__dict__.copy()
+        state["_ctx"] = None
+        return state
+
+    # -- parameters -----------------------------------------------------------
+    @property
+    def params(self) -> dict:
+        return self._params
+
+    @property
+    def grads(self) -> dict:
+        return self._grads
+
+    def sublayers(self):
+        """Direct children (containers and wrappers override)."""
+        return []
+
+    def walk(self):
+        """This layer and every layer inside it, depth first."""
+        yield self
+        for child in self.sublayers():
+            yield from child.walk()
+
+    def count_params(self) -> int:
+        return int(sum(int(np.prod(p.shape)) for p in self.params.values()))
+
+    def get_weights(self):
+        """The parameters as a list of NumPy arrays, in ``params`` order (Keras-like)."""
+        return [backend.to_numpy(p).copy() for p in self.params.values()]
+
+    def set_weights(self, weights):
+        """Copy arrays into the parameters, in ``params`` order, checking shapes."""
+        params = self.params
+        if len(weights) != len(params):
+            raise ValueError(f"{self.who}: set_weights expected {len(params)} arrays "
+                             f"({list(params)}); got {len(weights)}")
+        for (key, p), w in zip(params.items(), weights):
+            w = np.asarray(w)
+            if tuple(w.shape) != tuple(p.shape):
+                raise ValueError(f"{self.who}: weight {key!r} must have shape {tuple(p.shape)}; "
+                                 f"got {tuple(w.shape)}")
+            p[...] = backend.asarray(w, dtype=p.dtype)
+
+    # -- the contract -----------------------------------------------------------
+    def build(self, input_shape):
+        self.built = True
+
+    def forward(self, x, training=False, mask=None):
+        raise NotImplementedError
+
+    def backward(self, dy):
+        raise NotImplementedError
+
+    def __call__(self, x, *args, **kwargs):
+        return self.forward(x, *args, **kwargs)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    # -- configuration (for model files) ---------------------------------------
+    def get_config(self) -> dict:
+        config = {"name": self.name, "dtype": self.dtype.name, "trainable": self.trainable}
+        if self.seed is not None:
+            config["seed"] = self.seed
+        return config
+
+    @classmethod
+    def from_config(cls, config: dict):
+        return cls(**config)
+
+    # -- dtype -----------------------------------------------------------------
+    def astype(self, dtype):
+        """Convert this layer's parameters (and any kept state) to ``dtype`` in place."""
+        dt = validation.float_dtype(dtype, self.who)
+        for layer in self.walk():
+            layer.dtype = dt
+            for k, p in list(layer._params.items()):
+                layer._params[k] = p.astype(dt, order="C")
+            layer._grads = {}
+            layer._on_astype(dt)
+        return self
+
+    def _on_astype(self, dtype):
+        """Hook for layers that keep float state other than parameters."""
+
+    # -- helpers for subclasses ---------------------------------------------------
+    def _add_param(self, name, shape, initializer, units=None):
+        value = initializers.get(initializer)(tuple(shape), self.rng, self.dtype, units)
+        self._params[name] = backend.xp().ascontiguousarray(backend.asarray(value, dtype=self.dtype))
+        return self._params[name]
+
+    def _require_built(self, what="backward"):
+        if not self.built or getattr(self, "_ctx", None) is None:
+            raise RuntimeError(f"{self.who}: {what} called before forward")
+
+
+def _declared_input_shape(kw, who):
+    """The per-example input shape from Keras's constructor arguments, or None."""
+    if kw.get("input_shape") is not None:
+        shape = kw["input_shape"]
+    elif kw.get("batch_input_shape") is not None:
+        shape = kw["batch_input_shape"][1:]
+    elif kw.get("input_dim") is not None:
+        shape = (kw["input_dim"],)
+    else:
+        return None
+    try:
+        shape = tuple(None if s is None else int(s) for s in shape)
+    except TypeError:
+        raise ValueError(f"{who}: input_shape must be a tuple or list such as [None, 1]; "
+                         f"got {shape!r}") from None
+    return shape
+
+
+class Wrapper(Layer):
+    """A layer made of other layers: its params and grads are its children's,
+    keyed ``"<child name>/<child key>"`` and holding the same arrays."""
+
+    def sublayers(self):
+        raise NotImplementedError
+
+    @property
+    def params(self):
+        return {f"{c.name}/{k}": v for c in self.sublayers() for k, v in c.params.items()}
+
+    @property
+    def grads(self):
+        return {f"{c.name}/{k}": v for c in self.sublayers() for k, v in c.grads.items()}
+
+    @property
+    def built(self):
+        children = self.sublayers()
+        return bool(children) and all(c.built for c in children)
+
+    @built.setter
+    def built(self, value):  # set by Layer.__init__; a wrapper is built when its children are
+        pass

@@ -1,0 +1,353 @@
+"""Recurrent layers: SimpleRNN, LSTM and GRU, with Keras's names and arguments.
+
+Each layer is a thin shell around a cell (the math of one step, ``rnnkit.cells``)
+and the BPTT loops (``rnnkit.bptt``).  The shell does what is the same for every
+recurrence: checking shapes, the input projection of all steps at once
+(XW = X U + b, one matrix product), direction (go_backwards), masks, initial and
+carried (stateful) states, variational dropout, and the input-side gradients
+after the reverse loop (dU = Xᵀ dXW, db = Σ dXW, dX = dXW Uᵀ).
+
+Shapes: x (N, T, D) -> output (N, T, H) with return_sequences, else (N, H).
+Internally everything is time-major (T, N, ·) so that each step is a contiguous slice.
+"""
+from __future__ import annotations
+
+from .. import backend, bptt, initializers, validation
+from ..cells import GRUCell, LSTMCell, SimpleCell
+from ..cells.base import flat
+from .base import Layer
+
+
+class Recurrent(Layer):
+    """What SimpleRNN, LSTM and GRU share.  Arguments as in Keras:
+
+    units                 H, the size of the hidden state
+    return_sequences      output every step's h_t (N, T, H) instead of the last (N, H)
+    return_state          also return the final states: [output, h_T] or [output, h_T, c_T]
+    go_backwards          process the sequence in reverse; with return_sequences the
+                          output stays in processing (reversed) order, as in Keras
+    stateful              the final states of one call start the next; reset_state() clears
+    dropout               variational dropout on the inputs: one mask per sequence
+    recurrent_dropout     variational dropout on h_{t-1} where it enters W
+    use_bias              add b (and GRU's b_rec)
+    kernel_initializer, recurrent_initializer, bias_initializer
+                          names from rnnkit.initializers ('glorot_uniform', 'orthogonal',
+                          'zeros', 'torch_uniform', ...)
+    zero_output_for_mask  with a mask and return_sequences, output zeros (instead of the
+                          carried state) at masked steps
+    dtype                 'float32' (default) or 'float64'
+    seed                  seed of this layer's initialization and dropout
+    """
+
+    cell_class = None
+
+    def __init__(self, units, *, activation="tanh", recurrent_activation="sigmoid",
+                 use_bias=True, kernel_initializer="glorot_uniform",
+                 recurrent_initializer="orthogonal", bias_initializer="zeros",
+                 dropout=0.0, recurrent_dropout=0.0, return_sequences=False,
+                 return_state=False, go_backwards=False, stateful=False,
+                 zero_output_for_mask=False, cell_kwargs=None, **kwargs):
+        super().__init__(**kwargs)
+        who = self.who
+        self.units = validation.positive_int(units, "units", who)
+        self.cell = self.cell_class(self.units, activation, recurrent_activation,
+                                    bool(use_bias), **(cell_kwargs or {}))
+        self.use_bias = bool(use_bias)
+        self.kernel_initializer = initializers.get(kernel_initializer, argument="kernel_initializer")
+        self.recurrent_initializer = initializers.get(recurrent_initializer,
+                                                      argument="recurrent_initializer")
+        self.bias_initializer = initializers.get(bias_initializer, argument="bias_initializer")
+        self.dropout = validation.rate(dropout, "dropout", who)
+        self.recurrent_dropout = validation.rate(recurrent_dropout, "recurrent_dropout", who)
+        self.return_sequences = bool(return_sequences)
+        self.return_state = bool(return_state)
+        self.go_backwards = bool(go_backwards)
+        self.stateful = bool(stateful)
+        self.zero_output_for_mask = bool(zero_output_for_mask)
+        self.states = None            # carried states of a stateful layer, [(N, size)]
+        self.final_states = None      # the final states of the last forward
+        self.initial_state_grads = None  # ∂L/∂(initial states) after backward
+        self.input_dim = None
+        self._ctx = None
+        self._dropout_masks = None
+        self.freeze_dropout = False   # reuse the last dropout masks (for gradient checks)
+        if self.input_shape is not None and self.input_shape[-1] is not None:
+            self.build(self.input_shape)
+
+    # -- shapes ------------------------------------------------------------------
+    @property
+    def state_sizes(self):
+        return self.cell.state_sizes
+
+    @property
+    def output_size(self):
+        return self.cell.output_size
+
+    def compute_output_shape(self, input_shape):
+        N, T = input_shape[0], input_shape[1]
+        out = (N, T, self.output_size) if self.return_sequences else (N, self.output_size)
+        if self.return_state:
+            return [out] + [(N, s) for s in self.state_sizes]
+        return out
+
+    # -- parameters ----------------------------------------------------------------
+    def build(self, input_shape):
+        D = input_shape[-1] if isinstance(input_shape, (tuple, list)) else int(input_shape)
+        self.input_dim = validation.positive_int(D, "the input feature size", self.who)
+        for name, shape in self.cell.param_shapes(self.input_dim).items():
+            self._add_param(name, shape, self._initializer_for(name), units=self.units)
+        self.built = True
+
+    def _initializer_for(self, name):
+        return {"U": self.kernel_initializer, "W": self.recurrent_initializer,
+                "P": self.kernel_initializer}.get(name, self.bias_initializer)
+
+    # -- state -----------------------------------------------------------------------
+    def reset_state(self, states=None):
+        """Forget the carried state of a stateful layer (or set it to ``states``)."""
+        if states is None:
+            self.states = None
+            return
+        self.states = self._check_states(states, None, "states")
+
+    reset_states = reset_state  # Keras 2's name
+
+    def _check_states(self, states, N, name):
+        if not isinstance(states, (list, tuple)):
+            states = [states]
+        sizes = self.state_sizes
+        if len(states) != len(sizes):
+            kinds = "[h, c]" if len(sizes) == 2 else "[h]"
+            raise ValueError(f"{self.who}: {name} must be a list of {len(sizes)} array(s) {kinds}; "
+                             f"got {len(states)}")
+        out = []
+        for k, (s, size) in enumerate(zip(states, sizes)):
+            s = validation.as_float_array(s, f"{name}[{k}]", self.who, self.dtype, ndim=2,
+                                          shape_doc=f" (batch, {size})")
+            if s.shape[1] != size or (N is not None and s.shape[0] != N):
+                raise ValueError(f"{self.who}: {name}[{k}] must have shape "
+                                 f"({N if N is not None else 'batch'}, {size}); "
+                                 f"got {tuple(s.shape)}")
+            out.append(s)
+        return out
+
+    def _initial_states(self, initial_state, N):
+        np_ = backend.xp()
+        if initial_state is not None:
+            return self._check_states(initial_state, N, "initial_state")
+        if self.stateful and self.states is not None:
+            if self.states[0].shape[0] != N:
+                raise ValueError(f"{self.who}: this stateful layer carries state for a batch of "
+                                 f"{self.states[0].shape[0]}; got a batch of {N}. Use batches of "
+                                 f"equal size, or call reset_state() first")
+            return self.states
+        return [np_.zeros((N, s), dtype=self.dtype) for s in self.state_sizes]
+
+    def _on_astype(self, dtype):
+        if self.states is not None:
+            self.states = [s.astype(dtype) for s in self.states]
+        self._ctx = None
+
+    # -- dropout -----------------------------------------------------------------------
+    def _draw_dropout_masks(self, N, training):
+        """One mask per sequence for the inputs and one for h_{t-1} (variational dropout)."""
+        if not training or (self.dropout == 0.0 and self.recurrent_dropout == 0.0):
+            return None, None
+        if self.freeze_dropout and self._dropout_masks is not None:
+            return self._dropout_masks
+
+        def draw(rate, width):
+            if rate == 0.0:
+                return None
+            keep = self.rng.random((N, width)) >= rate
+            return backend.asarray(keep / (1.0 - rate), dtype=self.dtype)
+
+        self._dropout_masks = (draw(self.dropout, self.input_dim),
+                               draw(self.recurrent_dropout, self.cell.recurrent_size))
+        return self._dropout_masks
+
+    # -- forward and backward ---------------------------------------------------------------
+    def forward(self, x, training=False, mask=None, initial_state=None):
+        x = validation.as_float_array(x, "x", self.who, self.dtype, ndim=3,
+                                      shape_doc=" (batch, time, features)",
+                                      features=self.input_dim)
+        if not self.built:
+            self.build(x.shape)
+        np_ = backend.xp()
+        N, T, D = x.shape
+        mask = validation.as_mask(mask, N, T, self.who)
+        s0 = self._initial_states(initial_state, N)
+        x_mask, rec_mask = self._draw_dropout_masks(N, training)
+
+        X = x.transpose(1, 0, 2)                                   # (T, N, D), time-major
+        m = None if mask is None else mask.T[:, :, None]           # (T, N, 1)
+        if self.go_backwards:
+            X = X[::-1]
+            m = None if m is None else m[::-1]
+        if x_mask is not None:
+            X = X * x_mask                                         # the same mask at every step
+        X2 = np_.ascontiguousarray(X).reshape(T * N, D)
+        p = self.params
+        xw = X2 @ p["U"]                                           # x_t U for all t: one product
+        if self.use_bias:
+            xw += p["b"]
+        xw = xw.reshape(T, N, self.cell.width)
+
+        trace = bptt.forward(self.cell, p, xw, s0, m, rec_mask)
+
+        final = [s[T] for s in trace.states]
+        self.final_states = final
+        if self.stateful:
+            self.states = [s.copy() for s in final]
+        self._ctx = (X2, trace, x_mask, m)
+
+        if self.return_sequences:
+            out = trace.states[0][1:]                              # (T, N, H)
+            if self.zero_output_for_mask and m is not None:
+                out = out * m
+            out = np_.ascontiguousarray(out.transpose(1, 0, 2))    # (N, T, H)
+            self.output_mask = mask
+        else:
+            out = final[0]
+            self.output_mask = None
+        return [out, *final] if self.return_state else out
+
+    def backward(self, dy):
+        self._require_built()
+        np_ = backend.xp()
+        X2, trace, x_mask, m = self._ctx
+        T, N = trace.T, trace.N
+        d_final = [None] * len(self.state_sizes)
+        if self.return_state:
+            dy, *d_states = dy
+            d_final = [None if d is None else np_.asarray(d, dtype=self.dtype) for d in d_states]
+        d_out = None
+        if dy is not None:
+            dy = np_.asarray(dy, dtype=self.dtype)
+            if self.return_sequences:
+                d_out = dy.transpose(1, 0, 2)                      # (T, N, H)
+                if self.zero_output_for_mask and m is not None:
+                    d_out = d_out * m
+            else:
+                d_final[0] = dy if d_final[0] is None else d_final[0] + dy
+
+        dxw, d_init = bptt.backward(self.cell, self.params, trace, d_out, d_final)
+
+        p, dA = self.params, flat(dxw)                             # (T*N, G)
+        grads = {"U": X2.T @ dA}                                   # Σ_t x_tᵀ ∂L/∂a_t
+        if self.use_bias:
+            grads["b"] = dA.sum(axis=0)
+        grads.update(self.cell.recurrent_grads(p, trace, dxw))
+        self._grads = {k: grads[k] for k in p}                     # keyed exactly like params
+        self.initial_state_grads = d_init
+
+        dX = (dA @ p["U"].T).reshape(T, N, -1)                     # ∂L/∂x_t = ∂L/∂a_t Uᵀ
+        if x_mask is not None:
+            dX *= x_mask
+        if self.go_backwards:
+            dX = dX[::-1]
+        return np_.ascontiguousarray(dX.transpose(1, 0, 2))        # (N, T, D)
+
+    # -- configuration -------------------------------------------------------------------
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            units=self.units,
+            activation=self.cell.activation.name,
+            use_bias=self.use_bias,
+            kernel_initializer=initializers.name_of(self.kernel_initializer),
+            recurrent_initializer=initializers.name_of(self.recurrent_initializer),
+            bias_initializer=initializers.name_of(self.bias_initializer),
+            dropout=self.dropout,
+            recurrent_dropout=self.recurrent_dropout,
+            return_sequences=self.return_sequences,
+            return_state=self.return_state,
+            go_backwards=self.go_backwards,
+            stateful=self.stateful,
+            zero_output_for_mask=self.zero_output_for_mask,
+        )
+        if self.input_dim is not None:
+            config["input_shape"] = [None, self.input_dim]
+        return config
+
+
+class SimpleRNN(Recurrent):
+    """The lecture's Elman RNN:  s_t = σ(x_t U + s_{t-1} W + b).
+
+    Parameters: U (D, H), W (H, H), b (H,).  ``activation``: tanh (default),
+    sigmoid, relu, linear, hard_sigmoid or softsign.  The math is in
+    ``rnnkit.cells.SimpleCell``.
+
+        >>> layer = SimpleRNN(20, return_sequences=True)
+        >>> y = layer(np.zeros((8, 50, 1), "float32"))      # (8, 50, 20)
+    """
+
+    cell_class = SimpleCell
+
+    def __init__(self, units, activation="tanh", **kwargs):
+        super().__init__(units, activation=activation, **kwargs)
+
+
+class LSTM(Recurrent):
+    """Long short-term memory.  Gates stacked i, f, g, o (the order of PyTorch and
+    Keras) in U (D, 4H), W (P, 4H), b (4H,); with ``proj_size`` P > 0 also
+    P (H, P) and h_t = (o ⊙ σ(c_t)) P, as PyTorch's projected LSTM.
+
+        i, f, o = ρ(...)   g = σ(...)   c_t = f ⊙ c_{t-1} + i ⊙ g   h_t = o ⊙ σ(c_t)
+
+    ``activation`` σ (tanh), ``recurrent_activation`` ρ (sigmoid),
+    ``unit_forget_bias`` starts the forget gate's bias at 1 (Keras's default).
+    States: [h, c].  The math and its reverse step are in ``rnnkit.cells.LSTMCell``.
+    """
+
+    cell_class = LSTMCell
+
+    def __init__(self, units, activation="tanh", recurrent_activation="sigmoid",
+                 unit_forget_bias=True, proj_size=0, **kwargs):
+        proj = validation.positive_int(proj_size, "proj_size", type(self).__name__) \
+            if proj_size else 0
+        if proj and proj >= units:
+            raise ValueError(f"LSTM: proj_size must be smaller than units ({units}); got {proj}")
+        self.unit_forget_bias = bool(unit_forget_bias)
+        self.proj_size = proj
+        super().__init__(units, activation=activation, recurrent_activation=recurrent_activation,
+                         cell_kwargs={"proj_size": proj}, **kwargs)
+
+    def build(self, input_shape):
+        super().build(input_shape)
+        if self.use_bias and self.unit_forget_bias:
+            H = self.units
+            self._params["b"][H:2 * H] += 1.0
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(recurrent_activation=self.cell.recurrent_activation.name,
+                      unit_forget_bias=self.unit_forget_bias, proj_size=self.proj_size)
+        return config
+
+
+class GRU(Recurrent):
+    """Gated recurrent unit.  Gates stacked z, r, n (Keras's z, r, h order) in
+    U (D, 3H), W (H, 3H), b (3H,); with ``reset_after=True`` (the default, as in
+    Keras 3, PyTorch and cuDNN) also the recurrent bias b_rec (3H,):
+
+        z = ρ(x_z + h_z)   r = ρ(x_r + h_r)   n = σ(x_n + r ⊙ (h_{t-1} W_n + b_rec_n))
+        h_t = z ⊙ h_{t-1} + (1 - z) ⊙ n
+
+    ``reset_after=False`` applies r before the product: n = σ(x_n + (r ⊙ h_{t-1}) W_n).
+    The math and its reverse step are in ``rnnkit.cells.GRUCell``.
+    """
+
+    cell_class = GRUCell
+
+    def __init__(self, units, activation="tanh", recurrent_activation="sigmoid",
+                 reset_after=True, **kwargs):
+        self.reset_after = bool(reset_after)
+        super().__init__(units, activation=activation, recurrent_activation=recurrent_activation,
+                         cell_kwargs={"reset_after": self.reset_after}, **kwargs)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(recurrent_activation=self.cell.recurrent_activation.name,
+                      reset_after=self.reset_after)
+        return config

@@ -1,0 +1,209 @@
+"""Models: containers of layers that keep the layer contract (forward/backward,
+params/grads) and add training (``compile``/``fit``, see ``rnnkit.training``).
+
+    Sequential   Keras's Sequential: a list of layers, each feeding the next
+    RNNStack     stacked recurrent layers called the way PyTorch's nn.RNN/LSTM/GRU are
+"""
+from __future__ import annotations
+
+from . import backend
+from .layers import Bidirectional, Dropout, Layer, Recurrent, Wrapper
+
+
+class Model(Wrapper):
+    """Base class of rnnkit's models."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+
+    def _check_child(self, layer, existing):
+        if not isinstance(layer, Layer):
+            raise TypeError(f"{self.who}: layers must be rnnkit layers; got {type(layer).__name__}")
+        if any(layer.name == other.name for other in existing):
+            raise ValueError(f"{self.who}: two layers are named {layer.name!r}; "
+                             f"layer names must be unique within a model")
+
+
+class Sequential(Model):
+    """A linear stack of layers, as Keras's ``Sequential``::
+
+        model = Sequential([
+            SimpleRNN(20, return_sequences=True, input_shape=[None, 1]),
+            SimpleRNN(20),
+            Dense(1),
+        ])
+
+    Masks propagate from layer to layer (Embedding(mask_zero=True), Masking).
+    """
+
+    def __init__(self, layers=None, **kwargs):
+        super().__init__(**kwargs)
+        self.layers = []
+        for layer in layers or []:
+            self.add(layer)
+
+    def add(self, layer):
+        self._check_child(layer, self.layers)
+        if getattr(layer, "return_state", False):
+            raise ValueError(f"{self.who}: layer {layer.name!r} has return_state=True, which "
+                             f"gives several outputs; Sequential models pass one output on")
+        self.layers.append(layer)
+
+    def sublayers(self):
+        return list(self.layers)
+
+    def forward(self, x, training=False, mask=None):
+        if not self.layers:
+            raise ValueError(f"{self.who} has no layers; add some first")
+        for layer in self.layers:
+            x = layer.forward(x, training=training, mask=mask)
+            mask = layer.output_mask
+        self.output_mask = mask
+        return x
+
+    def backward(self, dy):
+        for layer in reversed(self.layers):
+            if dy is None:
+                raise RuntimeError(f"{self.who}: layer {layer.name!r} gives no input gradient, "
+                                   f"so nothing can flow back to the layers before it")
+            dy = layer.backward(dy)
+        return dy
+
+    def compute_output_shape(self, input_shape):
+        for layer in self.layers:
+            input_shape = layer.compute_output_shape(input_shape)
+        return input_shape
+
+    def get_config(self):
+        config = super().get_config()
+        config["layers"] = [{"class_name": type(l).__name__, "config": l.get_config()}
+                            for l in self.layers]
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        from .layers import deserialize
+        config = dict(config)
+        layers = [deserialize(spec) for spec in config.pop("layers", [])]
+        return cls(layers, **config)
+
+
+class RNNStack(Model):
+    """Stacked recurrent layers with PyTorch's calling convention::
+
+        output, h_n = stack(x, h_0)                 # SimpleRNN, GRU
+        output, (h_n, c_n) = stack(x, (h_0, c_0))   # LSTM
+
+    x is (N, T, D) with ``batch_first=True``, else (T, N, D); output has the same
+    layout; h_n is (num_layers * num_directions, N, H_out), layer-major as in
+    PyTorch.  ``layers`` are recurrent layers (or Bidirectional ones) built with
+    return_sequences=True and return_state=True; ``dropout`` is applied between
+    layers in training, as PyTorch's ``dropout`` argument.  A (N, T) ``mask`` makes
+    it behave like PyTorch with packed sequences of those lengths.
+
+    ``backward(dy)`` takes dy in the same structure as the output,
+    (d_output, d_h_n) or (d_output, (d_h_n, d_c_n)); either part may be None.
+    """
+
+    def __init__(self, layers, batch_first=True, dropout=0.0, **kwargs):
+        super().__init__(**kwargs)
+        self.layers = []
+        for layer in layers:
+            self._check_child(layer, self.layers)
+            core = layer.forward_layer if isinstance(layer, Bidirectional) else layer
+            if not isinstance(core, Recurrent) or not (layer.return_sequences and layer.return_state):
+                raise ValueError(f"{self.who}: every layer must be recurrent with "
+                                 f"return_sequences=True and return_state=True; "
+                                 f"{layer.name!r} is not")
+            self.layers.append(layer)
+        if not self.layers:
+            raise ValueError(f"{self.who}: needs at least one layer")
+        self.batch_first = bool(batch_first)
+        self.dropouts = [Dropout(dropout, name=f"{self.name}_dropout_{i}", dtype=layers[0].dtype)
+                         for i in range(len(self.layers) - 1)]
+        self.is_lstm = len(self._core(self.layers[0]).state_sizes) == 2
+        self.initial_state_grads = None
+        self._ctx = None
+
+    @staticmethod
+    def _core(layer):
+        return layer.forward_layer if isinstance(layer, Bidirectional) else layer
+
+    @property
+    def num_directions(self):
+        return 2 if isinstance(self.layers[0], Bidirectional) else 1
+
+    def sublayers(self):
+        return list(self.layers)
+
+    def forward(self, x, h0=None, training=False, mask=None):
+        np_ = backend.xp()
+        if not hasattr(x, "shape"):
+            x = np_.asarray(x)
+        if x.ndim == 3 and not self.batch_first:
+            x = x.transpose(1, 0, 2)
+        D = self.num_directions
+        states0 = None
+        if h0 is not None:
+            parts = list(h0) if self.is_lstm else [h0]     # each (L*D, N, size)
+            if self.is_lstm and len(parts) != 2:
+                raise ValueError(f"{self.who}: the initial state of an LSTM stack is (h_0, c_0)")
+            states0 = parts
+        finals = []
+        for i, layer in enumerate(self.layers):
+            init = None
+            if states0 is not None:
+                init = [s[i * D + d] for d in range(D) for s in states0]
+            out = layer.forward(x, training=training, mask=mask, initial_state=init)
+            x, states = out[0], out[1:]
+            finals.append(states)
+            if i < len(self.dropouts):
+                x = self.dropouts[i].forward(x, training=training)
+        n_state = 2 if self.is_lstm else 1
+        stacked = [np_.stack([f[d * n_state + k] for f in finals for d in range(D)])
+                   for k in range(n_state)]
+        y = x if self.batch_first else x.transpose(1, 0, 2)
+        self._ctx = (n_state, D)
+        return (y, tuple(stacked)) if self.is_lstm else (y, stacked[0])
+
+    def backward(self, dy):
+        if self._ctx is None:
+            raise RuntimeError(f"{self.who}: backward called before forward")
+        n_state, D = self._ctx
+        d_out, d_final = dy
+        if d_out is not None and not self.batch_first:
+            d_out = d_out.transpose(1, 0, 2)
+        parts = None
+        if d_final is not None:
+            parts = list(d_final) if self.is_lstm else [d_final]
+        d_init = []
+        for i in range(len(self.layers) - 1, -1, -1):
+            layer = self.layers[i]
+            d_states = [None] * (n_state * D)
+            if parts is not None:
+                d_states = [None if p is None else p[i * D + d] for d in range(D) for p in parts]
+            if i < len(self.dropouts) and d_out is not None:
+                d_out = self.dropouts[i].backward(d_out)
+            d_out = layer.backward([d_out, *d_states])
+            d_init.append(layer.initial_state_grads)
+        d_init.reverse()
+        np_ = backend.xp()
+        grads0 = [np_.stack([g[d * n_state + k] for g in d_init for d in range(D)])
+                  for k in range(n_state)]
+        self.initial_state_grads = tuple(grads0) if self.is_lstm else grads0[0]
+        return d_out if self.batch_first else d_out.transpose(1, 0, 2)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(batch_first=self.batch_first,
+                      dropout=self.dropouts[0].rate if self.dropouts else 0.0,
+                      layers=[{"class_name": type(l).__name__, "config": l.get_config()}
+                              for l in self.layers])
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        from .layers import deserialize
+        config = dict(config)
+        layers = [deserialize(spec) for spec in config.pop("layers")]
+        return cls(layers, **config)
