@@ -59,8 +59,10 @@ def gradcheck(model, x, *, mask=None, initial_state=None, training=False, eps=1e
     for layer in m.walk():
         if hasattr(layer, "freeze_dropout"):
             layer.freeze_dropout = True
-        if getattr(layer, "stateful", False) and getattr(layer, "states", None) is not None:
-            stateful.append((layer, [s.copy() for s in layer.states]))
+        if getattr(layer, "stateful", False) and hasattr(layer, "states"):
+            # every evaluation starts from the carried state as it is now (None: zeros)
+            kept = None if layer.states is None else [s.copy() for s in layer.states]
+            stateful.append((layer, kept))
 
     np_ = backend.xp()
     x = np_.asarray(x)
@@ -76,7 +78,7 @@ def gradcheck(model, x, *, mask=None, initial_state=None, training=False, eps=1e
 
     def run(xin, state):
         for layer, states in stateful:
-            layer.states = [s.copy() for s in states]
+            layer.states = None if states is None else [s.copy() for s in states]
         if state is None:
             return m.forward(xin, **kwargs)
         key = "h0" if _accepts_h0(m) else "initial_state"

@@ -134,7 +134,9 @@ class RNNStack(Model):
         return 2 if isinstance(self.layers[0], Bidirectional) else 1
 
     def sublayers(self):
-        return list(self.layers)
+        # the dropouts between layers are children too (no parameters), so that walk()
+        # reaches them: astype() converts them and gradcheck fixes their masks
+        return list(self.layers) + list(self.dropouts)
 
     def forward(self, x, h0=None, training=False, mask=None):
         np_ = backend.xp()

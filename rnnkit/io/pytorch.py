@@ -76,7 +76,8 @@ def from_torch(module, *, name=None) -> RNNStack:
         for d in range(dirs):
             sfx = f"_l{k}" + ("_reverse" if d else "")
             common = dict(return_sequences=True, return_state=True, use_bias=module.bias,
-                          dtype=dtype, go_backwards=bool(d), name=f"{kind.lower()}_l{k}")
+                          dtype=dtype, go_backwards=bool(d),
+                          name=("backward_" if d else "") + f"{kind.lower()}_l{k}")
             if kind == "RNN":
                 act = "relu" if module.nonlinearity == "relu" else "tanh"
                 layer = SimpleRNN(H, activation=act, **common)

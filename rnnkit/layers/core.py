@@ -147,21 +147,25 @@ class Dropout(Layer):
         if not training or self.rate == 0.0:
             self._ctx = ("identity",)
             return x
-        if not (self.freeze_dropout and self._keep is not None):
-            shape = x.shape
-            if self.noise_shape is not None:
-                if len(self.noise_shape) != x.ndim:
-                    raise ValueError(f"{self.who}: noise_shape {self.noise_shape} must have one "
-                                     f"entry per axis of x (shape {tuple(x.shape)})")
-                shape = tuple(s if n is None else n for n, s in zip(self.noise_shape, x.shape))
+        shape = tuple(x.shape)
+        if self.noise_shape is not None:
+            if len(self.noise_shape) != x.ndim:
+                raise ValueError(f"{self.who}: noise_shape {self.noise_shape} must have one "
+                                 f"entry per axis of x (shape {tuple(x.shape)})")
+            shape = tuple(s if n is None else n for n, s in zip(self.noise_shape, x.shape))
+        if not (self.freeze_dropout and self._keep is not None
+                and tuple(self._keep.shape) == shape):
             keep = self.rng.random(shape) >= self.rate
-            self._keep = backend.asarray(keep / (1.0 - self.rate), dtype=self.dtype)
+            self._keep = backend.asarray(keep / (1.0 - self.rate), dtype=dtype)  # x's dtype
         self._ctx = ("mask",)
         return x * self._keep
 
     def backward(self, dy):
         self._require_built()
         return dy if self._ctx[0] == "identity" else dy * self._keep
+
+    def _on_astype(self, dtype):
+        self._keep = None                    # redrawn in the new dtype
 
     def get_config(self):
         config = super().get_config()

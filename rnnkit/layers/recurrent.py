@@ -147,14 +147,17 @@ class Recurrent(Layer):
         if self.states is not None:
             self.states = [s.astype(dtype) for s in self.states]
         self._ctx = None
+        self._dropout_masks = None           # redrawn in the new dtype
 
     # -- dropout -----------------------------------------------------------------------
     def _draw_dropout_masks(self, N, training):
         """One mask per sequence for the inputs and one for h_{t-1} (variational dropout)."""
         if not training or (self.dropout == 0.0 and self.recurrent_dropout == 0.0):
             return None, None
-        if self.freeze_dropout and self._dropout_masks is not None:
-            return self._dropout_masks
+        frozen = self._dropout_masks
+        if self.freeze_dropout and frozen is not None and \
+                all(k is None or k.shape[0] == N for k in frozen):
+            return frozen                    # the masks of the last draw, for this batch size
 
         def draw(rate, width):
             if rate == 0.0:
