@@ -3,18 +3,22 @@ hand-written backpropagation through time, in NumPy.
 
     from rnnkit import Sequential, SimpleRNN, LSTM, GRU, Dense
 """
-from . import backend, bptt, cells, initializers
+from . import backend, bptt, callbacks, cells, initializers, losses, metrics, optim
 from .backend import set_backend, set_floatx
 from .gradcheck import gradcheck
 from .layers import (GRU, LSTM, Bidirectional, Dense, Dropout, Embedding, Layer, Masking,
-                     SimpleRNN, TimeDistributed)
+                     RepeatVector, SimpleRNN, TimeDistributed)
+from .io.saving import load_model
 from .models import Model, RNNStack, Sequential
 from .seeding import set_seed
+from .seq2seq import EncoderDecoder, shift_targets
 
 __version__ = "0.1.0"
 
 __all__ = [
     "SimpleRNN", "LSTM", "GRU", "Dense", "Embedding", "Bidirectional", "TimeDistributed",
-    "Dropout", "Masking", "Layer", "Model", "Sequential", "RNNStack", "gradcheck", "set_seed",
-    "set_backend", "set_floatx", "backend", "bptt", "cells", "initializers",
+    "Dropout", "Masking", "RepeatVector", "Layer", "Model", "Sequential", "RNNStack",
+    "EncoderDecoder", "shift_targets", "gradcheck", "set_seed",
+    "set_backend", "set_floatx", "backend", "bptt", "cells", "initializers", "losses",
+    "metrics", "optim", "callbacks", "load_model",
 ]

@@ -65,10 +65,15 @@ def gradcheck(model, x, *, mask=None, initial_state=None, training=False, eps=1e
             stateful.append((layer, kept))
 
     np_ = backend.xp()
-    x = np_.asarray(x)
-    float_input = np.dtype(x.dtype).kind == "f"
-    if float_input:
-        x = x.astype(np.float64)
+
+    def as64(a):
+        a = np_.asarray(a)
+        return a.astype(np.float64) if np.dtype(a.dtype).kind == "f" else a
+
+    # a model with several inputs (e.g. EncoderDecoder) reports the gradient of the first
+    x = tuple(as64(a) for a in x) if isinstance(x, (list, tuple)) else as64(x)
+    x_first = x[0] if isinstance(x, tuple) else x
+    float_input = np.dtype(x_first.dtype).kind == "f"
     kwargs = dict(forward_kwargs, training=training)
     if mask is not None:
         kwargs["mask"] = mask
@@ -105,7 +110,7 @@ def gradcheck(model, x, *, mask=None, initial_state=None, training=False, eps=1e
 
     targets = {k: v for k, v in m.params.items()}
     if "input" in analytic:
-        targets["input"] = x
+        targets["input"] = x_first
     if d_h0 is not None:
         for i, s in enumerate(_flatten(h0)):
             targets[f"initial_state[{i}]"] = s

@@ -11,10 +11,66 @@ from .layers import Bidirectional, Dropout, Layer, Recurrent, Wrapper
 
 
 class Model(Wrapper):
-    """Base class of rnnkit's models."""
+    """Base class of rnnkit's models: the layer contract plus Keras's training API
+    (compile, fit, evaluate, predict), summary() and save()."""
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
+        self.compiled = False
+        self.loss = self.optimizer = None
+        self.metrics = []
+        self.stop_training = False
+        self.history = None
+
+    # -- training (rnnkit.training holds the loops) ---------------------------------------
+    def compile(self, loss, optimizer="adam", metrics=None, time_reduction=None, **loss_kwargs):
+        """Choose the loss (a name or rnnkit.losses.Loss), the optimizer (a name or
+        rnnkit.optim.Optimizer) and metrics.  ``time_reduction``: 'sum' (the lecture's
+        L = Σ_t L_t, default) or 'mean' over the steps of each sequence."""
+        from . import training
+        training.compile_model(self, loss, optimizer, metrics, time_reduction, **loss_kwargs)
+        return self
+
+    def fit(self, x, y, batch_size=32, epochs=1, verbose=1, callbacks=None,
+            validation_split=0.0, validation_data=None, shuffle=True, initial_epoch=0,
+            tbptt=None, sample_weight=None):
+        """Train; returns a History.  ``tbptt=k`` or ``(k1, k2)`` trains with truncated BPTT."""
+        from . import training
+        return training.fit(self, x, y, batch_size=batch_size, epochs=epochs, verbose=verbose,
+                            callbacks=callbacks, validation_split=validation_split,
+                            validation_data=validation_data, shuffle=shuffle,
+                            initial_epoch=initial_epoch, tbptt=tbptt,
+                            sample_weight=sample_weight)
+
+    def evaluate(self, x, y, batch_size=32, verbose=0, sample_weight=None, return_dict=False):
+        from . import training
+        return training.evaluate(self, x, y, sample_weight=sample_weight, batch_size=batch_size,
+                                 verbose=verbose, return_dict=return_dict)
+
+    def predict(self, x, batch_size=32, verbose=0):
+        from . import training
+        return training.predict(self, x, batch_size=batch_size, verbose=verbose)
+
+    def train_on_batch(self, x, y, sample_weight=None):
+        """One update on one batch; returns the step record (loss, grad_norm, clipped, lr)."""
+        from . import training
+        if not self.compiled:
+            raise RuntimeError(f"{self.who}: call compile(...) before train_on_batch")
+        return training.train_step(self, x, y, sample_weight)[0]
+
+    # -- files ----------------------------------------------------------------------------
+    def save(self, path, include_optimizer=True):
+        """Write the model to ``path`` (see rnnkit.io.saving): safe (no pickle) and atomic."""
+        from .io.saving import save_model
+        return save_model(self, path, include_optimizer=include_optimizer)
+
+    def summary(self, print_fn=print, line_length=80):
+        """A table of layers, output shapes and parameter counts, as Keras prints it."""
+        from .summary import summary_lines
+        text = "\n".join(summary_lines(self, line_length))
+        if print_fn is not None:
+            print_fn(text)
+        return text
 
     def _check_child(self, layer, existing):
         if not isinstance(layer, Layer):
@@ -48,6 +104,21 @@ class Sequential(Model):
             raise ValueError(f"{self.who}: layer {layer.name!r} has return_state=True, which "
                              f"gives several outputs; Sequential models pass one output on")
         self.layers.append(layer)
+        self._build_known_shapes()
+
+    def _build_known_shapes(self):
+        """As in Keras: once the first layer knows its input shape, every layer can be
+        built (its weights created) before any data arrives, so summary() counts them."""
+        from .summary import _input_shape
+        shape = _input_shape(self)
+        for layer in self.layers:
+            if shape is None:
+                return
+            if not layer.built:
+                layer.build(shape)
+            shape = layer.compute_output_shape(shape)
+            if isinstance(shape, list):
+                return
 
     def sublayers(self):
         return list(self.layers)
@@ -209,3 +280,17 @@ class RNNStack(Model):
         config = dict(config)
         layers = [deserialize(spec) for spec in config.pop("layers")]
         return cls(layers, **config)
+
+
+MODEL_CLASSES = {"Sequential": Sequential, "RNNStack": RNNStack}
+
+
+def deserialize_model(spec):
+    """A model from ``{"class_name": ..., "config": ...}`` as written by save()."""
+    from .seq2seq import EncoderDecoder
+    MODEL_CLASSES.setdefault("EncoderDecoder", EncoderDecoder)
+    cls = MODEL_CLASSES.get(spec.get("class_name"))
+    if cls is None:
+        raise ValueError(f"unknown model class {spec.get('class_name')!r}; "
+                         f"known: {sorted(MODEL_CLASSES)}")
+    return cls.from_config(spec["config"])

@@ -1,11 +1,12 @@
 """Layers with Keras's names and arguments, each with forward() and backward()."""
 from .base import Layer, Wrapper
-from .core import Dense, Dropout, Embedding, Masking
+from .core import Dense, Dropout, Embedding, Masking, RepeatVector
 from .recurrent import GRU, LSTM, Recurrent, SimpleRNN
 from .wrappers import Bidirectional, TimeDistributed
 
 LAYER_CLASSES = {cls.__name__: cls for cls in (SimpleRNN, LSTM, GRU, Dense, Embedding, Dropout,
-                                               Masking, Bidirectional, TimeDistributed)}
+                                               Masking, RepeatVector, Bidirectional,
+                                               TimeDistributed)}
 
 
 def deserialize(spec):
@@ -20,4 +21,4 @@ def deserialize(spec):
 
 
 __all__ = ["Layer", "Wrapper", "Recurrent", "SimpleRNN", "LSTM", "GRU", "Dense", "Embedding",
-           "Dropout", "Masking", "Bidirectional", "TimeDistributed", "deserialize"]
+           "Dropout", "Masking", "RepeatVector", "Bidirectional", "TimeDistributed", "deserialize"]

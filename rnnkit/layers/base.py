@@ -90,6 +90,13 @@ class Layer:
         """Direct children (containers and wrappers override)."""
         return []
 
+    def trainable_params(self) -> dict:
+        """The parameters an optimizer updates (none if ``trainable`` is False)."""
+        return dict(self.params) if self.trainable else {}
+
+    def trainable_grads(self) -> dict:
+        return {k: self.grads[k] for k in self.trainable_params()}
+
     def walk(self):
         """This layer and every layer inside it, depth first."""
         yield self
@@ -201,6 +208,12 @@ class Wrapper(Layer):
     @property
     def grads(self):
         return {f"{c.name}/{k}": v for c in self.sublayers() for k, v in c.grads.items()}
+
+    def trainable_params(self):
+        if not self.trainable:
+            return {}
+        return {f"{c.name}/{k}": v for c in self.sublayers()
+                for k, v in c.trainable_params().items()}
 
     @property
     def built(self):

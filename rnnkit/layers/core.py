@@ -204,4 +204,34 @@ class Masking(Layer):
         return config
 
 
-__all__ = ["Dense", "Embedding", "Dropout", "Masking"]
+__all__ = ["Dense", "Embedding", "Dropout", "Masking", "RepeatVector"]
+
+
+class RepeatVector(Layer):
+    """(N, D) -> (N, n, D): the same vector at every step, to feed a vector to a
+    recurrent layer (the lecture's vector-to-sequence configuration)."""
+
+    def __init__(self, n, **kwargs):
+        super().__init__(**kwargs)
+        self.n = validation.positive_int(n, "n", self.who)
+        self.built = True
+        self._ctx = None
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], self.n) + tuple(input_shape[1:])
+
+    def forward(self, x, training=False, mask=None):
+        x = validation.as_float_array(x, "x", self.who, self.dtype, ndim=2,
+                                      shape_doc=" (batch, features)")
+        self._ctx = True
+        self.output_mask = None
+        return backend.xp().repeat(x[:, None, :], self.n, axis=1)
+
+    def backward(self, dy):
+        self._require_built()
+        return dy.sum(axis=1)                          # the vector fed every step
+
+    def get_config(self):
+        config = super().get_config()
+        config["n"] = self.n
+        return config

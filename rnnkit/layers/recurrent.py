@@ -143,6 +143,13 @@ class Recurrent(Layer):
             return self.states
         return [np_.zeros((N, s), dtype=self.dtype) for s in self.state_sizes]
 
+    def state_at(self, step):
+        """The states after ``step`` steps of the last forward pass (0: the initial states),
+        in processing order; truncated BPTT restarts from these."""
+        if self._ctx is None:
+            raise RuntimeError(f"{self.who}: state_at called before forward")
+        return [s[step].copy() for s in self._ctx[1].states]
+
     def _on_astype(self, dtype):
         if self.states is not None:
             self.states = [s.astype(dtype) for s in self.states]

@@ -1,0 +1,230 @@
+"""The encoder–decoder (sequence-to-sequence) model of the lecture's translation
+example, and its vector-to-sequence variant.
+
+    encoder:  s = final state of a recurrent stack over the source x_1 .. x_S
+              (or, with source="vector", s = tanh(v B + d): a vector as the initial state)
+    decoder:  h_0 = s,   h_t = cell(E[y_{t-1}], h_{t-1}),   p(y_t | y_<t, x) = softmax(h_t V + c)
+
+Training uses teacher forcing: the decoder reads the true previous target token,
+``fit([source, target_in], target_out)`` with ``target_in = target[:, :-1]`` and
+``target_out = target[:, 1:]`` (see ``shift_targets``); id 0 is padding and counts
+for nothing.  ``generate`` decodes greedily or with beam search.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from . import backend, validation
+from .layers import GRU, LSTM, Dense, Embedding, SimpleRNN
+from .models import Model
+
+CELLS = {"rnn": SimpleRNN, "simple": SimpleRNN, "lstm": LSTM, "gru": GRU}
+
+
+def shift_targets(target):
+    """(target_in, target_out) for teacher forcing from targets that start with the
+    start token: the decoder reads target[:, :-1] and predicts target[:, 1:]."""
+    target = np.asarray(target)
+    return target[:, :-1], target[:, 1:]
+
+
+class EncoderDecoder(Model):
+    """An encoder–decoder RNN.
+
+    source_vocab   size of the source vocabulary (source="tokens"), id 0 = padding
+    target_vocab   size of the target vocabulary, id 0 = padding
+    units, embed_dim, num_layers, cell ('lstm', 'gru' or 'rnn')
+    source         "tokens" (a sequence of ids) or "vector" (a (N, source_dim) vector that
+                   becomes the decoder's initial state: vector-to-sequence)
+    start_id, end_id   the tokens that begin and end a target sequence
+
+    ``forward((source, target_in))`` returns logits (N, T, target_vocab); compile with
+    ``loss="sparse_categorical_crossentropy", from_logits=True, ignore_class=0``.
+    """
+
+    def __init__(self, source_vocab=None, target_vocab=None, units=128, embed_dim=64,
+                 num_layers=1, cell="lstm", source="tokens", source_dim=None, start_id=1,
+                 end_id=2, **kwargs):
+        super().__init__(**kwargs)
+        who = self.who
+        self.cell = validation.choice(cell, "cell", who, tuple(CELLS))
+        self.source = validation.choice(source, "source", who, ("tokens", "vector"))
+        self.units = validation.positive_int(units, "units", who)
+        self.embed_dim = validation.positive_int(embed_dim, "embed_dim", who)
+        self.num_layers = validation.positive_int(num_layers, "num_layers", who)
+        self.target_vocab = validation.positive_int(target_vocab, "target_vocab", who)
+        self.start_id, self.end_id = int(start_id), int(end_id)
+        for name, tok in (("start_id", self.start_id), ("end_id", self.end_id)):
+            if not 0 < tok < self.target_vocab:
+                raise ValueError(f"{who}: {name} must be a token id in [1, {self.target_vocab}); "
+                                 f"got {tok}")
+        Cell = CELLS[self.cell]
+        dt = self.dtype
+        self.n_states = 2 if Cell is LSTM else 1
+        if self.source == "tokens":
+            self.source_vocab = validation.positive_int(source_vocab, "source_vocab", who)
+            self.source_dim = None
+            self.source_embedding = Embedding(self.source_vocab, self.embed_dim, mask_zero=True,
+                                              name="source_embedding", dtype=dt)
+            self.encoders = [Cell(self.units, return_sequences=True, return_state=True,
+                                  name=f"encoder_{i}", dtype=dt) for i in range(self.num_layers)]
+            self.bridges = []
+        else:
+            self.source_vocab = None
+            self.source_dim = validation.positive_int(source_dim, "source_dim", who)
+            self.source_embedding = None
+            self.encoders = []
+            self.bridges = [Dense(self.units, activation="tanh", name=f"bridge_{i}_{k}",
+                                  input_shape=[self.source_dim], dtype=dt)
+                            for i in range(self.num_layers) for k in range(self.n_states)]
+        self.target_embedding = Embedding(self.target_vocab, self.embed_dim, mask_zero=True,
+                                          name="target_embedding", dtype=dt)
+        self.decoders = [Cell(self.units, return_sequences=True, return_state=True,
+                              name=f"decoder_{i}", dtype=dt) for i in range(self.num_layers)]
+        self.head = Dense(self.target_vocab, name="head", dtype=dt)
+        self.layers = self.sublayers()
+        self._ctx = None
+
+    def sublayers(self):
+        pre = [self.source_embedding] + self.encoders if self.source == "tokens" else self.bridges
+        return pre + [self.target_embedding] + self.decoders + [self.head]
+
+    # -- the two halves ---------------------------------------------------------------------
+    def encode(self, source, training=False):
+        """The decoder's initial states, one list per layer."""
+        if self.source == "vector":
+            s = self.bridges
+            return [[s[i * self.n_states + k].forward(source, training=training)
+                     for k in range(self.n_states)] for i in range(self.num_layers)]
+        h = self.source_embedding.forward(source, training=training)
+        mask = self.source_embedding.output_mask
+        states = []
+        for enc in self.encoders:
+            out = enc.forward(h, training=training, mask=mask)
+            h, st = out[0], out[1:]
+            states.append(st)
+        return states
+
+    def _decode(self, target_in, states, training=False):
+        d = self.target_embedding.forward(target_in, training=training)
+        mask = self.target_embedding.output_mask
+        new_states = []
+        for dec, s0 in zip(self.decoders, states):
+            out = dec.forward(d, training=training, mask=mask, initial_state=s0)
+            d, st = out[0], out[1:]
+            new_states.append(st)
+        return self.head.forward(d, training=training), mask, new_states
+
+    # -- the layer contract --------------------------------------------------------------------
+    def _split(self, x):
+        if not isinstance(x, (list, tuple)) or len(x) != 2:
+            raise ValueError(f"{self.who}: the input must be (source, target_in); got "
+                             f"{validation.describe(x)}")
+        return x
+
+    def forward(self, x, training=False, mask=None):
+        source, target_in = self._split(x)
+        states = self.encode(source, training=training)
+        logits, dmask, _ = self._decode(target_in, states, training=training)
+        self.output_mask = dmask
+        self._ctx = True
+        return logits
+
+    def backward(self, dy):
+        if self._ctx is None:
+            raise RuntimeError(f"{self.who}: backward called before forward")
+        d = self.head.backward(dy)
+        d_init = []
+        for dec in reversed(self.decoders):
+            d = dec.backward([d] + [None] * self.n_states)
+            d_init.append(dec.initial_state_grads)
+        d_init.reverse()
+        self.target_embedding.backward(d)
+        if self.source == "vector":
+            dv = 0.0
+            for i in range(self.num_layers):
+                for k in range(self.n_states):
+                    dv = dv + self.bridges[i * self.n_states + k].backward(d_init[i][k])
+            return dv
+        dh = None
+        for enc, ds in zip(reversed(self.encoders), reversed(d_init)):
+            dh = enc.backward([dh, *ds])
+        self.source_embedding.backward(dh)
+        return None
+
+    # -- decoding ------------------------------------------------------------------------------
+    def _step(self, tokens, states):
+        """One decoder step for a batch of previous tokens: (log-probs (B, V), new states)."""
+        logits, _, states = self._decode(tokens[:, None], states)
+        z = backend.to_numpy(logits[:, 0]).astype(np.float64)
+        z -= z.max(axis=-1, keepdims=True)
+        return z - np.log(np.exp(z).sum(axis=-1, keepdims=True)), states
+
+    def generate(self, source, max_length=50, method="greedy", beam_width=4, length_penalty=0.0):
+        """Decoded target ids for each source, without the start token and ending at (and
+        excluding) the end token.  method: "greedy" or "beam" (``beam_width`` beams,
+        scores divided by length ** length_penalty)."""
+        validation.choice(method, "method", self.who, ("greedy", "beam"))
+        states = self.encode(source)
+        N = states[0][0].shape[0]
+        if method == "greedy":
+            tokens = np.full(N, self.start_id)
+            out = np.zeros((N, max_length), dtype=np.int64)
+            done = np.zeros(N, dtype=bool)
+            for t in range(max_length):
+                logp, states = self._step(tokens, states)
+                tokens = np.where(done, 0, logp.argmax(axis=-1))
+                out[:, t] = tokens
+                done |= tokens == self.end_id
+                if done.all():
+                    break
+            return [self._trim(row) for row in out]
+        return self._beam_search(states, N, max_length, beam_width, length_penalty)
+
+    def _trim(self, row):
+        row = list(int(t) for t in row)
+        return row[:row.index(self.end_id)] if self.end_id in row else [t for t in row if t]
+
+    def _beam_search(self, states, N, max_length, B, alpha):
+        np_ = backend.xp()
+        rep = np.repeat(np.arange(N), B)                             # (N*B,) source of each beam
+        states = [[np_.asarray(s)[rep] for s in layer] for layer in states]
+        scores = np.full((N, B), -np.inf)
+        scores[:, 0] = 0.0                                          # one live beam to start
+        tokens = np.full(N * B, self.start_id)
+        seqs = np.zeros((N, B, 0), dtype=np.int64)
+        finished = np.zeros((N, B), dtype=bool)
+        lengths = np.zeros((N, B))
+        V = self.target_vocab
+        for t in range(max_length):
+            logp, states = self._step(tokens, states)
+            logp = logp.reshape(N, B, V)
+            # a finished beam can only be continued by padding, at no cost
+            fin = np.full(V, -np.inf)
+            fin[0] = 0.0
+            logp = np.where(finished[..., None], fin, logp)
+            total = (scores[..., None] + logp).reshape(N, B * V)
+            best = np.argsort(-total, axis=1, kind="stable")[:, :B]  # (N, B)
+            beam, tok = best // V, best % V
+            scores = np.take_along_axis(total, best, axis=1)
+            seqs = np.concatenate([np.take_along_axis(seqs, beam[..., None], axis=1),
+                                   tok[..., None]], axis=2)
+            was_finished = np.take_along_axis(finished, beam, axis=1)
+            lengths = np.take_along_axis(lengths, beam, axis=1) + ~was_finished
+            finished = was_finished | (tok == self.end_id)
+            flat = (np.arange(N)[:, None] * B + beam).reshape(-1)
+            states = [[s[flat] for s in layer] for layer in states]
+            tokens = tok.reshape(-1)
+            if finished.all():
+                break
+        norm = scores / np.maximum(lengths, 1.0) ** alpha if alpha else scores
+        pick = norm.argmax(axis=1)
+        return [self._trim(seqs[n, pick[n]]) for n in range(N)]
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(source_vocab=self.source_vocab, target_vocab=self.target_vocab,
+                      units=self.units, embed_dim=self.embed_dim, num_layers=self.num_layers,
+                      cell=self.cell, source=self.source, source_dim=self.source_dim,
+                      start_id=self.start_id, end_id=self.end_id)
+        return config

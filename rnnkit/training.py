@@ -1,0 +1,409 @@
+"""Training: compile, fit (with truncated BPTT), evaluate, predict.
+
+One training step is the lecture's recipe written out:
+
+    ŷ = model.forward(x)                      unroll the network over all steps
+    L, ∂L/∂ŷ = loss(y, ŷ)                     L = Σ_t L_t, averaged over the batch
+    model.backward(∂L/∂ŷ)                     backpropagation through time
+    optimizer.apply(params, grads)            clip (by value / norm), then update
+
+Truncated BPTT, ``fit(..., tbptt=(k1, k2))`` (Williams & Peng): every k1 steps the
+model is updated from a backward pass through the last k2 ≥ k1 steps, whose first
+k2 - k1 steps are run again from the state carried over; the loss counts the k1 new
+steps only.  With k1 = k2 = k this is min-char-rnn's and char-rnn's chunked
+training; with k2 ≥ T it is exact BPTT of each chunk's loss through the whole past.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from . import backend, callbacks as cb, losses, metrics as metrics_mod, optim
+from .progress import ProgressBar
+from .validation import describe
+
+
+class CompileConfig:
+    def __init__(self, loss, optimizer, metrics):
+        self.loss = loss
+        self.optimizer = optimizer
+        self.metrics = metrics
+
+
+def compile_model(model, loss, optimizer="adam", metrics=None, time_reduction=None, **loss_kwargs):
+    if time_reduction is not None:
+        loss_kwargs["time_reduction"] = time_reduction
+    model.loss = losses.get(loss, **loss_kwargs)
+    model.optimizer = optim.get(optimizer)
+    model.metrics = [metrics_mod.get(m, model.loss) for m in (metrics or [])]
+    model.compiled = True
+
+
+# -- data ---------------------------------------------------------------------------------------
+def _is_multi(x):
+    return isinstance(x, (list, tuple))
+
+
+def num_samples(x, name="x"):
+    if _is_multi(x):
+        if not x:
+            raise ValueError(f"{name} is an empty list")
+        sizes = {num_samples(a, name) for a in x}
+        if len(sizes) != 1:
+            raise ValueError(f"the arrays in {name} have different numbers of samples: "
+                             f"{sorted(sizes)}")
+        return sizes.pop()
+    if x is None or not hasattr(x, "shape") or len(x.shape) == 0:
+        raise TypeError(f"{name} must be an array (or a list of arrays); got {describe(x)}")
+    return int(x.shape[0])
+
+
+def take(x, idx):
+    if x is None:
+        return None
+    if _is_multi(x):
+        return type(x)(take(a, idx) for a in x)
+    return x[idx]
+
+
+def _as_arrays(x):
+    if x is None:
+        return None
+    if _is_multi(x):
+        return type(x)(_as_arrays(a) for a in x)
+    return x if hasattr(x, "shape") else np.asarray(x)
+
+
+def _state_snapshot(model):
+    return [(l, None if l.states is None else [s.copy() for s in l.states])
+            for l in model.walk() if getattr(l, "stateful", False) and hasattr(l, "states")]
+
+
+def _restore(snapshot):
+    for layer, states in snapshot:
+        layer.states = states
+
+
+def _check_fit_inputs(model, x, y, sample_weight, tbptt):
+    """Everything that can be checked before the first update, with clear errors."""
+    n = num_samples(x, "x")
+    ny = num_samples(y, "y")
+    if n != ny:
+        raise ValueError(f"fit: x has {n} samples but y has {ny}; they must match")
+    if n == 0:
+        raise ValueError("fit: x has no samples")
+    if sample_weight is not None and len(sample_weight) != n:
+        raise ValueError(f"fit: sample_weight has {len(sample_weight)} entries for {n} samples")
+    snapshot = _state_snapshot(model)
+    try:
+        probe = take(x, slice(0, min(n, 2)))
+        out = model.forward(probe, training=False)
+    finally:
+        _restore(snapshot)
+    if _is_multi(out):
+        raise ValueError("fit: the model returns several outputs; fit needs one")
+    # the loss checks targets against the output's shape (all samples, without copying)
+    full_shape = (n,) + tuple(out.shape[1:])
+    model.loss.check_targets(y, np.broadcast_to(np.zeros((), out.dtype), full_shape))
+    if tbptt is not None:
+        k1, k2 = tbptt
+        if out.ndim < 3:
+            raise ValueError("fit: tbptt needs a sequence-to-sequence model (the last recurrent "
+                             "layer with return_sequences=True); this model's output has shape "
+                             f"{tuple(out.shape)}")
+        for layer in model.walk():
+            if type(layer).__name__ == "Bidirectional" or getattr(layer, "go_backwards", False):
+                raise ValueError(f"fit: tbptt carries state forward in time; layer "
+                                 f"{layer.name!r} runs backwards, which truncation cannot chunk")
+    return n
+
+
+def _normalize_tbptt(tbptt):
+    if tbptt is None:
+        return None
+    if isinstance(tbptt, (int, np.integer)) and not isinstance(tbptt, bool):
+        k1 = k2 = int(tbptt)
+    elif isinstance(tbptt, (tuple, list)) and len(tbptt) == 2:
+        k1, k2 = int(tbptt[0]), int(tbptt[1])
+    else:
+        raise ValueError(f"fit: tbptt must be k or (k1, k2) with k2 ≥ k1 ≥ 1; got {tbptt!r}")
+    if not 1 <= k1 <= k2:
+        raise ValueError(f"fit: tbptt=(k1, k2) needs k2 ≥ k1 ≥ 1; got {tbptt!r}")
+    return k1, k2
+
+
+# -- one step -------------------------------------------------------------------------------------
+class _Accumulator:
+    """Epoch means of the loss (weighted by batch size) and of each metric (by steps)."""
+
+    def __init__(self, model_metrics):
+        self.metrics = model_metrics
+        self.loss_sum = 0.0
+        self.count = 0
+        self.sums = {m.name: [0.0, 0.0] for m in model_metrics}
+
+    def add(self, loss_value, n, y, out, weights):
+        self.loss_sum += loss_value * n
+        self.count += n
+        for m in self.metrics:
+            s, c = m.batch(y, out, weights)
+            self.sums[m.name][0] += s
+            self.sums[m.name][1] += c
+
+    def result(self, prefix=""):
+        logs = {prefix + "loss": self.loss_sum / max(self.count, 1)}
+        for m in self.metrics:
+            s, c = self.sums[m.name]
+            mean = s / c if c else float("nan")
+            logs[prefix + m.name] = m.finalize(mean) if hasattr(m, "finalize") else mean
+        return logs
+
+
+def _loss_and_grad(model, y, out, sample_weight):
+    mask = model.output_mask if out.ndim >= 3 else None
+    value, dy = model.loss(y, out, mask=mask, sample_weight=sample_weight)
+    weights = None
+    if out.ndim >= 3 or sample_weight is not None:
+        per_step_shape = out.shape[:-1]
+        weights = model.loss.step_weights(per_step_shape, mask, sample_weight,
+                                          model.loss.check_targets(y, out))
+    return value, dy, weights
+
+
+def train_step(model, x, y, sample_weight=None):
+    """Forward, loss, BPTT, clipping and update on one batch; returns the step record."""
+    out = model.forward(x, training=True)
+    value, dy, weights = _loss_and_grad(model, y, out, sample_weight)
+    record = {"loss": value}
+    if math.isfinite(value):
+        model.backward(dy)
+        record.update(model.optimizer.apply(model.trainable_params(), model.trainable_grads()))
+    return record, out, weights
+
+
+def tbptt_steps(model, x, y, k1, k2, sample_weight=None, apply=True):
+    """Truncated BPTT over one batch of sequences, as a generator: yields the record,
+    outputs, targets and weights of each update.  With ``apply=False`` it only computes
+    gradients (``model.grads`` after each yield), which tests compare with full BPTT."""
+    layers = [l for l in model.walk() if hasattr(l, "state_at")]
+    if not layers:
+        raise ValueError("fit: tbptt needs at least one recurrent layer")
+    saved = [(l, l.stateful) for l in layers]
+    T = int((x[0] if _is_multi(x) else x).shape[1])
+    carry = {0: [l.states if l.stateful else None for l in layers]}
+    try:
+        for l in layers:
+            l.stateful = True
+        for start in range(0, T, k1):
+            end = min(start + k1, T)
+            w0 = max(0, end - k2)                       # the window [w0, end) is backpropagated
+            for l, s in zip(layers, carry.pop(w0)):
+                l.states = s
+            xw = x[:, w0:end] if not _is_multi(x) else type(x)(a[:, w0:end] for a in x)
+            out = model.forward(xw, training=True)
+            nxt = max(0, min(end + k1, T) - k2)         # where the next window starts
+            if end < T:
+                carry[nxt] = [l.state_at(nxt - w0) for l in layers]
+            new = slice(start - w0, end - w0)           # only the k1 new steps count
+            yw = y[:, start:end]
+            sw = sample_weight if sample_weight is None or np.ndim(sample_weight) == 1 \
+                else sample_weight[:, start:end]
+            out_new = out[:, new]
+            mask = model.output_mask
+            value, d_new = model.loss(yw, out_new, mask=None if mask is None else mask[:, new],
+                                      sample_weight=sw)
+            weights = model.loss.step_weights(out_new.shape[:-1],
+                                              None if mask is None else mask[:, new], sw,
+                                              model.loss.check_targets(yw, out_new))
+            record = {"loss": value}
+            if math.isfinite(value):
+                dy = backend.xp().zeros_like(out)
+                dy[:, new] = d_new
+                model.backward(dy)
+                if apply:
+                    record.update(model.optimizer.apply(model.trainable_params(),
+                                                        model.trainable_grads()))
+            yield record, out_new, yw, weights
+            if not math.isfinite(value):
+                return
+    finally:
+        for l, was in saved:
+            l.stateful = was
+            if not was:
+                l.states = None
+
+
+# -- fit ------------------------------------------------------------------------------------------
+def fit(model, x, y, batch_size=32, epochs=1, verbose=1, callbacks=None, validation_split=0.0,
+        validation_data=None, shuffle=True, initial_epoch=0, tbptt=None, sample_weight=None):
+    if not getattr(model, "compiled", False):
+        raise RuntimeError(f"{model.who}: call compile(loss=..., optimizer=...) before fit")
+    x, y = _as_arrays(x), _as_arrays(y)
+    sample_weight = None if sample_weight is None else np.asarray(sample_weight)
+    tbptt = _normalize_tbptt(tbptt)
+    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) \
+            or batch_size < 1:
+        raise ValueError(f"fit: batch_size must be a positive integer; got {batch_size!r}")
+    if not 0.0 <= validation_split < 1.0:
+        raise ValueError(f"fit: validation_split must be in [0, 1); got {validation_split!r}")
+    n = _check_fit_inputs(model, x, y, sample_weight, tbptt)
+    if validation_data is None and validation_split:
+        n_val = int(round(n * validation_split))
+        if n_val < 1 or n_val >= n:
+            raise ValueError(f"fit: validation_split={validation_split} leaves "
+                             f"{n - n_val} training and {n_val} validation samples")
+        n -= n_val
+        validation_data = (take(x, slice(n, None)), take(y, slice(n, None)))
+        if sample_weight is not None:
+            validation_data += (sample_weight[n:],)
+        x, y = take(x, slice(0, n)), take(y, slice(0, n))
+        sample_weight = None if sample_weight is None else sample_weight[:n]
+    if validation_data is not None:
+        if not isinstance(validation_data, (tuple, list)) or len(validation_data) not in (2, 3):
+            raise ValueError("fit: validation_data must be (x_val, y_val) or "
+                             "(x_val, y_val, sample_weight)")
+        vx, vy = _as_arrays(validation_data[0]), _as_arrays(validation_data[1])
+        if num_samples(vx, "validation x") != num_samples(vy, "validation y"):
+            raise ValueError("fit: validation_data's x and y have different numbers of samples")
+
+    history = cb.History()
+    user = list(callbacks or [])
+    if not any(isinstance(c, cb.TerminateOnNaN) for c in user):
+        user.insert(0, cb.TerminateOnNaN())
+    all_cbs = user + [history]
+    for c in all_cbs:
+        c.set_model(model)
+    model.stop_training = False
+    model.history = history
+    for c in all_cbs:
+        c.on_train_begin()
+
+    steps = math.ceil(n / batch_size)
+    step_counter = 0
+    for epoch in range(initial_epoch, epochs):
+        model._current_epoch = epoch
+        for c in all_cbs:
+            c.on_epoch_begin(epoch)
+        if verbose == 1:
+            print(f"Epoch {epoch + 1}/{epochs}")
+        order = model.rng.permutation(n) if shuffle else np.arange(n)
+        acc = _Accumulator(model.metrics)
+        clip = _ClipStats()
+        n_updates = steps if tbptt is None else steps * math.ceil(
+            int((x[0] if _is_multi(x) else x).shape[1]) / tbptt[0])
+        bar = ProgressBar(n_updates) if verbose == 1 else None
+        done = 0
+        for b in range(steps):
+            idx = order[b * batch_size:(b + 1) * batch_size]
+            if not shuffle:
+                idx = slice(b * batch_size, min((b + 1) * batch_size, n))
+            xb, yb = take(x, idx), take(y, idx)
+            swb = None if sample_weight is None else sample_weight[idx]
+            nb = num_samples(yb, "y")
+            if tbptt is None:
+                record, out, weights = train_step(model, xb, yb, swb)
+                records = [(record, out, yb, weights)]
+            else:
+                records = tbptt_steps(model, xb, yb, tbptt[0], tbptt[1], swb)
+            for record, out, yt, weights in records:
+                for c in all_cbs:
+                    c.on_batch_end(step_counter, record)
+                step_counter += 1
+                done += 1
+                if model.stop_training:
+                    break
+                acc.add(record["loss"], nb, yt, out, weights)
+                clip.add(record)
+                if bar:
+                    bar.update(done, acc.result())
+            if model.stop_training:
+                break
+        logs = acc.result()
+        logs.update(clip.result())
+        if validation_data is not None and not model.stop_training:
+            logs.update(evaluate(model, *validation_data, batch_size=batch_size, verbose=0,
+                                 return_dict=True, prefix="val_"))
+        shown = {k: v for k, v in logs.items() if not k.startswith("grad_") and
+                 not k.startswith("clip")}
+        if bar:
+            bar.finish(done, shown)
+        elif verbose == 2:
+            print(f"Epoch {epoch + 1}/{epochs} - " +
+                  " - ".join(f"{k}: {v:.4f}" for k, v in shown.items()))
+        for c in all_cbs:
+            c.on_epoch_end(epoch, logs)
+        if model.stop_training:
+            break
+    for c in all_cbs:
+        c.on_train_end()
+    model._current_epoch = None
+    return history
+
+
+class _ClipStats:
+    """Per-epoch gradient-norm and clipping telemetry."""
+
+    def __init__(self):
+        self.norms, self.fired, self.scales = [], 0, []
+
+    def add(self, record):
+        if "grad_norm" not in record:
+            return
+        self.norms.append(record["grad_norm"])
+        if record["clipped"]:
+            self.fired += 1
+            if record["grad_norm"] > 0:
+                self.scales.append(record["grad_norm_after"] / record["grad_norm"])
+
+    def result(self):
+        if not self.norms:
+            return {}
+        return {"grad_norm_mean": float(np.mean(self.norms)),
+                "grad_norm_max": float(np.max(self.norms)),
+                "clip_fraction": self.fired / len(self.norms),
+                "clip_scale_mean": float(np.mean(self.scales)) if self.scales else 1.0}
+
+
+# -- evaluate / predict -----------------------------------------------------------------------------
+def evaluate(model, x, y, sample_weight=None, batch_size=32, verbose=0, return_dict=False,
+             prefix=""):
+    if not getattr(model, "compiled", False):
+        raise RuntimeError(f"{model.who}: call compile(...) before evaluate")
+    x, y = _as_arrays(x), _as_arrays(y)
+    n = num_samples(x, "x")
+    if num_samples(y, "y") != n:
+        raise ValueError(f"evaluate: x has {n} samples but y has {num_samples(y, 'y')}")
+    acc = _Accumulator(model.metrics)
+    for b in range(0, n, batch_size):
+        idx = slice(b, min(b + batch_size, n))
+        xb, yb = take(x, idx), take(y, idx)
+        swb = None if sample_weight is None else np.asarray(sample_weight)[idx]
+        out = model.forward(xb, training=False)
+        value, _, weights = _loss_and_grad(model, yb, out, swb)
+        acc.add(value, num_samples(yb, "y"), yb, out, weights)
+    logs = acc.result(prefix)
+    if verbose:
+        print(" - ".join(f"{k}: {v:.4f}" for k, v in logs.items()))
+    if return_dict:
+        return logs
+    values = list(logs.values())
+    return values[0] if len(values) == 1 else values
+
+
+def predict(model, x, batch_size=32, verbose=0):
+    x = _as_arrays(x)
+    n = num_samples(x, "x")
+    outs = []
+    bar = ProgressBar(math.ceil(n / batch_size), unit="batches") if verbose else None
+    for i, b in enumerate(range(0, n, batch_size)):
+        outs.append(backend.to_numpy(model.forward(take(x, slice(b, b + batch_size)),
+                                                   training=False)))
+        if bar:
+            bar.update(i + 1, {})
+    if bar:
+        bar.finish(len(outs), {})
+    return np.concatenate(outs, axis=0)
+
+
+__all__ = ["compile_model", "fit", "evaluate", "predict", "train_step", "tbptt_steps"]
