@@ -1,0 +1,69 @@
+"""The CPU benchmark runs (on a tiny grid) and both frameworks compute the same numbers.
+
+A smoke test so that benchmarks/bench_cpu.py cannot rot: it never asserts a timing.
+"""
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SCRIPT = os.path.join(ROOT, "benchmarks", "bench_cpu.py")
+
+
+def load_bench():
+    spec = importlib.util.spec_from_file_location("bench_cpu", SCRIPT)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_flop_count_and_statistics():
+    bench = load_bench()
+    # LSTM, N=2, T=3, H=4, D=5: G = 16; forward 2*T*N*G*(D+H) = 1728, training 3x
+    assert bench.matmul_flops("lstm", 2, 3, 4, 5, "infer") == 1728
+    assert bench.matmul_flops("lstm", 2, 3, 4, 5, "train") == 3 * 1728
+    assert bench.matmul_flops("gru", 1, 1, 1, 1, "infer") == 12
+    s = bench.summary([1.0, 2.0, 3.0, 4.0, 100.0])
+    assert s["median"] == 3.0 and s["iqr"] == 2.0 and s["min"] == 1.0 and s["max"] == 100.0
+    assert abs(bench.geomean([0.5, 2.0]) - 1.0) < 1e-12
+    assert bench.checks_agree({"y": 1.0}, {"y": 1.001}) and not bench.checks_agree({"y": 1.0}, {"y": 1.5})
+
+
+def test_worker_env_clears_blas_variables(monkeypatch):
+    bench = load_bench()
+    monkeypatch.setenv("OPENBLAS_CORETYPE", "Haswell")
+    monkeypatch.setenv("OPENBLAS_L2_SIZE", "1048576")
+    clean = bench.worker_env(2, "clean")
+    assert "OPENBLAS_CORETYPE" not in clean and "OPENBLAS_L2_SIZE" not in clean
+    assert clean["OPENBLAS_NUM_THREADS"] == "2" and clean["OMP_NUM_THREADS"] == "2"
+    inherit = bench.worker_env(1, "inherit")
+    assert inherit["OPENBLAS_CORETYPE"] == "Haswell" and inherit["MKL_NUM_THREADS"] == "1"
+
+
+def test_quick_grid_runs(tmp_path):
+    frameworks = ["rnnkit", "torch"] if importlib.util.find_spec("torch") else ["rnnkit"]
+    out = tmp_path / "quick"
+    cmd = [sys.executable, SCRIPT, "--quick", "--repeats", "1", "--min-time", "0", "--warmup", "1",
+           "--threads", "1", "--H", "6", "--frameworks", *frameworks, "--out", str(out)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    data = json.loads((tmp_path / "quick.json").read_text())
+    results = data["results"]
+    # the quick grid: 3 cells x 2 modes x N in {1, 4} x T=5 x H=6
+    assert len(results) == 12
+    assert {(r["cell"], r["mode"], r["N"]) for r in results} == {
+        (c, m, n) for c in ("simple", "lstm", "gru") for m in ("train", "infer") for n in (1, 4)}
+    assert data["meta"]["env_workers"]["OPENBLAS_CORETYPE"] is None
+    for r in results:
+        for fw in frameworks:
+            assert len(r[fw]["seconds"]) == 1 and r[fw]["seconds"][0] > 0
+        if len(frameworks) == 2:
+            # same weights and inputs in both processes: the same outputs and gradients
+            assert r["checks_agree"], (r["cell"], r["mode"], r["N"], r["checks"])
+            assert "ratio" in r
+    table = (tmp_path / "quick.md").read_text()
+    assert "| lstm | train | 4 | 5 | 6 |" in table
