@@ -362,12 +362,14 @@ def _set_recurrent(layer, arrays, path, where):
             if bias.shape != (2, G):
                 raise KerasFormatError(f"{where}: {who} has reset_after=True, whose bias is "
                                        f"(2, {G}) (input bias, recurrent bias); the file has "
-                                       f"{bias.shape} at {path!r}")
+                                       f"{bias.shape} at {path!r} (a reset_after=False GRU?)")
             values["b"], values["b_rec"] = bias[0], bias[1]
         else:
             if bias.shape != (G,):
+                hint = (" (a reset_after=True GRU's (input bias, recurrent bias)?)"
+                        if isinstance(layer, GRU) and bias.shape == (2, G) else "")
                 raise KerasFormatError(f"{where}: {who} expects a bias ({G},) at {path!r}; "
-                                       f"the file has {bias.shape}")
+                                       f"the file has {bias.shape}{hint}")
             values["b"] = bias
     _assign(layer, values)
 
