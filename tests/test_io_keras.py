@@ -145,6 +145,9 @@ KERAS_MODELS = {
             K.LSTM(3, return_sequences=True),
             backward_layer=K.GRU(3, return_sequences=True, go_backwards=True),
             merge_mode="sum"), K.GRU(2)], "float"),
+    "vector_to_sequence": (lambda: [
+        seq_input(), K.Masking(0.0), K.LSTM(4), K.RepeatVector(3),
+        K.GRU(3, return_sequences=True), K.TimeDistributed(K.Dense(2))], "float"),
     "dropouts": (lambda: [
         seq_input(), K.LSTM(4, dropout=0.2, recurrent_dropout=0.3, return_sequences=True),
         K.Dropout(0.5, noise_shape=(None, 1, 4)), K.Dense(2)], "float"),
@@ -268,6 +271,9 @@ def rnnkit_models():
         "bidirectional_none_last": (lambda: [
             rk.Bidirectional(rk.SimpleRNN(3, return_sequences=True), merge_mode=None, **F)],
             "float"),
+        "vector_to_sequence": (lambda: [
+            rk.LSTM(4, **F), rk.RepeatVector(5), rk.SimpleRNN(3, return_sequences=True),
+            rk.TimeDistributed(rk.Dense(2, activation="softmax"))], "float"),
         # Keras builds this only from a config with backward_layer, as to_keras writes it
         "bidirectional_go_backwards_layer": (lambda: [
             rk.Masking(0.0, input_shape=(None, D)),
@@ -449,3 +455,18 @@ def test_from_keras_names_legacy_keras2_h5_files(tmp_path):
     kmodel.save(tmp_path / "legacy.h5")                # Keras 3 still writes these
     with pytest.raises(KerasFormatError, match="legacy Keras 2"):
         from_keras(tmp_path / "legacy.h5", config=kmodel.get_config())
+
+
+def test_keras_to_rnnkit_to_onnx_predicts_what_keras_predicts(tmp_path):
+    import onnxruntime as ort
+    from rnnkit.io import to_onnx
+    for name in ("embedding_mask_sequences", "bidirectional_concat", "vector_to_sequence"):
+        kmodel, kind = build_keras(name, seed=11)
+        kmodel.save(tmp_path / f"{name}.keras")
+        to_onnx(from_keras(tmp_path / f"{name}.keras"), tmp_path / f"{name}.onnx")
+        sess = ort.InferenceSession(str(tmp_path / f"{name}.onnx"),
+                                    providers=["CPUExecutionProvider"])
+        for i, (N, T) in enumerate(SIZES):
+            x = batch(kind, N, T, seed=20 + i)
+            feed = x.astype(np.int64) if kind == "ids" else x
+            assert max_diff(sess.run(None, {"x": feed})[0], keras_predict(kmodel, x)) <= TOL32

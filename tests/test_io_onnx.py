@@ -112,6 +112,9 @@ MODELS = {
                          backward_layer=rk.GRU(3, return_sequences=True, go_backwards=True),
                          merge_mode="sum"),
         rk.Bidirectional(rk.GRU(2, reset_after=False))], "float"),
+    "vector_to_sequence": (lambda: [
+        rk.Masking(0.0, **F), rk.GRU(4), rk.RepeatVector(3),
+        rk.LSTM(3, return_sequences=True), rk.TimeDistributed(rk.Dense(2))], "float"),
     "embedding_bidirectional_tagger": (lambda: [
         rk.Embedding(VOCAB, 4, mask_zero=True),
         rk.Bidirectional(rk.GRU(3, return_sequences=True)),

@@ -39,12 +39,12 @@ import numpy as np
 
 from .. import initializers
 from ..layers import (GRU, LSTM, Bidirectional, Dense, Dropout, Embedding, Masking, Recurrent,
-                      SimpleRNN, TimeDistributed)
+                      RepeatVector, SimpleRNN, TimeDistributed)
 from ..layers.base import Layer
 from ..models import RNNStack, Sequential
 
 KERAS_CLASSES = ("InputLayer", "SimpleRNN", "LSTM", "GRU", "Embedding", "Masking",
-                 "Bidirectional", "TimeDistributed", "Dense", "Dropout")
+                 "Bidirectional", "TimeDistributed", "Dense", "Dropout", "RepeatVector")
 _RNN_CLASSES = {"SimpleRNN": SimpleRNN, "LSTM": LSTM, "GRU": GRU}
 # Keras activation names rnnkit computes exactly the same way (Keras 3's hard_sigmoid
 # is relu6(x + 3) / 6, as rnnkit's).
@@ -313,6 +313,8 @@ def _layer_from_spec(spec, dtype, where):
         return Dropout(float(cfg.get("rate", 0.0)), noise_shape=cfg.get("noise_shape"), **kw)
     if cls == "Masking":
         return Masking(float(cfg.get("mask_value", 0.0)), **kw)
+    if cls == "RepeatVector":
+        return RepeatVector(int(cfg["n"]), **kw)
     if cls == "TimeDistributed":
         return TimeDistributed(_layer_from_spec(cfg["layer"], dtype, where), **kw)
     # Bidirectional
@@ -413,7 +415,7 @@ def _load_layer(layer, path, weights):
             raise KerasFormatError(f"{where}: {layer.who} expects embeddings {E.shape} at "
                                    f"{path!r}; the file has {arrays[0].shape}")
         _assign(layer, {"E": arrays[0]})
-    elif isinstance(layer, (Dropout, Masking)):
+    elif isinstance(layer, (Dropout, Masking, RepeatVector)):
         pass
     else:
         raise KerasFormatError(f"{layer.who}: rnnkit cannot map this layer onto a Keras "
@@ -448,7 +450,7 @@ def from_keras(path, model=None, *, config=None, dtype=None):
 
     Keras layers read: InputLayer, SimpleRNN, LSTM, GRU (both reset_after values),
     Embedding, Masking, Bidirectional (all merge modes), TimeDistributed, Dense,
-    Dropout.  Anything else, or anything rnnkit would compute differently
+    Dropout, RepeatVector.  Anything else, or anything rnnkit would compute differently
     (e.g. an activation it does not have), raises ``KerasFormatError``.
     """
     where = os.fspath(path)
@@ -606,6 +608,8 @@ def _layer_spec(layer, input_shape):
                    noise_shape=None if layer.noise_shape is None else list(layer.noise_shape))
     elif isinstance(layer, Masking):
         cfg["mask_value"] = layer.mask_value
+    elif isinstance(layer, RepeatVector):
+        cfg["n"] = layer.n
     spec = {"module": "keras.layers", "class_name": cls, "config": cfg, "registered_name": None,
             "build_config": {"input_shape": list(input_shape)}}
     return spec, weights

@@ -24,6 +24,7 @@ rnnkit's recurrent_activation, ``g`` and ``h`` its activation.
 
 Layers around the recurrences: Embedding -> Gather, Dense / TimeDistributed(Dense)
 -> MatMul + Add + activation, Masking -> Equal/ReduceMax/Mul, Dropout -> nothing,
+RepeatVector -> Unsqueeze + Expand,
 Bidirectional -> one ``direction="bidirectional"`` operator (or two operators when
 its two layers differ), go_backwards -> a time-reversing Slice.
 
@@ -46,7 +47,7 @@ import os
 import numpy as np
 
 from ..layers import (GRU, LSTM, Bidirectional, Dense, Dropout, Embedding, Masking, Recurrent,
-                      SimpleRNN, TimeDistributed)
+                      RepeatVector, SimpleRNN, TimeDistributed)
 from ..layers.base import Layer
 from ..models import RNNStack, Sequential
 
@@ -356,6 +357,8 @@ def _layer(g, layer, x, mask, last):
         anyf = g.op("ReduceMax", [g.op("Cast", [ne], to=g.elem)], axes=[2], keepdims=0)
         keep = g.op("Cast", [anyf], to=g.onnx.TensorProto.BOOL)
         return g.op("Mul", [x, g.unsqueeze(anyf, 2)]), keep
+    if isinstance(layer, RepeatVector):             # (N, F) -> (N, n, F)
+        return g.op("Expand", [g.unsqueeze(x, 1), g.i64([1, layer.n, 1])]), None
     if isinstance(layer, Embedding):
         y = g.op("Gather", [g.const(np.asarray(layer.params["E"]), "E"), x], axis=0)
         if layer.mask_zero:
