@@ -82,6 +82,9 @@ class EncoderDecoder(Model):
         self.decoders = [Cell(self.units, return_sequences=True, return_state=True,
                               name=f"decoder_{i}", dtype=dt) for i in range(self.num_layers)]
         self.head = Dense(self.target_vocab, name="head", dtype=dt)
+        for i, layer in enumerate(self.encoders + self.decoders):     # weights exist up front
+            layer.build((None, None, self.embed_dim if i in (0, len(self.encoders)) else self.units))
+        self.head.build((None, self.units))
         self.layers = self.sublayers()
         self._ctx = None
 
