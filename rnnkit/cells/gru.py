@@ -1,7 +1,7 @@
 """Gated recurrent unit (Cho et al.), in both of the variants in use."""
 from __future__ import annotations
 
-from .base import Cell, flat
+from .base import Cell, flat, row_sum
 
 
 class GRUCell(Cell):
@@ -116,7 +116,7 @@ class GRUCell(Cell):
             dhw = flat(tr.cache["dhw"])
             grads = {"W": hd.T @ dhw}                               # Σ_t h_{t-1}ᵀ ∂L/∂(h W)
             if self.use_bias:
-                grads["b_rec"] = dhw.sum(axis=0)
+                grads["b_rec"] = row_sum(dhw)                       # Σ_t ∂L/∂(h W + b_rec)
             return grads
         dA = flat(dxw)
         W = tr.xp.empty((H, 3 * H), dtype=tr.dtype)

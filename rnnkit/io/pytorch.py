@@ -139,6 +139,10 @@ def _recurrent_layers(model):
             if layer.merge_mode != "concat":
                 raise ValueError(f"to_torch: PyTorch concatenates the two directions; "
                                  f"{layer.name!r} has merge_mode={layer.merge_mode!r}")
+            if layer.forward_layer.go_backwards:
+                raise ValueError(f"to_torch: {layer.name!r} runs its forward layer with "
+                                 f"go_backwards=True; PyTorch's first direction reads the "
+                                 f"sequence forwards")
             out.append([layer.forward_layer, layer.backward_layer])
         else:
             if layer.go_backwards:
@@ -149,6 +153,15 @@ def _recurrent_layers(model):
     if len(kinds) != 1:
         raise ValueError(f"to_torch: a PyTorch module holds one kind of layer; got "
                          f"{sorted(k.__name__ for k in kinds)}")
+    # one nn.RNN/LSTM/GRU has one hidden size, projection, bias flag and nonlinearity
+    for attr, get in (("units", lambda l: l.units),
+                      ("proj_size", lambda l: getattr(l, "proj_size", 0)),
+                      ("use_bias", lambda l: l.use_bias),
+                      ("activation", lambda l: l.cell.activation.name)):
+        values = [get(l) for dirs in out for l in dirs]
+        if len(set(values)) > 1:
+            raise ValueError(f"to_torch: a PyTorch module has one {attr} for all its layers; "
+                             f"the layers have {attr}={values}")
     return out
 
 

@@ -7,6 +7,7 @@ import numbers
 import numpy as np
 
 from .. import activations, backend, initializers, validation
+from ..cells.base import row_sum
 from .base import Layer
 
 
@@ -66,7 +67,7 @@ class Dense(Layer):
         x2, da2 = x.reshape(-1, x.shape[-1]), da.reshape(-1, self.units)
         self._grads = {"V": x2.T @ da2}                # Σ sᵀ ∂L/∂a
         if self.use_bias:
-            self._grads["c"] = da2.sum(axis=0)         # Σ ∂L/∂a
+            self._grads["c"] = row_sum(da2)            # Σ ∂L/∂a (accumulated in float64)
         return da @ self.params["V"].T                 # ∂L/∂s = ∂L/∂a Vᵀ
 
     def get_config(self):
@@ -163,6 +164,9 @@ class Dropout(Layer):
     def backward(self, dy):
         self._require_built()
         return dy if self._ctx[0] == "identity" else dy * self._keep
+
+    def _on_astype(self, dtype):
+        self._keep = None                    # redrawn in the new dtype
 
     def _on_astype(self, dtype):
         self._keep = None                    # redrawn in the new dtype

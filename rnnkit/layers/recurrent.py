@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from .. import backend, bptt, initializers, validation
 from ..cells import GRUCell, LSTMCell, SimpleCell
-from ..cells.base import flat
+from ..cells.base import flat, row_sum
 from .base import Layer
 
 
@@ -155,6 +155,7 @@ class Recurrent(Layer):
             self.states = [s.astype(dtype) for s in self.states]
         self._ctx = None
         self._dropout_masks = None           # redrawn in the new dtype
+        self._dropout_masks = None           # redrawn in the new dtype
 
     # -- dropout -----------------------------------------------------------------------
     def _draw_dropout_masks(self, N, training):
@@ -246,7 +247,7 @@ class Recurrent(Layer):
         p, dA = self.params, flat(dxw)                             # (T*N, G)
         grads = {"U": X2.T @ dA}                                   # Σ_t x_tᵀ ∂L/∂a_t
         if self.use_bias:
-            grads["b"] = dA.sum(axis=0)
+            grads["b"] = row_sum(dA)                               # Σ_t ∂L/∂a_t
         grads.update(self.cell.recurrent_grads(p, trace, dxw))
         self._grads = {k: grads[k] for k in p}                     # keyed exactly like params
         self.initial_state_grads = d_init
@@ -295,6 +296,9 @@ class SimpleRNN(Recurrent):
     cell_class = SimpleCell
 
     def __init__(self, units, activation="tanh", **kwargs):
+        if "recurrent_activation" in kwargs:     # it would be silently ignored
+            raise TypeError("SimpleRNN() got an unexpected keyword argument "
+                            "'recurrent_activation': a SimpleRNN has one activation")
         super().__init__(units, activation=activation, **kwargs)
 
 
@@ -327,7 +331,7 @@ class LSTM(Recurrent):
         super().build(input_shape)
         if self.use_bias and self.unit_forget_bias:
             H = self.units
-            self._params["b"][H:2 * H] += 1.0
+            self._params["b"][H:2 * H] = 1.0     # as Keras: ones, whatever bias_initializer says
 
     def get_config(self):
         config = super().get_config()
