@@ -168,9 +168,6 @@ class Dropout(Layer):
     def _on_astype(self, dtype):
         self._keep = None                    # redrawn in the new dtype
 
-    def _on_astype(self, dtype):
-        self._keep = None                    # redrawn in the new dtype
-
     def get_config(self):
         config = super().get_config()
         config.update(rate=self.rate,

@@ -155,7 +155,6 @@ class Recurrent(Layer):
             self.states = [s.astype(dtype) for s in self.states]
         self._ctx = None
         self._dropout_masks = None           # redrawn in the new dtype
-        self._dropout_masks = None           # redrawn in the new dtype
 
     # -- dropout -----------------------------------------------------------------------
     def _draw_dropout_masks(self, N, training):
