@@ -229,6 +229,19 @@ def test_from_keras_float64_and_dtype_override(tmp_path):
     assert max_diff(m64(x.astype("float64")), keras_predict(kmodel32, x)) <= TOL32
 
 
+def test_from_keras_of_a_stateful_model_carries_state_like_keras(tmp_path):
+    kmodel = keras.Sequential([keras.Input(batch_shape=(2, None, D)),
+                               K.LSTM(3, stateful=True, return_sequences=True),
+                               K.GRU(2, stateful=True)])
+    randomize_keras(kmodel, 4)
+    kmodel.save(tmp_path / "s.keras")
+    model = from_keras(tmp_path / "s.keras")
+    assert all(layer.stateful for layer in model.layers)
+    for seed in range(3):                               # the second and third calls carry state
+        x = float_batch(2, 5, D, seed=seed, masked=False)
+        assert max_diff(model(x), keras_predict(kmodel, x)) <= TOL32
+
+
 def test_from_keras_reads_an_unzipped_keras_folder(tmp_path):
     kmodel, kind = build_keras("masking", seed=2)
     kmodel.save(tmp_path / "m.keras")

@@ -553,9 +553,9 @@ def _layer_spec(layer, input_shape):
                                    f"LSTM, h_t = (o ⊙ tanh(c_t)) P); Keras's LSTM has no "
                                    f"projection")
         if layer.stateful:
-            raise KerasFormatError(f"{who} is stateful; a stateful Keras layer needs a fixed "
-                                   f"batch size and keeps its states as weights: export it "
-                                   f"with stateful=False (the weights are the same)")
+            raise KerasFormatError(f"{who} is stateful; a stateful Keras model needs a fixed "
+                                   f"batch size in its input: export it with stateful=False "
+                                   f"(the weights are the same)")
         if layer.return_state:
             raise KerasFormatError(f"{who} has return_state=True, which a Keras Sequential "
                                    f"model cannot pass on")
