@@ -461,6 +461,11 @@ def test_from_keras_refuses_weights_that_do_not_fit(tmp_path):
     too_many = rk.Sequential([rk.LSTM(3, return_sequences=True), rk.GRU(2), rk.Dense(1)])
     with pytest.raises(KerasFormatError, match="no weights for Dense"):
         from_keras(wpath, too_many)
+    # layers without weights (Dropout) may differ: the numbering is per class
+    with_dropout = rk.Sequential([rk.LSTM(3, return_sequences=True), rk.Dropout(0.5),
+                                  rk.GRU(2)])
+    x = float_batch(2, 4, D, seed=0)
+    assert max_diff(from_keras(wpath, with_dropout)(x), keras_predict(kmodel, x)) <= TOL32
 
 
 def test_from_keras_names_legacy_keras2_h5_files(tmp_path):
@@ -483,3 +488,14 @@ def test_keras_to_rnnkit_to_onnx_predicts_what_keras_predicts(tmp_path):
             x = batch(kind, N, T, seed=20 + i)
             feed = x.astype(np.int64) if kind == "ids" else x
             assert max_diff(sess.run(None, {"x": feed})[0], keras_predict(kmodel, x)) <= TOL32
+
+
+def test_without_h5py_the_error_says_what_to_install(monkeypatch, tmp_path):
+    import sys
+    model, _ = build_rnnkit("masking")
+    to_keras(model, tmp_path / "m.keras")
+    monkeypatch.setitem(sys.modules, "h5py", None)          # as if it were not installed
+    with pytest.raises(ImportError, match=r"rnnkit\[keras\].*h5py"):
+        from_keras(tmp_path / "m.keras")
+    with pytest.raises(ImportError, match=r"rnnkit\[keras\]"):
+        to_keras(model, tmp_path / "n.keras")

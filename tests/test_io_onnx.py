@@ -221,3 +221,11 @@ def test_to_onnx_refuses_rnnstacks_and_unknown_input_shapes():
         to_onnx(rk.Sequential([rk.Masking(0.0), rk.LSTM(3)]))
     with pytest.raises(OnnxExportError, match="not built"):
         to_onnx(rk.Sequential([rk.LSTM(3)]), input_shape=(None, 2))
+
+
+def test_without_onnx_the_error_says_what_to_install(monkeypatch):
+    import sys
+    model, _ = build("masking")
+    monkeypatch.setitem(sys.modules, "onnx", None)          # as if it were not installed
+    with pytest.raises(ImportError, match=r"rnnkit\[onnx\]"):
+        to_onnx(model)

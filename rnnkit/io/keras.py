@@ -116,6 +116,18 @@ class _Weights:
     def layer_groups(self):
         return sorted(self.f[self.root].keys())
 
+    def groups_with_weights(self):
+        """The layer groups that hold at least one array (a Dropout's group holds none)."""
+        h5py = _h5py()
+        out = []
+        for key in self.layer_groups():
+            found = []
+            self.f[self.root][key].visititems(
+                lambda n, o: found.append(n) if isinstance(o, h5py.Dataset) else None)
+            if found:
+                out.append(key)
+        return out
+
     def get(self, path, who):
         path = path.replace("layers/", self.root + "/", 1)
         if path not in self.f:
@@ -428,8 +440,8 @@ def _load_into(model, weights):
                         f"got {type(model).__name__}")
     for layer, path in zip(model.layers, _layer_paths(_keras_class(l) for l in model.layers)):
         _load_layer(layer, path, weights)
-    extra = set(weights.layer_groups()) - {p.split("/", 1)[1] for p in
-                                           _layer_paths(_keras_class(l) for l in model.layers)}
+    extra = set(weights.groups_with_weights()) - {p.split("/", 1)[1] for p in
+                                                  _layer_paths(_keras_class(l) for l in model.layers)}
     if extra:
         raise KerasFormatError(f"{weights.where} holds weights for layers the model does not "
                                f"have: {sorted(extra)}")
