@@ -429,6 +429,12 @@ def test_from_keras_refuses_corrupted_and_foreign_files(tmp_path):
         zf.writestr("config.json", "{not json")
         zf.writestr("model.weights.h5", src.read("model.weights.h5"))
     cases["badjson.keras"] = "not valid JSON"
+    with zipfile.ZipFile(good) as src, zipfile.ZipFile(tmp_path / "badcfg.keras", "w") as zf:
+        config = json.loads(src.read("config.json"))
+        del config["config"]["layers"][1]["config"]["units"]          # the LSTM's
+        zf.writestr("config.json", json.dumps(config))
+        zf.writestr("model.weights.h5", src.read("model.weights.h5"))
+    cases["badcfg.keras"] = "config of a 'LSTM' layer is not one Keras 3 writes"
     with zipfile.ZipFile(good) as src, zipfile.ZipFile(tmp_path / "badh5.keras", "w") as zf:
         zf.writestr("config.json", src.read("config.json"))
         zf.writestr("model.weights.h5", b"\x89HDF\r\n\x1a\n garbage")

@@ -498,7 +498,14 @@ def _model_from_config(cfg, dtype, where):
     for spec in cfg["layers"]:
         if isinstance(spec, dict) and spec.get("class_name") == "InputLayer":
             continue
-        layers.append(_layer_from_spec(spec, dtype, where))
+        try:
+            layers.append(_layer_from_spec(spec, dtype, where))
+        except KerasFormatError:
+            raise
+        except (KeyError, TypeError, AttributeError, ValueError) as e:
+            name = spec.get("class_name") if isinstance(spec, dict) else spec
+            raise KerasFormatError(f"{where}: the config of a {name!r} layer is not one Keras 3 "
+                                   f"writes ({type(e).__name__}: {e})") from None
     if not layers:
         raise KerasFormatError(f"{where}: the Keras model has no layers")
     kw = {}
@@ -516,7 +523,8 @@ def _model_from_config(cfg, dtype, where):
 def _keras_class(layer):
     name = type(layer).__name__
     if name not in KERAS_CLASSES:
-        raise KerasFormatError(f"to_keras: {layer.who} has no Keras counterpart")
+        raise KerasFormatError(f"rnnkit.io.keras: {layer.who} has no Keras counterpart (Keras "
+                               f"files hold {list(KERAS_CLASSES[1:])})")
     return name
 
 
