@@ -59,9 +59,11 @@ def _rng_states(model):
     return {layer.name: layer.rng.bit_generator.state for layer in model.walk()}
 
 
-def save_model(model, path, include_optimizer=True):
+def save_model(model, path, include_optimizer=True, metadata=None):
     """Write ``model`` (architecture, weights and, if compiled, loss, metrics and
-    optimizer state) to ``path`` atomically."""
+    optimizer state) to ``path`` atomically.  ``metadata``: a JSON-serializable dict
+    kept in the header (an app's vocabulary, where training stopped, ...); it comes
+    back as ``model.metadata``."""
     from .. import __version__
     header = {
         "format": FORMAT,
@@ -70,6 +72,7 @@ def save_model(model, path, include_optimizer=True):
         "model": {"class_name": type(model).__name__, "config": model.get_config()},
         "rng_states": _rng_states(model),
         "compile": None,
+        "metadata": metadata if metadata is not None else getattr(model, "metadata", {}) or {},
     }
     arrays = {f"params/{k}": backend.to_numpy(v) for k, v in model.params.items()}
     for layer in model.walk():
@@ -150,6 +153,7 @@ def load_model(path, compile=True):
     except (KeyError, TypeError, ValueError) as e:
         raise ModelFileError(f"{path!r}: cannot rebuild the model from its header "
                              f"({type(e).__name__}: {e})") from None
+    model.metadata = header.get("metadata") or {}
     names = {layer.name: layer for layer in model.walk()}
     for name, state in header.get("rng_states", {}).items():
         if name in names:

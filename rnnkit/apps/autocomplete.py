@@ -1,0 +1,292 @@
+"""Character-level autocomplete: the lecture's running example, as a product.
+
+An LSTM language model reads text one character at a time and predicts the next,
+
+    h_t = LSTM(E[x_t], h_{t-1})        p(x_{t+1} | x_≤t) = softmax(h_t V + c)
+
+trained with truncated BPTT on B parallel streams of the training text (char-rnn's
+setup: the state is carried from chunk to chunk, gradients flow back k steps).
+Quality is measured in bits per character (bpc) on a held-out tail of the text.
+"""
+from __future__ import annotations
+
+import hashlib
+import math
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .. import optim
+from ..data.fetch import cache_dir
+from ..data.text import CharVocab
+from ..io.saving import ModelFileError, load_model
+from ..layers import GRU, LSTM, Dense, Embedding, SimpleRNN
+from ..models import Sequential
+from ..progress import ProgressBar, format_duration
+from ..seeding import set_seed
+from ..training import tbptt_steps
+
+CELLS = {"lstm": LSTM, "gru": GRU, "rnn": SimpleRNN}
+MIN_CHARS = 1000           # below this there is not enough text for a training and a validation split
+APP_VERSION = 1
+
+
+class TextError(ValueError):
+    """A text that cannot be trained on (empty, too short, binary, not UTF-8)."""
+
+
+@dataclass
+class Settings:
+    cell: str = "lstm"
+    hidden: int = 256
+    layers: int = 1
+    embed: int = 32
+    batch: int = 32            # parallel streams
+    bptt: int = 64             # truncation length k (k1 = k2)
+    learning_rate: float = 2e-3
+    clip: float = 5.0          # global-norm clipping
+    val_fraction: float = 0.05
+    seed: int = 0
+
+
+# -- text ------------------------------------------------------------------------------------
+def read_text_file(path) -> str:
+    """The contents of a UTF-8 text file, or a TextError that says what is wrong."""
+    path = Path(path)
+    if not path.exists():
+        raise TextError(f"{path}: no such file")
+    if path.is_dir():
+        raise TextError(f"{path} is a directory; give a text file")
+    raw = path.read_bytes()
+    if not raw.strip():
+        raise TextError(f"{path} is empty")
+    if b"\x00" in raw[:65536]:
+        raise TextError(f"{path} looks like a binary file (it contains NUL bytes); give a UTF-8 text")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise TextError(f"{path} is not UTF-8 text (byte {e.start} cannot be decoded)") from None
+    text = text.replace("\r\n", "\n")
+    control = sum(1 for c in text[:65536] if ord(c) < 32 and c not in "\n\t\r\f")
+    if control > 0.01 * min(len(text), 65536):
+        raise TextError(f"{path} looks like a binary file ({control} control characters); "
+                        f"give a UTF-8 text")
+    return text
+
+
+def check_text(text: str, source: str):
+    if len(text) < MIN_CHARS:
+        raise TextError(f"{source} has {len(text)} characters; autocomplete needs at least "
+                        f"{MIN_CHARS} to train and to hold some out for validation")
+
+
+def split(ids, val_fraction):
+    n_val = max(int(len(ids) * val_fraction), 200)
+    return ids[:-n_val], ids[-n_val:]
+
+
+def streams(ids, batch):
+    """(batch, L) inputs and next-character targets: the text cut into ``batch`` parallel
+    contiguous streams, so each row continues where the previous chunk stopped."""
+    batch = max(1, min(batch, (len(ids) - 1) // 2))
+    L = (len(ids) - 1) // batch
+    x = ids[:batch * L].reshape(batch, L)
+    y = ids[1:batch * L + 1].reshape(batch, L)
+    return x, y
+
+
+# -- n-gram baselines -------------------------------------------------------------------------
+def ngram_bpc(train, val, order, vocab_size, alpha=None):
+    """Validation bits per character of an add-α smoothed unigram (order 1) or bigram
+    (order 2) model counted on ``train``.  α defaults to the value that does best on
+    the validation text among 1, 0.1, 0.01 (reported with the result)."""
+    best = None
+    for a in ([alpha] if alpha is not None else [1.0, 0.1, 0.01]):
+        if order == 1:
+            counts = np.bincount(train, minlength=vocab_size) + a
+            p = counts / counts.sum()
+            bpc = -np.log2(p[val]).mean()
+        elif order == 2:
+            counts = np.full((vocab_size, vocab_size), a)
+            np.add.at(counts, (train[:-1], train[1:]), 1.0)
+            p = counts / counts.sum(axis=1, keepdims=True)
+            bpc = -np.log2(p[val[:-1], val[1:]]).mean()
+        else:
+            raise ValueError("order must be 1 or 2")
+        if best is None or bpc < best[0]:
+            best = (float(bpc), a)
+    return best
+
+
+# -- the model -----------------------------------------------------------------------------------
+def build_model(vocab_size, s: Settings):
+    set_seed(s.seed)
+    Cell = CELLS[s.cell]
+    layers = [Embedding(vocab_size, s.embed, embeddings_initializer="glorot_uniform")]
+    for _ in range(s.layers):
+        layers.append(Cell(s.hidden, return_sequences=True, stateful=True))
+    layers.append(Dense(vocab_size))                                  # logits
+    model = Sequential(layers, name="autocomplete")
+    model.compile(loss="sparse_categorical_crossentropy", from_logits=True, metrics=["bpc"],
+                  optimizer=optim.Adam(s.learning_rate, clip_global_norm=s.clip))
+    return model
+
+
+def reset(model):
+    for layer in model.layers:
+        if getattr(layer, "stateful", False):
+            layer.reset_state()
+
+
+def evaluate_bpc(model, ids, batch=32, chunk=256):
+    """Bits per character of the model on ``ids``, reading it as ``batch`` streams."""
+    reset(model)
+    x, y = streams(ids, batch)
+    total, count = 0.0, 0
+    for start in range(0, x.shape[1], chunk):
+        logits = model.forward(x[:, start:start + chunk])
+        z = logits - logits.max(axis=-1, keepdims=True)
+        logp = z - np.log(np.exp(z).sum(axis=-1, keepdims=True))
+        target = y[:, start:start + chunk]
+        total -= float(np.take_along_axis(logp, target[..., None], axis=-1).sum())
+        count += target.size
+    reset(model)
+    return total / count / math.log(2.0)
+
+
+# -- training --------------------------------------------------------------------------------------
+class Interrupted(Exception):
+    pass
+
+
+def train(model, train_ids, s: Settings, minutes, position=0, elapsed=0.0, verbose=True,
+          on_checkpoint=None, checkpoint_every=60.0):
+    """Train for ``minutes`` of wall-clock time, from stream position ``position``.
+    Returns (position, seconds trained, last smoothed loss in bpc).  On Ctrl-C calls
+    ``on_checkpoint`` and raises Interrupted."""
+    x, y = streams(train_ids, s.batch)
+    B, L = x.shape
+    budget = minutes * 60.0
+    start = time.perf_counter()
+    bar = ProgressBar(None, unit="updates") if verbose else None
+    smooth = None
+    last_ckpt = start
+    updates, chars = 0, 0
+
+    def seen_rate():
+        dt = time.perf_counter() - start
+        return f"{chars / dt:,.0f} chars/s - ETA: {format_duration(budget - dt)}" if dt > 0 else ""
+
+    if bar:
+        bar.extra = seen_rate
+    try:
+        while time.perf_counter() - start < budget:
+            if position >= L - 1:
+                position = 0                                            # a new pass over the text
+                reset(model)
+            xs, ys = x[:, position:], y[:, position:]
+            steps = tbptt_steps(model, xs, ys, k1=s.bptt, k2=s.bptt)
+            for record, out, _, _ in steps:
+                n = out.shape[1]
+                position += n
+                updates += 1
+                chars += B * n
+                bpc = record["loss"] / n / math.log(2.0)                 # the loss sums over n steps
+                smooth = bpc if smooth is None else 0.98 * smooth + 0.02 * bpc
+                if not math.isfinite(record["loss"]):
+                    raise FloatingPointError("the training loss became non-finite; lower the "
+                                             "learning rate (--learning-rate)")
+                if bar:
+                    bar.update(updates, {"loss": round(smooth * math.log(2.0), 4),
+                                         "bpc": round(smooth, 3)})
+                now = time.perf_counter()
+                if on_checkpoint and now - last_ckpt > checkpoint_every:
+                    on_checkpoint(position, elapsed + now - start)
+                    last_ckpt = now
+                if now - start >= budget:
+                    steps.close()
+                    break
+    except KeyboardInterrupt:
+        if bar:
+            bar.finish(updates, {"bpc": round(smooth, 3) if smooth else float("nan")})
+        if on_checkpoint:
+            on_checkpoint(position, elapsed + time.perf_counter() - start)
+        raise Interrupted() from None
+    if bar:
+        bar.finish(updates, {"bpc": round(smooth, 3) if smooth else float("nan")})
+    return position, elapsed + time.perf_counter() - start, smooth
+
+
+# -- completion --------------------------------------------------------------------------------------
+def complete(model, vocab: CharVocab, prompt: str, length=60, temperature=0.0, top_k=0,
+             stop_at_newline=True, rng=None):
+    """Continue ``prompt``: greedy (temperature 0), sampled at ``temperature``, or sampled
+    from the ``top_k`` most likely characters."""
+    rng = rng or np.random.default_rng()
+    reset(model)
+    ids = vocab.encode(prompt) if prompt else np.array([vocab.index.get("\n", 1)])
+    logits = model.forward(ids[None])[0, -1]
+    out = []
+    for _ in range(length):
+        nxt = pick(logits, temperature, top_k, rng)
+        ch = vocab.chars[nxt]
+        if stop_at_newline and ch == "\n":
+            break
+        out.append(ch)
+        logits = model.forward(np.array([[nxt]]))[0, -1]
+    reset(model)
+    return "".join(out)
+
+
+def pick(logits, temperature, top_k, rng):
+    logits = np.asarray(logits, dtype=np.float64).copy()
+    logits[0] = -np.inf                                                # never emit "unknown"
+    if temperature <= 0 and not top_k:
+        return int(np.argmax(logits))
+    t = temperature if temperature > 0 else 1.0
+    z = logits / t
+    if top_k:
+        cut = np.sort(z)[-top_k]
+        z[z < cut] = -np.inf
+    z -= z.max()
+    p = np.exp(z)
+    p /= p.sum()
+    return int(rng.choice(len(p), p=p))
+
+
+# -- model files -------------------------------------------------------------------------------------
+def default_model_path(corpus_name: str, text: str, s: Settings) -> Path:
+    digest = hashlib.sha1(text.encode("utf-8")).hexdigest()[:10]
+    return cache_dir() / "models" / \
+        f"autocomplete-{corpus_name}-{digest}-{s.cell}{s.hidden}x{s.layers}.rnnkit"
+
+
+def save(model, path, vocab, s: Settings, position, seconds, val_bpc=None, history=None,
+         complete=True):
+    """Write the model with everything needed to use it or to train it further; a
+    checkpoint of an unfinished (interrupted) training has ``complete=False``."""
+    meta = {"app": "autocomplete", "app_version": APP_VERSION, "vocab": vocab.to_json(),
+            "settings": asdict(s), "position": int(position), "trained_seconds": float(seconds),
+            "val_bpc": val_bpc, "history": history or [], "complete": complete}
+    model.save(path, metadata=meta)
+
+
+def load(path):
+    """(model, vocab, settings, metadata) from an autocomplete model file."""
+    model = load_model(path)
+    meta = getattr(model, "metadata", {}) or {}
+    if meta.get("app") != "autocomplete":
+        raise ModelFileError(f"{path} is an rnnkit model, but not an autocomplete model")
+    if meta.get("app_version", 0) > APP_VERSION:
+        raise ModelFileError(f"{path} was written by a newer rnnkit's autocomplete "
+                             f"(version {meta.get('app_version')}); upgrade rnnkit")
+    vocab = CharVocab.from_json(meta["vocab"])
+    settings = Settings(**meta["settings"])
+    return model, vocab, settings, meta
+
+
+__all__ = ["Settings", "TextError", "read_text_file", "check_text", "split", "streams", "ngram_bpc",
+           "build_model", "evaluate_bpc", "train", "complete", "default_model_path", "save", "load",
+           "Interrupted"]

@@ -1,0 +1,294 @@
+"""The ``rnnkit`` command: parse the arguments, then call the library.
+
+    rnnkit autocomplete            learn Shakespeare (or --text FILE) and complete what you type
+    rnnkit generate                write free text with the autocomplete model
+    rnnkit <command> --help        every option of a command
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+EXIT_USAGE, EXIT_FAILURE = 2, 1
+
+
+def _fail(message, code=EXIT_FAILURE):
+    print(f"rnnkit: {message}", file=sys.stderr)
+    return code
+
+
+# -- autocomplete / generate ---------------------------------------------------------------------
+def _add_model_options(p):
+    g = p.add_argument_group("what to learn")
+    g.add_argument("--text", metavar="FILE",
+                   help="a UTF-8 text file to learn instead of Shakespeare's works")
+    g.add_argument("--model", metavar="PATH",
+                   help="the model file (default: one per text and architecture in the cache "
+                        "directory, ~/.cache/rnnkit/models)")
+    g = p.add_argument_group("training (when no saved model exists, or with --retrain/--resume)")
+    g.add_argument("--minutes", type=float, default=3.0,
+                   help="wall-clock training time (default: 3)")
+    g.add_argument("--cell", choices=["lstm", "gru", "rnn"], default="lstm",
+                   help="recurrent cell (default: lstm)")
+    g.add_argument("--hidden", type=int, default=256, help="hidden units per layer (default: 256)")
+    g.add_argument("--layers", type=int, default=1, help="stacked recurrent layers (default: 1)")
+    g.add_argument("--bptt", type=int, default=64,
+                   help="truncated-BPTT length in characters (default: 64)")
+    g.add_argument("--batch", type=int, default=32, help="parallel text streams (default: 32)")
+    g.add_argument("--learning-rate", type=float, default=2e-3, help="Adam's (default: 0.002)")
+    g.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    g.add_argument("--retrain", action="store_true", help="train a new model even if one is saved")
+    g.add_argument("--resume", action="store_true",
+                   help="train the saved model further for --minutes")
+    g.add_argument("--quiet", action="store_true", help="no progress bar")
+    g = p.add_argument_group("completion")
+    g.add_argument("--temperature", type=float, default=0.0,
+                   help="0 (default): the most likely character each time; > 0: sample, "
+                        "lower is more conservative")
+    g.add_argument("--top-k", type=int, default=0,
+                   help="sample only among the k most likely characters")
+
+
+def _settings(args):
+    from .apps.autocomplete import Settings
+    for name in ("hidden", "layers", "bptt", "batch"):
+        if getattr(args, name) < 1:
+            raise ValueError(f"--{name} must be at least 1; got {getattr(args, name)}")
+    if not args.minutes > 0:
+        raise ValueError(f"--minutes must be positive; got {args.minutes}")
+    if not args.learning_rate > 0:
+        raise ValueError(f"--learning-rate must be positive; got {args.learning_rate}")
+    if args.temperature < 0 or args.top_k < 0:
+        raise ValueError("--temperature and --top-k must not be negative")
+    return Settings(cell=args.cell, hidden=args.hidden, layers=args.layers, batch=args.batch,
+                    bptt=args.bptt, learning_rate=args.learning_rate, seed=args.seed)
+
+
+def _corpus(args):
+    from .apps import autocomplete as app
+    from .data import shakespeare_works
+    if args.text:
+        text = app.read_text_file(args.text)
+        name = "".join(c if c.isalnum() else "-" for c in Path(args.text).stem)[:40] or "text"
+        source = args.text
+    else:
+        text = shakespeare_works(quiet=False)
+        name, source = "shakespeare", "Shakespeare's works"
+    app.check_text(text, source)
+    return text, name, source
+
+
+def prepare_model(args, out=None):
+    """Load the saved model, or train one; returns (model, vocab).  Messages go to
+    ``out`` (standard output by default)."""
+    out = out or sys.stdout
+    from .apps import autocomplete as app
+    from .data.text import CharVocab
+    from .io.saving import ModelFileError
+    settings = _settings(args)
+    text, name, source = _corpus(args)
+    path = Path(args.model) if args.model else app.default_model_path(name, text, settings)
+    vocab = CharVocab.from_text(text)
+    ids = vocab.encode(text)
+    train_ids, val_ids = app.split(ids, settings.val_fraction)
+
+    model = None
+    position, seconds, history = 0, 0.0, []
+    if path.exists() and not args.retrain:
+        try:
+            model, vocab, settings, meta = app.load(path)
+        except (ModelFileError, KeyError, TypeError, ValueError) as e:
+            raise ModelFileError(f"{e}\n  Run with --retrain to train a new model there.") from None
+        ids = vocab.encode(text)
+        train_ids, val_ids = app.split(ids, settings.val_fraction)
+        position, seconds = meta.get("position", 0), meta.get("trained_seconds", 0.0)
+        history = meta.get("history", [])
+        if not args.resume:
+            note = "" if meta.get("complete", True) else \
+                " (its training was interrupted; --resume trains it further)"
+            print(f"Using the model in {path}: trained {seconds / 60:.1f} min, validation "
+                  f"{meta.get('val_bpc') or float('nan'):.3f} bits per character{note}.", file=out)
+            return model, vocab
+        print(f"Resuming the training of {path} ({seconds / 60:.1f} min so far) for "
+              f"{args.minutes:g} more minutes.", file=out)
+    elif args.resume and not path.exists():
+        print(f"No saved model at {path} to resume; training a new one.", file=out)
+
+    if model is None:
+        model = app.build_model(len(vocab), settings)
+        print(f"Training a {settings.layers}-layer {settings.cell.upper()} with {settings.hidden} "
+              f"units on {source} ({len(train_ids):,} characters; {len(val_ids):,} held out for "
+              f"validation; {len(vocab)} distinct characters) for {args.minutes:g} minutes.",
+              file=out)
+
+    def checkpoint(pos, secs):
+        app.save(model, path, vocab, settings, pos, secs, history=history, complete=False)
+
+    try:
+        position, seconds, _ = app.train(model, train_ids, settings, args.minutes,
+                                         position=position, elapsed=seconds,
+                                         verbose=not args.quiet, on_checkpoint=checkpoint)
+    except app.Interrupted:
+        print(f"\nInterrupted. Saved a resumable checkpoint to {path}; run the same command "
+              f"with --resume to continue.", file=out)
+        raise
+    val_bpc = app.evaluate_bpc(model, val_ids)
+    uni = app.ngram_bpc(train_ids, val_ids, 1, len(vocab))
+    bi = app.ngram_bpc(train_ids, val_ids, 2, len(vocab))
+    history.append({"trained_seconds": seconds, "val_bpc": val_bpc})
+    app.save(model, path, vocab, settings, position, seconds, val_bpc=val_bpc, history=history)
+    print(f"Validation: {val_bpc:.3f} bits per character after {seconds / 60:.1f} min of "
+          f"training (unigram model: {uni[0]:.3f}, bigram model: {bi[0]:.3f}). "
+          f"Saved to {path}.", file=out)
+    return model, vocab
+
+
+def _warn_unknown(vocab, prompt):
+    unknown = vocab.unknown_chars(prompt)
+    if unknown:
+        shown = ", ".join(repr(c) for c in unknown[:10])
+        print(f"note: the model has never seen {shown}; it reads "
+              f"{'them' if len(unknown) > 1 else 'it'} as an unknown character.", file=sys.stderr)
+
+
+def run_autocomplete(args):
+    import numpy as np
+    from .apps import autocomplete as app
+    model, vocab = prepare_model(args)
+    rng = np.random.default_rng(args.seed)
+
+    def show(prompt):
+        _warn_unknown(vocab, prompt)
+        return app.complete(model, vocab, prompt, length=args.length,
+                            temperature=args.temperature, top_k=args.top_k, rng=rng)
+
+    if args.prompt is not None:
+        print(args.prompt + show(args.prompt))
+        return 0
+    if not sys.stdin.isatty():
+        lines = [line.rstrip("\n") for line in sys.stdin]
+        if lines:
+            for line in lines:
+                print(line + show(line))
+            return 0
+        print("Some completions:")
+        for prompt in ("To be, or not to ", "What light through yon", "My lord, I ", "The king"):
+            print(f"  {prompt!r} -> {prompt + show(prompt)!r}")
+        return 0
+    return _interactive(show)
+
+
+def _interactive(show):
+    from .data.fetch import cache_dir
+    try:
+        import readline
+        history = cache_dir() / "autocomplete_history"
+        history.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            readline.read_history_file(history)
+        except OSError:
+            pass
+    except ImportError:  # pragma: no cover - Windows without pyreadline
+        readline = history = None
+    print("Type the beginning of a line and press Enter; rnnkit completes it. "
+          "Ctrl-D (or an empty line) quits; the arrow keys edit and recall lines.")
+    try:
+        while True:
+            try:
+                prompt = input("> ")
+            except EOFError:
+                print()
+                break
+            if not prompt:
+                break
+            completion = show(prompt)
+            bold, end = ("\033[1m", "\033[0m") if sys.stdout.isatty() else ("", "")
+            print(f"  {prompt}{bold}{completion}{end}")
+    except KeyboardInterrupt:
+        print()
+    finally:
+        if readline is not None:
+            try:
+                readline.write_history_file(history)
+            except OSError:
+                pass
+    return 0
+
+
+def run_generate(args):
+    import numpy as np
+    from .apps import autocomplete as app
+    model, vocab = prepare_model(args, out=sys.stderr)
+    rng = np.random.default_rng(args.seed)
+    prompt = args.prompt or ""
+    _warn_unknown(vocab, prompt)
+    text = app.complete(model, vocab, prompt, length=args.length,
+                        temperature=args.temperature, top_k=args.top_k, rng=rng,
+                        stop_at_newline=False)
+    sys.stdout.write(prompt + text + "\n")
+    return 0
+
+
+# -- the parser ------------------------------------------------------------------------------------
+def build_parser():
+    parser = argparse.ArgumentParser(
+        prog="rnnkit",
+        description="Recurrent neural networks from the lecture's equations, trained with "
+                    "hand-written backpropagation through time.",
+        epilog="Run 'rnnkit <command> --help' for the options of a command.")
+    from . import __version__
+    parser.add_argument("--version", action="version", version=f"rnnkit {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="<command>")
+
+    p = sub.add_parser("autocomplete", help="learn a text character by character and complete "
+                                            "what you type",
+                       description="Train (once) a character-level LSTM language model on "
+                                   "Shakespeare's works, or on --text FILE, with truncated "
+                                   "BPTT, report its validation bits per character, save it, "
+                                   "and complete the lines you type. The model is reused next "
+                                   "time unless --retrain or --resume is given.")
+    _add_model_options(p)
+    p.add_argument("--prompt", help="complete this one line and exit (no interactive prompt)")
+    p.add_argument("--length", type=int, default=60,
+                   help="at most this many characters per completion (default: 60; a newline "
+                        "ends it earlier)")
+    p.set_defaults(func=run_autocomplete, temperature=0.0)
+
+    p = sub.add_parser("generate", help="write free text with the autocomplete model",
+                       description="Write --length characters of free text with the "
+                                   "autocomplete model (trained first if there is none).")
+    _add_model_options(p)
+    p.add_argument("--prompt", default="", help="text to start from")
+    p.add_argument("--length", type=int, default=500, help="characters to write (default: 500)")
+    p.set_defaults(func=run_generate)
+    p.set_defaults(temperature=0.8)
+    return parser
+
+
+def main(argv=None):
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return EXIT_USAGE
+    from .apps.autocomplete import Interrupted, TextError
+    from .data.fetch import DataUnavailable
+    from .io.saving import ModelFileError
+    try:
+        return args.func(args)
+    except (TextError, ValueError) as e:
+        return _fail(str(e), EXIT_USAGE if isinstance(e, TextError) else EXIT_FAILURE)
+    except (DataUnavailable, ModelFileError, FileNotFoundError) as e:
+        return _fail(str(e))
+    except Interrupted:
+        return 130
+    except KeyboardInterrupt:
+        print(file=sys.stderr)
+        return 130
+    except BrokenPipeError:  # e.g. piped into head
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

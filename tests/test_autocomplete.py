@@ -1,0 +1,138 @@
+"""`rnnkit autocomplete` and `rnnkit generate` as a user meets them: on a text of
+their own, with bad files, unseen characters, corrupted models and Ctrl-C."""
+import json
+import os
+import pathlib
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from rnnkit import cli
+from rnnkit.apps import autocomplete as app
+from rnnkit.data.text import CharVocab
+
+SONNETS = pathlib.Path(__file__).parent / "data" / "sonnets.txt"
+FAST = ["--text", str(SONNETS), "--minutes", "0.05", "--hidden", "16", "--batch", "8",
+        "--bptt", "16", "--quiet"]
+
+
+@pytest.fixture(autouse=True)
+def cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("RNNKIT_CACHE", str(tmp_path / "cache"))
+    return tmp_path / "cache"
+
+
+def run_cli(args, capsys):
+    code = cli.main(args)
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_trains_saves_reuses_and_completes(capsys, cache):
+    code, out, err = run_cli(["autocomplete", *FAST, "--prompt", "Shall I compare thee"], capsys)
+    assert code == 0, err
+    assert "Validation:" in out and "bits per character" in out and "bigram model" in out
+    assert out.strip().splitlines()[-1].startswith("Shall I compare thee")
+    models = list((cache / "models").glob("autocomplete-sonnets-*.rnnkit"))
+    assert len(models) == 1
+    code, out, _ = run_cli(["autocomplete", *FAST, "--prompt", "Thy"], capsys)
+    assert code == 0 and "Using the model in" in out and "Training" not in out
+    code, out, _ = run_cli(["autocomplete", *FAST, "--retrain", "--prompt", "Thy"], capsys)
+    assert code == 0 and "Training a 1-layer LSTM" in out
+    code, out, _ = run_cli(["autocomplete", *FAST, "--resume", "--prompt", "Thy"], capsys)
+    assert code == 0 and "Resuming the training" in out
+
+
+def test_sampling_options_and_generate(capsys):
+    assert run_cli(["autocomplete", *FAST, "--prompt", "Love"], capsys)[0] == 0
+    code, out, _ = run_cli(["autocomplete", *FAST, "--prompt", "Love", "--temperature", "0.7",
+                            "--top-k", "5"], capsys)
+    assert code == 0 and out.strip().splitlines()[-1].startswith("Love")
+    code, out, err = run_cli(["generate", *FAST, "--length", "120", "--seed", "3"], capsys)
+    assert code == 0 and len(out) >= 100
+    assert "Using the model" in err                              # messages go to stderr
+
+
+def test_unknown_characters_in_the_prompt_get_a_note(capsys):
+    run_cli(["autocomplete", *FAST, "--prompt", "x"], capsys)
+    code, out, err = run_cli(["autocomplete", *FAST, "--prompt", "Shall I 比較 thee"], capsys)
+    assert code == 0 and "never seen '比', '較'" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("content,message", [
+    (b"", "is empty"),
+    (b"too short", "has 9 characters; autocomplete needs at least 1000"),
+    (b"\x00\x01\x02binary" * 200, "binary file"),
+    (b"\xff\xfe\xfa not utf8" * 200, "is not UTF-8 text"),
+])
+def test_bad_text_files_get_a_clear_message(tmp_path, capsys, content, message):
+    f = tmp_path / "input.txt"
+    f.write_bytes(content)
+    code, out, err = run_cli(["autocomplete", "--text", str(f), "--minutes", "0.05"], capsys)
+    assert code == 2 and message in err and "Traceback" not in err
+
+
+def test_missing_file_and_bad_options(tmp_path, capsys):
+    code, _, err = run_cli(["autocomplete", "--text", str(tmp_path / "nope.txt")], capsys)
+    assert code == 2 and "no such file" in err
+    code, _, err = run_cli(["autocomplete", *FAST, "--hidden", "0"], capsys)
+    assert code == 1 and "--hidden must be at least 1" in err
+
+
+def test_corrupted_and_foreign_model_files(tmp_path, capsys, cache):
+    run_cli(["autocomplete", *FAST, "--prompt", "x"], capsys)
+    model = next((cache / "models").glob("*.rnnkit"))
+    data = model.read_bytes()
+    model.write_bytes(data[:len(data) // 3])
+    code, _, err = run_cli(["autocomplete", *FAST, "--prompt", "x"], capsys)
+    assert code == 1 and "corrupted, truncated" in err and "--retrain" in err
+    assert "Traceback" not in err
+    other = tmp_path / "other.rnnkit"
+    from rnnkit import Dense, Sequential
+    Sequential([Dense(2, input_shape=[3])]).save(other)
+    code, _, err = run_cli(["autocomplete", *FAST, "--model", str(other), "--prompt", "x"], capsys)
+    assert code == 1 and "not an autocomplete model" in err
+    code, _, _ = run_cli(["autocomplete", *FAST, "--retrain", "--prompt", "x"], capsys)
+    assert code == 0                                             # --retrain recovers
+
+
+def test_ctrl_c_saves_a_resumable_checkpoint(tmp_path):
+    env = dict(os.environ, RNNKIT_CACHE=str(tmp_path / "c"), PYTHONUNBUFFERED="1")
+    model = tmp_path / "m.rnnkit"
+    cmd = [sys.executable, "-m", "rnnkit.cli", "autocomplete", "--text", str(SONNETS),
+           "--minutes", "5", "--hidden", "16", "--batch", "8", "--bptt", "16", "--model", str(model),
+           "--prompt", "x"]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 60
+    while time.time() < deadline and "Training a" not in (proc.stdout.readline() or ""):
+        pass
+    time.sleep(2.0)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "Saved a resumable checkpoint" in out and "Traceback" not in err
+    m, vocab, settings, meta = app.load(model)
+    assert meta["complete"] is False and meta["position"] > 0 and meta["trained_seconds"] > 1
+    r = subprocess.run(cmd[:-2] + ["--resume", "--minutes", "0.05", "--quiet", "--prompt", "x"],
+                       env=env, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and "Resuming the training" in r.stdout
+    assert app.load(model)[3]["complete"] is True
+
+
+def test_ngram_baselines_and_streams():
+    text = SONNETS.read_text()
+    vocab = CharVocab.from_text(text)
+    ids = vocab.encode(text)
+    train, val = app.split(ids, 0.1)
+    uni, _ = app.ngram_bpc(train, val, 1, len(vocab))
+    bi, _ = app.ngram_bpc(train, val, 2, len(vocab))
+    assert np.log2(len(vocab)) > uni > bi > 2.0                 # each model is better than the last
+    x, y = app.streams(np.arange(101), 4)
+    assert x.shape == (4, 25) and np.all(y == x + 1) and np.all(x[1, 0] == x[0, -1] + 1)
+    assert vocab.decode(vocab.encode("Shall I")) == "Shall I"
+    assert vocab.encode("比")[0] == 0 and vocab.unknown_chars("a比") == ["比"]
+    assert CharVocab.from_json(vocab.to_json()).chars == vocab.chars
