@@ -505,3 +505,20 @@ def test_without_h5py_the_error_says_what_to_install(monkeypatch, tmp_path):
         from_keras(tmp_path / "m.keras")
     with pytest.raises(ImportError, match=r"rnnkit\[keras\]"):
         to_keras(model, tmp_path / "n.keras")
+
+
+def test_from_keras_of_the_lectures_model_after_compile_and_fit(tmp_path):
+    """The lecture's code as written (input_shape in the first layer), trained: the file
+    then also holds the optimizer's variables, which rnnkit leaves alone."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(16, 10, 1)).astype("float32")
+    y = rng.normal(size=(16, 1)).astype("float32")
+    kmodel = keras.Sequential([
+        K.SimpleRNN(20, return_sequences=True, input_shape=[None, 1]),
+        K.SimpleRNN(20),
+        K.Dense(1)])
+    kmodel.compile(loss="mse", optimizer="adam")
+    kmodel.fit(x, y, epochs=2, batch_size=8, verbose=0)
+    kmodel.save(tmp_path / "lecture.keras")
+    model = from_keras(tmp_path / "lecture.keras")
+    assert max_diff(model(x), kmodel.predict(x, verbose=0)) <= TOL32
