@@ -6,7 +6,7 @@ params/grads) and add training (``compile``/``fit``, see ``rnnkit.training``).
 """
 from __future__ import annotations
 
-from . import backend
+from . import backend, validation
 from .layers import Bidirectional, Dropout, Layer, Recurrent, Wrapper
 
 
@@ -189,6 +189,13 @@ class RNNStack(Model):
             self.layers.append(layer)
         if not self.layers:
             raise ValueError(f"{self.who}: needs at least one layer")
+        # h_n stacks the final states of every layer and direction, as PyTorch does
+        kinds = {(type(self._core(l)).__name__, tuple(self._core(l).state_sizes),
+                  isinstance(l, Bidirectional)) for l in self.layers}
+        if len(kinds) > 1:
+            raise ValueError(f"{self.who}: every layer must be of one kind, state size and "
+                             f"direction count (h_n stacks their final states); got "
+                             f"(kind, state sizes, bidirectional) = {sorted(kinds)}")
         self.batch_first = bool(batch_first)
         self.dropouts = [Dropout(dropout, name=f"{self.name}_dropout_{i}", dtype=layers[0].dtype)
                          for i in range(len(self.layers) - 1)]
@@ -211,16 +218,26 @@ class RNNStack(Model):
 
     def forward(self, x, h0=None, training=False, mask=None):
         np_ = backend.xp()
-        if not hasattr(x, "shape"):
-            x = np_.asarray(x)
+        if not isinstance(x, np_.ndarray):
+            x = np_.asarray(x)                             # lists, other libraries' CPU arrays
         if x.ndim == 3 and not self.batch_first:
             x = x.transpose(1, 0, 2)
         D = self.num_directions
         states0 = None
         if h0 is not None:
-            parts = list(h0) if self.is_lstm else [h0]     # each (L*D, N, size)
-            if self.is_lstm and len(parts) != 2:
-                raise ValueError(f"{self.who}: the initial state of an LSTM stack is (h_0, c_0)")
+            if self.is_lstm and not (isinstance(h0, (tuple, list)) and len(h0) == 2):
+                raise ValueError(f"{self.who}: the initial state of an LSTM stack is a pair "
+                                 f"(h_0, c_0); got {validation.describe(h0)}")
+            parts = [np_.asarray(s) for s in (h0 if self.is_lstm else [h0])]  # (L*D, N, size)
+            sizes = self._core(self.layers[0]).state_sizes
+            want_N = x.shape[0] if x.ndim == 3 else "batch"
+            for name, s, size in zip(("h_0", "c_0"), parts, sizes):
+                want = (len(self.layers) * D, want_N, size)
+                if s.ndim != 3 or s.shape[0] != want[0] or s.shape[2] != size or \
+                        (x.ndim == 3 and s.shape[1] != want_N):
+                    raise ValueError(f"{self.who}: {name} must have shape (num_layers * "
+                                     f"num_directions, batch, {size}) = {want}; got "
+                                     f"{tuple(s.shape)}")
             states0 = parts
         finals = []
         for i, layer in enumerate(self.layers):

@@ -515,6 +515,14 @@ def test_bidirectional_merge(merge_mode):
     assert layer.backward_layer.go_backwards and not layer.forward_layer.go_backwards
 
 
+def test_wrappers_accept_keras_input_shape():
+    """Bidirectional(LSTM(...), input_shape=(T, D)) is built at once, as in Keras."""
+    bi = Bidirectional(LSTM(4, return_sequences=True), input_shape=(None, 3))
+    assert bi.built and bi.count_params() == 2 * 4 * 4 * (3 + 4 + 1)
+    td = TimeDistributed(Dense(2), input_shape=(5, 4))
+    assert td.built and td.count_params() == 10
+
+
 def test_time_distributed_dense_equals_dense():
     dense = Dense(3, activation="tanh", dtype="float64", input_shape=(D,))
     td = TimeDistributed(dense)

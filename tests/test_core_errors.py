@@ -223,6 +223,34 @@ def test_wrong_initial_state_gru_and_projection():
         built(SimpleRNN, stateful=True).reset_state([np.zeros((2, 3))])
 
 
+def test_wrong_initial_state_rnnstack():
+    lstm = RNNStack([LSTM(4, return_sequences=True, return_state=True),
+                     LSTM(4, return_sequences=True, return_state=True)], batch_first=False)
+    x = np.zeros((5, 2, 3))                                  # (T, N, D)
+    h = np.zeros((2, 2, 4))
+    with pytest.raises(ValueError, match=r"initial state of an LSTM stack is a pair \(h_0, c_0\); "
+                                         r"got an array of shape \(2, 2, 4\)"):
+        lstm.forward(x, h)
+    with pytest.raises(ValueError, match=r"c_0 must have shape \(num_layers \* num_directions, "
+                                         r"batch, 4\) = \(2, 2, 4\); got \(1, 2, 4\)"):
+        lstm.forward(x, (h, np.zeros((1, 2, 4))))
+    with pytest.raises(ValueError, match=r"h_0 must have shape .* = \(2, 2, 4\); got \(2, 5, 4\)"):
+        lstm.forward(x, (np.zeros((2, 5, 4)), h))
+    gru = RNNStack([Bidirectional(GRU(3, return_sequences=True, return_state=True))])
+    with pytest.raises(ValueError, match=r"h_0 must have shape .* = \(2, 2, 3\); got \(1, 2, 3\)"):
+        gru.forward(np.zeros((2, 5, 3)), np.zeros((1, 2, 3)))
+
+
+def test_rnnstack_layers_must_stack():
+    with pytest.raises(ValueError, match="every layer must be of one kind, state size and "
+                                         "direction count"):
+        RNNStack([LSTM(3, return_sequences=True, return_state=True),
+                  LSTM(4, return_sequences=True, return_state=True)])
+    with pytest.raises(ValueError, match="every layer must be of one kind"):
+        RNNStack([GRU(3, return_sequences=True, return_state=True),
+                  Bidirectional(GRU(3, return_sequences=True, return_state=True))])
+
+
 # --------------------------------------------------------------------------- embeddings
 @pytest.mark.parametrize("ids,value", [([[1, 5]], 5), ([[0, -1]], -1), ([[9, 2]], 9)])
 def test_token_ids_out_of_range(ids, value):

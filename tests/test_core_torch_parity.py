@@ -252,6 +252,16 @@ def test_default_initial_state_is_zero():
     assert rel_err(c, c_t.detach().numpy()) < 1e-12
 
 
+def test_stack_accepts_torch_tensors():
+    module = make_module("gru", 3, 4, num_layers=2, batch_first=False)
+    x, h0 = random_inputs(module, 2, 5, np.float64, seed=11)
+    stack = from_torch(module)
+    out, h = stack.forward(torch.tensor(x), torch.tensor(h0[0]))
+    ref, h_ref = stack.forward(x, h0[0])
+    np.testing.assert_array_equal(out, ref)
+    np.testing.assert_array_equal(h, h_ref)
+
+
 def test_from_torch_copies_the_weights():
     module = make_module("gru", 3, 4, num_layers=2, bidirectional=True)
     stack = from_torch(module)

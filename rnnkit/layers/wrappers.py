@@ -54,6 +54,8 @@ class Bidirectional(Wrapper):
         self._ctx = None
         self.final_states = None
         self.initial_state_grads = None
+        if self.input_shape is not None and self.input_shape[-1] is not None:
+            self.build((None,) + tuple(self.input_shape))      # Keras's input_shape=(T, D)
 
     # Keras-facing attributes of the wrapped layer
     return_sequences = property(lambda self: self.forward_layer.return_sequences)
@@ -186,6 +188,8 @@ class TimeDistributed(Wrapper):
         super().__init__(**kwargs)
         self.layer = layer
         self._ctx = None
+        if self.input_shape is not None and self.input_shape[-1] is not None:
+            self.build((None,) + tuple(self.input_shape))      # Keras's input_shape=(T, ...)
 
     def sublayers(self):
         return [self.layer]
