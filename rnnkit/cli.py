@@ -33,10 +33,12 @@ def _add_model_options(p):
                    help="recurrent cell (default: lstm)")
     g.add_argument("--hidden", type=int, default=256, help="hidden units per layer (default: 256)")
     g.add_argument("--layers", type=int, default=1, help="stacked recurrent layers (default: 1)")
-    g.add_argument("--bptt", type=int, default=64,
-                   help="truncated-BPTT length in characters (default: 64)")
+    g.add_argument("--bptt", type=int, default=32,
+                   help="truncated-BPTT length in characters (default: 32)")
     g.add_argument("--batch", type=int, default=32, help="parallel text streams (default: 32)")
-    g.add_argument("--learning-rate", type=float, default=2e-3, help="Adam's (default: 0.002)")
+    g.add_argument("--learning-rate", type=float, default=1e-2,
+                   help="Adam's initial learning rate, decayed along a cosine to 5%% of it by "
+                        "the end of --minutes (default: 0.01)")
     g.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     g.add_argument("--retrain", action="store_true", help="train a new model even if one is saved")
     g.add_argument("--resume", action="store_true",

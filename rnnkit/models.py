@@ -59,10 +59,11 @@ class Model(Wrapper):
         return training.train_step(self, x, y, sample_weight)[0]
 
     # -- files ----------------------------------------------------------------------------
-    def save(self, path, include_optimizer=True):
-        """Write the model to ``path`` (see rnnkit.io.saving): safe (no pickle) and atomic."""
+    def save(self, path, include_optimizer=True, metadata=None):
+        """Write the model to ``path`` (see rnnkit.io.saving): safe (no pickle) and atomic.
+        ``metadata`` (a JSON-serializable dict) is stored with it as ``model.metadata``."""
         from .io.saving import save_model
-        return save_model(self, path, include_optimizer=include_optimizer)
+        return save_model(self, path, include_optimizer=include_optimizer, metadata=metadata)
 
     def summary(self, print_fn=print, line_length=80):
         """A table of layers, output shapes and parameter counts, as Keras prints it."""

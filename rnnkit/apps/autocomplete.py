@@ -44,8 +44,8 @@ class Settings:
     layers: int = 1
     embed: int = 32
     batch: int = 32            # parallel streams
-    bptt: int = 64             # truncation length k (k1 = k2)
-    learning_rate: float = 2e-3
+    bptt: int = 32             # truncation length k (k1 = k2)
+    learning_rate: float = 1e-2    # Adam's, decayed along a cosine over the time budget
     clip: float = 5.0          # global-norm clipping
     val_fraction: float = 0.05
     seed: int = 0
@@ -193,6 +193,10 @@ def train(model, train_ids, s: Settings, minutes, position=0, elapsed=0.0, verbo
                 position += n
                 updates += 1
                 chars += B * n
+                # cosine decay of the learning rate over the wall-clock budget, to 5 %
+                progress = min((time.perf_counter() - start) / budget, 1.0)
+                model.optimizer.learning_rate = s.learning_rate * (
+                    0.05 + 0.95 * 0.5 * (1.0 + math.cos(math.pi * progress)))
                 bpc = record["loss"] / n / math.log(2.0)                 # the loss sums over n steps
                 smooth = bpc if smooth is None else 0.98 * smooth + 0.02 * bpc
                 if not math.isfinite(record["loss"]):
