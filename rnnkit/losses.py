@@ -120,12 +120,16 @@ class MeanAbsoluteError(Loss):
         return xp().abs(diff).mean(axis=-1), xp().sign(diff) * (1.0 / yhat.shape[-1])
 
 
-class BinaryCrossentropy(Loss):
-    name = "binary_crossentropy"
+class _ProbabilisticLoss(Loss):
+    """A loss on probabilities, or on raw scores (logits) with ``from_logits=True``."""
 
     def __init__(self, from_logits=False, time_reduction="sum"):
         super().__init__(time_reduction)
         self.from_logits = bool(from_logits)
+
+
+class BinaryCrossentropy(_ProbabilisticLoss):
+    name = "binary_crossentropy"
 
     def check_targets(self, y_true, y_pred):
         y = super().check_targets(y_true, y_pred)
@@ -147,12 +151,8 @@ class BinaryCrossentropy(Loss):
         return loss.mean(axis=-1), ((p - y) / (p * (1.0 - p))) * inside / K
 
 
-class CategoricalCrossentropy(Loss):
+class CategoricalCrossentropy(_ProbabilisticLoss):
     name = "categorical_crossentropy"
-
-    def __init__(self, from_logits=False, time_reduction="sum"):
-        super().__init__(time_reduction)
-        self.from_logits = bool(from_logits)
 
     def per_step(self, y, yhat):
         np_ = xp()
@@ -172,7 +172,7 @@ class CategoricalCrossentropy(Loss):
         return loss, d
 
 
-class SparseCategoricalCrossentropy(Loss):
+class SparseCategoricalCrossentropy(_ProbabilisticLoss):
     """Integer labels (N,) or (N, T) against scores (N, K) or (N, T, K).
     ``ignore_class``: steps whose label equals it count for nothing (padding)."""
 
@@ -180,8 +180,7 @@ class SparseCategoricalCrossentropy(Loss):
     sparse = True
 
     def __init__(self, from_logits=False, time_reduction="sum", ignore_class=None):
-        super().__init__(time_reduction)
-        self.from_logits = bool(from_logits)
+        super().__init__(from_logits, time_reduction)
         self.ignore_class = ignore_class
 
     def check_targets(self, y_true, y_pred):
