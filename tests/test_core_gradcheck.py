@@ -294,6 +294,16 @@ def test_rnnstack_dropout_between_layers():
     check(stack, x, training=True, expect=["input"], max_checks=20)
 
 
+def test_gradcheck_works_on_a_float64_copy_of_a_float32_model():
+    model = Sequential([LSTM(H, return_sequences=True, seed=1), GRU(H, seed=2), Dense(2, seed=3)])
+    x = data(14).astype(np.float32)
+    before = [p.copy() for p in model.params.values()]
+    check(model, x, expect=["input"])
+    assert all(p.dtype == np.float32 for p in model.params.values())     # not changed
+    for p, q in zip(model.params.values(), before):
+        np.testing.assert_array_equal(p, q)
+
+
 def test_gradcheck_detects_a_wrong_gradient():
     """The checker itself can fail: a layer whose backward is off by a factor is caught."""
     layer = make("gru", return_sequences=True)
