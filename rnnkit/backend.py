@@ -50,6 +50,16 @@ def to_numpy(a):
     return get() if get is not None else numpy.asarray(a)
 
 
+def scatter_add(target, indices, values):
+    """target[indices] += values, adding repeated indices up (np.add.at; cupyx.scatter_add)."""
+    if _current is numpy:
+        numpy.add.at(target, indices, values)
+    else:  # pragma: no cover - needs a GPU
+        import cupyx
+        cupyx.scatter_add(target, indices, values)
+    return target
+
+
 def asarray(a, dtype=None):
     """An array of the current backend (copies host data to the device if needed)."""
     return _current.asarray(a, dtype=dtype)

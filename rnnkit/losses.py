@@ -224,7 +224,7 @@ class SparseCategoricalCrossentropy(_ProbabilisticLoss):
             logp = z - logsumexp
             loss = -np_.take_along_axis(logp, yc, axis=-1)[..., 0]
             d = np_.exp(logp)                                   # softmax(ŷ) - onehot(y)
-            np_.put_along_axis(d, yc, np_.take_along_axis(d, yc, axis=-1) - 1.0, axis=-1)
+            _flat_rows(d)[np_.arange(yc.size), yc.ravel()] -= 1.0
             return loss, d
         total = yhat.sum(axis=-1, keepdims=True)
         p = yhat / total
@@ -232,9 +232,15 @@ class SparseCategoricalCrossentropy(_ProbabilisticLoss):
         pc = np_.clip(py, EPSILON, 1.0 - EPSILON)
         loss = -np_.log(pc)[..., 0]
         dp = np_.zeros_like(yhat)
-        np_.put_along_axis(dp, yc, -1.0 / pc * ((py > EPSILON) & (py < 1.0 - EPSILON)), axis=-1)
+        _flat_rows(dp)[np_.arange(yc.size), yc.ravel()] = \
+            (-1.0 / pc * ((py > EPSILON) & (py < 1.0 - EPSILON))).ravel()
         d = (dp - (dp * p).sum(axis=-1, keepdims=True)) / total
         return loss, d
+
+
+def _flat_rows(a):
+    """A (M, K) view of a (..., K) array (a is contiguous: it was just created)."""
+    return a.reshape(-1, a.shape[-1])
 
 
 _CLASSES = {

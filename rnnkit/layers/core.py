@@ -116,7 +116,7 @@ class Embedding(Layer):
         self._require_built()
         ids = self._ctx
         dE = backend.xp().zeros_like(self.params["E"])
-        backend.xp().add.at(dE, ids.ravel(), backend.xp().asarray(dy).reshape(-1, self.output_dim))
+        backend.scatter_add(dE, ids.ravel(), backend.xp().asarray(dy).reshape(-1, self.output_dim))
         self._grads = {"E": dE}
         return None                                    # integer inputs have no gradient
 
