@@ -2,6 +2,7 @@
 
     rnnkit autocomplete            learn Shakespeare (or --text FILE) and complete what you type
     rnnkit generate                write free text with the autocomplete model
+    rnnkit diagnose                gradients through time: vanishing/exploding, Jacobians, gates
     rnnkit <command> --help        every option of a command
 """
 from __future__ import annotations
@@ -265,6 +266,9 @@ def build_parser():
     p.add_argument("--length", type=int, default=500, help="characters to write (default: 500)")
     p.set_defaults(func=run_generate)
     p.set_defaults(temperature=0.8)
+
+    from .diagnostics.command import add_parser as add_diagnose   # rnnkit diagnose
+    add_diagnose(sub)
     return parser
 
 

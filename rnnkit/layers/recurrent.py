@@ -222,11 +222,12 @@ class Recurrent(Layer):
             self.output_mask = None
         return [out, *final] if self.return_state else out
 
-    def backward(self, dy):
-        self._require_built()
+    def bptt_inputs(self, dy):
+        """What the reverse loop starts from, given ``dy`` as ``backward`` takes it:
+        (d_out (T, N, H) ∂L/∂(output of step t) or None, d_final [∂L/∂(final state k)]).
+        ``rnnkit.diagnostics`` replays the reverse loop from these."""
         np_ = backend.xp()
-        X2, trace, x_mask, m = self._ctx
-        T, N = trace.T, trace.N
+        m = self._ctx[3]
         d_final = [None] * len(self.state_sizes)
         if self.return_state:
             dy, *d_states = dy
@@ -240,6 +241,14 @@ class Recurrent(Layer):
                     d_out = d_out * m
             else:
                 d_final[0] = dy if d_final[0] is None else d_final[0] + dy
+        return d_out, d_final
+
+    def backward(self, dy):
+        self._require_built()
+        X2, trace, x_mask, m = self._ctx
+        T, N = trace.T, trace.N
+        d_out, d_final = self.bptt_inputs(dy)
+        np_ = backend.xp()
 
         dxw, d_init = bptt.backward(self.cell, self.params, trace, d_out, d_final)
 
