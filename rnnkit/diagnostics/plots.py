@@ -75,16 +75,27 @@ def plot_step_gradients(records, path, title=None):
 
 
 # -- gradient-flow map --------------------------------------------------------------------------------
-def figure_gradient_flow(flow, title=None, state="h"):
-    """Heatmaps of log10 ‖∂L_t/∂s_k‖ (rows: the loss's step t; columns: the state's step k)."""
+def _log10_positive(a):
+    a = np.asarray(a, dtype=np.float64)
+    return np.where(a > 0, np.log10(np.where(a > 0, a, 1.0)), np.nan)
+
+
+def figure_gradient_flow(flow, title=None, state="h", shared_scale=True):
+    """Heatmaps of log10 ‖∂L_t/∂s_k‖ (rows: the loss's step t; columns: the state's step k),
+    one per layer, on one colour scale unless ``shared_scale=False``."""
     s = _as_dict(flow)
     maps = s["maps"]
     fig, axes = _grid(len(maps), width=5.8, height=4.6)
     plt = pyplot()
+    limits = {}
+    if shared_scale:
+        imgs = [_log10_positive(m[state]) for m in maps.values()]
+        finite = np.concatenate([i[np.isfinite(i)] for i in imgs]) if imgs else np.array([])
+        if finite.size:
+            limits = {"vmin": float(finite.min()), "vmax": float(finite.max())}
     for ax, (name, m) in zip(axes, maps.items()):
         a = np.asarray(m[state], dtype=np.float64)
-        with np.errstate(divide="ignore"):
-            img = np.where(a > 0, np.log10(np.where(a > 0, a, 1.0)), np.nan)
+        img = _log10_positive(a)
         steps = s["steps"]
         if steps is None:
             extent = (-0.5, a.shape[1] - 0.5, -0.5, 0.5)
@@ -92,7 +103,8 @@ def figure_gradient_flow(flow, title=None, state="h"):
         else:
             extent = (-0.5, a.shape[1] - 0.5, steps[-1] + 0.5, steps[0] - 0.5)
             ylabel = "loss step t (L_t)"
-        im = ax.imshow(img, aspect="auto", cmap="viridis", extent=extent, interpolation="nearest")
+        im = ax.imshow(img, aspect="auto", cmap="viridis", extent=extent, interpolation="nearest",
+                       **limits)
         cb = plt.colorbar(im, ax=ax)
         cb.set_label(f"log10 ‖∂L_t/∂{state}_k‖")
         ax.set_xlabel("state step k (0: initial state)")
