@@ -112,6 +112,33 @@ def test_step_terms_with_masks_stacks_bidirectional_and_vector_outputs(kind):
     assert np.all(fw.dxw[~MASK.T] == 0)
 
 
+def test_records_of_an_rnnstack_from_an_output_gradient_with_gates_recorded():
+    from rnnkit import RNNStack
+    stack = RNNStack([LSTM(H, return_sequences=True, return_state=True, dtype=F64, seed=1,
+                           input_shape=[None, D]),
+                      LSTM(H, return_sequences=True, return_state=True, dtype=F64, seed=2)])
+    x, _ = batch(20)
+    rng = np.random.default_rng(21)
+    d_out, d_h = rng.standard_normal((N, T, H)), rng.standard_normal((2, N, H))
+    d_c = rng.standard_normal((2, N, H))
+    with pytest.raises(ValueError, match="output_grad"):
+        dg.gradient_records(stack, x)
+    rec = dg.gradient_records(stack, x, output_grad=(d_out, (d_h, d_c)), record=["gates"])
+    assert rec.loss is None and len(rec.layers) == 2
+    for r in rec:
+        assert max(r.sum_check().values()) < 1e-10
+    low, top = stack.layers
+    # ∂L/∂(final state) enters at the last step: δ_T = d_out[:, -1] + d_h (+ d_c for c)
+    assert rel(rec[low.name].deltas["c"][T], d_c[0]) < 1e-14
+    assert rel(rec[top.name].deltas["c"][T], d_c[1]) < 1e-14
+    assert rel(rec[top.name].deltas["h"][T], d_out[:, -1] + d_h[1]) < 1e-14
+    assert set(rec.recorded[low.name]["gates"]) == {"i", "f", "g", "o"}
+    assert "states" not in rec.recorded[top.name]
+    assert np.shares_memory(rec.recorded[top.name]["gates"]["f"], dg.trace_of(top).cache["gates"])
+    plain = dg.gradient_records(seq_model("lstm"), x, batch(20)[1])
+    assert plain.recorded is None
+
+
 def test_elman_terms_are_the_lectures_formula():
     """term_t(W) = s_{t-1}ᵀ (δ_t ⊙ σ'(a_t)) and term_t(U) = x_tᵀ (δ_t ⊙ σ'(a_t))."""
     m = seq_model("rnn_tanh")

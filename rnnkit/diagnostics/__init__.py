@@ -8,7 +8,8 @@
     jac = dg.jacobian_norms(model, x)          # ‖∂s_t/∂s_k‖₂ vs t-k, with (γλ)^(t-k) and
                                                #   Π max σ'(a_j)·λ
     J = dg.step_jacobians(layer, sample=0)     # the exact one-step Jacobians (any cell)
-    dg.record(model, x, ["gates", "states"])   # every step's gates and states (views)
+    dg.record(model, x, ["gates", "states"])   # every step's gates and states (views);
+    dg.gradient_records(model, x, y, record=["gates", "states"])   # with the gradients
     dg.gate_statistics(model, x)               # saturation, forget/update-gate timescales
     dg.truncation_bias(model, x, y)            # truncated vs full BPTT: cosine, rel. error
     model.fit(..., callbacks=[dg.SpectralNormTracker()])   # ‖W‖₂ over training vs 1/γ

@@ -5,9 +5,9 @@ long-range task, as PNGs and a JSON of the numbers.
     rnnkit diagnose --task copy --cell lstm --lag 20 --epochs 0 --out d/   # at initialization
     rnnkit diagnose --model model.rnnkit --task adding --lag 100 --out d/  # a saved model
 
-(``python -m rnnkit.diagnostics ...`` runs the same command.)  ``add_parser`` and ``run``
-are what the ``rnnkit`` command line registers.
+(``python -m rnnkit.diagnostics ...`` runs the same command.)
 """
+# ``add_parser`` and ``run`` are what the ``rnnkit`` command line (rnnkit/cli.py) registers.
 from __future__ import annotations
 
 import argparse
@@ -23,6 +23,16 @@ from .records import recurrent_layers
 from .report import diagnose
 
 HELP = "gradient diagnostics: vanishing/exploding gradients, Jacobians, gates, truncation"
+
+
+def _positive(text):
+    try:
+        v = int(text)
+    except ValueError:
+        v = 0
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer; got {text!r}")
+    return v
 
 
 def _int_list(text):
@@ -60,9 +70,9 @@ def configure(p):
                     help="fresh model: clip the global gradient norm at this value (1.0; 0: off)")
     tr.add_argument("--save", metavar="PATH", help="save the (trained) model here")
     dg = p.add_argument_group("diagnostics")
-    dg.add_argument("--batch", type=int, default=32,
+    dg.add_argument("--batch", type=_positive, default=32,
                     help="sequences in the diagnosed batch (32)")
-    dg.add_argument("--samples", type=int, default=4,
+    dg.add_argument("--samples", type=_positive, default=4,
                     help="sequences whose exact Jacobians are computed (4)")
     dg.add_argument("--k2", type=_int_list,
                     help="truncation windows for the bias meter, e.g. 1,2,4,8,16 "

@@ -65,7 +65,8 @@ def figure_step_gradients(records, title=None, params=("W", "U")):
         ax.set_title(f"{name}: per-step terms (Σ_t = gradient, rel. err {worst:.1e})")
         ax.grid(alpha=0.3, which="both")
         ax.legend()
-    fig.suptitle(title or f"Per-step gradients (loss {s['loss']:.4g})")
+    loss = "" if s.get("loss") is None else f" (loss {s['loss']:.4g})"
+    fig.suptitle(title or f"Per-step gradients{loss}")
     fig.tight_layout()
     return fig
 

@@ -277,11 +277,15 @@ class LayerRecord:
 
 
 class GradientRecords:
-    """``loss``: the batch loss; ``layers``: {name: LayerRecord}, in walk order."""
+    """``loss``: the batch loss (None when an output gradient was given); ``layers``:
+    {name: LayerRecord}, in walk order; ``recorded``: what ``record=`` asked for
+    ({layer: {"gates": ..., "states": ...}}, views; see ``rnnkit.diagnostics.record``),
+    else None."""
 
-    def __init__(self, loss, layers):
+    def __init__(self, loss, layers, recorded=None):
         self.loss = loss
         self.layers = layers
+        self.recorded = recorded
 
     def __getitem__(self, name):
         return self.layers[name]
@@ -293,17 +297,38 @@ class GradientRecords:
         return {"loss": self.loss, "layers": {n: r.summary() for n, r in self.layers.items()}}
 
 
-def gradient_records(model, x, y, loss=None, mask=None, sample_weight=None, terms=True,
-                     training=False):
+
+def gradient_records(model, x, y=None, loss=None, mask=None, sample_weight=None, terms=True,
+                     training=False, record=None, output_grad=None):
     """Forward and backward one batch, and replay every recurrent layer's reverse loop
     keeping each step: δ_t = ∂L/∂s_t, ∂L/∂a_t and each step's term of each parameter's
     gradient (``terms``: True, False or a list of parameter names).  Returns
-    GradientRecords; ``model.grads`` is the batch's gradient afterwards."""
+    GradientRecords; ``model.grads`` is the batch's gradient afterwards.
+
+    record        'gates', 'states' or both: also return every step's gates and states of
+                  the same forward pass (views of its buffers, ``.recorded``)
+    output_grad   instead of targets and a loss: ∂L/∂(model output), in the structure the
+                  model's ``backward`` takes (e.g. (d_output, d_h_n) for an RNNStack)
+    """
     layers = recurrent_layers(model)
     if not layers:
         raise ValueError("gradient_records: the model has no recurrent layer")
     with kept_states(model):
-        value, dy, _ = loss_and_output_grad(model, x, y, loss, mask, sample_weight, training)
+        if output_grad is None:
+            if y is None:
+                raise ValueError("gradient_records: give targets y (with the model's loss or "
+                                 "loss=...) or output_grad")
+            value, dy, _ = loss_and_output_grad(model, x, y, loss, mask, sample_weight, training)
+        else:
+            kwargs = {"training": training}
+            if mask is not None:
+                kwargs["mask"] = mask
+            model.forward(x, **kwargs)
+            value, dy = None, output_grad
+        recorded = None
+        if record:
+            from .gates import layer_record
+            recorded = {l.name: layer_record(l, record) for l in layers}
         with capture_backward(layers) as captured:
             model.backward(dy)
     records = {}
@@ -317,7 +342,7 @@ def gradient_records(model, x, y, loss=None, mask=None, sample_weight=None, term
         t = step_terms(layer, dxw, tr, names)
         grads = {k: backend.to_numpy(g).copy() for k, g in layer.grads.items()}
         records[layer.name] = LayerRecord(layer, dxw, deltas, t, grads)
-    return GradientRecords(value, records)
+    return GradientRecords(value, records, recorded)
 
 
 # -- the t × k gradient-flow map ----------------------------------------------------------------------
