@@ -92,9 +92,11 @@ class RnnkitRunner:
         np = self.np
         info = {"numpy": np.__version__, "rnnkit": self.rnnkit.__version__,
                 "rnnkit_file": self.rnnkit.__file__, "blas": blas_info()}
-        fast = getattr(self.rnnkit, "kernels_info", None)
-        if callable(fast):
-            info["rnnkit_fast_path"] = fast()
+        try:
+            from rnnkit import kernels
+            info["rnnkit_loops"] = kernels.info()      # compiled time loops in use, or why not
+        except ImportError:
+            info["rnnkit_loops"] = {"enabled": False, "reason": "this rnnkit has no rnnkit.kernels"}
         return info
 
     def peak(self, n, seconds):
@@ -153,6 +155,11 @@ class RnnkitRunner:
                 float(y.sum())
                 layer.backward(dy)
         return time.perf_counter() - t0
+
+    def clear(self):
+        """Drop what the last iteration keeps (its trace and gradients)."""
+        self.layer._ctx = None
+        self.layer._grads = {}
 
     def release(self):
         self.layer = self.x = self.dy = None
@@ -227,6 +234,11 @@ class TorchRunner:
                 loss.backward()
         return time.perf_counter() - t0
 
+    def clear(self):
+        """Drop what the last iteration keeps (its gradients)."""
+        self.module.zero_grad(set_to_none=True)
+        self.x.grad = None
+
     def release(self):
         self.module = self.x = None
 
@@ -276,6 +288,30 @@ def blas_info():
         return [{"error": repr(e)}]
 
 
+def _status_kb(field):
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    raise KeyError(field)
+
+
+def step_memory(runner):
+    """The peak memory one iteration needs above what is resident before it (weights,
+    inputs, nothing left from an earlier iteration), in MB: the peak resident set size
+    (VmHWM, reset through /proc/self/clear_refs) less the resident set before.  Linux only; the workers run with a fixed malloc mmap threshold so that
+    freed buffers go back to the system and do not hide new ones."""
+    import gc
+    runner.clear()                             # what the previous iteration left behind
+    gc.collect()
+    before = _status_kb("VmRSS")
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")                           # resets VmHWM to the current VmRSS
+    runner.iterate()
+    peak = _status_kb("VmHWM")
+    return {"peak_mb": (peak - before) / 1024.0, "rss_before_mb": before / 1024.0}
+
+
 def worker_main(framework, threads):
     runner = RnnkitRunner() if framework == "rnnkit" else TorchRunner(threads)
     out = sys.stdout
@@ -296,7 +332,11 @@ def worker_main(framework, threads):
                 check = runner.setup(**msg)
                 reply = {"check": check, "first": time.perf_counter() - t0}
             elif cmd == "run":
-                reply = {"seconds": runner.run(**msg)}
+                cpu0 = time.process_time()
+                wall = runner.run(**msg)
+                reply = {"seconds": wall, "cpu_seconds": time.process_time() - cpu0}
+            elif cmd == "memory":
+                reply = step_memory(runner)
             elif cmd == "release":
                 runner.release()
                 reply = {}
@@ -349,6 +389,40 @@ def worker_env(threads, blas_env):
         env[k] = str(threads)
     env["PYTHONPATH"] = ROOT + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     return env
+
+
+def _proc_stat():
+    """(busy or stolen ticks, all ticks) of the whole machine, from /proc/stat."""
+    with open("/proc/stat") as f:
+        v = [int(x) for x in f.readline().split()[1:]]
+    total = sum(v[:8])
+    return total - v[3] - (v[4] if len(v) > 4 else 0), total
+
+
+def _process_ticks(pid):
+    """CPU ticks (user + system) used so far by process ``pid`` and all its threads."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])
+
+
+def timed_call(worker, iters):
+    """One sample: (the worker's reply {seconds, cpu_seconds}, CPUs that other processes kept
+    busy meanwhile).  The second is what the machine's busy time grew by, less the worker's
+    own CPU time, over the sample's wall time; None where /proc is not there."""
+    try:
+        busy0, total0 = _proc_stat()
+        own0 = _process_ticks(worker.proc.pid)
+    except (OSError, ValueError, IndexError):
+        return worker.call("run", iters=iters), None
+    reply = worker.call("run", iters=iters)
+    busy1, total1 = _proc_stat()
+    own1 = _process_ticks(worker.proc.pid)
+    if total1 <= total0:
+        return reply, None
+    ncpu = os.cpu_count() or 1
+    foreign = ncpu * ((busy1 - busy0) - (own1 - own0)) / (total1 - total0)
+    return reply, max(0.0, foreign)
 
 
 def cpu_busy(seconds):
@@ -428,16 +502,28 @@ def measure_point(workers, point, args):
         iters[w.framework] = max(1, int(math.ceil(args.min_time / max(single, 1e-9))))
         time.sleep(args.pause)
     samples = {w.framework: [] for w in workers}
-    busy_seen, waited = [], 0.0
+    other_clock = {w.framework: [] for w in workers}
+    clock, other = ("cpu_seconds", "seconds") if args.clock == "cpu" else ("seconds", "cpu_seconds")
+    foreign = {w.framework: [] for w in workers}
+    waited, retried = 0.0, 0
     for _ in range(args.repeats):
         for w in workers:                                 # A B A B ...
-            busy, wait = settle(args)
-            busy_seen.append(busy)
-            waited += wait
             k = iters[w.framework]
-            samples[w.framework].append(w.call("run", iters=k)["seconds"] / k)
-    res["other_busy_cpus"] = busy_seen                    # other processes' load before each sample
+            for attempt in range(args.retries + 1):       # a sample disturbed by other work is redone
+                _, wait = settle(args)
+                waited += wait
+                reply, busy = timed_call(w, k)
+                if busy is None or busy <= args.quiet_cpus:
+                    break
+                retried += 1
+            samples[w.framework].append(reply[clock] / k)
+            other_clock[w.framework].append(reply[other] / k)
+            foreign[w.framework].append(busy)
+    res["other_busy_cpus"] = foreign                      # other processes' load during each sample
     res["waited_for_quiet_s"] = waited
+    res["retried_samples"] = retried
+    res["disturbed_samples"] = sum(b is not None and b > args.quiet_cpus
+                                   for bs in foreign.values() for b in bs)
     for w in workers:
         w.call("release")
     res["loadavg_after"] = os.getloadavg()[0]           # other work on the machine shows here
@@ -446,7 +532,9 @@ def measure_point(workers, point, args):
     if len(checks) == 2:
         res["checks_agree"] = checks_agree(*checks.values())
     for fw, xs in samples.items():
-        res[fw] = {"seconds": xs, **summary(xs),
+        res[fw] = {"seconds": xs, "clock": args.clock,
+                   ("wall_seconds" if args.clock == "cpu" else "cpu_seconds"): other_clock[fw],
+                   **summary(xs),
                    "ms_per_step": summary([1e3 * x / T for x in xs]),
                    "gflops": res["flops"] / percentile(xs, 0.5) / 1e9}
     if "rnnkit" in samples and "torch" in samples:
@@ -527,6 +615,56 @@ def targets(results):
     return out
 
 
+def memory_main(args):
+    """--memory: for every point of the grid, the peak memory of one iteration in each
+    framework, each point in fresh worker processes."""
+    env = worker_env(args.threads, args.blas_env)
+    env["MALLOC_MMAP_THRESHOLD_"] = "65536"    # large buffers: mmap'ed, returned when freed
+    results = []
+    points = grid_points(args)
+    for i, point in enumerate(points):
+        r = {**point, "D": args.D}
+        for fw in args.frameworks:
+            w = Worker(fw, args.threads, env)
+            try:
+                w.call("setup", cell=point["cell"], N=point["N"], T=point["T"], H=point["H"],
+                       D=args.D, mode=point["mode"], seed=args.seed)   # runs one iteration
+                r[fw] = w.call("memory")
+            finally:
+                w.close()
+        if "rnnkit" in r and "torch" in r:
+            r["ratio"] = r["rnnkit"]["peak_mb"] / max(r["torch"]["peak_mb"], 1e-9)
+        results.append(r)
+        log(f"[{i + 1}/{len(points)}] {point['cell']:6s} {point['mode']:5s} N={point['N']:<4d} "
+            f"T={point['T']:<4d} H={point['H']:<5d} "
+            + " ".join(f"{fw} {r[fw]['peak_mb']:.1f} MB" for fw in args.frameworks)
+            + (f"  ratio {r['ratio']:.2f}" if "ratio" in r else ""))
+    lines = ["| cell | mode | N | T | H | " + " | ".join(f"{fw} peak MB" for fw in args.frameworks)
+             + (" | ratio rnnkit/torch |" if len(args.frameworks) == 2 else " |"),
+             "|" + "---|" * (5 + len(args.frameworks) + (len(args.frameworks) == 2))]
+    for r in results:
+        row = [r["cell"], r["mode"], str(r["N"]), str(r["T"]), str(r["H"])]
+        row += [f"{r[fw]['peak_mb']:.1f}" for fw in args.frameworks]
+        if "ratio" in r:
+            row.append(f"**{r['ratio']:.2f}**" if r["ratio"] > 1 else f"{r['ratio']:.2f}")
+        lines.append("| " + " | ".join(row) + " |")
+    if results and "ratio" in results[0]:
+        over = [r for r in results if r["ratio"] > 1.0]
+        lines += ["", f"Peak memory of rnnkit ≤ PyTorch's at {len(results) - len(over)}/{len(results)} "
+                      f"points; geometric mean ratio {geomean([r['ratio'] for r in results]):.2f}."]
+    table = "\n".join(lines) + "\n"
+    print(table)
+    if args.out:
+        write_json(args.out, {"command": " ".join([os.path.basename(sys.executable)] + sys.argv),
+                              "threads": args.threads, "D": args.D, "blas_env": args.blas_env,
+                              "kind": "memory"}, results, complete=True)
+        with open(args.out + ".md", "w") as f:
+            f.write(f"Command: `{' '.join([os.path.basename(sys.executable)] + sys.argv)}`\n\n"
+                    "Peak resident memory one iteration needs above what is resident before it "
+                    "(VmHWM − VmRSS, MB), each point in fresh processes.\n\n" + table)
+    return results
+
+
 def parent_main(args):
     grid = QUICK_GRID if args.quick else FULL_GRID
     for key in ("cells", "N", "T", "H", "modes"):
@@ -538,8 +676,11 @@ def parent_main(args):
         args.min_time = 0.02 if args.quick else 0.3
     if args.pause is None:
         args.pause = 0.0 if args.quick else 0.2
-    if args.quick:
-        args.quiet_wait = 0.0
+    if args.quick or args.clock == "cpu":   # CPU time: other processes hardly matter
+        args.quiet_wait = 0.0 if args.quiet_wait is None else args.quiet_wait
+        args.retries = 0 if args.retries is None else args.retries
+    args.quiet_wait = 5.0 if args.quiet_wait is None else args.quiet_wait
+    args.retries = 3 if args.retries is None else args.retries
     env = worker_env(args.threads, args.blas_env)
     workers = [Worker(fw, args.threads, env) for fw in args.frameworks]
     try:
@@ -548,12 +689,12 @@ def parent_main(args):
             "command": " ".join([os.path.basename(sys.executable)] + sys.argv),
             "machine": {"platform": platform.platform(), "processor": cpu_model(),
                         "cpu_count": os.cpu_count(), "python": platform.python_version()},
-            "threads": args.threads, "blas_env": args.blas_env,
+            "threads": args.threads, "blas_env": args.blas_env, "clock": args.clock,
             "env_seen": {k: os.environ.get(k) for k in BLAS_ENV_VARS},
             "env_workers": {k: env.get(k) for k in BLAS_ENV_VARS + THREAD_ENV_VARS},
             "frameworks": list(args.frameworks), "D": args.D, "dtype": "float32",
             "repeats": args.repeats, "min_time": args.min_time, "warmup": args.warmup,
-            "quiet_cpus": args.quiet_cpus, "quiet_wait": args.quiet_wait,
+            "quiet_cpus": args.quiet_cpus, "quiet_wait": args.quiet_wait, "retries": args.retries,
             "info": {w.framework: w.call("info") for w in workers},
         }
         peaks = {}
@@ -572,9 +713,13 @@ def parent_main(args):
                         f"threads {lib.get('num_threads', '?')} ({lib.get('file')})")
         results = []
         points = grid_points(args)
+        done = previous_results(args) if args.resume else {}
         for i, point in enumerate(points):
-            r = measure_point(workers, point, args)
+            key = tuple(point[k] for k in ("cell", "mode", "N", "T", "H"))
+            r = done.get(key) or measure_point(workers, point, args)
             results.append(r)
+            if args.out:                                  # a partial file, in case the run stops
+                write_json(args.out, meta, results, complete=False)
             msg = f"[{i + 1}/{len(points)}] {point['cell']:6s} {point['mode']:5s} N={point['N']:<4d} " \
                   f"T={point['T']:<4d} H={point['H']:<5d}"
             for fw in args.frameworks:
@@ -585,29 +730,52 @@ def parent_main(args):
         meta["finished"] = time.strftime("%Y-%m-%d %H:%M:%S")
         loads = [r[k] for r in results for k in ("loadavg_before", "loadavg_after")]
         meta["loadavg_range"] = [min(loads), max(loads)] if loads else None
-        busy = sorted(b for r in results for b in r["other_busy_cpus"] if b is not None)
+        busy = sorted(b for r in results for bs in r["other_busy_cpus"].values() for b in bs
+                      if b is not None)
         meta["other_busy_cpus_median_max"] = [percentile(busy, 0.5), busy[-1]] if busy else None
         meta["waited_for_quiet_s"] = sum(r["waited_for_quiet_s"] for r in results)
+        meta["retried_samples"] = sum(r["retried_samples"] for r in results)
+        meta["disturbed_samples"] = sum(r["disturbed_samples"] for r in results)
+        meta["samples"] = sum(len(r[fw]["seconds"]) for r in results for fw in args.frameworks)
     finally:
         for w in workers:
             w.close()
     table = markdown(results, meta)
     print(table)
     if args.out:
-        os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-        with open(args.out + ".json", "w") as f:
-            json.dump({"meta": meta, "results": results}, f, indent=1)
+        write_json(args.out, meta, results, complete=True)
         with open(args.out + ".md", "w") as f:
             f.write(header_markdown(meta) + "\n" + table)
         log(f"# wrote {args.out}.json and {args.out}.md")
     return results, meta
 
 
+def write_json(out, meta, results, complete):
+    os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
+    tmp = out + ".json.tmp"
+    with open(tmp, "w") as f:
+        json.dump({"meta": meta, "complete": complete, "results": results}, f, indent=1)
+    os.replace(tmp, out + ".json")
+
+
+def previous_results(args):
+    """Points already measured in OUT.json (--resume), keyed by (cell, mode, N, T, H)."""
+    try:
+        with open(args.out + ".json") as f:
+            old = json.load(f)
+    except (OSError, ValueError, TypeError):
+        return {}
+    if old["meta"].get("D") != args.D or old["meta"].get("blas_env") != args.blas_env:
+        return {}
+    return {tuple(r[k] for k in ("cell", "mode", "N", "T", "H")): r for r in old["results"]}
+
+
 def header_markdown(meta):
     lines = [f"Command: `{meta['command']}`  ", f"Started {meta['started']}, finished {meta.get('finished')}  ",
              f"Machine: {meta['machine']['processor']}, {meta['machine']['cpu_count']} CPUs, "
              f"{meta['machine']['platform']}, Python {meta['machine']['python']}  ",
-             f"Threads per framework: {meta['threads']}; BLAS environment: {meta['blas_env']} "
+             f"Threads per framework: {meta['threads']}; clock: {meta.get('clock', 'wall')} time; "
+             f"BLAS environment: {meta['blas_env']} "
              f"(seen: {meta['env_seen']}; workers: "
              f"{ {k: meta['env_workers'][k] for k in BLAS_ENV_VARS} })  "]
     for fw, info in meta["info"].items():
@@ -622,8 +790,11 @@ def header_markdown(meta):
                        f"{'yes' if info.get('mkldnn') else 'no'} (linked into torch); {kernels}; "
                        f"torch threads {info.get('torch_threads')}")
         lines.append(f"{fw}: {versions}; {kernels}  ")
-        if "rnnkit_fast_path" in info:
-            lines.append(f"rnnkit fast path: {info['rnnkit_fast_path']}  ")
+        if "rnnkit_loops" in info:
+            loops = info["rnnkit_loops"]
+            lines.append("rnnkit time loops: " + ("compiled (rnnkit.kernels, BLAS "
+                         f"{os.path.basename(loops.get('blas', {}).get('library', '?'))})" if loops.get("enabled")
+                         else f"NumPy ({loops.get('reason', '')})") + "  ")
     lines.append("Matrix-product peak (float32 GFLOP/s): "
                  + ", ".join(f"{k} {v:.0f}" for k, v in meta["peak_by_framework"].items())
                  + f"; % peak below is against {meta['peak_gflops']:.0f}  ")
@@ -633,9 +804,11 @@ def header_markdown(meta):
                      f"(the benchmark itself keeps about {meta['threads']} busy)  ")
     if meta.get("other_busy_cpus_median_max"):
         med, top = meta["other_busy_cpus_median_max"]
-        lines.append(f"CPUs kept busy by other processes just before a sample: median {med:.2f}, "
-                     f"max {top:.2f}; waited {meta['waited_for_quiet_s']:.0f} s in all for quiet "
-                     f"moments (--quiet-cpus {meta['quiet_cpus']})  ")
+        lines.append(f"CPUs kept busy by other processes during a sample: median {med:.2f}, "
+                     f"max {top:.2f}; {meta['disturbed_samples']} of {meta['samples']} samples kept "
+                     f"with more than {meta['quiet_cpus']} after {meta['retries']} retries "
+                     f"({meta['retried_samples']} samples redone; waited "
+                     f"{meta['waited_for_quiet_s']:.0f} s in all for quiet moments)  ")
     lines.append(f"float32, input size D={meta['D']}, one layer, sequence output; "
                  f"{meta['repeats']} alternated samples per point of ≥{meta['min_time']} s each; "
                  "ms/step = median ± half the interquartile range; ratio = median of the paired ratios.\n")
@@ -671,11 +844,19 @@ def parse_args(argv=None):
     p.add_argument("--min-time", type=float, help="seconds per sample (default 0.3; quick 0.02)")
     p.add_argument("--warmup", type=int, default=2, help="warm-up iterations (default 2)")
     p.add_argument("--pause", type=float, help="seconds between switches (default 0.2; quick 0)")
-    p.add_argument("--quiet-cpus", type=float, default=0.25,
-                   help="before each sample, wait while other processes keep more than this many "
-                        "CPUs busy (default 0.25)")
-    p.add_argument("--quiet-wait", type=float, default=60.0,
-                   help="the longest wait for a quiet machine before a sample, s (default 60; quick 0)")
+    p.add_argument("--quiet-cpus", type=float, default=0.2,
+                   help="a sample during which other processes kept more than this many CPUs busy "
+                        "is redone (--retries times); before each sample, wait while they do "
+                        "(default 0.2)")
+    p.add_argument("--quiet-wait", type=float,
+                   help="the longest wait for a quiet machine before a sample, s "
+                        "(default 5; quick or --clock cpu: 0)")
+    p.add_argument("--retries", type=int,
+                   help="how often a disturbed sample is redone (default 3; quick or --clock cpu: 0)")
+    p.add_argument("--clock", choices=["wall", "cpu"], default="wall",
+                   help="wall: elapsed time (default); cpu: the worker's CPU time, which other "
+                        "processes on a shared machine hardly change; meaningful with --threads 1 "
+                        "only (idle pool threads that spin count as CPU time)")
     p.add_argument("--threads", type=int, default=os.cpu_count(),
                    help="threads for each framework (default: all CPUs)")
     p.add_argument("--blas-env", choices=["clean", "inherit"], default="clean",
@@ -686,6 +867,11 @@ def parse_args(argv=None):
     p.add_argument("--peak-seconds", type=float, default=2.0)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", help="write OUT.json and OUT.md (e.g. benchmarks/results/cpu)")
+    p.add_argument("--memory", action="store_true",
+                   help="measure the peak memory of one iteration instead of time (Linux; "
+                        "modes default to train)")
+    p.add_argument("--resume", action="store_true",
+                   help="keep the points already in OUT.json (from a run that stopped)")
     p.add_argument("--worker", choices=["rnnkit", "torch"], help=argparse.SUPPRESS)
     return p.parse_args(argv)
 
@@ -697,6 +883,14 @@ def main(argv=None):
         return
     if args.quick and args.peak_seconds == 2.0:
         args.peak_n, args.peak_seconds = 256, 0.05
+    if args.memory:
+        grid = QUICK_GRID if args.quick else FULL_GRID
+        for key in ("cells", "N", "T", "H"):
+            if getattr(args, key) is None:
+                setattr(args, key, grid[key])
+        args.modes = args.modes or ["train"]
+        memory_main(args)
+        return
     parent_main(args)
 
 

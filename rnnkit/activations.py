@@ -48,6 +48,14 @@ class Tanh(Activation):
     def deriv(self, y):
         return 1.0 - y * y
 
+    def backprop(self, d, y, out=None):
+        np = xp()
+        if out is None or np.may_share_memory(out, d):
+            return super().backprop(d, y, out)
+        np.multiply(y, y, out=out)                 # the same operations as d * (1 - y²),
+        np.subtract(1.0, out, out=out)             # without temporaries
+        return np.multiply(d, out, out=out)
+
 
 class Sigmoid(Activation):
     """The logistic function, computed as (1 + tanh(a/2)) / 2: one transcendental
@@ -65,6 +73,14 @@ class Sigmoid(Activation):
 
     def deriv(self, y):
         return y * (1.0 - y)
+
+    def backprop(self, d, y, out=None):
+        np = xp()
+        if out is None or np.may_share_memory(out, d):
+            return super().backprop(d, y, out)
+        np.subtract(1.0, y, out=out)               # d * (y (1 - y)), without temporaries
+        np.multiply(y, out, out=out)
+        return np.multiply(d, out, out=out)
 
 
 class HardSigmoid(Activation):

@@ -19,6 +19,7 @@ passes through the carry untouched and nothing reaches that step's weights.
 """
 from __future__ import annotations
 
+from . import kernels
 from .backend import xp
 
 
@@ -54,13 +55,17 @@ class Trace:
         return s_prev if self.rec_mask is None else s_prev * self.rec_mask
 
 
-def forward(cell, params, xw, initial_states, mask=None, rec_mask=None) -> Trace:
-    """Run ``cell`` over all T steps of ``xw`` (T, N, G) from ``initial_states``."""
+def forward(cell, params, xw, initial_states, mask=None, rec_mask=None, overwrite_xw=False) -> Trace:
+    """Run ``cell`` over all T steps of ``xw`` (T, N, G) from ``initial_states``.
+    ``overwrite_xw``: the caller no longer needs ``xw`` (the compiled loops may then
+    compute the gates in place in it)."""
     T, N = xw.shape[:2]
     trace = Trace(T, N, xw.dtype, cell.state_sizes, mask, rec_mask)
     cell.allocate(trace)
     for s, s0 in zip(trace.states, initial_states):
         s[0] = s0
+    if kernels.forward(cell, params, trace, xw, overwrite_xw):  # the same loop, compiled (optional)
+        return trace
     np_ = trace.xp
     for t in range(T):
         cell.step(params, trace, t, xw[t])
@@ -87,6 +92,8 @@ def backward(cell, params, trace, d_outputs=None, d_final=None):
             if g is not None:
                 d += g
     dxw = np_.empty((T, N, cell.width), dtype=trace.dtype)
+    if kernels.backward(cell, params, trace, d_outputs, ds, dxw):   # compiled (optional)
+        return dxw, ds
     for t in range(T - 1, -1, -1):
         if d_outputs is not None:
             ds[0] += d_outputs[t]                             # ∂L_t/∂s_t enters here
@@ -94,7 +101,8 @@ def backward(cell, params, trace, d_outputs=None, d_final=None):
             ds = cell.step_back(params, trace, t, ds, dxw[t])
         else:
             m = trace.mask[t]                                 # (N, 1)
-            carried = [d * ~m for d in ds]                    # masked samples: s_t = s_{t-1}
-            ds = cell.step_back(params, trace, t, [d * m for d in ds], dxw[t])
-            ds = [d + c for d, c in zip(ds, carried)]
+            new = cell.step_back(params, trace, t, [d * m for d in ds], dxw[t])
+            for d_new, d in zip(new, ds):                     # masked samples: s_t = s_{t-1},
+                np_.copyto(d_new, d, where=~m)                # their gradient is carried over
+            ds = new
     return dxw, ds

@@ -44,11 +44,13 @@ def test_worker_env_clears_blas_variables(monkeypatch):
     assert inherit["OPENBLAS_CORETYPE"] == "Haswell" and inherit["MKL_NUM_THREADS"] == "1"
 
 
-def test_quick_grid_runs(tmp_path):
+@pytest.mark.parametrize("clock", ["wall", "cpu"])
+def test_quick_grid_runs(tmp_path, clock):
     frameworks = ["rnnkit", "torch"] if importlib.util.find_spec("torch") else ["rnnkit"]
     out = tmp_path / "quick"
     cmd = [sys.executable, SCRIPT, "--quick", "--repeats", "1", "--min-time", "0", "--warmup", "1",
-           "--threads", "1", "--H", "6", "--frameworks", *frameworks, "--out", str(out)]
+           "--threads", "1", "--H", "6", "--clock", clock, "--frameworks", *frameworks,
+           "--out", str(out)]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     data = json.loads((tmp_path / "quick.json").read_text())
@@ -58,6 +60,7 @@ def test_quick_grid_runs(tmp_path):
     assert {(r["cell"], r["mode"], r["N"]) for r in results} == {
         (c, m, n) for c in ("simple", "lstm", "gru") for m in ("train", "infer") for n in (1, 4)}
     assert data["meta"]["env_workers"]["OPENBLAS_CORETYPE"] is None
+    assert data["meta"]["clock"] == clock
     for r in results:
         for fw in frameworks:
             assert len(r[fw]["seconds"]) == 1 and r[fw]["seconds"][0] > 0

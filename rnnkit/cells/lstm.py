@@ -63,9 +63,10 @@ class LSTMCell(Cell):
         self.recurrent_activation(z[:, :2 * H], out=z[:, :2 * H])  # i, f
         self.activation(g, out=g)                                  # g
         self.recurrent_activation(o, out=o)                        # o
+        act_c = tr.cache["act_c"][t]
         np_.multiply(f, c_prev, out=c)                             # c_t = f ⊙ c_{t-1}
-        c += i * g                                                 #     + i ⊙ g
-        act_c = self.activation(c, out=tr.cache["act_c"][t])       # σ(c_t)
+        c += np_.multiply(i, g, out=act_c)                         #     + i ⊙ g  (act_c: scratch)
+        self.activation(c, out=act_c)                              # σ(c_t)
         if self.proj_size:
             m = np_.multiply(o, act_c, out=tr.cache["m"][t])       # m_t = o ⊙ σ(c_t)
             np_.matmul(m, p["P"], out=h)                           # h_t = m_t Pr

@@ -188,6 +188,7 @@ class Recurrent(Layer):
         mask = validation.as_mask(mask, N, T, self.who)
         s0 = self._initial_states(initial_state, N)
         x_mask, rec_mask = self._draw_dropout_masks(N, training)
+        self._ctx = None                     # the last call's trace goes before this one is built
 
         X = x.transpose(1, 0, 2)                                   # (T, N, D), time-major
         m = None if mask is None else mask.T[:, :, None]           # (T, N, 1)
@@ -203,7 +204,7 @@ class Recurrent(Layer):
             xw += p["b"]
         xw = xw.reshape(T, N, self.cell.width)
 
-        trace = bptt.forward(self.cell, p, xw, s0, m, rec_mask)
+        trace = bptt.forward(self.cell, p, xw, s0, m, rec_mask, overwrite_xw=True)
 
         final = [s[T] for s in trace.states]
         self.final_states = final

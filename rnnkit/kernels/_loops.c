@@ -1,0 +1,317 @@
+/* rnnkit.kernels._loops: the whole BPTT time loop (forward and reverse) of SimpleRNN,
+ * LSTM and GRU in C, calling the very BLAS that NumPy uses.
+ *
+ * This is an optional accelerator.  the cells in rnnkit/cells/ are the reference: the loops here
+ * compute the same quantities in the same order and fill the same Trace buffers, so that
+ * everything after the loop (weight gradients, outputs, diagnostics) is unchanged.  The
+ * Python side (rnnkit/kernels/__init__.py) checks every shape, dtype and stride before it
+ * calls in, finds NumPy's BLAS and hands its sgemm/dgemm/sgemv/dgemv addresses to
+ * set_blas(); no BLAS header or library is needed at build time.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- CPU dispatch: the element-wise loops get an AVX2/FMA clone where GCC can make one. */
+#if defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 11 && defined(__x86_64__) \
+    && defined(__linux__) && !defined(RNNKIT_NO_CLONES)
+/* x86-64-v3 (AVX2, FMA, ...) is chosen by the CPU's features, whatever its vendor */
+#define CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
+#else
+#define CLONES
+#endif
+
+#if defined(__GNUC__)
+#define ALWAYS_INLINE static inline __attribute__((always_inline))   /* also into the clones */
+#else
+#define ALWAYS_INLINE static inline
+#endif
+
+/* ---- BLAS, reached through function pointers (CBLAS interface, row major). */
+enum { CblasRowMajor = 101 };
+enum { CblasNoTrans = 111, CblasTrans = 112 };
+
+typedef void (*sgemm64_t)(int, int, int, int64_t, int64_t, int64_t, float, const float *, int64_t,
+                          const float *, int64_t, float, float *, int64_t);
+typedef void (*sgemm32_t)(int, int, int, int32_t, int32_t, int32_t, float, const float *, int32_t,
+                          const float *, int32_t, float, float *, int32_t);
+typedef void (*dgemm64_t)(int, int, int, int64_t, int64_t, int64_t, double, const double *,
+                          int64_t, const double *, int64_t, double, double *, int64_t);
+typedef void (*dgemm32_t)(int, int, int, int32_t, int32_t, int32_t, double, const double *,
+                          int32_t, const double *, int32_t, double, double *, int32_t);
+typedef void (*sgemv64_t)(int, int, int64_t, int64_t, float, const float *, int64_t, const float *,
+                          int64_t, float, float *, int64_t);
+typedef void (*sgemv32_t)(int, int, int32_t, int32_t, float, const float *, int32_t, const float *,
+                          int32_t, float, float *, int32_t);
+typedef void (*dgemv64_t)(int, int, int64_t, int64_t, double, const double *, int64_t,
+                          const double *, int64_t, double, double *, int64_t);
+typedef void (*dgemv32_t)(int, int, int32_t, int32_t, double, const double *, int32_t,
+                          const double *, int32_t, double, double *, int32_t);
+
+static void *p_sgemm, *p_dgemm, *p_sgemv, *p_dgemv;
+static int blas_ilp64;
+
+static void sgemm_(int o, int ta, int tb, Py_ssize_t M, Py_ssize_t N, Py_ssize_t K, float al,
+                   const float *A, Py_ssize_t lda, const float *B, Py_ssize_t ldb, float be,
+                   float *C, Py_ssize_t ldc)
+{
+    if (blas_ilp64)
+        ((sgemm64_t)p_sgemm)(o, ta, tb, M, N, K, al, A, lda, B, ldb, be, C, ldc);
+    else
+        ((sgemm32_t)p_sgemm)(o, ta, tb, (int32_t)M, (int32_t)N, (int32_t)K, al, A, (int32_t)lda,
+                             B, (int32_t)ldb, be, C, (int32_t)ldc);
+}
+
+static void dgemm_(int o, int ta, int tb, Py_ssize_t M, Py_ssize_t N, Py_ssize_t K, double al,
+                   const double *A, Py_ssize_t lda, const double *B, Py_ssize_t ldb, double be,
+                   double *C, Py_ssize_t ldc)
+{
+    if (blas_ilp64)
+        ((dgemm64_t)p_dgemm)(o, ta, tb, M, N, K, al, A, lda, B, ldb, be, C, ldc);
+    else
+        ((dgemm32_t)p_dgemm)(o, ta, tb, (int32_t)M, (int32_t)N, (int32_t)K, al, A, (int32_t)lda,
+                             B, (int32_t)ldb, be, C, (int32_t)ldc);
+}
+
+static void sgemv_(int o, int ta, Py_ssize_t M, Py_ssize_t N, float al, const float *A,
+                   Py_ssize_t lda, const float *x, Py_ssize_t incx, float be, float *y,
+                   Py_ssize_t incy)
+{
+    if (blas_ilp64)
+        ((sgemv64_t)p_sgemv)(o, ta, M, N, al, A, lda, x, incx, be, y, incy);
+    else
+        ((sgemv32_t)p_sgemv)(o, ta, (int32_t)M, (int32_t)N, al, A, (int32_t)lda, x,
+                             (int32_t)incx, be, y, (int32_t)incy);
+}
+
+static void dgemv_(int o, int ta, Py_ssize_t M, Py_ssize_t N, double al, const double *A,
+                   Py_ssize_t lda, const double *x, Py_ssize_t incx, double be, double *y,
+                   Py_ssize_t incy)
+{
+    if (blas_ilp64)
+        ((dgemv64_t)p_dgemv)(o, ta, M, N, al, A, lda, x, incx, be, y, incy);
+    else
+        ((dgemv32_t)p_dgemv)(o, ta, (int32_t)M, (int32_t)N, al, A, (int32_t)lda, x,
+                             (int32_t)incx, be, y, (int32_t)incy);
+}
+
+/* ---- tanh.  float: a branch-free version that compilers vectorize (Cephes' tanhf and expf,
+ * within a few units in the last place of the exact value, as NumPy's own SIMD tanh is);
+ * double: the C library's. */
+ALWAYS_INLINE float exp_f32(float x)
+{
+    /* e^x = 2^n e^r, n = round(x / ln 2), |r| ≤ ln(2)/2; valid for |x| ≤ 88 */
+    const float magic = 12582912.0f;                      /* 1.5 * 2^23: rounds to integer */
+    float n = (x * 1.44269504088896341f + magic) - magic;
+    float r = x - n * 0.693359375f;
+    r = r - n * -2.12194440e-4f;
+    float p = 1.9875691500e-4f;
+    p = p * r + 1.3981999507e-3f;
+    p = p * r + 8.3334519073e-3f;
+    p = p * r + 4.1665795894e-2f;
+    p = p * r + 1.6666665459e-1f;
+    p = p * r + 5.0000001201e-1f;
+    p = p * r * r + r + 1.0f;
+    int32_t bits = ((int32_t)n + 127) << 23;
+    float scale;
+    memcpy(&scale, &bits, sizeof scale);
+    return p * scale;
+}
+
+ALWAYS_INLINE float tanh__f32(float x)
+{
+    float ax = x < 0 ? -x : x;
+    float z = x * x;                                      /* |x| < 0.625: odd polynomial */
+    float p = -5.70498872745e-3f;
+    p = p * z + 2.06390887954e-2f;
+    p = p * z - 5.37397155531e-2f;
+    p = p * z + 1.33314422036e-1f;
+    p = p * z - 3.33332819422e-1f;
+    p = p * z * x + x;
+    float e = exp_f32(ax > 44.0f ? 88.0f : 2.0f * ax);    /* else 1 - 2 / (e^{2|x|} + 1) */
+    float q = 1.0f - 2.0f / (e + 1.0f);
+    q = x < 0 ? -q : q;                                   /* NaN stays NaN: e is NaN */
+    return ax < 0.625f ? p : q;
+}
+
+ALWAYS_INLINE double tanh__f64(double x) { return tanh(x); }
+
+/* ---- activations by code: the order of rnnkit.kernels.ACTIVATIONS */
+enum { ACT_LINEAR = 0, ACT_TANH = 1, ACT_SIGMOID = 2, ACT_HARD_SIGMOID = 3, ACT_RELU = 4,
+       ACT_SOFTSIGN = 5 };
+
+/* ---- what one loop needs; pointers are NULL where absent */
+typedef struct {
+    Py_ssize_t T, N, H, P;          /* P: LSTM projection size, 0 for none */
+    int act, rec_act, reset_after;
+    char *xw; Py_ssize_t xw_st, xw_sn;
+    char *W, *b_rec, *Pm;
+    char *h, *c;
+    char *gates, *act_c, *m, *hw, *rh, *dh_cache, *dhw;
+    char *rec_mask;
+    unsigned char *mask;
+    char *dout; Py_ssize_t dout_st, dout_sn;
+    char *dxw, *dh, *dc;
+} LoopArgs;
+
+#define REAL float
+#define SUFFIX _f32
+#define GEMM sgemm_
+#define GEMV sgemv_
+#include "_loops_impl.h"
+#undef REAL
+#undef SUFFIX
+#undef GEMM
+#undef GEMV
+
+#define REAL double
+#define SUFFIX _f64
+#define GEMM dgemm_
+#define GEMV dgemv_
+#include "_loops_impl.h"
+#undef REAL
+#undef SUFFIX
+#undef GEMM
+#undef GEMV
+
+/* ---- Python interface */
+static int get_int(PyObject *d, const char *key, Py_ssize_t *out)
+{
+    PyObject *v = PyDict_GetItemString(d, key);           /* borrowed */
+    if (v == NULL || v == Py_None) {
+        *out = 0;
+        return 0;
+    }
+    *out = PyLong_AsSsize_t(v);
+    return (*out == -1 && PyErr_Occurred()) ? -1 : 0;
+}
+
+#define GET(key, field, type)                                                       \
+    do {                                                                            \
+        Py_ssize_t v_;                                                              \
+        if (get_int(d, key, &v_) < 0) return -1;                                    \
+        a->field = (type)v_;                                                        \
+    } while (0)
+
+static int parse_args(PyObject *d, LoopArgs *a, int *itemsize)
+{
+    if (!PyDict_Check(d)) {
+        PyErr_SetString(PyExc_TypeError, "expected a dict of loop arguments");
+        return -1;
+    }
+    memset(a, 0, sizeof *a);
+    Py_ssize_t isz;
+    if (get_int(d, "itemsize", &isz) < 0) return -1;
+    *itemsize = (int)isz;
+    GET("T", T, Py_ssize_t); GET("N", N, Py_ssize_t); GET("H", H, Py_ssize_t);
+    GET("P", P, Py_ssize_t);
+    GET("act", act, int); GET("rec_act", rec_act, int); GET("reset_after", reset_after, int);
+    GET("xw", xw, char *); GET("xw_st", xw_st, Py_ssize_t); GET("xw_sn", xw_sn, Py_ssize_t);
+    GET("W", W, char *); GET("b_rec", b_rec, char *); GET("Pm", Pm, char *);
+    GET("h", h, char *); GET("c", c, char *);
+    GET("gates", gates, char *); GET("act_c", act_c, char *); GET("m", m, char *);
+    GET("hw", hw, char *); GET("rh", rh, char *); GET("dh_cache", dh_cache, char *);
+    GET("dhw", dhw, char *);
+    GET("rec_mask", rec_mask, char *); GET("mask", mask, unsigned char *);
+    GET("dout", dout, char *); GET("dout_st", dout_st, Py_ssize_t);
+    GET("dout_sn", dout_sn, Py_ssize_t);
+    GET("dxw", dxw, char *); GET("dh", dh, char *); GET("dc", dc, char *);
+    if (isz != 4 && isz != 8) {
+        PyErr_SetString(PyExc_ValueError, "itemsize must be 4 (float32) or 8 (float64)");
+        return -1;
+    }
+    if ((isz == 4 && (!p_sgemm || !p_sgemv)) || (isz == 8 && (!p_dgemm || !p_dgemv))) {
+        PyErr_SetString(PyExc_RuntimeError, "no BLAS: call set_blas() first");
+        return -1;
+    }
+    return 0;
+}
+
+typedef int (*loop_fn)(const LoopArgs *);
+
+static PyObject *run(PyObject *args, int backward)
+{
+    const char *cell;
+    PyObject *d;
+    if (!PyArg_ParseTuple(args, "sO", &cell, &d))
+        return NULL;
+    LoopArgs a;
+    int itemsize;
+    if (parse_args(d, &a, &itemsize) < 0)
+        return NULL;
+    int f32 = itemsize == 4;
+    loop_fn fn = NULL;
+    if (strcmp(cell, "simple") == 0)
+        fn = backward ? (f32 ? simple_backward_f32 : simple_backward_f64)
+                      : (f32 ? simple_forward_f32 : simple_forward_f64);
+    else if (strcmp(cell, "lstm") == 0)
+        fn = backward ? (f32 ? lstm_backward_f32 : lstm_backward_f64)
+                      : (f32 ? lstm_forward_f32 : lstm_forward_f64);
+    else if (strcmp(cell, "gru") == 0)
+        fn = backward ? (f32 ? gru_backward_f32 : gru_backward_f64)
+                      : (f32 ? gru_forward_f32 : gru_forward_f64);
+    if (fn == NULL) {
+        PyErr_Format(PyExc_ValueError, "unknown cell %s", cell);
+        return NULL;
+    }
+    int rc;
+    Py_BEGIN_ALLOW_THREADS
+    rc = fn(&a);
+    Py_END_ALLOW_THREADS
+    if (rc < 0)
+        return PyErr_NoMemory();
+    Py_RETURN_NONE;
+}
+
+static PyObject *py_forward(PyObject *self, PyObject *args) { return run(args, 0); }
+static PyObject *py_backward(PyObject *self, PyObject *args) { return run(args, 1); }
+
+static PyObject *py_set_blas(PyObject *self, PyObject *args)
+{
+    Py_ssize_t s, dd, sv, dv;
+    int ilp64;
+    if (!PyArg_ParseTuple(args, "nnnnp", &s, &dd, &sv, &dv, &ilp64))
+        return NULL;
+    p_sgemm = (void *)s; p_dgemm = (void *)dd; p_sgemv = (void *)sv; p_dgemv = (void *)dv;
+    blas_ilp64 = ilp64;
+    Py_RETURN_NONE;
+}
+
+/* tanh of a float32 buffer with the loops' own tanh (for tests of its accuracy) */
+static PyObject *py_tanh_f32(PyObject *self, PyObject *args)
+{
+    Py_buffer in, out;
+    if (!PyArg_ParseTuple(args, "y*w*", &in, &out))
+        return NULL;
+    if (in.len != out.len || in.len % 4) {
+        PyBuffer_Release(&in);
+        PyBuffer_Release(&out);
+        PyErr_SetString(PyExc_ValueError, "two float32 buffers of equal size expected");
+        return NULL;
+    }
+    Py_ssize_t n = in.len / 4;
+    const float *x = (const float *)in.buf;
+    float *y = (float *)out.buf;
+    for (Py_ssize_t j = 0; j < n; j++)
+        y[j] = x[j];
+    act_f32(ACT_TANH, y, n);
+    PyBuffer_Release(&in);
+    PyBuffer_Release(&out);
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef methods[] = {
+    {"forward", py_forward, METH_VARARGS, "forward(cell, args): the forward time loop"},
+    {"backward", py_backward, METH_VARARGS, "backward(cell, args): the reverse time loop"},
+    {"set_blas", py_set_blas, METH_VARARGS,
+     "set_blas(sgemm, dgemm, sgemv, dgemv, ilp64): CBLAS function addresses"},
+    {"tanh_f32", py_tanh_f32, METH_VARARGS, "tanh_f32(x, out): the loops' float32 tanh"},
+    {NULL, NULL, 0, NULL}};
+
+static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_loops",
+                                    "Compiled BPTT time loops (optional).", -1, methods};
+
+PyMODINIT_FUNC PyInit__loops(void) { return PyModule_Create(&module); }

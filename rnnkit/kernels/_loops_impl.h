@@ -1,0 +1,533 @@
+/* The time loops of SimpleRNN, LSTM and GRU for one floating-point type.
+ *
+ * Included twice by _loops.c, with REAL = float (suffix f32) and REAL = double
+ * (suffix f64).  Every loop follows the cells of rnnkit/cells/ line by line (the
+ * reference implementation) and fills the same Trace buffers; see there for the
+ * equations.  Shapes, all C order, time-major:
+ *
+ *   xw      (T, N, G)   x_t U + b, rows with strides xw_st (per step), xw_sn (per sample)
+ *   W       (R, G)      recurrent weights (R = size of the state that enters W)
+ *   h       (T+1, N, Hs) states; c (T+1, N, H) the LSTM cell state
+ *   mask    (T, N)      uint8, 0 where a sample skips a step; NULL for none
+ *   rec_mask (N, R)     variational recurrent dropout; NULL for none
+ */
+
+#define CAT_(a, b) a##b
+#define CAT(a, b) CAT_(a, b)
+#define F(name) CAT(name, SUFFIX)
+
+/* ----------------------------------------------------------------------------------------- */
+/* Matrix products: C (M x Nc) = A (M x K) op(B) + beta C, row major, through NumPy's BLAS.   */
+/* ----------------------------------------------------------------------------------------- */
+static void F(gemm)(int transB, Py_ssize_t M, Py_ssize_t Nc, Py_ssize_t K,
+                    const REAL *A, Py_ssize_t lda, const REAL *B, Py_ssize_t ldb,
+                    REAL beta, REAL *C, Py_ssize_t ldc)
+{
+    if (M == 0 || Nc == 0)
+        return;
+    if (K == 0) {
+        for (Py_ssize_t i = 0; i < M; i++)
+            for (Py_ssize_t j = 0; j < Nc; j++)
+                C[i * ldc + j] = beta == 0 ? (REAL)0 : beta * C[i * ldc + j];
+        return;
+    }
+    if (M == 1) {
+        /* a row vector times a matrix: gemv, as NumPy's matmul does.  y = op(B)ᵀ a */
+        if (beta == 0)
+            memset(C, 0, (size_t)Nc * sizeof(REAL));
+        if (transB)      /* B stored (Nc, K): y = B a */
+            GEMV(CblasRowMajor, CblasNoTrans, Nc, K, (REAL)1, B, ldb, A, 1, beta, C, 1);
+        else             /* B stored (K, Nc): y = Bᵀ a */
+            GEMV(CblasRowMajor, CblasTrans, K, Nc, (REAL)1, B, ldb, A, 1, beta, C, 1);
+        return;
+    }
+    GEMM(CblasRowMajor, CblasNoTrans, transB ? CblasTrans : CblasNoTrans, M, Nc, K,
+         (REAL)1, A, lda, B, ldb, beta, C, ldc);
+}
+
+/* ----------------------------------------------------------------------------------------- */
+/* Activations, in place over n contiguous values, and their derivatives written through     */
+/* the output y (rnnkit/activations.py).                                                      */
+/* ----------------------------------------------------------------------------------------- */
+CLONES static void F(act)(int code, REAL *x, Py_ssize_t n)
+{
+    switch (code) {
+    case ACT_TANH:
+        for (Py_ssize_t j = 0; j < n; j++) x[j] = F(tanh_)(x[j]);
+        break;
+    case ACT_SIGMOID:   /* (1 + tanh(a/2)) / 2, as rnnkit's Sigmoid */
+        for (Py_ssize_t j = 0; j < n; j++) x[j] = F(tanh_)(x[j] * (REAL)0.5) * (REAL)0.5 + (REAL)0.5;
+        break;
+    case ACT_HARD_SIGMOID:
+        for (Py_ssize_t j = 0; j < n; j++) {
+            REAL v = x[j] * (REAL)(1.0 / 6.0) + (REAL)0.5;
+            x[j] = v < 0 ? (REAL)0 : (v > 1 ? (REAL)1 : v);
+        }
+        break;
+    case ACT_RELU:
+        for (Py_ssize_t j = 0; j < n; j++) x[j] = x[j] > 0 ? x[j] : (REAL)0;
+        break;
+    case ACT_SOFTSIGN:
+        for (Py_ssize_t j = 0; j < n; j++) x[j] = x[j] / ((REAL)1 + (x[j] < 0 ? -x[j] : x[j]));
+        break;
+    default:            /* linear */
+        break;
+    }
+}
+
+/* out = σ'(a), written through y = σ(a) */
+CLONES static void F(dact)(int code, const REAL *y, REAL *out, Py_ssize_t n)
+{
+    switch (code) {
+    case ACT_TANH:
+        for (Py_ssize_t j = 0; j < n; j++) out[j] = (REAL)1 - y[j] * y[j];
+        break;
+    case ACT_SIGMOID:
+        for (Py_ssize_t j = 0; j < n; j++) out[j] = y[j] * ((REAL)1 - y[j]);
+        break;
+    case ACT_HARD_SIGMOID:
+        for (Py_ssize_t j = 0; j < n; j++) out[j] = (y[j] > 0 && y[j] < 1) ? (REAL)(1.0 / 6.0) : (REAL)0;
+        break;
+    case ACT_RELU:
+        for (Py_ssize_t j = 0; j < n; j++) out[j] = y[j] > 0 ? (REAL)1 : (REAL)0;
+        break;
+    case ACT_SOFTSIGN:
+        for (Py_ssize_t j = 0; j < n; j++) {
+            REAL s = (REAL)1 - (y[j] < 0 ? -y[j] : y[j]);
+            out[j] = s * s;
+        }
+        break;
+    default:
+        for (Py_ssize_t j = 0; j < n; j++) out[j] = (REAL)1;
+        break;
+    }
+}
+
+/* ----------------------------------------------------------------------------------------- */
+/* Helpers shared by the three cells.                                                          */
+/* ----------------------------------------------------------------------------------------- */
+
+/* The state that enters the recurrent product: h_{t-1}, or h_{t-1} ⊙ rec_mask in `buf`. */
+static const REAL *F(rec_input)(const LoopArgs *a, const REAL *h_prev, REAL *buf, Py_ssize_t R)
+{
+    const REAL *rm = (const REAL *)a->rec_mask;
+    if (rm == NULL)
+        return h_prev;
+    for (Py_ssize_t k = 0; k < a->N * R; k++)
+        buf[k] = h_prev[k] * rm[k];
+    return buf;
+}
+
+/* Masked samples skip step t: s_{t} = s_{t-1} for each state. */
+static void F(carry_masked)(const LoopArgs *a, Py_ssize_t t, const REAL *prev, REAL *next,
+                            Py_ssize_t width)
+{
+    const unsigned char *m = a->mask + t * a->N;
+    for (Py_ssize_t n = 0; n < a->N; n++)
+        if (!m[n])
+            memcpy(next + n * width, prev + n * width, (size_t)width * sizeof(REAL));
+}
+
+static int F(step_is_full)(const LoopArgs *a, Py_ssize_t t)
+{
+    if (a->mask == NULL)
+        return 1;
+    const unsigned char *m = a->mask + t * a->N;
+    for (Py_ssize_t n = 0; n < a->N; n++)
+        if (!m[n])
+            return 0;
+    return 1;
+}
+
+/* ∂L/∂s_t += ∂L_t/∂s_t from the output sequence (a strided view: d_outputs[t]) */
+static void F(add_d_output)(const LoopArgs *a, Py_ssize_t t, REAL *ds, Py_ssize_t width)
+{
+    const REAL *dout = (const REAL *)a->dout;
+    if (dout == NULL)
+        return;
+    for (Py_ssize_t n = 0; n < a->N; n++) {
+        const REAL *src = dout + t * a->dout_st + n * a->dout_sn;
+        REAL *dst = ds + n * width;
+        for (Py_ssize_t j = 0; j < width; j++)
+            dst[j] += src[j];
+    }
+}
+
+/* d_in = d ⊙ m (masked rows zero), as bptt.backward hands the cell d * m */
+static const REAL *F(masked_copy)(const LoopArgs *a, Py_ssize_t t, int full, const REAL *d,
+                                  REAL *buf, Py_ssize_t width)
+{
+    if (full)
+        return d;
+    const unsigned char *m = a->mask + t * a->N;
+    for (Py_ssize_t n = 0; n < a->N; n++) {
+        if (m[n])
+            memcpy(buf + n * width, d + n * width, (size_t)width * sizeof(REAL));
+        else
+            memset(buf + n * width, 0, (size_t)width * sizeof(REAL));
+    }
+    return buf;
+}
+
+/* masked rows: the gradient passes through the carry untouched (0 + carried) */
+static void F(pass_masked)(const LoopArgs *a, Py_ssize_t t, int full, const REAL *d_carried,
+                           REAL *d_new, Py_ssize_t width)
+{
+    if (full)
+        return;
+    const unsigned char *m = a->mask + t * a->N;
+    for (Py_ssize_t n = 0; n < a->N; n++)
+        if (!m[n])
+            memcpy(d_new + n * width, d_carried + n * width, (size_t)width * sizeof(REAL));
+}
+
+static void F(mul_rec_mask)(const LoopArgs *a, REAL *d, Py_ssize_t R)
+{
+    const REAL *rm = (const REAL *)a->rec_mask;
+    if (rm == NULL)
+        return;
+    for (Py_ssize_t k = 0; k < a->N * R; k++)
+        d[k] *= rm[k];
+}
+
+static REAL *F(xw_row)(const LoopArgs *a, Py_ssize_t t, Py_ssize_t n)
+{
+    return (REAL *)a->xw + t * a->xw_st + n * a->xw_sn;
+}
+
+/* The step's gate buffer starts as x_t U + b; nothing to copy when the gates are
+ * computed in place in xw (the layer lets its own temporary be overwritten). */
+static void F(copy_xw)(const LoopArgs *a, Py_ssize_t t, REAL *z, Py_ssize_t G)
+{
+    for (Py_ssize_t n = 0; n < a->N; n++) {
+        const REAL *src = F(xw_row)(a, t, n);
+        if (src != z + n * G)
+            memcpy(z + n * G, src, (size_t)G * sizeof(REAL));
+    }
+}
+
+/* ========================================================================================= */
+/* SimpleRNN:  s_t = σ(x_t U + s_{t-1} W + b)                                                 */
+/* ========================================================================================= */
+static int F(simple_forward)(const LoopArgs *a)
+{
+    const Py_ssize_t T = a->T, N = a->N, H = a->H;
+    const REAL *W = (const REAL *)a->W;
+    REAL *s = (REAL *)a->h;
+    REAL *buf = a->rec_mask ? (REAL *)malloc((size_t)(N * H) * sizeof(REAL)) : NULL;
+    if (a->rec_mask && !buf)
+        return -1;
+    for (Py_ssize_t t = 0; t < T; t++) {
+        const REAL *s_prev = s + t * N * H;
+        REAL *s_next = s + (t + 1) * N * H;
+        const REAL *sd = F(rec_input)(a, s_prev, buf, H);
+        for (Py_ssize_t n = 0; n < N; n++)                 /* a_t = x_t U + b ... */
+            memcpy(s_next + n * H, F(xw_row)(a, t, n), (size_t)H * sizeof(REAL));
+        F(gemm)(0, N, H, H, sd, H, W, H, (REAL)1, s_next, H);   /* ... + s_{t-1} W */
+        F(act)(a->act, s_next, N * H);                      /* s_t = σ(a_t) */
+        if (!F(step_is_full)(a, t))
+            F(carry_masked)(a, t, s_prev, s_next, H);
+    }
+    free(buf);
+    return 0;
+}
+
+static int F(simple_backward)(const LoopArgs *a)
+{
+    const Py_ssize_t T = a->T, N = a->N, H = a->H;
+    const REAL *W = (const REAL *)a->W, *s = (const REAL *)a->h;
+    REAL *ds = (REAL *)a->dh;                              /* in: ∂L/∂s_T; out: ∂L/∂s_0 */
+    REAL *work = (REAL *)malloc((size_t)(3 * N * H) * sizeof(REAL));
+    if (!work)
+        return -1;
+    REAL *d_cur = work, *d_new = work + N * H, *d_in = work + 2 * N * H;
+    memcpy(d_cur, ds, (size_t)(N * H) * sizeof(REAL));
+    for (Py_ssize_t t = T - 1; t >= 0; t--) {
+        F(add_d_output)(a, t, d_cur, H);
+        int full = F(step_is_full)(a, t);
+        const REAL *d = F(masked_copy)(a, t, full, d_cur, d_in, H);
+        REAL *da = (REAL *)a->dxw + t * N * H;             /* ∂L/∂a_t = δ_t ⊙ σ'(a_t) */
+        F(dact)(a->act, s + (t + 1) * N * H, da, N * H);
+        for (Py_ssize_t k = 0; k < N * H; k++)
+            da[k] = d[k] * da[k];
+        F(gemm)(1, N, H, H, da, H, W, H, (REAL)0, d_new, H);    /* ∂L/∂a_t Wᵀ */
+        F(mul_rec_mask)(a, d_new, H);
+        F(pass_masked)(a, t, full, d_cur, d_new, H);
+        REAL *tmp = d_cur; d_cur = d_new; d_new = tmp;
+    }
+    memcpy(ds, d_cur, (size_t)(N * H) * sizeof(REAL));
+    free(work);
+    return 0;
+}
+
+/* ========================================================================================= */
+/* LSTM (gates i, f, g, o), with the optional projection h_t = m_t P                          */
+/* ========================================================================================= */
+CLONES static void F(lstm_cell_fwd)(const REAL *i, const REAL *f, const REAL *g, const REAL *o,
+                                   const REAL *c_prev, REAL *c, REAL *act_c, Py_ssize_t H)
+{
+    for (Py_ssize_t j = 0; j < H; j++) {
+        REAL cf = f[j] * c_prev[j];                        /* c_t = f ⊙ c_{t-1} + i ⊙ g */
+        c[j] = cf + i[j] * g[j];
+        act_c[j] = c[j];
+    }
+}
+
+CLONES static void F(lstm_mul)(const REAL *o, const REAL *act_c, REAL *out, Py_ssize_t H)
+{
+    for (Py_ssize_t j = 0; j < H; j++)
+        out[j] = o[j] * act_c[j];                          /* o ⊙ σ(c_t) */
+}
+
+static int F(lstm_forward)(const LoopArgs *a)
+{
+    const Py_ssize_t T = a->T, N = a->N, H = a->H, G = 4 * a->H;
+    const Py_ssize_t Hs = a->P ? a->P : H;                 /* size of h */
+    const REAL *W = (const REAL *)a->W, *Pm = (const REAL *)a->Pm;
+    REAL *h = (REAL *)a->h, *c = (REAL *)a->c;
+    REAL *buf = a->rec_mask ? (REAL *)malloc((size_t)(N * Hs) * sizeof(REAL)) : NULL;
+    if (a->rec_mask && !buf)
+        return -1;
+    for (Py_ssize_t t = 0; t < T; t++) {
+        const REAL *h_prev = h + t * N * Hs, *c_prev = c + t * N * H;
+        REAL *h_next = h + (t + 1) * N * Hs, *c_next = c + (t + 1) * N * H;
+        REAL *z = (REAL *)a->gates + t * N * G;
+        REAL *act_c = (REAL *)a->act_c + t * N * H;
+        REAL *m = a->P ? (REAL *)a->m + t * N * H : NULL;
+        const REAL *hd = F(rec_input)(a, h_prev, buf, Hs);
+        F(copy_xw)(a, t, z, G);
+        F(gemm)(0, N, G, Hs, hd, Hs, W, G, (REAL)1, z, G);     /* a = x_t U + b + h_{t-1} W */
+        for (Py_ssize_t n = 0; n < N; n++) {
+            REAL *zi = z + n * G;
+            REAL *i = zi, *f = zi + H, *g = zi + 2 * H, *o = zi + 3 * H;
+            F(act)(a->rec_act, i, 2 * H);                   /* i, f */
+            F(act)(a->act, g, H);                           /* g */
+            F(act)(a->rec_act, o, H);                       /* o */
+            F(lstm_cell_fwd)(i, f, g, o, c_prev + n * H, c_next + n * H, act_c + n * H, H);
+            F(act)(a->act, act_c + n * H, H);               /* σ(c_t) */
+            F(lstm_mul)(o, act_c + n * H, a->P ? m + n * H : h_next + n * Hs, H);
+        }
+        if (a->P)
+            F(gemm)(0, N, Hs, H, m, H, Pm, Hs, (REAL)0, h_next, Hs);   /* h_t = m_t P */
+        if (!F(step_is_full)(a, t)) {
+            F(carry_masked)(a, t, h_prev, h_next, Hs);
+            F(carry_masked)(a, t, c_prev, c_next, H);
+        }
+    }
+    free(buf);
+    return 0;
+}
+
+/* One sample's reverse step through the gates; `dd` holds 5H scratch values. */
+CLONES static void F(lstm_cell_bwd)(const LoopArgs *a, const REAL *zi, const REAL *act_c,
+                                   const REAL *c_prev, const REAL *dm, const REAL *dc_in,
+                                   REAL *dxw, REAL *dc_prev, REAL *dd, Py_ssize_t H)
+{
+    const REAL *i = zi, *f = zi + H, *g = zi + 2 * H, *o = zi + 3 * H;
+    F(dact)(a->rec_act, i, dd, 2 * H);                      /* ρ'(i), ρ'(f) */
+    F(dact)(a->act, g, dd + 2 * H, H);                      /* σ'(g) */
+    F(dact)(a->rec_act, o, dd + 3 * H, H);                  /* ρ'(o) */
+    F(dact)(a->act, act_c, dd + 4 * H, H);                  /* σ'(c_t) */
+    for (Py_ssize_t j = 0; j < H; j++) {
+        REAL dc = dc_in[j] + (dm[j] * o[j]) * dd[4 * H + j];   /* ∂L/∂c_t += ∂L/∂m ⊙ o ⊙ σ'(c_t) */
+        dxw[j] = (dc * g[j]) * dd[j];                           /* ∂L/∂a_i */
+        dxw[H + j] = (dc * c_prev[j]) * dd[H + j];              /* ∂L/∂a_f */
+        dxw[2 * H + j] = (dc * i[j]) * dd[2 * H + j];           /* ∂L/∂a_g */
+        dxw[3 * H + j] = (dm[j] * act_c[j]) * dd[3 * H + j];    /* ∂L/∂a_o */
+        dc_prev[j] = dc * f[j];                                 /* ∂L/∂c_{t-1} */
+    }
+}
+
+static int F(lstm_backward)(const LoopArgs *a)
+{
+    const Py_ssize_t T = a->T, N = a->N, H = a->H, G = 4 * a->H;
+    const Py_ssize_t Hs = a->P ? a->P : H;
+    const REAL *W = (const REAL *)a->W, *Pm = (const REAL *)a->Pm, *c = (const REAL *)a->c;
+    REAL *dh_out = (REAL *)a->dh, *dc_out = (REAL *)a->dc;
+    size_t count = (size_t)(3 * N * Hs + 4 * N * H + 5 * H);
+    REAL *work = (REAL *)malloc(count * sizeof(REAL));
+    if (!work)
+        return -1;
+    REAL *dh_cur = work, *dh_new = dh_cur + N * Hs, *dh_in = dh_new + N * Hs;
+    REAL *dc_cur = dh_in + N * Hs, *dc_new = dc_cur + N * H, *dc_in = dc_new + N * H;
+    REAL *dm_buf = dc_in + N * H, *dd = dm_buf + N * H;
+    memcpy(dh_cur, dh_out, (size_t)(N * Hs) * sizeof(REAL));
+    memcpy(dc_cur, dc_out, (size_t)(N * H) * sizeof(REAL));
+    for (Py_ssize_t t = T - 1; t >= 0; t--) {
+        F(add_d_output)(a, t, dh_cur, Hs);
+        int full = F(step_is_full)(a, t);
+        const REAL *dh = F(masked_copy)(a, t, full, dh_cur, dh_in, Hs);
+        const REAL *dc = F(masked_copy)(a, t, full, dc_cur, dc_in, H);
+        const REAL *z = (const REAL *)a->gates + t * N * G;
+        const REAL *act_c = (const REAL *)a->act_c + t * N * H;
+        REAL *dxw = (REAL *)a->dxw + t * N * G;
+        const REAL *dm = dh;
+        if (a->P) {
+            memcpy((REAL *)a->dh_cache + t * N * Hs, dh, (size_t)(N * Hs) * sizeof(REAL));
+            F(gemm)(1, N, H, Hs, dh, Hs, Pm, Hs, (REAL)0, dm_buf, H);   /* ∂L/∂m = ∂L/∂h Pᵀ */
+            dm = dm_buf;
+        }
+        for (Py_ssize_t n = 0; n < N; n++)
+            F(lstm_cell_bwd)(a, z + n * G, act_c + n * H, c + t * N * H + n * H, dm + n * H,
+                             dc + n * H, dxw + n * G, dc_new + n * H, dd, H);
+        F(gemm)(1, N, Hs, G, dxw, G, W, G, (REAL)0, dh_new, Hs);   /* ∂L/∂h_{t-1} = ∂L/∂a Wᵀ */
+        F(mul_rec_mask)(a, dh_new, Hs);
+        F(pass_masked)(a, t, full, dh_cur, dh_new, Hs);
+        F(pass_masked)(a, t, full, dc_cur, dc_new, H);
+        REAL *tmp = dh_cur; dh_cur = dh_new; dh_new = tmp;
+        tmp = dc_cur; dc_cur = dc_new; dc_new = tmp;
+    }
+    memcpy(dh_out, dh_cur, (size_t)(N * Hs) * sizeof(REAL));
+    memcpy(dc_out, dc_cur, (size_t)(N * H) * sizeof(REAL));
+    free(work);
+    return 0;
+}
+
+/* ========================================================================================= */
+/* GRU (gates z, r, n), reset_after (PyTorch, cuDNN) or before (Keras's other variant)        */
+/* ========================================================================================= */
+CLONES static void F(gru_new_state)(const REAL *h_prev, const REAL *z, const REAL *nn, REAL *h,
+                                   Py_ssize_t H)
+{
+    for (Py_ssize_t j = 0; j < H; j++)                     /* h_t = n + z ⊙ (h_{t-1} - n) */
+        h[j] = (h_prev[j] - nn[j]) * z[j] + nn[j];
+}
+
+static int F(gru_forward)(const LoopArgs *a)
+{
+    const Py_ssize_t T = a->T, N = a->N, H = a->H, G = 3 * a->H;
+    const REAL *W = (const REAL *)a->W, *b_rec = (const REAL *)a->b_rec;
+    REAL *h = (REAL *)a->h;
+    REAL *buf = a->rec_mask ? (REAL *)malloc((size_t)(N * H) * sizeof(REAL)) : NULL;
+    if (a->rec_mask && !buf)
+        return -1;
+    for (Py_ssize_t t = 0; t < T; t++) {
+        const REAL *h_prev = h + t * N * H;
+        REAL *h_next = h + (t + 1) * N * H;
+        REAL *gt = (REAL *)a->gates + t * N * G;
+        const REAL *hd = F(rec_input)(a, h_prev, buf, H);
+        if (a->reset_after) {
+            REAL *hw = (REAL *)a->hw + t * N * G;
+            for (Py_ssize_t n = 0; n < N; n++) {
+                if (b_rec)
+                    memcpy(hw + n * G, b_rec, (size_t)G * sizeof(REAL));
+                else
+                    memset(hw + n * G, 0, (size_t)G * sizeof(REAL));
+            }
+            F(gemm)(0, N, G, H, hd, H, W, G, (REAL)1, hw, G);   /* h_{t-1} W + b_rec */
+            for (Py_ssize_t n = 0; n < N; n++) {
+                REAL *g = gt + n * G, *hwn = hw + n * G;
+                const REAL *x = F(xw_row)(a, t, n);
+                for (Py_ssize_t j = 0; j < 2 * H; j++)
+                    g[j] = x[j] + hwn[j];
+                F(act)(a->rec_act, g, 2 * H);               /* z, r */
+                for (Py_ssize_t j = 0; j < H; j++)          /* r ⊙ h_n + x_n */
+                    g[2 * H + j] = g[H + j] * hwn[2 * H + j] + x[2 * H + j];
+                F(act)(a->act, g + 2 * H, H);               /* n */
+                F(gru_new_state)(h_prev + n * H, g, g + 2 * H, h_next + n * H, H);
+            }
+        } else {
+            REAL *rh = (REAL *)a->rh + t * N * H;
+            F(copy_xw)(a, t, gt, G);
+            F(gemm)(0, N, 2 * H, H, hd, H, W, G, (REAL)1, gt, G);   /* x U_zr + h_{t-1} W_zr */
+            for (Py_ssize_t n = 0; n < N; n++) {
+                REAL *g = gt + n * G;
+                F(act)(a->rec_act, g, 2 * H);               /* z, r */
+                for (Py_ssize_t j = 0; j < H; j++)          /* r ⊙ h_{t-1} */
+                    rh[n * H + j] = g[H + j] * hd[n * H + j];
+            }
+            F(gemm)(0, N, H, H, rh, H, W + 2 * H, G, (REAL)1, gt + 2 * H, G);  /* + (r ⊙ h) W_n */
+            for (Py_ssize_t n = 0; n < N; n++) {
+                REAL *g = gt + n * G;
+                F(act)(a->act, g + 2 * H, H);               /* n */
+                F(gru_new_state)(h_prev + n * H, g, g + 2 * H, h_next + n * H, H);
+            }
+        }
+        if (!F(step_is_full)(a, t))
+            F(carry_masked)(a, t, h_prev, h_next, H);
+    }
+    free(buf);
+    return 0;
+}
+
+/* The gate part of one sample's reverse step: ∂L/∂a_z and ∂L/∂a_n; `dd` holds 2H values. */
+CLONES static void F(gru_bwd_zn)(const LoopArgs *a, const REAL *g, const REAL *h_prev,
+                                const REAL *dh, REAL *dxw, REAL *dd, Py_ssize_t H)
+{
+    const REAL *z = g, *nn = g + 2 * H;
+    F(dact)(a->rec_act, z, dd, H);
+    F(dact)(a->act, nn, dd + H, H);
+    for (Py_ssize_t j = 0; j < H; j++) {
+        dxw[j] = (dh[j] * (h_prev[j] - nn[j])) * dd[j];             /* ∂L/∂a_z */
+        dxw[2 * H + j] = (dh[j] * ((REAL)1 - z[j])) * dd[H + j];    /* ∂L/∂a_n */
+    }
+}
+
+static int F(gru_backward)(const LoopArgs *a)
+{
+    const Py_ssize_t T = a->T, N = a->N, H = a->H, G = 3 * a->H;
+    const REAL *W = (const REAL *)a->W, *hs = (const REAL *)a->h;
+    const REAL *rm = (const REAL *)a->rec_mask;
+    REAL *dh_out = (REAL *)a->dh;
+    size_t count = (size_t)(3 * N * H + 2 * H);
+    REAL *work = (REAL *)malloc(count * sizeof(REAL));
+    if (!work)
+        return -1;
+    REAL *d_cur = work, *d_new = d_cur + N * H, *d_in = d_new + N * H, *dd = d_in + N * H;
+    memcpy(d_cur, dh_out, (size_t)(N * H) * sizeof(REAL));
+    for (Py_ssize_t t = T - 1; t >= 0; t--) {
+        F(add_d_output)(a, t, d_cur, H);
+        int full = F(step_is_full)(a, t);
+        const REAL *dh = F(masked_copy)(a, t, full, d_cur, d_in, H);
+        const REAL *gt = (const REAL *)a->gates + t * N * G;
+        const REAL *h_prev = hs + t * N * H;
+        REAL *dxw = (REAL *)a->dxw + t * N * G;
+        for (Py_ssize_t n = 0; n < N; n++)
+            F(gru_bwd_zn)(a, gt + n * G, h_prev + n * H, dh + n * H, dxw + n * G, dd, H);
+        if (a->reset_after) {
+            const REAL *hw = (const REAL *)a->hw + t * N * G;
+            REAL *dhw = (REAL *)a->dhw + t * N * G;
+            for (Py_ssize_t n = 0; n < N; n++) {
+                const REAL *r = gt + n * G + H;
+                REAL *dx = dxw + n * G, *dw = dhw + n * G;
+                F(dact)(a->rec_act, r, dd, H);
+                for (Py_ssize_t j = 0; j < H; j++) {
+                    REAL dan = dx[2 * H + j];
+                    dx[H + j] = (dan * hw[n * G + 2 * H + j]) * dd[j];  /* ∂L/∂a_r */
+                    dw[2 * H + j] = dan * r[j];                         /* ∂L/∂h_n */
+                }
+                memcpy(dw, dx, (size_t)(2 * H) * sizeof(REAL));         /* z, r */
+            }
+            F(gemm)(1, N, H, G, dhw, G, W, G, (REAL)0, d_new, H);      /* ∂L/∂(h W) Wᵀ */
+        } else {
+            /* ∂L/∂(r ⊙ h_{t-1}) = ∂L/∂a_n W_nᵀ */
+            F(gemm)(1, N, H, H, dxw + 2 * H, G, W + 2 * H, G, (REAL)0, d_new, H);
+            for (Py_ssize_t n = 0; n < N; n++) {
+                const REAL *r = gt + n * G + H, *hp = h_prev + n * H;
+                const REAL *rmn = rm ? rm + n * H : NULL;
+                REAL *drh = d_new + n * H, *dx = dxw + n * G;
+                F(dact)(a->rec_act, r, dd, H);
+                for (Py_ssize_t j = 0; j < H; j++) {
+                    REAL hd = rmn ? hp[j] * rmn[j] : hp[j];
+                    dx[H + j] = (drh[j] * hd) * dd[j];                  /* ∂L/∂a_r */
+                    drh[j] = drh[j] * r[j];                             /* ∂L/∂(r⊙h) ⊙ r */
+                }
+            }
+            F(gemm)(1, N, H, 2 * H, dxw, G, W, G, (REAL)1, d_new, H);  /* + ∂L/∂a_zr W_zrᵀ */
+        }
+        F(mul_rec_mask)(a, d_new, H);
+        for (Py_ssize_t n = 0; n < N; n++) {                           /* + ∂L/∂h_t ⊙ z */
+            const REAL *z = gt + n * G, *d = dh + n * H;
+            REAL *out = d_new + n * H;
+            for (Py_ssize_t j = 0; j < H; j++)
+                out[j] += d[j] * z[j];
+        }
+        F(pass_masked)(a, t, full, d_cur, d_new, H);
+        REAL *tmp = d_cur; d_cur = d_new; d_new = tmp;
+    }
+    memcpy(dh_out, d_cur, (size_t)(N * H) * sizeof(REAL));
+    free(work);
+    return 0;
+}
+
+#undef F

@@ -1,0 +1,235 @@
+"""The compiled time loops (rnnkit.kernels) against the NumPy reference loops (rnnkit/cells).
+
+Every option the layers have goes through both paths with the same weights, inputs, masks
+and dropout masks: outputs, final states, all gradients, ∂L/∂x and ∂L/∂(initial states)
+must agree to ~1e-12 in float64 and to float32 rounding in float32.  Skipped where the
+extension is not built (the NumPy loops then run everywhere, which the rest of the suite
+covers).
+"""
+import copy
+
+import numpy as np
+import pytest
+
+import rnnkit
+from rnnkit import GRU, LSTM, SimpleRNN, kernels
+
+pytestmark = pytest.mark.skipif(not kernels.available(), reason="rnnkit.kernels._loops not built")
+
+
+class Spy:
+    """Counts the calls that reach the compiled loops."""
+
+    def __init__(self, loops):
+        self.loops, self.calls = loops, []
+
+    def forward(self, kind, args):
+        self.calls.append(("forward", kind))
+        return self.loops.forward(kind, args)
+
+    def backward(self, kind, args):
+        self.calls.append(("backward", kind))
+        return self.loops.backward(kind, args)
+
+    def __getattr__(self, name):
+        return getattr(self.loops, name)
+
+
+@pytest.fixture(autouse=True)
+def compiled_loops_on():
+    """These tests compare both paths, whatever RNNKIT_KERNELS says for the rest of the run."""
+    before = kernels._enabled
+    kernels.set_enabled(True)
+    yield
+    kernels.set_enabled(before)
+
+
+@pytest.fixture
+def spy(monkeypatch):
+    s = Spy(kernels._loops)
+    monkeypatch.setattr(kernels, "_loops", s)
+    return s
+
+
+def run(layer, x, *, fast, mask=None, initial_state=None, seed=0):
+    """forward (training) + backward with a random upstream gradient; everything returned."""
+    layer = copy.deepcopy(layer)           # the same weights and random generator each time
+    ctx = kernels.numpy_loops() if not fast else _nothing()
+    with ctx:
+        out = layer.forward(x, training=True, mask=mask, initial_state=initial_state)
+        outs = out if isinstance(out, list) else [out]
+        rng = np.random.default_rng(seed)
+        dys = [rng.standard_normal(o.shape).astype(o.dtype) for o in outs]
+        dx = layer.backward(dys if isinstance(out, list) else dys[0])
+    return {"out": outs, "dx": dx, "grads": dict(layer.grads),
+            "d_init": list(layer.initial_state_grads)}
+
+
+class _nothing:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+def assert_same(a, b, rtol, atol):
+    for o1, o2 in zip(a["out"], b["out"]):
+        np.testing.assert_allclose(o1, o2, rtol=rtol, atol=atol)
+    np.testing.assert_allclose(a["dx"], b["dx"], rtol=rtol, atol=atol)
+    assert a["grads"].keys() == b["grads"].keys()
+    for k in a["grads"]:
+        np.testing.assert_allclose(a["grads"][k], b["grads"][k], rtol=rtol, atol=atol, err_msg=k)
+    for d1, d2 in zip(a["d_init"], b["d_init"]):
+        np.testing.assert_allclose(d1, d2, rtol=rtol, atol=atol)
+
+
+def make_mask(N, T, rng):
+    mask = rng.random((N, T)) > 0.3
+    mask[0] = True                          # one full sequence
+    if N > 1:
+        mask[1, T // 2:] = False            # one padded at the end
+    mask[:, 1] = False                      # a step every sample skips
+    return mask
+
+
+CASES = {
+    "simple-tanh": lambda **kw: SimpleRNN(7, **kw),
+    "simple-relu": lambda **kw: SimpleRNN(7, activation="relu", **kw),
+    "simple-softsign": lambda **kw: SimpleRNN(7, activation="softsign", **kw),
+    "simple-linear": lambda **kw: SimpleRNN(7, activation="linear", **kw),
+    "lstm": lambda **kw: LSTM(6, **kw),
+    "lstm-proj": lambda **kw: LSTM(6, proj_size=4, **kw),
+    "lstm-hard-sigmoid": lambda **kw: LSTM(5, recurrent_activation="hard_sigmoid", **kw),
+    "lstm-nobias": lambda **kw: LSTM(5, use_bias=False, **kw),
+    "gru-after": lambda **kw: GRU(6, **kw),
+    "gru-before": lambda **kw: GRU(6, reset_after=False, **kw),
+    "gru-after-nobias": lambda **kw: GRU(6, use_bias=False, **kw),
+    "gru-before-relu": lambda **kw: GRU(6, reset_after=False, activation="relu", **kw),
+}
+
+OPTIONS = {
+    "plain": dict(layer={"return_sequences": True}, mask=False),
+    "last": dict(layer={}, mask=False),
+    "mask": dict(layer={"return_sequences": True}, mask=True),
+    "mask-zero-output": dict(layer={"return_sequences": True, "zero_output_for_mask": True},
+                             mask=True),
+    "backwards-mask": dict(layer={"return_sequences": True, "go_backwards": True}, mask=True),
+    "dropout": dict(layer={"return_sequences": True, "dropout": 0.3, "recurrent_dropout": 0.4},
+                    mask=True),
+    "state": dict(layer={"return_sequences": True, "return_state": True}, mask=False, init=True),
+}
+
+
+@pytest.mark.parametrize("dtype,rtol,atol", [("float64", 1e-10, 1e-12), ("float32", 2e-4, 2e-5)])
+@pytest.mark.parametrize("option", sorted(OPTIONS))
+@pytest.mark.parametrize("case", sorted(CASES))
+@pytest.mark.parametrize("N", [1, 3])
+def test_compiled_loops_match_numpy_loops(case, option, N, dtype, rtol, atol, spy):
+    opt = OPTIONS[option]
+    rng = np.random.default_rng(hash((case, option, N)) % 2**32)
+    T, D = 9, 4
+    layer = CASES[case](dtype=dtype, seed=3, **opt["layer"])
+    x = rng.standard_normal((N, T, D)).astype(dtype)
+    layer.build(x.shape)
+    mask = make_mask(N, T, rng) if opt["mask"] else None
+    init = None
+    if opt.get("init"):
+        init = [rng.standard_normal((N, s)).astype(dtype) for s in layer.state_sizes]
+    ref = run(layer, x, fast=False, mask=mask, initial_state=init)
+    assert spy.calls == []
+    fast = run(layer, x, fast=True, mask=mask, initial_state=init)
+    kind = {"SimpleRNN": "simple", "LSTM": "lstm", "GRU": "gru"}[type(layer).__name__]
+    assert spy.calls == [("forward", kind), ("backward", kind)]
+    assert_same(fast, ref, rtol, atol)
+
+
+@pytest.mark.parametrize("cls", [SimpleRNN, LSTM, GRU])
+def test_larger_float32_layers_agree(cls, spy):
+    """Sizes where BLAS blocks and threads differ from the small cases (and sigmoid/tanh
+    arguments spread wide): float32 rounding only."""
+    rng = np.random.default_rng(1)
+    layer = cls(70, return_sequences=True, seed=2)
+    x = 3 * rng.standard_normal((33, 40, 16)).astype("float32")
+    layer.build(x.shape)
+    ref = run(layer, x, fast=False)
+    fast = run(layer, x, fast=True)
+    assert len(spy.calls) == 2
+    assert_same(fast, ref, rtol=1e-3, atol=1e-4)
+
+
+def test_stateful_and_inference(spy):
+    layer = LSTM(5, stateful=True, return_sequences=True, seed=0)
+    x = np.random.default_rng(0).standard_normal((2, 6, 3)).astype("float32")
+    ref_layer = copy.deepcopy(layer)
+    with kernels.numpy_loops():
+        r1, r2 = ref_layer(x), ref_layer(x)            # the state carries over
+    f1, f2 = layer(x), layer(x)
+    np.testing.assert_allclose(f1, r1, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(f2, r2, rtol=1e-5, atol=1e-6)
+    assert spy.calls == [("forward", "lstm")] * 2
+
+
+def test_float32_tanh_is_accurate():
+    """The loops' own float32 tanh: within a few units in the last place of the exact
+    value over the whole range, NaN and infinities included."""
+    x = np.concatenate([np.linspace(-12, 12, 200001), np.geomspace(1e-30, 20, 20000),
+                        -np.geomspace(1e-30, 20, 20000), [0.0, -0.0, 0.625, -0.625, 44.0, 89.0,
+                                                         1e30, -1e30]]).astype(np.float32)
+    y = np.empty_like(x)
+    kernels._loops.tanh_f32(x, y)
+    exact = np.tanh(x.astype(np.float64))
+    ulp = np.spacing(np.abs(exact).astype(np.float32)).astype(np.float64)
+    assert np.max(np.abs(y - exact) / ulp) <= 4
+    special = np.array([np.nan, np.inf, -np.inf], np.float32)
+    out = np.empty_like(special)
+    kernels._loops.tanh_f32(special, out)
+    assert np.isnan(out[0]) and out[1] == 1.0 and out[2] == -1.0
+
+
+def test_switches(monkeypatch):
+    assert kernels.enabled()
+    with kernels.numpy_loops():
+        assert not kernels.enabled() and "switched off" in kernels.info()["reason"]
+    assert kernels.enabled()
+    kernels.set_enabled(False)
+    try:
+        assert not kernels.enabled()
+    finally:
+        kernels.set_enabled(True)
+    info = kernels.info()
+    assert info["enabled"] and info["built"] and "blas" in info
+
+
+def test_unknown_cells_and_backends_fall_back(spy):
+    """A cell subclass may change the math: it runs the NumPy loop (its own step)."""
+
+    class Doubled(rnnkit.cells.SimpleCell):
+        def step(self, p, tr, t, xw_t):
+            super().step(p, tr, t, 2 * xw_t)
+
+    class DoubledRNN(SimpleRNN):
+        cell_class = Doubled
+
+    layer = DoubledRNN(4, seed=0)
+    x = np.ones((2, 3, 2), "float32")
+    layer(x)
+    assert spy.calls == []
+
+
+def test_bptt_forward_leaves_xw_alone_unless_allowed():
+    """bptt.forward(..., overwrite_xw=True) lets the compiled loop compute the gates in
+    place in xw (the layer's own temporary); by default xw is left as it was."""
+    from rnnkit import bptt
+    rng = np.random.default_rng(0)
+    cell = rnnkit.cells.LSTMCell(4)
+    params = {"W": rng.standard_normal((4, 16)).astype("float32")}
+    xw = rng.standard_normal((5, 2, 16)).astype("float32")
+    before = xw.copy()
+    s0 = [np.zeros((2, 4), "float32")] * 2
+    tr = bptt.forward(cell, params, xw, s0)
+    np.testing.assert_array_equal(xw, before)
+    tr2 = bptt.forward(cell, params, xw, s0, overwrite_xw=True)
+    assert tr2.cache["gates"] is xw
+    np.testing.assert_array_equal(tr2.cache["gates"], tr.cache["gates"])
+    np.testing.assert_array_equal(tr2.states[0], tr.states[0])
