@@ -20,7 +20,7 @@ class BuildExt(build_ext):
 
 extensions = [] if os.environ.get("RNNKIT_NO_EXTENSION") else [
     Extension("rnnkit.kernels._loops", ["rnnkit/kernels/_loops.c"],
-              depends=["rnnkit/kernels/_loops_impl.h"], optional=True),
+              depends=["rnnkit/kernels/_loops_impl.h", "rnnkit/kernels/_packed.h"], optional=True),
 ]
 
 setup(ext_modules=extensions, cmdclass={"build_ext": BuildExt})

@@ -100,6 +100,7 @@ def info() -> dict:
         blas = _find_blas()
         if blas:
             out["blas"] = {k: blas[k] for k in ("library", "symbols", "ilp64")}
+            out["threads"] = _threads()
         else:
             out["reason"] = "NumPy's BLAS (cblas_sgemm/dgemm) was not found in this process"
     if not _enabled:
@@ -172,10 +173,32 @@ def _find_blas():
                 continue
             _loops.set_blas(*ptrs, ilp64)
             if _self_test():
-                _blas = {"library": path, "symbols": names[0], "ilp64": ilp64}
+                _blas = {"library": os.path.normpath(path), "symbols": names[0], "ilp64": ilp64,
+                         "get_threads": _thread_count_function(lib)}
                 return _blas
     _loops.set_blas(0, 0, 0, 0, False)
     return _blas
+
+
+def _thread_count_function(lib):
+    """The BLAS's own "how many threads" (which threadpoolctl and OPENBLAS_NUM_THREADS
+    set), or None."""
+    for name in ("scipy_openblas_get_num_threads64_", "scipy_openblas_get_num_threads",
+                 "openblas_get_num_threads64_", "openblas_get_num_threads", "MKL_Get_Max_Threads"):
+        fn = getattr(lib, name, None)
+        if fn is not None:
+            fn.restype, fn.argtypes = ctypes.c_int, []
+            return fn
+    return None
+
+
+def _threads():
+    """Threads the compiled loops may use: as many as NumPy's BLAS is set to."""
+    fn = _blas.get("get_threads") if _blas else None
+    try:
+        return max(1, int(fn())) if fn is not None else 1
+    except (OSError, ValueError):
+        return 1
 
 
 def _self_test():
@@ -234,7 +257,8 @@ def _setup(cell, params, trace):
         return None
     keep = [W]
     args = {"itemsize": dtype.itemsize, "T": trace.T, "N": trace.N, "H": cell.units,
-            "act": act, "rec_act": rec_act, "W": _addr(W), "h": _addr(trace.states[0])}
+            "act": act, "rec_act": rec_act, "W": _addr(W), "h": _addr(trace.states[0]),
+            "threads": _threads()}
     if kind == "lstm":
         args["c"] = _addr(trace.states[1])
         args["gates"] = _addr(trace.cache["gates"])

@@ -147,6 +147,7 @@ enum { ACT_LINEAR = 0, ACT_TANH = 1, ACT_SIGMOID = 2, ACT_HARD_SIGMOID = 3, ACT_
 typedef struct {
     Py_ssize_t T, N, H, P;          /* P: LSTM projection size, 0 for none */
     int act, rec_act, reset_after;
+    int threads;                    /* threads NumPy's BLAS may use (for the packed products) */
     char *xw; Py_ssize_t xw_st, xw_sn;
     char *W, *b_rec, *Pm;
     char *h, *c;
@@ -157,22 +158,38 @@ typedef struct {
     char *dxw, *dh, *dc;
 } LoopArgs;
 
+#include "_packed.h"
+
+/* ---- the recurrent products of one loop: packed weights (float32, _packed.h) or BLAS */
+#define MAX_PACKED 3
+typedef struct {
+    int on;
+#ifdef RNNKIT_PACKED
+    Packer pk;
+    PackedB b[MAX_PACKED];
+#endif
+} Products;
+
 #define REAL float
+#define IS_F32 1
 #define SUFFIX _f32
 #define GEMM sgemm_
 #define GEMV sgemv_
 #include "_loops_impl.h"
 #undef REAL
+#undef IS_F32
 #undef SUFFIX
 #undef GEMM
 #undef GEMV
 
 #define REAL double
+#define IS_F32 0
 #define SUFFIX _f64
 #define GEMM dgemm_
 #define GEMV dgemv_
 #include "_loops_impl.h"
 #undef REAL
+#undef IS_F32
 #undef SUFFIX
 #undef GEMM
 #undef GEMV
@@ -209,6 +226,7 @@ static int parse_args(PyObject *d, LoopArgs *a, int *itemsize)
     GET("T", T, Py_ssize_t); GET("N", N, Py_ssize_t); GET("H", H, Py_ssize_t);
     GET("P", P, Py_ssize_t);
     GET("act", act, int); GET("rec_act", rec_act, int); GET("reset_after", reset_after, int);
+    GET("threads", threads, int);
     GET("xw", xw, char *); GET("xw_st", xw_st, Py_ssize_t); GET("xw_sn", xw_sn, Py_ssize_t);
     GET("W", W, char *); GET("b_rec", b_rec, char *); GET("Pm", Pm, char *);
     GET("h", h, char *); GET("c", c, char *);
@@ -303,12 +321,29 @@ static PyObject *py_tanh_f32(PyObject *self, PyObject *args)
     Py_RETURN_NONE;
 }
 
+static PyObject *py_set_packed(PyObject *self, PyObject *args)
+{
+    int flag;
+    if (!PyArg_ParseTuple(args, "p", &flag))
+        return NULL;
+#ifdef RNNKIT_PACKED
+    packed_cpu = flag ? -1 : 0;              /* on: ask the CPU (and RNNKIT_NO_PACKED) again */
+    return PyBool_FromLong(packed_available());
+#else
+    Py_RETURN_FALSE;
+#endif
+}
+
 static PyMethodDef methods[] = {
     {"forward", py_forward, METH_VARARGS, "forward(cell, args): the forward time loop"},
     {"backward", py_backward, METH_VARARGS, "backward(cell, args): the reverse time loop"},
     {"set_blas", py_set_blas, METH_VARARGS,
      "set_blas(sgemm, dgemm, sgemv, dgemv, ilp64): CBLAS function addresses"},
     {"tanh_f32", py_tanh_f32, METH_VARARGS, "tanh_f32(x, out): the loops' float32 tanh"},
+    {"set_packed", py_set_packed, METH_VARARGS,
+     "set_packed(flag): float32 recurrent products with packed weights on the loops' own "
+     "threads (True, the default where the CPU has AVX2 and FMA) or one BLAS call each; "
+     "returns whether the packed products are in use"},
     {NULL, NULL, 0, NULL}};
 
 static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_loops",

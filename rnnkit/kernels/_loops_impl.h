@@ -45,6 +45,56 @@ static void F(gemm)(int transB, Py_ssize_t M, Py_ssize_t Nc, Py_ssize_t K,
          (REAL)1, A, lda, B, ldb, beta, C, ldc);
 }
 
+/* The recurrent products of one loop.  float32 on CPUs with AVX2 and FMA, with MR to
+ * PACKED_MAX_ROWS rows (batch sizes 4 to 64): the weights are packed once per loop and multiplied on the team (_packed.h);
+ * otherwise each product is one BLAS call.  `slot` names the packed matrix. */
+static void F(products_open)(Products *pr, const LoopArgs *a, Py_ssize_t Kmax)
+{
+    pr->on = 0;
+#if IS_F32 && defined(RNNKIT_PACKED)
+    for (int i = 0; i < MAX_PACKED; i++)
+        pr->b[i].data = NULL;
+    /* BLAS is better where the state has many rows (its blocking) or very few (gemv) */
+    if (a->N >= MR && a->N <= PACKED_MAX_ROWS && packed_available()
+        && packer_open(&pr->pk, a->threads, a->N, Kmax) == 0)
+        pr->on = 1;
+#endif
+}
+
+static void F(products_pack)(Products *pr, int slot, const REAL *B, int transB, Py_ssize_t K,
+                             Py_ssize_t Nc, Py_ssize_t ldb)
+{
+#if IS_F32 && defined(RNNKIT_PACKED)
+    if (pr->on)
+        pack_b(&pr->b[slot], B, transB, K, Nc, ldb);     /* no memory: that product uses BLAS */
+#endif
+}
+
+/* C (M x Nc) = A (M x K) op(B) + beta C, through the packed op(B) of `slot` when there is one */
+static void F(product)(Products *pr, int slot, int transB, Py_ssize_t M, Py_ssize_t Nc,
+                       Py_ssize_t K, const REAL *A, Py_ssize_t lda, const REAL *B, Py_ssize_t ldb,
+                       REAL beta, REAL *C, Py_ssize_t ldc)
+{
+#if IS_F32 && defined(RNNKIT_PACKED)
+    if (pr->on && pr->b[slot].data != NULL) {
+        gemm_packed(&pr->pk, M, A, lda, &pr->b[slot], beta, C, ldc);
+        return;
+    }
+#endif
+    F(gemm)(transB, M, Nc, K, A, lda, B, ldb, beta, C, ldc);
+}
+
+static void F(products_close)(Products *pr)
+{
+#if IS_F32 && defined(RNNKIT_PACKED)
+    if (pr->on) {
+        for (int i = 0; i < MAX_PACKED; i++)
+            free_b(&pr->b[i]);
+        packer_close(&pr->pk);
+    }
+#endif
+}
+
 /* ----------------------------------------------------------------------------------------- */
 /* Activations, in place over n contiguous values, and their derivatives written through     */
 /* the output y (rnnkit/activations.py).                                                      */
@@ -217,17 +267,21 @@ static int F(simple_forward)(const LoopArgs *a)
     REAL *buf = a->rec_mask ? (REAL *)malloc((size_t)(N * H) * sizeof(REAL)) : NULL;
     if (a->rec_mask && !buf)
         return -1;
+    Products pr;
+    F(products_open)(&pr, a, H);
+    F(products_pack)(&pr, 0, W, 0, H, H, H);
     for (Py_ssize_t t = 0; t < T; t++) {
         const REAL *s_prev = s + t * N * H;
         REAL *s_next = s + (t + 1) * N * H;
         const REAL *sd = F(rec_input)(a, s_prev, buf, H);
         for (Py_ssize_t n = 0; n < N; n++)                 /* a_t = x_t U + b ... */
             memcpy(s_next + n * H, F(xw_row)(a, t, n), (size_t)H * sizeof(REAL));
-        F(gemm)(0, N, H, H, sd, H, W, H, (REAL)1, s_next, H);   /* ... + s_{t-1} W */
+        F(product)(&pr, 0, 0, N, H, H, sd, H, W, H, (REAL)1, s_next, H);   /* ... + s_{t-1} W */
         F(act)(a->act, s_next, N * H);                      /* s_t = σ(a_t) */
         if (!F(step_is_full)(a, t))
             F(carry_masked)(a, t, s_prev, s_next, H);
     }
+    F(products_close)(&pr);
     free(buf);
     return 0;
 }
@@ -241,6 +295,9 @@ static int F(simple_backward)(const LoopArgs *a)
     if (!work)
         return -1;
     REAL *d_cur = work, *d_new = work + N * H, *d_in = work + 2 * N * H;
+    Products pr;
+    F(products_open)(&pr, a, H);
+    F(products_pack)(&pr, 0, W, 1, H, H, H);               /* Wᵀ */
     memcpy(d_cur, ds, (size_t)(N * H) * sizeof(REAL));
     for (Py_ssize_t t = T - 1; t >= 0; t--) {
         F(add_d_output)(a, t, d_cur, H);
@@ -250,12 +307,13 @@ static int F(simple_backward)(const LoopArgs *a)
         F(dact)(a->act, s + (t + 1) * N * H, da, N * H);
         for (Py_ssize_t k = 0; k < N * H; k++)
             da[k] = d[k] * da[k];
-        F(gemm)(1, N, H, H, da, H, W, H, (REAL)0, d_new, H);    /* ∂L/∂a_t Wᵀ */
+        F(product)(&pr, 0, 1, N, H, H, da, H, W, H, (REAL)0, d_new, H);    /* ∂L/∂a_t Wᵀ */
         F(mul_rec_mask)(a, d_new, H);
         F(pass_masked)(a, t, full, d_cur, d_new, H);
         REAL *tmp = d_cur; d_cur = d_new; d_new = tmp;
     }
     memcpy(ds, d_cur, (size_t)(N * H) * sizeof(REAL));
+    F(products_close)(&pr);
     free(work);
     return 0;
 }
@@ -288,6 +346,11 @@ static int F(lstm_forward)(const LoopArgs *a)
     REAL *buf = a->rec_mask ? (REAL *)malloc((size_t)(N * Hs) * sizeof(REAL)) : NULL;
     if (a->rec_mask && !buf)
         return -1;
+    Products pr;
+    F(products_open)(&pr, a, H > Hs ? H : Hs);
+    F(products_pack)(&pr, 0, W, 0, Hs, G, G);
+    if (a->P)
+        F(products_pack)(&pr, 1, Pm, 0, H, Hs, Hs);
     for (Py_ssize_t t = 0; t < T; t++) {
         const REAL *h_prev = h + t * N * Hs, *c_prev = c + t * N * H;
         REAL *h_next = h + (t + 1) * N * Hs, *c_next = c + (t + 1) * N * H;
@@ -296,7 +359,7 @@ static int F(lstm_forward)(const LoopArgs *a)
         REAL *m = a->P ? (REAL *)a->m + t * N * H : NULL;
         const REAL *hd = F(rec_input)(a, h_prev, buf, Hs);
         F(copy_xw)(a, t, z, G);
-        F(gemm)(0, N, G, Hs, hd, Hs, W, G, (REAL)1, z, G);     /* a = x_t U + b + h_{t-1} W */
+        F(product)(&pr, 0, 0, N, G, Hs, hd, Hs, W, G, (REAL)1, z, G);   /* a = x_t U + b + h_{t-1} W */
         for (Py_ssize_t n = 0; n < N; n++) {
             REAL *zi = z + n * G;
             REAL *i = zi, *f = zi + H, *g = zi + 2 * H, *o = zi + 3 * H;
@@ -308,12 +371,13 @@ static int F(lstm_forward)(const LoopArgs *a)
             F(lstm_mul)(o, act_c + n * H, a->P ? m + n * H : h_next + n * Hs, H);
         }
         if (a->P)
-            F(gemm)(0, N, Hs, H, m, H, Pm, Hs, (REAL)0, h_next, Hs);   /* h_t = m_t P */
+            F(product)(&pr, 1, 0, N, Hs, H, m, H, Pm, Hs, (REAL)0, h_next, Hs);   /* h_t = m_t P */
         if (!F(step_is_full)(a, t)) {
             F(carry_masked)(a, t, h_prev, h_next, Hs);
             F(carry_masked)(a, t, c_prev, c_next, H);
         }
     }
+    F(products_close)(&pr);
     free(buf);
     return 0;
 }
@@ -351,6 +415,11 @@ static int F(lstm_backward)(const LoopArgs *a)
     REAL *dh_cur = work, *dh_new = dh_cur + N * Hs, *dh_in = dh_new + N * Hs;
     REAL *dc_cur = dh_in + N * Hs, *dc_new = dc_cur + N * H, *dc_in = dc_new + N * H;
     REAL *dm_buf = dc_in + N * H, *dd = dm_buf + N * H;
+    Products pr;
+    F(products_open)(&pr, a, G);
+    F(products_pack)(&pr, 0, W, 1, G, Hs, G);              /* Wᵀ */
+    if (a->P)
+        F(products_pack)(&pr, 1, Pm, 1, Hs, H, Hs);        /* Pᵀ */
     memcpy(dh_cur, dh_out, (size_t)(N * Hs) * sizeof(REAL));
     memcpy(dc_cur, dc_out, (size_t)(N * H) * sizeof(REAL));
     for (Py_ssize_t t = T - 1; t >= 0; t--) {
@@ -364,13 +433,13 @@ static int F(lstm_backward)(const LoopArgs *a)
         const REAL *dm = dh;
         if (a->P) {
             memcpy((REAL *)a->dh_cache + t * N * Hs, dh, (size_t)(N * Hs) * sizeof(REAL));
-            F(gemm)(1, N, H, Hs, dh, Hs, Pm, Hs, (REAL)0, dm_buf, H);   /* ∂L/∂m = ∂L/∂h Pᵀ */
+            F(product)(&pr, 1, 1, N, H, Hs, dh, Hs, Pm, Hs, (REAL)0, dm_buf, H);   /* ∂L/∂m = ∂L/∂h Pᵀ */
             dm = dm_buf;
         }
         for (Py_ssize_t n = 0; n < N; n++)
             F(lstm_cell_bwd)(a, z + n * G, act_c + n * H, c + t * N * H + n * H, dm + n * H,
                              dc + n * H, dxw + n * G, dc_new + n * H, dd, H);
-        F(gemm)(1, N, Hs, G, dxw, G, W, G, (REAL)0, dh_new, Hs);   /* ∂L/∂h_{t-1} = ∂L/∂a Wᵀ */
+        F(product)(&pr, 0, 1, N, Hs, G, dxw, G, W, G, (REAL)0, dh_new, Hs);   /* ∂L/∂h_{t-1} = ∂L/∂a Wᵀ */
         F(mul_rec_mask)(a, dh_new, Hs);
         F(pass_masked)(a, t, full, dh_cur, dh_new, Hs);
         F(pass_masked)(a, t, full, dc_cur, dc_new, H);
@@ -379,6 +448,7 @@ static int F(lstm_backward)(const LoopArgs *a)
     }
     memcpy(dh_out, dh_cur, (size_t)(N * Hs) * sizeof(REAL));
     memcpy(dc_out, dc_cur, (size_t)(N * H) * sizeof(REAL));
+    F(products_close)(&pr);
     free(work);
     return 0;
 }
@@ -401,6 +471,11 @@ static int F(gru_forward)(const LoopArgs *a)
     REAL *buf = a->rec_mask ? (REAL *)malloc((size_t)(N * H) * sizeof(REAL)) : NULL;
     if (a->rec_mask && !buf)
         return -1;
+    Products pr;                                           /* W, or W_zr and W_n */
+    F(products_open)(&pr, a, H);
+    F(products_pack)(&pr, 0, W, 0, H, a->reset_after ? G : 2 * H, G);
+    if (!a->reset_after)
+        F(products_pack)(&pr, 1, W + 2 * H, 0, H, H, G);
     for (Py_ssize_t t = 0; t < T; t++) {
         const REAL *h_prev = h + t * N * H;
         REAL *h_next = h + (t + 1) * N * H;
@@ -414,7 +489,7 @@ static int F(gru_forward)(const LoopArgs *a)
                 else
                     memset(hw + n * G, 0, (size_t)G * sizeof(REAL));
             }
-            F(gemm)(0, N, G, H, hd, H, W, G, (REAL)1, hw, G);   /* h_{t-1} W + b_rec */
+            F(product)(&pr, 0, 0, N, G, H, hd, H, W, G, (REAL)1, hw, G);   /* h_{t-1} W + b_rec */
             for (Py_ssize_t n = 0; n < N; n++) {
                 REAL *g = gt + n * G, *hwn = hw + n * G;
                 const REAL *x = F(xw_row)(a, t, n);
@@ -429,14 +504,14 @@ static int F(gru_forward)(const LoopArgs *a)
         } else {
             REAL *rh = (REAL *)a->rh + t * N * H;
             F(copy_xw)(a, t, gt, G);
-            F(gemm)(0, N, 2 * H, H, hd, H, W, G, (REAL)1, gt, G);   /* x U_zr + h_{t-1} W_zr */
+            F(product)(&pr, 0, 0, N, 2 * H, H, hd, H, W, G, (REAL)1, gt, G);   /* x U_zr + h_{t-1} W_zr */
             for (Py_ssize_t n = 0; n < N; n++) {
                 REAL *g = gt + n * G;
                 F(act)(a->rec_act, g, 2 * H);               /* z, r */
                 for (Py_ssize_t j = 0; j < H; j++)          /* r ⊙ h_{t-1} */
                     rh[n * H + j] = g[H + j] * hd[n * H + j];
             }
-            F(gemm)(0, N, H, H, rh, H, W + 2 * H, G, (REAL)1, gt + 2 * H, G);  /* + (r ⊙ h) W_n */
+            F(product)(&pr, 1, 0, N, H, H, rh, H, W + 2 * H, G, (REAL)1, gt + 2 * H, G);  /* + (r ⊙ h) W_n */
             for (Py_ssize_t n = 0; n < N; n++) {
                 REAL *g = gt + n * G;
                 F(act)(a->act, g + 2 * H, H);               /* n */
@@ -446,6 +521,7 @@ static int F(gru_forward)(const LoopArgs *a)
         if (!F(step_is_full)(a, t))
             F(carry_masked)(a, t, h_prev, h_next, H);
     }
+    F(products_close)(&pr);
     free(buf);
     return 0;
 }
@@ -474,6 +550,11 @@ static int F(gru_backward)(const LoopArgs *a)
     if (!work)
         return -1;
     REAL *d_cur = work, *d_new = d_cur + N * H, *d_in = d_new + N * H, *dd = d_in + N * H;
+    Products pr;                                           /* Wᵀ, or W_zrᵀ and W_nᵀ */
+    F(products_open)(&pr, a, G);
+    F(products_pack)(&pr, 0, W, 1, a->reset_after ? G : 2 * H, H, G);
+    if (!a->reset_after)
+        F(products_pack)(&pr, 1, W + 2 * H, 1, H, H, G);
     memcpy(d_cur, dh_out, (size_t)(N * H) * sizeof(REAL));
     for (Py_ssize_t t = T - 1; t >= 0; t--) {
         F(add_d_output)(a, t, d_cur, H);
@@ -498,10 +579,10 @@ static int F(gru_backward)(const LoopArgs *a)
                 }
                 memcpy(dw, dx, (size_t)(2 * H) * sizeof(REAL));         /* z, r */
             }
-            F(gemm)(1, N, H, G, dhw, G, W, G, (REAL)0, d_new, H);      /* ∂L/∂(h W) Wᵀ */
+            F(product)(&pr, 0, 1, N, H, G, dhw, G, W, G, (REAL)0, d_new, H);      /* ∂L/∂(h W) Wᵀ */
         } else {
             /* ∂L/∂(r ⊙ h_{t-1}) = ∂L/∂a_n W_nᵀ */
-            F(gemm)(1, N, H, H, dxw + 2 * H, G, W + 2 * H, G, (REAL)0, d_new, H);
+            F(product)(&pr, 1, 1, N, H, H, dxw + 2 * H, G, W + 2 * H, G, (REAL)0, d_new, H);
             for (Py_ssize_t n = 0; n < N; n++) {
                 const REAL *r = gt + n * G + H, *hp = h_prev + n * H;
                 const REAL *rmn = rm ? rm + n * H : NULL;
@@ -513,7 +594,7 @@ static int F(gru_backward)(const LoopArgs *a)
                     drh[j] = drh[j] * r[j];                             /* ∂L/∂(r⊙h) ⊙ r */
                 }
             }
-            F(gemm)(1, N, H, 2 * H, dxw, G, W, G, (REAL)1, d_new, H);  /* + ∂L/∂a_zr W_zrᵀ */
+            F(product)(&pr, 0, 1, N, H, 2 * H, dxw, G, W, G, (REAL)1, d_new, H);  /* + ∂L/∂a_zr W_zrᵀ */
         }
         F(mul_rec_mask)(a, d_new, H);
         for (Py_ssize_t n = 0; n < N; n++) {                           /* + ∂L/∂h_t ⊙ z */
@@ -526,6 +607,7 @@ static int F(gru_backward)(const LoopArgs *a)
         REAL *tmp = d_cur; d_cur = d_new; d_new = tmp;
     }
     memcpy(dh_out, d_cur, (size_t)(N * H) * sizeof(REAL));
+    F(products_close)(&pr);
     free(work);
     return 0;
 }

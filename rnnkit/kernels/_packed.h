@@ -1,0 +1,322 @@
+/* float32 recurrent products with the weights packed once per loop, on a small team of
+ * threads.
+ *
+ * Inside the time loop the same weights W multiply a new small state every step.  A BLAS
+ * call repacks W every time (at N = 32, H = 1024 that repacking costs a third of the
+ * product); here W (or Wᵀ) is packed once per forward or reverse loop into panels of 24
+ * columns, K rows in blocks of 256, and a 4 x 24 AVX2/FMA register kernel multiplies them
+ * with the step's state (packed per step, it is small).  The panels are shared out among
+ * the threads of a team (as many as NumPy's BLAS is told to use, threadpoolctl limits
+ * included): one hand-off and one join per product, no other synchronisation.
+ *
+ * Used for float32 on x86-64 Linux with AVX2 and FMA (checked at run time) when the state
+ * has 4 to 64 rows, where it was measured faster than BLAS (about 1.05-1.9x per loop on the
+ * 2-core AMD EPYC of BENCHMARKS.md, the most at small batches); every other product goes
+ * to BLAS (F(gemm) in _loops_impl.h).
+ */
+#if defined(__GNUC__) && defined(__x86_64__) && defined(__linux__) && !defined(RNNKIT_NO_PACKED)
+#define RNNKIT_PACKED 1
+#include <immintrin.h>
+#include <pthread.h>
+#include <sched.h>
+
+#define MR 4                                  /* rows of the register kernel */
+#define NR 24                                 /* columns of a panel (3 AVX registers) */
+#define KC 256                                /* rows of a panel per block (24 KB) */
+#define MAX_TEAM 16
+#define PACKED_MAX_ROWS 64                    /* above: BLAS blocks the products better */
+
+/* ---- packed weights: blocks of KC rows, panels of NR columns, zero padded */
+typedef struct {
+    Py_ssize_t K, Nc, np;                     /* np = number of panels */
+    float *data;                              /* block kb, panel p at (kb*KC*np + p*kc) * NR */
+} PackedB;
+
+static int packed_cpu = -1;                   /* -1: not asked yet */
+
+static int packed_available(void)
+{
+    if (packed_cpu < 0) {
+        __builtin_cpu_init();
+        packed_cpu = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")
+                     && getenv("RNNKIT_NO_PACKED") == NULL;
+    }
+    return packed_cpu;
+}
+
+/* Pack op(B) (K x Nc): B itself (stored K x Nc) or Bᵀ (B stored Nc x K), leading
+ * dimension ldb.  Returns 0, or -1 when there is no memory (the caller uses BLAS). */
+static int pack_b(PackedB *pb, const float *B, int transB, Py_ssize_t K, Py_ssize_t Nc,
+                  Py_ssize_t ldb)
+{
+    Py_ssize_t np = (Nc + NR - 1) / NR;
+    pb->K = K; pb->Nc = Nc; pb->np = np; pb->data = NULL;
+    if (posix_memalign((void **)&pb->data, 64, (size_t)(K * np * NR) * sizeof(float)) != 0) {
+        pb->data = NULL;
+        return -1;
+    }
+    for (Py_ssize_t k0 = 0; k0 < K; k0 += KC) {
+        Py_ssize_t kc = K - k0 < KC ? K - k0 : KC;
+        for (Py_ssize_t p = 0; p < np; p++) {
+            float *dst = pb->data + (k0 * np + p * kc) * NR;
+            Py_ssize_t c0 = p * NR, w = Nc - c0 < NR ? Nc - c0 : NR;
+            for (Py_ssize_t k = 0; k < kc; k++) {
+                for (Py_ssize_t j = 0; j < w; j++)
+                    dst[k * NR + j] = transB ? B[(c0 + j) * ldb + k0 + k] : B[(k0 + k) * ldb + c0 + j];
+                for (Py_ssize_t j = w; j < NR; j++)
+                    dst[k * NR + j] = 0.0f;
+            }
+        }
+    }
+    return 0;
+}
+
+static void free_b(PackedB *pb)
+{
+    free(pb->data);
+    pb->data = NULL;
+}
+
+/* ---- the register kernel: C[0:rows, 0:cols] (+)= Ap (MR x kc, k-major) Bp (kc x NR) */
+__attribute__((target("avx2,fma")))
+static void kernel_4x24(Py_ssize_t kc, const float *Ap, const float *Bp, float *C, Py_ssize_t ldc,
+                        int rows, int cols, int accumulate)
+{
+    __m256 c00 = _mm256_setzero_ps(), c01 = c00, c02 = c00, c10 = c00, c11 = c00, c12 = c00;
+    __m256 c20 = c00, c21 = c00, c22 = c00, c30 = c00, c31 = c00, c32 = c00;
+    for (Py_ssize_t k = 0; k < kc; k++) {
+        const float *b = Bp + k * NR, *a = Ap + k * MR;
+        __m256 b0 = _mm256_load_ps(b), b1 = _mm256_load_ps(b + 8), b2 = _mm256_load_ps(b + 16);
+        __m256 x = _mm256_broadcast_ss(a);
+        c00 = _mm256_fmadd_ps(x, b0, c00); c01 = _mm256_fmadd_ps(x, b1, c01); c02 = _mm256_fmadd_ps(x, b2, c02);
+        x = _mm256_broadcast_ss(a + 1);
+        c10 = _mm256_fmadd_ps(x, b0, c10); c11 = _mm256_fmadd_ps(x, b1, c11); c12 = _mm256_fmadd_ps(x, b2, c12);
+        x = _mm256_broadcast_ss(a + 2);
+        c20 = _mm256_fmadd_ps(x, b0, c20); c21 = _mm256_fmadd_ps(x, b1, c21); c22 = _mm256_fmadd_ps(x, b2, c22);
+        x = _mm256_broadcast_ss(a + 3);
+        c30 = _mm256_fmadd_ps(x, b0, c30); c31 = _mm256_fmadd_ps(x, b1, c31); c32 = _mm256_fmadd_ps(x, b2, c32);
+    }
+    __m256 acc[MR][3] = {{c00, c01, c02}, {c10, c11, c12}, {c20, c21, c22}, {c30, c31, c32}};
+    for (int r = 0; r < rows; r++) {
+        float *c = C + r * ldc;
+        if (cols == NR) {
+            for (int j = 0; j < 3; j++) {
+                __m256 v = acc[r][j];
+                if (accumulate)
+                    v = _mm256_add_ps(_mm256_loadu_ps(c + 8 * j), v);
+                _mm256_storeu_ps(c + 8 * j, v);
+            }
+        } else {
+            float tile[NR];
+            for (int j = 0; j < 3; j++)
+                _mm256_storeu_ps(tile + 8 * j, acc[r][j]);
+            for (int j = 0; j < cols; j++)
+                c[j] = accumulate ? c[j] + tile[j] : tile[j];
+        }
+    }
+}
+
+/* ---- one product, split by panels: C (M x Nc) = Ap op(B) + beta C */
+typedef struct {
+    Py_ssize_t M;
+    const float *Ap;                          /* A packed: block kb, row block i at (kb*KC*Mp + i*kc) */
+    Py_ssize_t Mp;                            /* M rounded up to MR */
+    const PackedB *B;
+    float beta, *C;
+    Py_ssize_t ldc;
+} Product;
+
+static void product_part(const Product *w, Py_ssize_t p0, Py_ssize_t p1)
+{
+    const PackedB *B = w->B;
+    for (Py_ssize_t k0 = 0; k0 < B->K; k0 += KC) {
+        Py_ssize_t kc = B->K - k0 < KC ? B->K - k0 : KC;
+        int accumulate = k0 > 0 || w->beta != 0.0f;
+        for (Py_ssize_t p = p0; p < p1; p++) {
+            const float *bp = B->data + (k0 * B->np + p * kc) * NR;
+            Py_ssize_t c0 = p * NR;
+            int cols = (int)(B->Nc - c0 < NR ? B->Nc - c0 : NR);
+            for (Py_ssize_t i = 0; i < w->M; i += MR) {
+                int rows = (int)(w->M - i < MR ? w->M - i : MR);
+                kernel_4x24(kc, w->Ap + k0 * w->Mp + i * kc, bp, w->C + i * w->ldc + c0, w->ldc,
+                            rows, cols, accumulate);
+            }
+        }
+    }
+}
+
+/* ---- the team: helpers that wait for a product, spinning a little, then sleeping */
+static struct {
+    pthread_mutex_t lock;                     /* one loop at a time uses the team */
+    pthread_mutex_t wake_lock;
+    pthread_cond_t wake;
+    int started;                              /* helpers running */
+    long generation;                          /* bumped for every product (atomic) */
+    int pending;                              /* helpers still working on it (atomic) */
+    int sleeping;                             /* helpers asleep (atomic) */
+    int size;                                 /* threads taking part in this product */
+    const Product *job;
+} team = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER};
+
+static void team_share(const Product *w, int part, int parts)
+{
+    Py_ssize_t np = w->B->np;
+    product_part(w, np * part / parts, np * (part + 1) / parts);
+}
+
+static long helper_start_generation[MAX_TEAM];
+
+static void *team_helper(void *arg)
+{
+    int id = (int)(intptr_t)arg;                     /* 1 .. MAX_TEAM - 1 */
+    /* the generation when it was created: a product handed out before this thread got
+     * going is still its to do */
+    long seen = helper_start_generation[id];
+    for (;;) {
+        long g;
+        int spins = 0;
+        while ((g = __atomic_load_n(&team.generation, __ATOMIC_ACQUIRE)) == seen) {
+            if (++spins < 20000) {
+                _mm_pause();
+                continue;
+            }
+            pthread_mutex_lock(&team.wake_lock);      /* nothing for a while: sleep */
+            __atomic_add_fetch(&team.sleeping, 1, __ATOMIC_SEQ_CST);
+            while ((g = __atomic_load_n(&team.generation, __ATOMIC_SEQ_CST)) == seen)
+                pthread_cond_wait(&team.wake, &team.wake_lock);
+            __atomic_sub_fetch(&team.sleeping, 1, __ATOMIC_SEQ_CST);
+            pthread_mutex_unlock(&team.wake_lock);
+            break;
+        }
+        seen = g;
+        int size = team.size;
+        if (id < size)
+            team_share(team.job, id, size);
+        if (id < size)
+            __atomic_sub_fetch(&team.pending, 1, __ATOMIC_ACQ_REL);
+    }
+    return NULL;
+}
+
+static void team_reset_after_fork(void)
+{
+    team.started = 0;                                /* the helpers did not come along */
+    pthread_mutex_init(&team.lock, NULL);
+    pthread_mutex_init(&team.wake_lock, NULL);
+    pthread_cond_init(&team.wake, NULL);
+    team.sleeping = 0;
+}
+
+/* Start helpers up to `threads` - 1 (once); returns how many threads the team has. */
+static int team_start(int threads)
+{
+    static int atfork = 0;
+    if (threads > MAX_TEAM)
+        threads = MAX_TEAM;
+    if (!atfork) {
+        pthread_atfork(NULL, NULL, team_reset_after_fork);
+        atfork = 1;
+    }
+    while (team.started + 1 < threads) {
+        pthread_t tid;
+        pthread_attr_t attr;
+        pthread_attr_init(&attr);
+        pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+        helper_start_generation[team.started + 1] = __atomic_load_n(&team.generation, __ATOMIC_SEQ_CST);
+        int rc = pthread_create(&tid, &attr, team_helper, (void *)(intptr_t)(team.started + 1));
+        pthread_attr_destroy(&attr);
+        if (rc != 0)
+            break;
+        team.started++;
+    }
+    return team.started + 1;
+}
+
+/* Run one product on `threads` threads (the caller is one of them). */
+static void team_run(const Product *w, int threads)
+{
+    if (threads <= 1) {
+        product_part(w, 0, w->B->np);
+        return;
+    }
+    team.job = w;
+    team.size = threads;
+    __atomic_store_n(&team.pending, threads - 1, __ATOMIC_RELEASE);
+    __atomic_add_fetch(&team.generation, 1, __ATOMIC_SEQ_CST);
+    if (__atomic_load_n(&team.sleeping, __ATOMIC_SEQ_CST)) {
+        pthread_mutex_lock(&team.wake_lock);
+        pthread_cond_broadcast(&team.wake);
+        pthread_mutex_unlock(&team.wake_lock);
+    }
+    team_share(w, 0, threads);
+    int spins = 0;
+    while (__atomic_load_n(&team.pending, __ATOMIC_ACQUIRE) > 0) {
+        if (++spins < 100000)
+            _mm_pause();
+        else
+            sched_yield();
+    }
+}
+
+/* ---- what a loop uses: a workspace for the packed state, and the product */
+typedef struct {
+    int threads;                              /* team size for this loop (1: alone) */
+    int locked;                               /* holds team.lock */
+    float *Ap;                                /* packed state, Mp x Kmax */
+} Packer;
+
+static int packer_open(Packer *pk, int threads, Py_ssize_t M, Py_ssize_t Kmax)
+{
+    pk->threads = 1;
+    pk->locked = 0;
+    pk->Ap = NULL;
+    Py_ssize_t Mp = (M + MR - 1) / MR * MR;
+    if (posix_memalign((void **)&pk->Ap, 64, (size_t)(Mp * Kmax) * sizeof(float)) != 0) {
+        pk->Ap = NULL;
+        return -1;
+    }
+    if (threads > 1 && pthread_mutex_trylock(&team.lock) == 0) {
+        pk->locked = 1;
+        pk->threads = team_start(threads);
+    }
+    return 0;
+}
+
+static void packer_close(Packer *pk)
+{
+    if (pk->locked)
+        pthread_mutex_unlock(&team.lock);
+    free(pk->Ap);
+    pk->Ap = NULL;
+}
+
+/* C (M x Nc) = A (M x K, leading dimension lda) op(B) + beta C, beta 0 or 1 */
+static void gemm_packed(Packer *pk, Py_ssize_t M, const float *A, Py_ssize_t lda,
+                        const PackedB *B, float beta, float *C, Py_ssize_t ldc)
+{
+    Py_ssize_t K = B->K, Mp = (M + MR - 1) / MR * MR;
+    for (Py_ssize_t k0 = 0; k0 < K; k0 += KC) {          /* pack the state: MR rows interleaved */
+        Py_ssize_t kc = K - k0 < KC ? K - k0 : KC;
+        for (Py_ssize_t i = 0; i < Mp; i += MR) {
+            float *dst = pk->Ap + k0 * Mp + i * kc;
+            for (int r = 0; r < MR; r++) {
+                if (i + r < M) {
+                    const float *src = A + (i + r) * lda + k0;
+                    for (Py_ssize_t k = 0; k < kc; k++)
+                        dst[k * MR + r] = src[k];
+                } else {
+                    for (Py_ssize_t k = 0; k < kc; k++)
+                        dst[k * MR + r] = 0.0f;
+                }
+            }
+        }
+    }
+    Product w = {M, pk->Ap, Mp, B, beta, C, ldc};
+    /* small products are not worth a hand-off */
+    int threads = (double)M * (double)K * (double)B->Nc < 65536.0 ? 1 : pk->threads;
+    if (threads > B->np)
+        threads = (int)B->np;
+    team_run(&w, threads);
+}
+
+#endif /* RNNKIT_PACKED */
