@@ -312,8 +312,9 @@ def step_memory(runner):
     return {"peak_mb": (peak - before) / 1024.0, "rss_before_mb": before / 1024.0}
 
 
-def worker_main(framework, threads):
-    runner = RnnkitRunner() if framework == "rnnkit" else TorchRunner(threads)
+def worker_main(framework, threads, runners=None):
+    runners = runners or {"rnnkit": lambda threads: RnnkitRunner(), "torch": TorchRunner}
+    runner = runners[framework](threads)
     out = sys.stdout
     sys.stdout = sys.stderr                    # stray prints must not break the protocol
     for line in sys.stdin:
@@ -353,10 +354,10 @@ def worker_main(framework, threads):
 # The parent: grid, alternation, statistics, tables.
 # ---------------------------------------------------------------------------------------------
 class Worker:
-    def __init__(self, framework, threads, env):
+    def __init__(self, framework, threads, env, script=__file__):
         self.framework = framework
         self.proc = subprocess.Popen(
-            [sys.executable, os.path.abspath(__file__), "--worker", framework,
+            [sys.executable, os.path.abspath(script), "--worker", framework,
              "--threads", str(threads)],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env, text=True, bufsize=1)
 

@@ -70,3 +70,19 @@ def test_quick_grid_runs(tmp_path, clock):
             assert "ratio" in r
     table = (tmp_path / "quick.md").read_text()
     assert "| lstm | train | 4 | 5 | 6 |" in table
+
+
+def test_training_benchmark_quick(tmp_path):
+    """benchmarks/bench_training.py (Embedding -> LSTM -> Dense -> loss -> backward -> Adam)
+    on one tiny point: it runs, and both frameworks start from the same loss."""
+    frameworks = ["rnnkit", "torch"] if importlib.util.find_spec("torch") else ["rnnkit"]
+    script = os.path.join(ROOT, "benchmarks", "bench_training.py")
+    out = tmp_path / "train"
+    proc = subprocess.run([sys.executable, script, "--quick", "--threads", "1", "--frameworks",
+                           *frameworks, "--out", str(out)], capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    (r,) = json.loads((tmp_path / "train.json").read_text())["results"]
+    assert r["rnnkit"]["seconds"][0] > 0
+    if len(frameworks) == 2:
+        assert r["same_first_loss"], r["first_loss"]

@@ -146,6 +146,7 @@ enum { ACT_LINEAR = 0, ACT_TANH = 1, ACT_SIGMOID = 2, ACT_HARD_SIGMOID = 3, ACT_
 /* ---- what one loop needs; pointers are NULL where absent */
 typedef struct {
     Py_ssize_t T, N, H, P;          /* P: LSTM projection size, 0 for none */
+    Py_ssize_t NT;                  /* samples per step in the (T, N, ·) buffers (N: a chunk's) */
     int act, rec_act, reset_after;
     int threads;                    /* threads NumPy's BLAS may use (for the packed products) */
     char *xw; Py_ssize_t xw_st, xw_sn;
@@ -158,12 +159,21 @@ typedef struct {
     char *dxw, *dh, *dc;
 } LoopArgs;
 
+enum { CELL_SIMPLE = 0, CELL_LSTM = 1, CELL_GRU = 2 };
+#define MAX_CHUNKS 16
+
 #include "_packed.h"
 
 /* ---- the recurrent products of one loop: packed weights (float32, _packed.h) or BLAS */
 #define MAX_PACKED 3
+typedef struct {                    /* one matrix a loop multiplies by: op(B) is K x Nc */
+    const void *B;
+    int transB;
+    Py_ssize_t K, Nc, ldb;
+} PackSpec;
+
 typedef struct {
-    int on;
+    int on, borrowed;
 #ifdef RNNKIT_PACKED
     Packer pk;
     PackedB b[MAX_PACKED];
@@ -224,6 +234,7 @@ static int parse_args(PyObject *d, LoopArgs *a, int *itemsize)
     if (get_int(d, "itemsize", &isz) < 0) return -1;
     *itemsize = (int)isz;
     GET("T", T, Py_ssize_t); GET("N", N, Py_ssize_t); GET("H", H, Py_ssize_t);
+    a->NT = a->N;
     GET("P", P, Py_ssize_t);
     GET("act", act, int); GET("rec_act", rec_act, int); GET("reset_after", reset_after, int);
     GET("threads", threads, int);
@@ -248,36 +259,34 @@ static int parse_args(PyObject *d, LoopArgs *a, int *itemsize)
     return 0;
 }
 
-typedef int (*loop_fn)(const LoopArgs *);
-
 static PyObject *run(PyObject *args, int backward)
 {
-    const char *cell;
+    const char *name;
     PyObject *d;
-    if (!PyArg_ParseTuple(args, "sO", &cell, &d))
+    if (!PyArg_ParseTuple(args, "sO", &name, &d))
         return NULL;
     LoopArgs a;
     int itemsize;
     if (parse_args(d, &a, &itemsize) < 0)
         return NULL;
-    int f32 = itemsize == 4;
-    loop_fn fn = NULL;
-    if (strcmp(cell, "simple") == 0)
-        fn = backward ? (f32 ? simple_backward_f32 : simple_backward_f64)
-                      : (f32 ? simple_forward_f32 : simple_forward_f64);
-    else if (strcmp(cell, "lstm") == 0)
-        fn = backward ? (f32 ? lstm_backward_f32 : lstm_backward_f64)
-                      : (f32 ? lstm_forward_f32 : lstm_forward_f64);
-    else if (strcmp(cell, "gru") == 0)
-        fn = backward ? (f32 ? gru_backward_f32 : gru_backward_f64)
-                      : (f32 ? gru_forward_f32 : gru_forward_f64);
-    if (fn == NULL) {
-        PyErr_Format(PyExc_ValueError, "unknown cell %s", cell);
+    int cell = strcmp(name, "simple") == 0 ? CELL_SIMPLE : strcmp(name, "lstm") == 0 ? CELL_LSTM
+             : strcmp(name, "gru") == 0 ? CELL_GRU : -1;
+    if (cell < 0) {
+        PyErr_Format(PyExc_ValueError, "unknown cell %s", name);
         return NULL;
     }
+    static loop_fn_f32 const f32[3][2] = {{simple_forward_f32, simple_backward_f32},
+                                          {lstm_forward_f32, lstm_backward_f32},
+                                          {gru_forward_f32, gru_backward_f32}};
+    static loop_fn_f64 const f64[3][2] = {{simple_forward_f64, simple_backward_f64},
+                                          {lstm_forward_f64, lstm_backward_f64},
+                                          {gru_forward_f64, gru_backward_f64}};
     int rc;
     Py_BEGIN_ALLOW_THREADS
-    rc = fn(&a);
+    if (itemsize == 4)
+        rc = run_loop_f32(f32[cell][backward], &a, cell, backward);
+    else
+        rc = run_loop_f64(f64[cell][backward], &a, cell, backward);
     Py_END_ALLOW_THREADS
     if (rc < 0)
         return PyErr_NoMemory();

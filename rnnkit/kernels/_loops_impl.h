@@ -46,28 +46,44 @@ static void F(gemm)(int transB, Py_ssize_t M, Py_ssize_t Nc, Py_ssize_t K,
 }
 
 /* The recurrent products of one loop.  float32 on CPUs with AVX2 and FMA, with MR to
- * PACKED_MAX_ROWS rows (batch sizes 4 to 64): the weights are packed once per loop and multiplied on the team (_packed.h);
- * otherwise each product is one BLAS call.  `slot` names the packed matrix. */
-static void F(products_open)(Products *pr, const LoopArgs *a, Py_ssize_t Kmax)
+ * PACKED_MAX_ROWS rows per product: the weights are packed once per loop and multiplied
+ * with the packed kernel, on `threads` threads (_packed.h); otherwise each product is one
+ * BLAS call.  `slot` names the packed matrix; a chunk of the batch borrows the packed
+ * matrices of the whole loop (`borrowed`) and has its own workspace. */
+static void F(products_open)(Products *pr, Py_ssize_t rows, Py_ssize_t Kmax, int threads)
 {
     pr->on = 0;
+    pr->borrowed = 0;
 #if IS_F32 && defined(RNNKIT_PACKED)
     for (int i = 0; i < MAX_PACKED; i++)
         pr->b[i].data = NULL;
     /* BLAS is better where the state has many rows (its blocking) or very few (gemv) */
-    if (a->N >= MR && a->N <= PACKED_MAX_ROWS && packed_available()
-        && packer_open(&pr->pk, a->threads, a->N, Kmax) == 0)
+    if (rows >= MR && rows <= PACKED_MAX_ROWS && packed_available()
+        && packer_open(&pr->pk, threads, rows, Kmax) == 0)
         pr->on = 1;
 #endif
 }
 
-static void F(products_pack)(Products *pr, int slot, const REAL *B, int transB, Py_ssize_t K,
-                             Py_ssize_t Nc, Py_ssize_t ldb)
+static void F(products_pack)(Products *pr, int slot, const PackSpec *sp)
 {
 #if IS_F32 && defined(RNNKIT_PACKED)
-    if (pr->on)
-        pack_b(&pr->b[slot], B, transB, K, Nc, ldb);     /* no memory: that product uses BLAS */
+    if (pr->on)                                           /* no memory: that product uses BLAS */
+        pack_b(&pr->b[slot], (const float *)sp->B, sp->transB, sp->K, sp->Nc, sp->ldb);
 #endif
+}
+
+/* A chunk's products: the loop's packed matrices, its own workspace for `rows` rows. */
+static int F(products_borrow)(Products *pr, const Products *loop, Py_ssize_t rows, Py_ssize_t Kmax)
+{
+    pr->on = 0;
+    pr->borrowed = 1;
+#if IS_F32 && defined(RNNKIT_PACKED)
+    for (int i = 0; i < MAX_PACKED; i++)
+        pr->b[i] = loop->b[i];
+    if (loop->on && packer_open(&pr->pk, 1, rows, Kmax) == 0)
+        pr->on = 1;
+#endif
+    return 0;
 }
 
 /* C (M x Nc) = A (M x K) op(B) + beta C, through the packed op(B) of `slot` when there is one */
@@ -77,7 +93,7 @@ static void F(product)(Products *pr, int slot, int transB, Py_ssize_t M, Py_ssiz
 {
 #if IS_F32 && defined(RNNKIT_PACKED)
     if (pr->on && pr->b[slot].data != NULL) {
-        gemm_packed(&pr->pk, M, A, lda, &pr->b[slot], beta, C, ldc);
+        gemm_packed(&pr->pk, M, (const float *)A, lda, &pr->b[slot], beta, (float *)C, ldc);
         return;
     }
 #endif
@@ -88,8 +104,9 @@ static void F(products_close)(Products *pr)
 {
 #if IS_F32 && defined(RNNKIT_PACKED)
     if (pr->on) {
-        for (int i = 0; i < MAX_PACKED; i++)
-            free_b(&pr->b[i]);
+        if (!pr->borrowed)
+            for (int i = 0; i < MAX_PACKED; i++)
+                free_b(&pr->b[i]);
         packer_close(&pr->pk);
     }
 #endif
@@ -172,7 +189,7 @@ static const REAL *F(rec_input)(const LoopArgs *a, const REAL *h_prev, REAL *buf
 static void F(carry_masked)(const LoopArgs *a, Py_ssize_t t, const REAL *prev, REAL *next,
                             Py_ssize_t width)
 {
-    const unsigned char *m = a->mask + t * a->N;
+    const unsigned char *m = a->mask + t * a->NT;
     for (Py_ssize_t n = 0; n < a->N; n++)
         if (!m[n])
             memcpy(next + n * width, prev + n * width, (size_t)width * sizeof(REAL));
@@ -182,7 +199,7 @@ static int F(step_is_full)(const LoopArgs *a, Py_ssize_t t)
 {
     if (a->mask == NULL)
         return 1;
-    const unsigned char *m = a->mask + t * a->N;
+    const unsigned char *m = a->mask + t * a->NT;
     for (Py_ssize_t n = 0; n < a->N; n++)
         if (!m[n])
             return 0;
@@ -209,7 +226,7 @@ static const REAL *F(masked_copy)(const LoopArgs *a, Py_ssize_t t, int full, con
 {
     if (full)
         return d;
-    const unsigned char *m = a->mask + t * a->N;
+    const unsigned char *m = a->mask + t * a->NT;
     for (Py_ssize_t n = 0; n < a->N; n++) {
         if (m[n])
             memcpy(buf + n * width, d + n * width, (size_t)width * sizeof(REAL));
@@ -225,7 +242,7 @@ static void F(pass_masked)(const LoopArgs *a, Py_ssize_t t, int full, const REAL
 {
     if (full)
         return;
-    const unsigned char *m = a->mask + t * a->N;
+    const unsigned char *m = a->mask + t * a->NT;
     for (Py_ssize_t n = 0; n < a->N; n++)
         if (!m[n])
             memcpy(d_new + n * width, d_carried + n * width, (size_t)width * sizeof(REAL));
@@ -259,61 +276,53 @@ static void F(copy_xw)(const LoopArgs *a, Py_ssize_t t, REAL *z, Py_ssize_t G)
 /* ========================================================================================= */
 /* SimpleRNN:  s_t = σ(x_t U + s_{t-1} W + b)                                                 */
 /* ========================================================================================= */
-static int F(simple_forward)(const LoopArgs *a)
+static int F(simple_forward)(const LoopArgs *a, Products *pr)
 {
-    const Py_ssize_t T = a->T, N = a->N, H = a->H;
+    const Py_ssize_t T = a->T, N = a->N, NT = a->NT, H = a->H;
     const REAL *W = (const REAL *)a->W;
     REAL *s = (REAL *)a->h;
     REAL *buf = a->rec_mask ? (REAL *)malloc((size_t)(N * H) * sizeof(REAL)) : NULL;
     if (a->rec_mask && !buf)
         return -1;
-    Products pr;
-    F(products_open)(&pr, a, H);
-    F(products_pack)(&pr, 0, W, 0, H, H, H);
     for (Py_ssize_t t = 0; t < T; t++) {
-        const REAL *s_prev = s + t * N * H;
-        REAL *s_next = s + (t + 1) * N * H;
+        const REAL *s_prev = s + t * NT * H;
+        REAL *s_next = s + (t + 1) * NT * H;
         const REAL *sd = F(rec_input)(a, s_prev, buf, H);
         for (Py_ssize_t n = 0; n < N; n++)                 /* a_t = x_t U + b ... */
             memcpy(s_next + n * H, F(xw_row)(a, t, n), (size_t)H * sizeof(REAL));
-        F(product)(&pr, 0, 0, N, H, H, sd, H, W, H, (REAL)1, s_next, H);   /* ... + s_{t-1} W */
+        F(product)(pr, 0, 0, N, H, H, sd, H, W, H, (REAL)1, s_next, H);   /* ... + s_{t-1} W */
         F(act)(a->act, s_next, N * H);                      /* s_t = σ(a_t) */
         if (!F(step_is_full)(a, t))
             F(carry_masked)(a, t, s_prev, s_next, H);
     }
-    F(products_close)(&pr);
     free(buf);
     return 0;
 }
 
-static int F(simple_backward)(const LoopArgs *a)
+static int F(simple_backward)(const LoopArgs *a, Products *pr)
 {
-    const Py_ssize_t T = a->T, N = a->N, H = a->H;
+    const Py_ssize_t T = a->T, N = a->N, NT = a->NT, H = a->H;
     const REAL *W = (const REAL *)a->W, *s = (const REAL *)a->h;
     REAL *ds = (REAL *)a->dh;                              /* in: ∂L/∂s_T; out: ∂L/∂s_0 */
     REAL *work = (REAL *)malloc((size_t)(3 * N * H) * sizeof(REAL));
     if (!work)
         return -1;
     REAL *d_cur = work, *d_new = work + N * H, *d_in = work + 2 * N * H;
-    Products pr;
-    F(products_open)(&pr, a, H);
-    F(products_pack)(&pr, 0, W, 1, H, H, H);               /* Wᵀ */
     memcpy(d_cur, ds, (size_t)(N * H) * sizeof(REAL));
     for (Py_ssize_t t = T - 1; t >= 0; t--) {
         F(add_d_output)(a, t, d_cur, H);
         int full = F(step_is_full)(a, t);
         const REAL *d = F(masked_copy)(a, t, full, d_cur, d_in, H);
-        REAL *da = (REAL *)a->dxw + t * N * H;             /* ∂L/∂a_t = δ_t ⊙ σ'(a_t) */
-        F(dact)(a->act, s + (t + 1) * N * H, da, N * H);
+        REAL *da = (REAL *)a->dxw + t * NT * H;            /* ∂L/∂a_t = δ_t ⊙ σ'(a_t) */
+        F(dact)(a->act, s + (t + 1) * NT * H, da, N * H);
         for (Py_ssize_t k = 0; k < N * H; k++)
             da[k] = d[k] * da[k];
-        F(product)(&pr, 0, 1, N, H, H, da, H, W, H, (REAL)0, d_new, H);    /* ∂L/∂a_t Wᵀ */
+        F(product)(pr, 0, 1, N, H, H, da, H, W, H, (REAL)0, d_new, H);    /* ∂L/∂a_t Wᵀ */
         F(mul_rec_mask)(a, d_new, H);
         F(pass_masked)(a, t, full, d_cur, d_new, H);
         REAL *tmp = d_cur; d_cur = d_new; d_new = tmp;
     }
     memcpy(ds, d_cur, (size_t)(N * H) * sizeof(REAL));
-    F(products_close)(&pr);
     free(work);
     return 0;
 }
@@ -337,29 +346,24 @@ CLONES static void F(lstm_mul)(const REAL *o, const REAL *act_c, REAL *out, Py_s
         out[j] = o[j] * act_c[j];                          /* o ⊙ σ(c_t) */
 }
 
-static int F(lstm_forward)(const LoopArgs *a)
+static int F(lstm_forward)(const LoopArgs *a, Products *pr)
 {
-    const Py_ssize_t T = a->T, N = a->N, H = a->H, G = 4 * a->H;
+    const Py_ssize_t T = a->T, N = a->N, NT = a->NT, H = a->H, G = 4 * a->H;
     const Py_ssize_t Hs = a->P ? a->P : H;                 /* size of h */
     const REAL *W = (const REAL *)a->W, *Pm = (const REAL *)a->Pm;
     REAL *h = (REAL *)a->h, *c = (REAL *)a->c;
     REAL *buf = a->rec_mask ? (REAL *)malloc((size_t)(N * Hs) * sizeof(REAL)) : NULL;
     if (a->rec_mask && !buf)
         return -1;
-    Products pr;
-    F(products_open)(&pr, a, H > Hs ? H : Hs);
-    F(products_pack)(&pr, 0, W, 0, Hs, G, G);
-    if (a->P)
-        F(products_pack)(&pr, 1, Pm, 0, H, Hs, Hs);
     for (Py_ssize_t t = 0; t < T; t++) {
-        const REAL *h_prev = h + t * N * Hs, *c_prev = c + t * N * H;
-        REAL *h_next = h + (t + 1) * N * Hs, *c_next = c + (t + 1) * N * H;
-        REAL *z = (REAL *)a->gates + t * N * G;
-        REAL *act_c = (REAL *)a->act_c + t * N * H;
-        REAL *m = a->P ? (REAL *)a->m + t * N * H : NULL;
+        const REAL *h_prev = h + t * NT * Hs, *c_prev = c + t * NT * H;
+        REAL *h_next = h + (t + 1) * NT * Hs, *c_next = c + (t + 1) * NT * H;
+        REAL *z = (REAL *)a->gates + t * NT * G;
+        REAL *act_c = (REAL *)a->act_c + t * NT * H;
+        REAL *m = a->P ? (REAL *)a->m + t * NT * H : NULL;
         const REAL *hd = F(rec_input)(a, h_prev, buf, Hs);
         F(copy_xw)(a, t, z, G);
-        F(product)(&pr, 0, 0, N, G, Hs, hd, Hs, W, G, (REAL)1, z, G);   /* a = x_t U + b + h_{t-1} W */
+        F(product)(pr, 0, 0, N, G, Hs, hd, Hs, W, G, (REAL)1, z, G);   /* a = x_t U + b + h_{t-1} W */
         for (Py_ssize_t n = 0; n < N; n++) {
             REAL *zi = z + n * G;
             REAL *i = zi, *f = zi + H, *g = zi + 2 * H, *o = zi + 3 * H;
@@ -371,13 +375,12 @@ static int F(lstm_forward)(const LoopArgs *a)
             F(lstm_mul)(o, act_c + n * H, a->P ? m + n * H : h_next + n * Hs, H);
         }
         if (a->P)
-            F(product)(&pr, 1, 0, N, Hs, H, m, H, Pm, Hs, (REAL)0, h_next, Hs);   /* h_t = m_t P */
+            F(product)(pr, 1, 0, N, Hs, H, m, H, Pm, Hs, (REAL)0, h_next, Hs);   /* h_t = m_t P */
         if (!F(step_is_full)(a, t)) {
             F(carry_masked)(a, t, h_prev, h_next, Hs);
             F(carry_masked)(a, t, c_prev, c_next, H);
         }
     }
-    F(products_close)(&pr);
     free(buf);
     return 0;
 }
@@ -402,9 +405,9 @@ CLONES static void F(lstm_cell_bwd)(const LoopArgs *a, const REAL *zi, const REA
     }
 }
 
-static int F(lstm_backward)(const LoopArgs *a)
+static int F(lstm_backward)(const LoopArgs *a, Products *pr)
 {
-    const Py_ssize_t T = a->T, N = a->N, H = a->H, G = 4 * a->H;
+    const Py_ssize_t T = a->T, N = a->N, NT = a->NT, H = a->H, G = 4 * a->H;
     const Py_ssize_t Hs = a->P ? a->P : H;
     const REAL *W = (const REAL *)a->W, *Pm = (const REAL *)a->Pm, *c = (const REAL *)a->c;
     REAL *dh_out = (REAL *)a->dh, *dc_out = (REAL *)a->dc;
@@ -415,11 +418,6 @@ static int F(lstm_backward)(const LoopArgs *a)
     REAL *dh_cur = work, *dh_new = dh_cur + N * Hs, *dh_in = dh_new + N * Hs;
     REAL *dc_cur = dh_in + N * Hs, *dc_new = dc_cur + N * H, *dc_in = dc_new + N * H;
     REAL *dm_buf = dc_in + N * H, *dd = dm_buf + N * H;
-    Products pr;
-    F(products_open)(&pr, a, G);
-    F(products_pack)(&pr, 0, W, 1, G, Hs, G);              /* Wᵀ */
-    if (a->P)
-        F(products_pack)(&pr, 1, Pm, 1, Hs, H, Hs);        /* Pᵀ */
     memcpy(dh_cur, dh_out, (size_t)(N * Hs) * sizeof(REAL));
     memcpy(dc_cur, dc_out, (size_t)(N * H) * sizeof(REAL));
     for (Py_ssize_t t = T - 1; t >= 0; t--) {
@@ -427,19 +425,19 @@ static int F(lstm_backward)(const LoopArgs *a)
         int full = F(step_is_full)(a, t);
         const REAL *dh = F(masked_copy)(a, t, full, dh_cur, dh_in, Hs);
         const REAL *dc = F(masked_copy)(a, t, full, dc_cur, dc_in, H);
-        const REAL *z = (const REAL *)a->gates + t * N * G;
-        const REAL *act_c = (const REAL *)a->act_c + t * N * H;
-        REAL *dxw = (REAL *)a->dxw + t * N * G;
+        const REAL *z = (const REAL *)a->gates + t * NT * G;
+        const REAL *act_c = (const REAL *)a->act_c + t * NT * H;
+        REAL *dxw = (REAL *)a->dxw + t * NT * G;
         const REAL *dm = dh;
         if (a->P) {
-            memcpy((REAL *)a->dh_cache + t * N * Hs, dh, (size_t)(N * Hs) * sizeof(REAL));
-            F(product)(&pr, 1, 1, N, H, Hs, dh, Hs, Pm, Hs, (REAL)0, dm_buf, H);   /* ∂L/∂m = ∂L/∂h Pᵀ */
+            memcpy((REAL *)a->dh_cache + t * NT * Hs, dh, (size_t)(N * Hs) * sizeof(REAL));
+            F(product)(pr, 1, 1, N, H, Hs, dh, Hs, Pm, Hs, (REAL)0, dm_buf, H);   /* ∂L/∂m = ∂L/∂h Pᵀ */
             dm = dm_buf;
         }
         for (Py_ssize_t n = 0; n < N; n++)
-            F(lstm_cell_bwd)(a, z + n * G, act_c + n * H, c + t * N * H + n * H, dm + n * H,
+            F(lstm_cell_bwd)(a, z + n * G, act_c + n * H, c + t * NT * H + n * H, dm + n * H,
                              dc + n * H, dxw + n * G, dc_new + n * H, dd, H);
-        F(product)(&pr, 0, 1, N, Hs, G, dxw, G, W, G, (REAL)0, dh_new, Hs);   /* ∂L/∂h_{t-1} = ∂L/∂a Wᵀ */
+        F(product)(pr, 0, 1, N, Hs, G, dxw, G, W, G, (REAL)0, dh_new, Hs);   /* ∂L/∂h_{t-1} = ∂L/∂a Wᵀ */
         F(mul_rec_mask)(a, dh_new, Hs);
         F(pass_masked)(a, t, full, dh_cur, dh_new, Hs);
         F(pass_masked)(a, t, full, dc_cur, dc_new, H);
@@ -448,7 +446,6 @@ static int F(lstm_backward)(const LoopArgs *a)
     }
     memcpy(dh_out, dh_cur, (size_t)(N * Hs) * sizeof(REAL));
     memcpy(dc_out, dc_cur, (size_t)(N * H) * sizeof(REAL));
-    F(products_close)(&pr);
     free(work);
     return 0;
 }
@@ -463,33 +460,28 @@ CLONES static void F(gru_new_state)(const REAL *h_prev, const REAL *z, const REA
         h[j] = (h_prev[j] - nn[j]) * z[j] + nn[j];
 }
 
-static int F(gru_forward)(const LoopArgs *a)
+static int F(gru_forward)(const LoopArgs *a, Products *pr)
 {
-    const Py_ssize_t T = a->T, N = a->N, H = a->H, G = 3 * a->H;
+    const Py_ssize_t T = a->T, N = a->N, NT = a->NT, H = a->H, G = 3 * a->H;
     const REAL *W = (const REAL *)a->W, *b_rec = (const REAL *)a->b_rec;
     REAL *h = (REAL *)a->h;
     REAL *buf = a->rec_mask ? (REAL *)malloc((size_t)(N * H) * sizeof(REAL)) : NULL;
     if (a->rec_mask && !buf)
         return -1;
-    Products pr;                                           /* W, or W_zr and W_n */
-    F(products_open)(&pr, a, H);
-    F(products_pack)(&pr, 0, W, 0, H, a->reset_after ? G : 2 * H, G);
-    if (!a->reset_after)
-        F(products_pack)(&pr, 1, W + 2 * H, 0, H, H, G);
     for (Py_ssize_t t = 0; t < T; t++) {
-        const REAL *h_prev = h + t * N * H;
-        REAL *h_next = h + (t + 1) * N * H;
-        REAL *gt = (REAL *)a->gates + t * N * G;
+        const REAL *h_prev = h + t * NT * H;
+        REAL *h_next = h + (t + 1) * NT * H;
+        REAL *gt = (REAL *)a->gates + t * NT * G;
         const REAL *hd = F(rec_input)(a, h_prev, buf, H);
         if (a->reset_after) {
-            REAL *hw = (REAL *)a->hw + t * N * G;
+            REAL *hw = (REAL *)a->hw + t * NT * G;
             for (Py_ssize_t n = 0; n < N; n++) {
                 if (b_rec)
                     memcpy(hw + n * G, b_rec, (size_t)G * sizeof(REAL));
                 else
                     memset(hw + n * G, 0, (size_t)G * sizeof(REAL));
             }
-            F(product)(&pr, 0, 0, N, G, H, hd, H, W, G, (REAL)1, hw, G);   /* h_{t-1} W + b_rec */
+            F(product)(pr, 0, 0, N, G, H, hd, H, W, G, (REAL)1, hw, G);   /* h_{t-1} W + b_rec */
             for (Py_ssize_t n = 0; n < N; n++) {
                 REAL *g = gt + n * G, *hwn = hw + n * G;
                 const REAL *x = F(xw_row)(a, t, n);
@@ -502,16 +494,16 @@ static int F(gru_forward)(const LoopArgs *a)
                 F(gru_new_state)(h_prev + n * H, g, g + 2 * H, h_next + n * H, H);
             }
         } else {
-            REAL *rh = (REAL *)a->rh + t * N * H;
+            REAL *rh = (REAL *)a->rh + t * NT * H;
             F(copy_xw)(a, t, gt, G);
-            F(product)(&pr, 0, 0, N, 2 * H, H, hd, H, W, G, (REAL)1, gt, G);   /* x U_zr + h_{t-1} W_zr */
+            F(product)(pr, 0, 0, N, 2 * H, H, hd, H, W, G, (REAL)1, gt, G);   /* x U_zr + h_{t-1} W_zr */
             for (Py_ssize_t n = 0; n < N; n++) {
                 REAL *g = gt + n * G;
                 F(act)(a->rec_act, g, 2 * H);               /* z, r */
                 for (Py_ssize_t j = 0; j < H; j++)          /* r ⊙ h_{t-1} */
                     rh[n * H + j] = g[H + j] * hd[n * H + j];
             }
-            F(product)(&pr, 1, 0, N, H, H, rh, H, W + 2 * H, G, (REAL)1, gt + 2 * H, G);  /* + (r ⊙ h) W_n */
+            F(product)(pr, 1, 0, N, H, H, rh, H, W + 2 * H, G, (REAL)1, gt + 2 * H, G);  /* + (r ⊙ h) W_n */
             for (Py_ssize_t n = 0; n < N; n++) {
                 REAL *g = gt + n * G;
                 F(act)(a->act, g + 2 * H, H);               /* n */
@@ -521,7 +513,6 @@ static int F(gru_forward)(const LoopArgs *a)
         if (!F(step_is_full)(a, t))
             F(carry_masked)(a, t, h_prev, h_next, H);
     }
-    F(products_close)(&pr);
     free(buf);
     return 0;
 }
@@ -539,9 +530,9 @@ CLONES static void F(gru_bwd_zn)(const LoopArgs *a, const REAL *g, const REAL *h
     }
 }
 
-static int F(gru_backward)(const LoopArgs *a)
+static int F(gru_backward)(const LoopArgs *a, Products *pr)
 {
-    const Py_ssize_t T = a->T, N = a->N, H = a->H, G = 3 * a->H;
+    const Py_ssize_t T = a->T, N = a->N, NT = a->NT, H = a->H, G = 3 * a->H;
     const REAL *W = (const REAL *)a->W, *hs = (const REAL *)a->h;
     const REAL *rm = (const REAL *)a->rec_mask;
     REAL *dh_out = (REAL *)a->dh;
@@ -550,24 +541,19 @@ static int F(gru_backward)(const LoopArgs *a)
     if (!work)
         return -1;
     REAL *d_cur = work, *d_new = d_cur + N * H, *d_in = d_new + N * H, *dd = d_in + N * H;
-    Products pr;                                           /* Wᵀ, or W_zrᵀ and W_nᵀ */
-    F(products_open)(&pr, a, G);
-    F(products_pack)(&pr, 0, W, 1, a->reset_after ? G : 2 * H, H, G);
-    if (!a->reset_after)
-        F(products_pack)(&pr, 1, W + 2 * H, 1, H, H, G);
     memcpy(d_cur, dh_out, (size_t)(N * H) * sizeof(REAL));
     for (Py_ssize_t t = T - 1; t >= 0; t--) {
         F(add_d_output)(a, t, d_cur, H);
         int full = F(step_is_full)(a, t);
         const REAL *dh = F(masked_copy)(a, t, full, d_cur, d_in, H);
-        const REAL *gt = (const REAL *)a->gates + t * N * G;
-        const REAL *h_prev = hs + t * N * H;
-        REAL *dxw = (REAL *)a->dxw + t * N * G;
+        const REAL *gt = (const REAL *)a->gates + t * NT * G;
+        const REAL *h_prev = hs + t * NT * H;
+        REAL *dxw = (REAL *)a->dxw + t * NT * G;
         for (Py_ssize_t n = 0; n < N; n++)
             F(gru_bwd_zn)(a, gt + n * G, h_prev + n * H, dh + n * H, dxw + n * G, dd, H);
         if (a->reset_after) {
-            const REAL *hw = (const REAL *)a->hw + t * N * G;
-            REAL *dhw = (REAL *)a->dhw + t * N * G;
+            const REAL *hw = (const REAL *)a->hw + t * NT * G;
+            REAL *dhw = (REAL *)a->dhw + t * NT * G;
             for (Py_ssize_t n = 0; n < N; n++) {
                 const REAL *r = gt + n * G + H;
                 REAL *dx = dxw + n * G, *dw = dhw + n * G;
@@ -579,10 +565,10 @@ static int F(gru_backward)(const LoopArgs *a)
                 }
                 memcpy(dw, dx, (size_t)(2 * H) * sizeof(REAL));         /* z, r */
             }
-            F(product)(&pr, 0, 1, N, H, G, dhw, G, W, G, (REAL)0, d_new, H);      /* ∂L/∂(h W) Wᵀ */
+            F(product)(pr, 0, 1, N, H, G, dhw, G, W, G, (REAL)0, d_new, H);      /* ∂L/∂(h W) Wᵀ */
         } else {
             /* ∂L/∂(r ⊙ h_{t-1}) = ∂L/∂a_n W_nᵀ */
-            F(product)(&pr, 1, 1, N, H, H, dxw + 2 * H, G, W + 2 * H, G, (REAL)0, d_new, H);
+            F(product)(pr, 1, 1, N, H, H, dxw + 2 * H, G, W + 2 * H, G, (REAL)0, d_new, H);
             for (Py_ssize_t n = 0; n < N; n++) {
                 const REAL *r = gt + n * G + H, *hp = h_prev + n * H;
                 const REAL *rmn = rm ? rm + n * H : NULL;
@@ -594,7 +580,7 @@ static int F(gru_backward)(const LoopArgs *a)
                     drh[j] = drh[j] * r[j];                             /* ∂L/∂(r⊙h) ⊙ r */
                 }
             }
-            F(product)(&pr, 0, 1, N, H, 2 * H, dxw, G, W, G, (REAL)1, d_new, H);  /* + ∂L/∂a_zr W_zrᵀ */
+            F(product)(pr, 0, 1, N, H, 2 * H, dxw, G, W, G, (REAL)1, d_new, H);  /* + ∂L/∂a_zr W_zrᵀ */
         }
         F(mul_rec_mask)(a, d_new, H);
         for (Py_ssize_t n = 0; n < N; n++) {                           /* + ∂L/∂h_t ⊙ z */
@@ -607,9 +593,120 @@ static int F(gru_backward)(const LoopArgs *a)
         REAL *tmp = d_cur; d_cur = d_new; d_new = tmp;
     }
     memcpy(dh_out, d_cur, (size_t)(N * H) * sizeof(REAL));
-    F(products_close)(&pr);
     free(work);
     return 0;
+}
+
+/* ========================================================================================= */
+/* Running a loop: the matrices it multiplies by at every step are packed once; with more    */
+/* than one thread the batch is cut into chunks that run the whole loop side by side (the    */
+/* samples of a batch never meet inside the recurrence: no synchronisation at all).          */
+/* ========================================================================================= */
+static int F(loop_packs)(const LoopArgs *a, int cell, int backward, PackSpec *sp, Py_ssize_t *Kmax)
+{
+    const Py_ssize_t H = a->H, Hs = a->P ? a->P : H;
+    const REAL *W = (const REAL *)a->W;
+    int n = 0;
+    if (cell == CELL_SIMPLE) {
+        sp[n++] = (PackSpec){W, backward, H, H, H};                     /* W or Wᵀ */
+        *Kmax = H;
+    } else if (cell == CELL_LSTM) {
+        const Py_ssize_t G = 4 * H;
+        const REAL *Pm = (const REAL *)a->Pm;
+        if (!backward) {
+            sp[n++] = (PackSpec){W, 0, Hs, G, G};                       /* W */
+            if (a->P)
+                sp[n++] = (PackSpec){Pm, 0, H, Hs, Hs};                 /* P */
+            *Kmax = H;
+        } else {
+            sp[n++] = (PackSpec){W, 1, G, Hs, G};                       /* Wᵀ */
+            if (a->P)
+                sp[n++] = (PackSpec){Pm, 1, Hs, H, Hs};                 /* Pᵀ */
+            *Kmax = G;
+        }
+    } else {
+        const Py_ssize_t G = 3 * H;
+        if (!backward) {                                                /* W, or W_zr and W_n */
+            sp[n++] = (PackSpec){W, 0, H, a->reset_after ? G : 2 * H, G};
+            if (!a->reset_after)
+                sp[n++] = (PackSpec){W + 2 * H, 0, H, H, G};
+            *Kmax = H;
+        } else {                                                        /* Wᵀ, or W_zrᵀ and W_nᵀ */
+            sp[n++] = (PackSpec){W, 1, a->reset_after ? G : 2 * H, H, G};
+            if (!a->reset_after)
+                sp[n++] = (PackSpec){W + 2 * H, 1, H, H, G};
+            *Kmax = G;
+        }
+    }
+    return n;
+}
+
+/* The arguments of samples n0 .. n1-1: every (T, N, ·) buffer keeps its step stride NT. */
+static LoopArgs F(chunk_args)(const LoopArgs *a, int cell, Py_ssize_t n0, Py_ssize_t n1)
+{
+    LoopArgs ca = *a;
+    const Py_ssize_t H = a->H, Hs = a->P ? a->P : H;
+    const Py_ssize_t G = (cell == CELL_LSTM ? 4 : cell == CELL_GRU ? 3 : 1) * H;
+    ca.N = n1 - n0;
+#define OFFSET(field, width) \
+    if (ca.field) ca.field += (size_t)(n0 * (width)) * sizeof(REAL)
+    OFFSET(xw, a->xw_sn); OFFSET(dout, a->dout_sn);
+    OFFSET(h, Hs); OFFSET(c, H); OFFSET(gates, G); OFFSET(act_c, H); OFFSET(m, H);
+    OFFSET(hw, G); OFFSET(rh, H); OFFSET(dh_cache, Hs); OFFSET(dhw, G); OFFSET(dxw, G);
+    OFFSET(rec_mask, Hs); OFFSET(dh, Hs); OFFSET(dc, H);
+#undef OFFSET
+    if (ca.mask)
+        ca.mask += n0;
+    return ca;
+}
+
+typedef int (*F(loop_fn))(const LoopArgs *, Products *);
+
+typedef struct {
+    F(loop_fn) fn;
+    const LoopArgs *a;
+    int cell;
+    const Products *loop;
+    Py_ssize_t Kmax;
+    int rc[MAX_CHUNKS];
+} F(ChunkJob);
+
+static void F(chunk_job)(void *ctx, int part, int parts)
+{
+    F(ChunkJob) *job = (F(ChunkJob) *)ctx;
+    Py_ssize_t N = job->a->N, n0 = N * part / parts, n1 = N * (part + 1) / parts;
+    LoopArgs ca = F(chunk_args)(job->a, job->cell, n0, n1);
+    Products pr;
+    F(products_borrow)(&pr, job->loop, n1 - n0, job->Kmax);
+    job->rc[part] = job->fn(&ca, &pr);
+    F(products_close)(&pr);
+}
+
+static int F(run_loop)(F(loop_fn) fn, const LoopArgs *a, int cell, int backward)
+{
+    PackSpec sp[MAX_PACKED];
+    Py_ssize_t Kmax = 1;
+    int ns = F(loop_packs)(a, cell, backward, sp, &Kmax);
+    int chunks = chunk_count(a->N, a->threads, IS_F32);
+    Products loop;
+    Py_ssize_t rows = (a->N + chunks - 1) / chunks;
+    F(products_open)(&loop, rows, Kmax, chunks > 1 ? 1 : a->threads);
+    for (int i = 0; i < ns; i++)
+        F(products_pack)(&loop, i, &sp[i]);
+    int rc;
+    if (chunks <= 1) {
+        rc = fn(a, &loop);
+    } else {
+        F(ChunkJob) job = {fn, a, cell, &loop, Kmax, {0}};
+        team_run_chunks(F(chunk_job), &job, chunks);
+        rc = 0;
+        for (int i = 0; i < chunks; i++)
+            if (job.rc[i] < 0)
+                rc = job.rc[i];
+        chunks_done();
+    }
+    F(products_close)(&loop);
+    return rc;
 }
 
 #undef F

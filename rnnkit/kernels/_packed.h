@@ -5,9 +5,19 @@
  * call repacks W every time (at N = 32, H = 1024 that repacking costs a third of the
  * product); here W (or Wᵀ) is packed once per forward or reverse loop into panels of 24
  * columns, K rows in blocks of 256, and a 4 x 24 AVX2/FMA register kernel multiplies them
- * with the step's state (packed per step, it is small).  The panels are shared out among
- * the threads of a team (as many as NumPy's BLAS is told to use, threadpoolctl limits
- * included): one hand-off and one join per product, no other synchronisation.
+ * with the step's state (packed per step, it is small).
+ *
+ * Threads (as many as NumPy's BLAS is told to use, threadpoolctl limits included): the
+ * samples of a batch never meet inside the recurrence, so a batch of 16 to 64 is cut into
+ * chunks that run the whole loop side by side, one per thread, with no synchronisation
+ * until the loop ends (run_loop in _loops_impl.h); a smaller batch shares each product's
+ * panels out among the threads instead (one hand-off and one join per product).
+ *
+ * On a machine with as many cores as threads, BLAS's own pool threads compete with the team:
+ * OpenBLAS's idle workers keep spinning (sched_yield) for about 0.1 s after each call (its
+ * THREAD_TIMEOUT), e.g. after the input projection that precedes a loop.  Measured on 2
+ * cores, the chunked loops still beat BLAS-threaded steps for batches up to 64 (and ran
+ * about 1.5x faster again with OPENBLAS_THREAD_TIMEOUT=4, which is the user's to set).
  *
  * Used for float32 on x86-64 Linux with AVX2 and FMA (checked at run time) when the state
  * has 4 to 64 rows, where it was measured faster than BLAS (about 1.05-1.9x per loop on the
@@ -23,7 +33,8 @@
 #define MR 4                                  /* rows of the register kernel */
 #define NR 24                                 /* columns of a panel (3 AVX registers) */
 #define KC 256                                /* rows of a panel per block (24 KB) */
-#define MAX_TEAM 16
+#define MAX_TEAM MAX_CHUNKS
+#define CHUNK_MIN_ROWS 8                      /* a chunk of the batch has at least 8 samples */
 #define PACKED_MAX_ROWS 64                    /* above: BLAS blocks the products better */
 
 /* ---- packed weights: blocks of KC rows, panels of NR columns, zero padded */
@@ -145,7 +156,10 @@ static void product_part(const Product *w, Py_ssize_t p0, Py_ssize_t p1)
     }
 }
 
-/* ---- the team: helpers that wait for a product, spinning a little, then sleeping */
+/* ---- the team: helpers that wait for work, spinning a little, then sleeping.  Work is
+ * fn(ctx, part, parts) for part = 0 .. parts-1; the caller does part 0. */
+typedef void (*team_fn)(void *ctx, int part, int parts);
+
 static struct {
     pthread_mutex_t lock;                     /* one loop at a time uses the team */
     pthread_mutex_t wake_lock;
@@ -154,12 +168,14 @@ static struct {
     long generation;                          /* bumped for every product (atomic) */
     int pending;                              /* helpers still working on it (atomic) */
     int sleeping;                             /* helpers asleep (atomic) */
-    int size;                                 /* threads taking part in this product */
-    const Product *job;
+    int size;                                 /* threads taking part in this work */
+    team_fn fn;
+    void *ctx;
 } team = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER};
 
-static void team_share(const Product *w, int part, int parts)
+static void product_job(void *ctx, int part, int parts)
 {
+    const Product *w = (const Product *)ctx;
     Py_ssize_t np = w->B->np;
     product_part(w, np * part / parts, np * (part + 1) / parts);
 }
@@ -191,7 +207,7 @@ static void *team_helper(void *arg)
         seen = g;
         int size = team.size;
         if (id < size)
-            team_share(team.job, id, size);
+            team.fn(team.ctx, id, size);
         if (id < size)
             __atomic_sub_fetch(&team.pending, 1, __ATOMIC_ACQ_REL);
     }
@@ -232,14 +248,15 @@ static int team_start(int threads)
     return team.started + 1;
 }
 
-/* Run one product on `threads` threads (the caller is one of them). */
-static void team_run(const Product *w, int threads)
+/* Run fn on `threads` threads (the caller is one of them; the team is started). */
+static void team_run(team_fn fn, void *ctx, int threads)
 {
     if (threads <= 1) {
-        product_part(w, 0, w->B->np);
+        fn(ctx, 0, 1);
         return;
     }
-    team.job = w;
+    team.fn = fn;
+    team.ctx = ctx;
     team.size = threads;
     __atomic_store_n(&team.pending, threads - 1, __ATOMIC_RELEASE);
     __atomic_add_fetch(&team.generation, 1, __ATOMIC_SEQ_CST);
@@ -248,7 +265,7 @@ static void team_run(const Product *w, int threads)
         pthread_cond_broadcast(&team.wake);
         pthread_mutex_unlock(&team.wake_lock);
     }
-    team_share(w, 0, threads);
+    fn(ctx, 0, threads);
     int spins = 0;
     while (__atomic_load_n(&team.pending, __ATOMIC_ACQUIRE) > 0) {
         if (++spins < 100000)
@@ -316,7 +333,41 @@ static void gemm_packed(Packer *pk, Py_ssize_t M, const float *A, Py_ssize_t lda
     int threads = (double)M * (double)K * (double)B->Nc < 65536.0 ? 1 : pk->threads;
     if (threads > B->np)
         threads = (int)B->np;
-    team_run(&w, threads);
+    team_run(product_job, &w, threads);
 }
 
+/* ---- chunks of the batch, one per thread, each running a whole loop */
+static int chunk_count(Py_ssize_t N, int threads, int is_f32)
+{
+    /* larger batches: BLAS's threads on each step's product were measured faster */
+    if (!is_f32 || threads <= 1 || N < 2 * CHUNK_MIN_ROWS || N > PACKED_MAX_ROWS
+        || !packed_available())
+        return 1;
+    int chunks = threads < MAX_CHUNKS ? threads : MAX_CHUNKS;
+    if (chunks > N / CHUNK_MIN_ROWS)
+        chunks = (int)(N / CHUNK_MIN_ROWS);
+    if (pthread_mutex_trylock(&team.lock) != 0)      /* another loop has the team */
+        return 1;
+    int size = team_start(chunks);
+    if (size < 2) {
+        pthread_mutex_unlock(&team.lock);
+        return 1;
+    }
+    return size < chunks ? size : chunks;           /* the team is held until chunks_done */
+}
+
+static void team_run_chunks(team_fn fn, void *ctx, int chunks)
+{
+    team_run(fn, ctx, chunks);
+}
+
+static void chunks_done(void)
+{
+    pthread_mutex_unlock(&team.lock);
+}
+
+#else /* no packed products, no team: every loop runs on one thread, products on BLAS */
+static int chunk_count(Py_ssize_t N, int threads, int is_f32) { return 1; }
+static void team_run_chunks(void (*fn)(void *, int, int), void *ctx, int chunks) { fn(ctx, 0, 1); }
+static void chunks_done(void) {}
 #endif /* RNNKIT_PACKED */
