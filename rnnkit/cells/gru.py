@@ -51,8 +51,8 @@ class GRUCell(Cell):
     def allocate(self, tr):
         tr.buffer("gates", 3 * self.units)       # z, r, n after their activations
         if self.reset_after:
-            tr.buffer("hw", 3 * self.units)      # h_{t-1} W + b_rec: h_n is needed in reverse
-            tr.buffer("dhw", 3 * self.units)     # ∂L/∂(h_{t-1} W + b_rec)
+            tr.buffer("hn", self.units)          # h_n = h_{t-1} W_n + b_rec_n, needed in reverse
+            tr.buffer("dhn", self.units)         # ∂L/∂h_n (∂L/∂(h W_zr) is ∂L/∂a_zr itself)
         else:
             tr.buffer("rh", self.units)          # r ⊙ h_{t-1}, the input of W_n
 
@@ -64,13 +64,14 @@ class GRUCell(Cell):
         zr, n = g[:, :2 * H], g[:, 2 * H:]
         W = p["W"]
         if self.reset_after:
-            hw = tr.cache["hw"][t]
-            np_.matmul(hd, W, out=hw)                               # h_{t-1} W
+            hw = hd @ W                                             # h_{t-1} W
             if self.use_bias:
                 hw += p["b_rec"]                                    #   + b_rec
             np_.add(xw_t[:, :2 * H], hw[:, :2 * H], out=zr)
             self.recurrent_activation(zr, out=zr)                   # z, r
-            np_.multiply(g[:, H:2 * H], hw[:, 2 * H:], out=n)       # r ⊙ h_n
+            hn = tr.cache["hn"][t]
+            hn[...] = hw[:, 2 * H:]                                 # h_n, kept for the reverse step
+            np_.multiply(g[:, H:2 * H], hn, out=n)                  # r ⊙ h_n
         else:
             np_.matmul(hd, W[:, :2 * H], out=zr)                    # h_{t-1} W_zr
             zr += xw_t[:, :2 * H]
@@ -94,11 +95,10 @@ class GRUCell(Cell):
         rho.backprop(dh * (h_prev - n), z, out=dxw_t[:, :H])        # ∂L/∂a_z
         dan = sigma.backprop(dh * (1.0 - z), n, out=dxw_t[:, 2 * H:])  # ∂L/∂a_n
         if self.reset_after:
-            dhw = tr.cache["dhw"][t]
-            rho.backprop(dan * tr.cache["hw"][t][:, 2 * H:], r, out=dxw_t[:, H:2 * H])  # ∂L/∂a_r
-            dhw[:, :2 * H] = dxw_t[:, :2 * H]                      # z, r: same pre-activation
-            tr.xp.multiply(dan, r, out=dhw[:, 2 * H:])              # ∂L/∂h_n = ∂L/∂a_n ⊙ r
-            d_hd = dhw @ W.T                                        # ∂L/∂h_{t-1} via h_{t-1} W
+            rho.backprop(dan * tr.cache["hn"][t], r, out=dxw_t[:, H:2 * H])  # ∂L/∂a_r
+            dhn = tr.xp.multiply(dan, r, out=tr.cache["dhn"][t])    # ∂L/∂h_n = ∂L/∂a_n ⊙ r
+            dhw = tr.xp.concatenate([dxw_t[:, :2 * H], dhn], axis=1)  # ∂L/∂(h_{t-1} W): z, r are
+            d_hd = dhw @ W.T                                        # the pre-activations' own
         else:
             hd = h_prev if tr.rec_mask is None else h_prev * tr.rec_mask
             d_rh = dan @ W[:, 2 * H:].T                             # ∂L/∂(r ⊙ h_{t-1})
@@ -112,14 +112,16 @@ class GRUCell(Cell):
     def recurrent_grads(self, p, tr, dxw):
         H = self.units
         hd = flat(tr.prev_input())
-        if self.reset_after:
-            dhw = flat(tr.cache["dhw"])
-            grads = {"W": hd.T @ dhw}                               # Σ_t h_{t-1}ᵀ ∂L/∂(h W)
-            if self.use_bias:
-                grads["b_rec"] = row_sum(dhw)                       # Σ_t ∂L/∂(h W + b_rec)
-            return grads
         dA = flat(dxw)
         W = tr.xp.empty((H, 3 * H), dtype=tr.dtype)
+        if self.reset_after:                                        # Σ_t h_{t-1}ᵀ ∂L/∂(h W):
+            dhn = flat(tr.cache["dhn"])
+            W[:, :2 * H] = hd.T @ dA[:, :2 * H]                     #   z, r: ∂L/∂a_zr
+            W[:, 2 * H:] = hd.T @ dhn                               #   n: ∂L/∂h_n
+            grads = {"W": W}
+            if self.use_bias:                                       # Σ_t ∂L/∂(h W + b_rec)
+                grads["b_rec"] = tr.xp.concatenate([row_sum(dA[:, :2 * H]), row_sum(dhn)])
+            return grads
         W[:, :2 * H] = hd.T @ dA[:, :2 * H]                         # Σ_t h_{t-1}ᵀ ∂L/∂a_zr
         W[:, 2 * H:] = flat(tr.cache["rh"]).T @ dA[:, 2 * H:]       # Σ_t (r ⊙ h_{t-1})ᵀ ∂L/∂a_n
         return {"W": W}

@@ -274,8 +274,8 @@ def _setup(cell, params, trace):
         args["gates"] = _addr(trace.cache["gates"])
         args["reset_after"] = int(cell.reset_after)
         if cell.reset_after:
-            args["hw"] = _addr(trace.cache["hw"])
-            args["dhw"] = _addr(trace.cache["dhw"])
+            args["hn"] = _addr(trace.cache["hn"])
+            args["dhn"] = _addr(trace.cache["dhn"])
             if cell.has_recurrent_bias:
                 b_rec = params["b_rec"]
                 if not isinstance(b_rec, np.ndarray) or b_rec.dtype != dtype or not b_rec.flags.c_contiguous:

@@ -152,7 +152,7 @@ typedef struct {
     char *xw; Py_ssize_t xw_st, xw_sn;
     char *W, *b_rec, *Pm;
     char *h, *c;
-    char *gates, *act_c, *m, *hw, *rh, *dh_cache, *dhw;
+    char *gates, *act_c, *m, *hn, *rh, *dh_cache, *dhn;
     char *rec_mask;
     unsigned char *mask;
     char *dout; Py_ssize_t dout_st, dout_sn;
@@ -242,8 +242,8 @@ static int parse_args(PyObject *d, LoopArgs *a, int *itemsize)
     GET("W", W, char *); GET("b_rec", b_rec, char *); GET("Pm", Pm, char *);
     GET("h", h, char *); GET("c", c, char *);
     GET("gates", gates, char *); GET("act_c", act_c, char *); GET("m", m, char *);
-    GET("hw", hw, char *); GET("rh", rh, char *); GET("dh_cache", dh_cache, char *);
-    GET("dhw", dhw, char *);
+    GET("hn", hn, char *); GET("rh", rh, char *); GET("dh_cache", dh_cache, char *);
+    GET("dhn", dhn, char *);
     GET("rec_mask", rec_mask, char *); GET("mask", mask, unsigned char *);
     GET("dout", dout, char *); GET("dout_st", dout_st, Py_ssize_t);
     GET("dout_sn", dout_sn, Py_ssize_t);

@@ -465,16 +465,18 @@ static int F(gru_forward)(const LoopArgs *a, Products *pr)
     const Py_ssize_t T = a->T, N = a->N, NT = a->NT, H = a->H, G = 3 * a->H;
     const REAL *W = (const REAL *)a->W, *b_rec = (const REAL *)a->b_rec;
     REAL *h = (REAL *)a->h;
-    REAL *buf = a->rec_mask ? (REAL *)malloc((size_t)(N * H) * sizeof(REAL)) : NULL;
-    if (a->rec_mask && !buf)
+    /* rec_mask buffer (N x H); reset_after: the step's h_{t-1} W + b_rec (N x G) */
+    REAL *buf = (REAL *)malloc((size_t)(N * H + (a->reset_after ? N * G : 0) + 1) * sizeof(REAL));
+    if (!buf)
         return -1;
+    REAL *hw = buf + N * H;
     for (Py_ssize_t t = 0; t < T; t++) {
         const REAL *h_prev = h + t * NT * H;
         REAL *h_next = h + (t + 1) * NT * H;
         REAL *gt = (REAL *)a->gates + t * NT * G;
         const REAL *hd = F(rec_input)(a, h_prev, buf, H);
         if (a->reset_after) {
-            REAL *hw = (REAL *)a->hw + t * NT * G;
+            REAL *hn = (REAL *)a->hn + t * NT * H;        /* kept for the reverse step */
             for (Py_ssize_t n = 0; n < N; n++) {
                 if (b_rec)
                     memcpy(hw + n * G, b_rec, (size_t)G * sizeof(REAL));
@@ -488,6 +490,7 @@ static int F(gru_forward)(const LoopArgs *a, Products *pr)
                 for (Py_ssize_t j = 0; j < 2 * H; j++)
                     g[j] = x[j] + hwn[j];
                 F(act)(a->rec_act, g, 2 * H);               /* z, r */
+                memcpy(hn + n * H, hwn + 2 * H, (size_t)H * sizeof(REAL));
                 for (Py_ssize_t j = 0; j < H; j++)          /* r ⊙ h_n + x_n */
                     g[2 * H + j] = g[H + j] * hwn[2 * H + j] + x[2 * H + j];
                 F(act)(a->act, g + 2 * H, H);               /* n */
@@ -536,11 +539,12 @@ static int F(gru_backward)(const LoopArgs *a, Products *pr)
     const REAL *W = (const REAL *)a->W, *hs = (const REAL *)a->h;
     const REAL *rm = (const REAL *)a->rec_mask;
     REAL *dh_out = (REAL *)a->dh;
-    size_t count = (size_t)(3 * N * H + 2 * H);
+    size_t count = (size_t)(3 * N * H + 2 * H + (a->reset_after ? N * G : 0));
     REAL *work = (REAL *)malloc(count * sizeof(REAL));
     if (!work)
         return -1;
     REAL *d_cur = work, *d_new = d_cur + N * H, *d_in = d_new + N * H, *dd = d_in + N * H;
+    REAL *dhw = dd + 2 * H;                    /* reset_after: the step's ∂L/∂(h_{t-1} W), N x G */
     memcpy(d_cur, dh_out, (size_t)(N * H) * sizeof(REAL));
     for (Py_ssize_t t = T - 1; t >= 0; t--) {
         F(add_d_output)(a, t, d_cur, H);
@@ -552,16 +556,16 @@ static int F(gru_backward)(const LoopArgs *a, Products *pr)
         for (Py_ssize_t n = 0; n < N; n++)
             F(gru_bwd_zn)(a, gt + n * G, h_prev + n * H, dh + n * H, dxw + n * G, dd, H);
         if (a->reset_after) {
-            const REAL *hw = (const REAL *)a->hw + t * NT * G;
-            REAL *dhw = (REAL *)a->dhw + t * NT * G;
+            const REAL *hn = (const REAL *)a->hn + t * NT * H;
+            REAL *dhn = (REAL *)a->dhn + t * NT * H;
             for (Py_ssize_t n = 0; n < N; n++) {
                 const REAL *r = gt + n * G + H;
                 REAL *dx = dxw + n * G, *dw = dhw + n * G;
                 F(dact)(a->rec_act, r, dd, H);
                 for (Py_ssize_t j = 0; j < H; j++) {
                     REAL dan = dx[2 * H + j];
-                    dx[H + j] = (dan * hw[n * G + 2 * H + j]) * dd[j];  /* ∂L/∂a_r */
-                    dw[2 * H + j] = dan * r[j];                         /* ∂L/∂h_n */
+                    dx[H + j] = (dan * hn[n * H + j]) * dd[j];          /* ∂L/∂a_r */
+                    dw[2 * H + j] = dhn[n * H + j] = dan * r[j];        /* ∂L/∂h_n */
                 }
                 memcpy(dw, dx, (size_t)(2 * H) * sizeof(REAL));         /* z, r */
             }
@@ -652,7 +656,7 @@ static LoopArgs F(chunk_args)(const LoopArgs *a, int cell, Py_ssize_t n0, Py_ssi
     if (ca.field) ca.field += (size_t)(n0 * (width)) * sizeof(REAL)
     OFFSET(xw, a->xw_sn); OFFSET(dout, a->dout_sn);
     OFFSET(h, Hs); OFFSET(c, H); OFFSET(gates, G); OFFSET(act_c, H); OFFSET(m, H);
-    OFFSET(hw, G); OFFSET(rh, H); OFFSET(dh_cache, Hs); OFFSET(dhw, G); OFFSET(dxw, G);
+    OFFSET(hn, H); OFFSET(rh, H); OFFSET(dh_cache, Hs); OFFSET(dhn, H); OFFSET(dxw, G);
     OFFSET(rec_mask, Hs); OFFSET(dh, Hs); OFFSET(dc, H);
 #undef OFFSET
     if (ca.mask)
