@@ -44,13 +44,13 @@ def main(argv=None):
                          batch=args.batch, bptt=args.bptt, learning_rate=args.learning_rate,
                          seed=args.seed)
         model = app.build_model(len(vocab), s)
-        _, seconds, _ = app.train(model, train_ids, s, args.minutes, verbose=False)
-        chars = None
+        r = app.train(model, train_ids, s, args.minutes, verbose=False)
+        seconds, chars = r.seconds, r.chars
         val = app.evaluate_bpc(model, val_ids)
     else:
         val, seconds, chars = train_torch(args, train_ids, val_ids, len(vocab))
     result = {"framework": args.framework, "minutes": args.minutes, "val_bpc": val,
-              "trained_seconds": seconds, "hidden": args.hidden, "layers": args.layers,
+              "trained_seconds": seconds, "chars_per_second": chars / seconds, "hidden": args.hidden, "layers": args.layers,
               "threads": args.threads}
     print(json.dumps(result))
     if args.json:

@@ -60,6 +60,19 @@ def scatter_add(target, indices, values):
     return target
 
 
+_matmul_hook = None    # rnnkit.kernels.matmul: large products on rnnkit's own threads
+
+
+def matmul(a, b):
+    """``a @ b``.  With NumPy and rnnkit's compiled kernels, a large product made inside
+    ``rnnkit.kernels.own_threads()`` runs on rnnkit's thread team (same numbers)."""
+    if _matmul_hook is not None and _current is numpy:
+        out = _matmul_hook(a, b)
+        if out is not None:
+            return out
+    return a @ b
+
+
 def asarray(a, dtype=None):
     """An array of the current backend (copies host data to the device if needed)."""
     return _current.asarray(a, dtype=dtype)

@@ -129,7 +129,7 @@ def prepare_model(args, out=None):
         app.save(model, path, vocab, settings, pos, secs, history=history, complete=False)
 
     try:
-        position, seconds, _ = app.train(model, train_ids, settings, args.minutes,
+        position, seconds, *_ = app.train(model, train_ids, settings, args.minutes,
                                          position=position, elapsed=seconds,
                                          verbose=not args.quiet, on_checkpoint=checkpoint)
     except app.Interrupted:

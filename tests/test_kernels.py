@@ -21,10 +21,11 @@ class Spy:
     """Counts the calls that reach the compiled loops."""
 
     def __init__(self, loops):
-        self.loops, self.calls = loops, []
+        self.loops, self.calls, self.args = loops, [], []
 
     def forward(self, kind, args):
         self.calls.append(("forward", kind))
+        self.args.append(args)
         return self.loops.forward(kind, args)
 
     def backward(self, kind, args):
@@ -246,3 +247,55 @@ def test_bptt_forward_leaves_xw_alone_unless_allowed():
     assert tr2.cache["gates"] is xw
     np.testing.assert_array_equal(tr2.cache["gates"], tr.cache["gates"])
     np.testing.assert_array_equal(tr2.states[0], tr.states[0])
+
+
+# -- rnnkit's own threads: BLAS held at one thread, the team does the parallel work ----------
+@pytest.fixture
+def team_of_two(monkeypatch):
+    """A team of two threads whatever the machine has (RNNKIT_THREADS)."""
+    if not kernels._blas.get("set_threads"):
+        pytest.skip("this BLAS cannot be set to one thread")
+    monkeypatch.setenv("RNNKIT_THREADS", "2")
+
+
+@pytest.mark.parametrize("dtype,rtol,atol", [("float64", 1e-10, 1e-12), ("float32", 2e-3, 2e-4)])
+@pytest.mark.parametrize("N", [1, 2, 20, 130])
+@pytest.mark.parametrize("cls,kw", [(SimpleRNN, {}), (LSTM, {}), (LSTM, {"proj_size": 24}),
+                                    (GRU, {}), (GRU, {"reset_after": False})])
+def test_team_paths_agree(cls, kw, N, dtype, rtol, atol, team_of_two, spy):
+    """Inside own_threads the loops cut the batch into chunks at any size and dtype, and
+    products the packed kernel does not take are cut by columns: same numbers."""
+    rng = np.random.default_rng(3)
+    layer = cls(40, return_sequences=True, seed=4, dtype=dtype, **kw)
+    x = 2 * rng.standard_normal((N, 6, 12)).astype(dtype)
+    mask = np.ones((N, 6), bool)
+    mask[::2, 3:] = False
+    layer.build(x.shape)
+    ref = run(layer, x, fast=False, mask=mask)
+    fast = run(layer, x, fast=True, mask=mask)
+    assert len(spy.calls) == 2 and spy.args[0]["own_threads"] == 1 and spy.args[0]["threads"] == 2
+    assert_same(fast, ref, rtol=rtol, atol=atol)
+
+
+@pytest.mark.parametrize("dtype,rtol", [("float32", 1e-5), ("float64", 1e-12)])
+def test_matmul_on_the_team(dtype, rtol, team_of_two):
+    rng = np.random.default_rng(0)
+    before = kernels._blas_threads()
+    for M, K, N in [(300, 70, 500), (1000, 64, 40), (33, 257, 1030)]:
+        a = rng.standard_normal((M, K)).astype(dtype)
+        b = rng.standard_normal((K, N)).astype(dtype)
+        assert kernels.matmul(a, b) is None                     # outside own_threads: BLAS
+        with kernels.own_threads():
+            assert kernels._blas_threads() == 1 and kernels._threads() == 2
+            with kernels.own_threads():                         # re-entrant
+                pass
+            assert kernels._blas_threads() == 1
+            for A, B in [(a, b), (np.ascontiguousarray(a.T).T, b), (a, np.ascontiguousarray(b.T).T),
+                         (np.ascontiguousarray(a.T).T, np.ascontiguousarray(b.T).T)]:
+                out = kernels.matmul(A, B)
+                assert out is not None and out.dtype == dtype and out.flags.c_contiguous
+                np.testing.assert_allclose(out, a.astype("float64") @ b, rtol=rtol, atol=rtol * K)
+                np.testing.assert_array_equal(rnnkit.backend.matmul(A, B), out)
+            assert kernels.matmul(a[:4, :4], b[:4, :4]) is None      # small: one BLAS call
+            assert kernels.matmul(a[:, ::2], b[::2]) is None         # strided: NumPy's matmul
+        assert kernels._blas_threads() == before                # restored

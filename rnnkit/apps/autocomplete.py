@@ -15,6 +15,7 @@ import math
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -161,11 +162,19 @@ class Interrupted(Exception):
     pass
 
 
+class TrainResult(NamedTuple):
+    position: int       # where the next chunk of the streams starts
+    seconds: float      # wall-clock seconds trained in all (earlier sessions included)
+    bpc: float          # the last smoothed training loss, bits per character
+    updates: int        # optimizer steps of this session
+    chars: int          # characters trained on in this session (streams × steps)
+
+
 def train(model, train_ids, s: Settings, minutes, position=0, elapsed=0.0, verbose=True,
           on_checkpoint=None, checkpoint_every=60.0):
     """Train for ``minutes`` of wall-clock time, from stream position ``position``.
-    Returns (position, seconds trained, last smoothed loss in bpc).  On Ctrl-C calls
-    ``on_checkpoint`` and raises Interrupted."""
+    Returns a TrainResult (stream position, seconds trained, last smoothed loss in bpc,
+    updates, characters).  On Ctrl-C calls ``on_checkpoint`` and raises Interrupted."""
     x, y = streams(train_ids, s.batch)
     B, L = x.shape
     budget = minutes * 60.0
@@ -220,7 +229,7 @@ def train(model, train_ids, s: Settings, minutes, position=0, elapsed=0.0, verbo
         raise Interrupted() from None
     if bar:
         bar.finish(updates, {"bpc": round(smooth, 3) if smooth else float("nan")})
-    return position, elapsed + time.perf_counter() - start, smooth
+    return TrainResult(position, elapsed + time.perf_counter() - start, smooth, updates, chars)
 
 
 # -- completion --------------------------------------------------------------------------------------

@@ -1,6 +1,7 @@
 """Gated recurrent unit (Cho et al.), in both of the variants in use."""
 from __future__ import annotations
 
+from ..backend import matmul
 from .base import Cell, flat, row_sum
 
 
@@ -116,12 +117,12 @@ class GRUCell(Cell):
         W = tr.xp.empty((H, 3 * H), dtype=tr.dtype)
         if self.reset_after:                                        # Σ_t h_{t-1}ᵀ ∂L/∂(h W):
             dhn = flat(tr.cache["dhn"])
-            W[:, :2 * H] = hd.T @ dA[:, :2 * H]                     #   z, r: ∂L/∂a_zr
-            W[:, 2 * H:] = hd.T @ dhn                               #   n: ∂L/∂h_n
+            W[:, :2 * H] = matmul(hd.T, dA[:, :2 * H])              #   z, r: ∂L/∂a_zr
+            W[:, 2 * H:] = matmul(hd.T, dhn)                        #   n: ∂L/∂h_n
             grads = {"W": W}
             if self.use_bias:                                       # Σ_t ∂L/∂(h W + b_rec)
                 grads["b_rec"] = tr.xp.concatenate([row_sum(dA[:, :2 * H]), row_sum(dhn)])
             return grads
-        W[:, :2 * H] = hd.T @ dA[:, :2 * H]                         # Σ_t h_{t-1}ᵀ ∂L/∂a_zr
-        W[:, 2 * H:] = flat(tr.cache["rh"]).T @ dA[:, 2 * H:]       # Σ_t (r ⊙ h_{t-1})ᵀ ∂L/∂a_n
+        W[:, :2 * H] = matmul(hd.T, dA[:, :2 * H])                  # Σ_t h_{t-1}ᵀ ∂L/∂a_zr
+        W[:, 2 * H:] = matmul(flat(tr.cache["rh"]).T, dA[:, 2 * H:])  # Σ_t (r ⊙ h_{t-1})ᵀ ∂L/∂a_n
         return {"W": W}

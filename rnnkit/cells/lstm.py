@@ -1,6 +1,7 @@
 """Long short-term memory (Hochreiter & Schmidhuber), with optional projection."""
 from __future__ import annotations
 
+from ..backend import matmul
 from .base import Cell, flat
 
 
@@ -96,7 +97,7 @@ class LSTMCell(Cell):
         return [dh_prev, dc * f]                                   # ∂L/∂c_{t-1} = ∂L/∂c_t ⊙ f
 
     def recurrent_grads(self, p, tr, dxw):
-        grads = {"W": flat(tr.prev_input()).T @ flat(dxw)}         # Σ_t h_{t-1}ᵀ ∂L/∂a_t
+        grads = {"W": matmul(flat(tr.prev_input()).T, flat(dxw))}  # Σ_t h_{t-1}ᵀ ∂L/∂a_t
         if self.proj_size:
-            grads["P"] = flat(tr.cache["m"]).T @ flat(tr.cache["dh"])  # Σ_t m_tᵀ ∂L/∂h_t
+            grads["P"] = matmul(flat(tr.cache["m"]).T, flat(tr.cache["dh"]))  # Σ_t m_tᵀ ∂L/∂h_t
         return grads

@@ -1,6 +1,7 @@
 """The Elman recurrence of the lecture."""
 from __future__ import annotations
 
+from ..backend import matmul
 from .base import Cell, flat
 
 
@@ -36,4 +37,4 @@ class SimpleCell(Cell):
         return [d_prev]
 
     def recurrent_grads(self, p, tr, dxw):
-        return {"W": flat(tr.prev_input()).T @ flat(dxw)}   # Σ_t s_{t-1}ᵀ ∂L/∂a_t
+        return {"W": matmul(flat(tr.prev_input()).T, flat(dxw))}   # Σ_t s_{t-1}ᵀ ∂L/∂a_t

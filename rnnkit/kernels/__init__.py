@@ -34,6 +34,7 @@ import ctypes
 import glob
 import importlib.util
 import os
+import threading
 
 import numpy as np
 
@@ -174,7 +175,8 @@ def _find_blas():
             _loops.set_blas(*ptrs, ilp64)
             if _self_test():
                 _blas = {"library": os.path.normpath(path), "symbols": names[0], "ilp64": ilp64,
-                         "get_threads": _thread_count_function(lib)}
+                         "get_threads": _thread_count_function(lib),
+                         "set_threads": _thread_setting_function(lib)}
                 return _blas
     _loops.set_blas(0, 0, 0, 0, False)
     return _blas
@@ -192,13 +194,118 @@ def _thread_count_function(lib):
     return None
 
 
-def _threads():
-    """Threads the compiled loops may use: as many as NumPy's BLAS is set to."""
+def _thread_setting_function(lib):
+    """The BLAS's "use n threads", or None."""
+    for name in ("scipy_openblas_set_num_threads64_", "scipy_openblas_set_num_threads",
+                 "openblas_set_num_threads64_", "openblas_set_num_threads"):
+        fn = getattr(lib, name, None)
+        if fn is not None:
+            fn.restype, fn.argtypes = None, [ctypes.c_int]
+            return fn
+    return None
+
+
+def _blas_threads():
+    """How many threads NumPy's BLAS is set to use (1 when that cannot be asked)."""
     fn = _blas.get("get_threads") if _blas else None
     try:
         return max(1, int(fn())) if fn is not None else 1
     except (OSError, ValueError):
         return 1
+
+
+def _threads():
+    """Threads the compiled loops may use: inside ``own_threads``, the team's size; else
+    ``RNNKIT_THREADS`` when set, else as many as NumPy's BLAS is set to."""
+    if _own["depth"]:
+        return _own["threads"]
+    env = os.environ.get("RNNKIT_THREADS", "").strip()
+    if env.isdigit() and int(env) > 0:
+        return int(env)
+    return _blas_threads()
+
+
+# -- threads ----------------------------------------------------------------------------------
+# OpenBLAS's pool threads keep spinning (sched_yield) for about 0.1 s after every call that
+# used them.  A training step alternates large products (input projections, weight
+# gradients, the output layer) with the time loops, whose own team of threads then shares
+# the cores with those spinning threads: on 2 cores the loops ran 1.5x slower, and with one
+# other busy process on the machine a training step ran 10-17x slower.  Inside
+# ``own_threads`` NumPy's BLAS is held at one thread (its pool never wakes), and rnnkit's
+# team does all the parallel work: the loops cut the batch into chunks, and the large
+# products of the layers (``matmul``, through ``rnnkit.backend.matmul``) are cut into one
+# block per thread.
+_own = {"depth": 0, "threads": 1, "restore": None}
+_own_lock = threading.Lock()
+MATMUL_MIN_WORK = 1 << 17       # multiply-adds below which a product stays one BLAS call
+
+
+def _blas_set_threads(n):
+    fn = _blas.get("set_threads") if _blas else None
+    if fn is not None:
+        fn(int(n))
+
+
+@contextlib.contextmanager
+def own_threads():
+    """Inside the block, NumPy's BLAS runs on one thread and rnnkit's own team (as many
+    threads as the BLAS had, or ``RNNKIT_THREADS``) does the parallel work of the layers.
+    Re-entrant; the BLAS's setting is restored when the outermost block ends.  Does nothing
+    when the compiled loops are off or the BLAS's threads cannot be set."""
+    if not (_enabled and available() and _blas.get("set_threads")):
+        yield
+        return
+    with _own_lock:
+        if _own["depth"] == 0:
+            before = _blas_threads()
+            _own["restore"] = before
+            env = os.environ.get("RNNKIT_THREADS", "").strip()
+            _own["threads"] = int(env) if env.isdigit() and int(env) > 0 else before
+            if before > 1:
+                _blas_set_threads(1)
+        _own["depth"] += 1
+    try:
+        yield
+    finally:
+        with _own_lock:
+            _own["depth"] -= 1
+            if _own["depth"] == 0 and _own["restore"] and _own["restore"] > 1:
+                _blas_set_threads(_own["restore"])
+
+
+def _operand(a):
+    """(transposed, leading dimension) of a 2-d array as BLAS reads it, or None."""
+    isz = a.itemsize
+    r, c = a.strides
+    if c == isz and r % isz == 0 and r // isz >= max(1, a.shape[1]):
+        return 0, r // isz
+    if r == isz and c % isz == 0 and c // isz >= max(1, a.shape[0]):
+        return 1, c // isz                      # the transpose of a C-order array
+    return None
+
+
+def matmul(a, b):
+    """``a @ b`` of two 2-d float32/float64 NumPy arrays cut into blocks on rnnkit's team,
+    inside ``own_threads`` and for products large enough; None when not handled (the caller
+    uses ``a @ b``)."""
+    if not _own["depth"] or _own["threads"] < 2 or _loops is None:
+        return None
+    if type(a) is not np.ndarray or type(b) is not np.ndarray or a.ndim != 2 or b.ndim != 2:
+        return None
+    if a.dtype != b.dtype or a.dtype not in (np.float32, np.float64):
+        return None
+    (M, K), (K2, N) = a.shape, b.shape
+    if K != K2 or M * N * K < MATMUL_MIN_WORK or M == 0 or N == 0:
+        return None
+    oa, ob = _operand(a), _operand(b)
+    if oa is None or ob is None:
+        return None
+    if not _blas["ilp64"] and max(M, N, K, oa[1], ob[1]) > 2**31 - 1:
+        return None
+    out = np.empty((M, N), a.dtype)
+    _loops.matmul(a.itemsize, oa[0], ob[0], M, N, K, _addr(a), oa[1], _addr(b), ob[1],
+                  _addr(out), N, 0.0, _own["threads"])
+    return out
 
 
 def _self_test():
@@ -258,7 +365,7 @@ def _setup(cell, params, trace):
     keep = [W]
     args = {"itemsize": dtype.itemsize, "T": trace.T, "N": trace.N, "H": cell.units,
             "act": act, "rec_act": rec_act, "W": _addr(W), "h": _addr(trace.states[0]),
-            "threads": _threads()}
+            "threads": _threads(), "own_threads": int(bool(_own["depth"]))}
     if kind == "lstm":
         args["c"] = _addr(trace.states[1])
         args["gates"] = _addr(trace.cache["gates"])
@@ -337,3 +444,8 @@ def backward(cell, params, trace, d_outputs, ds, dxw) -> bool:
         args["dc"] = _addr(ds[1])
     _loops.backward(kind, args)
     return True
+
+
+from .. import backend as _backend  # noqa: E402  (the hook is set once the module is complete)
+
+_backend._matmul_hook = matmul

@@ -148,7 +148,8 @@ typedef struct {
     Py_ssize_t T, N, H, P;          /* P: LSTM projection size, 0 for none */
     Py_ssize_t NT;                  /* samples per step in the (T, N, ·) buffers (N: a chunk's) */
     int act, rec_act, reset_after;
-    int threads;                    /* threads NumPy's BLAS may use (for the packed products) */
+    int threads;                    /* threads the loop may use (the team's size) */
+    int own_threads;                /* 1: BLAS is held at one thread, the team does it all */
     char *xw; Py_ssize_t xw_st, xw_sn;
     char *W, *b_rec, *Pm;
     char *h, *c;
@@ -174,6 +175,7 @@ typedef struct {                    /* one matrix a loop multiplies by: op(B) is
 
 typedef struct {
     int on, borrowed;
+    int split;                      /* > 1: BLAS products cut by columns over this many threads */
 #ifdef RNNKIT_PACKED
     Packer pk;
     PackedB b[MAX_PACKED];
@@ -237,7 +239,7 @@ static int parse_args(PyObject *d, LoopArgs *a, int *itemsize)
     a->NT = a->N;
     GET("P", P, Py_ssize_t);
     GET("act", act, int); GET("rec_act", rec_act, int); GET("reset_after", reset_after, int);
-    GET("threads", threads, int);
+    GET("threads", threads, int); GET("own_threads", own_threads, int);
     GET("xw", xw, char *); GET("xw_st", xw_st, Py_ssize_t); GET("xw_sn", xw_sn, Py_ssize_t);
     GET("W", W, char *); GET("b_rec", b_rec, char *); GET("Pm", Pm, char *);
     GET("h", h, char *); GET("c", c, char *);
@@ -294,6 +296,76 @@ static PyObject *run(PyObject *args, int backward)
 }
 
 static PyObject *py_forward(PyObject *self, PyObject *args) { return run(args, 0); }
+
+/* ---- one large product C (M x N) = op(A) op(B) + beta C on the team: the output is cut into
+ * blocks of rows (or of columns, whichever dimension is larger), one per thread, each one
+ * single-threaded BLAS call.  Used while rnnkit holds NumPy's BLAS at one thread
+ * (rnnkit.kernels.own_threads), so that BLAS's own pool never wakes up to spin. */
+typedef struct {
+    int isz, ta, tb, by_rows;
+    Py_ssize_t M, N, K, lda, ldb, ldc;
+    const char *A, *B;
+    char *C;
+    double beta;
+} GemmJob;
+
+static void gemm_job(void *ctx, int part, int parts)
+{
+    const GemmJob *g = (const GemmJob *)ctx;
+    Py_ssize_t D = g->by_rows ? g->M : g->N, q = 16;   /* blocks start on multiples of 16 */
+    Py_ssize_t i0 = (D * part / parts) / q * q;
+    Py_ssize_t i1 = part == parts - 1 ? D : (D * (part + 1) / parts) / q * q;
+    if (i1 <= i0)
+        return;
+    const char *A = g->A, *B = g->B;
+    char *C = g->C;
+    Py_ssize_t M = g->M, N = g->N;
+    if (g->by_rows) {                              /* rows i0..i1 of op(A) and of C */
+        A += (size_t)(g->ta ? i0 : i0 * g->lda) * g->isz;
+        C += (size_t)(i0 * g->ldc) * g->isz;
+        M = i1 - i0;
+    } else {                                       /* columns i0..i1 of op(B) and of C */
+        B += (size_t)(g->tb ? i0 * g->ldb : i0) * g->isz;
+        C += (size_t)i0 * g->isz;
+        N = i1 - i0;
+    }
+    int ta = g->ta ? CblasTrans : CblasNoTrans, tb = g->tb ? CblasTrans : CblasNoTrans;
+    if (g->isz == 4)
+        sgemm_(CblasRowMajor, ta, tb, M, N, g->K, 1.0f, (const float *)A, g->lda,
+               (const float *)B, g->ldb, (float)g->beta, (float *)C, g->ldc);
+    else
+        dgemm_(CblasRowMajor, ta, tb, M, N, g->K, 1.0, (const double *)A, g->lda,
+               (const double *)B, g->ldb, g->beta, (double *)C, g->ldc);
+}
+
+static PyObject *py_matmul(PyObject *self, PyObject *args)
+{
+    GemmJob g;
+    Py_ssize_t a, b, c;
+    int threads;
+    if (!PyArg_ParseTuple(args, "iiinnnnnnnnndi", &g.isz, &g.ta, &g.tb, &g.M, &g.N, &g.K,
+                          &a, &g.lda, &b, &g.ldb, &c, &g.ldc, &g.beta, &threads))
+        return NULL;
+    if ((g.isz == 4 && !p_sgemm) || (g.isz == 8 && !p_dgemm) || (g.isz != 4 && g.isz != 8)) {
+        PyErr_SetString(PyExc_RuntimeError, "no BLAS for this item size: call set_blas() first");
+        return NULL;
+    }
+    g.A = (const char *)a; g.B = (const char *)b; g.C = (char *)c;
+    g.by_rows = g.M >= g.N;
+    Py_BEGIN_ALLOW_THREADS
+#ifdef RNNKIT_PACKED
+    if (threads > 1 && pthread_mutex_trylock(&team.lock) == 0) {
+        int size = team_start(threads);
+        team_run(gemm_job, &g, size);
+        pthread_mutex_unlock(&team.lock);
+    } else
+        gemm_job(&g, 0, 1);
+#else
+    gemm_job(&g, 0, 1);
+#endif
+    Py_END_ALLOW_THREADS
+    Py_RETURN_NONE;
+}
 static PyObject *py_backward(PyObject *self, PyObject *args) { return run(args, 1); }
 
 static PyObject *py_set_blas(PyObject *self, PyObject *args)
@@ -348,6 +420,9 @@ static PyMethodDef methods[] = {
     {"backward", py_backward, METH_VARARGS, "backward(cell, args): the reverse time loop"},
     {"set_blas", py_set_blas, METH_VARARGS,
      "set_blas(sgemm, dgemm, sgemv, dgemv, ilp64): CBLAS function addresses"},
+    {"matmul", py_matmul, METH_VARARGS,
+     "matmul(itemsize, transA, transB, M, N, K, A, lda, B, ldb, C, ldc, beta, threads): "
+     "C = op(A) op(B) + beta C (row major) cut into one block per thread of the team"},
     {"tanh_f32", py_tanh_f32, METH_VARARGS, "tanh_f32(x, out): the loops' float32 tanh"},
     {"set_packed", py_set_packed, METH_VARARGS,
      "set_packed(flag): float32 recurrent products with packed weights on the loops' own "

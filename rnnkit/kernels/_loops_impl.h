@@ -50,10 +50,12 @@ static void F(gemm)(int transB, Py_ssize_t M, Py_ssize_t Nc, Py_ssize_t K,
  * with the packed kernel, on `threads` threads (_packed.h); otherwise each product is one
  * BLAS call.  `slot` names the packed matrix; a chunk of the batch borrows the packed
  * matrices of the whole loop (`borrowed`) and has its own workspace. */
-static void F(products_open)(Products *pr, Py_ssize_t rows, Py_ssize_t Kmax, int threads)
+static void F(products_open)(Products *pr, Py_ssize_t rows, Py_ssize_t Kmax, int threads,
+                             int own_threads)
 {
     pr->on = 0;
     pr->borrowed = 0;
+    pr->split = 1;
 #if IS_F32 && defined(RNNKIT_PACKED)
     for (int i = 0; i < MAX_PACKED; i++)
         pr->b[i].data = NULL;
@@ -61,6 +63,19 @@ static void F(products_open)(Products *pr, Py_ssize_t rows, Py_ssize_t Kmax, int
     if (rows >= MR && rows <= PACKED_MAX_ROWS && packed_available()
         && packer_open(&pr->pk, threads, rows, Kmax) == 0)
         pr->on = 1;
+#endif
+#ifdef RNNKIT_PACKED
+    /* BLAS held at one thread: the products the packed kernel does not take (a few rows,
+     * float64) are cut by columns over the team instead */
+    if (!pr->on && own_threads && threads > 1 && pthread_mutex_trylock(&team.lock) == 0) {
+        pr->split = team_start(threads);
+        if (pr->split < 2) {
+            pr->split = 1;
+            pthread_mutex_unlock(&team.lock);
+        }
+    }
+#else
+    (void)own_threads;
 #endif
 }
 
@@ -77,6 +92,7 @@ static int F(products_borrow)(Products *pr, const Products *loop, Py_ssize_t row
 {
     pr->on = 0;
     pr->borrowed = 1;
+    pr->split = 1;
 #if IS_F32 && defined(RNNKIT_PACKED)
     for (int i = 0; i < MAX_PACKED; i++)
         pr->b[i] = loop->b[i];
@@ -84,6 +100,24 @@ static int F(products_borrow)(Products *pr, const Products *loop, Py_ssize_t row
         pr->on = 1;
 #endif
     return 0;
+}
+
+/* Columns c0..c1 of one product, a part of a product cut over the team */
+typedef struct {
+    int transB;
+    Py_ssize_t M, Nc, K, lda, ldb, ldc;
+    const REAL *A, *B;
+    REAL beta, *C;
+} F(SplitJob);
+
+static void F(split_job)(void *ctx, int part, int parts)
+{
+    const F(SplitJob) *j = (const F(SplitJob) *)ctx;
+    Py_ssize_t c0 = (j->Nc * part / parts) / 16 * 16;
+    Py_ssize_t c1 = part == parts - 1 ? j->Nc : (j->Nc * (part + 1) / parts) / 16 * 16;
+    if (c1 > c0)
+        F(gemm)(j->transB, j->M, c1 - c0, j->K, j->A, j->lda,
+                j->B + (j->transB ? c0 * j->ldb : c0), j->ldb, j->beta, j->C + c0, j->ldc);
 }
 
 /* C (M x Nc) = A (M x K) op(B) + beta C, through the packed op(B) of `slot` when there is one */
@@ -97,11 +131,22 @@ static void F(product)(Products *pr, int slot, int transB, Py_ssize_t M, Py_ssiz
         return;
     }
 #endif
+#ifdef RNNKIT_PACKED
+    if (pr->split > 1 && Nc >= 32 && M * Nc * K >= 16384) {
+        F(SplitJob) j = {transB, M, Nc, K, lda, ldb, ldc, A, B, beta, C};
+        team_run(F(split_job), &j, pr->split);
+        return;
+    }
+#endif
     F(gemm)(transB, M, Nc, K, A, lda, B, ldb, beta, C, ldc);
 }
 
 static void F(products_close)(Products *pr)
 {
+#ifdef RNNKIT_PACKED
+    if (pr->split > 1)
+        pthread_mutex_unlock(&team.lock);
+#endif
 #if IS_F32 && defined(RNNKIT_PACKED)
     if (pr->on) {
         if (!pr->borrowed)
@@ -691,10 +736,10 @@ static int F(run_loop)(F(loop_fn) fn, const LoopArgs *a, int cell, int backward)
     PackSpec sp[MAX_PACKED];
     Py_ssize_t Kmax = 1;
     int ns = F(loop_packs)(a, cell, backward, sp, &Kmax);
-    int chunks = chunk_count(a->N, a->threads, IS_F32);
+    int chunks = chunk_count(a->N, a->threads, IS_F32, a->own_threads);
     Products loop;
     Py_ssize_t rows = (a->N + chunks - 1) / chunks;
-    F(products_open)(&loop, rows, Kmax, chunks > 1 ? 1 : a->threads);
+    F(products_open)(&loop, rows, Kmax, chunks > 1 ? 1 : a->threads, a->own_threads);
     for (int i = 0; i < ns; i++)
         F(products_pack)(&loop, i, &sp[i]);
     int rc;

@@ -337,11 +337,15 @@ static void gemm_packed(Packer *pk, Py_ssize_t M, const float *A, Py_ssize_t lda
 }
 
 /* ---- chunks of the batch, one per thread, each running a whole loop */
-static int chunk_count(Py_ssize_t N, int threads, int is_f32)
+static int chunk_count(Py_ssize_t N, int threads, int is_f32, int own_threads)
 {
-    /* larger batches: BLAS's threads on each step's product were measured faster */
-    if (!is_f32 || threads <= 1 || N < 2 * CHUNK_MIN_ROWS || N > PACKED_MAX_ROWS
-        || !packed_available())
+    /* With BLAS's threads in use: larger batches run faster on BLAS's threads for each
+     * step's product.  With BLAS held at one thread (own_threads), every batch large enough
+     * is cut into chunks, whose products use the packed kernel (up to PACKED_MAX_ROWS rows
+     * a chunk) or single-threaded BLAS. */
+    if (threads <= 1 || N < 2 * CHUNK_MIN_ROWS)
+        return 1;
+    if (!own_threads && (!is_f32 || N > PACKED_MAX_ROWS || !packed_available()))
         return 1;
     int chunks = threads < MAX_CHUNKS ? threads : MAX_CHUNKS;
     if (chunks > N / CHUNK_MIN_ROWS)
@@ -367,7 +371,7 @@ static void chunks_done(void)
 }
 
 #else /* no packed products, no team: every loop runs on one thread, products on BLAS */
-static int chunk_count(Py_ssize_t N, int threads, int is_f32) { return 1; }
+static int chunk_count(Py_ssize_t N, int threads, int is_f32, int own_threads) { return 1; }
 static void team_run_chunks(void (*fn)(void *, int, int), void *ctx, int chunks) { fn(ctx, 0, 1); }
 static void chunks_done(void) {}
 #endif /* RNNKIT_PACKED */

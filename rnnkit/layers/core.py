@@ -8,6 +8,7 @@ import numpy as np
 
 from .. import activations, backend, initializers, validation
 from ..cells.base import row_sum
+from ..kernels import own_threads
 from .base import Layer
 
 
@@ -46,13 +47,15 @@ class Dense(Layer):
     def compute_output_shape(self, input_shape):
         return tuple(input_shape[:-1]) + (self.units,)
 
+    @own_threads()
     def forward(self, x, training=False, mask=None):
         x = validation.as_float_array(x, "x", self.who, self.dtype, ndim=(2, 3, 4),
                                       shape_doc=" (batch, ..., features)",
                                       features=self.input_dim)
         if not self.built:
             self.build(x.shape)
-        a = x @ self.params["V"]                       # s V
+        a = backend.matmul(x.reshape(-1, x.shape[-1]), self.params["V"])   # s V
+        a = a.reshape(x.shape[:-1] + (self.units,))
         if self.use_bias:
             a += self.params["c"]                      #   + c
         y = self.activation(a, out=a)                  # y = O(s V + c)
@@ -60,15 +63,17 @@ class Dense(Layer):
         self.output_mask = mask
         return y
 
+    @own_threads()
     def backward(self, dy):
         self._require_built()
         x, y = self._ctx
         da = self.activation.backprop(backend.xp().asarray(dy, dtype=self.dtype), y)  # ∂L/∂a
         x2, da2 = x.reshape(-1, x.shape[-1]), da.reshape(-1, self.units)
-        self._grads = {"V": x2.T @ da2}                # Σ sᵀ ∂L/∂a
+        self._grads = {"V": backend.matmul(x2.T, da2)}  # Σ sᵀ ∂L/∂a
         if self.use_bias:
             self._grads["c"] = row_sum(da2)            # Σ ∂L/∂a (accumulated in float64)
-        return da @ self.params["V"].T                 # ∂L/∂s = ∂L/∂a Vᵀ
+        dx = backend.matmul(da2, self.params["V"].T)   # ∂L/∂s = ∂L/∂a Vᵀ
+        return dx.reshape(x.shape)
 
     def get_config(self):
         config = super().get_config()

@@ -15,6 +15,7 @@ from __future__ import annotations
 from .. import backend, bptt, initializers, validation
 from ..cells import GRUCell, LSTMCell, SimpleCell
 from ..cells.base import flat, row_sum
+from ..kernels import own_threads
 from .base import Layer
 
 
@@ -177,6 +178,7 @@ class Recurrent(Layer):
         return self._dropout_masks
 
     # -- forward and backward ---------------------------------------------------------------
+    @own_threads()
     def forward(self, x, training=False, mask=None, initial_state=None):
         x = validation.as_float_array(x, "x", self.who, self.dtype, ndim=3,
                                       shape_doc=" (batch, time, features)",
@@ -199,7 +201,7 @@ class Recurrent(Layer):
             X = X * x_mask                                         # the same mask at every step
         X2 = np_.ascontiguousarray(X).reshape(T * N, D)
         p = self.params
-        xw = X2 @ p["U"]                                           # x_t U for all t: one product
+        xw = backend.matmul(X2, p["U"])                            # x_t U for all t: one product
         if self.use_bias:
             xw += p["b"]
         xw = xw.reshape(T, N, self.cell.width)
@@ -244,6 +246,7 @@ class Recurrent(Layer):
                 d_final[0] = dy if d_final[0] is None else d_final[0] + dy
         return d_out, d_final
 
+    @own_threads()
     def backward(self, dy):
         self._require_built()
         X2, trace, x_mask, m = self._ctx
@@ -254,14 +257,14 @@ class Recurrent(Layer):
         dxw, d_init = bptt.backward(self.cell, self.params, trace, d_out, d_final)
 
         p, dA = self.params, flat(dxw)                             # (T*N, G)
-        grads = {"U": X2.T @ dA}                                   # Σ_t x_tᵀ ∂L/∂a_t
+        grads = {"U": backend.matmul(X2.T, dA)}                    # Σ_t x_tᵀ ∂L/∂a_t
         if self.use_bias:
             grads["b"] = row_sum(dA)                               # Σ_t ∂L/∂a_t
         grads.update(self.cell.recurrent_grads(p, trace, dxw))
         self._grads = {k: grads[k] for k in p}                     # keyed exactly like params
         self.initial_state_grads = d_init
 
-        dX = (dA @ p["U"].T).reshape(T, N, -1)                     # ∂L/∂x_t = ∂L/∂a_t Uᵀ
+        dX = backend.matmul(dA, p["U"].T).reshape(T, N, -1)        # ∂L/∂x_t = ∂L/∂a_t Uᵀ
         if x_mask is not None:
             dX *= x_mask
         if self.go_backwards:
