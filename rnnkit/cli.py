@@ -285,7 +285,9 @@ def main(argv=None):
         return args.func(args)
     except (TextError, ValueError) as e:
         return _fail(str(e), EXIT_USAGE if isinstance(e, TextError) else EXIT_FAILURE)
-    except (DataUnavailable, ModelFileError, FileNotFoundError) as e:
+    except DataUnavailable as e:
+        return _fail(f"{e}\nOr train on any UTF-8 text of your own: --text FILE")
+    except (ModelFileError, FileNotFoundError) as e:
         return _fail(str(e))
     except Interrupted:
         return 130

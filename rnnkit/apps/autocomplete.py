@@ -244,7 +244,9 @@ def train(model, train_ids, s: Settings, minutes, position=0, elapsed=0.0, verbo
 def complete(model, vocab: CharVocab, prompt: str, length=60, temperature=0.0, top_k=0,
              stop_at_newline=True, rng=None):
     """Continue ``prompt``: greedy (temperature 0), sampled at ``temperature``, or sampled
-    from the ``top_k`` most likely characters."""
+    from the ``top_k`` most likely characters.  With ``stop_at_newline`` the completion ends
+    at the end of a line that has some text in it (after "ROMEO:" the speech on the next
+    line is the completion)."""
     rng = rng or np.random.default_rng()
     reset(model)
     ids = vocab.encode(prompt) if prompt else np.array([vocab.index.get("\n", 1)])
@@ -253,7 +255,7 @@ def complete(model, vocab: CharVocab, prompt: str, length=60, temperature=0.0, t
     for _ in range(length):
         nxt = pick(logits, temperature, top_k, rng)
         ch = vocab.chars[nxt]
-        if stop_at_newline and ch == "\n":
+        if stop_at_newline and ch == "\n" and "".join(out).strip():
             break
         out.append(ch)
         logits = model.forward(np.array([[nxt]]))[0, -1]

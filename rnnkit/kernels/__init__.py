@@ -26,6 +26,12 @@ Selecting the NumPy loop:
         ...
 
 ``rnnkit.kernels.info()`` says whether the compiled loops are in use, and why not.
+
+Threads: while a layer runs forward or backward (``own_threads``), NumPy's BLAS is held at
+one thread and rnnkit's own team of threads, as many as the BLAS had (or
+``RNNKIT_THREADS``), does the parallel work: a batch is cut into chunks that run the whole
+loop side by side, and the large products of the layers are cut into blocks.  The BLAS's
+setting is restored when the layer returns.
 """
 from __future__ import annotations
 
