@@ -299,11 +299,21 @@ def _status_kb(field):
 def step_memory(runner):
     """The peak memory one iteration needs above what is resident before it (weights,
     inputs, nothing left from an earlier iteration), in MB: the peak resident set size
-    (VmHWM, reset through /proc/self/clear_refs) less the resident set before.  Linux only; the workers run with a fixed malloc mmap threshold so that
-    freed buffers go back to the system and do not hide new ones."""
+    (VmHWM, reset through /proc/self/clear_refs) less the resident set before.  Linux only.
+
+    Memory an allocator keeps after an earlier iteration freed it would hide what the
+    next one needs: the workers run with a fixed malloc mmap threshold (64 KB), so that
+    large buffers go back to the system when freed, and glibc's ``malloc_trim(0)`` hands
+    back the free pages of the heap (small blocks, e.g. PyTorch's per-step tensors)
+    before the measurement."""
+    import ctypes
     import gc
     runner.clear()                             # what the previous iteration left behind
     gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):          # not glibc: the heap keeps what it keeps
+        pass
     before = _status_kb("VmRSS")
     with open("/proc/self/clear_refs", "w") as f:
         f.write("5")                           # resets VmHWM to the current VmRSS
