@@ -55,18 +55,26 @@ class Trace:
         return s_prev if self.rec_mask is None else s_prev * self.rec_mask
 
 
-def forward(cell, params, xw, initial_states, mask=None, rec_mask=None, overwrite_xw=False) -> Trace:
-    """Run ``cell`` over all T steps of ``xw`` (T, N, G) from ``initial_states``.
-    ``overwrite_xw``: the caller no longer needs ``xw`` (the compiled loops may then
-    compute the gates in place in it)."""
+def forward(cell, params, xw, initial_states, mask=None, rec_mask=None, overwrite_xw=False,
+            bias=None) -> Trace:
+    """Run ``cell`` over all T steps of ``xw + bias`` (T, N, G) from ``initial_states``.
+    ``bias`` (G,) or None: the input bias b, if ``xw`` does not hold it already (the
+    compiled loops add it to each step's pre-activations while they are in cache).
+    ``overwrite_xw``: the caller no longer needs ``xw`` (the loops may then compute the
+    gates in place in it)."""
     T, N = xw.shape[:2]
     trace = Trace(T, N, xw.dtype, cell.state_sizes, mask, rec_mask)
     cell.allocate(trace)
     for s, s0 in zip(trace.states, initial_states):
         s[0] = s0
-    if kernels.forward(cell, params, trace, xw, overwrite_xw):  # the same loop, compiled (optional)
+    if kernels.forward(cell, params, trace, xw, overwrite_xw, bias):  # the same loop, compiled
         return trace
     np_ = trace.xp
+    if bias is not None:
+        if overwrite_xw:
+            xw += bias                                        # XW[t] = x_t U + b
+        else:
+            xw = xw + bias
     for t in range(T):
         cell.step(params, trace, t, xw[t])
         if mask is not None and not trace.full_step[t]:

@@ -410,15 +410,22 @@ def _setup(cell, params, trace):
     return kind, args, keep
 
 
-def forward(cell, params, trace, xw, overwrite_xw=False) -> bool:
+def forward(cell, params, trace, xw, overwrite_xw=False, bias=None) -> bool:
     """Run the forward loop of ``bptt.forward`` compiled: fill ``trace`` (whose initial
-    states are set) from the input projections ``xw`` (T, N, G).  With ``overwrite_xw``
-    the gates are computed in place in ``xw``, which becomes the trace's gate cache (no
-    copy, one buffer less).  False: not handled."""
+    states are set) from the input projections ``xw`` (T, N, G), plus ``bias`` (G,) if
+    given, added inside the loop.  With ``overwrite_xw`` the gates are computed in place
+    in ``xw``, which becomes the trace's gate cache (no copy, one buffer less).
+    False: not handled."""
     setup = _setup(cell, params, trace)
     if setup is None:
         return False
     kind, args, keep = setup
+    if bias is not None:
+        bias = _plain(bias, trace.dtype)
+        if bias.shape != (cell.width,):
+            return False
+        keep.append(bias)
+        args["b_in"] = _addr(bias)
     xw, st, sn = _rows(xw, trace.dtype)
     keep.append(xw)
     args.update(xw=_addr(xw), xw_st=st, xw_sn=sn)

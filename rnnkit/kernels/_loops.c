@@ -139,6 +139,19 @@ ALWAYS_INLINE float tanh__f32(float x)
 
 ALWAYS_INLINE double tanh__f64(double x) { return tanh(x); }
 
+/* ---- the logistic function.  float: 1 / (1 + e^{-x}), one exp and one division (the
+ * argument clamped to ±88, where the result is 0 or 1 in float32 anyway; NaN stays NaN);
+ * double: (1 + tanh(x/2)) / 2, as rnnkit's Sigmoid. */
+ALWAYS_INLINE float sigmoid_f32(float x)
+{
+    float t = -x;
+    t = t > 88.0f ? 88.0f : t;
+    t = t < -88.0f ? -88.0f : t;
+    return 1.0f / (1.0f + exp_f32(t));
+}
+
+ALWAYS_INLINE double sigmoid_f64(double x) { return tanh(x * 0.5) * 0.5 + 0.5; }
+
 /* ---- activations by code: the order of rnnkit.kernels.ACTIVATIONS */
 enum { ACT_LINEAR = 0, ACT_TANH = 1, ACT_SIGMOID = 2, ACT_HARD_SIGMOID = 3, ACT_RELU = 4,
        ACT_SOFTSIGN = 5 };
@@ -151,7 +164,7 @@ typedef struct {
     int threads;                    /* threads the loop may use (the team's size) */
     int own_threads;                /* 1: BLAS is held at one thread, the team does it all */
     char *xw; Py_ssize_t xw_st, xw_sn;
-    char *W, *b_rec, *Pm;
+    char *W, *b_in, *b_rec, *Pm;   /* b_in: the input bias b, added in the loop (or NULL: in xw) */
     char *h, *c;
     char *gates, *act_c, *m, *hn, *rh, *dh_cache, *dhn;
     char *rec_mask;
@@ -241,7 +254,7 @@ static int parse_args(PyObject *d, LoopArgs *a, int *itemsize)
     GET("act", act, int); GET("rec_act", rec_act, int); GET("reset_after", reset_after, int);
     GET("threads", threads, int); GET("own_threads", own_threads, int);
     GET("xw", xw, char *); GET("xw_st", xw_st, Py_ssize_t); GET("xw_sn", xw_sn, Py_ssize_t);
-    GET("W", W, char *); GET("b_rec", b_rec, char *); GET("Pm", Pm, char *);
+    GET("W", W, char *); GET("b_in", b_in, char *); GET("b_rec", b_rec, char *); GET("Pm", Pm, char *);
     GET("h", h, char *); GET("c", c, char *);
     GET("gates", gates, char *); GET("act_c", act_c, char *); GET("m", m, char *);
     GET("hn", hn, char *); GET("rh", rh, char *); GET("dh_cache", dh_cache, char *);

@@ -167,7 +167,7 @@ CLONES static void F(act)(int code, REAL *x, Py_ssize_t n)
     case ACT_TANH:
         for (Py_ssize_t j = 0; j < n; j++) x[j] = F(tanh_)(x[j]);
         break;
-    case ACT_SIGMOID:   /* (1 + tanh(a/2)) / 2, as rnnkit's Sigmoid */
+    case ACT_SIGMOID:
         for (Py_ssize_t j = 0; j < n; j++) x[j] = F(tanh_)(x[j] * (REAL)0.5) * (REAL)0.5 + (REAL)0.5;
         break;
     case ACT_HARD_SIGMOID:
@@ -307,7 +307,19 @@ static REAL *F(xw_row)(const LoopArgs *a, Py_ssize_t t, Py_ssize_t n)
     return (REAL *)a->xw + t * a->xw_st + n * a->xw_sn;
 }
 
-/* The step's gate buffer starts as x_t U + b; nothing to copy when the gates are
+/* b_in, when the layer left it out of xw: added to one sample's pre-activations while they
+ * are in cache (one pass less over the (T, N, G) projections). */
+CLONES static void F(add_bias)(const LoopArgs *a, REAL *z, Py_ssize_t off, Py_ssize_t n)
+{
+    const REAL *b = (const REAL *)a->b_in;
+    if (b == NULL)
+        return;
+    b += off;
+    for (Py_ssize_t j = 0; j < n; j++)
+        z[j] += b[j];
+}
+
+/* The step's gate buffer starts as x_t U (+ b); nothing to copy when the gates are
  * computed in place in xw (the layer lets its own temporary be overwritten). */
 static void F(copy_xw)(const LoopArgs *a, Py_ssize_t t, REAL *z, Py_ssize_t G)
 {
@@ -336,6 +348,8 @@ static int F(simple_forward)(const LoopArgs *a, Products *pr)
         for (Py_ssize_t n = 0; n < N; n++)                 /* a_t = x_t U + b ... */
             memcpy(s_next + n * H, F(xw_row)(a, t, n), (size_t)H * sizeof(REAL));
         F(product)(pr, 0, 0, N, H, H, sd, H, W, H, (REAL)1, s_next, H);   /* ... + s_{t-1} W */
+        for (Py_ssize_t n = 0; n < N; n++)
+            F(add_bias)(a, s_next + n * H, 0, H);
         F(act)(a->act, s_next, N * H);                      /* s_t = σ(a_t) */
         if (!F(step_is_full)(a, t))
             F(carry_masked)(a, t, s_prev, s_next, H);
@@ -412,6 +426,7 @@ static int F(lstm_forward)(const LoopArgs *a, Products *pr)
         for (Py_ssize_t n = 0; n < N; n++) {
             REAL *zi = z + n * G;
             REAL *i = zi, *f = zi + H, *g = zi + 2 * H, *o = zi + 3 * H;
+            F(add_bias)(a, zi, 0, G);
             F(act)(a->rec_act, i, 2 * H);                   /* i, f */
             F(act)(a->act, g, H);                           /* g */
             F(act)(a->rec_act, o, H);                       /* o */
@@ -534,10 +549,12 @@ static int F(gru_forward)(const LoopArgs *a, Products *pr)
                 const REAL *x = F(xw_row)(a, t, n);
                 for (Py_ssize_t j = 0; j < 2 * H; j++)
                     g[j] = x[j] + hwn[j];
+                F(add_bias)(a, g, 0, 2 * H);
                 F(act)(a->rec_act, g, 2 * H);               /* z, r */
                 memcpy(hn + n * H, hwn + 2 * H, (size_t)H * sizeof(REAL));
                 for (Py_ssize_t j = 0; j < H; j++)          /* r ⊙ h_n + x_n */
                     g[2 * H + j] = g[H + j] * hwn[2 * H + j] + x[2 * H + j];
+                F(add_bias)(a, g + 2 * H, 2 * H, H);
                 F(act)(a->act, g + 2 * H, H);               /* n */
                 F(gru_new_state)(h_prev + n * H, g, g + 2 * H, h_next + n * H, H);
             }
@@ -547,6 +564,7 @@ static int F(gru_forward)(const LoopArgs *a, Products *pr)
             F(product)(pr, 0, 0, N, 2 * H, H, hd, H, W, G, (REAL)1, gt, G);   /* x U_zr + h_{t-1} W_zr */
             for (Py_ssize_t n = 0; n < N; n++) {
                 REAL *g = gt + n * G;
+                F(add_bias)(a, g, 0, 2 * H);
                 F(act)(a->rec_act, g, 2 * H);               /* z, r */
                 for (Py_ssize_t j = 0; j < H; j++)          /* r ⊙ h_{t-1} */
                     rh[n * H + j] = g[H + j] * hd[n * H + j];
@@ -554,6 +572,7 @@ static int F(gru_forward)(const LoopArgs *a, Products *pr)
             F(product)(pr, 1, 0, N, H, H, rh, H, W + 2 * H, G, (REAL)1, gt + 2 * H, G);  /* + (r ⊙ h) W_n */
             for (Py_ssize_t n = 0; n < N; n++) {
                 REAL *g = gt + n * G;
+                F(add_bias)(a, g + 2 * H, 2 * H, H);
                 F(act)(a->act, g + 2 * H, H);               /* n */
                 F(gru_new_state)(h_prev + n * H, g, g + 2 * H, h_next + n * H, H);
             }

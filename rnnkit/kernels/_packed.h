@@ -95,6 +95,13 @@ static void kernel_4x24(Py_ssize_t kc, const float *Ap, const float *Bp, float *
 {
     __m256 c00 = _mm256_setzero_ps(), c01 = c00, c02 = c00, c10 = c00, c11 = c00, c12 = c00;
     __m256 c20 = c00, c21 = c00, c22 = c00, c30 = c00, c31 = c00, c32 = c00;
+    /* The tile of C is read at the end (accumulate), and its rows lie far apart (the step's
+     * x_t U rows, G apart, usually not in cache): ask for them now, so that the loads
+     * overlap the products instead of stalling the store. */
+    for (int r = 0; r < rows; r++) {
+        _mm_prefetch((const char *)(C + r * ldc), _MM_HINT_T0);
+        _mm_prefetch((const char *)(C + r * ldc + NR - 1), _MM_HINT_T0);
+    }
     for (Py_ssize_t k = 0; k < kc; k++) {
         const float *b = Bp + k * NR, *a = Ap + k * MR;
         __m256 b0 = _mm256_load_ps(b), b1 = _mm256_load_ps(b + 8), b2 = _mm256_load_ps(b + 16);

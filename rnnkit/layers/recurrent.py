@@ -202,11 +202,10 @@ class Recurrent(Layer):
         X2 = np_.ascontiguousarray(X).reshape(T * N, D)
         p = self.params
         xw = backend.matmul(X2, p["U"])                            # x_t U for all t: one product
-        if self.use_bias:
-            xw += p["b"]
-        xw = xw.reshape(T, N, self.cell.width)
+        xw = xw.reshape(T, N, self.cell.width)                     # (+ b: added inside the loop)
 
-        trace = bptt.forward(self.cell, p, xw, s0, m, rec_mask, overwrite_xw=True)
+        trace = bptt.forward(self.cell, p, xw, s0, m, rec_mask, overwrite_xw=True,
+                             bias=p["b"] if self.use_bias else None)
 
         final = [s[T] for s in trace.states]
         self.final_states = final
