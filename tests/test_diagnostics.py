@@ -94,6 +94,35 @@ def test_step_terms_sum_to_the_full_gradient(kind):
 
 
 @pytest.mark.parametrize("kind", ["rnn_tanh", "lstm", "gru", "gru_before"])
+def test_step_terms_match_finite_differences(kind):
+    """Term k of ∂L/∂W is the derivative of L with respect to the copy of W used at step k
+    alone: perturb W at that one step (running the layer one step at a time, the state
+    carried over) and compare with central differences."""
+    m = seq_model(kind)
+    x, y = batch(t=4)
+    (r,) = list(dg.gradient_records(m, x, y))
+    layer, head = m.layers
+
+    def loss(k, dW):
+        W0, outs, state = layer.params["W"].copy(), [], None
+        for t in range(x.shape[1]):
+            layer.params["W"][...] = W0 + (dW if t == k else 0.0)
+            outs.append(layer.forward(x[:, t:t + 1], initial_state=state).copy())
+            state = [s.copy() for s in layer.final_states]
+        layer.params["W"][...] = W0
+        return m.loss(y, head.forward(np.concatenate(outs, axis=1)))[0]
+
+    eps = 1e-6
+    for k in range(x.shape[1]):
+        fd = np.zeros_like(layer.params["W"])
+        for idx in np.ndindex(fd.shape):
+            d = np.zeros_like(fd)
+            d[idx] = eps
+            fd[idx] = (loss(k, d) - loss(k, -d)) / (2 * eps)
+        assert rel(r.terms["W"][k], fd) < 1e-6, k
+
+
+@pytest.mark.parametrize("kind", ["rnn_tanh", "lstm", "gru", "gru_before"])
 def test_step_terms_with_masks_stacks_bidirectional_and_vector_outputs(kind):
     m = Sequential([
         Bidirectional(rnn_layer(kind, return_sequences=True), input_shape=[None, D]),

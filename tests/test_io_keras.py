@@ -287,6 +287,8 @@ def rnnkit_models():
         "vector_to_sequence": (lambda: [
             rk.LSTM(4, **F), rk.RepeatVector(5), rk.SimpleRNN(3, return_sequences=True),
             rk.TimeDistributed(rk.Dense(2, activation="softmax"))], "float"),
+        # no input_shape anywhere: a Dense on sequences first, the rank read off the layers after it
+        "dense_first_no_input_shape": (lambda: [rk.Dense(4), rk.LSTM(3)], "float"),
         # Keras builds this only from a config with backward_layer, as to_keras writes it
         "bidirectional_go_backwards_layer": (lambda: [
             rk.Masking(0.0, input_shape=(None, D)),

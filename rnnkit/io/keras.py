@@ -651,7 +651,12 @@ def _input_shape(model, input_shape):
         if isinstance(layer, TimeDistributed) and getattr(layer.layer, "input_dim", None):
             return (None, None, layer.layer.input_dim)
         if isinstance(core, Dense) and core.built:
-            return (None, core.input_dim)
+            # a Dense on sequences: after a Masking, or before a layer that reads sequences
+            later = model.layers[model.layers.index(layer) + 1:]
+            on_sequences = any(isinstance(l, Masking) for l in model.layers[:model.layers.index(layer)]) \
+                or any(isinstance(l.forward_layer if isinstance(l, Bidirectional) else l,
+                                  (Recurrent, TimeDistributed)) for l in later)
+            return (None, None, core.input_dim) if on_sequences else (None, core.input_dim)
         if not isinstance(layer, (Dropout, Masking)):
             break
     raise KerasFormatError("to_keras: cannot tell the model's input shape; pass input_shape "
