@@ -63,22 +63,29 @@ class History(Callback):
 
 
 class TerminateOnNaN(Callback):
-    """Stops training at the first loss that is NaN or infinite.  ``fit`` checks each
-    batch's loss before the update, so the weights never take a non-finite step."""
+    """Stops training at the first loss, or gradient norm, that is NaN or infinite.
+    ``fit`` checks each batch's loss before the update, and the optimizer skips an update
+    whose gradients are not finite, so the weights never take a non-finite step."""
 
     def __init__(self):
         self.message = None
 
     def on_batch_end(self, step, logs=None):
-        loss = (logs or {}).get("loss")
+        logs = logs or {}
+        loss, norm = logs.get("loss"), logs.get("grad_norm")
         if loss is not None and not math.isfinite(loss):
-            epoch = getattr(self.model, "_current_epoch", None)
-            self.message = (f"TerminateOnNaN: the training loss became {loss} at epoch "
-                            f"{'?' if epoch is None else epoch + 1}, step {step + 1}; training "
-                            f"stopped before this step's update. Try a lower learning rate or "
-                            f"gradient clipping (clip_global_norm=...).")
-            print(self.message)
-            self.model.stop_training = True
+            what = f"the training loss became {loss}"
+        elif norm is not None and not math.isfinite(norm):
+            what = f"the gradient norm became {norm} (the loss was {loss})"
+        else:
+            return
+        epoch = getattr(self.model, "_current_epoch", None)
+        self.message = (f"TerminateOnNaN: {what} at epoch "
+                        f"{'?' if epoch is None else epoch + 1}, step {step + 1}; training "
+                        f"stopped before this step's update. Try a lower learning rate or "
+                        f"gradient clipping (clip_global_norm=...).")
+        print(self.message)
+        self.model.stop_training = True
 
 
 def _better(mode, monitor):

@@ -167,10 +167,13 @@ class Optimizer:
             raise ValueError(f"{type(self).__name__}: no gradients for {missing}; "
                              f"call backward before the update")
         norm = global_norm(grads)
+        lr = self.current_learning_rate()
+        if not math.isfinite(norm):          # no clipping makes a NaN gradient a step: skip it
+            return {"grad_norm": norm, "clipped": False, "grad_norm_after": norm, "lr": lr,
+                    "skipped": True}
         grads, fired = clip_gradients(grads, self.clip_value, self.clip_norm_per_tensor,
                                       self.clip_global_norm)
         after = global_norm(grads) if fired else norm
-        lr = self.current_learning_rate()
         self.iterations += 1
         for key, p in params.items():
             slots = self.state.get(key)

@@ -65,7 +65,8 @@ def summary_lines(model, line_length=80):
         lines.append(bottom)
     total = model.count_params()
     trainable = sum(int(p.size) for p in model.trainable_params().values())
-    lines += [f" Total params: {total:,} ({_bytes(total)})",
-              f" Trainable params: {trainable:,} ({_bytes(trainable)})",
-              f" Non-trainable params: {total - trainable:,} ({_bytes(total - trainable)})"]
+    itemsize = max((p.dtype.itemsize for l in model.walk() for p in l.params.values()), default=4)
+    lines += [f" Total params: {total:,} ({_bytes(total, itemsize)})",
+              f" Trainable params: {trainable:,} ({_bytes(trainable, itemsize)})",
+              f" Non-trainable params: {total - trainable:,} ({_bytes(total - trainable, itemsize)})"]
     return lines

@@ -95,6 +95,7 @@ def _check_fit_inputs(model, x, y, sample_weight, tbptt):
         raise ValueError("fit: x has no samples")
     if sample_weight is not None and len(sample_weight) != n:
         raise ValueError(f"fit: sample_weight has {len(sample_weight)} entries for {n} samples")
+    _check_values(model, x, y)
     snapshot = _state_snapshot(model)
     try:
         probe = take(x, slice(0, min(n, 2)))
@@ -117,6 +118,30 @@ def _check_fit_inputs(model, x, y, sample_weight, tbptt):
                 raise ValueError(f"fit: tbptt carries state forward in time; layer "
                                  f"{layer.name!r} runs backwards, which truncation cannot chunk")
     return n
+
+
+def _check_values(model, x, y):
+    """The whole data set, before any update: non-finite inputs or targets, and token ids
+    outside a first Embedding's vocabulary, named with their index in the data set."""
+    from .layers.core import Embedding
+    xs = list(x) if _is_multi(x) else [x]
+    for name, a in [("x" if len(xs) == 1 else f"x[{i}]", v) for i, v in enumerate(xs)] + [("y", y)]:
+        a = np.asarray(a)
+        if a.dtype.kind in "fc" and not np.isfinite(a).all():
+            where = tuple(int(i) for i in np.argwhere(~np.isfinite(a))[0])
+            raise ValueError(f"fit: {name} holds non-finite values (NaN or inf), first at index "
+                             f"{where} (sample {where[0]})")
+    layers = getattr(model, "layers", None)
+    first = layers[0] if layers else None
+    if isinstance(first, Embedding) and not _is_multi(x):
+        ids = np.asarray(x)
+        if ids.size and ids.dtype.kind in "iuf":
+            bad = (ids < 0) | (ids >= first.input_dim)
+            if bad.any():
+                where = tuple(int(i) for i in np.argwhere(bad)[0])
+                raise ValueError(f"fit: x holds token id {ids[where].item()!r} at index {where} (sample "
+                                 f"{where[0]}); layer {first.name!r} takes ids 0 .. "
+                                 f"{first.input_dim - 1} (input_dim={first.input_dim})")
 
 
 def _normalize_tbptt(tbptt):
@@ -144,20 +169,42 @@ class _Accumulator:
         self.sums = {m.name: [0.0, 0.0] for m in model_metrics}
 
     def add(self, loss_value, n, y, out, weights):
+        self.add_loss(loss_value, n)
+        self.add_metrics(y, out, weights)
+
+    def add_loss(self, loss_value, n):
         self.loss_sum += loss_value * n
         self.count += n
+
+    def add_metrics(self, y, out, weights):
         for m in self.metrics:
             s, c = m.batch(y, out, weights)
             self.sums[m.name][0] += s
             self.sums[m.name][1] += c
 
-    def result(self, prefix=""):
-        logs = {prefix + "loss": self.loss_sum / max(self.count, 1)}
+    def result(self, prefix="", pending=None):
+        """The epoch's means; ``pending`` (loss, n): a batch not added yet, shown as if it were."""
+        loss_sum, count = self.loss_sum, self.count
+        if pending is not None:
+            loss_sum, count = loss_sum + pending[0] * pending[1], count + pending[1]
+        logs = {prefix + "loss": loss_sum / max(count, 1)}
         for m in self.metrics:
             s, c = self.sums[m.name]
             mean = s / c if c else float("nan")
             logs[prefix + m.name] = m.finalize(mean) if hasattr(m, "finalize") else mean
         return logs
+
+
+def _batch_loss(loss, chunks):
+    """A batch's loss from the losses of its truncated-BPTT chunks [(loss, steps), ...]:
+    with L = Σ_t L_t the sum of the chunks' losses (the whole sequences' loss, comparable
+    with val_loss); with time_reduction="mean" their mean weighted by steps (exact when no
+    step is masked).  Without tbptt: the one update's loss."""
+    if len(chunks) == 1:
+        return chunks[0][0]
+    if getattr(loss, "time_reduction", "sum") == "mean":
+        return sum(v * k for v, k in chunks) / sum(k for _, k in chunks)
+    return sum(v for v, _ in chunks)
 
 
 def _loss_and_grad(model, y, out, sample_weight):
@@ -272,6 +319,14 @@ def fit(model, x, y, batch_size=32, epochs=1, verbose=1, callbacks=None, validat
     if not any(isinstance(c, cb.TerminateOnNaN) for c in user):
         user.insert(0, cb.TerminateOnNaN())
     all_cbs = user + [history]
+    for c in user:
+        monitor = getattr(c, "monitor", None)
+        needs = isinstance(c, cb.EarlyStopping) or getattr(c, "save_best_only", False)
+        if needs and isinstance(monitor, str) and monitor.startswith("val_") \
+                and validation_data is None:
+            raise ValueError(f"fit: {type(c).__name__} monitors {monitor!r}, which needs "
+                             "validation_data or validation_split; pass one, or monitor "
+                             f"{monitor[4:]!r}")
     for c in all_cbs:
         c.set_model(model)
     model.stop_training = False
@@ -306,6 +361,7 @@ def fit(model, x, y, batch_size=32, epochs=1, verbose=1, callbacks=None, validat
                 records = [(record, out, yb, weights)]
             else:
                 records = tbptt_steps(model, xb, yb, tbptt[0], tbptt[1], swb)
+            chunks = []                       # (loss, steps) of each update on this batch
             for record, out, yt, weights in records:
                 for c in all_cbs:
                     c.on_batch_end(step_counter, record)
@@ -313,10 +369,13 @@ def fit(model, x, y, batch_size=32, epochs=1, verbose=1, callbacks=None, validat
                 done += 1
                 if model.stop_training:
                     break
-                acc.add(record["loss"], nb, yt, out, weights)
+                chunks.append((record["loss"], yt.shape[1] if tbptt is not None else 1))
+                acc.add_metrics(yt, out, weights)
                 clip.add(record)
                 if bar:
-                    bar.update(done, acc.result())
+                    bar.update(done, acc.result(pending=(_batch_loss(model.loss, chunks), nb)))
+            if chunks:
+                acc.add_loss(_batch_loss(model.loss, chunks), nb)
             if model.stop_training:
                 break
         logs = acc.result()

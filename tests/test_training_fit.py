@@ -127,6 +127,67 @@ def test_fit_refuses_bad_inputs_before_training():
         np.testing.assert_array_equal(a, b)
 
 
+def test_fit_checks_the_whole_data_set_before_training():
+    """Bad values anywhere in x or y (not just in the first batch) stop fit before any
+    update, named by their index in the data set."""
+    model = Sequential([SimpleRNN(3, input_shape=[None, 1]), Dense(1)])
+    model.compile(loss="mse", optimizer="sgd")
+    before = [w.copy() for w in model.get_weights()]
+    x = rng.standard_normal((10, 4, 1))
+    bad = x.copy()
+    bad[7, 0, 0] = np.nan
+    with pytest.raises(ValueError, match=r"x holds non-finite values .* index \(7, 0, 0\) \(sample 7\)"):
+        model.fit(bad, np.ones((10, 1)), batch_size=2, shuffle=False, verbose=0)
+    y = np.ones((10, 1))
+    y[3] = np.inf
+    with pytest.raises(ValueError, match=r"y holds non-finite values .* \(sample 3\)"):
+        model.fit(x, y, verbose=0)
+    for a, b in zip(before, model.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    emb = Sequential([Embedding(5, 3), LSTM(2), Dense(1)])
+    emb.compile(loss="mse", optimizer="sgd")
+    ids = np.ones((10, 4), int)
+    ids[6, 2] = 7
+    with pytest.raises(ValueError, match=r"token id 7 at index \(6, 2\) \(sample 6\).*ids 0 \.\. 4"):
+        emb.fit(ids, np.ones((10, 1)), verbose=0)
+    with pytest.raises(ValueError, match="EarlyStopping monitors 'val_loss'.*validation_data"):
+        model.fit(x, np.ones((10, 1)), callbacks=[callbacks.EarlyStopping()], verbose=0)
+
+
+def test_tbptt_epoch_loss_is_the_sequences_loss():
+    """With tbptt the epoch's loss adds up the chunks of each sequence (L = Σ_t L_t), so it
+    equals val_loss on the same data when nothing is learned (learning rate 0)."""
+    x = rng.standard_normal((16, 20, 2))
+    y = rng.standard_normal((16, 20, 3))
+    for reduction in ("sum", "mean"):
+        model = seq_model(cell=GRU)
+        model.compile(loss=rnnkit.losses.get("mse") if reduction == "sum"
+                      else rnnkit.losses.MeanSquaredError(time_reduction="mean"),
+                      optimizer=optim.SGD(0.0))
+        for tb in [(5, 5), (4, 10)]:
+            h = model.fit(x, y, tbptt=tb, validation_data=(x, y), batch_size=8, shuffle=False,
+                          verbose=0)
+            assert h.history["loss"][0] == pytest.approx(h.history["val_loss"][0], rel=1e-12)
+
+
+def test_a_non_finite_gradient_is_never_applied(capsys):
+    model = seq_model()
+    model.compile(loss="mse", optimizer=optim.Adam(1e-3))
+    model(rng.standard_normal((2, 3, 2)))
+    params = model.trainable_params()
+    before = {k: p.copy() for k, p in params.items()}
+    grads = {k: np.zeros_like(p) for k, p in params.items()}
+    next(iter(grads.values()))[0, 0] = np.nan
+    record = model.optimizer.apply(params, grads)
+    assert record["skipped"] and not np.isfinite(record["grad_norm"])
+    assert all(np.array_equal(before[k], params[k]) for k in params)
+    cb = callbacks.TerminateOnNaN()
+    cb.set_model(model)
+    model.stop_training = False
+    cb.on_batch_end(0, {"loss": 1.0, **record})
+    assert model.stop_training and "gradient norm became nan" in capsys.readouterr().out
+
+
 def test_terminate_on_nan_stops_before_the_bad_update(capsys):
     x = rng.standard_normal((8, 4, 1)) * 1e30
     model = Sequential([SimpleRNN(3, activation="linear", input_shape=[None, 1]), Dense(1)])
