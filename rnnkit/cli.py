@@ -8,6 +8,8 @@
 from __future__ import annotations
 
 import argparse
+import math
+import os
 import sys
 from pathlib import Path
 
@@ -47,10 +49,10 @@ def _add_model_options(p):
     g.add_argument("--quiet", action="store_true", help="no progress bar")
     g = p.add_argument_group("completion")
     g.add_argument("--temperature", type=float, default=0.0,
-                   help="0 (default): the most likely character each time; > 0: sample, "
-                        "lower is more conservative")
+                   help="0: the most likely character each time; > 0: sample, lower is more "
+                        "conservative (default: %(default)s)")
     g.add_argument("--top-k", type=int, default=0,
-                   help="sample only among the k most likely characters")
+                   help="sample only among the k most likely characters (default: 0, all)")
 
 
 def _settings(args):
@@ -62,8 +64,12 @@ def _settings(args):
         raise ValueError(f"--minutes must be positive; got {args.minutes}")
     if not args.learning_rate > 0:
         raise ValueError(f"--learning-rate must be positive; got {args.learning_rate}")
-    if args.temperature < 0 or args.top_k < 0:
-        raise ValueError("--temperature and --top-k must not be negative")
+    if not (math.isfinite(args.temperature) and args.temperature >= 0):
+        raise ValueError(f"--temperature must be a finite number ≥ 0; got {args.temperature}")
+    if args.top_k < 0:
+        raise ValueError(f"--top-k must not be negative; got {args.top_k}")
+    if args.length < 1:
+        raise ValueError(f"--length must be at least 1; got {args.length}")
     return Settings(cell=args.cell, hidden=args.hidden, layers=args.layers, batch=args.batch,
                     bptt=args.bptt, learning_rate=args.learning_rate, seed=args.seed)
 
@@ -90,33 +96,41 @@ def prepare_model(args, out=None):
     from .data.text import CharVocab
     from .io.saving import ModelFileError
     settings = _settings(args)
-    text, name, source = _corpus(args)
+    if args.retrain and args.resume:
+        raise ValueError("--retrain and --resume contradict each other: --retrain starts a new "
+                         "model, --resume trains the saved one further")
+    only_load = args.model and Path(args.model).is_file() and not (args.retrain or args.resume)
+    text, name, source = (None, None, None) if only_load else _corpus(args)
     path = Path(args.model) if args.model else app.default_model_path(name, text, settings)
-    vocab = CharVocab.from_text(text)
-    ids = vocab.encode(text)
-    train_ids, val_ids = app.split(ids, settings.val_fraction)
 
     model = None
     position, seconds, history = 0, 0.0, []
     if path.exists() and not args.retrain:
+        if path.is_dir():
+            raise ModelFileError(f"--model {path} is a directory; give a file name, e.g. "
+                                 f"{path / 'model.rnnkit'}")
         try:
             model, vocab, settings, meta = app.load(path)
         except (ModelFileError, KeyError, TypeError, ValueError) as e:
             raise ModelFileError(f"{e}\n  Run with --retrain to train a new model there.") from None
-        ids = vocab.encode(text)
-        train_ids, val_ids = app.split(ids, settings.val_fraction)
         position, seconds = meta.get("position", 0), meta.get("trained_seconds", 0.0)
         history = meta.get("history", [])
         if not args.resume:
-            note = "" if meta.get("complete", True) else \
-                " (its training was interrupted; --resume trains it further)"
-            print(f"Using the model in {path}: trained {seconds / 60:.1f} min, validation "
-                  f"{meta.get('val_bpc') or float('nan'):.3f} bits per character{note}.", file=out)
+            if meta.get("complete", True):
+                state = f"validation {meta.get('val_bpc') or float('nan'):.3f} bits per character"
+            else:
+                state = "not validated yet: its training was interrupted; --resume trains it further"
+            print(f"Using the model in {path}: trained {seconds / 60:.1f} min, {state}.", file=out)
             return model, vocab
         print(f"Resuming the training of {path} ({seconds / 60:.1f} min so far) for "
               f"{args.minutes:g} more minutes.", file=out)
-    elif args.resume and not path.exists():
-        print(f"No saved model at {path} to resume; training a new one.", file=out)
+    else:
+        if args.resume:
+            print(f"No saved model at {path} to resume; training a new one.", file=out)
+        _check_writable(path)
+        vocab = CharVocab.from_text(text)
+    ids = vocab.encode(text)
+    train_ids, val_ids = app.split(ids, settings.val_fraction)
 
     if model is None:
         model = app.build_model(len(vocab), settings)
@@ -131,7 +145,8 @@ def prepare_model(args, out=None):
     try:
         position, seconds, *_ = app.train(model, train_ids, settings, args.minutes,
                                          position=position, elapsed=seconds,
-                                         verbose=not args.quiet, on_checkpoint=checkpoint)
+                                         verbose=not args.quiet, on_checkpoint=checkpoint,
+                                         stream=out)
     except app.Interrupted:
         print(f"\nInterrupted. Saved a resumable checkpoint to {path}; run the same command "
               f"with --resume to continue.", file=out)
@@ -144,7 +159,33 @@ def prepare_model(args, out=None):
     print(f"Validation: {val_bpc:.3f} bits per character after {seconds / 60:.1f} min of "
           f"training (unigram model: {uni[0]:.3f}, bigram model: {bi[0]:.3f}). "
           f"Saved to {path}.", file=out)
+    if val_bpc > bi[0]:
+        why = (f"the training text is small ({len(train_ids):,} characters; a character model "
+               f"needs hundreds of thousands to generalise)" if len(train_ids) < 200_000 else
+               "train longer (--minutes), or lower --learning-rate if the loss was unstable")
+        print(f"note: the model does worse than a bigram model on the held-out text: {why}.",
+              file=out)
     return model, vocab
+
+
+def _check_writable(path):
+    """Fail before training, not after it, when the model cannot be saved at ``path``."""
+    import tempfile
+    from .io.saving import ModelFileError
+    if path.is_dir():
+        raise ModelFileError(f"--model {path} is a directory; give a file name, e.g. "
+                             f"{path / 'model.rnnkit'}")
+    parent = path.parent
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ModelFileError(f"cannot save the model at {path}: {e.strerror or e}") from None
+    try:                                      # the save writes a temporary file there first
+        fd, probe = tempfile.mkstemp(prefix=".tmp-", suffix=".part", dir=parent)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as e:
+        raise ModelFileError(f"cannot save the model at {path}: {e.strerror or e}") from None
 
 
 def _warn_unknown(vocab, prompt):
@@ -289,6 +330,10 @@ def main(argv=None):
         return _fail(f"{e}\nOr train on any UTF-8 text of your own: --text FILE")
     except (ModelFileError, FileNotFoundError) as e:
         return _fail(str(e))
+    except FloatingPointError as e:
+        return _fail(str(e))
+    except OSError as e:             # e.g. the disk filled up while saving
+        return _fail(f"{e.strerror or e}{': ' + str(e.filename) if e.filename else ''}")
     except Interrupted:
         return 130
     except KeyboardInterrupt:

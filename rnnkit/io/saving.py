@@ -46,6 +46,9 @@ def atomic_write(path, write):
             write(f)
             f.flush()
             os.fsync(f.fileno())
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)          # as open() would have made it, not mkstemp's 0600
         os.replace(tmp, path)
     except BaseException:
         try:
@@ -103,10 +106,13 @@ def read_model_file(path):
     path = os.fspath(path)
     if not os.path.exists(path):
         raise FileNotFoundError(f"no model file at {path!r}")
+    if os.path.isdir(path):
+        raise ModelFileError(f"{path!r} is a directory, not an rnnkit model file")
     try:
-        with np.load(path, allow_pickle=False) as f:
-            if not hasattr(f, "files"):
-                raise ModelFileError(f"{path!r} is a single .npy array, not an rnnkit model file")
+        f = np.load(path, allow_pickle=False)
+        if not isinstance(f, np.lib.npyio.NpzFile):
+            raise ModelFileError(f"{path!r} is a single NumPy array (.npy), not an rnnkit model file")
+        with f:
             if HEADER not in f.files:
                 raise ModelFileError(f"{path!r} is an .npz archive but not an rnnkit model file "
                                      f"(it has no {HEADER!r} header)")
@@ -116,8 +122,9 @@ def read_model_file(path):
         raise
     except (zipfile.BadZipFile, EOFError, OSError, ValueError, KeyError, UnicodeDecodeError,
             json.JSONDecodeError) as e:
+        why = "" if "pickle" in str(e) else f" ({type(e).__name__}: {e})"   # np.load's pickle advice
         raise ModelFileError(f"{path!r} is not a readable rnnkit model file: it is corrupted, "
-                             f"truncated or of another format ({type(e).__name__}: {e})") from None
+                             f"truncated or of another format{why}") from None
     if not isinstance(header, dict) or header.get("format") != FORMAT:
         raise ModelFileError(f"{path!r} is not an rnnkit model file (unknown header)")
     version = header.get("format_version")
@@ -132,6 +139,7 @@ def load_model(path, compile=True):
     """The model saved at ``path``: same architecture, weights and (with ``compile``)
     loss, metrics, optimizer and its state, ready to predict or to resume training."""
     from .. import losses, models, optim
+    path = os.fspath(path)
     header, arrays = read_model_file(path)
     spec = header["model"]
     try:
