@@ -755,10 +755,7 @@ static int F(run_loop)(F(loop_fn) fn, const LoopArgs *a, int cell, int backward)
     PackSpec sp[MAX_PACKED];
     Py_ssize_t Kmax = 1;
     int ns = F(loop_packs)(a, cell, backward, sp, &Kmax);
-    double weight_bytes = 0.0;
-    for (int i = 0; i < ns; i++)
-        weight_bytes += (double)sp[i].K * (double)sp[i].Nc * (double)sizeof(REAL);
-    int chunks = chunk_count(a->N, a->threads, IS_F32, a->own_threads, weight_bytes);
+    int chunks = chunk_count(a->N, a->threads, IS_F32, a->own_threads);
     Products loop;
     Py_ssize_t rows = (a->N + chunks - 1) / chunks;
     F(products_open)(&loop, rows, Kmax, chunks > 1 ? 1 : a->threads, a->own_threads);

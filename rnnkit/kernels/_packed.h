@@ -36,7 +36,6 @@
 #define MAX_TEAM MAX_CHUNKS
 #define CHUNK_MIN_ROWS 8                      /* a chunk of the batch has at least 8 samples */
 #define PACKED_MAX_ROWS 64                    /* above: BLAS blocks the products better */
-#define CHUNK_MAX_WEIGHT_MB 1e9               /* weights per step above this: no chunks */
 
 /* ---- packed weights: blocks of KC rows, panels of NR columns, zero padded */
 typedef struct {
@@ -345,27 +344,13 @@ static void gemm_packed(Packer *pk, Py_ssize_t M, const float *A, Py_ssize_t lda
 }
 
 /* ---- chunks of the batch, one per thread, each running a whole loop */
-static double chunk_max_weight_mb(void)
-{
-    static double mb = -1.0;
-    if (mb < 0.0) {
-        const char *e = getenv("RNNKIT_CHUNK_MAX_WEIGHT_MB");
-        mb = e ? atof(e) : CHUNK_MAX_WEIGHT_MB;
-    }
-    return mb;
-}
-
-static int chunk_count(Py_ssize_t N, int threads, int is_f32, int own_threads, double weight_bytes)
+static int chunk_count(Py_ssize_t N, int threads, int is_f32, int own_threads)
 {
     /* With BLAS's threads in use: larger batches run faster on BLAS's threads for each
      * step's product.  With BLAS held at one thread (own_threads), every batch large enough
      * is cut into chunks, whose products use the packed kernel (up to PACKED_MAX_ROWS rows
      * a chunk) or single-threaded BLAS. */
     if (threads <= 1 || N < 2 * CHUNK_MIN_ROWS)
-        return 1;
-    /* Every chunk reads all of the step's weights: once they are much larger than the
-     * caches, the threads share each product's panels instead (each reads its part). */
-    if (weight_bytes > chunk_max_weight_mb() * 1048576.0)
         return 1;
     if (!own_threads && (!is_f32 || N > PACKED_MAX_ROWS || !packed_available()))
         return 1;
@@ -393,10 +378,7 @@ static void chunks_done(void)
 }
 
 #else /* no packed products, no team: every loop runs on one thread, products on BLAS */
-static int chunk_count(Py_ssize_t N, int threads, int is_f32, int own_threads, double weight_bytes)
-{
-    return 1;
-}
+static int chunk_count(Py_ssize_t N, int threads, int is_f32, int own_threads) { return 1; }
 static void team_run_chunks(void (*fn)(void *, int, int), void *ctx, int chunks) { fn(ctx, 0, 1); }
 static void chunks_done(void) {}
 #endif /* RNNKIT_PACKED */
