@@ -136,7 +136,7 @@ def prepare_model(args, out=None):
         model = app.build_model(len(vocab), settings)
         print(f"Training a {settings.layers}-layer {settings.cell.upper()} with {settings.hidden} "
               f"units on {source} ({len(train_ids):,} characters; {len(val_ids):,} held out for "
-              f"validation; {len(vocab)} distinct characters) for {args.minutes:g} minutes.",
+              f"validation; {len(vocab) - 1} distinct characters) for {args.minutes:g} minutes.",
               file=out)
 
     def checkpoint(pos, secs):
