@@ -220,10 +220,10 @@ class SparseCategoricalCrossentropy(_ProbabilisticLoss):
         yc = np_.clip(y, 0, K - 1)[..., None]                   # ignored labels may be out of range
         if self.from_logits:
             z = yhat - yhat.max(axis=-1, keepdims=True)
-            logsumexp = np_.log(np_.exp(z).sum(axis=-1, keepdims=True))
-            logp = z - logsumexp
-            loss = -np_.take_along_axis(logp, yc, axis=-1)[..., 0]
-            d = np_.exp(logp)                                   # softmax(ŷ) - onehot(y)
+            d = np_.exp(z)
+            total = d.sum(axis=-1, keepdims=True)
+            loss = np_.log(total)[..., 0] - np_.take_along_axis(z, yc, axis=-1)[..., 0]
+            d /= total                                          # softmax(ŷ) - onehot(y)
             _flat_rows(d)[np_.arange(yc.size), yc.ravel()] -= 1.0
             return loss, d
         total = yhat.sum(axis=-1, keepdims=True)
