@@ -45,7 +45,8 @@ def _add_model_options(p):
     g.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     g.add_argument("--retrain", action="store_true", help="train a new model even if one is saved")
     g.add_argument("--resume", action="store_true",
-                   help="train the saved model further for --minutes")
+                   help="train the saved model further for --minutes (the learning rate "
+                        "starts a new cosine decay from --learning-rate)")
     g.add_argument("--quiet", action="store_true", help="no progress bar")
     g = p.add_argument_group("completion")
     g.add_argument("--temperature", type=float, default=0.0,
@@ -115,6 +116,12 @@ def prepare_model(args, out=None):
             raise ModelFileError(f"{e}\n  Run with --retrain to train a new model there.") from None
         position, seconds = meta.get("position", 0), meta.get("trained_seconds", 0.0)
         history = meta.get("history", [])
+        asked = {k: getattr(args, k) for k in ("cell", "hidden", "layers")}
+        saved = {k: getattr(settings, k) for k in asked}
+        if asked != saved:
+            print(f"note: {path} is a {saved['layers']}-layer {saved['cell'].upper()} with "
+                  f"{saved['hidden']} units; --cell/--hidden/--layers apply to a new model "
+                  f"(--retrain).", file=out)
         if not args.resume:
             if meta.get("complete", True):
                 state = f"validation {meta.get('val_bpc') or float('nan'):.3f} bits per character"
@@ -151,7 +158,13 @@ def prepare_model(args, out=None):
         print(f"\nInterrupted. Saved a resumable checkpoint to {path}; run the same command "
               f"with --resume to continue.", file=out)
         raise
-    val_bpc = app.evaluate_bpc(model, val_ids)
+    try:
+        val_bpc = app.evaluate_bpc(model, val_ids)
+    except KeyboardInterrupt:                # trained, not yet validated: keep the training
+        checkpoint(position, seconds)
+        print(f"\nInterrupted during validation. Saved the trained model to {path}; "
+              f"--resume validates it after more training.", file=out)
+        raise app.Interrupted() from None
     uni = app.ngram_bpc(train_ids, val_ids, 1, len(vocab))
     bi = app.ngram_bpc(train_ids, val_ids, 2, len(vocab))
     history.append({"trained_seconds": seconds, "val_bpc": val_bpc})

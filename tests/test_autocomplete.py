@@ -210,3 +210,11 @@ def test_divergence_is_reported_without_a_traceback(capsys):
                               "--prompt", "x"], capsys)
     assert code == 1 and "training diverged" in err and "--learning-rate" in err
     assert "Traceback" not in err
+
+
+def test_architecture_options_on_a_saved_model_get_a_note(capsys, cache):
+    run_cli(["autocomplete", *FAST, "--prompt", "x"], capsys)
+    model = next((cache / "models").glob("*.rnnkit"))
+    code, out, _ = run_cli(["autocomplete", "--model", str(model), "--hidden", "8", "--prompt", "x"],
+                           capsys)
+    assert code == 0 and "is a 1-layer LSTM with 16 units" in out and "--retrain" in out
