@@ -107,9 +107,7 @@ def prepare_model(args, out=None):
     model = None
     position, seconds, history = 0, 0.0, []
     if path.exists() and not args.retrain:
-        if path.is_dir():
-            raise ModelFileError(f"--model {path} is a directory; give a file name, e.g. "
-                                 f"{path / 'model.rnnkit'}")
+        _refuse_directory(path)
         try:
             model, vocab, settings, meta = app.load(path)
         except (ModelFileError, KeyError, TypeError, ValueError) as e:
@@ -181,13 +179,18 @@ def prepare_model(args, out=None):
     return model, vocab
 
 
-def _check_writable(path):
-    """Fail before training, not after it, when the model cannot be saved at ``path``."""
-    import tempfile
+def _refuse_directory(path):
     from .io.saving import ModelFileError
     if path.is_dir():
         raise ModelFileError(f"--model {path} is a directory; give a file name, e.g. "
                              f"{path / 'model.rnnkit'}")
+
+
+def _check_writable(path):
+    """Fail before training, not after it, when the model cannot be saved at ``path``."""
+    import tempfile
+    from .io.saving import ModelFileError
+    _refuse_directory(path)
     parent = path.parent
     try:
         parent.mkdir(parents=True, exist_ok=True)
