@@ -9,6 +9,11 @@ import numpy as np
 from .backend import xp
 
 
+class NonFiniteError(ValueError):
+    """An array that must be finite holds NaN or infinity (input data, or a layer's input
+    when training has diverged)."""
+
+
 def describe(x) -> str:
     """A short description of a value for error messages."""
     if hasattr(x, "shape") and hasattr(x, "dtype"):
@@ -57,7 +62,7 @@ def as_float_array(x, name: str, who: str, dtype, *, ndim=None, shape_doc="",
     x = np_.asarray(x, dtype=dtype)
     if check_finite and kind == "f" and not bool(np_.isfinite(x).all()):
         idx = tuple(int(i) for i in np.argwhere(~np.isfinite(np.asarray(_host(x))))[0])
-        raise ValueError(f"{who}: {name} contains NaN or infinity (first at index {idx})")
+        raise NonFiniteError(f"{who}: {name} contains NaN or infinity (first at index {idx})")
     return x
 
 

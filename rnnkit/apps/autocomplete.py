@@ -20,6 +20,7 @@ from typing import NamedTuple
 import numpy as np
 
 from .. import optim
+from ..validation import NonFiniteError
 from ..data.fetch import cache_dir
 from ..data.text import CharVocab
 from ..io.saving import ModelFileError, load_model
@@ -234,10 +235,8 @@ def train(model, train_ids, s: Settings, minutes, position=0, elapsed=0.0, verbo
                 if now - start >= budget:
                     steps.close()
                     break
-    except ValueError as e:          # a layer refusing non-finite values: the weights blew up
-        if "NaN or infinity" in str(e) or "non-finite" in str(e):
-            raise FloatingPointError(DIVERGED) from None
-        raise
+    except NonFiniteError:          # a layer refused non-finite values: the weights blew up
+        raise FloatingPointError(DIVERGED) from None
     except KeyboardInterrupt:
         if bar:
             bar.finish(updates, {"bpc": round(smooth, 3) if smooth else float("nan")})

@@ -120,24 +120,14 @@ def read_members(archive: Path, names) -> dict:
             raise KeyError(sorted(missing)[0])
         return out
     except (KeyError, zipfile.BadZipFile, tarfile.TarError, OSError, EOFError) as e:
-        raise DataUnavailable(f"cannot read {e} from {archive}. Delete the file to "
-                              f"fetch it again.") from None
+        what = repr(next(iter(wanted))) if len(wanted) == 1 else f"{len(wanted)} files"
+        raise DataUnavailable(f"cannot read {what} from {archive} ({type(e).__name__}: {e}). "
+                              f"Delete the file to fetch it again.") from None
 
 
 def read_member(archive: Path, name: str) -> bytes:
     """The bytes of one file inside the archive."""
-    try:
-        if archive.suffix in (".whl", ".zip"):
-            with zipfile.ZipFile(archive) as z:
-                return z.read(name)
-        with tarfile.open(archive) as t:
-            f = t.extractfile(name)
-            if f is None:
-                raise KeyError(name)
-            return f.read()
-    except (KeyError, zipfile.BadZipFile, tarfile.TarError, OSError, EOFError) as e:
-        raise DataUnavailable(f"cannot read {name!r} from {archive}: {e}. Delete the file to "
-                              f"fetch it again.") from None
+    return read_members(archive, [name])[name]
 
 
 def read_csv_rows(archive: Path, name: str):
