@@ -139,19 +139,6 @@ ALWAYS_INLINE float tanh__f32(float x)
 
 ALWAYS_INLINE double tanh__f64(double x) { return tanh(x); }
 
-/* ---- the logistic function.  float: 1 / (1 + e^{-x}), one exp and one division (the
- * argument clamped to ±88, where the result is 0 or 1 in float32 anyway; NaN stays NaN);
- * double: (1 + tanh(x/2)) / 2, as rnnkit's Sigmoid. */
-ALWAYS_INLINE float sigmoid_f32(float x)
-{
-    float t = -x;
-    t = t > 88.0f ? 88.0f : t;
-    t = t < -88.0f ? -88.0f : t;
-    return 1.0f / (1.0f + exp_f32(t));
-}
-
-ALWAYS_INLINE double sigmoid_f64(double x) { return tanh(x * 0.5) * 0.5 + 0.5; }
-
 /* ---- activations by code: the order of rnnkit.kernels.ACTIVATIONS */
 enum { ACT_LINEAR = 0, ACT_TANH = 1, ACT_SIGMOID = 2, ACT_HARD_SIGMOID = 3, ACT_RELU = 4,
        ACT_SOFTSIGN = 5 };

@@ -167,7 +167,7 @@ CLONES static void F(act)(int code, REAL *x, Py_ssize_t n)
     case ACT_TANH:
         for (Py_ssize_t j = 0; j < n; j++) x[j] = F(tanh_)(x[j]);
         break;
-    case ACT_SIGMOID:
+    case ACT_SIGMOID:   /* (1 + tanh(a/2)) / 2, as rnnkit's Sigmoid */
         for (Py_ssize_t j = 0; j < n; j++) x[j] = F(tanh_)(x[j] * (REAL)0.5) * (REAL)0.5 + (REAL)0.5;
         break;
     case ACT_HARD_SIGMOID:
