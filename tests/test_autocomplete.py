@@ -106,7 +106,10 @@ def test_ctrl_c_saves_a_resumable_checkpoint(tmp_path):
     cmd = [sys.executable, "-m", "rnnkit.cli", "autocomplete", "--text", str(SONNETS),
            "--minutes", "5", "--hidden", "16", "--batch", "8", "--bptt", "16", "--model", str(model),
            "--prompt", "x"]
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # SIGINT as a terminal sends it, whatever this process inherited: a test run started as a
+    # background job (`pytest &`, nohup) has SIGINT ignored, and Python keeps it ignored
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.time() + 60
     while time.time() < deadline and "Training a" not in (proc.stdout.readline() or ""):
         pass
