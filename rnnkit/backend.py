@@ -57,7 +57,9 @@ def scatter_add(target, indices, values):
     times faster than np.add.at)."""
     if _current is numpy:
         indices = numpy.asarray(indices)
-        if target.ndim == 2 and indices.ndim == 1 and indices.size and values.ndim == 2:
+        # (negative indices go to np.add.at: -1 and n-1 would be two ids here, one row there)
+        if (target.ndim == 2 and indices.ndim == 1 and indices.size and values.ndim == 2
+                and indices.min() >= 0):
             order = numpy.argsort(indices, kind="stable")
             idx = indices[order]
             starts = numpy.flatnonzero(numpy.r_[True, idx[1:] != idx[:-1]])

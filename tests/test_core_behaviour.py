@@ -529,3 +529,16 @@ def test_time_distributed_dense_equals_dense():
     x = data(28)
     close(td.forward(x), dense.forward(x.reshape(-1, D)).reshape(N, T, 3))
     close(Dense(4, activation="softmax", dtype="float64").forward(x).sum(-1), np.ones((N, T)))
+
+
+def test_scatter_add_matches_np_add_at():
+    """backend.scatter_add sums rows per index (sort + reduceat) as np.add.at does, repeated
+    and negative indices included (-1 is the last row, the same row as n - 1)."""
+    from rnnkit import backend
+    rng = np.random.default_rng(0)
+    values = rng.standard_normal((40, 3))
+    for idx in (rng.integers(0, 7, 40), np.r_[rng.integers(0, 7, 38), -1, 6], np.zeros(40, int)):
+        want = np.ones((7, 3))
+        np.add.at(want, idx, values)
+        got = backend.scatter_add(np.ones((7, 3)), idx, values)
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)

@@ -20,7 +20,6 @@ from typing import NamedTuple
 import numpy as np
 
 from .. import optim
-from ..validation import NonFiniteError
 from ..data.fetch import cache_dir
 from ..data.text import CharVocab
 from ..io.saving import ModelFileError, load_model
@@ -29,6 +28,7 @@ from ..models import Sequential
 from ..progress import ProgressBar, format_duration
 from ..seeding import set_seed
 from ..training import tbptt_steps
+from ..validation import NonFiniteError
 
 CELLS = {"lstm": LSTM, "gru": GRU, "rnn": SimpleRNN}
 MIN_CHARS = 1000           # below this there is not enough text for a training and a validation split
