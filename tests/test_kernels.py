@@ -277,6 +277,23 @@ def test_team_paths_agree(cls, kw, N, dtype, rtol, atol, team_of_two, spy):
     assert_same(fast, ref, rtol=rtol, atol=atol)
 
 
+@pytest.mark.parametrize("N", [10, 32])
+def test_prefetching_products_agree(N, team_of_two, spy):
+    """Weights over 12 MB multiplied with at most 16 rows (a product of its own at N = 10,
+    two chunks of 16 at N = 32) take the packed kernel that prefetches the next panel; K =
+    1000 leaves a last block of 232 rows and 4000 columns a partial last panel: float32
+    rounding only, forward and backward."""
+    rng = np.random.default_rng(5)
+    layer = LSTM(1000, return_sequences=True, seed=6, dtype="float32")
+    x = 2 * rng.standard_normal((N, 3, 8)).astype("float32")
+    layer.build(x.shape)
+    assert layer.params["W"].nbytes > 12 << 20
+    ref = run(layer, x, fast=False)
+    fast = run(layer, x, fast=True)
+    assert len(spy.calls) == 2 and spy.args[0]["threads"] == 2
+    assert_same(fast, ref, rtol=2e-3, atol=2e-4)
+
+
 @pytest.mark.parametrize("dtype,rtol", [("float32", 1e-5), ("float64", 1e-12)])
 def test_matmul_on_the_team(dtype, rtol, team_of_two):
     rng = np.random.default_rng(0)

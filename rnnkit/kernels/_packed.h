@@ -36,6 +36,8 @@
 #define MAX_TEAM MAX_CHUNKS
 #define CHUNK_MIN_ROWS 8                      /* a chunk of the batch has at least 8 samples */
 #define PACKED_MAX_ROWS 64                    /* above: BLAS blocks the products better */
+#define PREFETCH_MAX_ROWS 16                  /* prefetch the weights for products of <= 16 rows */
+#define PREFETCH_MIN_BYTES (12 << 20)         /* whose packed weights are larger than 12 MB */
 
 /* ---- packed weights: blocks of KC rows, panels of NR columns, zero padded */
 typedef struct {
@@ -88,10 +90,13 @@ static void free_b(PackedB *pb)
     pb->data = NULL;
 }
 
-/* ---- the register kernel: C[0:rows, 0:cols] (+)= Ap (MR x kc, k-major) Bp (kc x NR) */
-__attribute__((target("avx2,fma")))
-static void kernel_4x24(Py_ssize_t kc, const float *Ap, const float *Bp, float *C, Py_ssize_t ldc,
-                        int rows, int cols, int accumulate)
+/* ---- the register kernel: C[0:rows, 0:cols] (+)= Ap (MR x kc, k-major) Bp (kc x NR).
+ * pf (or NULL): cache lines to prefetch into L2 meanwhile, one every pf_every values of k */
+__attribute__((target("avx2,fma"), always_inline))
+static inline void kernel_body(Py_ssize_t kc, const float *Ap, const float *Bp, float *C,
+                               Py_ssize_t ldc, int rows, int cols, int accumulate,
+                               const int with_pf, const float *pf, Py_ssize_t pf_lines,
+                               Py_ssize_t pf_every)
 {
     __m256 c00 = _mm256_setzero_ps(), c01 = c00, c02 = c00, c10 = c00, c11 = c00, c12 = c00;
     __m256 c20 = c00, c21 = c00, c22 = c00, c30 = c00, c31 = c00, c32 = c00;
@@ -102,9 +107,20 @@ static void kernel_4x24(Py_ssize_t kc, const float *Ap, const float *Bp, float *
         _mm_prefetch((const char *)(C + r * ldc), _MM_HINT_T0);
         _mm_prefetch((const char *)(C + r * ldc + NR - 1), _MM_HINT_T0);
     }
-    for (Py_ssize_t k = 0; k < kc; k++) {
+    for (Py_ssize_t k = 0, next_pf = 0; k < kc; k++) {
         const float *b = Bp + k * NR, *a = Ap + k * MR;
+        if (with_pf && k == next_pf && pf_lines > 0) {
+            _mm_prefetch((const char *)pf, _MM_HINT_T1);
+            pf += 16;
+            pf_lines--;
+            next_pf += pf_every;
+        }
         __m256 b0 = _mm256_load_ps(b), b1 = _mm256_load_ps(b + 8), b2 = _mm256_load_ps(b + 16);
+        /* Hold the row of B in registers.  Without this, GCC tuned for AMD Zen
+         * (-march=native) folds the three loads into the twelve multiply-adds as memory
+         * operands: 16 loads per 12 FMAs instead of 7, and the loads set the pace (a lone
+         * product measured 1.2-1.35x slower; the default build kept them in registers). */
+        __asm__("" : "+x"(b0), "+x"(b1), "+x"(b2));
         __m256 x = _mm256_broadcast_ss(a);
         c00 = _mm256_fmadd_ps(x, b0, c00); c01 = _mm256_fmadd_ps(x, b1, c01); c02 = _mm256_fmadd_ps(x, b2, c02);
         x = _mm256_broadcast_ss(a + 1);
@@ -134,6 +150,23 @@ static void kernel_4x24(Py_ssize_t kc, const float *Ap, const float *Bp, float *
     }
 }
 
+/* the kernel without prefetching (weights in L2) and with it: two copies, no test in the
+ * inner loop of the first */
+__attribute__((target("avx2,fma")))
+static void kernel_4x24(Py_ssize_t kc, const float *Ap, const float *Bp, float *C, Py_ssize_t ldc,
+                        int rows, int cols, int accumulate)
+{
+    kernel_body(kc, Ap, Bp, C, ldc, rows, cols, accumulate, 0, NULL, 0, 1);
+}
+
+__attribute__((target("avx2,fma")))
+static void kernel_4x24_pf(Py_ssize_t kc, const float *Ap, const float *Bp, float *C,
+                           Py_ssize_t ldc, int rows, int cols, int accumulate, const float *pf,
+                           Py_ssize_t pf_lines, Py_ssize_t pf_every)
+{
+    kernel_body(kc, Ap, Bp, C, ldc, rows, cols, accumulate, 1, pf, pf_lines, pf_every);
+}
+
 /* ---- one product, split by panels: C (M x Nc) = Ap op(B) + beta C */
 typedef struct {
     Py_ssize_t M;
@@ -144,20 +177,46 @@ typedef struct {
     Py_ssize_t ldc;
 } Product;
 
+/* Weights larger than a core's L2 come from L3, or memory, at every step.  With only a few
+ * row blocks per product, the first row block multiplied with a panel waits for each of its
+ * lines and the others are too few to hide it.  For such products (at most
+ * PREFETCH_MAX_ROWS rows, packed weights over PREFETCH_MIN_BYTES) the kernel prefetches
+ * the panel that comes next while it works on the current one, a share of its lines in each
+ * row block's call.  Measured on the 2-core EPYC of BENCHMARKS.md: LSTM, H = 1024 (16 MB),
+ * 16 rows a thread: about 1.15-1.3x faster per step, training and inference; with 64 rows a
+ * thread, or with the 4-8 MB weights of SimpleRNN and GRU at H = 1024, whole layers ran up
+ * to 1.2x slower with it, hence the two limits. */
 static void product_part(const Product *w, Py_ssize_t p0, Py_ssize_t p1)
 {
     const PackedB *B = w->B;
+    const int prefetch = w->M <= PREFETCH_MAX_ROWS
+                         && (double)B->K * (double)B->np * NR * sizeof(float) > PREFETCH_MIN_BYTES;
+    const Py_ssize_t row_blocks = (w->M + MR - 1) / MR;
     for (Py_ssize_t k0 = 0; k0 < B->K; k0 += KC) {
         Py_ssize_t kc = B->K - k0 < KC ? B->K - k0 : KC;
         int accumulate = k0 > 0 || w->beta != 0.0f;
+        Py_ssize_t lines = kc * NR * sizeof(float) / 64;                 /* of one panel */
+        Py_ssize_t per_call = (lines + row_blocks - 1) / row_blocks;
+        Py_ssize_t every = kc / per_call > 0 ? kc / per_call : 1;
         for (Py_ssize_t p = p0; p < p1; p++) {
-            const float *bp = B->data + (k0 * B->np + p * kc) * NR;
+            const float *bp = B->data + (k0 * B->np + p * kc) * NR, *next = NULL;
+            if (prefetch && p + 1 < p1)                                  /* this block's next panel */
+                next = bp + kc * NR;
+            else if (prefetch && k0 + KC < B->K)                         /* the next block's first */
+                next = B->data + ((k0 + KC) * B->np + p0 * (B->K - k0 - KC < KC ? B->K - k0 - KC : KC)) * NR;
             Py_ssize_t c0 = p * NR;
             int cols = (int)(B->Nc - c0 < NR ? B->Nc - c0 : NR);
-            for (Py_ssize_t i = 0; i < w->M; i += MR) {
+            for (Py_ssize_t i = 0, r = 0; i < w->M; i += MR, r++) {
                 int rows = (int)(w->M - i < MR ? w->M - i : MR);
-                kernel_4x24(kc, w->Ap + k0 * w->Mp + i * kc, bp, w->C + i * w->ldc + c0, w->ldc,
-                            rows, cols, accumulate);
+                Py_ssize_t first = r * per_call, n = 0;
+                if (next && first < lines)
+                    n = lines - first < per_call ? lines - first : per_call;
+                if (n)
+                    kernel_4x24_pf(kc, w->Ap + k0 * w->Mp + i * kc, bp, w->C + i * w->ldc + c0,
+                                   w->ldc, rows, cols, accumulate, next + first * 16, n, every);
+                else
+                    kernel_4x24(kc, w->Ap + k0 * w->Mp + i * kc, bp, w->C + i * w->ldc + c0,
+                                w->ldc, rows, cols, accumulate);
             }
         }
     }
