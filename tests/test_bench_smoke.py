@@ -86,3 +86,35 @@ def test_training_benchmark_quick(tmp_path):
     assert r["rnnkit"]["seconds"][0] > 0
     if len(frameworks) == 2:
         assert r["same_first_loss"], r["first_loss"]
+
+
+def test_packed_gemm_microbenchmark_builds_and_agrees(tmp_path):
+    """benchmarks/packed_gemm.c (the packed product alone against OpenBLAS, quoted in
+    BENCHMARKS.md) compiles against the kernel as it is and gives OpenBLAS's numbers:
+    rows not a multiple of 4, K over one 256-row block, a partial last panel."""
+    import glob
+    import shutil
+    import sysconfig
+
+    import numpy
+
+    cc = shutil.which(sysconfig.get_config_var("CC").split()[0]) or shutil.which("gcc")
+    libs = glob.glob(os.path.join(os.path.dirname(numpy.__file__), "..", "numpy.libs",
+                                  "libscipy_openblas64_*.so"))
+    if cc is None or not libs or sys.platform != "linux":
+        pytest.skip("needs a C compiler and the OpenBLAS of NumPy's Linux wheel")
+    exe = tmp_path / "packed_gemm"
+    src = os.path.join(ROOT, "benchmarks", "packed_gemm.c")
+    for defs in ([], ["-DPREFETCH_MIN_BYTES=0"]):              # with the prefetching kernel too
+        build = subprocess.run([cc, "-O3", "-fno-trapping-math", *defs, src, "-o", str(exe), libs[0],
+                                "-lpthread", f"-Wl,-rpath,{os.path.dirname(libs[0])}"],
+                               capture_output=True, text=True, timeout=120)
+        assert build.returncode == 0, build.stderr[-3000:]
+        run = subprocess.run([str(exe), "7", "300", "50", "0.01"], capture_output=True, text=True,
+                             timeout=60)
+        if run.returncode == 2:
+            pytest.skip("this CPU has no AVX2/FMA: the packed kernel is not used")
+        assert run.returncode == 0, run.stderr
+        assert "packed" in run.stdout and "OpenBLAS" in run.stdout
+        err = float(run.stdout.rsplit("product ", 1)[1].rstrip(")\n"))
+        assert err < 1e-3, run.stdout

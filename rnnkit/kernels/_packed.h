@@ -36,8 +36,12 @@
 #define MAX_TEAM MAX_CHUNKS
 #define CHUNK_MIN_ROWS 8                      /* a chunk of the batch has at least 8 samples */
 #define PACKED_MAX_ROWS 64                    /* above: BLAS blocks the products better */
+#ifndef PREFETCH_MAX_ROWS                     /* (benchmarks/packed_gemm.c sets them) */
 #define PREFETCH_MAX_ROWS 16                  /* prefetch the weights for products of <= 16 rows */
+#endif
+#ifndef PREFETCH_MIN_BYTES
 #define PREFETCH_MIN_BYTES (12 << 20)         /* whose packed weights are larger than 12 MB */
+#endif
 
 /* ---- packed weights: blocks of KC rows, panels of NR columns, zero padded */
 typedef struct {
