@@ -19,7 +19,7 @@ passes through the carry untouched and nothing reaches that step's weights.
 """
 from __future__ import annotations
 
-from . import kernels
+from . import backend, kernels
 from .backend import xp
 
 
@@ -56,17 +56,24 @@ class Trace:
 
 
 def forward(cell, params, xw, initial_states, mask=None, rec_mask=None, overwrite_xw=False,
-            bias=None) -> Trace:
+            bias=None, x=None) -> Trace:
     """Run ``cell`` over all T steps of ``xw + bias`` (T, N, G) from ``initial_states``.
     ``bias`` (G,) or None: the input bias b, if ``xw`` does not hold it already (the
     compiled loops add it to each step's pre-activations while they are in cache).
     ``overwrite_xw``: the caller no longer needs ``xw`` (the loops may then compute the
-    gates in place in it)."""
-    T, N = xw.shape[:2]
-    trace = Trace(T, N, xw.dtype, cell.state_sizes, mask, rec_mask)
+    gates in place in it).  ``xw`` None and ``x`` (T, N, D) given: the projections are
+    x_t U with U = params["U"], which the compiled LSTM loop computes step by step inside
+    the loop (no (T, N, G) pass of its own); otherwise they are computed here first."""
+    T, N = (x if xw is None else xw).shape[:2]
+    trace = Trace(T, N, (x if xw is None else xw).dtype, cell.state_sizes, mask, rec_mask)
     cell.allocate(trace)
     for s, s0 in zip(trace.states, initial_states):
         s[0] = s0
+    if xw is None:
+        if kernels.forward(cell, params, trace, None, bias=bias, x=x):
+            return trace
+        xw = backend.matmul(x.reshape(T * N, -1), params["U"]).reshape(T, N, -1)
+        overwrite_xw = True
     if kernels.forward(cell, params, trace, xw, overwrite_xw, bias):  # the same loop, compiled
         return trace
     np_ = trace.xp

@@ -145,6 +145,66 @@ def test_compiled_loops_match_numpy_loops(case, option, N, dtype, rtol, atol, sp
     assert_same(fast, ref, rtol, atol)
 
 
+def infer(layer, x, *, fast, mask=None, initial_state=None, seed=0):
+    """forward with training=False, then backward: inference computes x_t U inside the
+    compiled LSTM loop, and a backward after it must still see the same trace."""
+    layer = copy.deepcopy(layer)
+    ctx = kernels.numpy_loops() if not fast else _nothing()
+    with ctx:
+        out = layer.forward(x, mask=mask, initial_state=initial_state)
+        outs = out if isinstance(out, list) else [out]
+        rng = np.random.default_rng(seed)
+        dys = [rng.standard_normal(o.shape).astype(o.dtype) for o in outs]
+        dx = layer.backward(dys if isinstance(out, list) else dys[0])
+    return {"out": outs, "dx": dx, "grads": dict(layer.grads),
+            "d_init": list(layer.initial_state_grads)}
+
+
+LSTM_CASES = sorted(c for c in CASES if c.startswith("lstm"))
+
+
+@pytest.mark.parametrize("dtype,rtol,atol", [("float64", 1e-10, 1e-12), ("float32", 2e-4, 2e-5)])
+@pytest.mark.parametrize("option", ["plain", "last", "mask", "mask-zero-output",
+                                    "backwards-mask", "state"])
+@pytest.mark.parametrize("case", LSTM_CASES)
+@pytest.mark.parametrize("N", [1, 6, 20])
+def test_lstm_inference_computes_x_u_in_the_loop(case, option, N, dtype, rtol, atol, spy):
+    """float32 inference with at least 4 rows hands the compiled LSTM loop x itself (x_t U
+    per step with packed U; chunks of the batch at N = 20 with two threads): the NumPy
+    loops' outputs, and the same gradients from a backward that follows."""
+    opt = OPTIONS[option]
+    rng = np.random.default_rng(hash((case, option, N, "infer")) % 2**32)
+    T, D = 9, 4
+    layer = CASES[case](dtype=dtype, seed=3, **opt["layer"])
+    x = rng.standard_normal((N, T, D)).astype(dtype)
+    layer.build(x.shape)
+    mask = make_mask(N, T, rng) if opt["mask"] else None
+    init = None
+    if opt.get("init"):
+        init = [rng.standard_normal((N, s)).astype(dtype) for s in layer.state_sizes]
+    ref = infer(layer, x, fast=False, mask=mask, initial_state=init)
+    fast = infer(layer, x, fast=True, mask=mask, initial_state=init)
+    assert spy.calls == [("forward", "lstm"), ("backward", "lstm")]
+    if dtype == "float32" and N >= 4:                      # else one product before the loop
+        assert spy.args[0]["x"] and spy.args[0]["D"] == D and "xw" not in spy.args[0]
+    else:
+        assert "x" not in spy.args[0] and spy.args[0]["xw"]
+    assert_same(fast, ref, rtol, atol)
+    trained = run(layer, x, fast=True, mask=mask, initial_state=init)    # xw computed first
+    assert_same(fast, trained, rtol, atol)
+
+
+def test_only_lstm_inference_takes_x(spy):
+    """SimpleRNN and GRU inference, and every training forward, get x U from one product
+    before the loop, as before."""
+    x = np.random.default_rng(0).standard_normal((5, 4, 3)).astype("float32")
+    for layer in (SimpleRNN(6, seed=1), GRU(6, seed=1), LSTM(6, seed=1)):
+        layer.forward(x)
+        layer.forward(x, training=True)
+    xs = [bool(a.get("x")) for a in spy.args]
+    assert xs == [False, False, False, False, True, False]
+
+
 @pytest.fixture(params=[True, False], ids=["packed", "blas"])
 def packed(request):
     """float32 products with packed weights on the loops' own threads, or BLAS calls."""

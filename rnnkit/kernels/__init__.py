@@ -410,12 +410,16 @@ def _setup(cell, params, trace):
     return kind, args, keep
 
 
-def forward(cell, params, trace, xw, overwrite_xw=False, bias=None) -> bool:
+def forward(cell, params, trace, xw, overwrite_xw=False, bias=None, x=None) -> bool:
     """Run the forward loop of ``bptt.forward`` compiled: fill ``trace`` (whose initial
     states are set) from the input projections ``xw`` (T, N, G), plus ``bias`` (G,) if
     given, added inside the loop.  With ``overwrite_xw`` the gates are computed in place
     in ``xw``, which becomes the trace's gate cache (no copy, one buffer less).
-    False: not handled."""
+    ``x`` (T, N, D) instead of ``xw`` (LSTM only): each step's x_t U is computed inside the
+    loop, straight into that step's gates (U = params["U"]).  Taken in float32 with at least
+    4 rows (the packed kernel's products); with fewer rows each step's x_t U would be a
+    matrix-vector product that reads all of U again, slower than one product before the
+    loop.  False: not handled."""
     setup = _setup(cell, params, trace)
     if setup is None:
         return False
@@ -426,6 +430,18 @@ def forward(cell, params, trace, xw, overwrite_xw=False, bias=None) -> bool:
             return False
         keep.append(bias)
         args["b_in"] = _addr(bias)
+    if x is not None:
+        U = params["U"]
+        if (kind != "lstm" or trace.dtype != np.float32 or trace.N < 4
+                or not isinstance(x, np.ndarray) or not isinstance(U, np.ndarray)
+                or x.dtype != trace.dtype or U.dtype != trace.dtype or not x.flags.c_contiguous
+                or not U.flags.c_contiguous or U.ndim != 2 or U.shape[0] == 0
+                or x.shape != (trace.T, trace.N, U.shape[0]) or U.shape[1] != cell.width):
+            return False
+        keep += [x, U]
+        args.update(x=_addr(x), U=_addr(U), D=U.shape[0])
+        _loops.forward(kind, args)
+        return True
     xw, st, sn = _rows(xw, trace.dtype)
     keep.append(xw)
     args.update(xw=_addr(xw), xw_st=st, xw_sn=sn)

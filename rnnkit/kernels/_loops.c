@@ -151,6 +151,7 @@ typedef struct {
     int threads;                    /* threads the loop may use (the team's size) */
     int own_threads;                /* 1: BLAS is held at one thread, the team does it all */
     char *xw; Py_ssize_t xw_st, xw_sn;
+    char *x, *U; Py_ssize_t D;      /* LSTM forward: x (T, N, D) and U instead of xw (x_t U per step) */
     char *W, *b_in, *b_rec, *Pm;   /* b_in: the input bias b, added in the loop (or NULL: in xw) */
     char *h, *c;
     char *gates, *act_c, *m, *hn, *rh, *dh_cache, *dhn;
@@ -241,6 +242,7 @@ static int parse_args(PyObject *d, LoopArgs *a, int *itemsize)
     GET("act", act, int); GET("rec_act", rec_act, int); GET("reset_after", reset_after, int);
     GET("threads", threads, int); GET("own_threads", own_threads, int);
     GET("xw", xw, char *); GET("xw_st", xw_st, Py_ssize_t); GET("xw_sn", xw_sn, Py_ssize_t);
+    GET("x", x, char *); GET("U", U, char *); GET("D", D, Py_ssize_t);
     GET("W", W, char *); GET("b_in", b_in, char *); GET("b_rec", b_rec, char *); GET("Pm", Pm, char *);
     GET("h", h, char *); GET("c", c, char *);
     GET("gates", gates, char *); GET("act_c", act_c, char *); GET("m", m, char *);

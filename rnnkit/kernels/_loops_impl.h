@@ -410,6 +410,7 @@ static int F(lstm_forward)(const LoopArgs *a, Products *pr)
     const Py_ssize_t T = a->T, N = a->N, NT = a->NT, H = a->H, G = 4 * a->H;
     const Py_ssize_t Hs = a->P ? a->P : H;                 /* size of h */
     const REAL *W = (const REAL *)a->W, *Pm = (const REAL *)a->Pm;
+    const int slot_U = a->P ? 2 : 1;                       /* loop_packs: W, P, U */
     REAL *h = (REAL *)a->h, *c = (REAL *)a->c;
     REAL *buf = a->rec_mask ? (REAL *)malloc((size_t)(N * Hs) * sizeof(REAL)) : NULL;
     if (a->rec_mask && !buf)
@@ -421,7 +422,11 @@ static int F(lstm_forward)(const LoopArgs *a, Products *pr)
         REAL *act_c = (REAL *)a->act_c + t * NT * H;
         REAL *m = a->P ? (REAL *)a->m + t * NT * H : NULL;
         const REAL *hd = F(rec_input)(a, h_prev, buf, Hs);
-        F(copy_xw)(a, t, z, G);
+        if (a->x)                                           /* x_t U here, while z is in cache */
+            F(product)(pr, slot_U, 0, N, G, a->D, (const REAL *)a->x + t * NT * a->D, a->D,
+                       (const REAL *)a->U, G, (REAL)0, z, G);
+        else
+            F(copy_xw)(a, t, z, G);
         F(product)(pr, 0, 0, N, G, Hs, hd, Hs, W, G, (REAL)1, z, G);   /* a = x_t U + b + h_{t-1} W */
         for (Py_ssize_t n = 0; n < N; n++) {
             REAL *zi = z + n * G;
@@ -686,6 +691,10 @@ static int F(loop_packs)(const LoopArgs *a, int cell, int backward, PackSpec *sp
             if (a->P)
                 sp[n++] = (PackSpec){Pm, 0, H, Hs, Hs};                 /* P */
             *Kmax = H;
+            if (a->x) {                                                 /* U */
+                sp[n++] = (PackSpec){(const REAL *)a->U, 0, a->D, G, G};
+                *Kmax = a->D > H ? a->D : H;
+            }
         } else {
             sp[n++] = (PackSpec){W, 1, G, Hs, G};                       /* Wᵀ */
             if (a->P)
@@ -718,7 +727,7 @@ static LoopArgs F(chunk_args)(const LoopArgs *a, int cell, Py_ssize_t n0, Py_ssi
     ca.N = n1 - n0;
 #define OFFSET(field, width) \
     if (ca.field) ca.field += (size_t)(n0 * (width)) * sizeof(REAL)
-    OFFSET(xw, a->xw_sn); OFFSET(dout, a->dout_sn);
+    OFFSET(xw, a->xw_sn); OFFSET(x, a->D); OFFSET(dout, a->dout_sn);
     OFFSET(h, Hs); OFFSET(c, H); OFFSET(gates, G); OFFSET(act_c, H); OFFSET(m, H);
     OFFSET(hn, H); OFFSET(rh, H); OFFSET(dh_cache, Hs); OFFSET(dhn, H); OFFSET(dxw, G);
     OFFSET(rec_mask, Hs); OFFSET(dh, Hs); OFFSET(dc, H);

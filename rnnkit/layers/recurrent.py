@@ -201,11 +201,16 @@ class Recurrent(Layer):
             X = X * x_mask                                         # the same mask at every step
         X2 = np_.ascontiguousarray(X).reshape(T * N, D)
         p = self.params
-        xw = backend.matmul(X2, p["U"])                            # x_t U for all t: one product
-        xw = xw.reshape(T, N, self.cell.width)                     # (+ b: added inside the loop)
-
-        trace = bptt.forward(self.cell, p, xw, s0, m, rec_mask, overwrite_xw=True,
-                             bias=p["b"] if self.use_bias else None)
+        bias = p["b"] if self.use_bias else None                  # (added inside the loop)
+        if training:
+            xw = backend.matmul(X2, p["U"])                        # x_t U for all t: one product
+            xw = xw.reshape(T, N, self.cell.width)
+            trace = bptt.forward(self.cell, p, xw, s0, m, rec_mask, overwrite_xw=True, bias=bias)
+        else:
+            # inference: the compiled LSTM loop computes each x_t U itself, into the step's
+            # gates while they are in cache (measured faster there; the trace is the same)
+            trace = bptt.forward(self.cell, p, None, s0, m, rec_mask, bias=bias,
+                                 x=X2.reshape(T, N, D))
 
         final = [s[T] for s in trace.states]
         self.final_states = final
