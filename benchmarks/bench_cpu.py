@@ -31,6 +31,7 @@ Benchmarks are never timed tests: nothing here asserts a speed.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import math
 import os
@@ -892,6 +893,12 @@ def main(argv=None):
     if args.worker:
         worker_main(args.worker, args.threads)
         return
+    missing = [fw for fw in args.frameworks if importlib.util.find_spec(fw) is None]
+    if missing:                              # say so here, not as a worker's broken pipe
+        sys.exit(f"bench_cpu.py: --frameworks {' '.join(args.frameworks)}: {', '.join(missing)} "
+                 f"is not installed in this Python ({sys.executable}); pip install -e "
+                 f"\".[test,bench]\" installs torch==2.13.0, or --frameworks rnnkit times rnnkit "
+                 f"alone")
     if args.quick and args.peak_seconds == 2.0:
         args.peak_n, args.peak_seconds = 256, 0.05
     if args.memory:

@@ -2,8 +2,10 @@
 
 A recurrent layer hands over the input projections of all steps at once,
 
-    XW[t] = x_t U + b          (T, N, G): one large matrix product, done by the layer,
+    XW[t] = x_t U + b          (T, N, G): one large matrix product, done by the layer
 
+(or x itself with U, at inference: the compiled LSTM loop then forms each x_t U inside
+the loop, while that step's gates are in cache; the NumPy loops get XW as above),
 and a cell that knows one step of its recurrence (``cells/``).  ``forward`` runs
 the recurrence step by step and keeps, in a ``Trace``, what the reverse loop
 needs; ``backward`` walks the steps in reverse, applying the chain rule

@@ -118,3 +118,13 @@ def test_packed_gemm_microbenchmark_builds_and_agrees(tmp_path):
         assert "packed" in run.stdout and "OpenBLAS" in run.stdout
         err = float(run.stdout.rsplit("product ", 1)[1].rstrip(")\n"))
         assert err < 1e-3, run.stdout
+
+
+def test_a_framework_that_is_not_installed_is_named(monkeypatch, capsys):
+    bench = load_bench()
+    real = bench.importlib.util.find_spec
+    monkeypatch.setattr(bench.importlib.util, "find_spec",
+                        lambda name, *a: None if name == "torch" else real(name, *a))
+    with pytest.raises(SystemExit) as e:
+        bench.main(["--quick", "--frameworks", "rnnkit", "torch"])
+    assert "torch is not installed" in str(e.value) and "--frameworks rnnkit" in str(e.value)

@@ -3,7 +3,8 @@
 Each layer is a thin shell around a cell (the math of one step, ``rnnkit.cells``)
 and the BPTT loops (``rnnkit.bptt``).  The shell does what is the same for every
 recurrence: checking shapes, the input projection of all steps at once
-(XW = X U + b, one matrix product), direction (go_backwards), masks, initial and
+(XW = X U + b, one matrix product; at inference the compiled LSTM loop forms each
+x_t U itself, see ``bptt.forward``), direction (go_backwards), masks, initial and
 carried (stateful) states, variational dropout, and the input-side gradients
 after the reverse loop (dU = Xᵀ dXW, db = Σ dXW, dX = dXW Uᵀ).
 
