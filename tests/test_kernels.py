@@ -52,12 +52,13 @@ def spy(monkeypatch):
     return s
 
 
-def run(layer, x, *, fast, mask=None, initial_state=None, seed=0):
-    """forward (training) + backward with a random upstream gradient; everything returned."""
+def run(layer, x, *, fast, mask=None, initial_state=None, seed=0, training=True):
+    """forward (training, or inference with ``training=False``) + backward with a random
+    upstream gradient; everything returned."""
     layer = copy.deepcopy(layer)           # the same weights and random generator each time
     ctx = kernels.numpy_loops() if not fast else _nothing()
     with ctx:
-        out = layer.forward(x, training=True, mask=mask, initial_state=initial_state)
+        out = layer.forward(x, training=training, mask=mask, initial_state=initial_state)
         outs = out if isinstance(out, list) else [out]
         rng = np.random.default_rng(seed)
         dys = [rng.standard_normal(o.shape).astype(o.dtype) for o in outs]
@@ -122,13 +123,10 @@ OPTIONS = {
 }
 
 
-@pytest.mark.parametrize("dtype,rtol,atol", [("float64", 1e-10, 1e-12), ("float32", 2e-4, 2e-5)])
-@pytest.mark.parametrize("option", sorted(OPTIONS))
-@pytest.mark.parametrize("case", sorted(CASES))
-@pytest.mark.parametrize("N", [1, 3, 6])   # float32 with 6 rows: the packed products
-def test_compiled_loops_match_numpy_loops(case, option, N, dtype, rtol, atol, spy):
+def make_case(case, option, N, dtype, *salt):
+    """A built layer of CASES with OPTIONS, its input (N, T=9, D=4), mask and initial states."""
     opt = OPTIONS[option]
-    rng = np.random.default_rng(hash((case, option, N)) % 2**32)
+    rng = np.random.default_rng(hash((case, option, N, *salt)) % 2**32)
     T, D = 9, 4
     layer = CASES[case](dtype=dtype, seed=3, **opt["layer"])
     x = rng.standard_normal((N, T, D)).astype(dtype)
@@ -137,27 +135,21 @@ def test_compiled_loops_match_numpy_loops(case, option, N, dtype, rtol, atol, sp
     init = None
     if opt.get("init"):
         init = [rng.standard_normal((N, s)).astype(dtype) for s in layer.state_sizes]
+    return layer, x, mask, init
+
+
+@pytest.mark.parametrize("dtype,rtol,atol", [("float64", 1e-10, 1e-12), ("float32", 2e-4, 2e-5)])
+@pytest.mark.parametrize("option", sorted(OPTIONS))
+@pytest.mark.parametrize("case", sorted(CASES))
+@pytest.mark.parametrize("N", [1, 3, 6])   # float32 with 6 rows: the packed products
+def test_compiled_loops_match_numpy_loops(case, option, N, dtype, rtol, atol, spy):
+    layer, x, mask, init = make_case(case, option, N, dtype)
     ref = run(layer, x, fast=False, mask=mask, initial_state=init)
     assert spy.calls == []
     fast = run(layer, x, fast=True, mask=mask, initial_state=init)
     kind = {"SimpleRNN": "simple", "LSTM": "lstm", "GRU": "gru"}[type(layer).__name__]
     assert spy.calls == [("forward", kind), ("backward", kind)]
     assert_same(fast, ref, rtol, atol)
-
-
-def infer(layer, x, *, fast, mask=None, initial_state=None, seed=0):
-    """forward with training=False, then backward: inference computes x_t U inside the
-    compiled LSTM loop, and a backward after it must still see the same trace."""
-    layer = copy.deepcopy(layer)
-    ctx = kernels.numpy_loops() if not fast else _nothing()
-    with ctx:
-        out = layer.forward(x, mask=mask, initial_state=initial_state)
-        outs = out if isinstance(out, list) else [out]
-        rng = np.random.default_rng(seed)
-        dys = [rng.standard_normal(o.shape).astype(o.dtype) for o in outs]
-        dx = layer.backward(dys if isinstance(out, list) else dys[0])
-    return {"out": outs, "dx": dx, "grads": dict(layer.grads),
-            "d_init": list(layer.initial_state_grads)}
 
 
 LSTM_CASES = sorted(c for c in CASES if c.startswith("lstm"))
@@ -172,21 +164,12 @@ def test_lstm_inference_computes_x_u_in_the_loop(case, option, N, dtype, rtol, a
     """float32 inference with at least 4 rows hands the compiled LSTM loop x itself (x_t U
     per step with packed U; chunks of the batch at N = 20 with two threads): the NumPy
     loops' outputs, and the same gradients from a backward that follows."""
-    opt = OPTIONS[option]
-    rng = np.random.default_rng(hash((case, option, N, "infer")) % 2**32)
-    T, D = 9, 4
-    layer = CASES[case](dtype=dtype, seed=3, **opt["layer"])
-    x = rng.standard_normal((N, T, D)).astype(dtype)
-    layer.build(x.shape)
-    mask = make_mask(N, T, rng) if opt["mask"] else None
-    init = None
-    if opt.get("init"):
-        init = [rng.standard_normal((N, s)).astype(dtype) for s in layer.state_sizes]
-    ref = infer(layer, x, fast=False, mask=mask, initial_state=init)
-    fast = infer(layer, x, fast=True, mask=mask, initial_state=init)
+    layer, x, mask, init = make_case(case, option, N, dtype, "infer")
+    ref = run(layer, x, fast=False, mask=mask, initial_state=init, training=False)
+    fast = run(layer, x, fast=True, mask=mask, initial_state=init, training=False)
     assert spy.calls == [("forward", "lstm"), ("backward", "lstm")]
     if dtype == "float32" and N >= 4:                      # else one product before the loop
-        assert spy.args[0]["x"] and spy.args[0]["D"] == D and "xw" not in spy.args[0]
+        assert spy.args[0]["x"] and spy.args[0]["D"] == x.shape[2] and "xw" not in spy.args[0]
     else:
         assert "x" not in spy.args[0] and spy.args[0]["xw"]
     assert_same(fast, ref, rtol, atol)
