@@ -128,3 +128,17 @@ def test_a_framework_that_is_not_installed_is_named(monkeypatch, capsys):
     with pytest.raises(SystemExit) as e:
         bench.main(["--quick", "--frameworks", "rnnkit", "torch"])
     assert "torch is not installed" in str(e.value) and "--frameworks rnnkit" in str(e.value)
+
+
+def test_ab_layers_runs_and_names_bad_shapes():
+    """benchmarks/ab_layers.py (the A/B of whole layers BENCHMARKS.md quotes) runs this
+    checkout against itself on a tiny shape, and refuses a shape it cannot read."""
+    script = os.path.join(ROOT, "benchmarks", "ab_layers.py")
+    cmd = [sys.executable, script, "--a", ROOT, "--b", ROOT, "--rounds", "2", "--seconds", "0.01"]
+    proc = subprocess.run(cmd + ["--shapes", "4 3 8 lstm", "5 2 6 gru"], capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rows = [l for l in proc.stdout.splitlines() if l.startswith("| 4 |") or l.startswith("| 5 |")]
+    assert len(rows) == 2 and rows[0].startswith("| 4 | 3 | 8 | lstm |")
+    bad = subprocess.run(cmd + ["--shapes", "4 3 lstm"], capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 2 and "'N T H' or 'N T H CELL'" in bad.stderr and "'4 3 lstm'" in bad.stderr

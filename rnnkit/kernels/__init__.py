@@ -420,6 +420,9 @@ def forward(cell, params, trace, xw, overwrite_xw=False, bias=None, x=None) -> b
     4 rows (the packed kernel's products); with fewer rows each step's x_t U would be a
     matrix-vector product that reads all of U again, slower than one product before the
     loop.  False: not handled."""
+    if x is not None and (_CELLS.get(type(cell)) != "lstm" or trace.N < 4
+                          or np.dtype(trace.dtype) != np.float32):
+        return False                       # before _setup: the caller falls back at once
     setup = _setup(cell, params, trace)
     if setup is None:
         return False
@@ -432,8 +435,7 @@ def forward(cell, params, trace, xw, overwrite_xw=False, bias=None, x=None) -> b
         args["b_in"] = _addr(bias)
     if x is not None:
         U = params["U"]
-        if (kind != "lstm" or trace.dtype != np.float32 or trace.N < 4
-                or not isinstance(x, np.ndarray) or not isinstance(U, np.ndarray)
+        if (not isinstance(x, np.ndarray) or not isinstance(U, np.ndarray)
                 or x.dtype != trace.dtype or U.dtype != trace.dtype or not x.flags.c_contiguous
                 or not U.flags.c_contiguous or U.ndim != 2 or U.shape[0] == 0
                 or x.shape != (trace.T, trace.N, U.shape[0]) or U.shape[1] != cell.width):

@@ -154,8 +154,8 @@ static inline void kernel_body(Py_ssize_t kc, const float *Ap, const float *Bp, 
     }
 }
 
-/* the kernel without prefetching (weights in L2) and with it: two copies, no test in the
- * inner loop of the first */
+/* the kernel without prefetching and with it: two copies, so that the first has no test in
+ * its inner loop */
 __attribute__((target("avx2,fma")))
 static void kernel_4x24(Py_ssize_t kc, const float *Ap, const float *Bp, float *C, Py_ssize_t ldc,
                         int rows, int cols, int accumulate)
@@ -188,7 +188,7 @@ typedef struct {
  * the panel that comes next while it works on the current one, a share of its lines in each
  * row block's call.  Measured on the 2-core EPYC of BENCHMARKS.md: LSTM, H = 1024 (16 MB),
  * 16 rows a thread: about 1.15-1.3x faster per step, training and inference; with 64 rows a
- * thread, or with the 4-8 MB weights of SimpleRNN and GRU at H = 1024, whole layers ran up
+ * thread, or with the 4-12 MB weights of SimpleRNN and GRU at H = 1024, whole layers ran up
  * to 1.2x slower with it, hence the two limits. */
 static void product_part(const Product *w, Py_ssize_t p0, Py_ssize_t p1)
 {
