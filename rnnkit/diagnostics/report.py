@@ -48,7 +48,7 @@ def _jsonable(obj):
 
 
 def write_json(data, path):
-    from ..io.saving import atomic_write
+    from ..atomicfile import atomic_write
     text = json.dumps(_jsonable(data), indent=1)
     atomic_write(path, lambda f: f.write(text.encode("utf-8")))
     return path

@@ -24,6 +24,7 @@ import zipfile
 import numpy as np
 
 from .. import backend
+from ..atomicfile import atomic_write
 
 FORMAT = "rnnkit-model"
 FORMAT_VERSION = 1
@@ -32,30 +33,6 @@ HEADER = "__rnnkit__"
 
 class ModelFileError(ValueError):
     """A file that is not a readable rnnkit model."""
-
-
-def atomic_write(path, write):
-    """Call ``write(fileobj)`` on a temporary file next to ``path``, then rename it over
-    ``path``.  The old file stays intact if anything fails."""
-    path = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".part", dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)          # as open() would have made it, not mkstemp's 0600
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
 
 
 def _rng_states(model):
