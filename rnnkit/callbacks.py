@@ -37,6 +37,7 @@ class History(Callback):
         self.history: dict[str, list] = {}
         self.steps: dict[str, list] = {}
         self.epoch: list[int] = []
+        self.stop_reason = None       # why training stopped early (TerminateOnNaN's message)
 
     def on_train_begin(self, logs=None):
         pass
@@ -85,7 +86,19 @@ class TerminateOnNaN(Callback):
                         f"stopped before this step's update. Try a lower learning rate or "
                         f"gradient clipping (clip_global_norm=...).")
         print(self.message)
+        history = getattr(self.model, "history", None)
+        if isinstance(history, History):
+            history.stop_reason = self.message
         self.model.stop_training = True
+
+
+def _finite(value):
+    """A monitored value that can be compared: a finite real number.  NaN or inf (an epoch
+    stopped by TerminateOnNaN) is never the best, never an improvement."""
+    try:
+        return math.isfinite(value)
+    except TypeError:
+        raise TypeError(f"a monitored value must be a number; got {value!r}") from None
 
 
 def _better(mode, monitor):
@@ -117,7 +130,8 @@ class EarlyStopping(Callback):
         if value is None:
             raise KeyError(f"EarlyStopping: monitor {self.monitor!r} is not among the logged "
                            f"values {sorted(logs or {})}")
-        if self.best is None or self.improved(value, self.best, self.min_delta):
+        if _finite(value) and (self.best is None or
+                               self.improved(value, self.best, self.min_delta)):
             self.best, self.best_epoch, self.wait = value, epoch, 0
             if self.restore_best_weights:
                 self.best_weights = {k: v.copy() for k, v in self.model.params.items()}
@@ -158,6 +172,11 @@ class ModelCheckpoint(Callback):
             if value is None:
                 raise KeyError(f"ModelCheckpoint: monitor {self.monitor!r} is not among the "
                                f"logged values {sorted(logs)}")
+            if not _finite(value):
+                if self.verbose:
+                    print(f"ModelCheckpoint: {self.monitor} is {value} at epoch {epoch + 1}; "
+                          f"not saved")
+                return
             if self.best is not None and not self.improved(value, self.best, 0.0):
                 return
             self.best = value
@@ -203,7 +222,7 @@ class ReduceLROnPlateau(Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         value = (logs or {}).get(self.monitor)
-        if value is None:
+        if value is None or not _finite(value):
             return
         if self.best is None or self.improved(value, self.best, self.min_delta):
             self.best, self.wait = value, 0

@@ -27,13 +27,18 @@ def _fail(message, code=EXIT_FAILURE):
 def _add_model_options(p):
     g = p.add_argument_group("what to learn")
     g.add_argument("--text", metavar="FILE",
-                   help="a UTF-8 text file to learn instead of Shakespeare's works")
+                   help="a UTF-8 text file to learn instead of Shakespeare's works (a regular "
+                        "file of at most 64 MiB)")
     g.add_argument("--model", metavar="PATH",
                    help="the model file (default: one per text and architecture in the cache "
                         "directory, ~/.cache/rnnkit/models)")
     g = p.add_argument_group("training (when no saved model exists, or with --retrain/--resume)")
     g.add_argument("--minutes", type=float, default=3.0,
                    help="wall-clock training time (default: 3)")
+    g.add_argument("--max-updates", type=int, default=None, metavar="N",
+                   help="stop after N updates if --minutes has not run out first; the learning "
+                        "rate's cosine then runs over the N updates, so the run does not depend "
+                        "on the machine's speed (default: no limit)")
     g.add_argument("--cell", choices=["lstm", "gru", "rnn"], default="lstm",
                    help="recurrent cell (default: lstm)")
     g.add_argument("--hidden", type=int, default=256, help="hidden units per layer (default: 256)")
@@ -63,10 +68,14 @@ def _settings(args):
     for name in ("hidden", "layers", "bptt", "batch"):
         if getattr(args, name) < 1:
             raise ValueError(f"--{name} must be at least 1; got {getattr(args, name)}")
-    if not args.minutes > 0:
-        raise ValueError(f"--minutes must be positive; got {args.minutes}")
-    if not args.learning_rate > 0:
-        raise ValueError(f"--learning-rate must be positive; got {args.learning_rate}")
+    if not (math.isfinite(args.minutes) and args.minutes > 0):
+        raise ValueError(f"--minutes must be a finite number > 0; got {args.minutes}")
+    if getattr(args, "max_updates", None) is not None and args.max_updates < 1:
+        raise ValueError(f"--max-updates must be at least 1; got {args.max_updates}")
+    if not (math.isfinite(args.learning_rate) and args.learning_rate > 0):
+        raise ValueError(f"--learning-rate must be a finite number > 0; got {args.learning_rate}")
+    if args.seed < 0:
+        raise ValueError(f"--seed must be ≥ 0; got {args.seed}")
     if not (math.isfinite(args.temperature) and args.temperature >= 0):
         raise ValueError(f"--temperature must be a finite number ≥ 0; got {args.temperature}")
     if args.top_k < 0:
@@ -130,7 +139,7 @@ def prepare_model(args, out=None):
             print(f"Using the model in {path}: trained {seconds / 60:.1f} min, {state}.", file=out)
             return model, vocab
         print(f"Resuming the training of {path} ({seconds / 60:.1f} min so far) for "
-              f"{args.minutes:g} more minutes.", file=out)
+              f"{args.minutes:g} more minutes{_updates_note(args)}.", file=out)
     else:
         if args.resume:
             print(f"No saved model at {path} to resume; training a new one.", file=out)
@@ -140,11 +149,12 @@ def prepare_model(args, out=None):
     train_ids, val_ids = app.split(ids, settings.val_fraction)
 
     if model is None:
+        app.check_size(len(vocab), settings)          # before a too-large model is allocated
         model = app.build_model(len(vocab), settings)
         print(f"Training a {settings.layers}-layer {settings.cell.upper()} with {settings.hidden} "
               f"units on {source} ({len(train_ids):,} characters; {len(val_ids):,} held out for "
-              f"validation; {len(vocab) - 1} distinct characters) for {args.minutes:g} minutes.",
-              file=out)
+              f"validation; {len(vocab) - 1} distinct characters) for {args.minutes:g} minutes"
+              f"{_updates_note(args)}.", file=out)
 
     def checkpoint(pos, secs):
         app.save(model, path, vocab, settings, pos, secs, history=history, complete=False)
@@ -153,7 +163,7 @@ def prepare_model(args, out=None):
         position, seconds, *_ = app.train(model, train_ids, settings, args.minutes,
                                          position=position, elapsed=seconds,
                                          verbose=not args.quiet, on_checkpoint=checkpoint,
-                                         stream=out)
+                                         stream=out, max_updates=getattr(args, "max_updates", None))
     except app.Interrupted:
         print(f"\nInterrupted. Saved a resumable checkpoint to {path}; run the same command "
               f"with --resume to continue.", file=out)
@@ -165,6 +175,10 @@ def prepare_model(args, out=None):
         print(f"\nInterrupted during validation. Saved the trained model to {path}; "
               f"--resume validates it after more training.", file=out)
         raise app.Interrupted() from None
+    if not val_bpc <= app.absurd_bpc(len(vocab)):     # NaN, inf, or far above a uniform guess
+        raise app.diverged(f"the held-out text costs {val_bpc:.4g} bits per character, where a "
+                           f"uniform guess costs {math.log2(len(vocab)):.2f}; it is not saved as "
+                           f"a trained model")
     uni = app.ngram_bpc(train_ids, val_ids, 1, len(vocab))
     bi = app.ngram_bpc(train_ids, val_ids, 2, len(vocab))
     history.append({"trained_seconds": seconds, "val_bpc": val_bpc})
@@ -179,6 +193,11 @@ def prepare_model(args, out=None):
         print(f"note: the model does worse than a bigram model on the held-out text: {why}.",
               file=out)
     return model, vocab
+
+
+def _updates_note(args):
+    n = getattr(args, "max_updates", None)
+    return f" or {n:,} updates, whichever comes first" if n else ""
 
 
 def _refuse_directory(path):

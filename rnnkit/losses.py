@@ -47,6 +47,7 @@ class Loss:
         gradient with respect to ``y_pred``."""
         np_ = xp()
         y_true = self.check_targets(y_true, y_pred)
+        self.check_outputs(y_pred)
         per_step, d = self.per_step(y_true, y_pred)            # (N,) or (N, T); d like y_pred
         weights = self.step_weights(per_step.shape, mask, sample_weight, y_true)
         N = per_step.shape[0]
@@ -70,6 +71,9 @@ class Loss:
     def per_step(self, y_true, y_pred):
         raise NotImplementedError
 
+    def check_outputs(self, y_pred, model=None):
+        """Refuse outputs this loss cannot read (logits given to a loss on probabilities)."""
+
     def step_weights(self, shape, mask, sample_weight, y_true):
         """Per-step weights (N[,T]): 0 at masked steps, sample weights, or None for all ones."""
         np_ = xp()
@@ -81,6 +85,10 @@ class Loss:
             if sw.shape not in (shape[:1], tuple(shape)):
                 raise ValueError(f"{self.name}: sample_weight must have shape {shape[:1]} or "
                                  f"{tuple(shape)}; got {tuple(sw.shape)}")
+            if not bool(np_.isfinite(sw).all()) or bool((sw < 0).any()):
+                raise ValueError(f"{self.name}: sample_weight must be finite and ≥ 0; got "
+                                 f"values from {float(sw.min())} to {float(sw.max())}"
+                                 f"{' and NaN' if bool(np_.isnan(sw).any()) else ''}")
             sw = sw.reshape(sw.shape + (1,) * (len(shape) - sw.ndim))
             w = sw if w is None else w * sw
         return w
@@ -127,9 +135,28 @@ class _ProbabilisticLoss(Loss):
         super().__init__(time_reduction)
         self.from_logits = bool(from_logits)
 
+    upper = None            # the largest probability a loss on probabilities can read
+
+    def check_outputs(self, y_pred, model=None):
+        """With from_logits=False the outputs must be probabilities: a negative value (or,
+        for binary cross-entropy, one above 1) means the model gives logits, which this
+        loss would clip and learn nothing from."""
+        if self.from_logits:
+            return
+        np_ = xp()
+        lo = float(np_.min(y_pred)) if y_pred.size else 0.0
+        hi = float(np_.max(y_pred)) if y_pred.size else 0.0
+        if lo < 0 or (self.upper is not None and hi > self.upper):
+            whose = f"{model.who}'s outputs" if model is not None else "the model's outputs"
+            raise ValueError(f"loss {self.name!r} with from_logits=False reads probabilities, "
+                             f"but {whose} range from {lo:.4g} to {hi:.4g}: they look like "
+                             f"logits (raw scores). Compile with from_logits=True, or end the "
+                             f"model with a softmax/sigmoid activation")
+
 
 class BinaryCrossentropy(_ProbabilisticLoss):
     name = "binary_crossentropy"
+    upper = 1.0
 
     def check_targets(self, y_true, y_pred):
         y = super().check_targets(y_true, y_pred)

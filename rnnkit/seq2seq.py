@@ -19,6 +19,8 @@ from .layers import GRU, LSTM, Dense, Embedding, SimpleRNN
 from .models import Model
 
 CELLS = {"rnn": SimpleRNN, "simple": SimpleRNN, "lstm": LSTM, "gru": GRU}
+MAX_DECODE_LENGTH = 100_000      # generate(): longer outputs are refused, not allocated
+MAX_BEAM_WIDTH = 4096
 
 
 def shift_targets(target):
@@ -39,7 +41,9 @@ class EncoderDecoder(Model):
     start_id, end_id   the tokens that begin and end a target sequence
 
     ``forward((source, target_in))`` returns logits (N, T, target_vocab); compile with
-    ``loss="sparse_categorical_crossentropy", from_logits=True, ignore_class=0``.
+    ``loss="sparse_categorical_crossentropy", ignore_class=0``: a cross-entropy given by
+    name reads logits here (from_logits=True is the default), and a loss set up for
+    probabilities (from_logits=False) is refused.
     """
 
     def __init__(self, source_vocab=None, target_vocab=None, units=128, embed_dim=64,
@@ -87,6 +91,22 @@ class EncoderDecoder(Model):
         self.head.build((None, self.units))
         self.layers = self.sublayers()
         self._ctx = None
+
+    def compile(self, loss, optimizer="adam", metrics=None, time_reduction=None, **loss_kwargs):
+        """As Model.compile, but the outputs are logits: a cross-entropy named by a string
+        gets from_logits=True unless told otherwise, and one with from_logits=False is
+        refused (it would read the logits as probabilities and learn nothing)."""
+        from . import losses
+        if isinstance(loss, str) and "crossentropy" in loss:
+            loss_kwargs.setdefault("from_logits", True)
+        probe = losses.get(loss, **({} if isinstance(loss, losses.Loss) else
+                                    {**loss_kwargs, **({"time_reduction": time_reduction}
+                                                       if time_reduction else {})}))
+        if getattr(probe, "from_logits", True) is False:
+            raise ValueError(f"{self.who}: the model's outputs are logits (raw scores of the "
+                             f"head {self.head.name!r}, no softmax), but loss {probe.name!r} "
+                             f"was set up with from_logits=False; use from_logits=True")
+        return super().compile(loss, optimizer, metrics, time_reduction, **loss_kwargs)
 
     def sublayers(self):
         pre = [self.source_embedding] + self.encoders if self.source == "tokens" else self.bridges
@@ -168,6 +188,19 @@ class EncoderDecoder(Model):
         excluding) the end token.  method: "greedy" or "beam" (``beam_width`` beams,
         scores divided by length ** length_penalty)."""
         validation.choice(method, "method", self.who, ("greedy", "beam"))
+        max_length = validation.positive_int(max_length, "max_length", self.who)
+        if max_length > MAX_DECODE_LENGTH:
+            raise ValueError(f"{self.who}: max_length must be at most {MAX_DECODE_LENGTH:,}; "
+                             f"got {max_length}")
+        if method == "beam":
+            beam_width = validation.positive_int(beam_width, "beam_width", self.who)
+            if beam_width > MAX_BEAM_WIDTH:
+                raise ValueError(f"{self.who}: beam_width must be at most {MAX_BEAM_WIDTH}; "
+                                 f"got {beam_width}")
+        if isinstance(length_penalty, bool) or not isinstance(length_penalty, (int, float)) \
+                or not np.isfinite(length_penalty):
+            raise ValueError(f"{self.who}: length_penalty must be a finite number; got "
+                             f"{length_penalty!r}")
         states = self.encode(source)
         N = states[0][0].shape[0]
         if method == "greedy":

@@ -85,6 +85,66 @@ def _restore(snapshot):
         layer.states = states
 
 
+def _positive_int(value, name, who):
+    """A positive integer (not bool, not float) or a ValueError naming the argument."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{who}: {name} must be a positive integer; got {value!r}")
+    return int(value)
+
+
+def _check_epochs(epochs, initial_epoch):
+    for name, v in (("epochs", epochs), ("initial_epoch", initial_epoch)):
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 0:
+            raise ValueError(f"fit: {name} must be an integer ≥ 0; got {v!r}")
+    return int(epochs), int(initial_epoch)
+
+
+def _check_sample_weight(sample_weight, n, who):
+    """sample_weight as a finite, non-negative float array of n rows, or None."""
+    if sample_weight is None:
+        return None
+    try:
+        sw = np.asarray(sample_weight, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise TypeError(f"{who}: sample_weight must be a numeric array; got "
+                        f"{describe(sample_weight)}") from None
+    if sw.ndim not in (1, 2) or sw.shape[0] != n:
+        raise ValueError(f"{who}: sample_weight must have shape ({n},) or ({n}, time) for "
+                         f"{n} samples; got shape {tuple(sw.shape)}")
+    bad = ~np.isfinite(sw) | (sw < 0)
+    if bad.any():
+        where = tuple(int(i) for i in np.argwhere(bad)[0])
+        raise ValueError(f"{who}: sample_weight must be finite and ≥ 0; it holds "
+                         f"{sw[where]!r} at index {where} (sample {where[0]})")
+    return sw
+
+
+def _probe(model, x):
+    """The model's output on the first two samples, with training=False and without
+    touching a stateful layer's carried state (the probe runs from zero states)."""
+    snapshot = _state_snapshot(model)
+    try:
+        for layer, _ in snapshot:
+            layer.states = None
+        return model.forward(take(x, slice(0, min(num_samples(x, "x"), 2))), training=False)
+    finally:
+        _restore(snapshot)
+
+
+def _check_stateful_batches(model, n, batch_size, who):
+    """A stateful layer carries one state per row of the batch: every batch must have the
+    same size, and that of any state already carried."""
+    for layer, states in _state_snapshot(model):
+        if n % batch_size:
+            raise ValueError(f"{who}: layer {layer.name!r} is stateful, so every batch must have "
+                             f"the same size; {n} samples do not divide into batches of "
+                             f"{batch_size}")
+        if states is not None and states[0].shape[0] != batch_size:
+            raise ValueError(f"{who}: stateful layer {layer.name!r} carries state for a batch "
+                             f"of {states[0].shape[0]}; got batch_size={batch_size}. Use that "
+                             f"batch size, or call reset_states() first")
+
+
 def _check_fit_inputs(model, x, y, sample_weight, tbptt):
     """Everything that can be checked before the first update, with clear errors."""
     n = num_samples(x, "x")
@@ -93,20 +153,17 @@ def _check_fit_inputs(model, x, y, sample_weight, tbptt):
         raise ValueError(f"fit: x has {n} samples but y has {ny}; they must match")
     if n == 0:
         raise ValueError("fit: x has no samples")
-    if sample_weight is not None and len(sample_weight) != n:
-        raise ValueError(f"fit: sample_weight has {len(sample_weight)} entries for {n} samples")
+    _check_sample_weight(sample_weight, n, "fit")
     _check_values(model, x, y)
-    snapshot = _state_snapshot(model)
-    try:
-        probe = take(x, slice(0, min(n, 2)))
-        out = model.forward(probe, training=False)
-    finally:
-        _restore(snapshot)
+    out = _probe(model, x)
     if _is_multi(out):
         raise ValueError("fit: the model returns several outputs; fit needs one")
     # the loss checks targets against the output's shape (all samples, without copying)
     full_shape = (n,) + tuple(out.shape[1:])
     model.loss.check_targets(y, np.broadcast_to(np.zeros((), out.dtype), full_shape))
+    check_outputs = getattr(model.loss, "check_outputs", None)
+    if check_outputs is not None:
+        check_outputs(out, model)
     if tbptt is not None:
         k1, k2 = tbptt
         if out.ndim < 3:
@@ -120,7 +177,7 @@ def _check_fit_inputs(model, x, y, sample_weight, tbptt):
     return n
 
 
-def _check_values(model, x, y):
+def _check_values(model, x, y, who="fit", what=""):
     """The whole data set, before any update: non-finite inputs or targets, and token ids
     outside a first Embedding's vocabulary, named with their index in the data set."""
     from .layers.core import Embedding
@@ -129,7 +186,7 @@ def _check_values(model, x, y):
         a = np.asarray(a)
         if a.dtype.kind in "fc" and not np.isfinite(a).all():
             where = tuple(int(i) for i in np.argwhere(~np.isfinite(a))[0])
-            raise ValueError(f"fit: {name} holds non-finite values (NaN or inf), first at index "
+            raise ValueError(f"{who}: {what}{name} holds non-finite values (NaN or inf), first at index "
                              f"{where} (sample {where[0]})")
     layers = getattr(model, "layers", None)
     first = layers[0] if layers else None
@@ -139,7 +196,7 @@ def _check_values(model, x, y):
             bad = (ids < 0) | (ids >= first.input_dim)
             if bad.any():
                 where = tuple(int(i) for i in np.argwhere(bad)[0])
-                raise ValueError(f"fit: x holds token id {ids[where].item()!r} at index {where} (sample "
+                raise ValueError(f"{who}: {what}x holds token id {ids[where].item()!r} at index {where} (sample "
                                  f"{where[0]}); layer {first.name!r} takes ids 0 .. "
                                  f"{first.input_dim - 1} (input_dim={first.input_dim})")
 
@@ -187,7 +244,8 @@ class _Accumulator:
         loss_sum, count = self.loss_sum, self.count
         if pending is not None:
             loss_sum, count = loss_sum + pending[0] * pending[1], count + pending[1]
-        logs = {prefix + "loss": loss_sum / max(count, 1)}
+        # no batch counted (training stopped before its first update): NaN, not 0.0
+        logs = {prefix + "loss": loss_sum / count if count else float("nan")}
         for m in self.metrics:
             s, c = self.sums[m.name]
             mean = s / c if c else float("nan")
@@ -287,14 +345,15 @@ def fit(model, x, y, batch_size=32, epochs=1, verbose=1, callbacks=None, validat
     if not getattr(model, "compiled", False):
         raise RuntimeError(f"{model.who}: call compile(loss=..., optimizer=...) before fit")
     x, y = _as_arrays(x), _as_arrays(y)
-    sample_weight = None if sample_weight is None else np.asarray(sample_weight)
     tbptt = _normalize_tbptt(tbptt)
-    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) \
-            or batch_size < 1:
-        raise ValueError(f"fit: batch_size must be a positive integer; got {batch_size!r}")
-    if not 0.0 <= validation_split < 1.0:
-        raise ValueError(f"fit: validation_split must be in [0, 1); got {validation_split!r}")
+    batch_size = _positive_int(batch_size, "batch_size", "fit")
+    epochs, initial_epoch = _check_epochs(epochs, initial_epoch)
+    if isinstance(validation_split, bool) or not isinstance(validation_split, (int, float)) \
+            or not 0.0 <= validation_split < 1.0:
+        raise ValueError(f"fit: validation_split must be a number in [0, 1); got "
+                         f"{validation_split!r}")
     n = _check_fit_inputs(model, x, y, sample_weight, tbptt)
+    sample_weight = _check_sample_weight(sample_weight, n, "fit")
     if validation_data is None and validation_split:
         n_val = int(round(n * validation_split))
         if n_val < 1 or n_val >= n:
@@ -311,8 +370,16 @@ def fit(model, x, y, batch_size=32, epochs=1, verbose=1, callbacks=None, validat
             raise ValueError("fit: validation_data must be (x_val, y_val) or "
                              "(x_val, y_val, sample_weight)")
         vx, vy = _as_arrays(validation_data[0]), _as_arrays(validation_data[1])
-        if num_samples(vx, "validation x") != num_samples(vy, "validation y"):
+        n_val = num_samples(vx, "validation x")
+        if n_val != num_samples(vy, "validation y"):
             raise ValueError("fit: validation_data's x and y have different numbers of samples")
+        if n_val == 0:
+            raise ValueError("fit: validation_data has no samples")
+        _check_values(model, vx, vy, what="validation_data's ")
+        vsw = _check_sample_weight(validation_data[2] if len(validation_data) == 3 else None,
+                                   n_val, "fit: validation_data")
+        validation_data = (vx, vy) if vsw is None else (vx, vy, vsw)
+    _check_stateful_batches(model, n, batch_size, "fit")
 
     history = cb.History()
     user = list(callbacks or [])
@@ -368,6 +435,8 @@ def fit(model, x, y, batch_size=32, epochs=1, verbose=1, callbacks=None, validat
                 step_counter += 1
                 done += 1
                 if model.stop_training:
+                    if not math.isfinite(record["loss"]):    # the epoch's mean is NaN, not
+                        chunks.append((record["loss"], 1))    # that of the batches before it
                     break
                 chunks.append((record["loss"], yt.shape[1] if tbptt is not None else 1))
                 acc.add_metrics(yt, out, weights)
@@ -430,14 +499,21 @@ def evaluate(model, x, y, sample_weight=None, batch_size=32, verbose=0, return_d
     if not getattr(model, "compiled", False):
         raise RuntimeError(f"{model.who}: call compile(...) before evaluate")
     x, y = _as_arrays(x), _as_arrays(y)
+    who = prefix.rstrip("_") or "evaluate"
+    who = "fit: validation" if who == "val" else who
+    batch_size = _positive_int(batch_size, "batch_size", who)
     n = num_samples(x, "x")
     if num_samples(y, "y") != n:
-        raise ValueError(f"evaluate: x has {n} samples but y has {num_samples(y, 'y')}")
+        raise ValueError(f"{who}: x has {n} samples but y has {num_samples(y, 'y')}")
+    if n == 0:
+        raise ValueError(f"{who}: x has no samples; there is nothing to evaluate (a loss "
+                         f"of 0 samples would be a number for work not done)")
+    sample_weight = _check_sample_weight(sample_weight, n, who)
     acc = _Accumulator(model.metrics)
     for b in range(0, n, batch_size):
         idx = slice(b, min(b + batch_size, n))
         xb, yb = take(x, idx), take(y, idx)
-        swb = None if sample_weight is None else np.asarray(sample_weight)[idx]
+        swb = None if sample_weight is None else sample_weight[idx]
         out = model.forward(xb, training=False)
         value, _, weights = _loss_and_grad(model, yb, out, swb)
         acc.add(value, num_samples(yb, "y"), yb, out, weights)
@@ -452,7 +528,12 @@ def evaluate(model, x, y, sample_weight=None, batch_size=32, verbose=0, return_d
 
 def predict(model, x, batch_size=32, verbose=0):
     x = _as_arrays(x)
+    batch_size = _positive_int(batch_size, "batch_size", "predict")
     n = num_samples(x, "x")
+    if n == 0:
+        # as Keras (its data adapter refuses empty input): a clear error, not an empty array
+        raise ValueError("predict: x has no samples (shape "
+                         f"{tuple((x[0] if _is_multi(x) else x).shape)}); give at least one")
     outs = []
     bar = ProgressBar(math.ceil(n / batch_size), unit="batches") if verbose else None
     for i, b in enumerate(range(0, n, batch_size)):

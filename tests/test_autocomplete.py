@@ -16,8 +16,10 @@ from rnnkit.apps import autocomplete as app
 from rnnkit.data.text import CharVocab
 
 SONNETS = pathlib.Path(__file__).parent / "data" / "sonnets.txt"
-FAST = ["--text", str(SONNETS), "--minutes", "0.05", "--hidden", "16", "--batch", "8",
-        "--bptt", "16", "--quiet"]
+# a fixed number of updates (the minutes are a cap that a test never reaches), so that each
+# run is the same on every machine, whatever its speed
+FAST = ["--text", str(SONNETS), "--minutes", "30", "--max-updates", "40", "--hidden", "16",
+        "--batch", "8", "--bptt", "16", "--quiet"]
 
 
 @pytest.fixture(autouse=True)
@@ -72,7 +74,7 @@ def test_unknown_characters_in_the_prompt_get_a_note(capsys):
 def test_bad_text_files_get_a_clear_message(tmp_path, capsys, content, message):
     f = tmp_path / "input.txt"
     f.write_bytes(content)
-    code, out, err = run_cli(["autocomplete", "--text", str(f), "--minutes", "0.05"], capsys)
+    code, out, err = run_cli(["autocomplete", "--text", str(f), "--max-updates", "1"], capsys)
     assert code == 2 and message in err and "Traceback" not in err
 
 
@@ -146,7 +148,7 @@ def test_ctrl_c_saves_a_resumable_checkpoint(tmp_path):
     assert "Saved a resumable checkpoint" in out and "Traceback" not in err
     m, vocab, settings, meta = app.load(model)
     assert meta["complete"] is False and meta["position"] > 0 and meta["trained_seconds"] > 0
-    r = subprocess.run(cmd[:-2] + ["--resume", "--minutes", "0.05", "--quiet", "--prompt", "x"],
+    r = subprocess.run(cmd[:-2] + ["--resume", "--max-updates", "20", "--quiet", "--prompt", "x"],
                        env=env, capture_output=True, text=True, timeout=120)
     assert r.returncode == 0 and "Resuming the training" in r.stdout
     assert app.load(model)[3]["complete"] is True
@@ -180,8 +182,12 @@ def test_no_network_gets_a_clear_message(monkeypatch, capsys):
     assert "Traceback" not in err
 
 
-def test_more_bad_options_and_paths_fail_before_training(tmp_path, capsys):
-    """Each is refused with one line and no traceback, before any training starts."""
+def test_more_bad_options_and_paths_fail_before_training(tmp_path, capsys, monkeypatch):
+    """Each is refused with one line and no traceback, before any training starts (training
+    is replaced by a function that fails the test if it is reached)."""
+    def no_training(*a, **k):
+        raise AssertionError("training started")
+    monkeypatch.setattr(app, "train", no_training)
     cases = [
         (["--temperature", "inf"], "--temperature must be a finite number"),
         (["--temperature", "nan"], "--temperature must be a finite number"),
@@ -191,11 +197,9 @@ def test_more_bad_options_and_paths_fail_before_training(tmp_path, capsys):
         (["--model", "/proc/no/such/dir/m.rnnkit"], "cannot save the model"),
     ]
     for extra, message in cases:
-        start = time.perf_counter()
         code, out, err = run_cli(["autocomplete", *FAST, "--prompt", "x", *extra], capsys)
         assert code != 0 and message in err and "Traceback" not in err, (extra, err)
         assert "Training a" not in out, extra
-        assert time.perf_counter() - start < 2.0, extra
     code, out, err = run_cli(["generate", *FAST, "--length", "0"], capsys)
     assert code != 0 and "--length must be at least 1" in err
 
@@ -234,11 +238,18 @@ def test_damaged_model_metadata_gets_a_clear_message(tmp_path, capsys, cache):
     assert code == 1 and "corrupted, truncated" in err and "pickle" not in err
 
 
-def test_divergence_is_reported_without_a_traceback(capsys):
-    code, out, err = run_cli(["autocomplete", *FAST, "--retrain", "--learning-rate", "1e30",
+@pytest.mark.parametrize("lr", ["1e30", "1e4"])
+def test_divergence_is_reported_without_a_traceback(capsys, cache, lr):
+    """A learning rate far too high diverges within the fixed number of updates on every
+    machine: the loss becomes non-finite, or absurd (1e30 once ended at a finite 1.66e30
+    bits per character on an AVX-512 CPU), and is reported as divergence; no model is
+    saved as trained, and nothing blames the text's size."""
+    code, out, err = run_cli(["autocomplete", *FAST, "--retrain", "--learning-rate", lr,
                               "--prompt", "x"], capsys)
-    assert code == 1 and "training diverged" in err and "--learning-rate" in err
-    assert "Traceback" not in err
+    assert code == 1 and "training diverged" in err and "--learning-rate" in err, (out, err)
+    assert "Traceback" not in err and "Validation:" not in out and "small" not in out
+    for f in (cache / "models").glob("*.rnnkit"):
+        assert app.load(f)[3]["complete"] is False
 
 
 def test_architecture_options_on_a_saved_model_get_a_note(capsys, cache):

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import os
 import time
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -32,6 +33,8 @@ from ..validation import NonFiniteError
 
 CELLS = {"lstm": LSTM, "gru": GRU, "rnn": SimpleRNN}
 MIN_CHARS = 1000           # below this there is not enough text for a training and a validation split
+MAX_TEXT_BYTES = 64 * 2**20    # --text: larger files are refused (Shakespeare's works are 5 MB)
+MAX_PARAMS = 500_000_000   # more parameters than this are refused before any allocation
 APP_VERSION = 1
 
 
@@ -56,12 +59,25 @@ class Settings:
 # -- text ------------------------------------------------------------------------------------
 def read_text_file(path) -> str:
     """The contents of a UTF-8 text file, or a TextError that says what is wrong."""
+    import stat
     path = Path(path)
     if not path.exists():
         raise TextError(f"{path}: no such file")
     if path.is_dir():
         raise TextError(f"{path} is a directory; give a text file")
-    raw = path.read_bytes()
+    try:
+        with open(path, "rb") as f:
+            mode = os.fstat(f.fileno()).st_mode
+            if not stat.S_ISREG(mode):       # /dev/zero, a FIFO, a terminal: no end in sight
+                raise TextError(f"{path} is not a regular file (a device, pipe or socket); "
+                                f"give a text file")
+            raw = f.read(MAX_TEXT_BYTES + 1)             # never more than the maximum
+    except OSError as e:
+        raise TextError(f"{path}: cannot read it ({e.strerror or e})") from None
+    if len(raw) > MAX_TEXT_BYTES:
+        raise TextError(f"{path} is larger than {MAX_TEXT_BYTES // 2**20} MiB, the most "
+                        f"autocomplete reads; give a shorter text (e.g. its first "
+                        f"{MAX_TEXT_BYTES // 2**20} MiB: head -c {MAX_TEXT_BYTES} FILE)")
     if not raw.strip():
         raise TextError(f"{path} is empty")
     if b"\x00" in raw[:65536]:
@@ -123,6 +139,64 @@ def ngram_bpc(train, val, order, vocab_size, alpha=None):
 
 
 # -- the model -----------------------------------------------------------------------------------
+GATES = {"lstm": 4, "gru": 3, "rnn": 1}
+
+
+def parameter_count(vocab_size, s: Settings) -> int:
+    """The number of weights build_model makes, computed without making them."""
+    g, H = GATES[s.cell], s.hidden
+    rec = sum(g * ((s.embed if i == 0 else H) * H + H * H + H) for i in range(s.layers))
+    if s.cell == "gru":
+        rec += s.layers * g * H                      # reset_after's second bias
+    return vocab_size * s.embed + rec + H * vocab_size + vocab_size
+
+
+def training_bytes(vocab_size, s: Settings) -> int:
+    """About how much memory training takes: weights, gradients and Adam's two moments
+    (float32), and one truncated-BPTT window's activations and their gradients."""
+    n = parameter_count(vocab_size, s)
+    window = s.batch * s.bptt * (s.layers * s.hidden * (GATES[s.cell] + 4) + 3 * vocab_size)
+    return 4 * (4 * n + 2 * window)
+
+
+def available_memory() -> int | None:
+    """Bytes of memory available to a new allocation (Linux's MemAvailable), or None."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def check_size(vocab_size, s: Settings, available=None):
+    """Refuse, before anything is allocated, a model too large to train here."""
+    n = parameter_count(vocab_size, s)
+    need = training_bytes(vocab_size, s)
+    what = (f"a {s.layers}-layer {s.cell.upper()} with {s.hidden:,} units (--hidden), "
+            f"--batch {s.batch}, --bptt {s.bptt} on {vocab_size} characters has {n:,} weights")
+    if n > MAX_PARAMS:
+        raise ValueError(f"{what}; autocomplete trains at most {MAX_PARAMS:,}. "
+                         f"Lower --hidden or --layers")
+    available = available_memory() if available is None else available
+    if available is not None and need > 0.8 * available:
+        raise ValueError(f"{what} and needs about {need / 2**30:.1f} GiB to train; this machine "
+                         f"has {available / 2**30:.1f} GiB available. Lower --hidden, --layers, "
+                         f"--batch or --bptt")
+    return need
+
+
+def absurd_bpc(vocab_size) -> float:
+    """Bits per character above which a model has diverged, not merely learned little: a
+    uniform guess over the vocabulary costs log2(V) bits; this is 4 log2(V) + 8."""
+    return 4.0 * math.log2(max(int(vocab_size), 2)) + 8.0
+
+
 def build_model(vocab_size, s: Settings):
     set_seed(s.seed)
     Cell = CELLS[s.cell]
@@ -183,13 +257,27 @@ DIVERGED = ("training diverged (the loss or the network's values became non-fini
             "lower the learning rate (--learning-rate)")
 
 
+def diverged(what):
+    return FloatingPointError(f"training diverged ({what}); lower the learning rate "
+                              f"(--learning-rate)")
+
+
 def train(model, train_ids, s: Settings, minutes, position=0, elapsed=0.0, verbose=True,
-          on_checkpoint=None, checkpoint_every=60.0, stream=None):
-    """Train for ``minutes`` of wall-clock time, from stream position ``position``.
-    Returns a TrainResult (stream position, seconds trained, last smoothed loss in bpc,
-    updates, characters).  On Ctrl-C calls ``on_checkpoint`` and raises Interrupted; when
-    training diverges raises FloatingPointError.  The progress line goes to ``stream``
-    (standard output by default)."""
+          on_checkpoint=None, checkpoint_every=60.0, stream=None, max_updates=None):
+    """Train for ``minutes`` of wall-clock time, or ``max_updates`` updates, whichever ends
+    first, from stream position ``position``.  The learning rate decays along a cosine over
+    the time budget, or over ``max_updates`` when that is given (then the run does not
+    depend on the machine's speed).  Returns a TrainResult (stream position, seconds
+    trained, last smoothed loss in bpc, updates, characters).  On Ctrl-C calls
+    ``on_checkpoint`` and raises Interrupted.  Raises FloatingPointError when training
+    diverges: a non-finite loss or gradient norm, or a loss above ``absurd_bpc`` (4 log2 V
+    + 8 bits per character, far above a uniform guess's log2 V)."""
+    if not (isinstance(minutes, (int, float)) and math.isfinite(minutes) and minutes > 0):
+        raise ValueError(f"train: minutes must be a finite number > 0; got {minutes!r}")
+    if max_updates is not None and (isinstance(max_updates, bool) or
+                                    not isinstance(max_updates, (int, np.integer)) or
+                                    max_updates < 1):
+        raise ValueError(f"train: max_updates must be a positive integer; got {max_updates!r}")
     x, y = streams(train_ids, s.batch)
     B, L = x.shape
     budget = minutes * 60.0
@@ -206,7 +294,8 @@ def train(model, train_ids, s: Settings, minutes, position=0, elapsed=0.0, verbo
     if bar:
         bar.extra = seen_rate
     try:
-        while time.perf_counter() - start < budget:
+        while time.perf_counter() - start < budget and \
+                (max_updates is None or updates < max_updates):
             if position >= L - 1:
                 position = 0                                            # a new pass over the text
                 reset(model)
@@ -217,14 +306,21 @@ def train(model, train_ids, s: Settings, minutes, position=0, elapsed=0.0, verbo
                 position += n
                 updates += 1
                 chars += B * n
-                # cosine decay of the learning rate over the wall-clock budget, to 5 %
-                progress = min((time.perf_counter() - start) / budget, 1.0)
+                # cosine decay of the learning rate over the budget (updates, else time), to 5 %
+                progress = min(updates / max_updates if max_updates else
+                               (time.perf_counter() - start) / budget, 1.0)
                 model.optimizer.learning_rate = s.learning_rate * (
                     0.05 + 0.95 * 0.5 * (1.0 + math.cos(math.pi * progress)))
                 bpc = record["loss"] / n / math.log(2.0)                 # the loss sums over n steps
+                if not math.isfinite(record["loss"]):
+                    raise diverged(f"the loss became {record['loss']} at update {updates}")
+                if record.get("skipped") or not math.isfinite(record.get("grad_norm", 0.0)):
+                    raise diverged(f"the gradient norm became {record.get('grad_norm')} at "
+                                   f"update {updates}")
+                if bpc > absurd_bpc(out.shape[-1]):
+                    raise diverged(f"{bpc:.4g} bits per character at update {updates}, where a "
+                                   f"uniform guess costs {math.log2(out.shape[-1]):.2f}")
                 smooth = bpc if smooth is None else 0.98 * smooth + 0.02 * bpc
-                if not math.isfinite(record["loss"]) or record.get("skipped"):
-                    raise FloatingPointError(DIVERGED)
                 if bar:
                     bar.update(updates, {"loss": round(smooth * math.log(2.0), 4),
                                          "bpc": round(smooth, 3)})
@@ -232,11 +328,11 @@ def train(model, train_ids, s: Settings, minutes, position=0, elapsed=0.0, verbo
                 if on_checkpoint and now - last_ckpt > checkpoint_every:
                     on_checkpoint(position, elapsed + now - start)
                     last_ckpt = now
-                if now - start >= budget:
+                if now - start >= budget or (max_updates is not None and updates >= max_updates):
                     steps.close()
                     break
     except NonFiniteError:          # a layer refused non-finite values: the weights blew up
-        raise FloatingPointError(DIVERGED) from None
+        raise diverged("the network's values became non-finite") from None
     except KeyboardInterrupt:
         if bar:
             bar.finish(updates, {"bpc": round(smooth, 3) if smooth else float("nan")})

@@ -35,11 +35,47 @@ def _positive(text):
     return v
 
 
+def _non_negative(text):
+    try:
+        v = int(text)
+    except ValueError:
+        v = -1
+    if v < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer ≥ 0; got {text!r}")
+    return v
+
+
+def _positive_float(text):
+    import math
+    try:
+        v = float(text)
+    except ValueError:
+        v = math.nan
+    if not (math.isfinite(v) and v > 0):
+        raise argparse.ArgumentTypeError(f"expected a finite number > 0; got {text!r}")
+    return v
+
+
+def _non_negative_float(text):
+    import math
+    try:
+        v = float(text)
+    except ValueError:
+        v = math.nan
+    if not (math.isfinite(v) and v >= 0):
+        raise argparse.ArgumentTypeError(f"expected a finite number ≥ 0; got {text!r}")
+    return v
+
+
 def _int_list(text):
     try:
-        return [int(v) for v in text.split(",") if v.strip()]
+        values = [int(v) for v in text.split(",") if v.strip()]
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected integers separated by commas; got {text!r}")
+    if not values or min(values) < 1:
+        raise argparse.ArgumentTypeError(f"expected positive integers separated by commas; "
+                                         f"got {text!r}")
+    return values
 
 
 def configure(p):
@@ -51,22 +87,22 @@ def configure(p):
     src.add_argument("--task", choices=tasks.TASKS,
                      help="the data: the adding problem or copy-memory (default: the saved "
                           "model's, else adding)")
-    src.add_argument("--lag", type=int,
+    src.add_argument("--lag", type=_positive,
                      help="the task's time lag: adding: sequence length; copy: steps between "
                           "the symbols and their recall (default: the saved model's, else 50)")
     src.add_argument("--cell", choices=tasks.CELLS, default="rnn",
                      help="fresh model: the recurrence (default: rnn, the lecture's Elman cell)")
     src.add_argument("--activation", default="tanh",
                      help="fresh rnn model: its activation σ (tanh, sigmoid, relu, linear, ...)")
-    src.add_argument("--units", type=int, default=32, help="fresh model: hidden units (32)")
+    src.add_argument("--units", type=_positive, default=32, help="fresh model: hidden units (32)")
     tr = p.add_argument_group("training before the diagnostics")
-    tr.add_argument("--epochs", type=int,
+    tr.add_argument("--epochs", type=_non_negative,
                     help="train for this many epochs first (default: 2 for a fresh model, 0 "
                          "for a saved one); the clipping and ‖W‖ plots need training")
-    tr.add_argument("--train-size", type=int, default=1024, help="training sequences (1024)")
-    tr.add_argument("--batch-size", type=int, default=32, help="training batch size (32)")
-    tr.add_argument("--lr", type=float, default=1e-2, help="fresh model: Adam's learning rate")
-    tr.add_argument("--clip", type=float, default=1.0,
+    tr.add_argument("--train-size", type=_positive, default=1024, help="training sequences (1024)")
+    tr.add_argument("--batch-size", type=_positive, default=32, help="training batch size (32)")
+    tr.add_argument("--lr", type=_positive_float, default=1e-2, help="fresh model: Adam's learning rate")
+    tr.add_argument("--clip", type=_non_negative_float, default=1.0,
                     help="fresh model: clip the global gradient norm at this value (1.0; 0: off)")
     tr.add_argument("--save", metavar="PATH", help="save the (trained) model here")
     dg = p.add_argument_group("diagnostics")
@@ -77,7 +113,7 @@ def configure(p):
     dg.add_argument("--k2", type=_int_list,
                     help="truncation windows for the bias meter, e.g. 1,2,4,8,16 "
                          "(default: powers of two up to T)")
-    dg.add_argument("--k1", type=int, default=1,
+    dg.add_argument("--k1", type=_positive, default=1,
                     help="truncated BPTT's step k1 for the meter (1: every loss truncated at k2)")
     dg.add_argument("--no-truncation", action="store_true", help="skip the truncation meter")
     dg.add_argument("--seed", type=int, default=0, help="random seed (0)")
@@ -106,7 +142,7 @@ def _load(args, say):
     model = load_model(args.model)
     meta = (getattr(model, "metadata", None) or {}).get("diagnose", {})
     task = args.task or meta.get("task") or "adding"
-    lag = args.lag or meta.get("lag") or 50
+    lag = args.lag if args.lag is not None else meta.get("lag") or 50   # 0 is refused by argparse
     want = 2 if task == "adding" else 10
     got = _input_dim(model)
     if got is not None and got != want:
@@ -129,10 +165,10 @@ def run(args):
     t0 = time.perf_counter()
     if args.model:
         model, task, lag = _load(args, say)
-        epochs = args.epochs or 0
+        epochs = 0 if args.epochs is None else args.epochs
         desc = {"model": os.path.abspath(args.model)}
     else:
-        task, lag = args.task or "adding", args.lag or 50
+        task, lag = args.task or "adding", 50 if args.lag is None else args.lag
         clip = args.clip if args.clip and args.clip > 0 else None
         model = tasks.build_model(task, args.cell, args.units, args.activation, lag,
                                   seed=args.seed, learning_rate=args.lr, clip_global_norm=clip)
