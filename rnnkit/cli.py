@@ -20,6 +20,8 @@ EXIT_USAGE, EXIT_FAILURE = 2, 1
 
 def _fail(message, code=EXIT_FAILURE):
     print(f"rnnkit: {message}", file=sys.stderr)
+    from .distributed import stop_job
+    stop_job(code)                  # under mpiexec: the other ranks stop too, instead of waiting
     return code
 
 
@@ -108,11 +110,15 @@ def prepare_model(args, out=None):
     from .data.text import CharVocab
     from .io.saving import ModelFileError
     settings = _settings(args)
+    from .distributed import fingerprint, for_command
+    dp = for_command()                    # mpiexec -n p rnnkit ...: data-parallel training
+    out = out if dp is None else dp.output(out)
     if args.retrain and args.resume:
         raise ValueError("--retrain and --resume contradict each other: --retrain starts a new "
                          "model, --resume trains the saved one further")
     only_load = args.model and Path(args.model).is_file() and not (args.retrain or args.resume)
-    text, name, source = (None, None, None) if only_load else _corpus(args)
+    text, name, source = (None, None, None) if only_load else \
+        _corpus(args) if dp is None else dp.root_first(_corpus, args)
     path = Path(args.model) if args.model else app.default_model_path(name, text, settings)
 
     model = None
@@ -159,15 +165,22 @@ def prepare_model(args, out=None):
     def checkpoint(pos, secs):
         app.save(model, path, vocab, settings, pos, secs, history=history, complete=False)
 
+    if dp is not None:
+        checkpoint = dp.begin_command(model, checkpoint, out, {
+            "the text": fingerprint(train_ids, val_ids), "the settings": str(settings),
+            "the model file": str(path), "the stream position": position})
     try:
         position, seconds, *_ = app.train(model, train_ids, settings, args.minutes,
                                          position=position, elapsed=seconds,
                                          verbose=not args.quiet, on_checkpoint=checkpoint,
-                                         stream=out, max_updates=getattr(args, "max_updates", None))
+                                         stream=out, max_updates=getattr(args, "max_updates", None),
+                                         distributed=dp)
     except app.Interrupted:
         print(f"\nInterrupted. Saved a resumable checkpoint to {path}; run the same command "
               f"with --resume to continue.", file=out)
         raise
+    if dp is not None and not dp.is_root:
+        return model, vocab                  # rank 0 validates and saves
     try:
         val_bpc = app.evaluate_bpc(model, val_ids)
     except KeyboardInterrupt:                # trained, not yet validated: keep the training
@@ -237,6 +250,9 @@ def run_autocomplete(args):
     import numpy as np
     from .apps import autocomplete as app
     model, vocab = prepare_model(args)
+    from .distributed import launched_size, rank
+    if launched_size() > 1 and rank() != 0:
+        return 0                             # under mpiexec the other ranks only train
     rng = np.random.default_rng(args.seed)
 
     def show(prompt):
@@ -247,8 +263,8 @@ def run_autocomplete(args):
     if args.prompt is not None:
         print(args.prompt + show(args.prompt))
         return 0
-    if not sys.stdin.isatty():
-        lines = [line.rstrip("\n") for line in sys.stdin]
+    if launched_size() > 1 or not sys.stdin.isatty():    # mpiexec: no typing, some completions
+        lines = [] if launched_size() > 1 else [line.rstrip("\n") for line in sys.stdin]
         if lines:
             for line in lines:
                 print(line + show(line))
@@ -301,6 +317,9 @@ def run_generate(args):
     import numpy as np
     from .apps import autocomplete as app
     model, vocab = prepare_model(args, out=sys.stderr)
+    from .distributed import launched_size, rank
+    if launched_size() > 1 and rank() != 0:
+        return 0                             # under mpiexec the other ranks only train
     rng = np.random.default_rng(args.seed)
     prompt = args.prompt or ""
     _warn_unknown(vocab, prompt)

@@ -33,9 +33,19 @@ class Model(Wrapper):
 
     def fit(self, x, y, batch_size=32, epochs=1, verbose=1, callbacks=None,
             validation_split=0.0, validation_data=None, shuffle=True, initial_epoch=0,
-            tbptt=None, sample_weight=None):
-        """Train; returns a History.  ``tbptt=k`` or ``(k1, k2)`` trains with truncated BPTT."""
+            tbptt=None, sample_weight=None, distributed=False):
+        """Train; returns a History.  ``tbptt=k`` or ``(k1, k2)`` trains with truncated BPTT.
+        ``distributed=True``: data-parallel over the MPI processes this program was started
+        as (``mpiexec -n 4 python train.py``; see rnnkit.distributed)."""
         from . import training
+        if distributed:
+            from .distributed import fit as fit_distributed
+            return fit_distributed(self, x, y, batch_size=batch_size, epochs=epochs,
+                                   verbose=verbose, callbacks=callbacks,
+                                   validation_split=validation_split,
+                                   validation_data=validation_data, shuffle=shuffle,
+                                   initial_epoch=initial_epoch, tbptt=tbptt,
+                                   sample_weight=sample_weight, comm=distributed)
         return training.fit(self, x, y, batch_size=batch_size, epochs=epochs, verbose=verbose,
                             callbacks=callbacks, validation_split=validation_split,
                             validation_data=validation_data, shuffle=shuffle,

@@ -280,11 +280,22 @@ def train_step(model, x, y, sample_weight=None):
     """Forward, loss, BPTT, clipping and update on one batch; returns the step record."""
     out = model.forward(x, training=True)
     value, dy, weights = _loss_and_grad(model, y, out, sample_weight)
+    record = _backward_update(model, value, dy)
+    return record, out, weights
+
+
+def _backward_update(model, value, dy, apply=True):
+    """BPTT, then the optimizer's clip + update.  Data-parallel training (rnnkit.distributed)
+    sums the gradients and the loss over the ranks in between; the record's loss is global."""
+    dp = getattr(model, "_data_parallel", None)
+    if dp is not None:
+        return dp.backward_and_apply(model, value, dy, int(dy.shape[0]), apply)
     record = {"loss": value}
     if math.isfinite(value):
         model.backward(dy)
-        record.update(model.optimizer.apply(model.trainable_params(), model.trainable_grads()))
-    return record, out, weights
+        if apply:
+            record.update(model.optimizer.apply(model.trainable_params(), model.trainable_grads()))
+    return record
 
 
 def tbptt_steps(model, x, y, k1, k2, sample_weight=None, apply=True):
@@ -321,16 +332,12 @@ def tbptt_steps(model, x, y, k1, k2, sample_weight=None, apply=True):
             weights = model.loss.step_weights(out_new.shape[:-1],
                                               None if mask is None else mask[:, new], sw,
                                               model.loss.check_targets(yw, out_new))
-            record = {"loss": value}
+            dy = backend.xp().zeros_like(out)
             if math.isfinite(value):
-                dy = backend.xp().zeros_like(out)
                 dy[:, new] = d_new
-                model.backward(dy)
-                if apply:
-                    record.update(model.optimizer.apply(model.trainable_params(),
-                                                        model.trainable_grads()))
+            record = _backward_update(model, value, dy, apply)
             yield record, out_new, yw, weights
-            if not math.isfinite(value):
+            if not math.isfinite(record["loss"]):
                 return
     finally:
         for l, was in saved:
@@ -420,6 +427,8 @@ def fit(model, x, y, batch_size=32, epochs=1, verbose=1, callbacks=None, validat
             idx = order[b * batch_size:(b + 1) * batch_size]
             if not shuffle:
                 idx = slice(b * batch_size, min((b + 1) * batch_size, n))
+            if getattr(model, "_data_parallel", None) is not None:
+                idx = model._data_parallel.shard(idx)      # this rank's rows of the batch
             xb, yb = take(x, idx), take(y, idx)
             swb = None if sample_weight is None else sample_weight[idx]
             nb = num_samples(yb, "y")
@@ -447,6 +456,8 @@ def fit(model, x, y, batch_size=32, epochs=1, verbose=1, callbacks=None, validat
                 acc.add_loss(_batch_loss(model.loss, chunks), nb)
             if model.stop_training:
                 break
+        if getattr(model, "_data_parallel", None) is not None:
+            model._data_parallel.reduce_accumulator(acc)   # the epoch's sums over all ranks
         logs = acc.result()
         logs.update(clip.result())
         if validation_data is not None and not model.stop_training:

@@ -263,7 +263,8 @@ def diverged(what):
 
 
 def train(model, train_ids, s: Settings, minutes, position=0, elapsed=0.0, verbose=True,
-          on_checkpoint=None, checkpoint_every=60.0, stream=None, max_updates=None):
+          on_checkpoint=None, checkpoint_every=60.0, stream=None, max_updates=None,
+          distributed=None):
     """Train for ``minutes`` of wall-clock time, or ``max_updates`` updates, whichever ends
     first, from stream position ``position``.  The learning rate decays along a cosine over
     the time budget, or over ``max_updates`` when that is given (then the run does not
@@ -271,7 +272,8 @@ def train(model, train_ids, s: Settings, minutes, position=0, elapsed=0.0, verbo
     trained, last smoothed loss in bpc, updates, characters).  On Ctrl-C calls
     ``on_checkpoint`` and raises Interrupted.  Raises FloatingPointError when training
     diverges: a non-finite loss or gradient norm, or a loss above ``absurd_bpc`` (4 log2 V
-    + 8 bits per character, far above a uniform guess's log2 V)."""
+    + 8 bits per character, far above a uniform guess's log2 V).  ``distributed``: a
+    rnnkit.distributed.DataParallel; each rank then trains on its share of the streams."""
     if not (isinstance(minutes, (int, float)) and math.isfinite(minutes) and minutes > 0):
         raise ValueError(f"train: minutes must be a finite number > 0; got {minutes!r}")
     if max_updates is not None and (isinstance(max_updates, bool) or
@@ -280,21 +282,25 @@ def train(model, train_ids, s: Settings, minutes, position=0, elapsed=0.0, verbo
         raise ValueError(f"train: max_updates must be a positive integer; got {max_updates!r}")
     x, y = streams(train_ids, s.batch)
     B, L = x.shape
+    clock = time.perf_counter
+    if distributed is not None:   # data-parallel (rnnkit.distributed): this rank's streams, and
+        x, y = distributed.shard_streams(model, x, y)   # rank 0's clock on every rank
+        clock = distributed.clock
     budget = minutes * 60.0
-    start = time.perf_counter()
+    start = clock()
     bar = ProgressBar(None, unit="updates", stream=stream) if verbose else None
     smooth = None
     last_ckpt = start
     updates, chars = 0, 0
 
     def seen_rate():
-        dt = time.perf_counter() - start
+        dt = clock() - start
         return f"{chars / dt:,.0f} chars/s - ETA: {format_duration(budget - dt)}" if dt > 0 else ""
 
     if bar:
         bar.extra = seen_rate
     try:
-        while time.perf_counter() - start < budget and \
+        while clock() - start < budget and \
                 (max_updates is None or updates < max_updates):
             if position >= L - 1:
                 position = 0                                            # a new pass over the text
@@ -308,7 +314,7 @@ def train(model, train_ids, s: Settings, minutes, position=0, elapsed=0.0, verbo
                 chars += B * n
                 # cosine decay of the learning rate over the budget (updates, else time), to 5 %
                 progress = min(updates / max_updates if max_updates else
-                               (time.perf_counter() - start) / budget, 1.0)
+                               (clock() - start) / budget, 1.0)
                 model.optimizer.learning_rate = s.learning_rate * (
                     0.05 + 0.95 * 0.5 * (1.0 + math.cos(math.pi * progress)))
                 bpc = record["loss"] / n / math.log(2.0)                 # the loss sums over n steps
@@ -324,7 +330,7 @@ def train(model, train_ids, s: Settings, minutes, position=0, elapsed=0.0, verbo
                 if bar:
                     bar.update(updates, {"loss": round(smooth * math.log(2.0), 4),
                                          "bpc": round(smooth, 3)})
-                now = time.perf_counter()
+                now = clock()
                 if on_checkpoint and now - last_ckpt > checkpoint_every:
                     on_checkpoint(position, elapsed + now - start)
                     last_ckpt = now
@@ -337,11 +343,11 @@ def train(model, train_ids, s: Settings, minutes, position=0, elapsed=0.0, verbo
         if bar:
             bar.finish(updates, {"bpc": round(smooth, 3) if smooth else float("nan")})
         if on_checkpoint:
-            on_checkpoint(position, elapsed + time.perf_counter() - start)
+            on_checkpoint(position, elapsed + clock() - start)
         raise Interrupted() from None
     if bar:
         bar.finish(updates, {"bpc": round(smooth, 3) if smooth else float("nan")})
-    return TrainResult(position, elapsed + time.perf_counter() - start, smooth, updates, chars)
+    return TrainResult(position, elapsed + clock() - start, smooth, updates, chars)
 
 
 # -- completion --------------------------------------------------------------------------------------

@@ -1,0 +1,83 @@
+"""The programs tests/test_distributed.py runs under ``mpiexec -n 2`` (and in one process).
+
+    python tests/distributed_run.py equal OUT.npz      fit(distributed=True); rank 0 writes
+                                                       the parameters and the history to OUT
+    python tests/distributed_run.py fail               rank 1 raises during its third update
+    python tests/distributed_run.py mismatch           rank 1 has other data than rank 0
+"""
+import sys
+
+import numpy as np
+
+import rnnkit
+from rnnkit import LSTM, Dense, Dropout, Embedding, Sequential, callbacks, optim
+
+N, T, V = 21, 10, 9        # samples, steps, vocabulary (0 is padding)
+
+
+def data(seed=5):
+    """Token sequences with padding at the end (masks), and next-token targets."""
+    rng = np.random.default_rng(seed)
+    lengths = rng.integers(4, T + 1, N)
+    x = rng.integers(1, V, (N, T))
+    x[np.arange(T)[None, :] >= lengths[:, None]] = 0
+    y = np.roll(x, -1, axis=1) % V
+    return x, y
+
+
+def model(seed=0):
+    rnnkit.set_seed(seed)
+    m = Sequential([Embedding(V, 5, mask_zero=True, dtype="float64"),
+                    LSTM(7, return_sequences=True, dropout=0.2, recurrent_dropout=0.3,
+                         dtype="float64"),
+                    Dropout(0.25, dtype="float64"),
+                    Dense(V, dtype="float64")])
+    # clip_global_norm small enough to fire on most updates
+    m.compile(loss="sparse_categorical_crossentropy", from_logits=True, metrics=["accuracy"],
+              optimizer=optim.Adam(0.05, clip_global_norm=0.5))
+    return m
+
+
+def fit(m, distributed, x=None, y=None, cbs=None):
+    if x is None:
+        x, y = data()
+    # batch 7 over 2 ranks: shards of 3 and 4 rows; T = 10 with k1 = 4: 3 updates a batch
+    return m.fit(x, y, batch_size=7, epochs=2, verbose=0, tbptt=(4, 6), shuffle=True,
+                 validation_split=0.0, callbacks=cbs, distributed=distributed)
+
+
+class FailOnRank1(callbacks.Callback):
+    def on_batch_end(self, step, logs=None):
+        from rnnkit import distributed
+        if distributed.rank() == 1 and step == 2:
+            raise RuntimeError("a deliberate failure on rank 1")
+
+
+def main(argv):
+    mode = argv[1]
+    from rnnkit import distributed
+    if mode == "equal":
+        m = model()
+        h = fit(m, True)
+        if distributed.is_root():
+            arrays = {f"p{i}": np.asarray(v) for i, v in enumerate(m.params.values())}
+            arrays["loss"] = np.asarray(h.history["loss"])
+            arrays["accuracy"] = np.asarray(h.history["accuracy"])
+            arrays["step_loss"] = np.asarray(h.steps["loss"])
+            arrays["grad_norm"] = np.asarray(h.steps["grad_norm"])
+            arrays["size"] = np.asarray(distributed.size())
+            np.savez(argv[2], **arrays)
+    elif mode == "fail":
+        fit(model(), True, cbs=[FailOnRank1()])
+    elif mode == "mismatch":
+        x, y = data(seed=5 + distributed.rank())
+        try:
+            fit(model(), True, x, y)
+        except distributed.DistributedError as e:
+            print(f"rank {distributed.rank()} raised: {e}", flush=True)
+            return 3
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

@@ -1,0 +1,173 @@
+"""rnnkit.distributed: data-parallel training equals one process's training.
+
+The MPI tests launch ``mpiexec -n 2 python tests/distributed_run.py ...`` (loopback only)
+and are skipped, saying why, when mpi4py or mpiexec is not installed
+(pip install "rnnkit[mpi]")."""
+import importlib.util
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from rnnkit import distributed
+from rnnkit.distributed import Communicator, DataParallel, DistributedError
+
+HERE = Path(__file__).parent
+sys.path.insert(0, str(HERE))
+import distributed_run as run  # noqa: E402
+
+MPIEXEC = shutil.which("mpiexec") or (shutil.which("mpiexec", path=str(Path(sys.executable).parent)))
+HAVE_MPI = importlib.util.find_spec("mpi4py") is not None and MPIEXEC is not None
+needs_mpi = pytest.mark.skipif(not HAVE_MPI, reason="mpi4py or mpiexec is not installed "
+                                                     "(pip install \"rnnkit[mpi]\")")
+
+
+def _env():
+    env = dict(os.environ)
+    for name in distributed.SIZE_VARIABLES + ("PMI_RANK", "PMI_FD", "OMPI_COMM_WORLD_RANK"):
+        env.pop(name, None)                       # not inherited from a launcher around pytest
+    env.setdefault("UCX_TLS", "self,sm")          # loopback / shared memory only
+    env.setdefault("UCX_NET_DEVICES", "lo")
+    env["PYTHONPATH"] = os.pathsep.join([str(HERE.parent), env.get("PYTHONPATH", "")])
+    return env
+
+
+def mpiexec(*args, n=2, timeout=60):
+    return subprocess.run([MPIEXEC, "-n", str(n), sys.executable, str(HERE / "distributed_run.py"),
+                           *args], capture_output=True, text=True, timeout=timeout, env=_env(),
+                          stdin=subprocess.DEVNULL)
+
+
+def single_process(distributed_flag):
+    m = run.model()
+    h = run.fit(m, distributed_flag)
+    return m, h
+
+
+def rel(a, b):
+    return float(np.abs(a - b).max() / np.abs(b).max())
+
+
+# -- without MPI -----------------------------------------------------------------------------------
+def test_distributed_fit_in_one_process_equals_plain_fit():
+    plain, hp = single_process(False)
+    dist, hd = single_process(True)
+    assert len(hp.steps["loss"]) == 2 * 3 * 3           # 2 epochs × 3 batches × 3 chunks
+    assert max(hp.steps["grad_norm"]) > 0.5 and any(hp.steps["clipped"])   # clipping fired
+    for a, b in zip(dist.params.values(), plain.params.values()):
+        assert rel(a, b) <= 1e-12
+    assert hd.history["loss"] == pytest.approx(hp.history["loss"], rel=1e-12)
+    assert not hasattr(dist, "_data_parallel")          # detached after fit
+
+
+def test_training_differs_with_another_seed_so_the_comparison_can_fail():
+    a, _ = single_process(False)
+    b = run.model(seed=1)
+    run.fit(b, False)
+    assert max(rel(p, q) for p, q in zip(b.params.values(), a.params.values())) > 1e-3
+
+
+def test_sharded_generator_gives_each_rank_its_rows_of_the_global_draw():
+    gen_state = np.random.default_rng(7)
+    full = np.random.default_rng(7).random((7, 3))
+    parts = []
+    for r in range(2):
+        comm = Communicator()
+        comm.rank, comm.size = r, 2
+        dp = DataParallel(comm)
+        dp.rows = (dp.bounds(7)[0], dp.bounds(7)[1], 7)
+        g = distributed._ShardedGenerator(np.random.default_rng(7), dp)
+        parts.append(g.random((dp.rows[1] - dp.rows[0], 3)))
+    assert [p.shape[0] for p in parts] == [3, 4]
+    np.testing.assert_array_equal(np.concatenate(parts), full)
+    assert gen_state.random() == pytest.approx(np.random.default_rng(7).random())
+
+
+def test_shards_cover_the_batch_once_in_order():
+    rows = []
+    for r in range(3):
+        comm = Communicator()
+        comm.rank, comm.size = r, 3
+        rows.append(DataParallel(comm).shard(np.arange(10, 20)))
+    np.testing.assert_array_equal(np.concatenate(rows), np.arange(10, 20))
+    comm = Communicator()
+    comm.rank, comm.size = 0, 3                                  # rows 0:0 of 2
+    with pytest.raises(DistributedError, match="global batch of 2 samples cannot be shared by 3"):
+        DataParallel(comm).shard(np.arange(2))
+
+
+class _TwoRanks(Communicator):
+    """What rank 0 sees when rank 1 passed ``other``."""
+
+    def __init__(self, other):
+        self.other = other
+
+    def allgather(self, obj):
+        return [obj, {**obj, **self.other}]
+
+
+def test_ranks_that_disagree_raise_a_clear_error():
+    with pytest.raises(DistributedError, match=r"disagree on the data \(rank 0: a; rank 1: b\)"):
+        distributed.check_same(_TwoRanks({"the data": "b"}), {"the data": "a"})
+    distributed.check_same(_TwoRanks({}), {"the data": "a"})          # equal: no error
+
+
+def test_launched_size_reads_the_launchers_variables():
+    assert distributed.launched_size({}) == 1
+    assert distributed.launched_size({"PMI_SIZE": "4"}) == 4
+    assert distributed.launched_size({"OMPI_COMM_WORLD_SIZE": "64"}) == 64
+    with pytest.raises(DistributedError, match="PMI_SIZE='x'"):
+        distributed.launched_size({"PMI_SIZE": "x"})
+
+
+def test_a_batch_smaller_than_the_ranks_is_refused_up_front():
+    comm = Communicator()
+    comm.size = 4
+    x, y = run.data()
+    with pytest.raises(DistributedError, match="a batch of 3 samples .* cannot be shared by 4"):
+        run.model().fit(x[:10], y[:10], batch_size=7, epochs=1, verbose=0, distributed=comm)
+
+
+def test_missing_mpi4py_under_a_launcher_names_the_fix(monkeypatch):
+    monkeypatch.setattr(distributed, "_WORLD", None)
+    monkeypatch.setenv("PMI_SIZE", "2")
+    monkeypatch.setitem(sys.modules, "mpi4py", None)             # import mpi4py fails
+    with pytest.raises(DistributedError, match=r"one of 2 .* mpi4py is not installed.*rnnkit\[mpi\]"):
+        distributed.world()
+
+
+# -- two MPI ranks on this machine ---------------------------------------------------------------------------
+@needs_mpi
+def test_two_ranks_give_the_parameters_of_one_process(tmp_path):
+    out = tmp_path / "two.npz"
+    r = mpiexec("equal", str(out))
+    assert r.returncode == 0, r.stdout + r.stderr
+    two = np.load(out)
+    assert int(two["size"]) == 2
+    one, h = single_process(False)
+    for i, v in enumerate(one.params.values()):     # 18 updates, dropout, masks, clipping
+        assert rel(two[f"p{i}"], v) <= 1e-12, i
+    np.testing.assert_allclose(two["grad_norm"], h.steps["grad_norm"], rtol=1e-12)
+    np.testing.assert_allclose(two["loss"], h.history["loss"], rtol=1e-12)
+    np.testing.assert_allclose(two["accuracy"], h.history["accuracy"], rtol=1e-12)
+
+
+@needs_mpi
+def test_a_failing_rank_stops_every_rank_with_its_name():
+    r = mpiexec("fail", timeout=60)
+    assert r.returncode != 0
+    assert "a deliberate failure on rank 1" in r.stderr
+    assert "rank 1 of 2 failed" in r.stderr
+
+
+@needs_mpi
+def test_ranks_with_different_data_all_raise():
+    r = mpiexec("mismatch", timeout=60)
+    assert r.returncode != 0
+    for rank in (0, 1):
+        assert f"rank {rank} raised: fit(distributed=True): the ranks disagree on the data" \
+               in r.stdout, r.stdout + r.stderr
