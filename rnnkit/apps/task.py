@@ -45,6 +45,7 @@ class App:
     predict: Callable[[Any, dict, list[str], argparse.Namespace], list[str]]
     configure_train: Callable[[argparse.ArgumentParser], None] = lambda p: None
     configure_predict: Callable[[argparse.ArgumentParser], None] = lambda p: None
+    configure_evaluate: Callable[[argparse.ArgumentParser], None] = lambda p: None
     input_help: str = "text to answer; without it, --file or lines typed on standard input"
     default_minutes: float = 5.0
     extra: dict = field(default_factory=dict)    # name -> (configure(p), run(args) -> int)
@@ -222,6 +223,7 @@ def add_app_parser(sub, app: App):
                                             "test split")
     common(e)
     e.add_argument("--json", action="store_true", help="print one JSON object")
+    app.configure_evaluate(e)
     e.set_defaults(func=lambda args: _run_evaluate(app, args))
 
     q = actions.add_parser("predict", help="answer your own input")
