@@ -4,6 +4,9 @@
                                                        the parameters and the history to OUT
     python tests/distributed_run.py fail               rank 1 raises during its third update
     python tests/distributed_run.py mismatch           rank 1 has other data than rank 0
+    python tests/distributed_run.py autocomplete DIR [FILE]   autocomplete's streams: 4 updates
+                                                       with a checkpoint after each (DIR/ckpt),
+                                                       or 3 more from FILE; the last checkpoint is DIR/ckpt.rnnkit
 """
 import sys
 
@@ -53,6 +56,45 @@ class FailOnRank1(callbacks.Callback):
             raise RuntimeError("a deliberate failure on rank 1")
 
 
+def autocomplete(outdir, resume_from=None):
+    before = rnnkit.backend.floatx()
+    rnnkit.set_floatx("float64")                      # to compare to float64 rounding
+    try:
+        _autocomplete(outdir, resume_from)
+    finally:
+        rnnkit.set_floatx(before)
+
+
+def _autocomplete(outdir, resume_from):
+    from pathlib import Path
+
+    from rnnkit import distributed
+    from rnnkit.apps import autocomplete as app
+    from rnnkit.data.text import CharVocab
+    rng = np.random.default_rng(0)
+    text = "".join(rng.choice(list("abcde fgh\n"), 3000))
+    vocab = CharVocab.from_text(text)
+    s = app.Settings(hidden=8, embed=4, batch=5, bptt=6, seed=3)
+    train_ids, _ = app.split(vocab.encode(text), s.val_fraction)
+    position = 0
+    if resume_from:
+        m, vocab, s, meta = app.load(resume_from)
+        position = meta["position"]
+    else:
+        m = app.build_model(len(vocab), s)
+    dp = distributed.DataParallel() if distributed.launched_size() > 1 else None
+    out = Path(outdir)
+
+    def save(pos, secs):
+        app.save(m, out / "ckpt.rnnkit", vocab, s, pos, secs, complete=False)
+
+    checkpoint = save if dp is None else dp.begin_command(
+        m, save, dp.output(sys.stdout), {"the text": distributed.fingerprint(train_ids)})
+    app.train(m, train_ids, s, minutes=10, position=position, verbose=False,
+              on_checkpoint=checkpoint, checkpoint_every=-1.0,      # after every update
+              max_updates=3 if resume_from else 4, distributed=dp)
+
+
 def main(argv):
     mode = argv[1]
     from rnnkit import distributed
@@ -69,6 +111,8 @@ def main(argv):
             np.savez(argv[2], **arrays)
     elif mode == "fail":
         fit(model(), True, cbs=[FailOnRank1()])
+    elif mode == "autocomplete":
+        autocomplete(argv[2], argv[3] if len(argv) > 3 else None)
     elif mode == "mismatch":
         x, y = data(seed=5 + distributed.rank())
         try:

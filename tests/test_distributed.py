@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import rnnkit
 from rnnkit import distributed
 from rnnkit.distributed import Communicator, DataParallel, DistributedError
 
@@ -171,3 +172,34 @@ def test_ranks_with_different_data_all_raise():
     for rank in (0, 1):
         assert f"rank {rank} raised: fit(distributed=True): the ranks disagree on the data" \
                in r.stdout, r.stdout + r.stderr
+
+
+def _checkpoint(path):
+    m = rnnkit.load_model(path)
+    states = [s for l in m.walk() if getattr(l, "states", None) is not None for s in l.states]
+    return m, states
+
+
+@needs_mpi
+def test_autocomplete_streams_on_two_ranks_resume_on_one_and_three(tmp_path):
+    """4 updates on 2 ranks = on 1 process (the checkpoint holds all 5 streams' states);
+    3 more from the 2-rank checkpoint in 1 process = from the 1-process one on 3 ranks."""
+    d = {k: tmp_path / k for k in ("one", "two", "one_more", "three_more")}
+    for p in d.values():
+        p.mkdir()
+    assert run.main(["", "autocomplete", str(d["one"])]) == 0
+    r = mpiexec("autocomplete", str(d["two"]))
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "Data-parallel: 2 MPI processes (rank 0: pid" in r.stdout
+    assert run.main(["", "autocomplete", str(d["one_more"]), str(d["two"] / "ckpt.rnnkit")]) == 0
+    r = mpiexec("autocomplete", str(d["three_more"]), str(d["one"] / "ckpt.rnnkit"), n=3)
+    assert r.returncode == 0, r.stdout + r.stderr
+    for a, b, updates in [("one", "two", 4), ("one_more", "three_more", 7)]:
+        (ma, sa), (mb, sb) = _checkpoint(d[a] / "ckpt.rnnkit"), _checkpoint(d[b] / "ckpt.rnnkit")
+        assert ma.optimizer.iterations == mb.optimizer.iterations == updates
+        assert ma.metadata["position"] == mb.metadata["position"] == 6 * updates
+        for p, q in zip(ma.params.values(), mb.params.values()):
+            assert p.dtype == np.float64 and rel(p, q) <= 1e-12
+        assert [s.shape for s in sb] == [(5, 8), (5, 8)]      # the states of all 5 streams
+        for p, q in zip(sa, sb):
+            assert rel(p, q) <= 1e-12
