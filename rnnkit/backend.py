@@ -72,16 +72,8 @@ def scatter_add(target, indices, values):
     return target
 
 
-_matmul_hook = None    # rnnkit.kernels.matmul: large products on rnnkit's own threads
-
-
 def matmul(a, b):
-    """``a @ b``.  With NumPy and rnnkit's compiled kernels, a large product made inside
-    ``rnnkit.kernels.own_threads()`` runs on rnnkit's thread team (same numbers)."""
-    if _matmul_hook is not None and _current is numpy:
-        out = _matmul_hook(a, b)
-        if out is not None:
-            return out
+    """``a @ b`` in the current backend."""
     return a @ b
 
 

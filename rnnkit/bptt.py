@@ -1,27 +1,28 @@
-"""Backpropagation through time: the only loops over time in rnnkit.
+"""Backpropagation through time: the lecture's loops over time, forward and reverse.
 
 A recurrent layer hands over the input projections of all steps at once,
 
     XW[t] = x_t U + b          (T, N, G): one large matrix product, done by the layer
 
-(or x itself with U, at inference: the compiled LSTM loop then forms each x_t U inside
-the loop, while that step's gates are in cache; the NumPy loops get XW as above),
-and a cell that knows one step of its recurrence (``cells/``).  ``forward`` runs
-the recurrence step by step and keeps, in a ``Trace``, what the reverse loop
-needs; ``backward`` walks the steps in reverse, applying the chain rule
+and a cell that knows one step of its recurrence (``cells/``).  ``forward`` runs the
+recurrence step by step and keeps, in a ``Trace``, what the reverse loop needs;
+``backward`` walks the steps in reverse, applying the chain rule
 
     ∂L/∂s_{t-1} = ∂L/∂s_{t-1}|direct + (∂L/∂s_t)(∂s_t/∂s_{t-1}),
 
-and returns ∂L/∂XW[t] for every step, from which the layer gets the weight
-gradients with single matrix products after the loop (dU = Xᵀ dXW, dW = S_prevᵀ dA).
+and returns ∂L/∂XW[t] for every step, from which the layer gets the weight gradients
+with single matrix products after the loop (dU = Xᵀ dXW, dW = S_prevᵀ dA).
 
-Masks (Keras semantics): where ``mask[t, n]`` is False, sample n skips step t:
-its state is carried over unchanged (s_t = s_{t-1}), and in reverse the gradient
-passes through the carry untouched and nothing reaches that step's weights.
+Masks (Keras semantics): where ``mask[t, n]`` is False, sample n skips step t: its state
+is carried over unchanged (s_t = s_{t-1}), and in reverse the gradient passes through the
+carry untouched and nothing reaches that step's weights.
+
+This module is the reference and knows no accelerator.  A compiled version of the same two
+loops (``rnnkit.kernels``) fills the same ``Trace``; the layers try it first and fall back
+to these loops, which every accelerator is tested against.
 """
 from __future__ import annotations
 
-from . import backend, kernels
 from .backend import xp
 
 
@@ -57,33 +58,16 @@ class Trace:
         return s_prev if self.rec_mask is None else s_prev * self.rec_mask
 
 
-def forward(cell, params, xw, initial_states, mask=None, rec_mask=None, overwrite_xw=False,
-            bias=None, x=None) -> Trace:
-    """Run ``cell`` over all T steps of ``xw + bias`` (T, N, G) from ``initial_states``.
-    ``bias`` (G,) or None: the input bias b, if ``xw`` does not hold it already (the
-    compiled loops add it to each step's pre-activations while they are in cache).
-    ``overwrite_xw``: the caller no longer needs ``xw`` (the loops may then compute the
-    gates in place in it).  ``xw`` None and ``x`` (T, N, D) given: the projections are
-    x_t U with U = params["U"], which the compiled LSTM loop computes step by step inside
-    the loop (no (T, N, G) pass of its own); otherwise they are computed here first."""
-    T, N = (x if xw is None else xw).shape[:2]
-    trace = Trace(T, N, (x if xw is None else xw).dtype, cell.state_sizes, mask, rec_mask)
+def forward(cell, params, xw, initial_states, mask=None, rec_mask=None) -> Trace:
+    """Run ``cell`` over all T steps of ``xw`` (T, N, G) = x_t U + b from
+    ``initial_states`` [(N, size_k)].  ``mask`` (T, N, 1) bool or None; ``rec_mask``
+    (N, H_rec) or None: the recurrent dropout mask.  Returns the Trace."""
+    T, N = xw.shape[:2]
+    trace = Trace(T, N, xw.dtype, cell.state_sizes, mask, rec_mask)
     cell.allocate(trace)
     for s, s0 in zip(trace.states, initial_states):
         s[0] = s0
-    if xw is None:
-        if kernels.forward(cell, params, trace, None, bias=bias, x=x):
-            return trace
-        xw = backend.matmul(x.reshape(T * N, -1), params["U"]).reshape(T, N, -1)
-        overwrite_xw = True
-    if kernels.forward(cell, params, trace, xw, overwrite_xw, bias):  # the same loop, compiled
-        return trace
     np_ = trace.xp
-    if bias is not None:
-        if overwrite_xw:
-            xw += bias                                        # XW[t] = x_t U + b
-        else:
-            xw = xw + bias
     for t in range(T):
         cell.step(params, trace, t, xw[t])
         if mask is not None and not trace.full_step[t]:
@@ -93,12 +77,15 @@ def forward(cell, params, xw, initial_states, mask=None, rec_mask=None, overwrit
     return trace
 
 
-def backward(cell, params, trace, d_outputs=None, d_final=None):
+def backward(cell, params, trace, d_outputs=None, d_final=None, deltas=None):
     """The reverse loop.
 
     d_outputs: (T, N, size_0) ∂L/∂(output of step t) = ∂L/∂s_t through the layer's
                output sequence, or None when only the final state was used.
     d_final:   list of ∂L/∂(final state k), or None.
+    deltas:    None, or one (T+1, N, size_k) array per state to fill with the total
+               gradient δ_t = ∂L/∂s_t at every step (index 0: the initial state) — what
+               the loop computes on its way back and otherwise forgets (diagnostics).
     Returns (dxw, d_initial): dxw (T, N, G) = ∂L/∂XW[t], and ∂L/∂(initial state k).
     """
     np_ = trace.xp
@@ -109,11 +96,12 @@ def backward(cell, params, trace, d_outputs=None, d_final=None):
             if g is not None:
                 d += g
     dxw = np_.empty((T, N, cell.width), dtype=trace.dtype)
-    if kernels.backward(cell, params, trace, d_outputs, ds, dxw):   # compiled (optional)
-        return dxw, ds
     for t in range(T - 1, -1, -1):
         if d_outputs is not None:
             ds[0] += d_outputs[t]                             # ∂L_t/∂s_t enters here
+        if deltas is not None:
+            for keep, d in zip(deltas, ds):
+                keep[t + 1] = d                               # δ_t = ∂L/∂s_t
         if trace.mask is None or trace.full_step[t]:
             ds = cell.step_back(params, trace, t, ds, dxw[t])
         else:
@@ -122,4 +110,7 @@ def backward(cell, params, trace, d_outputs=None, d_final=None):
             for d_new, d in zip(new, ds):                     # masked samples: s_t = s_{t-1},
                 np_.copyto(d_new, d, where=~m)                # their gradient is carried over
             ds = new
+    if deltas is not None:
+        for keep, d in zip(deltas, ds):
+            keep[0] = d                                       # ∂L/∂(initial state)
     return dxw, ds

@@ -142,3 +142,27 @@ def float_dtype(dtype, who: str):
 def _host(a):
     get = getattr(a, "get", None)
     return get() if get is not None and not isinstance(a, np.ndarray) else a
+
+
+def gradient(dy, shape, who: str, dtype, name: str = "dy"):
+    """``dy``, the gradient of a layer's output, as an array of ``dtype`` with exactly the
+    output's ``shape``: a wrong shape is a ValueError that names ``dy`` and the shape
+    expected (a gradient of another shape would be broadcast into wrong numbers, or read
+    past an array's end by the compiled loops)."""
+    np_ = xp()
+    if dy is None:
+        raise TypeError(f"{who}: backward: {name} must be an array of shape {tuple(shape)}; "
+                        f"got None")
+    if not hasattr(dy, "dtype"):
+        try:
+            dy = np.asarray(dy)
+        except (ValueError, TypeError) as e:
+            raise TypeError(f"{who}: backward: {name} must be a numeric array of shape "
+                            f"{tuple(shape)}; could not convert {describe(dy)}: {e}") from None
+    if np.dtype(dy.dtype).kind not in "fiub":
+        raise TypeError(f"{who}: backward: {name} must be a real numeric array of shape "
+                        f"{tuple(shape)}; got {describe(dy)}")
+    if tuple(dy.shape) != tuple(shape):
+        raise ValueError(f"{who}: backward: {name} must have the shape of the layer's output "
+                         f"{tuple(shape)}; got {tuple(dy.shape)}")
+    return np_.asarray(dy, dtype=dtype)

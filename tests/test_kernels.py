@@ -39,7 +39,7 @@ class Spy:
 @pytest.fixture(autouse=True)
 def compiled_loops_on():
     """These tests compare both paths, whatever RNNKIT_KERNELS says for the rest of the run."""
-    before = kernels._enabled
+    before = kernels.switch.requested()
     kernels.set_enabled(True)
     yield
     kernels.set_enabled(before)
@@ -47,8 +47,8 @@ def compiled_loops_on():
 
 @pytest.fixture
 def spy(monkeypatch):
-    s = Spy(kernels._loops)
-    monkeypatch.setattr(kernels, "_loops", s)
+    s = Spy(kernels.loops._loops)
+    monkeypatch.setattr(kernels.loops, "_loops", s)
     return s
 
 
@@ -169,9 +169,10 @@ def test_lstm_inference_computes_x_u_in_the_loop(case, option, N, dtype, rtol, a
     fast = run(layer, x, fast=True, mask=mask, initial_state=init, training=False)
     assert spy.calls == [("forward", "lstm"), ("backward", "lstm")]
     if dtype == "float32" and N >= 4:                      # else one product before the loop
-        assert spy.args[0]["x"] and spy.args[0]["D"] == x.shape[2] and "xw" not in spy.args[0]
+        assert spy.args[0]["x"] is not None and spy.args[0]["D"] == x.shape[2]
+        assert "xw" not in spy.args[0]
     else:
-        assert "x" not in spy.args[0] and spy.args[0]["xw"]
+        assert "x" not in spy.args[0] and spy.args[0]["xw"] is not None
     assert_same(fast, ref, rtol, atol)
     trained = run(layer, x, fast=True, mask=mask, initial_state=init)    # xw computed first
     assert_same(fast, trained, rtol, atol)
@@ -184,7 +185,7 @@ def test_only_lstm_inference_takes_x(spy):
     for layer in (SimpleRNN(6, seed=1), GRU(6, seed=1), LSTM(6, seed=1)):
         layer.forward(x)
         layer.forward(x, training=True)
-    xs = [bool(a.get("x")) for a in spy.args]
+    xs = [a.get("x") is not None for a in spy.args]
     assert xs == [False, False, False, False, True, False]
 
 
@@ -274,19 +275,18 @@ def test_unknown_cells_and_backends_fall_back(spy):
     assert spy.calls == []
 
 
-def test_bptt_forward_leaves_xw_alone_unless_allowed():
-    """bptt.forward(..., overwrite_xw=True) lets the compiled loop compute the gates in
+def test_compiled_forward_leaves_xw_alone_unless_allowed():
+    """kernels.forward(..., overwrite_xw=True) lets the compiled loop compute the gates in
     place in xw (the layer's own temporary); by default xw is left as it was."""
-    from rnnkit import bptt
     rng = np.random.default_rng(0)
     cell = rnnkit.cells.LSTMCell(4)
     params = {"W": rng.standard_normal((4, 16)).astype("float32")}
     xw = rng.standard_normal((5, 2, 16)).astype("float32")
     before = xw.copy()
     s0 = [np.zeros((2, 4), "float32")] * 2
-    tr = bptt.forward(cell, params, xw, s0)
+    tr = kernels.forward(cell, params, s0, xw=xw)
     np.testing.assert_array_equal(xw, before)
-    tr2 = bptt.forward(cell, params, xw, s0, overwrite_xw=True)
+    tr2 = kernels.forward(cell, params, s0, xw=xw, overwrite_xw=True)
     assert tr2.cache["gates"] is xw
     np.testing.assert_array_equal(tr2.cache["gates"], tr.cache["gates"])
     np.testing.assert_array_equal(tr2.states[0], tr.states[0])
@@ -296,7 +296,7 @@ def test_bptt_forward_leaves_xw_alone_unless_allowed():
 @pytest.fixture
 def team_of_two(monkeypatch):
     """A team of two threads whatever the machine has (RNNKIT_THREADS)."""
-    if not kernels._blas.get("set_threads"):
+    if not kernels.blas.set_threads(kernels.blas.threads()):
         pytest.skip("this BLAS cannot be set to one thread")
     monkeypatch.setenv("RNNKIT_THREADS", "2")
 
@@ -340,22 +340,23 @@ def test_prefetching_products_agree(N, team_of_two, spy):
 @pytest.mark.parametrize("dtype,rtol", [("float32", 1e-5), ("float64", 1e-12)])
 def test_matmul_on_the_team(dtype, rtol, team_of_two):
     rng = np.random.default_rng(0)
-    before = kernels._blas_threads()
+    before = kernels.blas.threads()
     for M, K, N in [(300, 70, 500), (1000, 64, 40), (33, 257, 1030)]:
         a = rng.standard_normal((M, K)).astype(dtype)
         b = rng.standard_normal((K, N)).astype(dtype)
-        assert kernels.matmul(a, b) is None                     # outside own_threads: BLAS
+        assert not kernels.threads.inside()
+        np.testing.assert_array_equal(kernels.matmul(a, b), a @ b)   # outside own_threads: a @ b
         with kernels.own_threads():
-            assert kernels._blas_threads() == 1 and kernels._threads() == 2
+            assert kernels.blas.threads() == 1 and kernels.threads.team_size() == 2
             with kernels.own_threads():                         # re-entrant
                 pass
-            assert kernels._blas_threads() == 1
+            assert kernels.blas.threads() == 1
             for A, B in [(a, b), (np.ascontiguousarray(a.T).T, b), (a, np.ascontiguousarray(b.T).T),
                          (np.ascontiguousarray(a.T).T, np.ascontiguousarray(b.T).T)]:
                 out = kernels.matmul(A, B)
-                assert out is not None and out.dtype == dtype and out.flags.c_contiguous
+                assert out.dtype == dtype and out.flags.c_contiguous
                 np.testing.assert_allclose(out, a.astype("float64") @ b, rtol=rtol, atol=rtol * K)
-                np.testing.assert_array_equal(rnnkit.backend.matmul(A, B), out)
-            assert kernels.matmul(a[:4, :4], b[:4, :4]) is None      # small: one BLAS call
-            assert kernels.matmul(a[:, ::2], b[::2]) is None         # strided: NumPy's matmul
-        assert kernels._blas_threads() == before                # restored
+            small, strided = (a[:4, :4], b[:4, :4]), (a[:, ::2], b[::2])
+            for A, B in (small, strided):                       # one BLAS call / NumPy's matmul
+                np.testing.assert_allclose(kernels.matmul(A, B), A @ B, rtol=rtol, atol=rtol * K)
+        assert kernels.blas.threads() == before                 # restored

@@ -10,9 +10,11 @@ activations) and receives the parameter dict on every call.  Its pieces:
     step_back(p, tr, t, ds, dxw_t)
                            one step in reverse: given ∂L/∂states[t+1] (a list),
                            write ∂L/∂XW[t] into dxw_t and return ∂L/∂states[t]
-    recurrent_grads(p, tr, dxw)
+    recurrent_grads(p, tr, dxw, matmul)
                            gradients of the recurrent parameters (W, ...), each one
                            matrix product over all steps, after the reverse loop
+                           (``matmul``: the product to use; the layer passes the
+                           compiled kernels' threaded one when they run)
 
 The input side (U, b) is the same for every cell and lives in the layer:
 XW = X U + b before the loop, dU = Xᵀ dXW and db = Σ dXW after it.
@@ -66,7 +68,7 @@ class Cell:
     def step_back(self, p, tr, t, ds, dxw_t):
         raise NotImplementedError
 
-    def recurrent_grads(self, p, tr, dxw):
+    def recurrent_grads(self, p, tr, dxw, matmul=None):
         raise NotImplementedError
 
 

@@ -110,7 +110,7 @@ class GRUCell(Cell):
         d_hd += dh * z                                              # the direct path z ⊙ h_{t-1}
         return [d_hd]
 
-    def recurrent_grads(self, p, tr, dxw):
+    def recurrent_grads(self, p, tr, dxw, matmul=matmul):
         H = self.units
         hd = flat(tr.prev_input())
         dA = flat(dxw)

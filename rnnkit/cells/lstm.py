@@ -96,7 +96,7 @@ class LSTMCell(Cell):
             dh_prev *= tr.rec_mask
         return [dh_prev, dc * f]                                   # ∂L/∂c_{t-1} = ∂L/∂c_t ⊙ f
 
-    def recurrent_grads(self, p, tr, dxw):
+    def recurrent_grads(self, p, tr, dxw, matmul=matmul):
         grads = {"W": matmul(flat(tr.prev_input()).T, flat(dxw))}  # Σ_t h_{t-1}ᵀ ∂L/∂a_t
         if self.proj_size:
             grads["P"] = matmul(flat(tr.cache["m"]).T, flat(tr.cache["dh"]))  # Σ_t m_tᵀ ∂L/∂h_t

@@ -36,5 +36,5 @@ class SimpleCell(Cell):
             d_prev *= tr.rec_mask
         return [d_prev]
 
-    def recurrent_grads(self, p, tr, dxw):
+    def recurrent_grads(self, p, tr, dxw, matmul=matmul):
         return {"W": matmul(flat(tr.prev_input()).T, flat(dxw))}   # Σ_t s_{t-1}ᵀ ∂L/∂a_t

@@ -19,7 +19,7 @@ from .. import callbacks as cb
 from ..seeding import set_seed
 from . import tasks
 from .monitor import SpectralNormTracker
-from .records import recurrent_layers
+from .traces import recurrent_layers
 from .report import diagnose
 
 HELP = "gradient diagnostics: vanishing/exploding gradients, Jacobians, gates, truncation"

@@ -22,7 +22,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import activations, backend
-from .records import cell_kind, kept_states, recurrent_layers, state_names, trace_of
+from .traces import cell_kind, kept_states, recurrent_layers, state_names, trace_of
 
 GATE_NAMES = {"lstm": ("i", "f", "g", "o"), "gru": ("z", "r", "n"), "rnn": ()}
 RECORDABLE = ("gates", "states")

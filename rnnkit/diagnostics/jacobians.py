@@ -32,7 +32,7 @@ import copy
 import numpy as np
 
 from .. import backend
-from .records import cell_kind, kept_states, recurrent_layers, state_names, trace_of
+from .traces import cell_kind, kept_states, recurrent_layers, state_names, trace_of
 
 
 def _sample_trace(trace, n, rows):

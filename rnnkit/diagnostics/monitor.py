@@ -20,7 +20,7 @@ from .. import backend
 from ..callbacks import Callback
 from .gates import GATE_NAMES
 from .jacobians import spectral_norm
-from .records import cell_kind, recurrent_layers
+from .traces import cell_kind, recurrent_layers
 
 
 def weight_norms(model):

@@ -37,94 +37,13 @@ import copy
 import numpy as np
 
 from .. import backend, bptt, losses
-from ..layers.recurrent import Recurrent
-
-
-# -- finding the recurrent layers and what their last forward pass kept -----------------------
-def recurrent_layers(model):
-    """Every recurrent layer (SimpleRNN, LSTM, GRU) inside ``model``, in walk order; the
-    two directions of a Bidirectional layer are two layers."""
-    if isinstance(model, Recurrent):
-        return [model]
-    return [layer for layer in model.walk() if isinstance(layer, Recurrent)]
-
-
-def cell_kind(layer):
-    """'rnn', 'lstm' or 'gru'."""
-    name = type(layer.cell).__name__
-    return {"SimpleCell": "rnn", "LSTMCell": "lstm", "GRUCell": "gru"}.get(name, name)
-
-
-def state_names(layer):
-    """Names of the states: ('h',) or ('h', 'c') for an LSTM.  (h is the lecture's s.)"""
-    return ("h", "c") if len(layer.state_sizes) == 2 else ("h",)
-
-
-def trace_of(layer):
-    """The ``bptt.Trace`` of the layer's last forward pass."""
-    ctx = getattr(layer, "_ctx", None)
-    if ctx is not None:
-        for item in ctx:
-            if isinstance(item, bptt.Trace):
-                return item
-    raise RuntimeError(f"{layer.who}: no forward pass to look at; call forward first")
-
-
-def layer_inputs(layer):
-    """(T, N, D): the inputs x_t of every step as the layer used them (processing order,
-    after input dropout)."""
-    tr = trace_of(layer)
-    X2 = layer._ctx[0]
-    return X2.reshape(tr.T, tr.N, -1)
-
-
-def as_float64(model):
-    """A float64 copy of ``model`` (the original is not changed): diagnostics in double
-    precision, as the gradient checks run."""
-    m = copy.deepcopy(model)
-    m.astype("float64")
-    return m
-
-
-# -- capturing what each layer's backward receives ------------------------------------------------
-@contextlib.contextmanager
-def capture_backward(layers):
-    """Within the block, remember the ``dy`` each of ``layers`` receives in backward
-    (``captured[layer.name]``).  The layers compute exactly as before."""
-    captured = {}
-
-    def wrap(layer):
-        method = type(layer).backward
-
-        def backward(dy):
-            captured[layer.name] = dy
-            return method(layer, dy)
-        layer.backward = backward                 # an instance attribute shadows the method
-
-    for layer in layers:
-        wrap(layer)
-    try:
-        yield captured
-    finally:
-        for layer in layers:
-            layer.__dict__.pop("backward", None)
-
-
-@contextlib.contextmanager
-def kept_states(model):
-    """Restore the carried states of stateful layers after the block."""
-    saved = [(l, None if l.states is None else [s.copy() for s in l.states])
-             for l in recurrent_layers(model) if l.stateful]
-    try:
-        yield
-    finally:
-        for layer, states in saved:
-            layer.states = states
+from .traces import (as_float64, capture_backward, cell_kind, kept_states, layer_inputs,
+                     recurrent_layers, state_names, trace_of)
 
 
 # -- the reverse loop, replayed with every step kept ---------------------------------------------
 def replay_backward(cell, params, trace, d_outputs=None, d_final=None):
-    """``bptt.backward``'s loop, keeping ∂L/∂s_t at every step.
+    """``bptt.backward`` on a forward pass's Trace, keeping ∂L/∂s_t at every step.
 
     Returns (dxw, deltas): dxw (T, N, G) = ∂L/∂a_t, the pre-activation gradients; and
     deltas, one (T+1, N, size_k) array per state, where deltas[k][t] = ∂L/∂(state k after
@@ -133,28 +52,9 @@ def replay_backward(cell, params, trace, d_outputs=None, d_final=None):
     step t+1 (the state of the recurrence is the pair (h_t, c_t)).
     """
     np_ = trace.xp
-    T, N = trace.T, trace.N
-    ds = [np_.zeros((N, s.shape[-1]), dtype=trace.dtype) for s in trace.states]
-    if d_final is not None:
-        for d, g in zip(ds, d_final):
-            if g is not None:
-                d += g
-    dxw = np_.empty((T, N, cell.width), dtype=trace.dtype)
-    deltas = [np_.empty((T + 1, N, s.shape[-1]), dtype=trace.dtype) for s in trace.states]
-    for t in range(T - 1, -1, -1):
-        if d_outputs is not None:
-            ds[0] = ds[0] + d_outputs[t]                      # ∂L_t/∂s_t enters here
-        for keep, d in zip(deltas, ds):
-            keep[t + 1] = d                                   # δ_t = ∂L/∂s_t
-        if trace.mask is None or trace.full_step[t]:
-            ds = cell.step_back(params, trace, t, ds, dxw[t])
-        else:
-            m = trace.mask[t]
-            carried = [d * ~m for d in ds]
-            ds = cell.step_back(params, trace, t, [d * m for d in ds], dxw[t])
-            ds = [d + c for d, c in zip(ds, carried)]
-    for keep, d in zip(deltas, ds):
-        keep[0] = d                                           # ∂L/∂(initial state)
+    deltas = [np_.empty((trace.T + 1, trace.N, s.shape[-1]), dtype=trace.dtype)
+              for s in trace.states]
+    dxw, _ = bptt.backward(cell, params, trace, d_outputs, d_final, deltas=deltas)
     return dxw, deltas
 
 

@@ -28,7 +28,7 @@ import math
 import numpy as np
 
 from .. import backend, losses, training
-from .records import kept_states, recurrent_layers
+from .traces import kept_states, recurrent_layers
 
 
 def _as_numpy(grads):

@@ -4,9 +4,9 @@
  * This is an optional accelerator.  the cells in rnnkit/cells/ are the reference: the loops here
  * compute the same quantities in the same order and fill the same Trace buffers, so that
  * everything after the loop (weight gradients, outputs, diagnostics) is unchanged.  The
- * Python side (rnnkit/kernels/__init__.py) checks every shape, dtype and stride before it
- * calls in, finds NumPy's BLAS and hands its sgemm/dgemm/sgemv/dgemv addresses to
- * set_blas(); no BLAS header or library is needed at build time.
+ * arrays arrive through the buffer protocol and are checked here (item size, shape, strides)
+ * against the loop's sizes; rnnkit/kernels/blas.py finds NumPy's BLAS and hands its
+ * sgemm/dgemm/sgemv/dgemv to set_blas(); no BLAS header or library is needed at build time.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -207,7 +207,24 @@ typedef struct {
 #undef GEMM
 #undef GEMV
 
-/* ---- Python interface */
+/* ---- Python interface.  Every array reaches C through the buffer protocol: its item size,
+ * number of dimensions, shape and strides are checked here against the loop's own sizes
+ * (T, N, H, P, D and the cell's width), so that a wrong array is a ValueError and never a
+ * read or write past the end of a buffer.  The buffers are held (their owners cannot resize
+ * or free them) until the loop returns. */
+#define MAX_HELD 32
+typedef struct {
+    Py_buffer views[MAX_HELD];
+    int n;
+} Held;
+
+static void release_held(Held *held)
+{
+    for (int i = 0; i < held->n; i++)
+        PyBuffer_Release(&held->views[i]);
+    held->n = 0;
+}
+
 static int get_int(PyObject *d, const char *key, Py_ssize_t *out)
 {
     PyObject *v = PyDict_GetItemString(d, key);           /* borrowed */
@@ -219,49 +236,199 @@ static int get_int(PyObject *d, const char *key, Py_ssize_t *out)
     return (*out == -1 && PyErr_Occurred()) ? -1 : 0;
 }
 
-#define GET(key, field, type)                                                       \
-    do {                                                                            \
-        Py_ssize_t v_;                                                              \
-        if (get_int(d, key, &v_) < 0) return -1;                                    \
-        a->field = (type)v_;                                                        \
+static int format_is(const char *format, char want)
+{
+    if (format == NULL)
+        return want == 'B';
+    while (*format == '@' || *format == '=' || *format == '<')
+        format++;
+    return format[0] == want && format[1] == '\0';
+}
+
+/* The array under `key` (absent or None: *ptr = NULL).  `shape`: the expected sizes of its
+ * `ndim` axes.  The last axis must have unit stride; `contig`: C-contiguous as a whole, else
+ * the strides of the first two axes (in items, of any sign: buf points at element [0, 0, 0],
+ * and the exporter vouches for every element of the shape) go to *st and *sn.  `write`:
+ * writable. */
+static int take(PyObject *d, const char *key, Held *held, int isz, int write, int contig,
+                int ndim, const Py_ssize_t *shape, char **ptr, Py_ssize_t *st, Py_ssize_t *sn)
+{
+    *ptr = NULL;
+    PyObject *o = PyDict_GetItemString(d, key);           /* borrowed */
+    if (o == NULL || o == Py_None)
+        return 0;
+    if (held->n >= MAX_HELD) {
+        PyErr_SetString(PyExc_RuntimeError, "too many loop arrays");
+        return -1;
+    }
+    Py_buffer *v = &held->views[held->n];
+    if (PyObject_GetBuffer(o, v, PyBUF_RECORDS_RO | (write ? PyBUF_WRITABLE : 0)) < 0)
+        return -1;
+    held->n++;
+    int ok_type = isz == 1 ? (format_is(v->format, '?') || format_is(v->format, 'B'))
+                : format_is(v->format, isz == 4 ? 'f' : 'd');
+    if (!ok_type || v->itemsize != isz) {
+        PyErr_Format(PyExc_ValueError, "loop array %s: expected items of %d bytes (%s), got "
+                     "format %s of %zd bytes", key, isz,
+                     isz == 1 ? "bool" : isz == 4 ? "float32" : "float64",
+                     v->format ? v->format : "B", v->itemsize);
+        return -1;
+    }
+    int same = v->ndim == ndim;
+    for (int i = 0; same && i < ndim; i++)
+        same = v->shape[i] == shape[i];
+    if (!same) {
+        char want[96] = "", got[96] = "";
+        for (int i = 0; i < ndim; i++)
+            snprintf(want + strlen(want), sizeof want - strlen(want), i ? ", %zd" : "%zd",
+                     shape[i]);
+        for (int i = 0; i < v->ndim; i++)
+            snprintf(got + strlen(got), sizeof got - strlen(got), i ? ", %zd" : "%zd",
+                     v->shape[i]);
+        PyErr_Format(PyExc_ValueError, "loop array %s: expected shape (%s), got (%s)", key,
+                     want, got);
+        return -1;
+    }
+    if (contig) {
+        if (!PyBuffer_IsContiguous(v, 'C')) {
+            PyErr_Format(PyExc_ValueError, "loop array %s: expected a C-contiguous array", key);
+            return -1;
+        }
+    } else {
+        for (int i = 0; i < ndim; i++) {
+            Py_ssize_t s = v->strides[i];
+            int unit = i == ndim - 1;
+            if (v->shape[i] > 1 && (unit ? s != isz : s % isz != 0)) {   /* any sign: views */
+                PyErr_Format(PyExc_ValueError, "loop array %s: unsupported strides (axis %d: "
+                             "%zd bytes)", key, i, s);
+                return -1;
+            }
+        }
+        if (st)
+            *st = v->shape[0] > 1 ? v->strides[0] / isz : 0;
+        if (sn)
+            *sn = v->shape[1] > 1 ? v->strides[1] / isz : 0;
+    }
+    *ptr = (char *)v->buf;
+    return 0;
+}
+
+#define TAKE(key, field, write, contig, ...)                                         \
+    do {                                                                              \
+        const Py_ssize_t shape_[] = {__VA_ARGS__};                                    \
+        char *p_;                                                                     \
+        if (take(d, key, held, isz, write, contig, (int)(sizeof shape_ / sizeof *shape_), \
+                 shape_, &p_, NULL, NULL) < 0) return -1;                             \
+        a->field = (void *)p_;                                                        \
     } while (0)
 
-static int parse_args(PyObject *d, LoopArgs *a, int *itemsize)
+static int parse_args(PyObject *d, LoopArgs *a, int *itemsize, int cell, int backward,
+                      Held *held)
 {
     if (!PyDict_Check(d)) {
         PyErr_SetString(PyExc_TypeError, "expected a dict of loop arguments");
         return -1;
     }
     memset(a, 0, sizeof *a);
-    Py_ssize_t isz;
+    Py_ssize_t v, isz;
     if (get_int(d, "itemsize", &isz) < 0) return -1;
-    *itemsize = (int)isz;
-    GET("T", T, Py_ssize_t); GET("N", N, Py_ssize_t); GET("H", H, Py_ssize_t);
-    a->NT = a->N;
-    GET("P", P, Py_ssize_t);
-    GET("act", act, int); GET("rec_act", rec_act, int); GET("reset_after", reset_after, int);
-    GET("threads", threads, int); GET("own_threads", own_threads, int);
-    GET("xw", xw, char *); GET("xw_st", xw_st, Py_ssize_t); GET("xw_sn", xw_sn, Py_ssize_t);
-    GET("x", x, char *); GET("U", U, char *); GET("D", D, Py_ssize_t);
-    GET("W", W, char *); GET("b_in", b_in, char *); GET("b_rec", b_rec, char *); GET("Pm", Pm, char *);
-    GET("h", h, char *); GET("c", c, char *);
-    GET("gates", gates, char *); GET("act_c", act_c, char *); GET("m", m, char *);
-    GET("hn", hn, char *); GET("rh", rh, char *); GET("dh_cache", dh_cache, char *);
-    GET("dhn", dhn, char *);
-    GET("rec_mask", rec_mask, char *); GET("mask", mask, unsigned char *);
-    GET("dout", dout, char *); GET("dout_st", dout_st, Py_ssize_t);
-    GET("dout_sn", dout_sn, Py_ssize_t);
-    GET("dxw", dxw, char *); GET("dh", dh, char *); GET("dc", dc, char *);
     if (isz != 4 && isz != 8) {
         PyErr_SetString(PyExc_ValueError, "itemsize must be 4 (float32) or 8 (float64)");
+        return -1;
+    }
+    *itemsize = (int)isz;
+#define INT(key, field) do { if (get_int(d, key, &v) < 0) return -1; a->field = v; } while (0)
+    INT("T", T); INT("N", N); INT("H", H); INT("P", P); INT("D", D);
+    INT("act", act); INT("rec_act", rec_act); INT("reset_after", reset_after);
+    INT("threads", threads); INT("own_threads", own_threads);
+#undef INT
+    a->NT = a->N;
+    if (a->T < 0 || a->N < 1 || a->H < 1 || a->P < 0 || a->D < 0 || a->threads < 0
+        || (cell != CELL_LSTM && a->P) || a->act < 0 || a->act > 5 || a->rec_act < 0
+        || a->rec_act > 5) {
+        PyErr_SetString(PyExc_ValueError, "loop sizes out of range");
         return -1;
     }
     if ((isz == 4 && (!p_sgemm || !p_sgemv)) || (isz == 8 && (!p_dgemm || !p_dgemv))) {
         PyErr_SetString(PyExc_RuntimeError, "no BLAS: call set_blas() first");
         return -1;
     }
+    const Py_ssize_t T = a->T, N = a->N, H = a->H, P = a->P;
+    const Py_ssize_t G = cell == CELL_LSTM ? 4 * H : cell == CELL_GRU ? 3 * H : H;
+    const Py_ssize_t R = P ? P : H;                       /* size of h, the recurrent input */
+    TAKE("W", W, 0, 1, R, G);
+    TAKE("h", h, 1, 1, T + 1, N, R);
+    TAKE("rec_mask", rec_mask, 0, 1, N, R);
+    {
+        const Py_ssize_t shape_[] = {T, N};
+        char *p_;
+        if (take(d, "mask", held, 1, 0, 1, 2, shape_, &p_, NULL, NULL) < 0) return -1;
+        a->mask = (unsigned char *)p_;
+    }
+    if (cell == CELL_LSTM) {
+        TAKE("c", c, 1, 1, T + 1, N, H);
+        TAKE("gates", gates, 1, 1, T, N, G);
+        TAKE("act_c", act_c, 1, 1, T, N, H);
+        if (P) {
+            TAKE("Pm", Pm, 0, 1, H, P);
+            TAKE("m", m, 1, 1, T, N, H);
+            TAKE("dh_cache", dh_cache, 1, 1, T, N, P);
+        }
+    } else if (cell == CELL_GRU) {
+        TAKE("gates", gates, 1, 1, T, N, G);
+        if (a->reset_after) {
+            TAKE("hn", hn, 1, 1, T, N, H);
+            TAKE("dhn", dhn, 1, 1, T, N, H);
+            TAKE("b_rec", b_rec, 0, 1, G);
+        } else {
+            TAKE("rh", rh, 1, 1, T, N, H);
+        }
+    }
+    if (!backward) {
+        TAKE("b_in", b_in, 0, 1, G);
+        {
+            const Py_ssize_t shape_[] = {T, N, G};
+            char *p_;
+            if (take(d, "xw", held, (int)isz, 0, 0, 3, shape_, &p_, &a->xw_st, &a->xw_sn) < 0)
+                return -1;
+            a->xw = p_;
+        }
+        if (cell == CELL_LSTM && a->D > 0) {
+            TAKE("x", x, 0, 1, T, N, a->D);
+            TAKE("U", U, 0, 1, a->D, G);
+        }
+        if (!a->xw && !(a->x && a->U)) {
+            PyErr_SetString(PyExc_ValueError, "the forward loop needs xw (or, for LSTM, x and U)");
+            return -1;
+        }
+    } else {
+        {
+            const Py_ssize_t shape_[] = {T, N, R};
+            char *p_;
+            if (take(d, "dout", held, (int)isz, 0, 0, 3, shape_, &p_, &a->dout_st, &a->dout_sn) < 0)
+                return -1;
+            a->dout = p_;
+        }
+        TAKE("dxw", dxw, 1, 1, T, N, G);
+        TAKE("dh", dh, 1, 1, N, R);
+        if (cell == CELL_LSTM)
+            TAKE("dc", dc, 1, 1, N, H);
+        if (!a->dxw || !a->dh || (cell == CELL_LSTM && !a->dc)) {
+            PyErr_SetString(PyExc_ValueError, "the reverse loop needs dxw, dh (and dc for LSTM)");
+            return -1;
+        }
+    }
+    int required = a->W && a->h && (cell != CELL_LSTM || (a->c && a->gates && a->act_c
+                   && (!P || (a->Pm && a->m && a->dh_cache))))
+                   && (cell != CELL_GRU || (a->gates && (a->reset_after ? (a->hn && a->dhn)
+                                                                         : a->rh != NULL)));
+    if (!required) {
+        PyErr_SetString(PyExc_ValueError, "a loop array the cell needs is missing");
+        return -1;
+    }
     return 0;
 }
+#undef TAKE
 
 static PyObject *run(PyObject *args, int backward)
 {
@@ -269,14 +436,17 @@ static PyObject *run(PyObject *args, int backward)
     PyObject *d;
     if (!PyArg_ParseTuple(args, "sO", &name, &d))
         return NULL;
-    LoopArgs a;
-    int itemsize;
-    if (parse_args(d, &a, &itemsize) < 0)
-        return NULL;
     int cell = strcmp(name, "simple") == 0 ? CELL_SIMPLE : strcmp(name, "lstm") == 0 ? CELL_LSTM
              : strcmp(name, "gru") == 0 ? CELL_GRU : -1;
     if (cell < 0) {
         PyErr_Format(PyExc_ValueError, "unknown cell %s", name);
+        return NULL;
+    }
+    LoopArgs a;
+    int itemsize;
+    Held held = {.n = 0};
+    if (parse_args(d, &a, &itemsize, cell, backward, &held) < 0) {
+        release_held(&held);
         return NULL;
     }
     static loop_fn_f32 const f32[3][2] = {{simple_forward_f32, simple_backward_f32},
@@ -285,13 +455,16 @@ static PyObject *run(PyObject *args, int backward)
     static loop_fn_f64 const f64[3][2] = {{simple_forward_f64, simple_backward_f64},
                                           {lstm_forward_f64, lstm_backward_f64},
                                           {gru_forward_f64, gru_backward_f64}};
-    int rc;
-    Py_BEGIN_ALLOW_THREADS
-    if (itemsize == 4)
-        rc = run_loop_f32(f32[cell][backward], &a, cell, backward);
-    else
-        rc = run_loop_f64(f64[cell][backward], &a, cell, backward);
-    Py_END_ALLOW_THREADS
+    int rc = 0;
+    if (a.T > 0) {
+        Py_BEGIN_ALLOW_THREADS
+        if (itemsize == 4)
+            rc = run_loop_f32(f32[cell][backward], &a, cell, backward);
+        else
+            rc = run_loop_f64(f64[cell][backward], &a, cell, backward);
+        Py_END_ALLOW_THREADS
+    }
+    release_held(&held);
     if (rc < 0)
         return PyErr_NoMemory();
     Py_RETURN_NONE;
@@ -340,32 +513,92 @@ static void gemm_job(void *ctx, int part, int parts)
                (const double *)B, g->ldb, g->beta, (double *)C, g->ldc);
 }
 
+/* op(X) of a 2-d buffer as BLAS reads it: (transposed, leading dimension), from its strides */
+static int operand(const Py_buffer *v, int *trans, Py_ssize_t *ld)
+{
+    Py_ssize_t isz = v->itemsize, r = v->strides[0], c = v->strides[1];
+    Py_ssize_t rows = v->shape[0], cols = v->shape[1];
+    if ((c == isz || cols <= 1) && r % isz == 0 && r / isz >= (cols > 1 ? cols : 1)) {
+        *trans = 0;
+        *ld = r / isz;
+        return 0;
+    }
+    if ((r == isz || rows <= 1) && c % isz == 0 && c / isz >= (rows > 1 ? rows : 1)) {
+        *trans = 1;
+        *ld = c / isz;
+        return 0;
+    }
+    return -1;
+}
+
 static PyObject *py_matmul(PyObject *self, PyObject *args)
 {
-    GemmJob g;
-    Py_ssize_t a, b, c;
+    PyObject *oa, *ob, *oc;
     int threads;
-    if (!PyArg_ParseTuple(args, "iiinnnnnnnnndi", &g.isz, &g.ta, &g.tb, &g.M, &g.N, &g.K,
-                          &a, &g.lda, &b, &g.ldb, &c, &g.ldc, &g.beta, &threads))
+    double beta;
+    if (!PyArg_ParseTuple(args, "OOOdi", &oa, &ob, &oc, &beta, &threads))
         return NULL;
-    if ((g.isz == 4 && !p_sgemm) || (g.isz == 8 && !p_dgemm) || (g.isz != 4 && g.isz != 8)) {
-        PyErr_SetString(PyExc_RuntimeError, "no BLAS for this item size: call set_blas() first");
+    Py_buffer va, vb, vc;
+    if (PyObject_GetBuffer(oa, &va, PyBUF_RECORDS_RO) < 0)
+        return NULL;
+    if (PyObject_GetBuffer(ob, &vb, PyBUF_RECORDS_RO) < 0) {
+        PyBuffer_Release(&va);
         return NULL;
     }
-    g.A = (const char *)a; g.B = (const char *)b; g.C = (char *)c;
+    if (PyObject_GetBuffer(oc, &vc, PyBUF_RECORDS_RO | PyBUF_WRITABLE) < 0) {
+        PyBuffer_Release(&va);
+        PyBuffer_Release(&vb);
+        return NULL;
+    }
+    GemmJob g;
+    const char *err = NULL;
+    g.isz = (int)va.itemsize;
+    char f = g.isz == 4 ? 'f' : 'd';
+    if (va.ndim != 2 || vb.ndim != 2 || vc.ndim != 2)
+        err = "matmul: three 2-d arrays expected";
+    else if ((g.isz != 4 && g.isz != 8) || vb.itemsize != g.isz || vc.itemsize != g.isz
+             || !format_is(va.format, f) || !format_is(vb.format, f) || !format_is(vc.format, f))
+        err = "matmul: float32 or float64 arrays of one dtype expected";
+    else if (va.shape[1] != vb.shape[0] || vc.shape[0] != va.shape[0]
+             || vc.shape[1] != vb.shape[1])
+        err = "matmul: shapes do not match (A (M, K), B (K, N), C (M, N))";
+    else if (!PyBuffer_IsContiguous(&vc, 'C'))
+        err = "matmul: C must be C-contiguous";
+    else if (operand(&va, &g.ta, &g.lda) < 0 || operand(&vb, &g.tb, &g.ldb) < 0)
+        err = "matmul: A and B must each be C-ordered or the transpose of a C-ordered array";
+    else if ((g.isz == 4 && !p_sgemm) || (g.isz == 8 && !p_dgemm))
+        err = "matmul: no BLAS: call set_blas() first";
+    if (err) {
+        PyBuffer_Release(&va);
+        PyBuffer_Release(&vb);
+        PyBuffer_Release(&vc);
+        PyErr_SetString(PyExc_ValueError, err);
+        return NULL;
+    }
+    g.M = va.shape[0]; g.K = va.shape[1]; g.N = vb.shape[1];
+    g.ldc = g.N > 0 ? g.N : 1;
+    g.lda = g.lda > 0 ? g.lda : 1;
+    g.ldb = g.ldb > 0 ? g.ldb : 1;
+    g.A = (const char *)va.buf; g.B = (const char *)vb.buf; g.C = (char *)vc.buf;
+    g.beta = beta;
     g.by_rows = g.M >= g.N;
-    Py_BEGIN_ALLOW_THREADS
+    if (g.M > 0 && g.N > 0) {
+        Py_BEGIN_ALLOW_THREADS
 #ifdef RNNKIT_PACKED
-    if (threads > 1 && pthread_mutex_trylock(&team.lock) == 0) {
-        int size = team_start(threads);
-        team_run(gemm_job, &g, size);
-        pthread_mutex_unlock(&team.lock);
-    } else
-        gemm_job(&g, 0, 1);
+        if (threads > 1 && pthread_mutex_trylock(&team.lock) == 0) {
+            int size = team_start(threads);
+            team_run(gemm_job, &g, size);
+            pthread_mutex_unlock(&team.lock);
+        } else
+            gemm_job(&g, 0, 1);
 #else
-    gemm_job(&g, 0, 1);
+        gemm_job(&g, 0, 1);
 #endif
-    Py_END_ALLOW_THREADS
+        Py_END_ALLOW_THREADS
+    }
+    PyBuffer_Release(&va);
+    PyBuffer_Release(&vb);
+    PyBuffer_Release(&vc);
     Py_RETURN_NONE;
 }
 static PyObject *py_backward(PyObject *self, PyObject *args) { return run(args, 1); }
@@ -423,8 +656,8 @@ static PyMethodDef methods[] = {
     {"set_blas", py_set_blas, METH_VARARGS,
      "set_blas(sgemm, dgemm, sgemv, dgemv, ilp64): CBLAS function addresses"},
     {"matmul", py_matmul, METH_VARARGS,
-     "matmul(itemsize, transA, transB, M, N, K, A, lda, B, ldb, C, ldc, beta, threads): "
-     "C = op(A) op(B) + beta C (row major) cut into one block per thread of the team"},
+     "matmul(A, B, C, beta, threads): C = A B + beta C (2-d arrays of one float dtype; A and B "
+     "C-ordered or transposed views) cut into one block per thread of the team"},
     {"tanh_f32", py_tanh_f32, METH_VARARGS, "tanh_f32(x, out): the loops' float32 tanh"},
     {"set_packed", py_set_packed, METH_VARARGS,
      "set_packed(flag): float32 recurrent products with packed weights on the loops' own "

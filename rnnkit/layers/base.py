@@ -11,10 +11,17 @@ gradients of the last ``forward``; it does not accumulate.
 
 After ``forward``, ``layer.output_mask`` holds the (N, T) mask of the output
 (Keras's mask propagation), or None.
+
+What one call of ``forward`` leaves for its ``backward`` and for the next layer (the
+trace, ``output_mask``, ``final_states``) is kept per thread: several threads may call
+``forward(training=False)`` / ``predict`` on one model at once, each seeing its own masks
+and states.  Training (``backward``, the optimizer's updates) and the carried state of a
+``stateful`` layer are shared: train from one thread at a time.
 """
 from __future__ import annotations
 
 import re
+import threading
 from collections import defaultdict
 
 import numpy as np
@@ -41,8 +48,34 @@ def unique_name(prefix: str) -> str:
     return prefix if n == 0 else f"{prefix}_{n}"
 
 
+class PerThread:
+    """An attribute whose value belongs to the thread that set it (None in other threads):
+    what one call of ``forward`` leaves behind for its ``backward``."""
+
+    def __set_name__(self, owner, name):
+        self.name = name
+
+    def __get__(self, obj, objtype=None):
+        if obj is None:
+            return self
+        return getattr(obj._per_thread(), self.name, None)
+
+    def __set__(self, obj, value):
+        setattr(obj._per_thread(), self.name, value)
+
+
 class Layer:
     """Base class: names, dtype, random generator, parameters and gradients."""
+
+    _ctx = PerThread()            # the last forward's trace/caches, for backward
+    output_mask = PerThread()     # the last forward's output mask
+    final_states = PerThread()    # a recurrent layer's final states of the last forward
+
+    def _per_thread(self):
+        local = self.__dict__.get("_local")
+        if local is None:
+            local = self.__dict__.setdefault("_local", threading.local())
+        return local
 
     def __init__(self, *, name=None, dtype=None, seed=None, trainable=True, **kwargs):
         who = type(self).__name__
@@ -72,9 +105,10 @@ class Layer:
         return f"<{type(self).__name__} name={self.name!r}>"
 
     def __getstate__(self):
-        # copies (copy.deepcopy) leave the caches of the last forward pass behind
+        # copies (copy.deepcopy) leave the caches of the last forward pass behind, and the
+        # copy's own per-thread values start empty
         state = self.__dict__.copy()
-        state["_ctx"] = None
+        state.pop("_local", None)
         return state
 
     # -- parameters -----------------------------------------------------------

@@ -67,7 +67,8 @@ class Dense(Layer):
     def backward(self, dy):
         self._require_built()
         x, y = self._ctx
-        da = self.activation.backprop(backend.xp().asarray(dy, dtype=self.dtype), y)  # ∂L/∂a
+        dy = validation.gradient(dy, y.shape, self.who, self.dtype)
+        da = self.activation.backprop(dy, y)                                          # ∂L/∂a
         x2, da2 = x.reshape(-1, x.shape[-1]), da.reshape(-1, self.units)
         self._grads = {"V": backend.matmul(x2.T, da2)}  # Σ sᵀ ∂L/∂a
         if self.use_bias:
@@ -120,8 +121,9 @@ class Embedding(Layer):
     def backward(self, dy):
         self._require_built()
         ids = self._ctx
+        dy = validation.gradient(dy, tuple(ids.shape) + (self.output_dim,), self.who, self.dtype)
         dE = backend.xp().zeros_like(self.params["E"])
-        backend.scatter_add(dE, ids.ravel(), backend.xp().asarray(dy).reshape(-1, self.output_dim))
+        backend.scatter_add(dE, ids.ravel(), dy.reshape(-1, self.output_dim))
         self._grads = {"E": dE}
         return None                                    # integer inputs have no gradient
 

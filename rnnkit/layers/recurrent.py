@@ -3,17 +3,20 @@
 Each layer is a thin shell around a cell (the math of one step, ``rnnkit.cells``)
 and the BPTT loops (``rnnkit.bptt``).  The shell does what is the same for every
 recurrence: checking shapes, the input projection of all steps at once
-(XW = X U + b, one matrix product; at inference the compiled LSTM loop forms each
-x_t U itself, see ``bptt.forward``), direction (go_backwards), masks, initial and
+(XW = X U + b, one matrix product), direction (go_backwards), masks, initial and
 carried (stateful) states, variational dropout, and the input-side gradients
 after the reverse loop (dU = Xᵀ dXW, db = Σ dXW, dX = dXW Uᵀ).
+
+The loops run compiled where ``rnnkit.kernels`` applies (it returns None where it does
+not, and ``bptt`` runs), as Keras's recurrent layers try their backend's fused kernel
+first.  At inference the compiled LSTM loop forms each x_t U itself, inside the loop.
 
 Shapes: x (N, T, D) -> output (N, T, H) with return_sequences, else (N, H).
 Internally everything is time-major (T, N, ·) so that each step is a contiguous slice.
 """
 from __future__ import annotations
 
-from .. import backend, bptt, initializers, validation
+from .. import backend, bptt, initializers, kernels, validation
 from ..cells import GRUCell, LSTMCell, SimpleCell
 from ..cells.base import flat, row_sum
 from ..kernels import own_threads
@@ -202,17 +205,8 @@ class Recurrent(Layer):
             X = X * x_mask                                         # the same mask at every step
         X2 = np_.ascontiguousarray(X).reshape(T * N, D)
         p = self.params
-        bias = p["b"] if self.use_bias else None                  # (added inside the loop)
-        if training:
-            xw = backend.matmul(X2, p["U"])                        # x_t U for all t: one product
-            xw = xw.reshape(T, N, self.cell.width)
-            trace = bptt.forward(self.cell, p, xw, s0, m, rec_mask, overwrite_xw=True, bias=bias)
-        else:
-            # inference: the compiled LSTM loop computes each x_t U itself, into the step's
-            # gates while they are in cache (measured faster there; the trace is the same)
-            trace = bptt.forward(self.cell, p, None, s0, m, rec_mask, bias=bias,
-                                 x=X2.reshape(T, N, D))
-
+        bias = p["b"] if self.use_bias else None
+        trace = self._run_forward(X2.reshape(T, N, D), s0, m, rec_mask, bias, training)
         final = [s[T] for s in trace.states]
         self.final_states = final
         if self.stateful:
@@ -230,19 +224,46 @@ class Recurrent(Layer):
             self.output_mask = None
         return [out, *final] if self.return_state else out
 
+    def _run_forward(self, X, s0, m, rec_mask, bias, training):
+        """The forward loop over X (T, N, D): compiled where it applies, else ``bptt``."""
+        T, N, D = X.shape
+        p, cell = self.params, self.cell
+        if not training:       # the compiled LSTM loop may form each x_t U inside the loop
+            trace = kernels.forward(cell, p, s0, m, rec_mask, x=X, bias=bias)
+            if trace is not None:
+                return trace
+        xw = kernels.matmul(X.reshape(T * N, D), p["U"]).reshape(T, N, cell.width)  # x_t U, all t
+        trace = kernels.forward(cell, p, s0, m, rec_mask, xw=xw, bias=bias, overwrite_xw=True)
+        if trace is not None:
+            return trace
+        if bias is not None:
+            xw += bias                                                # XW[t] = x_t U + b
+        return bptt.forward(cell, p, xw, s0, m, rec_mask)
+
     def bptt_inputs(self, dy):
         """What the reverse loop starts from, given ``dy`` as ``backward`` takes it:
         (d_out (T, N, H) ∂L/∂(output of step t) or None, d_final [∂L/∂(final state k)]).
         ``rnnkit.diagnostics`` replays the reverse loop from these."""
-        np_ = backend.xp()
-        m = self._ctx[3]
+        if self._ctx is None:
+            raise RuntimeError(f"{self.who}: backward called before forward")
+        trace, m = self._ctx[1], self._ctx[3]
+        N, T = trace.N, trace.T
         d_final = [None] * len(self.state_sizes)
         if self.return_state:
+            if not isinstance(dy, (list, tuple)) or len(dy) != 1 + len(self.state_sizes):
+                names = ", ".join(["d_output", "d_h", "d_c"][:1 + len(self.state_sizes)])
+                got = f"{len(dy)} arrays" if isinstance(dy, (list, tuple)) else type(dy).__name__
+                raise ValueError(f"{self.who}: backward: with return_state, dy must be a list "
+                                 f"[{names}] (None for an unused one); got {got}")
             dy, *d_states = dy
-            d_final = [None if d is None else np_.asarray(d, dtype=self.dtype) for d in d_states]
+            d_final = [None if d is None else
+                       validation.gradient(d, (N, size), self.who, self.dtype, f"dy[{k + 1}]")
+                       for k, (d, size) in enumerate(zip(d_states, self.state_sizes))]
         d_out = None
         if dy is not None:
-            dy = np_.asarray(dy, dtype=self.dtype)
+            out_shape = (N, T, self.output_size) if self.return_sequences else \
+                (N, self.output_size)
+            dy = validation.gradient(dy, out_shape, self.who, self.dtype)
             if self.return_sequences:
                 d_out = dy.transpose(1, 0, 2)                      # (T, N, H)
                 if self.zero_output_for_mask and m is not None:
@@ -259,17 +280,19 @@ class Recurrent(Layer):
         d_out, d_final = self.bptt_inputs(dy)
         np_ = backend.xp()
 
-        dxw, d_init = bptt.backward(self.cell, self.params, trace, d_out, d_final)
+        done = kernels.backward(self.cell, self.params, trace, d_out, d_final)  # compiled
+        dxw, d_init = done if done is not None else \
+            bptt.backward(self.cell, self.params, trace, d_out, d_final)
 
         p, dA = self.params, flat(dxw)                             # (T*N, G)
-        grads = {"U": backend.matmul(X2.T, dA)}                    # Σ_t x_tᵀ ∂L/∂a_t
+        grads = {"U": kernels.matmul(X2.T, dA)}                    # Σ_t x_tᵀ ∂L/∂a_t
         if self.use_bias:
             grads["b"] = row_sum(dA)                               # Σ_t ∂L/∂a_t
-        grads.update(self.cell.recurrent_grads(p, trace, dxw))
+        grads.update(self.cell.recurrent_grads(p, trace, dxw, matmul=kernels.matmul))
         self._grads = {k: grads[k] for k in p}                     # keyed exactly like params
         self.initial_state_grads = d_init
 
-        dX = backend.matmul(dA, p["U"].T).reshape(T, N, -1)        # ∂L/∂x_t = ∂L/∂a_t Uᵀ
+        dX = kernels.matmul(dA, p["U"].T).reshape(T, N, -1)        # ∂L/∂x_t = ∂L/∂a_t Uᵀ
         if x_mask is not None:
             dX *= x_mask
         if self.go_backwards:

@@ -135,7 +135,21 @@ class Bidirectional(Wrapper):
         n = len(fw.state_sizes)
         d_states = [None] * len(self.state_sizes)
         if self.return_state:
+            if not isinstance(dy, (list, tuple)) or len(dy) != 1 + len(self.state_sizes):
+                raise ValueError(f"{self.who}: backward: with return_state, dy must be a list "
+                                 f"of {1 + len(self.state_sizes)} (the output's gradient, then "
+                                 f"each final state's, None for an unused one)")
             dy, *d_states = dy
+        if dy is not None and self.merge_mode is None:
+            if not isinstance(dy, (list, tuple)) or len(dy) != 2:
+                raise ValueError(f"{self.who}: backward: with merge_mode=None, dy must be a "
+                                 f"list [d_forward, d_backward]")
+            dy = [validation.gradient(d, y.shape, self.who, y.dtype, f"dy[{k}]")
+                  for k, (d, y) in enumerate(zip(dy, (yf, yb)))]
+        elif dy is not None:
+            shape = yf.shape[:-1] + (yf.shape[-1] + yb.shape[-1],) \
+                if self.merge_mode == "concat" else yf.shape
+            dy = validation.gradient(dy, shape, self.who, yf.dtype)
         if dy is None:
             dyf = dyb = None
         elif self.merge_mode == "concat":

@@ -1,0 +1,207 @@
+"""The calls into the compiled loops: the same two loops as ``rnnkit.bptt``, run in C.
+
+``forward`` builds the very ``Trace`` that ``bptt.forward`` builds and fills it in one call;
+``backward`` writes ∂L/∂XW and ∂L/∂(initial states) as ``bptt.backward`` does.  Both return
+None whenever the compiled loop does not apply (not built, no BLAS, a cell class or an
+activation it does not know, another array backend, a dtype other than float32/float64),
+and the layer then runs ``bptt``.  The arrays go to C as objects (buffer protocol), where
+their shapes, item sizes and strides are checked against the loop's sizes.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .. import activations
+from ..bptt import Trace
+from ..cells import GRUCell, LSTMCell, SimpleCell
+from . import blas, switch, threads
+
+try:
+    from . import _loops
+    IMPORT_ERROR = None
+except ImportError as e:  # not built (no compiler at install time): the NumPy loops run
+    import importlib.util
+    _loops = None
+    IMPORT_ERROR = ("no compiled module (no C compiler when rnnkit was installed?)"
+                    if importlib.util.find_spec(f"{__package__}._loops") is None
+                    else f"{type(e).__name__}: {e}")
+
+# Activation codes shared with _loops.c; exact classes only (a subclass may change the math).
+ACTIVATIONS = {activations.Linear: 0, activations.Tanh: 1, activations.Sigmoid: 2,
+               activations.HardSigmoid: 3, activations.ReLU: 4, activations.Softsign: 5}
+CELLS = {SimpleCell: "simple", LSTMCell: "lstm", GRUCell: "gru"}
+
+# A product smaller than this (multiply-adds) stays one BLAS call: cutting it into blocks
+# on the team costs more than it saves.
+MATMUL_MIN_WORK = 1 << 17
+# LSTM inference forms each step's x_t U inside the loop from this many rows up (float32,
+# the packed kernel's products); with fewer rows each step would be a matrix-vector product
+# that reads all of U again, slower than one product before the loop (BENCHMARKS.md).
+X_IN_LOOP_MIN_ROWS = 4
+
+
+def available() -> bool:
+    """Whether the compiled loops are built and found NumPy's BLAS."""
+    return _loops is not None and bool(blas.find(_loops, _self_test))
+
+
+def enabled() -> bool:
+    """Whether the layers will use the compiled loops (for the cells and options they cover)."""
+    return switch.requested() and available()
+
+
+def _self_test():
+    """One SimpleRNN step with a linear activation through the compiled loop, against NumPy."""
+    rng = np.random.default_rng(0)
+    for dtype in (np.float32, np.float64):
+        for N in (1, 3):
+            W = rng.standard_normal((5, 5)).astype(dtype)
+            xw = rng.standard_normal((1, N, 5)).astype(dtype)
+            h = np.zeros((2, N, 5), dtype)
+            h[0] = rng.standard_normal((N, 5))
+            _loops.forward("simple", {"itemsize": h.itemsize, "T": 1, "N": N, "H": 5, "act": 0,
+                                      "rec_act": 0, "xw": xw, "W": W, "h": h, "threads": 1})
+            if not np.allclose(h[1], h[0] @ W + xw[0], rtol=1e-4, atol=1e-5):
+                return False
+    return True
+
+
+def matmul(a, b):
+    """``a @ b``; inside ``own_threads``, a large float32/float64 product of two 2-d NumPy
+    arrays is cut into blocks on rnnkit's team (the same numbers)."""
+    if (not threads.inside() or threads.team_size() < 2 or _loops is None
+            or type(a) is not np.ndarray or type(b) is not np.ndarray or a.ndim != 2
+            or b.ndim != 2 or a.dtype != b.dtype or a.dtype not in (np.float32, np.float64)):
+        return a @ b
+    (M, K), (K2, N) = a.shape, b.shape
+    if K != K2 or M * N * K < MATMUL_MIN_WORK or not blas.describe():
+        return a @ b
+    if not blas.describe()["ilp64"] and max(M, N, K) > 2**31 - 1:
+        return a @ b
+    out = np.empty((M, N), a.dtype)
+    try:
+        _loops.matmul(a, b, out, 0.0, threads.team_size())
+    except ValueError:                        # a layout BLAS cannot read as it is (strided)
+        return a @ b
+    return out
+
+
+def _c(a, dtype):
+    """``a`` as a C-contiguous array of ``dtype`` (the same array when it already is)."""
+    return np.ascontiguousarray(a, dtype=dtype)
+
+
+def _kind(cell, params, dtype, N):
+    """'simple', 'lstm' or 'gru' when the compiled loop applies to this cell, its parameters,
+    dtype and batch size; else None."""
+    if not switch.requested() or _loops is None:
+        return None
+    kind = CELLS.get(type(cell))
+    dtype = np.dtype(dtype)
+    if kind is None or dtype not in (np.float32, np.float64) or not available():
+        return None
+    if (ACTIVATIONS.get(type(cell.activation)) is None
+            or ACTIVATIONS.get(type(cell.recurrent_activation)) is None):
+        return None
+    if not blas.describe()["ilp64"] and max(N, cell.width) > 2**31 - 1:
+        return None
+    arrays = [params[k] for k in ("U", "W", "P", "b", "b_rec") if k in params]
+    if any(type(p) is not np.ndarray or p.dtype != dtype for p in arrays):
+        return None
+    return kind
+
+
+def _args(kind, cell, params, trace):
+    """The arguments every loop shares: sizes, codes and the trace's arrays."""
+    dtype = trace.dtype
+    args = {"itemsize": np.dtype(dtype).itemsize, "T": trace.T, "N": trace.N, "H": cell.units,
+            "act": ACTIVATIONS[type(cell.activation)],
+            "rec_act": ACTIVATIONS[type(cell.recurrent_activation)],
+            "W": _c(params["W"], dtype), "h": trace.states[0],
+            "threads": threads.team_size(), "own_threads": int(threads.inside())}
+    if kind == "lstm":
+        args.update(c=trace.states[1], gates=trace.cache["gates"], act_c=trace.cache["act_c"])
+        if cell.proj_size:
+            args.update(P=cell.proj_size, Pm=_c(params["P"], dtype), m=trace.cache["m"],
+                        dh_cache=trace.cache["dh"])
+    elif kind == "gru":
+        args.update(gates=trace.cache["gates"], reset_after=int(cell.reset_after))
+        if cell.reset_after:
+            args.update(hn=trace.cache["hn"], dhn=trace.cache["dhn"])
+            if cell.has_recurrent_bias:
+                args["b_rec"] = _c(params["b_rec"], dtype)
+        else:
+            args["rh"] = trace.cache["rh"]
+    if trace.rec_mask is not None:
+        args["rec_mask"] = _c(np.broadcast_to(trace.rec_mask, (trace.N, cell.recurrent_size)),
+                              dtype)
+    if trace.mask is not None:
+        args["mask"] = _c(trace.mask.reshape(trace.T, trace.N), np.bool_)
+    return args
+
+
+def forward(cell, params, initial_states, mask=None, rec_mask=None, *, xw=None, x=None,
+            bias=None, overwrite_xw=False):
+    """The compiled ``bptt.forward``: a filled Trace, or None when not handled.
+
+    xw (T, N, G): the input projections x_t U, without the bias ``bias`` (G,) when that is
+    given (added inside the loop while each step's pre-activations are in cache);
+    ``overwrite_xw``: the caller no longer needs ``xw``, which then becomes the trace's gate
+    cache (one buffer less).  Or, LSTM in float32 with ``X_IN_LOOP_MIN_ROWS`` rows or
+    more: x (T, N, D) instead of xw, and each step's x_t U is computed inside the loop
+    (U = params["U"]), straight into that step's gates."""
+    src = x if xw is None else xw
+    if x is not None and xw is None and (CELLS.get(type(cell)) != "lstm"
+                                          or src.shape[1] < X_IN_LOOP_MIN_ROWS
+                                          or src.dtype != np.float32):
+        return None
+    if type(src) is not np.ndarray:
+        return None
+    T, N = src.shape[:2]
+    kind = _kind(cell, params, src.dtype, N)
+    if kind is None:
+        return None
+    trace = Trace(T, N, src.dtype, cell.state_sizes, mask, rec_mask)
+    cell.allocate(trace)
+    for s, s0 in zip(trace.states, initial_states):
+        s[0] = s0
+    args = _args(kind, cell, params, trace)
+    if bias is not None:
+        args["b_in"] = _c(bias, trace.dtype)
+    if xw is None:
+        U = params["U"]
+        args.update(x=_c(x, trace.dtype), U=_c(U, trace.dtype), D=U.shape[0])
+    else:
+        if xw.dtype != trace.dtype or xw.strides[-1] != xw.itemsize:
+            xw = _c(xw, trace.dtype)
+        args["xw"] = xw
+        gates = trace.cache.get("gates")
+        if (overwrite_xw and gates is not None and xw.shape == gates.shape
+                and xw.flags.c_contiguous and xw.flags.writeable):
+            trace.cache["gates"] = xw           # the gates are computed in place in xw
+            args["gates"] = xw
+    _loops.forward(kind, args)
+    return trace
+
+
+def backward(cell, params, trace, d_outputs=None, d_final=None):
+    """The compiled ``bptt.backward``: (dxw, d_initial), or None when not handled."""
+    kind = _kind(cell, params, trace.dtype, trace.N) if trace.xp is np else None
+    if kind is None:
+        return None
+    args = _args(kind, cell, params, trace)
+    ds = [np.zeros((trace.N, s.shape[-1]), dtype=trace.dtype) for s in trace.states]
+    if d_final is not None:
+        for d, g in zip(ds, d_final):
+            if g is not None:
+                d += g
+    dxw = np.empty((trace.T, trace.N, cell.width), dtype=trace.dtype)
+    if d_outputs is not None:
+        if d_outputs.dtype != trace.dtype or d_outputs.strides[-1] != d_outputs.itemsize:
+            d_outputs = _c(d_outputs, trace.dtype)
+        args["dout"] = d_outputs
+    args.update(dxw=dxw, dh=ds[0])
+    if kind == "lstm":
+        args["dc"] = ds[1]
+    _loops.backward(kind, args)
+    return dxw, ds
