@@ -52,6 +52,9 @@ from ..layers.base import Layer
 from ..models import RNNStack, Sequential
 
 OPSET = 17
+# Opsets the exported graph is valid in: Shape with start/end needs 15, ReduceMax with an
+# ``axes`` attribute (the Masking layer) ends at 17.
+SUPPORTED_OPSETS = (15, 16, 17)
 
 # Column blocks of rnnkit's U/W/b, in ONNX's gate order.
 _ONNX_BLOCKS = {"RNN": [0], "LSTM": [0, 3, 1, 2], "GRU": [0, 1, 2]}
@@ -405,8 +408,12 @@ def to_onnx(model, path=None, *, input_shape=None, dtype="float32", opset=OPSET,
     only) or 'float64'.  ``input_shape`` (per example) is needed only when rnnkit
     cannot tell it from the first layers.  Writes ``path`` if given and returns
     the ``onnx.ModelProto``.  Raises ``OnnxExportError`` for what ONNX cannot
-    represent (LSTM proj_size, stateful layers, ...).
+    represent (LSTM proj_size, stateful layers, ...).  ``opset``: one of
+    ``SUPPORTED_OPSETS`` (15, 16, 17).
     """
+    if isinstance(opset, bool) or not isinstance(opset, int) or opset not in SUPPORTED_OPSETS:
+        raise ValueError(f"to_onnx: opset must be one of {list(SUPPORTED_OPSETS)} (the opsets "
+                         f"whose operators the export uses); got {opset!r}")
     onnx = _onnx()
     if isinstance(model, RNNStack):
         raise OnnxExportError("to_onnx: an RNNStack has PyTorch's calling convention "

@@ -66,6 +66,12 @@ def from_torch(module, *, name=None, return_sequences=False):
     ``Sequential`` instead (batch-first); ``return_sequences`` says whether its last
     recurrent module hands the head its output sequence or its final hidden state.
     """
+    torch = _torch()
+    if not isinstance(module, (torch.nn.Module, list, tuple)):
+        raise TypeError(f"from_torch: module must be a torch.nn.Module (nn.RNN, nn.LSTM, nn.GRU, "
+                        f"or a model such as an nn.Sequential holding them) or a list of "
+                        f"modules, e.g. from_torch(torch.nn.LSTM(3, 5, batch_first=True)); "
+                        f"got {type(module).__name__} {module!r:.60}")
     if not _is_rnn_module(module):
         return _model_from_torch(module, name=name, return_sequences=return_sequences)
     kind = _kind(module)

@@ -1,7 +1,6 @@
 """rnnkit's own model files: safe, atomic, complete enough to resume training exactly.
 
-A model file is a NumPy ``.npz`` archive (a zip of ``.npy`` arrays, read with
-``allow_pickle=False``: no code is ever executed on load) holding
+A model file is a NumPy ``.npz`` archive (a zip of ``.npy`` arrays) holding
 
     __rnnkit__                   the header: JSON (format, versions, architecture,
                                  compile settings, optimizer step, random-generator states)
@@ -10,15 +9,35 @@ A model file is a NumPy ``.npz`` archive (a zip of ``.npy`` arrays, read with
     states/<layer>/<k>           carried states of stateful layers
 
 Writes go to a temporary file in the same directory, are flushed to disk, then
-renamed over the target, so a crash never leaves a half-written model behind.
-With the optimizer state and the generators' states saved, training resumed from
-a file follows the same trajectory, bit for bit, as training never interrupted.
+renamed over the target (``rnnkit.atomicfile.atomic_write``), so a crash never leaves
+a half-written model behind.  With the optimizer state and the generators' states
+saved, training resumed from a file follows the same trajectory, bit for bit, as
+training never interrupted.
+
+Loading treats the file as untrusted input and checks before it allocates:
+
+* no code is ever executed (no pickle: every member must be a plain float array,
+  the header a byte array);
+* the zip directory and every ``.npy`` header are read first, without decompressing
+  any data; a member rnnkit does not write, a member whose declared shape does not
+  match its size, a non-float or complex array is refused unread;
+* the sizes the members declare must fit ``max_bytes`` (by default 64 times the
+  file's size plus 1 MiB, so a small file cannot unpack into gigabytes);
+* the header is at most ``MAX_HEADER_BYTES`` of JSON nested at most
+  ``MAX_HEADER_DEPTH`` deep;
+* the architecture is rebuilt with weights left uninitialised (zero pages that cost
+  no memory until written) and refused as soon as it needs more weight bytes than
+  the file holds; every weight, optimizer slot and carried state is then checked
+  against it (names, shapes, dtypes) before any of them is read.
+
+Anything wrong raises ``ModelFileError`` naming the file and what is wrong.
 """
 from __future__ import annotations
 
 import json
+import math
 import os
-import tempfile
+import threading
 import zipfile
 
 import numpy as np
@@ -29,6 +48,13 @@ from ..atomicfile import atomic_write
 FORMAT = "rnnkit-model"
 FORMAT_VERSION = 1
 HEADER = "__rnnkit__"
+
+MAX_HEADER_BYTES = 16 << 20       # 16 MiB of JSON (an app's vocabulary fits easily)
+MAX_HEADER_DEPTH = 64             # nesting of the JSON header (rnnkit writes < 15)
+MAX_EXPANSION = 64                # declared bytes <= file size x this + 1 MiB by default
+_NPY_HEADER_MAX = 10000           # NumPy's own bound on a .npy header
+_FLOAT_DTYPES = (np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64))
+_KINDS = ("params/", "optimizer/", "states/")
 
 
 class ModelFileError(ValueError):
@@ -43,7 +69,8 @@ def save_model(model, path, include_optimizer=True, metadata=None):
     """Write ``model`` (architecture, weights and, if compiled, loss, metrics and
     optimizer state) to ``path`` atomically.  ``metadata``: a JSON-serializable dict
     kept in the header (an app's vocabulary, where training stopped, ...); it comes
-    back as ``model.metadata``."""
+    back as ``model.metadata``.  A ``path`` that is a symbolic link is written
+    through: its target gets the new model, the link stays."""
     from .. import __version__
     header = {
         "format": FORMAT,
@@ -78,90 +105,442 @@ def save_model(model, path, include_optimizer=True, metadata=None):
     return os.fspath(path)
 
 
-def read_model_file(path):
-    """(header dict, {name: array}) of a model file, or a ModelFileError saying why not."""
-    path = os.fspath(path)
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"no model file at {path!r}")
-    if os.path.isdir(path):
-        raise ModelFileError(f"{path!r} is a directory, not an rnnkit model file")
-    try:
-        f = np.load(path, allow_pickle=False)
-        if not isinstance(f, np.lib.npyio.NpzFile):
-            raise ModelFileError(f"{path!r} is a single NumPy array (.npy), not an rnnkit model file")
-        with f:
-            if HEADER not in f.files:
-                raise ModelFileError(f"{path!r} is an .npz archive but not an rnnkit model file "
-                                     f"(it has no {HEADER!r} header)")
-            header = json.loads(bytes(f[HEADER]).decode("utf-8"))
-            arrays = {k: f[k] for k in f.files if k != HEADER}
-    except ModelFileError:
-        raise
-    except (zipfile.BadZipFile, EOFError, OSError, ValueError, KeyError, UnicodeDecodeError,
-            json.JSONDecodeError) as e:
-        why = "" if "pickle" in str(e) else f" ({type(e).__name__}: {e})"   # np.load's pickle advice
-        raise ModelFileError(f"{path!r} is not a readable rnnkit model file: it is corrupted, "
-                             f"truncated or of another format{why}") from None
-    if not isinstance(header, dict) or header.get("format") != FORMAT:
-        raise ModelFileError(f"{path!r} is not an rnnkit model file (unknown header)")
-    version = header.get("format_version")
-    if not isinstance(version, int) or version > FORMAT_VERSION:
-        raise ModelFileError(f"{path!r} was written by rnnkit {header.get('rnnkit_version')} "
-                             f"in model-file format {version}; this rnnkit reads format "
-                             f"{FORMAT_VERSION} and older. Upgrade rnnkit to load it.")
-    return header, arrays
+# -- reading: the container ------------------------------------------------------------------
+def _size(n):
+    for unit in ("bytes", "KiB", "MiB", "GiB", "TiB"):
+        if n < 1024 or unit == "TiB":
+            return f"{n:.0f} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
+        n /= 1024
 
 
-def load_model(path, compile=True):
-    """The model saved at ``path``: same architecture, weights and (with ``compile``)
-    loss, metrics, optimizer and its state, ready to predict or to resume training."""
-    from .. import losses, models, optim
+class _Member:
+    """One ``.npy`` member as its headers declare it (nothing decompressed but the
+    first bytes)."""
+    __slots__ = ("key", "info", "shape", "dtype", "nbytes")
+
+    def __init__(self, key, info, shape, dtype):
+        self.key, self.info, self.shape, self.dtype = key, info, shape, dtype
+        self.nbytes = math.prod(shape) * dtype.itemsize
+
+
+def _corrupt(path, why=""):
+    return ModelFileError(f"{path!r} is not a readable rnnkit model file: it is corrupted, "
+                          f"truncated or of another format{why}")
+
+
+def _check_depth(obj, path):
+    """Refuse JSON nested deeper than MAX_HEADER_DEPTH (iteratively: no recursion)."""
+    stack = [(obj, 1)]
+    while stack:
+        o, d = stack.pop()
+        if d > MAX_HEADER_DEPTH:
+            raise ModelFileError(f"{path!r}: the header is nested more than {MAX_HEADER_DEPTH} "
+                                 f"levels deep; rnnkit never writes that (damaged or forged file)")
+        if isinstance(o, dict):
+            stack.extend((v, d + 1) for v in o.values())
+        elif isinstance(o, list):
+            stack.extend((v, d + 1) for v in o)
+
+
+class _ModelFile:
+    """An open model file: its header and the index of its arrays, all checked."""
+
+    def __init__(self, path, max_bytes=None):
+        self.path = path
+        if not os.path.exists(path):
+            raise FileNotFoundError(f"no model file at {path!r}")
+        if os.path.isdir(path):
+            raise ModelFileError(f"{path!r} is a directory, not an rnnkit model file")
+        size = os.path.getsize(path)
+        if max_bytes is None:
+            max_bytes = size * MAX_EXPANSION + (1 << 20)
+        self.max_bytes = max_bytes
+        with open(path, "rb") as f:
+            magic = f.read(6)
+        if magic == b"\x93NUMPY":
+            raise ModelFileError(f"{path!r} is a single NumPy array (.npy), not an rnnkit "
+                                 f"model file")
+        try:
+            self.zip = zipfile.ZipFile(path)
+        except (zipfile.BadZipFile, OSError, EOFError, ValueError) as e:
+            raise _corrupt(path, f" ({type(e).__name__}: {e})") from None
+        try:
+            self._index()
+            self.header = self._read_header()
+        except BaseException:
+            self.zip.close()
+            raise
+
+    def close(self):
+        self.zip.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    # -- the directory and the .npy headers --------------------------------------------------
+    def _index(self):
+        path = self.path
+        infos = self.zip.infolist()
+        names = [i.filename for i in infos]
+        if len(set(names)) != len(names):
+            dup = sorted({n for n in names if names.count(n) > 1})[:5]
+            raise ModelFileError(f"{path!r}: the archive holds several members named {dup}; "
+                                 f"rnnkit never writes that (damaged or forged file)")
+        if not any(n == HEADER + ".npy" for n in names):
+            raise ModelFileError(f"{path!r} is an .npz archive but not an rnnkit model file "
+                                 f"(it has no {HEADER!r} header)")
+        unknown = [n for n in names if not (n.endswith(".npy") and
+                   (n == HEADER + ".npy" or n.startswith(_KINDS)))]
+        if unknown:
+            raise ModelFileError(f"{path!r}: the archive holds members rnnkit model files do not "
+                                 f"have: {unknown[:5]}{' ...' if len(unknown) > 5 else ''}; "
+                                 f"refusing to read it")
+        declared = sum(i.file_size for i in infos)
+        if declared > self.max_bytes:
+            raise ModelFileError(f"{path!r}: its members unpack to {_size(declared)}, more than "
+                                 f"the {_size(self.max_bytes)} allowed for a file of "
+                                 f"{_size(os.path.getsize(path))} (pass max_bytes= to "
+                                 f"load_model to allow more)")
+        self.members = {}
+        for info in infos:
+            if info.flag_bits & 0x1:
+                raise ModelFileError(f"{path!r}: member {info.filename!r} is encrypted")
+            if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+                raise ModelFileError(f"{path!r}: member {info.filename!r} uses zip compression "
+                                     f"method {info.compress_type}; rnnkit model files are "
+                                     f"stored or deflated")
+            key = info.filename[:-len(".npy")]
+            self.members[key] = self._member(key, info)
+
+    def _member(self, key, info):
+        path = self.path
+        try:
+            with self.zip.open(info) as f:
+                version = np.lib.format.read_magic(f)
+                if version == (1, 0):
+                    shape, fortran, dtype = np.lib.format.read_array_header_1_0(f)
+                elif version == (2, 0):
+                    shape, fortran, dtype = np.lib.format.read_array_header_2_0(f)
+                else:
+                    raise ValueError(f".npy format version {version} (rnnkit writes 1.0)")
+                start = f.tell()
+        except (zipfile.BadZipFile, EOFError, OSError, ValueError, SyntaxError) as e:
+            raise _corrupt(path, f" (member {info.filename!r}: {type(e).__name__}: {e})") from None
+        if dtype.hasobject or dtype.fields is not None or dtype.subdtype is not None:
+            raise ModelFileError(f"{path!r}: member {key!r} holds {dtype} data (Python objects or "
+                                 f"records); rnnkit model files hold plain arrays, and pickled "
+                                 f"data is never loaded")
+        if key == HEADER:
+            if dtype != np.uint8 or len(shape) != 1:
+                raise ModelFileError(f"{path!r}: the header {HEADER!r} must be a 1-D uint8 array; "
+                                     f"it is {dtype} of shape {shape}")
+        elif dtype.newbyteorder("=") not in _FLOAT_DTYPES:
+            what = "complex" if dtype.kind == "c" else str(dtype)
+            raise ModelFileError(f"{path!r}: array {key!r} is {what}; rnnkit's weights, optimizer "
+                                 f"state and carried states are float16, float32 or float64")
+        if any(s < 0 for s in shape):
+            raise _corrupt(path, f" (member {key!r} declares shape {shape})")
+        m = _Member(key, info, tuple(int(s) for s in shape), dtype)
+        if start + m.nbytes != info.file_size:
+            raise _corrupt(path, f" (member {key!r} declares {shape} {dtype}, {_size(m.nbytes)}, "
+                                 f"but holds {_size(max(info.file_size - start, 0))})")
+        return m
+
+    def read(self, key):
+        """The array of member ``key`` (decompressed now, CRC checked), native byte order."""
+        m = self.members[key]
+        try:
+            with self.zip.open(m.info) as f:
+                a = np.lib.format.read_array(f, allow_pickle=False)
+                if f.read(1):
+                    raise ValueError("data after the array")
+        except (zipfile.BadZipFile, EOFError, OSError, ValueError) as e:
+            raise _corrupt(self.path, f" (member {key!r}: {type(e).__name__}: {e})") from None
+        if a.shape != m.shape or a.dtype != m.dtype:      # pragma: no cover - checked above
+            raise _corrupt(self.path, f" (member {key!r} changed while read)")
+        if not a.dtype.isnative:
+            a = a.astype(a.dtype.newbyteorder("="))
+        return a
+
+    # -- the header ----------------------------------------------------------------------------
+    def _read_header(self):
+        path = self.path
+        m = self.members[HEADER]
+        if m.nbytes > MAX_HEADER_BYTES:
+            raise ModelFileError(f"{path!r}: the header is {_size(m.nbytes)}, more than the "
+                                 f"{_size(MAX_HEADER_BYTES)} rnnkit reads")
+        raw = self.read(HEADER)
+        try:
+            header = json.loads(raw.tobytes().decode("utf-8"))
+        except RecursionError:
+            raise ModelFileError(f"{path!r}: the header is nested more than {MAX_HEADER_DEPTH} "
+                                 f"levels deep; rnnkit never writes that (damaged or forged "
+                                 f"file)") from None
+        except (UnicodeDecodeError, ValueError) as e:
+            raise _corrupt(path, f" (its header is not JSON: {type(e).__name__}: {e})") from None
+        _check_depth(header, path)
+        if not isinstance(header, dict) or header.get("format") != FORMAT:
+            raise ModelFileError(f"{path!r} is not an rnnkit model file (unknown header)")
+        version = header.get("format_version")
+        writer = header.get("rnnkit_version")
+        by = f" by rnnkit {writer}" if isinstance(writer, str) else ""
+        if type(version) is not int or version < 1:
+            raise ModelFileError(f"{path!r}: its header names format_version {version!r}; model "
+                                 f"files have a whole number from 1 (this rnnkit writes "
+                                 f"{FORMAT_VERSION}). The file is damaged or was not written "
+                                 f"by rnnkit")
+        if version > FORMAT_VERSION:
+            raise ModelFileError(f"{path!r} was written{by} in model-file format {version}; this "
+                                 f"rnnkit reads formats 1 to {FORMAT_VERSION}. Upgrade rnnkit "
+                                 f"to load it.")
+        spec = header.get("model")
+        if not isinstance(spec, dict) or not isinstance(spec.get("class_name"), str) \
+                or not isinstance(spec.get("config"), dict):
+            raise ModelFileError(f"{path!r}: its header has no valid 'model' entry (a dict with "
+                                 f"'class_name' and 'config', the architecture); got "
+                                 f"{_short(spec)}")
+        for name, kind in (("rng_states", dict), ("metadata", dict), ("compile", dict)):
+            v = header.get(name)
+            if v is not None and not isinstance(v, kind):
+                raise ModelFileError(f"{path!r}: header entry {name!r} must be a JSON object; "
+                                     f"got {_short(v)}")
+        return header
+
+    def arrays(self, prefix):
+        return {k: m for k, m in self.members.items() if k.startswith(prefix)}
+
+
+def _short(v, n=80):
+    s = repr(v)
+    return s if len(s) <= n else s[:n] + "..."
+
+
+def read_model_file(path, max_bytes=None):
+    """(header dict, {name: array}) of a model file, or a ModelFileError saying why not.
+    The container checks of ``load_model`` apply (see the module's docstring)."""
     path = os.fspath(path)
-    header, arrays = read_model_file(path)
-    spec = header["model"]
+    with _ModelFile(path, max_bytes) as mf:
+        return mf.header, {k: mf.read(k) for k in mf.members if k != HEADER}
+
+
+# -- building the architecture without drawing its weights --------------------------------------
+_local = threading.local()
+_hook_lock = threading.Lock()
+
+
+def _zeros(shape, rng, dtype, units=None):
+    return np.zeros(shape, dtype)          # calloc: pages cost memory only once written
+
+
+def _install_weight_hook():
+    """Let ``Layer._add_param`` skip the initializer and count the weights' bytes against
+    a budget while this thread loads a file (``_local.budget`` set); other threads and
+    other times are not affected.  Weights are zeros until the file's arrays are copied
+    in (drawing them, an orthogonal matrix for LSTM(3000), took seconds and gigabytes)."""
+    from ..layers import base
+    with _hook_lock:
+        orig = base.Layer.__dict__.get("_add_param")
+        if orig is None or getattr(orig, "_rnnkit_load_hook", False):
+            return
+
+        def _add_param(self, name, shape, initializer, units=None):
+            budget = getattr(_local, "budget", None)
+            if budget is None:
+                return orig(self, name, shape, initializer, units)
+            shape = tuple(int(s) for s in shape)
+            budget[0] += math.prod(shape) * np.dtype(self.dtype).itemsize
+            if budget[0] > budget[1]:
+                raise _TooLarge(f"with {self.who}'s weight {name!r} of shape {shape} it needs "
+                                f"{_size(budget[0])} of weights so far, the file holds "
+                                f"{_size(budget[2])}")
+            return orig(self, name, shape, _zeros, units)
+
+        _add_param._rnnkit_load_hook = True
+        base.Layer._add_param = _add_param
+
+
+class _TooLarge(Exception):
+    pass
+
+
+def _build(spec, param_bytes, path):
+    from .. import models
+    _install_weight_hook()
+    # [needed so far, allowed, in the file]: a little slack so that a small mismatch
+    # gets the more helpful per-weight message after the build
+    _local.budget = [0, 2 * param_bytes + (16 << 20), param_bytes]
     try:
-        model = models.deserialize_model(spec)
-        params = model.params
-        for key, p in list(params.items()):
-            a = arrays.get(f"params/{key}")
-            if a is None:
-                raise ModelFileError(f"{path!r}: the file has no weights for {key!r}")
-            if a.shape != tuple(p.shape):
-                raise ModelFileError(f"{path!r}: weight {key!r} has shape {a.shape}, the "
-                                     f"architecture needs {tuple(p.shape)}")
-            p[...] = backend.asarray(a, dtype=p.dtype)
-        missing = _build_from_arrays(model, arrays, path)
-        if missing:
-            raise ModelFileError(f"{path!r}: weights {missing} do not belong to the architecture")
-    except ModelFileError:
-        raise
-    except (KeyError, TypeError, ValueError) as e:
+        return models.deserialize_model(spec)
+    except _TooLarge as e:
+        raise ModelFileError(f"{path!r}: the architecture in its header does not fit its "
+                             f"weights: {e}") from None
+    except MemoryError:
+        raise ModelFileError(f"{path!r}: the architecture in its header needs more memory than "
+                             f"there is") from None
+    except RecursionError:
+        raise ModelFileError(f"{path!r}: the architecture in its header is nested too "
+                             f"deeply") from None
+    except Exception as e:        # the header is data: any failure of a constructor is its fault
         raise ModelFileError(f"{path!r}: cannot rebuild the model from its header "
                              f"({type(e).__name__}: {e})") from None
-    model.metadata = header.get("metadata") or {}
+    finally:
+        _local.budget = None
+
+
+# -- load_model ------------------------------------------------------------------------------------
+def load_model(path, compile=True, max_bytes=None):
+    """The model saved at ``path``: same architecture, weights and (with ``compile``)
+    loss, metrics, optimizer and its state, ready to predict or to resume training.
+
+    The file is checked before anything is allocated (see the module's docstring);
+    ``max_bytes`` bounds what its arrays may unpack to (default: 64 times the file's
+    size plus 1 MiB).  Raises ``ModelFileError`` naming the file and the problem."""
+    path = os.fspath(path)
+    with _ModelFile(path, max_bytes) as mf:
+        return _load(mf, path, compile)
+
+
+def _load(mf, path, compile):
+    from .. import losses, optim
+    header = mf.header
+    files = mf.arrays("params/")
+    model = _build(header["model"], sum(m.nbytes for m in files.values()), path)
+    params = model.params
     names = {layer.name: layer for layer in model.walk()}
-    for name, state in header.get("rng_states", {}).items():
-        if name in names:
-            names[name].rng.bit_generator.state = state
-    for key, a in arrays.items():
-        if key.startswith("states/"):
-            _, lname, i = key.rsplit("/", 2)
-            layer = names[lname]
-            layer.states = (layer.states or []) + [backend.asarray(a)]
+
+    # 1. everything the file declares is checked against the architecture ...
+    missing = [k for k in params if f"params/{k}" not in files]
+    if missing:
+        raise ModelFileError(f"{path!r}: the file has no weights for {missing[:5]}"
+                             f"{' ...' if len(missing) > 5 else ''}")
+    extra = sorted(k[len("params/"):] for k in files if k[len("params/"):] not in params)
+    if extra:
+        raise ModelFileError(f"{path!r}: weights {extra[:5]} do not belong to the architecture")
+    for key, p in params.items():
+        m = files[f"params/{key}"]
+        if m.shape != tuple(p.shape):
+            raise ModelFileError(f"{path!r}: weight {key!r} has shape {m.shape}, the "
+                                 f"architecture needs {tuple(p.shape)}")
+        if m.dtype.newbyteorder("=") != p.dtype:
+            raise ModelFileError(f"{path!r}: weight {key!r} is {m.dtype.newbyteorder('=')}, the "
+                                 f"architecture's dtype is {p.dtype}")
+    states = _check_states(mf, names, path)
+    rng_states = header.get("rng_states") or {}
+    unknown = sorted(set(rng_states) - set(names))
+    if unknown:
+        raise ModelFileError(f"{path!r}: the header has random-generator states for layers "
+                             f"{unknown[:5]} that the architecture does not have")
     comp = header.get("compile")
+    opt_members = mf.arrays("optimizer/")
+    if opt_members and not comp:
+        raise ModelFileError(f"{path!r}: the file holds optimizer state "
+                             f"({sorted(opt_members)[:3]}) but no compile settings")
+    optimizer = None
     if compile and comp:
-        opt_spec = comp["optimizer"]
-        optimizer = optim.from_config(opt_spec["class_name"], opt_spec["config"])
-        model.compile(loss=losses.from_config(comp["loss"]), optimizer=optimizer,
-                      metrics=comp["metrics"])
-        opt_arrays = {k[len("optimizer/"):]: v for k, v in arrays.items()
-                      if k.startswith("optimizer/")}
-        optimizer.load_state_arrays(opt_arrays, comp.get("optimizer_iterations", 0))
+        optimizer, iterations = _make_optimizer(comp, path, optim)
+        slots = _check_optimizer_state(optimizer, opt_members, params, path)
+
+    # 2. ... then read
+    for key, p in params.items():
+        p[...] = backend.asarray(mf.read(f"params/{key}"), dtype=p.dtype)
+    for name, state in rng_states.items():
+        gen = names[name].rng.bit_generator
+        try:
+            gen.state = state
+        except Exception as e:
+            raise ModelFileError(f"{path!r}: the random-generator state of layer {name!r} is not "
+                                 f"a valid {type(gen).__name__} state ({type(e).__name__}: "
+                                 f"{_short(str(e), 120)})") from None
+    for lname, keys in states.items():
+        names[lname].states = [backend.asarray(mf.read(k)) for k in keys]
+    model.metadata = header.get("metadata") or {}
+    if optimizer is not None:
+        try:
+            loss = losses.from_config(comp["loss"])
+            model.compile(loss=loss, optimizer=optimizer, metrics=comp["metrics"])
+        except Exception as e:
+            raise ModelFileError(f"{path!r}: its compile settings are not valid "
+                                 f"({type(e).__name__}: {_short(str(e), 200)})") from None
+        optimizer.load_state_arrays({k[len("optimizer/"):]: mf.read(k)
+                                     for by_slot in slots.values() for k in by_slot.values()},
+                                    iterations)
     return model
 
 
-def _build_from_arrays(model, arrays, path):
-    """Weights in the file that the rebuilt model lacks (a layer never built before saving
-    has none, so any leftover is a mismatch)."""
-    keys = {k[len("params/"):] for k in arrays if k.startswith("params/")}
-    return sorted(keys - set(model.params))
+def _check_states(mf, names, path):
+    """{layer name: [member keys in order]} of the carried states, checked."""
+    found: dict = {}
+    for key in mf.arrays("states/"):
+        parts = key.split("/")
+        if len(parts) != 3 or not parts[2].isdigit():
+            raise ModelFileError(f"{path!r}: member {key!r} is not a carried state "
+                                 f"(states/<layer>/<index>)")
+        found.setdefault(parts[1], {})[int(parts[2])] = key
+    out = {}
+    for lname, by_index in found.items():
+        layer = names.get(lname)
+        if layer is None or not getattr(layer, "stateful", False) or \
+                not hasattr(layer, "state_sizes"):
+            raise ModelFileError(f"{path!r}: the file holds carried states for {lname!r}, "
+                                 f"which is not a stateful recurrent layer of the architecture")
+        sizes = list(layer.state_sizes)
+        if sorted(by_index) != list(range(len(sizes))):
+            raise ModelFileError(f"{path!r}: layer {lname!r} carries {len(sizes)} state(s); the "
+                                 f"file holds indices {sorted(by_index)}")
+        keys = [by_index[i] for i in range(len(sizes))]
+        batch = mf.members[keys[0]].shape[:1]
+        for k, size in zip(keys, sizes):
+            m = mf.members[k]
+            if len(m.shape) != 2 or m.shape[1] != size or m.shape[:1] != batch:
+                raise ModelFileError(f"{path!r}: carried state {k!r} has shape {m.shape}; layer "
+                                     f"{lname!r} needs (batch, {size}) with one batch size")
+            if m.dtype.newbyteorder("=") != layer.dtype:
+                raise ModelFileError(f"{path!r}: carried state {k!r} is {m.dtype}, layer "
+                                     f"{lname!r} is {layer.dtype}")
+        out[lname] = keys
+    return out
+
+
+def _make_optimizer(comp, path, optim):
+    spec = comp.get("optimizer")
+    if not isinstance(spec, dict) or not isinstance(spec.get("config"), dict):
+        raise ModelFileError(f"{path!r}: its compile settings have no valid optimizer entry; got "
+                             f"{_short(spec)}")
+    try:
+        optimizer = optim.from_config(spec.get("class_name"), spec["config"])
+    except Exception as e:
+        raise ModelFileError(f"{path!r}: cannot rebuild its optimizer ({type(e).__name__}: "
+                             f"{_short(str(e), 200)})") from None
+    iterations = comp.get("optimizer_iterations", 0)
+    if type(iterations) is not int or iterations < 0:
+        raise ModelFileError(f"{path!r}: optimizer_iterations must be a whole number >= 0; got "
+                             f"{_short(iterations)}")
+    for name in ("loss", "metrics"):
+        if name not in comp:
+            raise ModelFileError(f"{path!r}: its compile settings have no {name!r} entry")
+    return optimizer, iterations
+
+
+def _check_optimizer_state(optimizer, members, params, path):
+    """{param key: {slot: member key}}, each slot shaped and typed as its parameter."""
+    slots: dict = {}
+    who = type(optimizer).__name__
+    for key, m in members.items():
+        pkey, _, slot = key[len("optimizer/"):].rpartition("/")
+        if pkey not in params or slot not in optimizer.slots:
+            raise ModelFileError(f"{path!r}: optimizer state {key!r} does not fit: {who} keeps "
+                                 f"slots {list(optimizer.slots)} per weight, and the weights are "
+                                 f"{list(params)[:5]}{' ...' if len(params) > 5 else ''}")
+        p = params[pkey]
+        if m.shape != tuple(p.shape) or m.dtype.newbyteorder("=") != p.dtype:
+            raise ModelFileError(f"{path!r}: optimizer state {key!r} is {m.dtype} {m.shape}; its "
+                                 f"weight {pkey!r} is {p.dtype} {tuple(p.shape)}")
+        slots.setdefault(pkey, {})[slot] = key
+    for pkey, got in slots.items():
+        if set(got) != set(optimizer.slots):
+            raise ModelFileError(f"{path!r}: the optimizer state of weight {pkey!r} has slots "
+                                 f"{sorted(got)}; {who} needs {list(optimizer.slots)}")
+    return slots
