@@ -203,3 +203,17 @@ def test_autocomplete_streams_on_two_ranks_resume_on_one_and_three(tmp_path):
         assert [s.shape for s in sb] == [(5, 8), (5, 8)]      # the states of all 5 streams
         for p, q in zip(sa, sb):
             assert rel(p, q) <= 1e-12
+
+
+@needs_mpi
+def test_bench_mpi_quick_runs_and_models_the_ring():
+    """benchmarks/bench_mpi.py --quick (1 and 2 ranks, two small allreduces) cannot rot."""
+    sys.path.insert(0, str(HERE.parent / "benchmarks"))
+    import bench_mpi
+    assert bench_mpi.ring(2, 1e6, 1e9, 0.0) == pytest.approx(4e-3)      # 2·(1/2)·4 MB / 1 GB/s
+    assert bench_mpi.ring(8, 0, 1e9, 5e-6) == pytest.approx(70e-6)      # 2·7 latencies
+    r = subprocess.run([sys.executable, str(HERE.parent / "benchmarks" / "bench_mpi.py"), "--quick"],
+                       capture_output=True, text=True, timeout=120, env=_env(),
+                       stdin=subprocess.DEVNULL)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "step: 2 rank(s)" in r.stdout and "p = 512" in r.stdout
