@@ -1,6 +1,8 @@
 """Build of the optional compiled time loops (rnnkit.kernels._loops); everything else is in
 pyproject.toml.  Without a C compiler the build goes on without them (optional=True) and
-rnnkit runs its NumPy loops.  RNNKIT_NO_EXTENSION=1 skips the extension on purpose."""
+rnnkit runs its NumPy loops.  RNNKIT_NO_EXTENSION=1 skips the extension on purpose;
+RNNKIT_ASAN=1 builds it with AddressSanitizer (run Python with
+LD_PRELOAD=$(gcc -print-file-name=libasan.so); see docs/reliability.md)."""
 import os
 
 from setuptools import Extension, setup
@@ -13,8 +15,13 @@ class BuildExt(build_ext):
             flags = ["/O2"]
         else:   # gcc, clang: vectorize the gate loops; no FP exceptions are relied upon
             flags = ["-O3", "-fno-trapping-math"]
+        link = []
+        if os.environ.get("RNNKIT_ASAN"):
+            flags = ["-O1", "-g", "-fsanitize=address", "-fno-omit-frame-pointer"]
+            link = ["-fsanitize=address"]
         for ext in self.extensions:
             ext.extra_compile_args = list(ext.extra_compile_args or []) + flags
+            ext.extra_link_args = list(ext.extra_link_args or []) + link
         super().build_extensions()
 
 

@@ -13,7 +13,7 @@ class LSTMCell(Cell):
         c_t = f ⊙ c_{t-1} + i ⊙ g
         m_t = o ⊙ σ(c_t)
         h_t = m_t                     (P = H)
-        h_t = m_t Pr                  with proj_size P < H: Pr is H×P (PyTorch's weight_hr, transposed)
+        h_t = m_t P                   with proj_size p < H: P is H×p (PyTorch's weight_hr, transposed)
 
     Reverse step, given ∂L/∂h_t and ∂L/∂c_t (the latter from step t+1):
 
@@ -49,7 +49,7 @@ class LSTMCell(Cell):
         tr.buffer("act_c", H)              # σ(c_t)
         if self.proj_size:
             tr.buffer("m", H)              # m_t = o ⊙ σ(c_t), the input of the projection
-            tr.buffer("dh", self.proj_size)  # ∂L/∂h_t, for ∂L/∂Pr after the loop
+            tr.buffer("dh", self.proj_size)  # ∂L/∂h_t, for ∂L/∂P after the loop
 
     def step(self, p, tr, t, xw_t):
         np_, H = tr.xp, self.units
@@ -70,7 +70,7 @@ class LSTMCell(Cell):
         self.activation(c, out=act_c)                              # σ(c_t)
         if self.proj_size:
             m = np_.multiply(o, act_c, out=tr.cache["m"][t])       # m_t = o ⊙ σ(c_t)
-            np_.matmul(m, p["P"], out=h)                           # h_t = m_t Pr
+            np_.matmul(m, p["P"], out=h)                           # h_t = m_t P
         else:
             np_.multiply(o, act_c, out=h)                          # h_t = o ⊙ σ(c_t)
 

@@ -145,14 +145,15 @@ enum { ACT_LINEAR = 0, ACT_TANH = 1, ACT_SIGMOID = 2, ACT_HARD_SIGMOID = 3, ACT_
 
 /* ---- what one loop needs; pointers are NULL where absent */
 typedef struct {
-    Py_ssize_t T, N, H, P;          /* P: LSTM projection size, 0 for none */
+    Py_ssize_t T, N, H, proj;       /* proj: LSTM projection size p, 0 for none */
     Py_ssize_t NT;                  /* samples per step in the (T, N, ·) buffers (N: a chunk's) */
     int act, rec_act, reset_after;
     int threads;                    /* threads the loop may use (the team's size) */
     int own_threads;                /* 1: BLAS is held at one thread, the team does it all */
     char *xw; Py_ssize_t xw_st, xw_sn;
     char *x, *U; Py_ssize_t D;      /* LSTM forward: x (T, N, D) and U instead of xw (x_t U per step) */
-    char *W, *b_in, *b_rec, *Pm;   /* b_in: the input bias b, added in the loop (or NULL: in xw) */
+    char *W, *b_in, *b_rec, *P;    /* P: LSTM projection (H, p); b_in: the input bias b, added
+                                      in the loop (or NULL: already in xw) */
     char *h, *c;
     char *gates, *act_c, *m, *hn, *rh, *dh_cache, *dhn;
     char *rec_mask;
@@ -209,7 +210,7 @@ typedef struct {
 
 /* ---- Python interface.  Every array reaches C through the buffer protocol: its item size,
  * number of dimensions, shape and strides are checked here against the loop's own sizes
- * (T, N, H, P, D and the cell's width), so that a wrong array is a ValueError and never a
+ * (T, N, H, p, D and the cell's width), so that a wrong array is a ValueError and never a
  * read or write past the end of a buffer.  The buffers are held (their owners cannot resize
  * or free them) until the loop returns. */
 #define MAX_HELD 32
@@ -338,13 +339,13 @@ static int parse_args(PyObject *d, LoopArgs *a, int *itemsize, int cell, int bac
     }
     *itemsize = (int)isz;
 #define INT(key, field) do { if (get_int(d, key, &v) < 0) return -1; a->field = v; } while (0)
-    INT("T", T); INT("N", N); INT("H", H); INT("P", P); INT("D", D);
+    INT("T", T); INT("N", N); INT("H", H); INT("proj_size", proj); INT("D", D);
     INT("act", act); INT("rec_act", rec_act); INT("reset_after", reset_after);
     INT("threads", threads); INT("own_threads", own_threads);
 #undef INT
     a->NT = a->N;
-    if (a->T < 0 || a->N < 1 || a->H < 1 || a->P < 0 || a->D < 0 || a->threads < 0
-        || (cell != CELL_LSTM && a->P) || a->act < 0 || a->act > 5 || a->rec_act < 0
+    if (a->T < 0 || a->N < 1 || a->H < 1 || a->proj < 0 || a->D < 0 || a->threads < 0
+        || (cell != CELL_LSTM && a->proj) || a->act < 0 || a->act > 5 || a->rec_act < 0
         || a->rec_act > 5) {
         PyErr_SetString(PyExc_ValueError, "loop sizes out of range");
         return -1;
@@ -353,9 +354,9 @@ static int parse_args(PyObject *d, LoopArgs *a, int *itemsize, int cell, int bac
         PyErr_SetString(PyExc_RuntimeError, "no BLAS: call set_blas() first");
         return -1;
     }
-    const Py_ssize_t T = a->T, N = a->N, H = a->H, P = a->P;
+    const Py_ssize_t T = a->T, N = a->N, H = a->H, p = a->proj;
     const Py_ssize_t G = cell == CELL_LSTM ? 4 * H : cell == CELL_GRU ? 3 * H : H;
-    const Py_ssize_t R = P ? P : H;                       /* size of h, the recurrent input */
+    const Py_ssize_t R = p ? p : H;                       /* size of h, the recurrent input */
     TAKE("W", W, 0, 1, R, G);
     TAKE("h", h, 1, 1, T + 1, N, R);
     TAKE("rec_mask", rec_mask, 0, 1, N, R);
@@ -369,10 +370,10 @@ static int parse_args(PyObject *d, LoopArgs *a, int *itemsize, int cell, int bac
         TAKE("c", c, 1, 1, T + 1, N, H);
         TAKE("gates", gates, 1, 1, T, N, G);
         TAKE("act_c", act_c, 1, 1, T, N, H);
-        if (P) {
-            TAKE("Pm", Pm, 0, 1, H, P);
+        if (p) {
+            TAKE("P", P, 0, 1, H, p);
             TAKE("m", m, 1, 1, T, N, H);
-            TAKE("dh_cache", dh_cache, 1, 1, T, N, P);
+            TAKE("dh_cache", dh_cache, 1, 1, T, N, p);
         }
     } else if (cell == CELL_GRU) {
         TAKE("gates", gates, 1, 1, T, N, G);
@@ -419,7 +420,7 @@ static int parse_args(PyObject *d, LoopArgs *a, int *itemsize, int cell, int bac
         }
     }
     int required = a->W && a->h && (cell != CELL_LSTM || (a->c && a->gates && a->act_c
-                   && (!P || (a->Pm && a->m && a->dh_cache))))
+                   && (!p || (a->P && a->m && a->dh_cache))))
                    && (cell != CELL_GRU || (a->gates && (a->reset_after ? (a->hn && a->dhn)
                                                                          : a->rh != NULL)));
     if (!required) {

@@ -408,9 +408,9 @@ CLONES static void F(lstm_mul)(const REAL *o, const REAL *act_c, REAL *out, Py_s
 static int F(lstm_forward)(const LoopArgs *a, Products *pr)
 {
     const Py_ssize_t T = a->T, N = a->N, NT = a->NT, H = a->H, G = 4 * a->H;
-    const Py_ssize_t Hs = a->P ? a->P : H;                 /* size of h */
-    const REAL *W = (const REAL *)a->W, *Pm = (const REAL *)a->Pm;
-    const int slot_U = a->P ? 2 : 1;                       /* loop_packs: W, P, U */
+    const Py_ssize_t Hs = a->proj ? a->proj : H;                 /* size of h */
+    const REAL *W = (const REAL *)a->W, *Pr = (const REAL *)a->P;
+    const int slot_U = a->proj ? 2 : 1;                       /* loop_packs: W, P, U */
     REAL *h = (REAL *)a->h, *c = (REAL *)a->c;
     REAL *buf = a->rec_mask ? (REAL *)malloc((size_t)(N * Hs) * sizeof(REAL)) : NULL;
     if (a->rec_mask && !buf)
@@ -420,7 +420,7 @@ static int F(lstm_forward)(const LoopArgs *a, Products *pr)
         REAL *h_next = h + (t + 1) * NT * Hs, *c_next = c + (t + 1) * NT * H;
         REAL *z = (REAL *)a->gates + t * NT * G;
         REAL *act_c = (REAL *)a->act_c + t * NT * H;
-        REAL *m = a->P ? (REAL *)a->m + t * NT * H : NULL;
+        REAL *m = a->proj ? (REAL *)a->m + t * NT * H : NULL;
         const REAL *hd = F(rec_input)(a, h_prev, buf, Hs);
         if (a->x)                                           /* x_t U here, while z is in cache */
             F(product)(pr, slot_U, 0, N, G, a->D, (const REAL *)a->x + t * NT * a->D, a->D,
@@ -437,10 +437,10 @@ static int F(lstm_forward)(const LoopArgs *a, Products *pr)
             F(act)(a->rec_act, o, H);                       /* o */
             F(lstm_cell_fwd)(i, f, g, o, c_prev + n * H, c_next + n * H, act_c + n * H, H);
             F(act)(a->act, act_c + n * H, H);               /* σ(c_t) */
-            F(lstm_mul)(o, act_c + n * H, a->P ? m + n * H : h_next + n * Hs, H);
+            F(lstm_mul)(o, act_c + n * H, a->proj ? m + n * H : h_next + n * Hs, H);
         }
-        if (a->P)
-            F(product)(pr, 1, 0, N, Hs, H, m, H, Pm, Hs, (REAL)0, h_next, Hs);   /* h_t = m_t P */
+        if (a->proj)
+            F(product)(pr, 1, 0, N, Hs, H, m, H, Pr, Hs, (REAL)0, h_next, Hs);   /* h_t = m_t P */
         if (!F(step_is_full)(a, t)) {
             F(carry_masked)(a, t, h_prev, h_next, Hs);
             F(carry_masked)(a, t, c_prev, c_next, H);
@@ -473,8 +473,8 @@ CLONES static void F(lstm_cell_bwd)(const LoopArgs *a, const REAL *zi, const REA
 static int F(lstm_backward)(const LoopArgs *a, Products *pr)
 {
     const Py_ssize_t T = a->T, N = a->N, NT = a->NT, H = a->H, G = 4 * a->H;
-    const Py_ssize_t Hs = a->P ? a->P : H;
-    const REAL *W = (const REAL *)a->W, *Pm = (const REAL *)a->Pm, *c = (const REAL *)a->c;
+    const Py_ssize_t Hs = a->proj ? a->proj : H;
+    const REAL *W = (const REAL *)a->W, *Pr = (const REAL *)a->P, *c = (const REAL *)a->c;
     REAL *dh_out = (REAL *)a->dh, *dc_out = (REAL *)a->dc;
     size_t count = (size_t)(3 * N * Hs + 4 * N * H + 5 * H);
     REAL *work = (REAL *)malloc(count * sizeof(REAL));
@@ -494,9 +494,9 @@ static int F(lstm_backward)(const LoopArgs *a, Products *pr)
         const REAL *act_c = (const REAL *)a->act_c + t * NT * H;
         REAL *dxw = (REAL *)a->dxw + t * NT * G;
         const REAL *dm = dh;
-        if (a->P) {
+        if (a->proj) {
             memcpy((REAL *)a->dh_cache + t * NT * Hs, dh, (size_t)(N * Hs) * sizeof(REAL));
-            F(product)(pr, 1, 1, N, H, Hs, dh, Hs, Pm, Hs, (REAL)0, dm_buf, H);   /* ∂L/∂m = ∂L/∂h Pᵀ */
+            F(product)(pr, 1, 1, N, H, Hs, dh, Hs, Pr, Hs, (REAL)0, dm_buf, H);   /* ∂L/∂m = ∂L/∂h Pᵀ */
             dm = dm_buf;
         }
         for (Py_ssize_t n = 0; n < N; n++)
@@ -677,7 +677,7 @@ static int F(gru_backward)(const LoopArgs *a, Products *pr)
 /* ========================================================================================= */
 static int F(loop_packs)(const LoopArgs *a, int cell, int backward, PackSpec *sp, Py_ssize_t *Kmax)
 {
-    const Py_ssize_t H = a->H, Hs = a->P ? a->P : H;
+    const Py_ssize_t H = a->H, Hs = a->proj ? a->proj : H;
     const REAL *W = (const REAL *)a->W;
     int n = 0;
     if (cell == CELL_SIMPLE) {
@@ -685,11 +685,11 @@ static int F(loop_packs)(const LoopArgs *a, int cell, int backward, PackSpec *sp
         *Kmax = H;
     } else if (cell == CELL_LSTM) {
         const Py_ssize_t G = 4 * H;
-        const REAL *Pm = (const REAL *)a->Pm;
+        const REAL *Pr = (const REAL *)a->P;
         if (!backward) {
             sp[n++] = (PackSpec){W, 0, Hs, G, G};                       /* W */
-            if (a->P)
-                sp[n++] = (PackSpec){Pm, 0, H, Hs, Hs};                 /* P */
+            if (a->proj)
+                sp[n++] = (PackSpec){Pr, 0, H, Hs, Hs};                 /* P */
             *Kmax = H;
             if (a->x) {                                                 /* U */
                 sp[n++] = (PackSpec){(const REAL *)a->U, 0, a->D, G, G};
@@ -697,8 +697,8 @@ static int F(loop_packs)(const LoopArgs *a, int cell, int backward, PackSpec *sp
             }
         } else {
             sp[n++] = (PackSpec){W, 1, G, Hs, G};                       /* Wᵀ */
-            if (a->P)
-                sp[n++] = (PackSpec){Pm, 1, Hs, H, Hs};                 /* Pᵀ */
+            if (a->proj)
+                sp[n++] = (PackSpec){Pr, 1, Hs, H, Hs};                 /* Pᵀ */
             *Kmax = G;
         }
     } else {
@@ -722,7 +722,7 @@ static int F(loop_packs)(const LoopArgs *a, int cell, int backward, PackSpec *sp
 static LoopArgs F(chunk_args)(const LoopArgs *a, int cell, Py_ssize_t n0, Py_ssize_t n1)
 {
     LoopArgs ca = *a;
-    const Py_ssize_t H = a->H, Hs = a->P ? a->P : H;
+    const Py_ssize_t H = a->H, Hs = a->proj ? a->proj : H;
     const Py_ssize_t G = (cell == CELL_LSTM ? 4 : cell == CELL_GRU ? 3 : 1) * H;
     ca.N = n1 - n0;
 #define OFFSET(field, width) \

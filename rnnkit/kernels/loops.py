@@ -122,7 +122,7 @@ def _args(kind, cell, params, trace):
     if kind == "lstm":
         args.update(c=trace.states[1], gates=trace.cache["gates"], act_c=trace.cache["act_c"])
         if cell.proj_size:
-            args.update(P=cell.proj_size, Pm=_c(params["P"], dtype), m=trace.cache["m"],
+            args.update(proj_size=cell.proj_size, P=_c(params["P"], dtype), m=trace.cache["m"],
                         dh_cache=trace.cache["dh"])
     elif kind == "gru":
         args.update(gates=trace.cache["gates"], reset_after=int(cell.reset_after))

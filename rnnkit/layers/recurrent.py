@@ -344,8 +344,9 @@ class SimpleRNN(Recurrent):
 
 class LSTM(Recurrent):
     """Long short-term memory.  Gates stacked i, f, g, o (the order of PyTorch and
-    Keras) in U (D, 4H), W (P, 4H), b (4H,); with ``proj_size`` P > 0 also
-    P (H, P) and h_t = (o ⊙ σ(c_t)) P, as PyTorch's projected LSTM.
+    Keras) in U (D, 4H), W (H, 4H), b (4H,); with ``proj_size`` p > 0 also the
+    projection P (H, p), h_t = (o ⊙ σ(c_t)) P of size p, and W (p, 4H), as PyTorch's
+    projected LSTM.
 
         i, f, o = ρ(...)   g = σ(...)   c_t = f ⊙ c_{t-1} + i ⊙ g   h_t = o ⊙ σ(c_t)
 
