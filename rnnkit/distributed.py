@@ -309,6 +309,7 @@ class DataParallel:
             raise DistributedError(f"{B} streams cannot be shared by {self.size} ranks; use "
                                    f"at least {self.size} streams (--batch)")
         self.rows = (lo, hi, B)
+        self._t0, self._elapsed = time.perf_counter(), 0.0     # clock() counts from here
         for layer in model.walk():
             states = getattr(layer, "states", None) if getattr(layer, "stateful", False) else None
             if states is not None and all(s.shape[0] == B for s in states):

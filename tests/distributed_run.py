@@ -7,6 +7,8 @@
     python tests/distributed_run.py autocomplete DIR [FILE]   autocomplete's streams: 4 updates
                                                        with a checkpoint after each (DIR/ckpt),
                                                        or 3 more from FILE; the last checkpoint is DIR/ckpt.rnnkit
+    python tests/distributed_run.py killed DIR          as autocomplete, but rank 1 is killed
+                                                       (SIGKILL) at its 5th update
 """
 import sys
 
@@ -56,16 +58,16 @@ class FailOnRank1(callbacks.Callback):
             raise RuntimeError("a deliberate failure on rank 1")
 
 
-def autocomplete(outdir, resume_from=None):
+def autocomplete(outdir, resume_from=None, kill_at=None):
     before = rnnkit.backend.floatx()
     rnnkit.set_floatx("float64")                      # to compare to float64 rounding
     try:
-        _autocomplete(outdir, resume_from)
+        _autocomplete(outdir, resume_from, kill_at)
     finally:
         rnnkit.set_floatx(before)
 
 
-def _autocomplete(outdir, resume_from):
+def _autocomplete(outdir, resume_from, kill_at):
     from pathlib import Path
 
     from rnnkit import distributed
@@ -90,9 +92,19 @@ def _autocomplete(outdir, resume_from):
 
     checkpoint = save if dp is None else dp.begin_command(
         m, save, dp.output(sys.stdout), {"the text": distributed.fingerprint(train_ids)})
+    if kill_at:                                   # rank 1 dies (SIGKILL) at update kill_at
+        collective, calls = checkpoint, []
+
+        def checkpoint(pos, secs):
+            calls.append(pos)
+            if dp.rank == 1 and len(calls) == kill_at:
+                import os
+                import signal
+                os.kill(os.getpid(), signal.SIGKILL)
+            collective(pos, secs)
     app.train(m, train_ids, s, minutes=10, position=position, verbose=False,
               on_checkpoint=checkpoint, checkpoint_every=-1.0,      # after every update
-              max_updates=3 if resume_from else 4, distributed=dp)
+              max_updates=1000 if kill_at else 3 if resume_from else 4, distributed=dp)
 
 
 def main(argv):
@@ -111,6 +123,8 @@ def main(argv):
             np.savez(argv[2], **arrays)
     elif mode == "fail":
         fit(model(), True, cbs=[FailOnRank1()])
+    elif mode == "killed":
+        autocomplete(argv[2], kill_at=5)
     elif mode == "autocomplete":
         autocomplete(argv[2], argv[3] if len(argv) > 3 else None)
     elif mode == "mismatch":

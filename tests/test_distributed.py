@@ -5,6 +5,7 @@ and are skipped, saying why, when mpi4py or mpiexec is not installed
 (pip install "rnnkit[mpi]")."""
 import importlib.util
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -217,3 +218,19 @@ def test_bench_mpi_quick_runs_and_models_the_ring():
                        stdin=subprocess.DEVNULL)
     assert r.returncode == 0, r.stdout + r.stderr
     assert "step: 2 rank(s)" in r.stdout and "p = 512" in r.stdout
+
+
+@needs_mpi
+def test_a_killed_rank_ends_the_job_and_the_last_checkpoint_loads(tmp_path):
+    """Rank 1 dies (SIGKILL) at its 5th update: mpiexec ends rank 0 too, names the lost
+    process id, which rnnkit's start line maps to rank 1; checkpoint 4 is intact."""
+    r = mpiexec("killed", str(tmp_path), timeout=60)
+    assert r.returncode != 0
+    out = r.stdout + r.stderr
+    pids = dict(re.findall(r"rank (\d): pid (\d+)", out))
+    assert set(pids) == {"0", "1"}, out
+    # the launcher's own message names the lost process (MPICH: "PID 123 RUNNING AT host")
+    assert len(re.findall(rf"\b{pids['1']}\b", out)) >= 2, out
+    m, states = _checkpoint(tmp_path / "ckpt.rnnkit")
+    assert m.optimizer.iterations == 4 and m.metadata["position"] == 4 * 6
+    assert [s.shape for s in states] == [(5, 8), (5, 8)]
