@@ -1,0 +1,151 @@
+"""rnnkit translate: the Bible verse pairs, the baselines and the command, on a tiny SWORD
+library written here in the packages' own format (two RawText modules, KJV versification)."""
+import json
+import struct
+
+import numpy as np
+import pytest
+
+pytest.importorskip("pysword")
+pytest.importorskip("sacrebleu")
+
+from rnnkit import cli  # noqa: E402
+from rnnkit.apps import translate as tr  # noqa: E402
+from rnnkit.datasets import bible_en_es  # noqa: E402
+
+GEN_CHAPTERS = [31, 25]          # verses of Genesis 1 and 2 in the KJV versification
+
+SUBJECTS = [("the man", "el hombre"), ("the dog", "el perro"), ("the woman", "la mujer"),
+            ("the king", "el rey")]
+VERBS = [("eats", "come"), ("sees", "ve"), ("takes", "toma"), ("loves", "ama")]
+OBJECTS = [("bread", "pan"), ("water", "agua"), ("the house", "la casa"), ("fish", "pescado")]
+
+
+def sentences():
+    out = []
+    for i in range(sum(GEN_CHAPTERS)):
+        s, v, o = SUBJECTS[i % 4], VERBS[(i // 4) % 4], OBJECTS[(i // 16 + i) % 4]
+        out.append((f"And {s[0]} {v[0]} {o[0]}.", f"Y {s[1]} {v[1]} {o[1]}."))
+    return out
+
+
+def _index(chapter, verse):
+    """Index of Genesis chapter:verse in the 'ot' files (after the testament, book and
+    chapter headings, as pysword counts)."""
+    return 3 + sum(n + 1 for n in GEN_CHAPTERS[:chapter - 1]) + verse
+
+
+def write_module(root, name, lang, texts):
+    folder = root / "modules" / "texts" / "rawtext" / name.lower()
+    folder.mkdir(parents=True)
+    refs = [(c, v) for c, n in enumerate(GEN_CHAPTERS, 1) for v in range(1, n + 1)]
+    size = _index(len(GEN_CHAPTERS), GEN_CHAPTERS[-1]) + 1
+    entries, blob = [(0, 0)] * size, b""
+    for (c, v), text in zip(refs, texts):
+        data = text.encode("utf-8")
+        entries[_index(c, v)] = (len(blob), len(data))
+        blob += data
+    (folder / "ot").write_bytes(blob)
+    (folder / "ot.vss").write_bytes(b"".join(struct.pack("<IH", *e) for e in entries))
+    (root / "mods.d").mkdir(exist_ok=True)
+    (root / "mods.d" / f"{name.lower()}.conf").write_text(
+        f"[{name}]\nDataPath=./modules/texts/rawtext/{name.lower()}/\nModDrv=RawText\n"
+        f"Encoding=UTF-8\nLang={lang}\nVersification=KJV\nDescription=test\n", encoding="utf-8")
+
+
+@pytest.fixture
+def library(tmp_path, monkeypatch):
+    monkeypatch.setenv("RNNKIT_CACHE", str(tmp_path / "cache"))
+    root = tmp_path / "sword"
+    pairs = sentences()
+    write_module(root, "TestEn", "en", [e for e, _ in pairs])
+    write_module(root, "TestEs", "es", [s for _, s in pairs])
+    return root
+
+
+def test_the_library_is_read_and_split_every_tenth_verse(library):
+    rows = bible_en_es.verse_pairs(library)
+    assert len(rows) == 56
+    assert rows[0][1:] == ["Gen 1:1", "And the man eats bread.", "Y el hombre come pan."]
+    assert rows[31][1] == "Gen 2:1" and rows[31][0] == 31
+    (en_tr, es_tr), (en_te, es_te) = bible_en_es.load_data(library)
+    assert len(en_te) == 5 and len(en_tr) == 51          # verses 9, 19, 29, 39, 49 are test
+    assert en_te[0] == rows[9][2] and es_te[1] == rows[19][3]
+    parts = bible_en_es.split(rows)
+    assert [r[0] for r in parts["validation"]] == [4, 14, 24, 34, 44, 54]
+    assert bible_en_es.split(rows, max_words=4)["train"] == []      # all have 5+ words
+
+
+def test_clean_fixes_the_capitalised_first_word():
+    assert bible_en_es.clean("EN el principio  ¶ crió", "es") == "En el principio crió"
+    assert bible_en_es.clean("¿QUIÉN es éste?", "es") == "¿Quién es éste?"
+    assert bible_en_es.clean("the LORD said", "en") == "the LORD said"
+
+
+def test_text_helpers():
+    assert tr.tokenize("Y dijo Dios: Sea la luz.") == ["Y", "dijo", "Dios", ":", "Sea", "la",
+                                                      "luz", "."]
+    assert tr.detokenize(["¿", "qué", "es", "?", "y", ",", "no"]) == "¿qué es? y, no"
+    case = tr.truecase_map(["Y dijo Dios a Moisés.", "Dios es."])
+    assert case == {"dios": "Dios", "moisés": "Moisés"}
+    assert tr.recase(["y", "dijo", "dios", ".", "sea"], case) == "Y dijo Dios. Sea"
+
+
+def test_ibm1_learns_the_word_pairs():
+    pairs = [(tr.tokenize(e.lower()), tr.tokenize(s.lower())) for e, s in sentences()]
+    d = tr.ibm1_dictionary(pairs)
+    for e, s in SUBJECTS[:2] + VERBS + OBJECTS:
+        assert d[e.split()[-1]] == s.split()[-1]
+    assert d["and"] == "y"
+    assert tr.dictionary_translate(["Dog", "Zorro"], d) == ["perro", "zorro"]
+
+
+def test_unknown_words_are_copied_in_order():
+    meta = {"source_vocab": ["the", "dog"], "target_vocab": ["el", "perro"], "truecase": {},
+            "dictionary": {"moses": "Moisés"}, "max_tokens": 10}
+    t = tr.Translator(None, meta)
+    assert t._words(["Moses", "the", "Zorro"], [tr.UNK, 4, tr.UNK, tr.UNK]) == \
+        "Moisés el Zorro"
+
+
+def _run(args, capsys):
+    code = cli.main(args)
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_train_evaluate_predict(library, tmp_path, capsys):
+    model = str(tmp_path / "t.rnnkit")
+    code, _, err = _run(["translate", "train", "--data", str(library), "--model", model,
+                         "--minutes", "0.05", "--units", "8", "--embed", "8", "--quiet"], capsys)
+    assert code == 0, err
+    code, out, err = _run(["translate", "evaluate", "--data", str(library), "--model", model,
+                           "--json"], capsys)
+    assert code == 0, err
+    result = json.loads(out)
+    assert result["test_verses"] == 5
+    base = result["baselines"]
+    word = base["word-for-word dictionary (IBM model 1)"]
+    # the dictionary knows every word of these sentences; copying shares little
+    assert word["chrF"] > base["copy the source"]["chrF"] + 20
+    assert base["copy the source"]["chrF"] < 40
+    for v in result["model"].values():
+        assert 0.0 <= v["chrF"] <= 100.0 and np.isfinite(v["BLEU"])
+    code, out, err = _run(["translate", "predict", "--model", model, "--beam", "2",
+                           "And the dog sees Zorblax."], capsys)
+    assert code == 0, err
+    assert len(out.strip().splitlines()) == 1
+
+
+def test_bad_inputs_are_one_line_errors(library, tmp_path, capsys):
+    code, _, err = _run(["translate", "train", "--data", str(tmp_path), "--model",
+                         str(tmp_path / "x.rnnkit"), "--minutes", "0.05"], capsys)
+    assert code == 1 and "not a SWORD library" in err and "Traceback" not in err
+    model = str(tmp_path / "t.rnnkit")
+    assert _run(["translate", "train", "--data", str(library), "--model", model, "--minutes",
+                 "0.05", "--units", "4", "--embed", "4", "--quiet"], capsys)[0] == 0
+    code, _, err = _run(["translate", "predict", "--model", model, "?!"], capsys)
+    assert code == 2 and "nothing to translate" in err
+    code, _, err = _run(["translate", "train", "--data", str(library), "--model", model,
+                         "--minutes", "0.05", "--learning-rate", "-1"], capsys)
+    assert code == 2 and "--learning-rate" in err
