@@ -27,6 +27,7 @@ from ..progress import ProgressBar, format_duration
 
 PAD, UNK = 0, 1
 FEATURES = ("word", "pre1", "pre2", "pre3", "suf1", "suf2", "suf3", "shape")
+CHAR_LEN = 12                   # characters a word keeps for the character encoder
 
 # -- tokenizing the user's text ------------------------------------------------------------------
 _URL = r"(?:https?://|www\.)\S+"
@@ -76,6 +77,13 @@ def shape(word: str, tweets=False) -> str:
     return s[:5]
 
 
+def word_chars(word: str, tweets=False, n=CHAR_LEN) -> str:
+    """The characters the character encoder reads: the word (URLs and @users as on the word
+    feature), its first and last n/2 when it is longer than n."""
+    w = normalize(word, tweets) if tweets and (is_url(word) or word[:1] == "@") else word
+    return w if len(w) <= n else w[:n // 2] + w[-(n - n // 2):]
+
+
 def token_features(word: str, tweets=False) -> list[str]:
     """The string value of every feature in FEATURES for one token."""
     low = word.lower()
@@ -88,28 +96,38 @@ def token_features(word: str, tweets=False) -> list[str]:
 class FeatureVocab:
     """Vocabularies of every feature, built from the training sentences."""
 
-    def __init__(self, vocabs: dict, word_counts: dict, tweets=False):
+    def __init__(self, vocabs: dict, word_counts: dict, tweets=False, chars=None):
         self.vocabs = vocabs                      # feature -> {value: id}, ids from 2
         self.word_counts = word_counts            # normalized word -> training count
         self.tweets = bool(tweets)
+        self.chars = chars                        # {character: id}, ids from 2; None: no chars
         self._lookup = [vocabs[f] for f in FEATURES]
 
     @classmethod
-    def build(cls, sentences, tweets=False, min_count=None):
+    def build(cls, sentences, tweets=False, min_count=None, chars=False):
         """``min_count``: feature -> the fewest occurrences a value needs (default 1 for
-        words, 2 for affixes and shapes)."""
+        words, 2 for affixes and shapes).  ``chars``: also each word's characters, as
+        CHAR_LEN more ids (characters seen at least twice)."""
         min_count = {**{f: 2 for f in FEATURES}, "word": 1, **(min_count or {})}
         counts = {f: Counter() for f in FEATURES}
+        char_counts = Counter()
         for sent in sentences:
             for w in sent:
                 for f, v in zip(FEATURES, token_features(w, tweets)):
                     counts[f][v] += 1
+                if chars:
+                    char_counts.update(word_chars(w, tweets))
+        char_ids = None
+        if chars:
+            kept = sorted((c for c, k in char_counts.items() if k >= 2),
+                          key=lambda c: (-char_counts[c], c))
+            char_ids = {c: i + 2 for i, c in enumerate(kept)}
         vocabs = {}
         for f in FEATURES:
             kept = sorted((v for v, c in counts[f].items() if c >= min_count[f]),
                           key=lambda v: (-counts[f][v], v))
             vocabs[f] = {v: i + 2 for i, v in enumerate(kept)}
-        return cls(vocabs, dict(counts["word"]), tweets)
+        return cls(vocabs, dict(counts["word"]), tweets, char_ids)
 
     def sizes(self):
         """input_dim of each feature's embedding table (padding and unknown included)."""
@@ -124,7 +142,17 @@ class FeatureVocab:
         if extra is not None:
             extra = np.asarray(extra, dtype=np.int64).reshape(len(words), -1)
             ids = np.concatenate([ids, extra], axis=1)
+        if self.chars is not None:
+            c = np.zeros((len(words), CHAR_LEN), dtype=np.int64)
+            for t, w in enumerate(words):
+                cs = word_chars(w, self.tweets)
+                c[t, :len(cs)] = [self.chars.get(ch, UNK) for ch in cs]
+            ids = np.concatenate([ids, c], axis=1)
         return ids
+
+    def char_size(self):
+        """input_dim of the character table (0 without characters)."""
+        return 0 if self.chars is None else len(self.chars) + 2
 
     def known(self, word) -> bool:
         return normalize(word, self.tweets) in self.vocabs["word"]
@@ -136,7 +164,9 @@ class FeatureVocab:
 
     def to_json(self) -> dict:
         return {"tweets": self.tweets, "features": list(FEATURES),
-                "vocabs": {f: sorted(self.vocabs[f], key=self.vocabs[f].get) for f in FEATURES}}
+                "vocabs": {f: sorted(self.vocabs[f], key=self.vocabs[f].get) for f in FEATURES},
+                "chars": None if self.chars is None else "".join(sorted(self.chars,
+                                                                        key=self.chars.get))}
 
     @classmethod
     def from_json(cls, d) -> "FeatureVocab":
@@ -144,15 +174,22 @@ class FeatureVocab:
             raise ValueError("the model file's feature vocabularies do not match this version of "
                              "rnnkit; train the model again")
         vocabs = {f: {v: i + 2 for i, v in enumerate(d["vocabs"][f])} for f in FEATURES}
-        return cls(vocabs, {}, d.get("tweets", False))
+        chars = d.get("chars")
+        chars = None if chars is None else {c: i + 2 for i, c in enumerate(chars)}
+        return cls(vocabs, {}, d.get("tweets", False), chars)
 
 
 # -- the layer -----------------------------------------------------------------------------------
 class FeatureEmbedding(Wrapper):
     """(N, T, F) integer ids -> (N, T, Σ dims): one Embedding per feature, concatenated.
-    The output mask is ``ids[..., 0] != 0`` (the first feature's padding)."""
+    The output mask is ``ids[..., 0] != 0`` (the first feature's padding).
 
-    def __init__(self, input_dims, output_dims, **kwargs):
+    With ``char_len`` > 0 the last ``char_len`` columns are a word's character ids
+    (0 = padding): an Embedding and a Bidirectional LSTM read each real word's characters
+    and its last states (2 · ``char_units``) are concatenated too (Lample et al. 2016)."""
+
+    def __init__(self, input_dims, output_dims, char_input_dim=0, char_len=0, char_dim=16,
+                 char_units=25, **kwargs):
         super().__init__(**kwargs)
         input_dims, output_dims = list(input_dims), list(output_dims)
         if not input_dims or len(input_dims) != len(output_dims):
@@ -163,37 +200,80 @@ class FeatureEmbedding(Wrapper):
                             for d in output_dims]
         self.embeddings = [Embedding(i, o, mask_zero=(k == 0), name=f"f{k}", dtype=self.dtype)
                            for k, (i, o) in enumerate(zip(self.input_dims, self.output_dims))]
+        self.char_len = int(char_len)
+        self.char_input_dim, self.char_dim, self.char_units = int(char_input_dim), int(char_dim), \
+            int(char_units)
+        self.char_embedding = self.char_rnn = None
+        if self.char_len:
+            from ..layers import LSTM, Bidirectional
+            self.char_embedding = Embedding(self.char_input_dim, self.char_dim, mask_zero=True,
+                                            name="chars", dtype=self.dtype)
+            self.char_rnn = Bidirectional(LSTM(self.char_units, name="char_lstm",
+                                               dtype=self.dtype), name="char_birnn")
+            self.char_rnn.build((None, self.char_len, self.char_dim))
         self._ctx = None
 
     def sublayers(self):
-        return list(self.embeddings)
+        return list(self.embeddings) + ([self.char_embedding, self.char_rnn]
+                                        if self.char_len else [])
+
+    @property
+    def width(self):
+        return len(self.embeddings) + self.char_len
 
     def compute_output_shape(self, input_shape):
-        return tuple(input_shape[:-1]) + (sum(self.output_dims),)
+        return tuple(input_shape[:-1]) + (sum(self.output_dims) + 2 * self.char_units
+                                          * bool(self.char_len),)
 
     def forward(self, x, training=False, mask=None):
         if not hasattr(x, "ndim"):
             x = np.asarray(x)
-        F = len(self.embeddings)
+        F = self.width
         if x.ndim != 3 or x.shape[-1] != F:
             raise ValueError(f"{self.who}: x must be integer ids of shape (batch, time, {F}); "
                              f"got shape {tuple(x.shape)}")
         parts = [emb.forward(x[..., k]) for k, emb in enumerate(self.embeddings)]
         self.output_mask = self.embeddings[0].output_mask
-        self._ctx = True
+        rows = None
+        if self.char_len:
+            xp = backend.xp()
+            chars = x[..., -self.char_len:].reshape(-1, self.char_len)
+            rows = xp.nonzero(chars[:, 0] != 0)[0]             # the words that have characters
+            h = xp.zeros((chars.shape[0], 2 * self.char_units), dtype=parts[0].dtype)
+            if rows.size:
+                sub = chars[rows]
+                sub = sub[:, :max(1, int((sub != 0).sum(axis=1).max()))]
+                e = self.char_embedding.forward(sub)
+                h[rows] = self.char_rnn.forward(e, training=training,
+                                                mask=self.char_embedding.output_mask)
+            parts.append(h.reshape(x.shape[:2] + (h.shape[-1],)))
+        self._ctx = rows
         return backend.xp().concatenate(parts, axis=-1)
 
     def backward(self, dy):
-        self._require_built()
+        if not self.built or self.embeddings[0]._ctx is None:
+            raise RuntimeError(f"{self.who}: backward called before forward")
         start = 0
         for emb, d in zip(self.embeddings, self.output_dims):
             emb.backward(dy[..., start:start + d])
             start += d
+        if self.char_len:
+            rows = self._ctx
+            dh = dy[..., start:].reshape(-1, 2 * self.char_units)
+            if rows.size:
+                self.char_embedding.backward(self.char_rnn.backward(dh[rows]))
+            else:                    # no word had characters: zero gradients
+                for layer in (self.char_embedding, self.char_rnn):
+                    for lay in layer.walk():
+                        lay._grads = {k: backend.xp().zeros_like(v) for k, v in lay.params.items()}
         return None
 
     def get_config(self):
         config = super().get_config()
         config.update(input_dims=self.input_dims, output_dims=self.output_dims)
+        if self.char_len:
+            config.update(char_input_dim=self.char_input_dim, char_len=self.char_len,
+                          char_dim=self.char_dim, char_units=self.char_units)
         return config
 
 
@@ -201,14 +281,18 @@ LAYER_CLASSES.setdefault("FeatureEmbedding", FeatureEmbedding)   # so that load_
 
 
 def build_tagger(vocab: FeatureVocab, num_tags: int, *, units=100, cell="lstm", word_dim=64,
-                 affix_dim=16, shape_dim=16, dropout=0.3, extra_sizes=(), extra_dim=8):
+                 affix_dim=16, shape_dim=16, dropout=0.3, extra_sizes=(), extra_dim=8,
+                 char_units=25):
     """FeatureEmbedding -> Dropout -> Bidirectional(LSTM|GRU) -> Dropout -> softmax per token.
     ``extra_sizes``: input_dim of each extra feature (embedded in ``extra_dim`` each)."""
     from .. import GRU, LSTM, Bidirectional, Dense, Dropout, Sequential
     dims = [word_dim] + [affix_dim] * 6 + [shape_dim] + [extra_dim] * len(extra_sizes)
     rnn = {"lstm": LSTM, "gru": GRU}[cell](units, return_sequences=True)
     sizes = vocab.sizes() + [int(n) for n in extra_sizes]
-    return Sequential([FeatureEmbedding(sizes, dims, name="features"),
+    char_len = CHAR_LEN if vocab.chars is not None else 0
+    return Sequential([FeatureEmbedding(sizes, dims, name="features", char_len=char_len,
+                                        char_input_dim=vocab.char_size(), char_units=char_units,
+                                        input_shape=(None, len(sizes) + char_len)),
                        Dropout(dropout, name="dropout_in"),
                        Bidirectional(rnn, name="birnn"),
                        Dropout(dropout, name="dropout_out"),

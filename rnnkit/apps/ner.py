@@ -138,6 +138,9 @@ def configure_train(p):
     p.add_argument("--batch", type=positive_int, default=16, help="tweets a batch (default: 16)")
     p.add_argument("--entity-weight", type=_weight, default=ENTITY_WEIGHT,
                    help="loss weight of entity tokens, O tokens weigh 1 (default: %(default)s)")
+    p.add_argument("--chars", type=positive_int, default=0, metavar="UNITS",
+                   help="also read each word's characters with a BiLSTM of UNITS units a "
+                        "direction (default: 0, no character encoder)")
     p.add_argument("--no-gazetteer", action="store_true",
                    help="leave out the gazetteer feature (words and their spelling only)")
 
@@ -166,7 +169,7 @@ def train(args):
     tagset = list(wnut16.TAGS)
     tag_id = {t: i for i, t in enumerate(tagset)}
     fit_w, fit_t = [words[i] for i in fit_idx], [tags[i] for i in fit_idx]
-    vocab = wf.FeatureVocab.build(fit_w, tweets=True)
+    vocab = wf.FeatureVocab.build(fit_w, tweets=True, chars=bool(args.chars))
     gaz_fit = crossfold_gazetteer_features(fit_w, fit_t, tagset)
     gaz_all = build_gazetteer(fit_w, fit_t)
     if args.no_gazetteer:                  # the feature says "no match" everywhere
@@ -176,7 +179,7 @@ def train(args):
     X_val = [vocab.encode(words[i], gazetteer_feature(gaz_all, words[i], tagset)) for i in val_idx]
     Y = [np.asarray([tag_id[t] for t in ts], dtype=np.int64) for ts in tags]
     model = wf.build_tagger(vocab, len(tagset), units=args.units, cell=args.cell, dropout=0.5,
-                            extra_sizes=[len(tagset) + 1])
+                            extra_sizes=[len(tagset) + 1], char_units=args.chars or 25)
     model.compile(loss="sparse_categorical_crossentropy",
                   optimizer=optim.Adam(2e-3, clip_global_norm=5.0))
     weights = np.full(len(tagset), args.entity_weight)
@@ -196,7 +199,7 @@ def train(args):
             "gazetteer": [[list(k), v] for k, v in sorted(gazetteer.items())],
             "settings": {"units": args.units, "cell": args.cell, "batch": args.batch,
                          "epochs": args.epochs, "minutes": args.minutes, "seed": args.seed,
-                         "entity_weight": args.entity_weight,
+                         "entity_weight": args.entity_weight, "chars": args.chars,
                          "gazetteer_feature": not args.no_gazetteer},
             "history": history, "fit_seconds": round(time.perf_counter() - start, 1)}
     return model, meta
