@@ -23,7 +23,13 @@ to these loops, which every accelerator is tested against.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 from .backend import xp
+
+Array = Any            # a NumPy (or CuPy) array
+Params = dict[str, Array]
 
 
 class Trace:
@@ -35,7 +41,8 @@ class Trace:
     rec_mask       (N, H_rec) or None   recurrent dropout mask, one per sequence
     """
 
-    def __init__(self, T, N, dtype, state_sizes, mask=None, rec_mask=None):
+    def __init__(self, T: int, N: int, dtype, state_sizes: Sequence[int], mask: Array = None,
+                 rec_mask: Array = None) -> None:
         self.xp = xp()
         self.T, self.N, self.dtype = T, N, dtype
         self.states = [self.xp.empty((T + 1, N, size), dtype=dtype) for size in state_sizes]
@@ -45,20 +52,21 @@ class Trace:
         # Steps where every sample is active skip the mask arithmetic entirely.
         self.full_step = None if mask is None else [bool(v) for v in mask.all(axis=(1, 2)).tolist()]
 
-    def buffer(self, name, width):
+    def buffer(self, name: str, width: int) -> Array:
         """A preallocated (T, N, width) per-step buffer called ``name``."""
         buf = self.xp.empty((self.T, self.N, width), dtype=self.dtype)
         self.cache[name] = buf
         return buf
 
-    def prev_input(self, k=0):
+    def prev_input(self, k: int = 0) -> Array:
         """The states that entered each step's recurrent product, (T, N, size):
         s_{t-1}, times the recurrent dropout mask if there is one."""
         s_prev = self.states[k][:-1]
         return s_prev if self.rec_mask is None else s_prev * self.rec_mask
 
 
-def forward(cell, params, xw, initial_states, mask=None, rec_mask=None) -> Trace:
+def forward(cell, params: Params, xw: Array, initial_states: Sequence[Array],
+            mask: Array = None, rec_mask: Array = None) -> Trace:
     """Run ``cell`` over all T steps of ``xw`` (T, N, G) = x_t U + b from
     ``initial_states`` [(N, size_k)].  ``mask`` (T, N, 1) bool or None; ``rec_mask``
     (N, H_rec) or None: the recurrent dropout mask.  Returns the Trace."""
@@ -77,7 +85,9 @@ def forward(cell, params, xw, initial_states, mask=None, rec_mask=None) -> Trace
     return trace
 
 
-def backward(cell, params, trace, d_outputs=None, d_final=None, deltas=None):
+def backward(cell, params: Params, trace: Trace, d_outputs: Array = None,
+             d_final: Sequence[Array | None] | None = None,
+             deltas: Sequence[Array] | None = None) -> tuple[Array, list[Array]]:
     """The reverse loop.
 
     d_outputs: (T, N, size_0) ∂L/∂(output of step t) = ∂L/∂s_t through the layer's

@@ -23,6 +23,8 @@ from __future__ import annotations
 import re
 import threading
 from collections import defaultdict
+from collections.abc import Iterator, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -77,7 +79,8 @@ class Layer:
             local = self.__dict__.setdefault("_local", threading.local())
         return local
 
-    def __init__(self, *, name=None, dtype=None, seed=None, trainable=True, **kwargs):
+    def __init__(self, *, name: str | None = None, dtype=None, seed: int | None = None,
+                 trainable: bool = True, **kwargs) -> None:
         who = type(self).__name__
         shape_kwargs = {k: kwargs.pop(k) for k in _KERAS_SHAPE_KWARGS if k in kwargs}
         if kwargs:
@@ -120,7 +123,7 @@ class Layer:
     def grads(self) -> dict:
         return self._grads
 
-    def sublayers(self):
+    def sublayers(self) -> list[Layer]:
         """Direct children (containers and wrappers override)."""
         return []
 
@@ -131,7 +134,7 @@ class Layer:
     def trainable_grads(self) -> dict:
         return {k: self.grads[k] for k in self.trainable_params()}
 
-    def walk(self):
+    def walk(self) -> Iterator[Layer]:
         """This layer and every layer inside it, depth first."""
         yield self
         for child in self.sublayers():
@@ -140,11 +143,11 @@ class Layer:
     def count_params(self) -> int:
         return int(sum(int(np.prod(p.shape)) for p in self.params.values()))
 
-    def get_weights(self):
+    def get_weights(self) -> list[np.ndarray]:
         """The parameters as a list of NumPy arrays, in ``params`` order (Keras-like)."""
         return [backend.to_numpy(p).copy() for p in self.params.values()]
 
-    def set_weights(self, weights):
+    def set_weights(self, weights: Sequence[np.ndarray]) -> None:
         """Copy arrays into the parameters, in ``params`` order, checking shapes."""
         params = self.params
         if len(weights) != len(params):
@@ -158,13 +161,13 @@ class Layer:
             p[...] = backend.asarray(w, dtype=p.dtype)
 
     # -- the contract -----------------------------------------------------------
-    def build(self, input_shape):
+    def build(self, input_shape) -> None:
         self.built = True
 
-    def forward(self, x, training=False, mask=None):
+    def forward(self, x, training: bool = False, mask=None) -> Any:
         raise NotImplementedError
 
-    def backward(self, dy):
+    def backward(self, dy) -> Any:
         raise NotImplementedError
 
     def __call__(self, x, *args, **kwargs):
@@ -174,7 +177,7 @@ class Layer:
         return input_shape
 
     # -- configuration (for model files) ---------------------------------------
-    def get_config(self) -> dict:
+    def get_config(self) -> dict[str, Any]:
         config = {"name": self.name, "dtype": self.dtype.name, "trainable": self.trainable}
         if self.seed is not None:
             config["seed"] = self.seed
@@ -185,7 +188,7 @@ class Layer:
         return cls(**config)
 
     # -- dtype -----------------------------------------------------------------
-    def astype(self, dtype):
+    def astype(self, dtype) -> Layer:
         """Convert this layer's parameters (and any kept state) to ``dtype`` in place."""
         dt = validation.float_dtype(dtype, self.who)
         for layer in self.walk():

@@ -16,6 +16,8 @@ Internally everything is time-major (T, N, ·) so that each step is a contiguous
 """
 from __future__ import annotations
 
+from typing import Any
+
 from .. import backend, bptt, initializers, kernels, validation
 from ..cells import GRUCell, LSTMCell, SimpleCell
 from ..cells.base import flat, row_sum
@@ -108,7 +110,7 @@ class Recurrent(Layer):
                 "P": self.kernel_initializer}.get(name, self.bias_initializer)
 
     # -- state -----------------------------------------------------------------------
-    def reset_state(self, states=None):
+    def reset_state(self, states=None) -> None:
         """Forget the carried state of a stateful layer (or set it to ``states``)."""
         if states is None:
             self.states = None
@@ -148,7 +150,7 @@ class Recurrent(Layer):
             return self.states
         return [np_.zeros((N, s), dtype=self.dtype) for s in self.state_sizes]
 
-    def state_at(self, step):
+    def state_at(self, step: int) -> list:
         """The states after ``step`` steps of the last forward pass (0: the initial states),
         in processing order; truncated BPTT restarts from these."""
         if self._ctx is None:
@@ -183,7 +185,7 @@ class Recurrent(Layer):
 
     # -- forward and backward ---------------------------------------------------------------
     @own_threads()
-    def forward(self, x, training=False, mask=None, initial_state=None):
+    def forward(self, x, training: bool = False, mask=None, initial_state=None) -> Any:
         x = validation.as_float_array(x, "x", self.who, self.dtype, ndim=3,
                                       shape_doc=" (batch, time, features)",
                                       features=self.input_dim)
@@ -240,7 +242,7 @@ class Recurrent(Layer):
             xw += bias                                                # XW[t] = x_t U + b
         return bptt.forward(cell, p, xw, s0, m, rec_mask)
 
-    def bptt_inputs(self, dy):
+    def bptt_inputs(self, dy) -> tuple[Any, list]:
         """What the reverse loop starts from, given ``dy`` as ``backward`` takes it:
         (d_out (T, N, H) ∂L/∂(output of step t) or None, d_final [∂L/∂(final state k)]).
         ``rnnkit.diagnostics`` replays the reverse loop from these."""
@@ -273,7 +275,7 @@ class Recurrent(Layer):
         return d_out, d_final
 
     @own_threads()
-    def backward(self, dy):
+    def backward(self, dy) -> Any:
         self._require_built()
         X2, trace, x_mask, m = self._ctx
         T, N = trace.T, trace.N
@@ -300,7 +302,7 @@ class Recurrent(Layer):
         return np_.ascontiguousarray(dX.transpose(1, 0, 2))        # (N, T, D)
 
     # -- configuration -------------------------------------------------------------------
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         config = super().get_config()
         config.update(
             units=self.units,
