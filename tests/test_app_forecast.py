@@ -2,6 +2,7 @@
 (seattle-weather.csv's columns and date style): the split by target year, the baselines'
 numbers, the model learning, the members' average, and the user's mistakes."""
 import datetime
+import io
 import json
 
 import numpy as np
@@ -72,7 +73,7 @@ def test_split_by_target_year(data):
     assert np.allclose(xte[..., 9] ** 2 + xte[..., 10] ** 2, 1.0)
 
 
-def test_train_evaluate_predict(data, capsys, tmp_path):
+def test_train_evaluate_predict(data, capsys, tmp_path, monkeypatch):
     model = tmp_path / "f.rnnkit"
     code, _, err = run_cli(["forecast", "train", "--data", str(data), "--model", str(model),
                             *TINY], capsys)
@@ -106,6 +107,12 @@ def test_train_evaluate_predict(data, capsys, tmp_path):
     code, out3, err = run_cli(["forecast", "predict", "--model", str(model), ";".join(rows)],
                               capsys)
     assert code == 0 and out3 == out
+    monkeypatch.setattr("sys.stdin", io.StringIO(days.read_text(encoding="utf-8")))
+    code, out4, err = run_cli(["forecast", "predict", "--model", str(model), "-"], capsys)
+    assert code == 0 and out4 == out, err
+    monkeypatch.setattr("sys.stdin", io.StringIO(days.read_text(encoding="utf-8")))
+    code, _, err = run_cli(["forecast", "predict", "--model", str(model)], capsys)
+    assert code == 2 and "give '-' as the input" in err
 
     # the printed number is the mean of the members' forecasts for that window
     m, meta = load_app_model(model, forecast.APP)

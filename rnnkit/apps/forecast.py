@@ -294,6 +294,8 @@ def configure_evaluate(p):
 
 # -- predict ------------------------------------------------------------------------------------
 def _rows_text(inputs):
+    if list(inputs) == ["-"]:                       # the whole CSV from standard input
+        inputs = [sys.stdin.read()]
     lines = []
     for item in inputs:
         lines.extend(part.strip() for part in item.replace(";", "\n").splitlines()
@@ -303,6 +305,9 @@ def _rows_text(inputs):
                             f"({','.join(sw.COLUMNS)}); got nothing")
     if not lines[0].lower().startswith("date"):
         lines.insert(0, ",".join(sw.COLUMNS))
+    elif len(lines) == 1:
+        raise AppInputError(f"got only a header line ({lines[0][:60]}) and no days; to read a "
+                            f"whole CSV from standard input, give '-' as the input")
     return "\n".join(lines)
 
 
@@ -312,7 +317,9 @@ def predict(model, metadata, inputs, args):
     days = len(table["date"])
     if days < window:
         raise AppInputError(f"the model reads the last {window} days; got {days} day(s) "
-                            f"({table['date'][0]} .. {table['date'][-1]})")
+                            f"({table['date'][0]} .. {table['date'][-1]}). Give {window} or "
+                            f"more rows, oldest first: as arguments, in --file FILE, or a "
+                            f"CSV on standard input with '-'")
     x = sw.features(table)[None, -window:]
     pred, each = _forecast(model, metadata, x)
     import datetime
@@ -334,7 +341,7 @@ APP = App(
     configure_train=configure_train, configure_predict=configure_predict,
     configure_evaluate=configure_evaluate,
     input_help="days of weather as CSV rows date,precipitation,temp_max,temp_min,wind,weather "
-               "(oldest first; several rows in one argument may be separated by ';'); "
-               "without them, --file FILE (a CSV file with that header)",
+               "(oldest first; several rows in one argument may be separated by ';'), "
+               "or '-' to read such a CSV from standard input; or --file FILE",
     default_minutes=9.0,
 )

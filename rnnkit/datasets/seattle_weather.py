@@ -90,6 +90,8 @@ def parse_csv(text: str, origin="the weather file", error=DataUnavailable) -> di
     reader = csv.DictReader(io.StringIO(text.lstrip("\ufeff")))
     rows = [{(k or "").strip(): v for k, v in r.items()} for r in reader
             if any((v or "").strip() for v in r.values() if isinstance(v, str))]
+    if not rows and reader.fieldnames:
+        raise error(f"{origin} has a header line but no days of weather under it")
     return parse_rows(rows, origin, error)
 
 
