@@ -216,7 +216,7 @@ def fingerprint(*arrays) -> str:
             continue
         a = np.ascontiguousarray(backend.to_numpy(a))
         crc = zlib.crc32(f"{a.shape}{a.dtype.str}".encode(), crc)
-        crc = zlib.crc32(a.view(np.uint8).reshape(-1), crc)
+        crc = zlib.crc32(a.view(np.uint8).reshape(-1).data, crc)
     return f"{crc:08x}"
 
 

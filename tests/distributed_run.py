@@ -7,6 +7,9 @@
     python tests/distributed_run.py autocomplete DIR [FILE]   autocomplete's streams: 4 updates
                                                        with a checkpoint after each (DIR/ckpt),
                                                        or 3 more from FILE; the last checkpoint is DIR/ckpt.rnnkit
+    python tests/distributed_run.py callbacks DIR       validation, early stopping, a checkpoint
+                                                       and a CSV log in DIR; each rank writes
+                                                       its epochs and last val_loss to DIR/rankR.txt
     python tests/distributed_run.py killed DIR          as autocomplete, but rank 1 is killed
                                                        (SIGKILL) at its 5th update
 """
@@ -123,6 +126,16 @@ def main(argv):
             np.savez(argv[2], **arrays)
     elif mode == "fail":
         fit(model(), True, cbs=[FailOnRank1()])
+    elif mode == "callbacks":
+        from pathlib import Path
+        x, y = data()
+        cbs = [callbacks.EarlyStopping(monitor="val_loss", patience=1),
+               callbacks.ModelCheckpoint(str(Path(argv[2]) / "best.rnnkit"), save_best_only=True),
+               callbacks.CSVLogger(str(Path(argv[2]) / "log.csv"))]
+        h = model().fit(x, y, batch_size=4, epochs=30, verbose=1, validation_split=0.25,
+                        callbacks=cbs, distributed=True)
+        (Path(argv[2]) / f"rank{distributed.rank()}.txt").write_text(
+            f"{len(h.epoch)} epochs, val_loss {h.history['val_loss'][-1]!r}")
     elif mode == "killed":
         autocomplete(argv[2], kill_at=5)
     elif mode == "autocomplete":
@@ -138,4 +151,6 @@ def main(argv):
 
 
 if __name__ == "__main__":
+    import faulthandler
+    faulthandler.dump_traceback_later(45, exit=True)      # a hang shows where it is, then ends
     sys.exit(main(sys.argv))

@@ -38,10 +38,14 @@ def _env():
     return env
 
 
-def mpiexec(*args, n=2, timeout=60):
-    return subprocess.run([MPIEXEC, "-n", str(n), sys.executable, str(HERE / "distributed_run.py"),
-                           *args], capture_output=True, text=True, timeout=timeout, env=_env(),
-                          stdin=subprocess.DEVNULL)
+def mpiexec(*args, n=2, timeout=90):
+    try:
+        return subprocess.run([MPIEXEC, "-n", str(n), sys.executable,
+                               str(HERE / "distributed_run.py"), *args], capture_output=True,
+                              text=True, timeout=timeout, env=_env(), stdin=subprocess.DEVNULL)
+    except subprocess.TimeoutExpired as e:
+        raise AssertionError(f"mpiexec -n {n} ... {' '.join(args)} did not end in {timeout} s:\n"
+                             f"{e.stdout}\n{e.stderr}") from None
 
 
 def single_process(distributed_flag):
@@ -234,3 +238,28 @@ def test_a_killed_rank_ends_the_job_and_the_last_checkpoint_loads(tmp_path):
     m, states = _checkpoint(tmp_path / "ckpt.rnnkit")
     assert m.optimizer.iterations == 4 and m.metadata["position"] == 4 * 6
     assert [s.shape for s in states] == [(5, 8), (5, 8)]
+
+
+@needs_mpi
+def test_callbacks_stop_every_rank_alike_and_rank_0_alone_writes(tmp_path):
+    one_dir, two_dir = tmp_path / "one", tmp_path / "two"
+    one_dir.mkdir()
+    two_dir.mkdir()
+    r = mpiexec("callbacks", str(two_dir))
+    assert r.returncode == 0, r.stdout + r.stderr
+    ranks = {k: (two_dir / f"rank{k}.txt").read_text() for k in "01"}
+    assert ranks["0"] == ranks["1"], ranks
+    assert r.stdout.count("Epoch 1/30") == 1                   # one progress bar: rank 0's
+    assert run.main(["", "callbacks", str(one_dir)]) == 0      # the same in one process
+    epochs = int(ranks["0"].split()[0])
+    assert 1 < epochs < 30                                     # early stopping fired
+    one_log = (one_dir / "log.csv").read_text().splitlines()
+    two_log = (two_dir / "log.csv").read_text().splitlines()
+    assert len(two_log) == len(one_log) == epochs + 1          # header + one row an epoch
+    one = (one_dir / "rank0.txt").read_text().split()
+    assert one[0] == str(epochs) and float(one[-1]) == pytest.approx(float(ranks["0"].split()[-1]),
+                                                                      rel=1e-12)
+    for a, b in zip(one_log[1:], two_log[1:]):
+        np.testing.assert_allclose(np.array(b.split(","), float), np.array(a.split(","), float),
+                                   rtol=1e-12)
+    assert rnnkit.load_model(two_dir / "best.rnnkit").optimizer.iterations > 0
