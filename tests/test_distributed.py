@@ -22,7 +22,8 @@ HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE))
 import distributed_run as run  # noqa: E402
 
-MPIEXEC = shutil.which("mpiexec") or (shutil.which("mpiexec", path=str(Path(sys.executable).parent)))
+# the mpiexec next to this Python (the MPICH wheel's) before any other MPI's on the PATH
+MPIEXEC = shutil.which("mpiexec", path=str(Path(sys.executable).parent)) or shutil.which("mpiexec")
 HAVE_MPI = importlib.util.find_spec("mpi4py") is not None and MPIEXEC is not None
 needs_mpi = pytest.mark.skipif(not HAVE_MPI, reason="mpi4py or mpiexec is not installed "
                                                      "(pip install \"rnnkit[mpi]\")")
