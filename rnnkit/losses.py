@@ -135,7 +135,7 @@ class _ProbabilisticLoss(Loss):
         super().__init__(time_reduction)
         self.from_logits = bool(from_logits)
 
-    upper = None            # the largest probability a loss on probabilities can read
+    upper: float | None = None    # the largest probability a loss on probabilities can read
 
     def check_outputs(self, y_pred, model=None):
         """With from_logits=False the outputs must be probabilities: a negative value (or,

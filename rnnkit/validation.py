@@ -116,7 +116,7 @@ def positive_int(value, name: str, who: str, allow_none=False):
 
 
 def rate(value, name: str, who: str):
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0.0 <= value < 1.0:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0.0 <= float(value) < 1.0:
         raise ValueError(f"{who}: {name} must be a float in [0, 1); got {value!r}")
     return float(value)
 

@@ -204,8 +204,8 @@ def build_model(vocab_size, s: Settings):
     # ±1/√H) rather than Keras's (Glorot-uniform embedding, orthogonal W, forget bias 1): on
     # Shakespeare the small Keras embedding cost about 0.3 bpc after 300 updates, and with
     # PyTorch's start the loss follows PyTorch's own update for update.
-    layers = [Embedding(vocab_size, s.embed, embeddings_initializer="normal")]
-    rec_init = dict(kernel_initializer="torch_uniform", recurrent_initializer="torch_uniform",
+    layers: list = [Embedding(vocab_size, s.embed, embeddings_initializer="normal")]
+    rec_init: dict[str, object] = dict(kernel_initializer="torch_uniform", recurrent_initializer="torch_uniform",
                     bias_initializer="torch_uniform")
     if s.cell == "lstm":
         rec_init["unit_forget_bias"] = False
@@ -248,7 +248,7 @@ class Interrupted(Exception):
 class TrainResult(NamedTuple):
     position: int       # where the next chunk of the streams starts
     seconds: float      # wall-clock seconds trained in all (earlier sessions included)
-    bpc: float          # the last smoothed training loss, bits per character
+    bpc: float | None   # the last smoothed training loss, bits per character (None: no update)
     updates: int        # optimizer steps of this session
     chars: int          # characters trained on in this session (streams × steps)
 
@@ -361,7 +361,7 @@ def complete(model, vocab: CharVocab, prompt: str, length=60, temperature=0.0, t
     reset(model)
     ids = vocab.encode(prompt) if prompt else np.array([vocab.index.get("\n", 1)])
     logits = model.forward(ids[None])[0, -1]
-    out = []
+    out: list[str] = []
     for _ in range(length):
         nxt = pick(logits, temperature, top_k, rng)
         ch = vocab.chars[nxt]

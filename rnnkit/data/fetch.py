@@ -113,8 +113,9 @@ def read_members(archive: Path, names) -> dict:
         out = {}
         with tarfile.open(archive) as t:
             for m in t:
-                if m.name in wanted and m.isfile():
-                    out[m.name] = t.extractfile(m).read()
+                f = t.extractfile(m) if m.name in wanted and m.isfile() else None
+                if f is not None:                  # None only for links and special files
+                    out[m.name] = f.read()
         missing = wanted - set(out)
         if missing:
             raise KeyError(sorted(missing)[0])
@@ -198,8 +199,9 @@ def deb_members(deb: Path, wanted) -> dict:
         with tarfile.open(fileobj=io.BytesIO(body)) as t:
             for m in t:
                 path = m.name.lstrip("./")
-                if m.isfile() and match(path):
-                    out[path] = t.extractfile(m).read()
+                f = t.extractfile(m) if m.isfile() and match(path) else None
+                if f is not None:                  # None only for links and special files
+                    out[path] = f.read()
         return out
     except (ValueError, tarfile.TarError, OSError, EOFError) as e:
         raise DataUnavailable(f"cannot read {deb} ({type(e).__name__}: {e}). "

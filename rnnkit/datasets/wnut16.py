@@ -39,7 +39,10 @@ CACHE_FORMAT = 1
 
 def parse(text: str, source="ner.txt"):
     """(tweets, tags): lists of token lists and BIO tag lists."""
-    words, tags, ws, ts = [], [], [], []
+    words: list[list[str]] = []
+    tags: list[list[str]] = []
+    ws: list[str] = []
+    ts: list[str] = []
     for n, line in enumerate(text.split("\n"), 1):
         if not line.strip():
             if ws:

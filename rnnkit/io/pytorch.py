@@ -301,7 +301,8 @@ def _model_from_torch(module, *, name=None, return_sequences=False) -> Sequentia
                         f"{[type(c).__name__ for c in children]}")
     last_rnn = max(i for i, r in enumerate(is_rnn) if r)
     n_rnn = sum(is_rnn)
-    layers, dtype, j = [], None, 0
+    layers: list = []                              # rnnkit layers of several classes
+    dtype, j = None, 0
     prev = None
     for i, child in enumerate(children):
         cname = type(child).__name__
@@ -314,10 +315,10 @@ def _model_from_torch(module, *, name=None, return_sequences=False) -> Sequentia
                                  "lookup time; rnnkit's Embedding does not")
             E = child.weight.detach().cpu().numpy()
             dtype = dtype or E.dtype
-            layer = Embedding(child.num_embeddings, child.embedding_dim, dtype=E.dtype,
-                              name="embedding")
-            layer.params["E"][...] = E
-            layers.append(layer)
+            emb = Embedding(child.num_embeddings, child.embedding_dim, dtype=E.dtype,
+                            name="embedding")
+            emb.params["E"][...] = E
+            layers.append(emb)
         elif is_rnn[i]:
             block = child if isinstance(child, RNNBlock) else None
             rnn = block.rnn if block else child
