@@ -3,6 +3,7 @@
 
     python benchmarks/bench_mpi.py                     # everything; writes results/mpi.json
     python benchmarks/bench_mpi.py --quick             # tiny sizes, seconds (a smoke run)
+    python benchmarks/bench_mpi.py --plot-only         # redraw docs/img/mpi_efficiency.png
 
 Three measurements, each in fresh ``mpiexec -n p`` processes on this machine:
 
@@ -135,6 +136,35 @@ def hidden_threshold(params, bandwidth, latency, p, flops_per_second, bptt):
     return 9 * ta * flops_per_second / (6 * params * bptt)
 
 
+def plot(result, path):
+    """Modelled efficiency against the number of ranks, one line per model size and per-rank
+    batch (from the measured compute speed and the assumed network), as a PNG."""
+    from rnnkit import plotting
+    plt = plotting.pyplot()
+    B = result["assumed"]["bandwidth_bytes_per_s"]
+    alpha = result["assumed"]["latency_s"]
+    F = result["flops_per_second_per_rank"]
+    k = result["steps"][0]["bptt"]
+    ps = [2 ** i for i in range(1, 11)]
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    for n, color in ((3e5, "tab:blue"), (3e6, "tab:orange"), (3e7, "tab:green")):
+        for b, style in ((32, "-"), (1, "--")):
+            tc = 6 * n * b * k / F
+            ax.plot(ps, [tc / (tc + ring(p, n, B, alpha)) for p in ps], style, color=color,
+                    label=f"{n / 1e6:g} M parameters, {b} stream{'s' if b > 1 else ''} a rank")
+    ax.axhline(0.9, color="grey", lw=0.8)
+    ax.set_xscale("log", base=2)
+    ax.set_xlabel("ranks p")
+    ax.set_ylabel("efficiency t_c / (t_c + t_allreduce)")
+    ax.set_title(f"rnnkit data-parallel, modelled: {F / 1e9:.1f} GFLOP/s a rank (measured), "
+                 f"ring allreduce\nB = {B * 8 / 1e9:g} Gbit/s, α = {alpha * 1e6:g} µs (assumed), "
+                 f"k = {k} characters", fontsize=9)
+    ax.legend(fontsize=7, loc="lower left")
+    ax.grid(alpha=0.3)
+    plotting.save(fig, path)
+    plt.close(fig)
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--worker", choices=["step", "allreduce"])
@@ -151,7 +181,13 @@ def main(argv=None):
                     help="per-message latency α of one ring step in µs (default 5)")
     ap.add_argument("--quick", action="store_true", help="tiny sizes: a smoke run in seconds")
     ap.add_argument("--out", default=str(HERE / "results" / "mpi.json"))
+    ap.add_argument("--plot", default=str(HERE.parent / "docs" / "img" / "mpi_efficiency.png"),
+                    help="the efficiency model as a PNG (default docs/img/mpi_efficiency.png)")
+    ap.add_argument("--plot-only", action="store_true",
+                    help="redraw the PNG from --out without measuring")
     a = ap.parse_args(argv)
+    if a.plot_only:
+        return plot(json.loads(Path(a.out).read_text()), a.plot)
     if a.worker == "step":
         return worker_step(a)
     if a.worker == "allreduce":
@@ -201,6 +237,7 @@ def main(argv=None):
         Path(a.out).parent.mkdir(parents=True, exist_ok=True)
         from rnnkit.atomicfile import atomic_write
         atomic_write(a.out, lambda f: f.write(json.dumps(result, indent=1).encode()))
+        plot(result, a.plot)
     return result
 
 
