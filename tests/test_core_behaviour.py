@@ -5,23 +5,17 @@ import pytest
 
 import rnnkit
 from rnnkit import (GRU, LSTM, Bidirectional, Dense, Dropout, Embedding, Masking, RNNStack,
-                    Sequential, SimpleRNN, TimeDistributed, backend)
+                    Sequential, SimpleRNN, TimeDistributed)
+from helpers import CELL_KINDS, normal, recurrent_layer
 
 N, T, D, H = 3, 6, 3, 4
-KINDS = {
-    "simple": lambda units=H, **kw: SimpleRNN(units, **kw),
-    "lstm": lambda units=H, **kw: LSTM(units, **kw),
-    "lstm_proj": lambda units=H, **kw: LSTM(units, proj_size=units // 2, **kw),
-    "gru": lambda units=H, **kw: GRU(units, **kw),
-    "gru_before": lambda units=H, **kw: GRU(units, reset_after=False, **kw),
-}
 
 
-def make(kind, **kw):
+def make(kind, units=H, **kw):
     kw.setdefault("dtype", "float64")
     kw.setdefault("bias_initializer", "torch_uniform")
     kw.setdefault("seed", 3)
-    layer = KINDS[kind](**kw)
+    layer = recurrent_layer(kind, units, **kw)
     layer.build((None, None, D))
     return layer
 
@@ -37,7 +31,7 @@ def twin(layer, **changes):
 
 
 def data(seed=0, shape=(N, T, D)):
-    return np.random.default_rng(seed).standard_normal(shape)
+    return normal(shape, seed)
 
 
 def close(a, b, tol=1e-12):
@@ -45,7 +39,7 @@ def close(a, b, tol=1e-12):
 
 
 # --------------------------------------------------------------------------- go_backwards
-@pytest.mark.parametrize("kind", list(KINDS))
+@pytest.mark.parametrize("kind", CELL_KINDS)
 def test_go_backwards_is_the_reversed_input(kind):
     """Keras semantics: the layer reads x from the end, and its output sequence stays in
     that (reversed) order."""
@@ -67,7 +61,7 @@ def test_go_backwards_is_the_reversed_input(kind):
 
 
 # --------------------------------------------------------------------------- stateful
-@pytest.mark.parametrize("kind", list(KINDS))
+@pytest.mark.parametrize("kind", CELL_KINDS)
 def test_stateful_chunks_equal_the_whole_sequence(kind):
     whole = make(kind, return_sequences=True, return_state=True)
     chunked = twin(whole, stateful=True)
@@ -84,7 +78,7 @@ def test_stateful_chunks_equal_the_whole_sequence(kind):
         close(a, b)
 
 
-@pytest.mark.parametrize("kind", ["simple", "lstm", "gru"])
+@pytest.mark.parametrize("kind", ["rnn", "lstm", "gru"])
 def test_reset_state(kind):
     fresh = make(kind)
     layer = twin(fresh, stateful=True)
@@ -127,7 +121,7 @@ def test_stateful_gradient_is_truncated_at_the_chunk_boundary():
 
 
 # --------------------------------------------------------------------------- masks
-@pytest.mark.parametrize("kind", list(KINDS))
+@pytest.mark.parametrize("kind", CELL_KINDS)
 def test_masked_step_carries_the_state(kind):
     layer = make(kind, return_sequences=True)
     x = data(7)
@@ -144,7 +138,7 @@ def test_masked_step_carries_the_state(kind):
     close(zero[mask], y[mask])
 
 
-@pytest.mark.parametrize("kind", list(KINDS))
+@pytest.mark.parametrize("kind", CELL_KINDS)
 def test_right_padding_changes_nothing(kind):
     """A right-padded sequence ends in the state of the unpadded one, its padded inputs
     get zero gradient, and whatever the padding holds does not matter."""
@@ -174,7 +168,7 @@ def test_right_padding_changes_nothing(kind):
         close(grads[k], expect[k])
 
 
-@pytest.mark.parametrize("kind", ["simple", "lstm", "gru"])
+@pytest.mark.parametrize("kind", ["rnn", "lstm", "gru"])
 def test_left_padding_with_a_zero_initial_state(kind):
     layer = make(kind)
     x = data(10, (1, T, D))
@@ -231,7 +225,7 @@ def test_bidirectional_with_a_mask_reads_each_sequence_from_its_last_real_step()
 
 
 # --------------------------------------------------------------------------- dropout
-@pytest.mark.parametrize("kind", list(KINDS))
+@pytest.mark.parametrize("kind", CELL_KINDS)
 def test_dropout_uses_one_mask_per_sequence(kind):
     """The same input features are dropped at every step of a sequence (variational
     dropout), and different sequences get different masks."""
@@ -246,7 +240,7 @@ def test_dropout_uses_one_mask_per_sequence(kind):
     assert len({tuple(r) for r in per_sequence}) > 1         # masks differ between sequences
 
 
-@pytest.mark.parametrize("kind", list(KINDS))
+@pytest.mark.parametrize("kind", CELL_KINDS)
 def test_recurrent_dropout_uses_one_mask_per_sequence(kind):
     """With one sequence, ∂L/∂W = Σ_t (h_{t-1} ⊙ m)ᵀ ∂L/∂a_t: a unit dropped at every step
     leaves a zero row; a mask drawn per step would almost never do that."""
@@ -258,7 +252,7 @@ def test_recurrent_dropout_uses_one_mask_per_sequence(kind):
     assert 0 < zero_rows.sum() < zero_rows.size, zero_rows
 
 
-@pytest.mark.parametrize("kind", ["simple", "lstm", "gru"])
+@pytest.mark.parametrize("kind", ["rnn", "lstm", "gru"])
 def test_dropout_only_in_training_and_reproducible_with_a_seed(kind):
     x = data(18)
     a = make(kind, dropout=0.3, recurrent_dropout=0.3, seed=5)
@@ -274,7 +268,7 @@ def test_dropout_only_in_training_and_reproducible_with_a_seed(kind):
 def test_dropout_scales_the_kept_inputs():
     """Inverted dropout: kept inputs are scaled by 1/(1-rate), so a linear layer's
     expected output is unchanged."""
-    layer = make("simple", activation="linear", dropout=0.25, use_bias=False, seed=8)
+    layer = make("rnn", activation="linear", dropout=0.25, use_bias=False, seed=8)
     plain = twin(layer, dropout=0.0)
     x = np.ones((4000, 1, D))
     close(layer.forward(x, training=True).mean(axis=0), plain.forward(x)[0], tol=0.08)
@@ -480,7 +474,7 @@ def test_the_lecture_model_runs_as_written():
 
 
 # --------------------------------------------------------------------------- shapes and wrappers
-@pytest.mark.parametrize("kind", list(KINDS))
+@pytest.mark.parametrize("kind", CELL_KINDS)
 def test_outputs_and_states(kind):
     layer = make(kind, return_sequences=True, return_state=True)
     out = layer.forward(data(26))

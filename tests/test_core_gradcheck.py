@@ -8,10 +8,11 @@ import numpy as np
 import pytest
 import torch
 
-import rnnkit
-from rnnkit import (GRU, LSTM, Bidirectional, Dense, Dropout, Embedding, Masking, RNNStack,
-                    Sequential, SimpleRNN, TimeDistributed, gradcheck)
+from rnnkit import (GRU, LSTM, Bidirectional, Dense, Dropout, Embedding, Masking, Sequential,
+                    TimeDistributed, gradcheck)
 from rnnkit.io import from_torch
+
+from helpers import CELL_KINDS, TORCH_KINDS, half, normal, recurrent_layer, torch_module
 
 TOL = 1e-6
 N, T, D, H = 3, 5, 3, 4
@@ -33,23 +34,14 @@ def check(model, x, *, expect=(), **kw):
 
 
 def data(seed=0, shape=(N, T, D)):
-    return np.random.default_rng(seed).standard_normal(shape)
-
-
-CELLS = {
-    "simple": lambda **kw: SimpleRNN(H, **kw),
-    "lstm": lambda **kw: LSTM(H, **kw),
-    "lstm_proj": lambda **kw: LSTM(H, proj_size=2, **kw),
-    "gru": lambda **kw: GRU(H, **kw),
-    "gru_before": lambda **kw: GRU(H, reset_after=False, **kw),
-}
+    return normal(shape, seed)
 
 
 def make(kind, **kw):
     kw.setdefault("bias_initializer", "torch_uniform")    # non-zero biases
     kw.setdefault("seed", 7)
     kw.setdefault("dtype", "float64")
-    return CELLS[kind](**kw)
+    return recurrent_layer(kind, H, **kw)
 
 
 def initial_states(layer, n=N, seed=3):
@@ -62,7 +54,7 @@ def initial_states(layer, n=N, seed=3):
                                         "softsign"])
 @pytest.mark.parametrize("return_sequences", [True, False])
 def test_simple_rnn_activations(activation, return_sequences):
-    layer = make("simple", activation=activation, return_sequences=return_sequences)
+    layer = make("rnn", activation=activation, return_sequences=return_sequences)
     check(layer, data(), expect=["input"])
 
 
@@ -83,7 +75,7 @@ def test_lstm_unit_forget_bias(unit_forget_bias):
 
 
 # --------------------------------------------------------------------------- options
-@pytest.mark.parametrize("kind", list(CELLS))
+@pytest.mark.parametrize("kind", CELL_KINDS)
 @pytest.mark.parametrize("option", [
     "sequences", "last", "state_sequences", "state_last", "initial_state",
     "initial_state_return_state", "go_backwards", "go_backwards_last", "no_bias"])
@@ -112,7 +104,7 @@ def test_options(kind, option):
         assert not any(k.startswith("b") for k in report if k != "input")
 
 
-@pytest.mark.parametrize("kind", list(CELLS))
+@pytest.mark.parametrize("kind", CELL_KINDS)
 @pytest.mark.parametrize("option", ["sequences", "last_with_state", "zero_output",
                                     "go_backwards", "initial_state"])
 def test_masks(kind, option):
@@ -134,7 +126,7 @@ def test_masks(kind, option):
     check(layer, data(1), expect=expect, **call)
 
 
-@pytest.mark.parametrize("kind", list(CELLS))
+@pytest.mark.parametrize("kind", CELL_KINDS)
 @pytest.mark.parametrize("rates", [(0.3, 0.0), (0.0, 0.3), (0.3, 0.4)])
 def test_dropout_training(kind, rates):
     layer = make(kind, dropout=rates[0], recurrent_dropout=rates[1], return_sequences=True,
@@ -154,7 +146,7 @@ def test_dropout_masks_of_an_earlier_batch_are_not_reused():
     check(layer, data(1), training=True, expect=["input"])
 
 
-@pytest.mark.parametrize("kind", list(CELLS))
+@pytest.mark.parametrize("kind", CELL_KINDS)
 def test_stateful_second_chunk(kind):
     layer = make(kind, stateful=True, return_sequences=True)
     x = data(3, (N, 2 * T, D))
@@ -166,7 +158,7 @@ def test_stateful_second_chunk(kind):
         np.testing.assert_array_equal(a, b)
 
 
-@pytest.mark.parametrize("kind", ["simple", "lstm"])
+@pytest.mark.parametrize("kind", ["rnn", "lstm"])
 def test_stateful_first_chunk(kind):
     """A stateful layer with no carried state yet: every finite-difference evaluation
     must start from the same (zero) state, not from the previous evaluation's."""
@@ -178,7 +170,7 @@ def test_stateful_first_chunk(kind):
 # --------------------------------------------------------------------------- containers
 def test_deep_sequential():
     model = Sequential([
-        make("simple", return_sequences=True),
+        make("rnn", return_sequences=True),
         make("lstm_proj", return_sequences=True),
         make("gru_before", return_sequences=True),
         make("gru"),
@@ -197,7 +189,7 @@ def test_deep_sequential_with_mask_and_dropout():
     check(model, data(6), mask=MASK, training=True, expect=["input"])
 
 
-@pytest.mark.parametrize("inner", ["simple", "lstm", "lstm_proj", "gru", "gru_before"])
+@pytest.mark.parametrize("inner", CELL_KINDS)
 @pytest.mark.parametrize("merge_mode", ["concat", "sum", "mul", "ave", None])
 def test_bidirectional(inner, merge_mode):
     layer = Bidirectional(make(inner, return_sequences=True), merge_mode=merge_mode)
@@ -260,26 +252,25 @@ def test_masking_layer():
     check(model, x, check_inputs=False)
 
 
-def _torch_stack(kind, bidirectional, num_layers=2, dropout=0.0, **kw):
+def _torch_stack(kind, bidirectional, num_layers=2, dropout=0.0):
     torch.manual_seed(0)
-    cls = {"rnn": torch.nn.RNN, "lstm": torch.nn.LSTM, "gru": torch.nn.GRU}[kind]
-    module = cls(D, H, num_layers=num_layers, bidirectional=bidirectional, batch_first=True,
-                 dropout=dropout, **kw).double()
+    module = torch_module(kind, D, H, num_layers=num_layers, bidirectional=bidirectional,
+                          batch_first=True, dropout=dropout).double()
     return from_torch(module)
 
 
-@pytest.mark.parametrize("kind,kw", [("rnn", {}), ("rnn", {"nonlinearity": "relu"}),
-                                     ("lstm", {}), ("lstm", {"proj_size": 2}), ("gru", {})])
+@pytest.mark.parametrize("kind", TORCH_KINDS)
 @pytest.mark.parametrize("bidirectional", [False, True])
-def test_rnnstack(kind, kw, bidirectional):
-    stack = _torch_stack(kind, bidirectional, **kw)
+def test_rnnstack(kind, bidirectional):
+    stack = _torch_stack(kind, bidirectional)
     L = 2 * (2 if bidirectional else 1)
     rng = np.random.default_rng(12)
-    Hout = kw.get("proj_size", H)
+    Hout = half(H) if kind == "lstm_proj" else H
+    lstm = kind.startswith("lstm")
     h0 = rng.standard_normal((L, N, Hout)) * 0.5
-    if kind == "lstm":
+    if lstm:
         h0 = (h0, rng.standard_normal((L, N, H)) * 0.5)
-    n_init = 2 if kind == "lstm" else 1
+    n_init = 2 if lstm else 1
     expect = ["input"] + [f"initial_state[{k}]" for k in range(n_init)]
     check(stack, data(12), initial_state=h0, expect=expect, max_checks=20)
     check(stack, data(12), initial_state=h0, mask=MASK, expect=expect, max_checks=20)

@@ -12,9 +12,10 @@ import numpy as np
 import pytest
 
 import rnnkit
-from rnnkit import (GRU, LSTM, Bidirectional, Dense, Sequential, SimpleRNN, diagnostics as dg,
-                    optim)
+from rnnkit import GRU, LSTM, Bidirectional, Dense, Sequential, SimpleRNN, diagnostics as dg
 from rnnkit.diagnostics import tasks
+
+from helpers import recurrent_layer
 
 N, T, D, H = 3, 6, 3, 4
 F64 = "float64"
@@ -27,22 +28,10 @@ def rnn_layer(kind, **kw):
     kw.setdefault("dtype", F64)
     kw.setdefault("seed", 11)
     kw.setdefault("bias_initializer", "torch_uniform")       # non-zero biases
-    if kind.startswith("rnn"):
-        act = kind.split("_", 1)[1] if "_" in kind else "tanh"
-        return SimpleRNN(H, activation=act, **kw)
-    if kind == "lstm":
-        return LSTM(H, **kw)
-    if kind == "lstm_proj":
-        return LSTM(H, proj_size=2, **kw)
-    if kind == "gru":
-        return GRU(H, **kw)
-    if kind == "gru_before":
-        return GRU(H, reset_after=False, **kw)
-    raise ValueError(kind)
+    return recurrent_layer(kind, H, **kw)
 
 
-KINDS = ["rnn_tanh", "rnn_sigmoid", "rnn_relu", "rnn_linear", "lstm", "lstm_proj", "gru",
-         "gru_before"]
+KINDS = ["rnn", "rnn_sigmoid", "rnn_relu", "rnn_linear", "lstm", "lstm_proj", "gru", "gru_before"]
 
 
 def seq_model(kind, **kw):
@@ -93,7 +82,7 @@ def test_step_terms_sum_to_the_full_gradient(kind):
     assert same_grads(m.grads, plain_grads(seq_model(kind), x, y))
 
 
-@pytest.mark.parametrize("kind", ["rnn_tanh", "lstm", "gru", "gru_before"])
+@pytest.mark.parametrize("kind", ["rnn", "lstm", "gru", "gru_before"])
 def test_step_terms_match_finite_differences(kind):
     """Term k of ∂L/∂W is the derivative of L with respect to the copy of W used at step k
     alone: perturb W at that one step (running the layer one step at a time, the state
@@ -122,7 +111,7 @@ def test_step_terms_match_finite_differences(kind):
         assert rel(r.terms["W"][k], fd) < 1e-6, k
 
 
-@pytest.mark.parametrize("kind", ["rnn_tanh", "lstm", "gru", "gru_before"])
+@pytest.mark.parametrize("kind", ["rnn", "lstm", "gru", "gru_before"])
 def test_step_terms_with_masks_stacks_bidirectional_and_vector_outputs(kind):
     m = Sequential([
         Bidirectional(rnn_layer(kind, return_sequences=True), input_shape=[None, D]),
@@ -170,7 +159,7 @@ def test_records_of_an_rnnstack_from_an_output_gradient_with_gates_recorded():
 
 def test_elman_terms_are_the_lectures_formula():
     """term_t(W) = s_{t-1}ᵀ (δ_t ⊙ σ'(a_t)) and term_t(U) = x_tᵀ (δ_t ⊙ σ'(a_t))."""
-    m = seq_model("rnn_tanh")
+    m = seq_model("rnn")
     x, y = batch(3)
     r = dg.gradient_records(m, x, y)[m.layers[0].name]
     tr = dg.trace_of(m.layers[0])
@@ -182,7 +171,7 @@ def test_elman_terms_are_the_lectures_formula():
         assert rel(r.dxw[t - 1], da) < 1e-13
 
 
-@pytest.mark.parametrize("kind", ["rnn_tanh", "lstm", "gru"])
+@pytest.mark.parametrize("kind", ["rnn", "lstm", "gru"])
 def test_deltas_match_pytorch_autograd_of_the_same_equations(kind):
     torch = pytest.importorskip("torch")
     m = seq_model(kind)
@@ -196,7 +185,7 @@ def test_deltas_match_pytorch_autograd_of_the_same_equations(kind):
     hs, outs = [], []
     for t in range(T):
         a = xs[:, t] @ p["U"] + p["b"]
-        if kind == "rnn_tanh":
+        if kind == "rnn":
             h = torch.tanh(a + h @ p["W"])
         elif kind == "lstm":
             z = a + h @ p["W"]
@@ -221,7 +210,7 @@ def test_deltas_match_pytorch_autograd_of_the_same_equations(kind):
 
 
 def test_gradient_flow_rows_add_up_and_are_causal():
-    m = seq_model("rnn_tanh")
+    m = seq_model("rnn")
     x, y = batch(5)
     flow = dg.gradient_flow(m, x, y)
     a = flow.maps[m.layers[0].name]["h"]
@@ -231,7 +220,7 @@ def test_gradient_flow_rows_add_up_and_are_causal():
         assert np.all(a[t, t + 2:] == 0)                 # L_t does not depend on later states
         assert a[t, t + 1] > 0
     # the model keeps the full loss's gradient afterwards
-    assert same_grads(m.grads, plain_grads(seq_model("rnn_tanh"), x, y))
+    assert same_grads(m.grads, plain_grads(seq_model("rnn"), x, y))
 
 
 def test_gradient_flow_equals_jacobian_products_of_reverse_mode():
@@ -301,7 +290,7 @@ def test_jacobian_products_match_finite_differences(kind):
 
 @pytest.mark.parametrize("act", ["tanh", "sigmoid", "relu", "linear", "softsign"])
 def test_elman_step_jacobian_is_diag_derivative_times_w_transpose(act):
-    layer = rnn_layer(f"rnn_{act}", input_shape=[None, D])
+    layer = rnn_layer("rnn", activation=act, input_shape=[None, D])
     x, _ = batch(9)
     layer.forward(x)
     J = dg.step_jacobians(layer, 2)
@@ -373,9 +362,11 @@ def test_lecture_amplified_sixteen_times():
 
 # -------------------------------------------------------------------------- 3. gates and states
 def test_record_returns_views_equal_to_a_manual_recomputation():
-    sig = lambda a: 1 / (1 + np.exp(-a))
+    def sig(a):
+        return 1 / (1 + np.exp(-a))
+
     x, _ = batch(12)
-    for kind in ("lstm", "gru", "gru_before", "rnn_tanh"):
+    for kind in ("lstm", "gru", "gru_before", "rnn"):
         m = seq_model(kind)
         layer = m.layers[0]
         rec = dg.record(m, x, ["gates", "states"])[layer.name]
@@ -452,7 +443,7 @@ def test_gate_statistics_timescales_and_saturation():
 
 
 # ---------------------------------------------------------------------------- 4. truncation
-@pytest.mark.parametrize("kind", ["rnn_tanh", "lstm"])
+@pytest.mark.parametrize("kind", ["rnn", "lstm"])
 def test_truncation_meter_is_exact_at_k2_ge_T(kind):
     m = seq_model(kind)
     x, y = batch(14)
@@ -467,7 +458,7 @@ def test_truncation_meter_is_exact_at_k2_ge_T(kind):
 
 def test_truncated_gradient_with_k2_1_is_the_no_recurrence_gradient():
     """k2 = 1: each L_t reaches only its own step: ∂L/∂W = Σ_t s_{t-1}ᵀ (∂L_t/∂s_t ⊙ σ')."""
-    m = seq_model("rnn_tanh")
+    m = seq_model("rnn")
     x, y = batch(15)
     g = dg.truncated_gradient(m, x, y, k2=1, k1=1)
     layer, dense = m.layers

@@ -14,6 +14,8 @@ import pytest
 import rnnkit
 from rnnkit import GRU, LSTM, SimpleRNN, kernels
 
+from helpers import recurrent_layer, seed_of
+
 pytestmark = pytest.mark.skipif(not kernels.available(), reason="rnnkit.kernels._loops not built")
 
 
@@ -95,19 +97,19 @@ def make_mask(N, T, rng):
     return mask
 
 
-CASES = {
-    "simple-tanh": lambda **kw: SimpleRNN(7, **kw),
-    "simple-relu": lambda **kw: SimpleRNN(7, activation="relu", **kw),
-    "simple-softsign": lambda **kw: SimpleRNN(7, activation="softsign", **kw),
-    "simple-linear": lambda **kw: SimpleRNN(7, activation="linear", **kw),
-    "lstm": lambda **kw: LSTM(6, **kw),
-    "lstm-proj": lambda **kw: LSTM(6, proj_size=4, **kw),
-    "lstm-hard-sigmoid": lambda **kw: LSTM(5, recurrent_activation="hard_sigmoid", **kw),
-    "lstm-nobias": lambda **kw: LSTM(5, use_bias=False, **kw),
-    "gru-after": lambda **kw: GRU(6, **kw),
-    "gru-before": lambda **kw: GRU(6, reset_after=False, **kw),
-    "gru-after-nobias": lambda **kw: GRU(6, use_bias=False, **kw),
-    "gru-before-relu": lambda **kw: GRU(6, reset_after=False, activation="relu", **kw),
+CASES = {          # the kinds of tests/helpers.py, with their sizes here
+    "rnn": dict(units=7),
+    "rnn_relu": dict(units=7),
+    "rnn_softsign": dict(units=7),
+    "rnn_linear": dict(units=7),
+    "lstm": dict(units=6),
+    "lstm_proj": dict(units=6, proj_size=4),
+    "lstm_hard_sigmoid": dict(units=5),
+    "lstm_nobias": dict(units=5),
+    "gru": dict(units=6),
+    "gru_before": dict(units=6),
+    "gru_nobias": dict(units=6),
+    "gru_before_relu": dict(units=6),
 }
 
 OPTIONS = {
@@ -126,9 +128,9 @@ OPTIONS = {
 def make_case(case, option, N, dtype, *salt):
     """A built layer of CASES with OPTIONS, its input (N, T=9, D=4), mask and initial states."""
     opt = OPTIONS[option]
-    rng = np.random.default_rng(hash((case, option, N, *salt)) % 2**32)
+    rng = np.random.default_rng(seed_of(case, option, N, *salt))    # the same in every process
     T, D = 9, 4
-    layer = CASES[case](dtype=dtype, seed=3, **opt["layer"])
+    layer = recurrent_layer(case, **CASES[case], dtype=dtype, seed=3, **opt["layer"])
     x = rng.standard_normal((N, T, D)).astype(dtype)
     layer.build(x.shape)
     mask = make_mask(N, T, rng) if opt["mask"] else None
