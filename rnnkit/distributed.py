@@ -191,10 +191,10 @@ def _install_excepthook(comm):
     sys.excepthook = hook
 
 
-def stop_job(code=1, why=""):
+def stop_job(code=1, why="", comm=None):
     """On a rank of a multi-process run that cannot go on: say which rank failed, then
     stop all ranks (MPI_Abort; mpiexec ends the job).  Without MPI: nothing."""
-    comm = _WORLD
+    comm = comm if comm is not None else _WORLD
     if comm is None or comm.size <= 1:
         return
     reason = f" ({why})" if why else ""
@@ -405,7 +405,7 @@ class DataParallel:
         if finite:
             model.backward(dy)
         params = model.trainable_params()
-        grads = model.trainable_grads()
+        grads = model.trainable_grads() if finite else params     # (NaN is sent instead)
         keys = list(params)
         buf = self._pack([grads[k] for k in keys], extra=3)
         total = buf.size - 3
@@ -565,7 +565,8 @@ def fit(model, x, y, batch_size=32, epochs=1, verbose=1, callbacks=None, validat
     callbacks that write files.  A rank that fails stops every rank."""
     from . import training
     from .training import _as_arrays, num_samples, take
-    comm = comm if isinstance(comm, Communicator) else world()
+    if not isinstance(comm, Communicator):        # True, or an mpi4py communicator
+        comm = MPICommunicator(comm) if hasattr(comm, "Get_rank") else world()
     dp = DataParallel(comm)
     x, y = _as_arrays(x), _as_arrays(y)
     n = num_samples(x, "x")
@@ -603,7 +604,7 @@ def fit(model, x, y, batch_size=32, epochs=1, verbose=1, callbacks=None, validat
         if comm.size > 1:         # the other ranks wait in the next allreduce: stop them
             import traceback
             traceback.print_exc()
-            stop_job(1, f"{type(e).__name__}: {e}")
+            stop_job(1, f"{type(e).__name__}: {e}", comm)
         raise
     finally:
         dp.detach()

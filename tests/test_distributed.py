@@ -264,3 +264,21 @@ def test_callbacks_stop_every_rank_alike_and_rank_0_alone_writes(tmp_path):
         np.testing.assert_allclose(np.array(b.split(","), float), np.array(a.split(","), float),
                                    rtol=1e-12)
     assert rnnkit.load_model(two_dir / "best.rnnkit").optimizer.iterations > 0
+
+
+def test_a_non_finite_loss_is_sent_as_nan_and_no_rank_updates():
+    """A rank whose loss is NaN (before any backward pass) sends NaN: the global loss is NaN
+    and the update is skipped, on every rank alike."""
+    m = run.model()
+    x, _ = run.data()
+    out = m.forward(x[:3], training=True)
+    before = [p.copy() for p in m.params.values()]
+    dp = DataParallel(Communicator()).attach(m)
+    try:
+        record = dp.backward_and_apply(m, float("nan"), np.zeros_like(out), 3)
+    finally:
+        dp.detach()
+    assert set(record) == {"loss"} and np.isnan(record["loss"])
+    for p, q in zip(m.params.values(), before):
+        np.testing.assert_array_equal(p, q)
+    assert m.optimizer.iterations == 0
