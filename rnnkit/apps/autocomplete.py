@@ -75,9 +75,9 @@ def read_text_file(path) -> str:
     except OSError as e:
         raise TextError(f"{path}: cannot read it ({e.strerror or e})") from None
     if len(raw) > MAX_TEXT_BYTES:
-        raise TextError(f"{path} is larger than {MAX_TEXT_BYTES // 2**20} MiB, the most "
-                        f"autocomplete reads; give a shorter text (e.g. its first "
-                        f"{MAX_TEXT_BYTES // 2**20} MiB: head -c {MAX_TEXT_BYTES} FILE)")
+        raise TextError(f"{path} is larger than {MAX_TEXT_BYTES:,} bytes "
+                        f"({MAX_TEXT_BYTES / 2**20:g} MiB), the most autocomplete reads; give a "
+                        f"shorter text (e.g. its beginning: head -c {MAX_TEXT_BYTES} FILE)")
     if not raw.strip():
         raise TextError(f"{path} is empty")
     if b"\x00" in raw[:65536]:
