@@ -132,3 +132,36 @@ def test_bad_options_and_files_are_one_line(cache, capsys):
     code, out, err = _run(["ner", "train", "--data", str(bad), "--model",
                            str(cache / "m.rnnkit")], capsys)
     assert code != 0 and "line 1" in err and "Traceback" not in err
+
+
+def test_character_encoder_gradient_and_file_round_trip(tmp_path):
+    import numpy as np
+
+    import rnnkit
+    from rnnkit.apps import _wordfeatures as wf
+    rnnkit.set_seed(0)
+    vocab = wf.FeatureVocab.build([["Hello", "@bob", "http://t.co/x"], ["hello", "bob"]],
+                                  tweets=True, chars=True)
+    assert wf.word_chars("http://t.co/x", tweets=True) == "<url>"
+    assert wf.word_chars("internationalisation") == "internsation"     # first 6 + last 6
+    model = wf.build_tagger(vocab, 3, units=4, char_units=3)
+    layer = model.layers[0]
+    x = wf.pad([vocab.encode(["Hello", "bob"]), vocab.encode(["@bob"])])
+    assert x.shape == (2, 2, len(wf.FEATURES) + wf.CHAR_LEN)
+    weights = np.arange(1, layer.compute_output_shape((2, 2, x.shape[-1]))[-1] + 1)
+    out = layer.forward(x)
+    assert np.all(out[1, 1, -6:] == 0)                     # padding: no character vector
+    layer.backward(np.broadcast_to(weights, out.shape).astype(out.dtype).copy())
+    E = layer.char_embedding.params["E"]
+    i = int(x[0, 0, len(wf.FEATURES)])                     # the id of "H"
+    analytic = float(layer.char_embedding.grads["E"][i, 0])
+    eps = 1e-2
+    E[i, 0] += eps
+    up = float((layer.forward(x) * weights).sum())
+    E[i, 0] -= 2 * eps
+    down = float((layer.forward(x) * weights).sum())
+    E[i, 0] += eps
+    assert analytic == pytest.approx((up - down) / (2 * eps), rel=2e-2, abs=1e-3)
+    model.save(tmp_path / "m.rnnkit")
+    again = rnnkit.load_model(tmp_path / "m.rnnkit")
+    assert np.allclose(again.forward(x), model.forward(x))

@@ -133,6 +133,11 @@ def test_train_evaluate_predict_end_to_end(cache, capsys):
                                 "she/PRP walks/VBZ the/DT cat/NN ./."]
     m = rnnkit.load_model(model)                             # an ordinary rnnkit model file
     assert m.metadata["app"] == "tag" and type(m.layers[0]).__name__ == "FeatureEmbedding"
+    pytest.importorskip("matplotlib")
+    png = cache / "tag.png"
+    code, out, err = _run(["tag", "plot", "--data", str(data), "--model", str(model),
+                           "--out", str(png)], capsys)
+    assert code == 0 and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", err
 
 
 def test_predict_and_data_errors_are_one_line(cache, capsys):

@@ -396,3 +396,56 @@ def split_validation(n, fraction=0.1):
     if n - n_val < 1:
         raise ValueError(f"{n} training sentences are too few to hold out a validation tail")
     return np.arange(n - n_val), np.arange(n - n_val, n)
+
+
+# -- the picture of an evaluation ----------------------------------------------------------------
+def plot_report(path, title, groups: dict, history, score_name):
+    """A PNG: bars of ``groups`` ({group: {series: value}}) beside the validation score of
+    every training epoch (``history`` as fit_labeller returns it)."""
+    from ..plotting import pyplot, save
+    plt = pyplot()
+    fig, (ax, bx) = plt.subplots(1, 2, figsize=(12, 4.2), gridspec_kw={"width_ratios": [2.2, 1]})
+    names = list(groups)
+    series = list(dict.fromkeys(s for g in groups.values() for s in g))
+    width = 0.8 / max(len(series), 1)
+    for k, s in enumerate(series):
+        xs = [i + (k - (len(series) - 1) / 2) * width for i in range(len(names))]
+        ys = [groups[g].get(s, 0.0) for g in names]
+        bars = ax.bar(xs, ys, width, label=s)
+        for b, y in zip(bars, ys):
+            ax.annotate(f"{y:.1f}", (b.get_x() + b.get_width() / 2, y), ha="center",
+                        va="bottom", fontsize=7)
+    ax.set_xticks(range(len(names)))
+    ax.set_xticklabels(names, rotation=30 if len(names) > 4 else 0, ha="right" if len(names) > 4
+                       else "center")
+    ax.set_ylabel(score_name)
+    ax.set_title(title)
+    ax.legend()
+    if history:
+        bx.plot([h["epoch"] for h in history], [h["val_score"] for h in history], marker="o")
+    bx.set_xlabel("epoch")
+    bx.set_ylabel(f"validation {score_name}")
+    bx.set_title("training")
+    return save(fig, path)
+
+
+def add_plot_command(app_name, evaluate, groups_of, score_name):
+    """The ``plot`` action of an application: evaluate, then draw ``groups_of(result)``."""
+    def configure(p):
+        p.add_argument("--out", metavar="PNG", default=f"{app_name}.png",
+                       help="the picture to write (default: %(default)s)")
+
+    def run(args):
+        """evaluate on the test split and draw the scores and the training curve as a PNG"""
+        import importlib
+
+        from .task import default_model_path, load_app_model
+        app = importlib.import_module(f"rnnkit.apps.{app_name}").APP
+        model, meta = load_app_model(args.model or default_model_path(app_name), app)
+        result = evaluate(model, meta, args)
+        path = plot_report(args.out, f"rnnkit {app_name}: test split", groups_of(result),
+                           meta.get("history"), score_name)
+        print(f"Wrote {path}")
+        return 0
+
+    return {"plot": (configure, run)}

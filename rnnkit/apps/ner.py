@@ -271,4 +271,11 @@ APP = App(
     train=train, evaluate=evaluate, predict=predict, configure_train=configure_train,
     input_help="a text to find entities in; without it, --file or lines typed on standard input",
     default_minutes=8.0,
+    extra=wf.add_plot_command(
+        "ner", evaluate, score_name="entity F1 (%)",
+        groups_of=lambda r: {k: {"rnnkit BiLSTM": r["model"]["per_type"].get(k, {}).get("f1", 0.0),
+                                 "gazetteer": r["baselines"]["gazetteer"]["per_type"]
+                                 .get(k, {}).get("f1", 0.0)}
+                             for k in ["all"] + sorted(r["model"]["per_type"])}
+        | {"all": {"rnnkit BiLSTM": r["model"]["f1"], "gazetteer": r["baselines"]["gazetteer"]["f1"]}}),
 )

@@ -156,4 +156,11 @@ APP = App(
     train=train, evaluate=evaluate, predict=predict, configure_train=configure_train,
     input_help="a sentence to tag; without it, --file or lines typed on standard input",
     default_minutes=8.0,
+    extra=wf.add_plot_command(
+        "tag", evaluate, score_name="accuracy (%)",
+        groups_of=lambda r: {g: {"rnnkit BiLSTM": 100 * r["model"][k],
+                                 "most frequent tag": 100 * r["baselines"]["most_frequent_tag"][k]}
+                             for g, k in [("all words", "accuracy"),
+                                          ("seen words", "seen_word_accuracy"),
+                                          ("unseen words", "unseen_word_accuracy")]}),
 )
