@@ -4,16 +4,18 @@ A write goes to a temporary file in the target's directory, is flushed to disk, 
 renamed over the target (``os.replace`` is atomic on POSIX and Windows), so a crash or a
 kill at any moment leaves either the old file or the new one, never half of one.
 
-The temporary file is named ``.tmp-<target name>-<writer pid>-<random>.part``.  A writer
-killed outright (SIGKILL, power loss) cannot remove it; the next write of the same
-target does, for such files that are stale: their writer process is gone (checked on
-POSIX) or they have not been written to for ``STALE_AFTER_S`` seconds.  Files of other
-targets and anything not named this way are never touched.
+The temporary file is named ``.tmp-<target name>-<host>-<writer pid>-<random>.part``.
+A writer killed outright (SIGKILL, power loss) cannot remove it; the next write of the
+same target does, for such files that are stale: their writer process is gone (checked
+on POSIX, for writers on this host only: a directory may be shared over the network) or
+they have not been written to for ``STALE_AFTER_S`` seconds.  Files of other targets
+and anything not named this way are never touched.
 """
 from __future__ import annotations
 
 import os
 import re
+import socket
 import stat
 import tempfile
 import time
@@ -26,7 +28,12 @@ def _prefix(target_name):
     return f".tmp-{target_name[:_NAME_MAX]}-"
 
 
-_REST = re.compile(r"(\d+)-[A-Za-z0-9_]+\.part")
+_REST = re.compile(r"([A-Za-z0-9_]+)-(\d+)-[A-Za-z0-9_]+\.part")
+
+
+def _host():
+    """This machine's name as it goes into temporary names (no '-')."""
+    return re.sub(r"[^A-Za-z0-9_]", "_", socket.gethostname())[:40] or "host"
 
 
 def _pid_alive(pid):
@@ -50,6 +57,7 @@ def clean_stale_temporaries(path, now=None):
     directory = os.path.dirname(os.path.abspath(path))
     prefix = _prefix(os.path.basename(path))
     now = time.time() if now is None else now
+    host = _host()
     removed = []
     try:
         entries = os.listdir(directory)
@@ -68,7 +76,8 @@ def clean_stale_temporaries(path, now=None):
             continue
         if not stat.S_ISREG(st.st_mode):
             continue
-        if _pid_alive(int(m.group(1))) and now - st.st_mtime < STALE_AFTER_S:
+        gone = m.group(1) == host and not _pid_alive(int(m.group(2)))
+        if not gone and now - st.st_mtime < STALE_AFTER_S:
             continue
         try:
             os.unlink(full)
@@ -90,7 +99,7 @@ def atomic_write(path, write):
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
     clean_stale_temporaries(path)
-    fd, tmp = tempfile.mkstemp(prefix=f"{_prefix(os.path.basename(path))}{os.getpid()}-",
+    fd, tmp = tempfile.mkstemp(prefix=f"{_prefix(os.path.basename(path))}{_host()}-{os.getpid()}-",
                                suffix=".part", dir=directory)
     try:
         with os.fdopen(fd, "wb") as f:

@@ -18,7 +18,7 @@ import pytest
 
 import rnnkit
 from rnnkit import GRU, LSTM, Dense, Sequential, optim
-from rnnkit.atomicfile import atomic_write_bytes, clean_stale_temporaries
+from rnnkit.atomicfile import _host, atomic_write_bytes, clean_stale_temporaries
 from rnnkit.io import saving
 from rnnkit.io.saving import ModelFileError
 
@@ -388,17 +388,23 @@ def test_a_killed_save_keeps_the_old_file_and_the_next_save_cleans_up(tmp_path):
 
 def test_only_stale_temporaries_of_the_same_target_are_removed(tmp_path):
     target = tmp_path / "m.rnnkit"
-    me = os.getpid()
-    names = {f".tmp-m.rnnkit-{me}-old12345.part": 0,                   # live writer, untouched since 1970
-             f".tmp-m.rnnkit-{me}-new12345.part": 4_000_000_000,       # live writer, fresh
-             f".tmp-other.rnnkit-{2 ** 22 + 1}-abc.part": 0,           # another target
-             ".tmp-m.rnnkit.part": 0, ".tmp-abc123.part": 0,           # not named by rnnkit
+    me, host, dead = os.getpid(), _host(), 2 ** 22 + 1                # pid_max is at most 2^22
+    fresh = 4_000_000_000                                             # mtime in 2096
+    names = {f".tmp-m.rnnkit-{host}-{me}-old12345.part": 0,           # live writer, untouched since 1970
+             f".tmp-m.rnnkit-{host}-{me}-new12345.part": fresh,       # live writer, fresh
+             f".tmp-m.rnnkit-{host}-{dead}-gone1234.part": fresh,     # writer gone
+             f".tmp-m.rnnkit-otherhost-{dead}-remote12.part": fresh,  # another machine's writer
+             f".tmp-other.rnnkit-{host}-{dead}-abc.part": 0,          # another target
+             ".tmp-m.rnnkit.part": 0, ".tmp-abc123.part": 0,          # not named by rnnkit
              "m.rnnkit-1-x.part": 0}
     for n, t in names.items():
         (tmp_path / n).write_bytes(b"x")
         os.utime(tmp_path / n, (t, t))
-    removed = clean_stale_temporaries(target)
-    assert removed == [f".tmp-m.rnnkit-{me}-old12345.part"]
+    removed = sorted(clean_stale_temporaries(target))
+    expected = [f".tmp-m.rnnkit-{host}-{me}-old12345.part"]
+    if os.name == "posix":
+        expected.append(f".tmp-m.rnnkit-{host}-{dead}-gone1234.part")
+    assert removed == sorted(expected)
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(set(names) - set(removed))
 
 
