@@ -227,7 +227,7 @@ class _ModelFile:
                 else:
                     raise ValueError(f".npy format version {version} (rnnkit writes 1.0)")
                 start = f.tell()
-        except (zipfile.BadZipFile, EOFError, OSError, ValueError, SyntaxError) as e:
+        except (zipfile.BadZipFile, EOFError, OSError, ValueError, TypeError, SyntaxError) as e:
             raise _corrupt(path, f" (member {info.filename!r}: {type(e).__name__}: {e})") from None
         if dtype.hasobject or dtype.fields is not None or dtype.subdtype is not None:
             raise ModelFileError(f"{path!r}: member {key!r} holds {dtype} data (Python objects or "
@@ -346,17 +346,17 @@ def _install_weight_hook():
         if orig is None or getattr(orig, "_rnnkit_load_hook", False):
             return
 
-        def _add_param(self, name, shape, initializer, units=None):
+        def _add_param(self, name, shape, initializer, *args, **kwargs):
             budget = getattr(_local, "budget", None)
             if budget is None:
-                return orig(self, name, shape, initializer, units)
+                return orig(self, name, shape, initializer, *args, **kwargs)
             shape = tuple(int(s) for s in shape)
             budget[0] += math.prod(shape) * np.dtype(self.dtype).itemsize
             if budget[0] > budget[1]:
                 raise _TooLarge(f"with {self.who}'s weight {name!r} of shape {shape} it needs "
                                 f"{_size(budget[0])} of weights so far, the file holds "
                                 f"{_size(budget[2])}")
-            return orig(self, name, shape, _zeros, units)
+            return orig(self, name, shape, _zeros, *args, **kwargs)
 
         _add_param._rnnkit_load_hook = True
         base.Layer._add_param = _add_param
