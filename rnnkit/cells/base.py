@@ -21,14 +21,29 @@ XW = X U + b before the loop, dU = Xᵀ dXW and db = Σ dXW after it.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+import numpy as np
+
 from .. import activations
+from ..backend import matmul as _matmul
+
+if TYPE_CHECKING:
+    from ..bptt import Trace
+
+# The parameter dict every call receives: {"U": (D, G), "W": (P, G), "b": (G,), ...}.
+Params = dict[str, np.ndarray]
+# A matrix product: the backend's ``a @ b``, or the compiled kernels' threaded one.
+MatMul = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
 
 class Cell:
     gates = 1        # G / units: how many blocks of `units` columns U and W have
-    has_recurrent_bias = False
 
-    def __init__(self, units, activation="tanh", recurrent_activation="sigmoid", use_bias=True):
+    def __init__(self, units: int, activation: str | activations.Activation = "tanh",
+                 recurrent_activation: str | activations.Activation = "sigmoid",
+                 use_bias: bool = True) -> None:
         self.units = units
         self.activation = activations.get(activation, argument="activation")
         self.recurrent_activation = activations.get(recurrent_activation,
@@ -36,48 +51,56 @@ class Cell:
         self.use_bias = use_bias
 
     @property
-    def width(self):
+    def has_recurrent_bias(self) -> bool:
+        """Whether the recurrent product has a bias of its own (GRU with reset_after)."""
+        return False
+
+    @property
+    def width(self) -> int:
         """G: the number of columns of U, W and b."""
         return self.gates * self.units
 
     @property
-    def output_size(self):
+    def output_size(self) -> int:
         return self.state_sizes[0]
 
     @property
-    def state_sizes(self):
+    def state_sizes(self) -> tuple[int, ...]:
         return (self.units,)
 
     @property
-    def recurrent_size(self):
+    def recurrent_size(self) -> int:
         """The size of the state that enters the recurrent product (rows of W)."""
         return self.state_sizes[0]
 
-    def param_shapes(self, input_dim):
-        shapes = {"U": (input_dim, self.width), "W": (self.recurrent_size, self.width)}
+    def param_shapes(self, input_dim: int) -> dict[str, tuple[int, ...]]:
+        shapes: dict[str, tuple[int, ...]] = {"U": (input_dim, self.width),
+                                              "W": (self.recurrent_size, self.width)}
         if self.use_bias:
             shapes["b"] = (self.width,)
         return shapes
 
-    def allocate(self, trace):
+    def allocate(self, trace: Trace) -> None:
         pass
 
-    def step(self, p, tr, t, xw_t):
+    def step(self, p: Params, tr: Trace, t: int, xw_t: np.ndarray) -> None:
         raise NotImplementedError
 
-    def step_back(self, p, tr, t, ds, dxw_t):
+    def step_back(self, p: Params, tr: Trace, t: int, ds: list[np.ndarray],
+                  dxw_t: np.ndarray) -> list[np.ndarray]:
         raise NotImplementedError
 
-    def recurrent_grads(self, p, tr, dxw, matmul=None):
+    def recurrent_grads(self, p: Params, tr: Trace, dxw: np.ndarray,
+                        matmul: MatMul = _matmul) -> Params:
         raise NotImplementedError
 
 
-def flat(a):
+def flat(a: np.ndarray) -> np.ndarray:
     """(T, N, K) -> (T*N, K): all steps as rows of one matrix."""
     return a.reshape(-1, a.shape[-1])
 
 
-def row_sum(a):
+def row_sum(a: np.ndarray) -> np.ndarray:
     """Σ over the rows of a (M, K) matrix, e.g. db = Σ_t ∂L/∂a_t over all T*N rows.
 
     Accumulated in float64 and returned in a's dtype: NumPy sums along axis 0 one row

@@ -1,8 +1,16 @@
 """Gated recurrent unit (Cho et al.), in both of the variants in use."""
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+import numpy as np
+
 from ..backend import matmul
-from .base import Cell, flat, row_sum
+from .base import Cell, MatMul, Params, flat, row_sum
+
+if TYPE_CHECKING:
+    from .. import activations
+    from ..bptt import Trace
 
 
 class GRUCell(Cell):
@@ -34,22 +42,23 @@ class GRUCell(Cell):
 
     gates = 3
 
-    def __init__(self, units, activation="tanh", recurrent_activation="sigmoid", use_bias=True,
-                 reset_after=True):
+    def __init__(self, units: int, activation: str | activations.Activation = "tanh",
+                 recurrent_activation: str | activations.Activation = "sigmoid", use_bias: bool = True,
+                 reset_after: bool = True) -> None:
         super().__init__(units, activation, recurrent_activation, use_bias)
         self.reset_after = reset_after
 
     @property
-    def has_recurrent_bias(self):
+    def has_recurrent_bias(self) -> bool:
         return self.reset_after and self.use_bias
 
-    def param_shapes(self, input_dim):
+    def param_shapes(self, input_dim: int) -> dict[str, tuple[int, ...]]:
         shapes = super().param_shapes(input_dim)
         if self.has_recurrent_bias:
             shapes["b_rec"] = (self.width,)
         return shapes
 
-    def allocate(self, tr):
+    def allocate(self, tr: Trace) -> None:
         tr.buffer("gates", 3 * self.units)       # z, r, n after their activations
         if self.reset_after:
             tr.buffer("hn", self.units)          # h_n = h_{t-1} W_n + b_rec_n, needed in reverse
@@ -57,7 +66,7 @@ class GRUCell(Cell):
         else:
             tr.buffer("rh", self.units)          # r ⊙ h_{t-1}, the input of W_n
 
-    def step(self, p, tr, t, xw_t):
+    def step(self, p: Params, tr: Trace, t: int, xw_t: np.ndarray) -> None:
         np_, H = tr.xp, self.units
         h_prev, h = tr.states[0][t], tr.states[0][t + 1]
         hd = h_prev if tr.rec_mask is None else h_prev * tr.rec_mask
@@ -85,7 +94,8 @@ class GRUCell(Cell):
         h *= g[:, :H]
         h += n
 
-    def step_back(self, p, tr, t, ds, dxw_t):
+    def step_back(self, p: Params, tr: Trace, t: int, ds: list[np.ndarray],
+                  dxw_t: np.ndarray) -> list[np.ndarray]:
         H = self.units
         dh = ds[0]
         g = tr.cache["gates"][t]
@@ -110,7 +120,8 @@ class GRUCell(Cell):
         d_hd += dh * z                                              # the direct path z ⊙ h_{t-1}
         return [d_hd]
 
-    def recurrent_grads(self, p, tr, dxw, matmul=matmul):
+    def recurrent_grads(self, p: Params, tr: Trace, dxw: np.ndarray,
+                        matmul: MatMul = matmul) -> Params:
         H = self.units
         hd = flat(tr.prev_input())
         dA = flat(dxw)

@@ -1,8 +1,16 @@
 """Long short-term memory (Hochreiter & Schmidhuber), with optional projection."""
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+import numpy as np
+
 from ..backend import matmul
-from .base import Cell, flat
+from .base import Cell, MatMul, Params, flat
+
+if TYPE_CHECKING:
+    from .. import activations
+    from ..bptt import Trace
 
 
 class LSTMCell(Cell):
@@ -28,22 +36,23 @@ class LSTMCell(Cell):
 
     gates = 4
 
-    def __init__(self, units, activation="tanh", recurrent_activation="sigmoid", use_bias=True,
-                 proj_size=0):
+    def __init__(self, units: int, activation: str | activations.Activation = "tanh",
+                 recurrent_activation: str | activations.Activation = "sigmoid", use_bias: bool = True,
+                 proj_size: int = 0) -> None:
         super().__init__(units, activation, recurrent_activation, use_bias)
         self.proj_size = proj_size
 
     @property
-    def state_sizes(self):
+    def state_sizes(self) -> tuple[int, ...]:
         return (self.proj_size or self.units, self.units)      # (h, c)
 
-    def param_shapes(self, input_dim):
+    def param_shapes(self, input_dim: int) -> dict[str, tuple[int, ...]]:
         shapes = super().param_shapes(input_dim)
         if self.proj_size:
             shapes["P"] = (self.units, self.proj_size)
         return shapes
 
-    def allocate(self, tr):
+    def allocate(self, tr: Trace) -> None:
         H = self.units
         tr.buffer("gates", 4 * H)          # i, f, g, o after their activations
         tr.buffer("act_c", H)              # σ(c_t)
@@ -51,7 +60,7 @@ class LSTMCell(Cell):
             tr.buffer("m", H)              # m_t = o ⊙ σ(c_t), the input of the projection
             tr.buffer("dh", self.proj_size)  # ∂L/∂h_t, for ∂L/∂P after the loop
 
-    def step(self, p, tr, t, xw_t):
+    def step(self, p: Params, tr: Trace, t: int, xw_t: np.ndarray) -> None:
         np_, H = tr.xp, self.units
         h_prev, c_prev = tr.states[0][t], tr.states[1][t]
         h, c = tr.states[0][t + 1], tr.states[1][t + 1]
@@ -74,7 +83,8 @@ class LSTMCell(Cell):
         else:
             np_.multiply(o, act_c, out=h)                          # h_t = o ⊙ σ(c_t)
 
-    def step_back(self, p, tr, t, ds, dxw_t):
+    def step_back(self, p: Params, tr: Trace, t: int, ds: list[np.ndarray],
+                  dxw_t: np.ndarray) -> list[np.ndarray]:
         H = self.units
         dh, dc = ds                                                # ∂L/∂h_t, ∂L/∂c_t
         z = tr.cache["gates"][t]
@@ -96,7 +106,8 @@ class LSTMCell(Cell):
             dh_prev *= tr.rec_mask
         return [dh_prev, dc * f]                                   # ∂L/∂c_{t-1} = ∂L/∂c_t ⊙ f
 
-    def recurrent_grads(self, p, tr, dxw, matmul=matmul):
+    def recurrent_grads(self, p: Params, tr: Trace, dxw: np.ndarray,
+                        matmul: MatMul = matmul) -> Params:
         grads = {"W": matmul(flat(tr.prev_input()).T, flat(dxw))}  # Σ_t h_{t-1}ᵀ ∂L/∂a_t
         if self.proj_size:
             grads["P"] = matmul(flat(tr.cache["m"]).T, flat(tr.cache["dh"]))  # Σ_t m_tᵀ ∂L/∂h_t
