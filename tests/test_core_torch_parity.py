@@ -14,9 +14,11 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 from rnnkit import GRU, LSTM, Bidirectional, Dense, RNNStack, Sequential, SimpleRNN
 from rnnkit.io import from_torch, to_torch
 
+from helpers import TORCH_KINDS, torch_module
+
 TOL = {np.float64: 1e-10, np.float32: 1e-5}
 TORCH_DTYPE = {np.float64: torch.float64, np.float32: torch.float32}
-KINDS = ["rnn_tanh", "rnn_relu", "lstm", "lstm_proj", "gru"]
+KINDS = TORCH_KINDS            # rnn, rnn_relu, lstm, lstm_proj, gru
 
 pytestmark = pytest.mark.filterwarnings("ignore:LSTM with projections is not supported")
 
@@ -46,13 +48,7 @@ def make_module(kind, D, H, num_layers=1, bidirectional=False, batch_first=True,
     torch.manual_seed(seed)
     kw = dict(num_layers=num_layers, bidirectional=bidirectional, batch_first=batch_first,
               bias=bias, dropout=dropout)
-    if kind.startswith("rnn"):
-        m = torch.nn.RNN(D, H, nonlinearity=kind[4:], **kw)
-    elif kind.startswith("lstm"):
-        m = torch.nn.LSTM(D, H, proj_size=max(1, H // 2) if kind == "lstm_proj" else 0, **kw)
-    else:
-        m = torch.nn.GRU(D, H, **kw)
-    m = m.to(TORCH_DTYPE[dtype])
+    m = torch_module(kind, D, H, **kw).to(TORCH_DTYPE[dtype])
     m.eval()                      # no dropout: the same function on both sides
     return m
 

@@ -22,6 +22,8 @@ import rnnkit as rk
 from rnnkit.io import from_keras, to_keras
 from rnnkit.io.keras import KerasFormatError
 
+from helpers import max_diff, padded_floats, padded_ids, randomize
+
 TOL32 = 1e-5
 SIZES = [(3, 7), (1, 11)]            # (batch, time): both sizes through the same model
 
@@ -33,48 +35,11 @@ def randomize_keras(model, seed=0):
         w.assign(rng.normal(0.0, 0.5, tuple(w.shape)).astype(w.dtype))
 
 
-def randomize_rnnkit(model, seed=0):
-    rng = np.random.default_rng(seed)
-    for p in model.params.values():
-        p[...] = rng.normal(0.0, 0.5, p.shape)
-
-
-def float_batch(N, T, D, seed, masked=True, dtype="float32"):
-    """Sequences padded with all-zero steps at the end, at the start and in the middle."""
-    x = np.random.default_rng(seed).normal(size=(N, T, D)).astype(dtype)
-    if masked and T >= 4:
-        x[0, -2:] = 0.0                 # post-padding
-        x[-1, :2] = 0.0                 # pre-padding (Keras's pad_sequences default)
-        if N > 2:
-            x[1, T // 2] = 0.0          # a hole
-    return x
-
-
-def id_batch(N, T, vocab, seed):
-    x = np.random.default_rng(seed).integers(1, vocab, size=(N, T))
-    if T >= 4:
-        x[0, -3:] = 0
-        x[-1, :2] = 0
-        if N > 2:
-            x[1, 1] = 0
-    return x
-
-
 def keras_predict(model, x):
     y = model(x, training=False)
     if isinstance(y, (list, tuple)):
         return [keras.ops.convert_to_numpy(v) for v in y]
     return keras.ops.convert_to_numpy(y)
-
-
-def max_diff(a, b):
-    """max |a - b| / max(1, max |b|): the absolute difference for outputs of order 1,
-    relative for large ones (a linear SimpleRNN's outputs reach ~40)."""
-    if isinstance(a, (list, tuple)):
-        return max(max_diff(u, v) for u, v in zip(a, b))
-    assert np.shape(a) == np.shape(b)
-    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
-    return float(np.max(np.abs(a - b)) / max(1.0, np.max(np.abs(b))))
 
 
 # ---- Keras models, each with the kind of input it takes ----------------------------------
@@ -166,7 +131,7 @@ def build_keras(name, seed=0, dtype=None):
 
 
 def batch(kind, N, T, seed, dtype="float32"):
-    return id_batch(N, T, VOCAB, seed) if kind == "ids" else float_batch(N, T, D, seed,
+    return padded_ids(N, T, VOCAB, seed) if kind == "ids" else padded_floats(N, T, D, seed,
                                                                           dtype=dtype)
 
 
@@ -218,14 +183,14 @@ def test_from_keras_float64_and_dtype_override(tmp_path):
     kmodel.save(tmp_path / "f64.keras")
     model = from_keras(tmp_path / "f64.keras")
     assert all(p.dtype == np.float64 for p in model.params.values())
-    x = float_batch(3, 6, D, seed=2, dtype="float64")
+    x = padded_floats(3, 6, D, seed=2, dtype="float64")
     assert max_diff(model(x), keras_predict(kmodel, x)) <= 1e-13
     # a float32 Keras file read in float64 (e.g. for gradient checks) keeps its numbers
     kmodel32, _ = build_keras("lstm_stack_go_backwards", seed=1)
     kmodel32.save(tmp_path / "f32.keras")
     m64 = from_keras(tmp_path / "f32.keras", dtype="float64")
     assert all(p.dtype == np.float64 for p in m64.params.values())
-    x = float_batch(2, 5, D, seed=2)
+    x = padded_floats(2, 5, D, seed=2)
     assert max_diff(m64(x.astype("float64")), keras_predict(kmodel32, x)) <= TOL32
 
 
@@ -238,7 +203,7 @@ def test_from_keras_of_a_stateful_model_carries_state_like_keras(tmp_path):
     model = from_keras(tmp_path / "s.keras")
     assert all(layer.stateful for layer in model.layers)
     for seed in range(3):                               # the second and third calls carry state
-        x = float_batch(2, 5, D, seed=seed, masked=False)
+        x = padded_floats(2, 5, D, seed=seed, masked=False)
         assert max_diff(model(x), keras_predict(kmodel, x)) <= TOL32
 
 
@@ -304,7 +269,7 @@ def build_rnnkit(name, seed=0, dtype="float32"):
     make, kind = RNNKIT_MODELS[name]
     model = rk.Sequential(make(), name=f"r_{name}").astype(dtype)
     model(batch(kind, 2, 3, seed=0, dtype=dtype))          # builds every layer
-    randomize_rnnkit(model, seed)
+    randomize(model, seed)
     return model, kind
 
 
@@ -330,11 +295,11 @@ def test_to_keras_float64(tmp_path):
                            rk.Bidirectional(rk.GRU(4), merge_mode="mul")],
                           dtype="float64")
     model.astype("float64")
-    randomize_rnnkit(model, 4)
+    randomize(model, 4)
     to_keras(model, tmp_path / "m.keras")
     kmodel = keras.saving.load_model(tmp_path / "m.keras")
     assert all(w.dtype == "float64" for w in kmodel.weights)
-    x = float_batch(3, 6, D, seed=1, dtype="float64")
+    x = padded_floats(3, 6, D, seed=1, dtype="float64")
     assert max_diff(keras_predict(kmodel, x), model(x)) <= 1e-13
 
 
@@ -346,7 +311,7 @@ def test_to_keras_weights_only_loads_into_the_keras_model(tmp_path):
         K.Dropout(0.2), K.TimeDistributed(K.Dense(3, activation="relu")),
         K.GRU(3, go_backwards=True), K.Dense(2, activation="sigmoid")])
     kmodel.load_weights(tmp_path / "m.weights.h5")
-    x = id_batch(3, 8, VOCAB, seed=3)
+    x = padded_ids(3, 8, VOCAB, seed=3)
     assert max_diff(keras_predict(kmodel, x), model(x)) <= TOL32
 
 
@@ -354,7 +319,7 @@ def test_a_keras_file_written_by_rnnkit_survives_keras_resaving(tmp_path):
     model, kind = build_rnnkit("bidirectional_concat", seed=2)
     to_keras(model, tmp_path / "a.keras")
     keras.saving.load_model(tmp_path / "a.keras").save(tmp_path / "b.keras")
-    x = float_batch(2, 5, D, seed=0)
+    x = padded_floats(2, 5, D, seed=0)
     assert max_diff(from_keras(tmp_path / "b.keras")(x), model(x)) <= 1e-7
 
 
@@ -368,7 +333,7 @@ def test_a_keras_file_written_by_rnnkit_survives_keras_resaving(tmp_path):
 ])
 def test_to_keras_refuses_what_keras_cannot_represent(layers, match, tmp_path):
     model = rk.Sequential(layers)
-    model(float_batch(2, 3, D, seed=0, masked=False))
+    model(padded_floats(2, 3, D, seed=0, masked=False))
     with pytest.raises(KerasFormatError, match=match):
         to_keras(model, tmp_path / "m.keras")
     assert not (tmp_path / "m.keras").exists()
@@ -472,7 +437,7 @@ def test_from_keras_refuses_weights_that_do_not_fit(tmp_path):
     # layers without weights (Dropout) may differ: the numbering is per class
     with_dropout = rk.Sequential([rk.LSTM(3, return_sequences=True), rk.Dropout(0.5),
                                   rk.GRU(2)])
-    x = float_batch(2, 4, D, seed=0)
+    x = padded_floats(2, 4, D, seed=0)
     assert max_diff(from_keras(wpath, with_dropout)(x), keras_predict(kmodel, x)) <= TOL32
 
 

@@ -10,51 +10,25 @@ import rnnkit as rk
 from rnnkit.io import to_onnx
 from rnnkit.io.onnx import OnnxExportError
 
+from helpers import max_diff, padded_floats, padded_ids, randomize
+
 TOL = 1e-5
 SIZES = [(3, 7), (1, 12), (5, 1), (2, 4)]        # (batch, time), all through one session
 D, VOCAB = 4, 15
 
 
-def randomize(model, seed=0):
-    rng = np.random.default_rng(seed)
-    for p in model.params.values():
-        p[...] = rng.normal(0.0, 0.5, p.shape)
-
-
 def float_batch(N, T, seed, masked=True):
-    x = np.random.default_rng(seed).normal(size=(N, T, D)).astype(np.float32)
-    if masked and T >= 4:
-        x[0, -2:] = 0.0                  # post-padding
-        x[-1, :2] = 0.0                  # pre-padding
-        if N > 2:
-            x[1, T // 2] = 0.0           # a hole
-            x[2, :] = 0.0                # nothing at all
-    return x
+    return padded_floats(N, T, D, seed, masked=masked, empty_row=True)
 
 
 def id_batch(N, T, seed):
-    x = np.random.default_rng(seed).integers(1, VOCAB, size=(N, T)).astype(np.int64)
-    if T >= 4:
-        x[0, -3:] = 0
-        x[-1, :2] = 0
-        if N > 2:
-            x[1, 1] = 0
-            x[1, 3] = 0
-    return x
+    return padded_ids(N, T, VOCAB, seed, holes=(1, 3), dtype=np.int64)
 
 
 def session(model, path, **kw):
     proto = to_onnx(model, path, **kw)
     onnx.checker.check_model(proto)
     return proto, ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-
-
-def max_diff(a, b):
-    if isinstance(a, (list, tuple)):
-        return max(max_diff(u, v) for u, v in zip(a, b))
-    assert np.shape(a) == np.shape(b), (np.shape(a), np.shape(b))
-    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
-    return float(np.max(np.abs(a - b)) / max(1.0, np.max(np.abs(b))))
 
 
 F = dict(input_shape=(None, D))

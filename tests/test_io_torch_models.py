@@ -10,14 +10,10 @@ import rnnkit as rk
 from rnnkit.io import from_torch, to_torch
 from rnnkit.io.torch_modules import RNNBlock
 
+from helpers import max_diff, randomize
+
 TOL = {np.float32: 1e-5, np.float64: 1e-12}
 VOCAB, D = 13, 4
-
-
-def max_diff(a, b):
-    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
-    assert a.shape == b.shape, (a.shape, b.shape)
-    return float(np.max(np.abs(a - b)) / max(1.0, np.max(np.abs(b))))
 
 
 def ids(N, T, seed):
@@ -26,12 +22,6 @@ def ids(N, T, seed):
 
 def floats(N, T, seed, dtype=np.float32):
     return np.random.default_rng(seed).normal(size=(N, T, D)).astype(dtype)
-
-
-def randomize(model, seed=0):
-    rng = np.random.default_rng(seed)
-    for p in model.params.values():
-        p[...] = rng.normal(0.0, 0.5, p.shape)
 
 
 def run_torch(module, x):
