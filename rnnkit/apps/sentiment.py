@@ -89,6 +89,8 @@ def build_model(vocab_size, args):
     cell = CELLS[args.cell]
     return Sequential([
         Embedding(vocab_size, args.embed, mask_zero=True),
+        *([Dropout(args.word_dropout, noise_shape=(None, None, 1))] if args.word_dropout
+          else []),
         Dropout(args.dropout),
         Bidirectional(cell(args.units)),
         Dropout(args.dropout),
@@ -119,6 +121,8 @@ def configure_train(p):
                    help="word vector size (default: 128)")
     g.add_argument("--dropout", type=float, default=0.5,
                    help="dropout on the word vectors and on the encoding (default: 0.5)")
+    g.add_argument("--word-dropout", type=float, default=0.0,
+                   help="drop whole word vectors at this rate in training (default: 0)")
     g.add_argument("--min-count", type=positive_int, default=2,
                    help="words seen fewer times in training are unknown (default: 2)")
     g = p.add_argument_group("training")
@@ -127,14 +131,19 @@ def configure_train(p):
     g.add_argument("--patience", type=positive_int, default=3,
                    help="stop after this many epochs without a better validation loss "
                         "(default: 3)")
+    g.add_argument("--checks", type=positive_int, default=1,
+                   help="validation checks per epoch; the best check's weights are kept "
+                        "(default: 1)")
     g.add_argument("--batch", type=positive_int, default=32, help="batch size (default: 32)")
     g.add_argument("--learning-rate", type=float, default=2e-3,
                    help="Adam's learning rate (default: 0.002)")
 
 
 def train(args):
-    if not 0 <= args.dropout < 1:
-        raise AppInputError(f"--dropout must be in [0, 1); got {args.dropout}")
+    for name in ("dropout", "word_dropout"):
+        if not 0 <= getattr(args, name) < 1:
+            raise AppInputError(f"--{name.replace('_', '-')} must be in [0, 1); got "
+                                f"{getattr(args, name)}")
     if not args.learning_rate > 0:
         raise AppInputError(f"--learning-rate must be positive; got {args.learning_rate}")
     set_seed(args.seed)
@@ -154,50 +163,54 @@ def train(args):
     rng = np.random.default_rng(args.seed)
     deadline = time.perf_counter() + args.minutes * 60
     best, best_state, waited, log = np.inf, None, 0, []
+    eps = 1e-7
+    out_of_time = False
     for epoch in range(args.epochs):
         plan = batches(fit_seqs, args.batch, rng)
         bar = None if args.quiet else ProgressBar(len(plan), unit="batches")
         if bar:
             print(f"Epoch {epoch + 1}/{args.epochs}")
-        total, seen, out_of_time = 0.0, 0, False
+        every = max(1, -(-len(plan) // args.checks))       # validation checks per epoch
+        total, seen, shown = 0.0, 0, {}
         for k, idx in enumerate(plan, 1):
             x, y = _pad(fit_seqs, idx), fit_y[idx][:, None]
             record = model.train_on_batch(x, y)
             total += record["loss"] * len(idx)
             seen += len(idx)
+            out_of_time = time.perf_counter() > deadline
+            if k % every == 0 or k == len(plan) or out_of_time:
+                p = predict_proba(model, val_seqs)
+                val_loss = float(-np.mean(val_y * np.log(p + eps)
+                                          + (1 - val_y) * np.log(1 - p + eps)))
+                val_acc = float(np.mean((p > 0.5) == (val_y > 0.5)))
+                log.append({"epoch": round(epoch + k / len(plan), 2),
+                            "loss": round(total / seen, 4), "val_loss": round(val_loss, 4),
+                            "val_accuracy": round(val_acc, 4)})
+                shown = {"val_loss": val_loss, "val_accuracy": val_acc}
+                if val_loss < best - 1e-4:
+                    best, waited = val_loss, 0
+                    best_state = {n: v.copy() for n, v in model.params.items()}
+                else:
+                    waited += 1
             if bar:
-                bar.update(k, {"loss": total / seen})
-            if time.perf_counter() > deadline:
-                out_of_time = True
+                bar.update(k, {"loss": total / seen, **shown})
+            if out_of_time or waited >= args.patience * args.checks:
                 break
-        p = predict_proba(model, val_seqs)
-        eps = 1e-7
-        val_loss = float(-np.mean(val_y * np.log(p + eps) + (1 - val_y) * np.log(1 - p + eps)))
-        val_acc = float(np.mean((p > 0.5) == (val_y > 0.5)))
-        log.append({"epoch": epoch + 1, "loss": round(total / max(seen, 1), 4),
-                    "val_loss": round(val_loss, 4), "val_accuracy": round(val_acc, 4)})
         if bar:
-            bar.finish(len(plan) if not out_of_time else k,
-                       {"loss": total / max(seen, 1), "val_loss": val_loss,
-                        "val_accuracy": val_acc})
-        if val_loss < best - 1e-4:
-            best, waited = val_loss, 0
-            best_state = {k: v.copy() for k, v in model.params.items()}
-        else:
-            waited += 1
+            bar.finish(k, {"loss": total / max(seen, 1), **shown})
         if out_of_time:
             if not args.quiet:
                 print(f"time budget of {args.minutes:g} min reached", file=sys.stderr)
             break
-        if waited >= args.patience:
+        if waited >= args.patience * args.checks:
             break
     if best_state is not None:
-        for k, v in model.params.items():
-            v[...] = best_state[k]
+        for n, v in model.params.items():
+            v[...] = best_state[n]
     best_epoch = min(log, key=lambda r: r["val_loss"])
     metadata = {"vocab": vocab, "min_count": args.min_count, "cell": args.cell,
                 "units": args.units, "embed": args.embed, "dropout": args.dropout,
-                "epochs_run": len(log), "best_epoch": best_epoch["epoch"],
+                "epochs_run": log[-1]["epoch"], "best_epoch": best_epoch["epoch"],
                 "val_accuracy": best_epoch["val_accuracy"], "history": log,
                 "train_snippets": len(fit_rows), "validation_snippets": len(val_rows)}
     return model, metadata
@@ -205,7 +218,7 @@ def train(args):
 
 # -- baselines ----------------------------------------------------------------------------------
 def bow_logistic_regression(train_seqs, train_y, val_seqs, val_y, test_seqs, vocab_size,
-                            l2_grid=(1e-4, 1e-3, 1e-2), steps=300):
+                            l2_grid=(1e-5, 1e-4, 1e-3, 1e-2), steps=300):
     """Binary bag-of-words logistic regression in NumPy (full-batch Adam); the L2 weight is
     chosen on the validation slice, then the model is refitted on train + validation.
     Returns (test probabilities, chosen L2)."""
