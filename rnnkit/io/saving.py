@@ -293,9 +293,9 @@ class _ModelFile:
                                  f"{FORMAT_VERSION}). The file is damaged or was not written "
                                  f"by rnnkit")
         if version > FORMAT_VERSION:
+            known = f"s 1 to {FORMAT_VERSION}" if FORMAT_VERSION > 1 else f" {FORMAT_VERSION}"
             raise ModelFileError(f"{path!r} was written{by} in model-file format {version}; this "
-                                 f"rnnkit reads formats 1 to {FORMAT_VERSION}. Upgrade rnnkit "
-                                 f"to load it.")
+                                 f"rnnkit reads format{known} only. Upgrade rnnkit to load it.")
         spec = header.get("model")
         if not isinstance(spec, dict) or not isinstance(spec.get("class_name"), str) \
                 or not isinstance(spec.get("config"), dict):
