@@ -21,6 +21,7 @@ gradients are softmax(ŷ) - y and σ(ŷ) - y.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 
@@ -36,13 +37,14 @@ class Loss:
     name = ""
     sparse = False
 
-    def __init__(self, time_reduction="sum"):
+    def __init__(self, time_reduction: str = "sum") -> None:
         if time_reduction not in ("sum", "mean"):
             raise ValueError(f"{type(self).__name__}: time_reduction must be 'sum' (the lecture's "
                              f"L = Σ_t L_t) or 'mean'; got {time_reduction!r}")
         self.time_reduction = time_reduction
 
-    def __call__(self, y_true, y_pred, mask=None, sample_weight=None):
+    def __call__(self, y_true: np.ndarray, y_pred: np.ndarray, mask: np.ndarray | None = None,
+                 sample_weight: np.ndarray | None = None) -> tuple[float, np.ndarray]:
         """(value, gradient): the batch mean of the per-sequence losses, and its
         gradient with respect to ``y_pred``."""
         np_ = xp()
@@ -279,7 +281,7 @@ _CLASSES = {
 }
 
 
-def get(loss, **kwargs) -> Loss:
+def get(loss: str | Loss, **kwargs: Any) -> Loss:
     """A loss by name (Keras's names) or an instance; kwargs go to the constructor."""
     if isinstance(loss, Loss):
         return loss

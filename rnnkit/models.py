@@ -6,8 +6,22 @@ params/grads) and add training (``compile``/``fit``, see ``rnnkit.training``).
 """
 from __future__ import annotations
 
+import os
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import numpy.typing as npt
+
 from . import backend, validation
 from .layers import Bidirectional, Dropout, Layer, Recurrent, Wrapper
+
+if TYPE_CHECKING:
+    from .callbacks import Callback, History
+    from .distributed import Communicator
+    from .losses import Loss
+    from .metrics import Metric
+    from .optim import Optimizer
 
 
 class Model(Wrapper):
@@ -23,7 +37,9 @@ class Model(Wrapper):
         self.history = None
 
     # -- training (rnnkit.training holds the loops) ---------------------------------------
-    def compile(self, loss, optimizer="adam", metrics=None, time_reduction=None, **loss_kwargs):
+    def compile(self, loss: str | Loss, optimizer: str | Optimizer = "adam",
+                metrics: Sequence[str | Metric] | None = None, time_reduction: str | None = None,
+                **loss_kwargs: Any) -> Model:
         """Choose the loss (a name or rnnkit.losses.Loss), the optimizer (a name or
         rnnkit.optim.Optimizer) and metrics.  ``time_reduction``: 'sum' (the lecture's
         L = Σ_t L_t, default) or 'mean' over the steps of each sequence."""
@@ -31,9 +47,12 @@ class Model(Wrapper):
         training.compile_model(self, loss, optimizer, metrics, time_reduction, **loss_kwargs)
         return self
 
-    def fit(self, x, y, batch_size=32, epochs=1, verbose=1, callbacks=None,
-            validation_split=0.0, validation_data=None, shuffle=True, initial_epoch=0,
-            tbptt=None, sample_weight=None, distributed=False):
+    def fit(self, x: npt.ArrayLike, y: npt.ArrayLike, batch_size: int = 32, epochs: int = 1,
+            verbose: int = 1, callbacks: Sequence[Callback] | None = None,
+            validation_split: float = 0.0, validation_data: tuple | None = None,
+            shuffle: bool = True, initial_epoch: int = 0,
+            tbptt: int | tuple[int, int] | None = None, sample_weight: npt.ArrayLike | None = None,
+            distributed: bool | Communicator = False) -> History:
         """Train; returns a History.  ``tbptt=k`` or ``(k1, k2)`` trains with truncated BPTT.
         ``distributed=True``: data-parallel over the MPI processes this program was started
         as (``mpiexec -n 4 python train.py``; see rnnkit.distributed)."""
@@ -52,16 +71,19 @@ class Model(Wrapper):
                             initial_epoch=initial_epoch, tbptt=tbptt,
                             sample_weight=sample_weight)
 
-    def evaluate(self, x, y, batch_size=32, verbose=0, sample_weight=None, return_dict=False):
+    def evaluate(self, x: npt.ArrayLike, y: npt.ArrayLike, batch_size: int = 32, verbose: int = 0,
+                 sample_weight: npt.ArrayLike | None = None,
+                 return_dict: bool = False) -> float | list[float] | dict[str, float]:
         from . import training
         return training.evaluate(self, x, y, sample_weight=sample_weight, batch_size=batch_size,
                                  verbose=verbose, return_dict=return_dict)
 
-    def predict(self, x, batch_size=32, verbose=0):
+    def predict(self, x: npt.ArrayLike, batch_size: int = 32, verbose: int = 0) -> np.ndarray:
         from . import training
         return training.predict(self, x, batch_size=batch_size, verbose=verbose)
 
-    def train_on_batch(self, x, y, sample_weight=None):
+    def train_on_batch(self, x: npt.ArrayLike, y: npt.ArrayLike,
+                       sample_weight: npt.ArrayLike | None = None) -> dict[str, Any]:
         """One update on one batch; returns the step record (loss, grad_norm, clipped, lr)."""
         from . import training
         if not self.compiled:
@@ -69,13 +91,15 @@ class Model(Wrapper):
         return training.train_step(self, x, y, sample_weight)[0]
 
     # -- files ----------------------------------------------------------------------------
-    def save(self, path, include_optimizer=True, metadata=None):
+    def save(self, path: str | os.PathLike, include_optimizer: bool = True,
+             metadata: dict[str, Any] | None = None) -> str:
         """Write the model to ``path`` (see rnnkit.io.saving): safe (no pickle) and atomic.
         ``metadata`` (a JSON-serializable dict) is stored with it as ``model.metadata``."""
         from .io.saving import save_model
         return save_model(self, path, include_optimizer=include_optimizer, metadata=metadata)
 
-    def summary(self, print_fn=print, line_length=80):
+    def summary(self, print_fn: Callable[[str], Any] | None = print,
+                line_length: int = 80) -> str:
         """A table of layers, output shapes and parameter counts, as Keras prints it."""
         from .summary import summary_lines
         text = "\n".join(summary_lines(self, line_length))
@@ -103,13 +127,13 @@ class Sequential(Model):
     Masks propagate from layer to layer (Embedding(mask_zero=True), Masking).
     """
 
-    def __init__(self, layers=None, **kwargs):
+    def __init__(self, layers: Sequence[Layer] | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.layers = []
+        self.layers: list[Layer] = []
         for layer in layers or []:
             self.add(layer)
 
-    def add(self, layer):
+    def add(self, layer: Layer) -> None:
         self._check_child(layer, self.layers)
         if getattr(layer, "return_state", False):
             raise ValueError(f"{self.who}: layer {layer.name!r} has return_state=True, which "

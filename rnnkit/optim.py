@@ -23,7 +23,8 @@ from __future__ import annotations
 
 import math
 import numbers
-
+from collections.abc import Callable
+from typing import Any
 
 from . import backend
 from .backend import xp
@@ -93,6 +94,10 @@ _SCHEDULES = {c.__name__: c for c in (ExponentialDecay, CosineDecay, PiecewiseCo
 
 
 # -- clipping ------------------------------------------------------------------------------------
+# A learning rate: a number, a Schedule or any function of the step, or a schedule's config.
+LearningRate = float | Schedule | Callable[[int], float] | dict
+
+
 def global_norm(grads) -> float:
     """‖G‖ = √(Σ_tensors ‖g‖²)."""
     return math.sqrt(sum(float((g * g).sum()) for g in grads.values()))
@@ -129,9 +134,12 @@ class Optimizer:
 
     slots: tuple = ()          # names of the per-parameter state arrays
 
-    def __init__(self, learning_rate=0.01, *, clip_value=None, clip_norm_per_tensor=None,
-                 clip_global_norm=None, clipvalue=None, clipnorm=None, global_clipnorm=None,
-                 lr=None, name=None):
+    def __init__(self, learning_rate: LearningRate = 0.01, *,
+                 clip_value: float | None = None, clip_norm_per_tensor: float | None = None,
+                 clip_global_norm: float | None = None, clipvalue: float | None = None,
+                 clipnorm: float | None = None,
+                 global_clipnorm: float | None = None, lr: LearningRate | None = None,
+                 name: str | None = None) -> None:
         who = type(self).__name__
         if lr is not None:
             learning_rate = lr
@@ -139,7 +147,7 @@ class Optimizer:
             learning_rate = schedule_from_config(learning_rate)
         if not isinstance(learning_rate, Schedule) and not callable(learning_rate):
             if isinstance(learning_rate, bool) or not isinstance(learning_rate, numbers.Real) \
-                    or not learning_rate >= 0 or not math.isfinite(learning_rate):
+                    or not float(learning_rate) >= 0 or not math.isfinite(learning_rate):
                 raise ValueError(f"{who}: learning_rate must be a non-negative number or a "
                                  f"schedule; got {learning_rate!r}")
             learning_rate = float(learning_rate)
@@ -227,7 +235,8 @@ def _positive_or_none(v, name, who):
 
 
 class SGD(Optimizer):
-    def __init__(self, learning_rate=0.01, momentum=0.0, nesterov=False, **kwargs):
+    def __init__(self, learning_rate: LearningRate = 0.01, momentum: float = 0.0,
+                 nesterov: bool = False, **kwargs: Any) -> None:
         super().__init__(learning_rate, **kwargs)
         self.momentum = float(momentum)
         self.nesterov = bool(nesterov)
@@ -252,7 +261,8 @@ class SGD(Optimizer):
 class RMSprop(Optimizer):
     slots = ("rms",)
 
-    def __init__(self, learning_rate=0.001, rho=0.9, epsilon=1e-7, **kwargs):
+    def __init__(self, learning_rate: LearningRate = 0.001, rho: float = 0.9,
+                 epsilon: float = 1e-7, **kwargs: Any) -> None:
         super().__init__(learning_rate, **kwargs)
         self.rho, self.epsilon = float(rho), float(epsilon)
 
@@ -269,7 +279,8 @@ class RMSprop(Optimizer):
 class Adagrad(Optimizer):
     slots = ("accumulator",)
 
-    def __init__(self, learning_rate=0.001, initial_accumulator_value=0.1, epsilon=1e-7, **kwargs):
+    def __init__(self, learning_rate: LearningRate = 0.001, initial_accumulator_value: float = 0.1,
+                 epsilon: float = 1e-7, **kwargs: Any) -> None:
         super().__init__(learning_rate, **kwargs)
         self.initial_accumulator_value = float(initial_accumulator_value)
         self.epsilon = float(epsilon)
@@ -290,7 +301,8 @@ class Adagrad(Optimizer):
 class Adam(Optimizer):
     slots = ("m", "v")
 
-    def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7, **kwargs):
+    def __init__(self, learning_rate: LearningRate = 0.001, beta_1: float = 0.9, beta_2: float = 0.999,
+                 epsilon: float = 1e-7, **kwargs: Any) -> None:
         super().__init__(learning_rate, **kwargs)
         self.beta_1, self.beta_2, self.epsilon = float(beta_1), float(beta_2), float(epsilon)
 
@@ -307,7 +319,8 @@ class Adam(Optimizer):
 
 
 class AdamW(Adam):
-    def __init__(self, learning_rate=0.001, weight_decay=0.004, **kwargs):
+    def __init__(self, learning_rate: LearningRate = 0.001, weight_decay: float = 0.004,
+                 **kwargs: Any) -> None:
         super().__init__(learning_rate, **kwargs)
         self.weight_decay = float(weight_decay)
 
@@ -322,7 +335,7 @@ class AdamW(Adam):
 _OPTIMIZERS = {"sgd": SGD, "rmsprop": RMSprop, "adagrad": Adagrad, "adam": Adam, "adamw": AdamW}
 
 
-def get(optimizer, **kwargs) -> Optimizer:
+def get(optimizer: str | Optimizer, **kwargs: Any) -> Optimizer:
     """An optimizer by name ('sgd', 'rmsprop', 'adagrad', 'adam', 'adamw') or instance."""
     if isinstance(optimizer, Optimizer):
         return optimizer
