@@ -103,7 +103,7 @@ def test_train_evaluate_predict(data, capsys, tmp_path):
         assert 0.0 <= p <= 1.0
     assert lines[2].endswith("zzyzx qwerty")
 
-    for empty in ["", "   ", "!!"[:0]]:
+    for empty in ["", "   ", " \t "]:
         code, _, err = run_cli(["sentiment", "predict", "--model", str(model), empty], capsys)
         assert code == 2 and "expected a sentence to rate" in err and "Traceback" not in err
     words = tmp_path / "lines.txt"
@@ -134,12 +134,13 @@ def test_predict_probability_matches_the_model(data, tmp_path, capsys):
     ("1\t7.5\tfine\r\n", "rating must be in [-4, 4]"),
     ("1\t0.5\ta\r\n1\t-0.5\tb\r\n", "ids are not unique"),
     ("\r\n\r\n", "holds no snippets"),
+    ("".join(f"{i}\t0.5\tgood\r\n" for i in range(1, 9)), "too few training snippets"),
 ])
 def test_malformed_data(tmp_path, capsys, text, message):
     bad = tmp_path / "bad.txt"
     bad.write_bytes(text.encode("utf-8"))
     code, _, err = run_cli(["sentiment", "train", "--data", str(bad), *TINY], capsys)
-    assert code == 1 and message in err and "Traceback" not in err
+    assert code in (1, 2) and message in err and "Traceback" not in err
 
 
 def test_bad_options_and_missing_model(data, tmp_path, capsys):

@@ -150,6 +150,9 @@ def train(args):
     train_rows, _ = movie_reviews.split(_records(args))
     texts = [t for _, _, t, _ in train_rows]
     labels = np.array([y for *_, y in train_rows], dtype=np.float32)
+    if len(texts) < 10:
+        raise AppInputError(f"too few training snippets to train on: {len(texts)} (at least "
+                            f"10; the test split is the ids divisible by 5)")
     fit_rows, val_rows = _validation_split(len(texts))
     vocab = build_vocab([texts[i] for i in fit_rows], args.min_count)
     index = {w: i + 2 for i, w in enumerate(vocab)}
