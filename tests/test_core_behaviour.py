@@ -4,8 +4,20 @@ import numpy as np
 import pytest
 
 import rnnkit
-from rnnkit import (GRU, LSTM, Bidirectional, Dense, Dropout, Embedding, Masking, RNNStack,
-                    Sequential, SimpleRNN, TimeDistributed)
+from rnnkit import (
+    GRU,
+    LSTM,
+    Bidirectional,
+    Dense,
+    Dropout,
+    Embedding,
+    Masking,
+    RNNStack,
+    Sequential,
+    SimpleRNN,
+    TimeDistributed,
+)
+
 from helpers import CELL_KINDS, normal, recurrent_layer
 
 N, T, D, H = 3, 6, 3, 4

@@ -8,8 +8,18 @@ import numpy as np
 import pytest
 import torch
 
-from rnnkit import (GRU, LSTM, Bidirectional, Dense, Dropout, Embedding, Masking, Sequential,
-                    TimeDistributed, gradcheck)
+from rnnkit import (
+    GRU,
+    LSTM,
+    Bidirectional,
+    Dense,
+    Dropout,
+    Embedding,
+    Masking,
+    Sequential,
+    TimeDistributed,
+    gradcheck,
+)
 from rnnkit.io import from_torch
 
 from helpers import CELL_KINDS, TORCH_KINDS, half, normal, recurrent_layer, torch_module

@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 
 import rnnkit
-from rnnkit import GRU, LSTM, Bidirectional, Dense, Sequential, SimpleRNN, diagnostics as dg
+from rnnkit import GRU, LSTM, Bidirectional, Dense, Sequential, SimpleRNN
+from rnnkit import diagnostics as dg
 from rnnkit.diagnostics import tasks
 
 from helpers import recurrent_layer

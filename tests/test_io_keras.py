@@ -12,10 +12,9 @@ os.environ["KERAS_BACKEND"] = "torch"
 import json
 import zipfile
 
+import keras  # noqa: E402  (after KERAS_BACKEND)
 import numpy as np
 import pytest
-
-import keras  # noqa: E402  (after KERAS_BACKEND)
 from keras import layers as K
 
 import rnnkit as rk
@@ -450,6 +449,7 @@ def test_from_keras_names_legacy_keras2_h5_files(tmp_path):
 
 def test_keras_to_rnnkit_to_onnx_predicts_what_keras_predicts(tmp_path):
     import onnxruntime as ort
+
     from rnnkit.io import to_onnx
     for name in ("embedding_mask_sequences", "bidirectional_concat", "vector_to_sequence"):
         kmodel, kind = build_keras(name, seed=11)
