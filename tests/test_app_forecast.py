@@ -165,3 +165,13 @@ def test_bad_options(data, capsys):
     with pytest.raises(SystemExit):
         cli.main(["forecast", "train", "--window", "0"])
     assert "expected a positive integer" in capsys.readouterr().err
+
+
+def test_example_script_runs_on_a_local_file(data, capsys):
+    import pathlib
+    import runpy
+    script = pathlib.Path(__file__).parent.parent / "examples" / "forecast.py"
+    main = runpy.run_path(str(script), run_name="example")["main"]
+    r = main(["--window", "3", "--units", "8", "--epochs", "15"], path=data)
+    assert np.isfinite(r["mae"]) and r["mae"] < r["persistence"]
+    assert "tomorrow = today" in capsys.readouterr().out

@@ -159,3 +159,36 @@ def test_bag_of_words_logistic_regression_separates_words():
     p, l2 = sentiment.bow_logistic_regression(seqs[:60], y[:60], seqs[60:70], y[60:70],
                                               seqs[70:], vocab_size=6)
     assert np.all((p > 0.5) == (y[70:] > 0.5)) and l2 in (1e-5, 1e-4, 1e-3, 1e-2)
+
+
+def test_data_from_the_archives(data, tmp_path):
+    """--data also takes hutto_ICWSM_2014.tar.gz or the package's source archive."""
+    import io
+    import tarfile
+
+    def tar_gz(path, name, blob):
+        with tarfile.open(path, "w:gz") as t:
+            info = tarfile.TarInfo(name)
+            info.size = len(blob)
+            t.addfile(info, io.BytesIO(blob))
+        return path
+
+    inner = tar_gz(tmp_path / "hutto_ICWSM_2014.tar.gz", movie_reviews.MEMBER,
+                   data.read_bytes())
+    outer = tar_gz(tmp_path / "vaderSentiment-3.3.2.tar.gz", movie_reviews.INNER,
+                   inner.read_bytes())
+    expected = movie_reviews.load_records(data)
+    assert movie_reviews.load_records(inner) == expected == movie_reviews.load_records(outer)
+    empty = tar_gz(tmp_path / "other.tar.gz", "something/else.txt", b"x")
+    with pytest.raises(movie_reviews.DataUnavailable, match="holds neither"):
+        movie_reviews.load_records(empty)
+
+
+def test_example_script_runs_on_a_local_file(data, capsys):
+    import pathlib
+    import runpy
+    script = pathlib.Path(__file__).parent.parent / "examples" / "sentiment.py"
+    main = runpy.run_path(str(script), run_name="example")["main"]
+    r = main(["--epochs", "2", "--units", "8"], path=data)
+    assert 0.0 <= r["accuracy"] <= 1.0
+    assert "test accuracy" in capsys.readouterr().out

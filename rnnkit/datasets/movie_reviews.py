@@ -91,10 +91,11 @@ def _text_from_tar(blob: bytes, origin) -> bytes:
     try:
         with tarfile.open(fileobj=io.BytesIO(blob)) as t:
             names = {m.name: m for m in t.getmembers() if m.isfile()}
-            if MEMBER in names:
-                return t.extractfile(names[MEMBER]).read()
-            if INNER in names:
-                return _text_from_tar(t.extractfile(names[INNER]).read(), origin)
+            for name in (MEMBER, INNER):
+                f = t.extractfile(names[name]) if name in names else None
+                if f is not None:
+                    blob = f.read()
+                    return blob if name == MEMBER else _text_from_tar(blob, origin)
     except (tarfile.TarError, OSError, EOFError) as e:
         raise DataUnavailable(f"cannot read {origin} ({type(e).__name__}: {e})") from None
     raise DataUnavailable(f"{origin} holds neither {MEMBER} nor {INNER}")
@@ -163,7 +164,8 @@ def load_records(path=None, quiet=True) -> dict:
 
 def split(records: dict):
     """(train, test): lists of (id, rating, text, label), zero ratings left out."""
-    train, test = [], []
+    train: list[tuple] = []
+    test: list[tuple] = []
     for i, r, t in zip(records["ids"], records["ratings"], records["texts"]):
         if r == 0:
             continue

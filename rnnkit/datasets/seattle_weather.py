@@ -55,7 +55,7 @@ def parse_rows(rows, origin="the weather file", error=DataUnavailable) -> dict:
     if missing:
         raise error(f"{origin} lacks the column(s) {', '.join(missing)}; expected the columns "
                     f"{','.join(COLUMNS)} (got {','.join(k for k in rows[0] if k)})")
-    out = {c: [] for c in COLUMNS}
+    out: dict[str, list] = {c: [] for c in COLUMNS}
     previous = None
     for n, row in enumerate(rows, 2):                    # line numbers: the header is line 1
         text = (row.get("date") or "").strip().replace("/", "-")
