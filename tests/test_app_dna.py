@@ -93,6 +93,17 @@ def test_positional_kmers_count_each_position_once():
     assert f.sum() == 60 + 59 + 58
 
 
+def test_kmer_blocks_are_the_dense_kmer_features():
+    seqs, _ = _sequences(5, seed=2)
+    dense = dna.kmer_features(seqs)
+    blocks = dna.kmer_blocks(seqs)
+    assert blocks.shape == dense.shape
+    w = np.random.default_rng(0).normal(size=(dense.shape[1], 3))
+    g = np.random.default_rng(1).normal(size=(5, 3))
+    np.testing.assert_allclose(blocks @ w, dense @ w, rtol=1e-10)
+    np.testing.assert_allclose(blocks.rmatmul(g), dense.T @ g, rtol=1e-10, atol=1e-12)
+
+
 def test_logistic_regression_learns_a_separable_rule():
     seqs, labels = _sequences(450, seed=3)
     x = dna.kmer_features(seqs, (1,))

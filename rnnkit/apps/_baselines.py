@@ -91,22 +91,58 @@ def nearest_neighbour(dist, y_reference) -> np.ndarray:
     return np.asarray(y_reference)[np.argmin(dist, axis=1)]
 
 
+class OneHotBlocks:
+    """A 0/1 feature matrix with exactly one 1 in each of B blocks per row, stored as the
+    (N, B) column indices of the ones: products cost N*B instead of N*F (positional k-mers of
+    DNA: B = 177 ones among F = 4,896 columns)."""
+
+    def __init__(self, index, n_features):
+        self.index = np.asarray(index, dtype=np.int64)
+        self.shape = (self.index.shape[0], int(n_features))
+
+    def __getitem__(self, rows):
+        return OneHotBlocks(self.index[rows], self.shape[1])
+
+    def __matmul__(self, w):                     # (N, F) @ (F, K)
+        return w[self.index].sum(axis=1)
+
+    def rmatmul(self, g):                        # (N, F).T @ (N, K)
+        flat = self.index.ravel()
+        reps = self.index.shape[1]
+        return np.stack([np.bincount(flat, weights=np.repeat(g[:, c], reps),
+                                     minlength=self.shape[1]) for c in range(g.shape[1])],
+                        axis=1)
+
+
+def _matmul(x, w):
+    return x @ w
+
+
+def _rmatmul(x, g):
+    return x.rmatmul(g) if isinstance(x, OneHotBlocks) else x.T @ g
+
+
 class LogisticRegression:
     """Multinomial logistic regression with an L2 penalty (not on the biases), fitted by
-    full-batch gradient descent with Nesterov momentum; deterministic (starts from zeros)."""
+    full-batch gradient descent with Nesterov momentum; deterministic (starts from zeros).
+    ``x``: a dense array or ``OneHotBlocks``."""
 
     def __init__(self, l2=1e-3, iterations=500, learning_rate=0.5):
         self.l2, self.iterations, self.learning_rate = float(l2), int(iterations), learning_rate
         self.w = self.b = None
 
+    @staticmethod
+    def _as_features(x):
+        return x if isinstance(x, OneHotBlocks) else np.asarray(x, dtype=np.float64)
+
     def _probs(self, x, w, b):
-        z = x @ w + b
+        z = _matmul(x, w) + b
         z -= z.max(axis=1, keepdims=True)
         p = np.exp(z)
         return p / p.sum(axis=1, keepdims=True)
 
     def fit(self, x, y, n_classes=None):
-        x = np.asarray(x, dtype=np.float64)
+        x = self._as_features(x)
         y = np.asarray(y)
         k = int(n_classes or y.max() + 1)
         onehot = np.eye(k)[y]
@@ -119,7 +155,7 @@ class LogisticRegression:
         for _ in range(self.iterations):
             lw, lb = w + 0.9 * vw, b + 0.9 * vb
             g = (self._probs(x, lw, lb) - onehot) / n
-            gw = x.T @ g + self.l2 * lw
+            gw = _rmatmul(x, g) + self.l2 * lw
             gb = g.sum(axis=0)
             vw = 0.9 * vw - lr * gw
             vb = 0.9 * vb - lr * gb
@@ -128,7 +164,7 @@ class LogisticRegression:
         return self
 
     def predict_proba(self, x):
-        return self._probs(np.asarray(x, dtype=np.float64), self.w, self.b)
+        return self._probs(self._as_features(x), self.w, self.b)
 
     def predict(self, x):
         return np.argmax(self.predict_proba(x), axis=1)
@@ -137,16 +173,16 @@ class LogisticRegression:
 def _top_singular_value(x, iterations=50):
     """The largest singular value of x by power iteration (a full SVD is slow for wide x);
     deterministic start, 2 % above the estimate so that the step stays safe."""
-    v = np.ones(x.shape[1]) / np.sqrt(x.shape[1])
+    v = np.ones((x.shape[1], 1)) / np.sqrt(x.shape[1])
     s = 0.0
     for _ in range(iterations):
-        u = x @ v
+        u = _matmul(x, v)
         s = float(np.linalg.norm(u))
         if s == 0.0:
             return 1e-12
-        v = x.T @ (u / s)
+        v = _rmatmul(x, u / s)
         v /= max(float(np.linalg.norm(v)), 1e-300)
-    return 1.02 * float(np.linalg.norm(x @ v))
+    return 1.02 * float(np.linalg.norm(_matmul(x, v)))
 
 
 def choose_l2(x, y, grid=(1e-4, 1e-3, 1e-2, 1e-1), holdout=0.2, seed=0, **kwargs):
