@@ -16,9 +16,8 @@ with the beams.
 """
 from __future__ import annotations
 
-import numpy as np
-
 from . import backend
+from .kernels import own_threads
 from .layers import Layer
 from .models import MODEL_CLASSES
 from .seq2seq import EncoderDecoder
@@ -39,6 +38,7 @@ class Attention(Layer):
         self._add_param("bc", (self.units,), "zeros")
         self.built = True
 
+    @own_threads()
     def forward(self, x, training=False, mask=None):
         h, e, m = x
         xp = backend.xp()
@@ -57,6 +57,7 @@ class Attention(Layer):
         self.last_weights = a
         return out
 
+    @own_threads()
     def backward(self, dy):
         h, e, k, a, z, out = self._ctx
         xp = backend.xp()

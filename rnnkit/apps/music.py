@@ -30,8 +30,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .task import App, AppInputError, TimeLimit, default_model_path, load_app_model, \
-    positive_int
+from ._buckets import train_for
+from .task import App, AppInputError, default_model_path, load_app_model, positive_int
 
 PAD, BOS, UNK = 0, 1, 2
 SPECIALS = ["<pad>", "<s>", "<unk>"]
@@ -182,15 +182,16 @@ class KneserNey:
         D = self.D[k]
         return max(c - D, 0.0) / total + D * self.types[k][ctx] / total * below
 
+    def probs(self, s):
+        """P of each token of the sequence given the ones before it."""
+        padded = [BOS] * (self.n - 1) + list(s)
+        return np.array([self.prob(padded[i - self.n + 1:i], padded[i])
+                         for i in range(self.n - 1, len(padded))])
+
     def nll(self, sequences):
         """(total negative log-likelihood in nats, number of tokens)."""
-        total, count = 0.0, 0
-        for s in sequences:
-            padded = [BOS] * (self.n - 1) + list(s)
-            for i in range(self.n - 1, len(padded)):
-                total -= math.log(self.prob(padded[i - self.n + 1:i], padded[i]))
-                count += 1
-        return total, count
+        ps = [self.probs(s) for s in sequences]
+        return -float(sum(np.log(p).sum() for p in ps)), int(sum(len(p) for p in ps))
 
 
 def unigram_nll(train, test, V):
@@ -318,20 +319,24 @@ def build_model(vocab_size, units, embed, layers, dropout):
     return Sequential(stack)
 
 
-def model_nll(model, sequences, batch=32):
-    """(total negative log-likelihood in nats, number of notes) of the model."""
-    total, count = 0.0, 0
+def model_logprobs(model, sequences, batch=32):
+    """The model's log-probability (nats) of every note of every sequence, one array each."""
+    out = []
     for b in range(0, len(sequences), batch):
         chunk = sequences[b:b + batch]
         x, y = batch_arrays(chunk)
         z = np.asarray(model.predict(x, batch_size=len(chunk)), dtype=np.float64)
         z -= z.max(axis=-1, keepdims=True)
         logp = z - np.log(np.exp(z).sum(axis=-1, keepdims=True))
-        keep = y != PAD
         picked = np.take_along_axis(logp, y[..., None], axis=-1)[..., 0]
-        total -= float(picked[keep].sum())
-        count += int(keep.sum())
-    return total, count
+        out += [picked[n, :len(s)] for n, s in enumerate(chunk)]
+    return out
+
+
+def model_nll(model, sequences, batch=32):
+    """(total negative log-likelihood in nats, number of notes) of the model."""
+    lp = model_logprobs(model, sequences, batch)
+    return -float(sum(a.sum() for a in lp)), int(sum(len(a) for a in lp))
 
 
 def train(args):
@@ -350,9 +355,7 @@ def train(args):
     augmented = transposed(train_notes, vocab, args.transpose)
     seqs = [vocab.encode(c) for c in augmented]
     val = [vocab.encode(c) for c in val_notes]
-    x, y = batch_arrays(seqs)
     model = build_model(len(vocab), args.units, args.embed, args.layers, args.dropout)
-    seconds = args.minutes * 60
     schedule = optim.CosineDecay(args.learning_rate, 10 ** 6, alpha=0.05)
     model.compile(loss="sparse_categorical_crossentropy", from_logits=True, ignore_class=PAD,
                   time_reduction="mean", optimizer=optim.Adam(schedule, clip_global_norm=1.0))
@@ -362,27 +365,26 @@ def train(args):
               f"{sum(len(s) for s in seqs):,} notes; {len(vocab) - 3} distinct notes) for "
               f"{args.minutes:g} minutes; validation: {len(val)} chorales.", file=sys.stderr)
     start = time.perf_counter()
-    best, best_weights, history, epoch = math.inf, None, [], 0
-    while True:
-        left = seconds - (time.perf_counter() - start)
-        if left <= 0:
-            break
-        t0 = time.perf_counter()
-        h = model.fit(x, y, batch_size=args.batch, epochs=1, verbose=0 if args.quiet else 1,
-                      callbacks=[TimeLimit(left)])
-        epoch += 1
-        if epoch == 1:
-            per_step = (time.perf_counter() - t0) / max(1, model.optimizer.iterations)
-            schedule.decay_steps = max(1, int(seconds / per_step))
+    best = {"nll": math.inf, "weights": None}
+    history = []
+
+    def after_epoch(epoch, loss):
         total, count = model_nll(model, val)
         v = total / count
-        history.append({"epoch": epoch, "loss": round(float(h.history["loss"][-1]), 4),
-                        "val_nll": round(v, 4), "seconds": round(time.perf_counter() - start, 1)})
+        history.append({"epoch": epoch, "loss": round(loss, 4), "val_nll": round(v, 4),
+                        "seconds": round(time.perf_counter() - start, 1)})
         if not args.quiet:
             print(f"epoch {epoch}: validation NLL {v:.3f} nats/note"
-                  f"{' (best so far)' if v < best else ''}", file=sys.stderr)
-        if v < best:
-            best, best_weights = v, model.get_weights()
+                  f"{' (best so far)' if v < best['nll'] else ''}", file=sys.stderr)
+        if v < best["nll"]:
+            best.update(nll=v, weights=model.get_weights())
+
+    epoch = train_for(model, [len(s) for s in seqs],
+                      lambda idx: batch_arrays([seqs[i] for i in idx]), args.batch,
+                      args.minutes * 60, np.random.default_rng(args.seed), args.quiet,
+                      after_epoch, schedule)
+    best_weights = best["weights"]
+    best = best["nll"]
     model.set_weights(best_weights)
     meta = {"tokens": vocab.tokens[len(SPECIALS):], "val_nll": round(best, 4), "epochs": epoch,
             "history": history,
@@ -418,10 +420,23 @@ def evaluate(model, meta, args):
             t, c = lm.nll(enc["test"])
             out["baselines"]["bigram (Kneser-Ney)"] = {"nll": round(t / c, 4)}
     best_order = min(val_scores, key=val_scores.get)
-    t, c = KneserNey(train_seqs, best_order, V).nll(enc["test"])
+    kn = KneserNey(train_seqs, best_order, V)
+    t, c = kn.nll(enc["test"])
     out["baselines"][f"{best_order}-gram (Kneser-Ney, order chosen on validation)"] = {
         "nll": round(t / c, 4)}
     out["ngram_validation_nll"] = {str(k): round(v, 4) for k, v in val_scores.items()}
+    # the classic mixture (Mikolov et al.): lam p_LSTM + (1 - lam) p_KN, lam set on validation
+    val_seqs = enc["validation"] or train_seqs[:5]
+    pv = [np.exp(a) for a in model_logprobs(model, val_seqs)]
+    kv = [kn.probs(s) for s in val_seqs]
+    lams = [round(0.1 * i, 1) for i in range(1, 10)]
+    lam = min(lams, key=lambda g: -sum(np.log(g * a + (1 - g) * b).sum()
+                                       for a, b in zip(pv, kv)))
+    pt = [np.exp(a) for a in model_logprobs(model, enc["test"])]
+    mix = -sum(np.log(lam * a + (1 - lam) * kn.probs(s)).sum()
+               for a, s in zip(pt, enc["test"])) / c
+    out["model"][f"LSTM + {best_order}-gram mixture (weight {lam} on the LSTM, set on "
+                 f"validation)"] = {"nll": round(float(mix), 4)}
     best_base = min(v["nll"] for v in out["baselines"].values())
     out["reduction_vs_best_ngram"] = round(1 - out["model"]["LSTM"]["nll"] / best_base, 4)
     out["target"] = "NLL at least 10% below the best n-gram's"

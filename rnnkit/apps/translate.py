@@ -29,7 +29,8 @@ from collections import Counter
 import numpy as np
 
 from .. import seq2seq_attention  # noqa: F401  (registers the attention model for loading)
-from .task import App, AppInputError, TimeLimit, positive_int
+from ._buckets import train_for
+from .task import App, AppInputError, positive_int
 
 PAD, START, END, UNK = 0, 1, 2, 3
 SRC_PAD, SRC_UNK = 0, 1
@@ -265,7 +266,14 @@ def train(args):
                                   for a, b in zip(en, es)])
     max_tokens = max(max(len(s) for s in en), max(len(s) for s in es))
     x = encode_sources(en, src, max_tokens)
-    y_in, y_out = encode_targets(es, tgt, max_tokens)[:, :-1], encode_targets(es, tgt, max_tokens)[:, 1:]
+    y = encode_targets(es, tgt, max_tokens)
+    src_len = (x != 0).sum(axis=1)
+    tgt_len = (y != 0).sum(axis=1)
+
+    def make_batch(idx):
+        s, t = max(1, int(src_len[idx].max())), int(tgt_len[idx].max())
+        return [x[idx, :s], y[idx, :t - 1]], y[idx, 1:t]
+
     meta = {"source_vocab": src.words[2:], "target_vocab": tgt.words[4:],
             "truecase": truecase_map(r[3] for r in train_rows), "dictionary": dictionary,
             "max_tokens": max_tokens, "max_words": args.max_words, "min_count": args.min_count,
@@ -274,10 +282,8 @@ def train(args):
                          "batch": args.batch, "learning_rate": args.learning_rate}}
     Model = AttentionEncoderDecoder if args.attention else EncoderDecoder
     model = Model(len(src), len(tgt), units=args.units, embed_dim=args.embed,
-                           cell=args.cell, start_id=START, end_id=END)
-    seconds = args.minutes * 60
-    steps = max(1, int(seconds * 1.0))            # the cosine's length; refitted once measured
-    schedule = optim.CosineDecay(args.learning_rate, steps, alpha=0.05)
+                  cell=args.cell, start_id=START, end_id=END)
+    schedule = optim.CosineDecay(args.learning_rate, 10 ** 6, alpha=0.05)
     model.compile(loss="sparse_categorical_crossentropy", from_logits=True, ignore_class=PAD,
                   optimizer=optim.Adam(schedule, clip_global_norm=5.0))
     if not args.quiet:
@@ -289,28 +295,22 @@ def train(args):
     translator_meta = dict(meta)
     val_en, val_es = [r[2] for r in val_rows], [r[3] for r in val_rows]
     start = time.perf_counter()
-    best, best_weights, history, epoch = -1.0, None, [], 0
-    while True:
-        left = seconds - (time.perf_counter() - start)
-        if left <= 0:
-            break
-        t0 = time.perf_counter()
-        h = model.fit([x, y_in], y_out, batch_size=args.batch, epochs=1,
-                      verbose=0 if args.quiet else 1, callbacks=[TimeLimit(left)])
-        epoch += 1
-        if epoch == 1:         # now the speed is known: the cosine spans the whole budget
-            per_step = (time.perf_counter() - t0) / max(1, model.optimizer.iterations)
-            schedule.decay_steps = max(1, int(seconds / per_step))
-        loss = h.history.get("loss", [float("nan")])[-1]
+    best = {"chrf": -1.0, "weights": None}
+    history = []
+
+    def after_epoch(epoch, loss):
         chrf = _chrf(Translator(model, translator_meta).translate(val_en), val_es)
-        history.append({"epoch": epoch, "loss": round(float(loss), 4),
-                        "val_chrf": round(chrf, 2),
+        history.append({"epoch": epoch, "loss": round(loss, 4), "val_chrf": round(chrf, 2),
                         "seconds": round(time.perf_counter() - start, 1)})
         if not args.quiet:
-            print(f"epoch {epoch}: loss {loss:.3f}, validation chrF {chrf:.1f}"
-                  f"{' (best so far)' if chrf > best else ''}", file=sys.stderr)
-        if chrf > best:
-            best, best_weights = chrf, model.get_weights()
+            print(f"epoch {epoch}: validation chrF {chrf:.1f}"
+                  f"{' (best so far)' if chrf > best['chrf'] else ''}", file=sys.stderr)
+        if chrf > best["chrf"]:
+            best.update(chrf=chrf, weights=model.get_weights())
+
+    epoch = train_for(model, tgt_len + src_len, make_batch, args.batch, args.minutes * 60,
+                      np.random.default_rng(args.seed), args.quiet, after_epoch, schedule)
+    best_weights, best = best["weights"], best["chrf"]
     if best_weights is not None:
         model.set_weights(best_weights)
     meta.update(val_chrf=round(best, 2), epochs=epoch, history=history)

@@ -29,8 +29,8 @@ from __future__ import annotations
 
 import io
 import json
-import zipfile
 import xml.etree.ElementTree as ET
+import zipfile
 from fractions import Fraction
 from pathlib import Path
 

@@ -46,9 +46,9 @@ CACHE_VERSION = 1
 def sword_library(quiet=True) -> Path:
     """The folder of a SWORD library with both modules, unpacked once from the .debs."""
     root = cache_dir() / "datasets" / "sword"
-    if all((root / "mods.d" / f"{mod.lower()}.conf").is_file() for _, mod in PACKAGES.values()):
+    if all((root / "mods.d" / f"{mod}.conf").is_file() for _, mod in PACKAGES.values()):
         return root
-    for package, module in PACKAGES.values():
+    for package, _ in PACKAGES.values():
         deb = debian_package(package, quiet=quiet)
         files = deb_members(deb, lambda p: p.startswith("usr/share/sword/"))
         if not any(p.endswith(".conf") for p in files):

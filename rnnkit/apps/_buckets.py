@@ -1,0 +1,56 @@
+"""Training on sequences of very different lengths within a wall-clock budget: batches of
+similar lengths (each cut to its own longest sequence, so little time goes to padding), a
+progress bar per epoch, a check after every update, and a callback after each epoch."""
+from __future__ import annotations
+
+import math
+import sys
+import time
+
+import numpy as np
+
+from ..progress import ProgressBar
+
+
+def bucket_batches(lengths, batch_size, rng):
+    """Index arrays of batches whose sequences have similar lengths, in random order:
+    sorted by length (ties in random order), cut into batches, the batches shuffled."""
+    lengths = np.asarray(lengths)
+    order = np.lexsort((rng.random(len(lengths)), lengths))
+    batches = [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
+    return [batches[i] for i in rng.permutation(len(batches))]
+
+
+def train_for(model, lengths, make_batch, batch_size, seconds, rng, quiet, after_epoch,
+              schedule=None):
+    """Update ``model`` on ``make_batch(indices) -> (x, y)`` batches for ``seconds``;
+    ``after_epoch(epoch, mean_loss)`` runs after each epoch (and after the last, cut-short
+    one).  A schedule's ``decay_steps`` is set after the first epoch to the number of
+    updates the budget allows at the speed measured.  Returns the number of epochs."""
+    start = time.perf_counter()
+    epoch = 0
+    while time.perf_counter() - start < seconds:
+        batches = bucket_batches(lengths, batch_size, rng)
+        bar = None if quiet else ProgressBar(len(batches), unit="batches", stream=sys.stderr)
+        total, count, done = 0.0, 0, 0
+        for idx in batches:
+            record = model.train_on_batch(*make_batch(idx))
+            loss = float(record["loss"])
+            if not math.isfinite(loss):
+                raise FloatingPointError(f"the training loss became {loss} in epoch {epoch + 1}; "
+                                         f"try a smaller --learning-rate")
+            total += loss * len(idx)
+            count += len(idx)
+            done += 1
+            if bar:
+                bar.update(done, {"loss": total / count})
+            if time.perf_counter() - start >= seconds:
+                break
+        epoch += 1
+        if epoch == 1 and schedule is not None:
+            per_step = (time.perf_counter() - start) / max(1, done)
+            schedule.decay_steps = max(1, int(seconds / per_step))
+        if bar:
+            bar.finish(done, {"epoch": epoch, "loss": total / count})
+        after_epoch(epoch, total / count)
+    return epoch
