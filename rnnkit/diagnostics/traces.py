@@ -33,13 +33,9 @@ def state_names(layer):
 
 
 def trace_of(layer):
-    """The ``bptt.Trace`` of the layer's last forward pass."""
-    ctx = getattr(layer, "_ctx", None)
-    if ctx is not None:
-        for item in ctx:
-            if isinstance(item, bptt.Trace):
-                return item
-    raise RuntimeError(f"{layer.who}: no forward pass to look at; call forward first")
+    """The ``bptt.Trace`` of the layer's last forward pass (run again with a trace, once, if
+    it was an inference forward that kept none)."""
+    return layer.trace()
 
 
 def layer_inputs(layer):

@@ -37,7 +37,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import threading
 import zipfile
 
 import numpy as np
@@ -327,56 +326,19 @@ def read_model_file(path, max_bytes=None):
 
 
 # -- building the architecture without drawing its weights --------------------------------------
-_local = threading.local()
-_hook_lock = threading.Lock()
-
-
-def _zeros(shape, rng, dtype, units=None):
-    return np.zeros(shape, dtype)          # calloc: pages cost memory only once written
-
-
-def _install_weight_hook():
-    """Let ``Layer._add_param`` skip the initializer and count the weights' bytes against
-    a budget while this thread loads a file (``_local.budget`` set); other threads and
-    other times are not affected.  Weights are zeros until the file's arrays are copied
-    in (drawing them, an orthogonal matrix for LSTM(3000), took seconds and gigabytes)."""
-    from ..layers import base
-    with _hook_lock:
-        orig = base.Layer.__dict__.get("_add_param")
-        if orig is None or getattr(orig, "_rnnkit_load_hook", False):
-            return
-
-        def _add_param(self, name, shape, initializer, *args, **kwargs):
-            budget = getattr(_local, "budget", None)
-            if budget is None:
-                return orig(self, name, shape, initializer, *args, **kwargs)
-            shape = tuple(int(s) for s in shape)
-            budget[0] += math.prod(shape) * np.dtype(self.dtype).itemsize
-            if budget[0] > budget[1]:
-                raise _TooLarge(f"with {self.who}'s weight {name!r} of shape {shape} it needs "
-                                f"{_size(budget[0])} of weights so far, the file holds "
-                                f"{_size(budget[2])}")
-            return orig(self, name, shape, _zeros, *args, **kwargs)
-
-        _add_param._rnnkit_load_hook = True
-        base.Layer._add_param = _add_param
-
-
-class _TooLarge(Exception):
-    pass
-
-
 def _build(spec, param_bytes, path):
+    """The architecture of the header, with zero weights (not drawn: drawing them, an
+    orthogonal matrix for LSTM(3000), took seconds and gigabytes), refused as soon as its
+    weights would need more than twice what the file holds (+16 MiB of slack, so that a
+    small mismatch gets the more helpful per-weight message after the build)."""
     from .. import models
-    _install_weight_hook()
-    # [needed so far, allowed, in the file]: a little slack so that a small mismatch
-    # gets the more helpful per-weight message after the build
-    _local.budget = [0, 2 * param_bytes + (16 << 20), param_bytes]
+    from ..layers.base import WeightBudgetExceeded, weights_without_init
     try:
-        return models.deserialize_model(spec)
-    except _TooLarge as e:
+        with weights_without_init(2 * param_bytes + (16 << 20)):
+            return models.deserialize_model(spec)
+    except WeightBudgetExceeded as e:
         raise ModelFileError(f"{path!r}: the architecture in its header does not fit its "
-                             f"weights: {e}") from None
+                             f"weights ({_size(param_bytes)} in the file): {e}") from None
     except MemoryError:
         raise ModelFileError(f"{path!r}: the architecture in its header needs more memory than "
                              f"there is") from None
@@ -386,8 +348,6 @@ def _build(spec, param_bytes, path):
     except Exception as e:        # the header is data: any failure of a constructor is its fault
         raise ModelFileError(f"{path!r}: cannot rebuild the model from its header "
                              f"({type(e).__name__}: {e})") from None
-    finally:
-        _local.budget = None
 
 
 # -- load_model ------------------------------------------------------------------------------------

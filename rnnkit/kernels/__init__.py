@@ -36,11 +36,12 @@ from __future__ import annotations
 import contextlib
 
 from . import blas, switch, threads
-from .loops import IMPORT_ERROR, _loops, available, backward, enabled, forward, matmul
+from .loops import (IMPORT_ERROR, Untraced, _loops, available, backward, enabled, forward,
+                    matmul)
 from .switch import ENV_VAR, numpy_loops, set_enabled
 
 __all__ = ["available", "enabled", "set_enabled", "numpy_loops", "info", "own_threads",
-           "forward", "backward", "matmul"]
+           "forward", "backward", "matmul", "Untraced"]
 
 
 def info() -> dict:

@@ -150,6 +150,7 @@ typedef struct {
     int act, rec_act, reset_after;
     int threads;                    /* threads the loop may use (the team's size) */
     int own_threads;                /* 1: BLAS is held at one thread, the team does it all */
+    int no_trace, h_ring;           /* inference without a trace (see STEP, CSLOT, HSLOT) */
     char *xw; Py_ssize_t xw_st, xw_sn;
     char *x, *U; Py_ssize_t D;      /* LSTM forward: x (T, N, D) and U instead of xw (x_t U per step) */
     char *W, *b_in, *b_rec, *P;    /* P: LSTM projection (H, p); b_in: the input bias b, added
@@ -163,6 +164,14 @@ typedef struct {
 } LoopArgs;
 
 enum { CELL_SIMPLE = 0, CELL_LSTM = 1, CELL_GRU = 2 };
+
+/* Where step t's values live.  With a trace (training, or a backward to follow) every step
+ * has its own slot.  An inference forward without a trace (no_trace) reuses one slot for the
+ * per-step caches (gates, σ(c_t), ...), so they stay in cache, and two for LSTM's c; h keeps
+ * every step when the output sequence is wanted, else two slots as well (h_ring). */
+#define STEP(a, t) ((a)->no_trace ? 0 : (t))
+#define CSLOT(a, t) ((a)->no_trace ? ((t) & 1) : (t))
+#define HSLOT(a, t) ((a)->h_ring ? ((t) & 1) : (t))
 #define MAX_CHUNKS 16
 
 #include "_packed.h"
@@ -342,6 +351,7 @@ static int parse_args(PyObject *d, LoopArgs *a, int *itemsize, int cell, int bac
     INT("T", T); INT("N", N); INT("H", H); INT("proj_size", proj); INT("D", D);
     INT("act", act); INT("rec_act", rec_act); INT("reset_after", reset_after);
     INT("threads", threads); INT("own_threads", own_threads);
+    INT("no_trace", no_trace); INT("h_ring", h_ring);
 #undef INT
     a->NT = a->N;
     if (a->T < 0 || a->N < 1 || a->H < 1 || a->proj < 0 || a->D < 0 || a->threads < 0
@@ -357,8 +367,15 @@ static int parse_args(PyObject *d, LoopArgs *a, int *itemsize, int cell, int bac
     const Py_ssize_t T = a->T, N = a->N, H = a->H, p = a->proj;
     const Py_ssize_t G = cell == CELL_LSTM ? 4 * H : cell == CELL_GRU ? 3 * H : H;
     const Py_ssize_t R = p ? p : H;                       /* size of h, the recurrent input */
+    if ((a->no_trace && backward) || (a->h_ring && !a->no_trace)) {
+        PyErr_SetString(PyExc_ValueError, "the reverse loop needs a forward with a trace");
+        return -1;
+    }
+    /* steps kept: of the caches (Tc), of LSTM's c (Tcs) and of h (Th) */
+    const Py_ssize_t Tc = a->no_trace ? 1 : T, Tcs = a->no_trace ? 2 : T + 1;
+    const Py_ssize_t Th = a->h_ring ? 2 : T + 1;
     TAKE("W", W, 0, 1, R, G);
-    TAKE("h", h, 1, 1, T + 1, N, R);
+    TAKE("h", h, 1, 1, Th, N, R);
     TAKE("rec_mask", rec_mask, 0, 1, N, R);
     {
         const Py_ssize_t shape_[] = {T, N};
@@ -367,22 +384,22 @@ static int parse_args(PyObject *d, LoopArgs *a, int *itemsize, int cell, int bac
         a->mask = (unsigned char *)p_;
     }
     if (cell == CELL_LSTM) {
-        TAKE("c", c, 1, 1, T + 1, N, H);
-        TAKE("gates", gates, 1, 1, T, N, G);
-        TAKE("act_c", act_c, 1, 1, T, N, H);
+        TAKE("c", c, 1, 1, Tcs, N, H);
+        TAKE("gates", gates, 1, 1, Tc, N, G);
+        TAKE("act_c", act_c, 1, 1, Tc, N, H);
         if (p) {
             TAKE("P", P, 0, 1, H, p);
-            TAKE("m", m, 1, 1, T, N, H);
-            TAKE("dh_cache", dh_cache, 1, 1, T, N, p);
+            TAKE("m", m, 1, 1, Tc, N, H);
+            TAKE("dh_cache", dh_cache, 1, 1, Tc, N, p);
         }
     } else if (cell == CELL_GRU) {
-        TAKE("gates", gates, 1, 1, T, N, G);
+        TAKE("gates", gates, 1, 1, Tc, N, G);
         if (a->reset_after) {
-            TAKE("hn", hn, 1, 1, T, N, H);
-            TAKE("dhn", dhn, 1, 1, T, N, H);
+            TAKE("hn", hn, 1, 1, Tc, N, H);
+            TAKE("dhn", dhn, 1, 1, Tc, N, H);
             TAKE("b_rec", b_rec, 0, 1, G);
         } else {
-            TAKE("rh", rh, 1, 1, T, N, H);
+            TAKE("rh", rh, 1, 1, Tc, N, H);
         }
     }
     if (!backward) {

@@ -342,8 +342,8 @@ static int F(simple_forward)(const LoopArgs *a, Products *pr)
     if (a->rec_mask && !buf)
         return -1;
     for (Py_ssize_t t = 0; t < T; t++) {
-        const REAL *s_prev = s + t * NT * H;
-        REAL *s_next = s + (t + 1) * NT * H;
+        const REAL *s_prev = s + HSLOT(a, t) * NT * H;
+        REAL *s_next = s + HSLOT(a, t + 1) * NT * H;
         const REAL *sd = F(rec_input)(a, s_prev, buf, H);
         for (Py_ssize_t n = 0; n < N; n++)                 /* a_t = x_t U + b ... */
             memcpy(s_next + n * H, F(xw_row)(a, t, n), (size_t)H * sizeof(REAL));
@@ -416,11 +416,11 @@ static int F(lstm_forward)(const LoopArgs *a, Products *pr)
     if (a->rec_mask && !buf)
         return -1;
     for (Py_ssize_t t = 0; t < T; t++) {
-        const REAL *h_prev = h + t * NT * Hs, *c_prev = c + t * NT * H;
-        REAL *h_next = h + (t + 1) * NT * Hs, *c_next = c + (t + 1) * NT * H;
-        REAL *z = (REAL *)a->gates + t * NT * G;
-        REAL *act_c = (REAL *)a->act_c + t * NT * H;
-        REAL *m = a->proj ? (REAL *)a->m + t * NT * H : NULL;
+        const REAL *h_prev = h + HSLOT(a, t) * NT * Hs, *c_prev = c + CSLOT(a, t) * NT * H;
+        REAL *h_next = h + HSLOT(a, t + 1) * NT * Hs, *c_next = c + CSLOT(a, t + 1) * NT * H;
+        REAL *z = (REAL *)a->gates + STEP(a, t) * NT * G;
+        REAL *act_c = (REAL *)a->act_c + STEP(a, t) * NT * H;
+        REAL *m = a->proj ? (REAL *)a->m + STEP(a, t) * NT * H : NULL;
         const REAL *hd = F(rec_input)(a, h_prev, buf, Hs);
         if (a->x)                                           /* x_t U here, while z is in cache */
             F(product)(pr, slot_U, 0, N, G, a->D, (const REAL *)a->x + t * NT * a->D, a->D,
@@ -536,12 +536,12 @@ static int F(gru_forward)(const LoopArgs *a, Products *pr)
         return -1;
     REAL *hw = buf + N * H;
     for (Py_ssize_t t = 0; t < T; t++) {
-        const REAL *h_prev = h + t * NT * H;
-        REAL *h_next = h + (t + 1) * NT * H;
-        REAL *gt = (REAL *)a->gates + t * NT * G;
+        const REAL *h_prev = h + HSLOT(a, t) * NT * H;
+        REAL *h_next = h + HSLOT(a, t + 1) * NT * H;
+        REAL *gt = (REAL *)a->gates + STEP(a, t) * NT * G;
         const REAL *hd = F(rec_input)(a, h_prev, buf, H);
         if (a->reset_after) {
-            REAL *hn = (REAL *)a->hn + t * NT * H;        /* kept for the reverse step */
+            REAL *hn = (REAL *)a->hn + STEP(a, t) * NT * H;   /* kept for the reverse step */
             for (Py_ssize_t n = 0; n < N; n++) {
                 if (b_rec)
                     memcpy(hw + n * G, b_rec, (size_t)G * sizeof(REAL));
@@ -564,7 +564,7 @@ static int F(gru_forward)(const LoopArgs *a, Products *pr)
                 F(gru_new_state)(h_prev + n * H, g, g + 2 * H, h_next + n * H, H);
             }
         } else {
-            REAL *rh = (REAL *)a->rh + t * NT * H;
+            REAL *rh = (REAL *)a->rh + STEP(a, t) * NT * H;
             F(copy_xw)(a, t, gt, G);
             F(product)(pr, 0, 0, N, 2 * H, H, hd, H, W, G, (REAL)1, gt, G);   /* x U_zr + h_{t-1} W_zr */
             for (Py_ssize_t n = 0; n < N; n++) {

@@ -91,6 +91,35 @@ def _c(a, dtype):
     return np.ascontiguousarray(a, dtype=dtype)
 
 
+class Untraced(Trace):
+    """What an inference forward without a trace keeps (``forward(..., trace=False)``):
+    one step's slot for every per-step cache (gates, σ(c_t), ...), two for LSTM's c, and
+    for h every step when the output sequence is wanted (``keep_outputs``), else two.
+    ``final_states()`` are the states after the last step.  A backward cannot start from
+    it: the layer runs the forward again with a trace when one is asked for."""
+
+    def __init__(self, T, N, dtype, state_sizes, mask, rec_mask, keep_outputs):
+        self.xp = np
+        self.T, self.N, self.dtype = T, N, dtype
+        self.h_ring = not keep_outputs
+        self.slots = [T + 1 if keep_outputs else 2] + [2] * (len(state_sizes) - 1)
+        self.states = [np.empty((k, N, size), dtype=dtype)
+                       for k, size in zip(self.slots, state_sizes)]
+        self.cache = {}
+        self.mask = mask
+        self.rec_mask = rec_mask
+        self.full_step = None
+
+    def buffer(self, name, width):
+        buf = np.empty((1, self.N, width), dtype=self.dtype)          # one step's slot
+        self.cache[name] = buf
+        return buf
+
+    def final_states(self):
+        return [s[self.T if k == self.T + 1 else self.T % 2]
+                for s, k in zip(self.states, self.slots)]
+
+
 def _kind(cell, params, dtype, N):
     """'simple', 'lstm' or 'gru' when the compiled loop applies to this cell, its parameters,
     dtype and batch size; else None."""
@@ -141,7 +170,7 @@ def _args(kind, cell, params, trace):
 
 
 def forward(cell, params, initial_states, mask=None, rec_mask=None, *, xw=None, x=None,
-            bias=None, overwrite_xw=False):
+            bias=None, overwrite_xw=False, trace=True, keep_outputs=True):
     """The compiled ``bptt.forward``: a filled Trace, or None when not handled.
 
     xw (T, N, G): the input projections x_t U, without the bias ``bias`` (G,) when that is
@@ -149,7 +178,10 @@ def forward(cell, params, initial_states, mask=None, rec_mask=None, *, xw=None, 
     ``overwrite_xw``: the caller no longer needs ``xw``, which then becomes the trace's gate
     cache (one buffer less).  Or, LSTM in float32 with ``X_IN_LOOP_MIN_ROWS`` rows or
     more: x (T, N, D) instead of xw, and each step's x_t U is computed inside the loop
-    (U = params["U"]), straight into that step's gates."""
+    (U = params["U"]), straight into that step's gates.
+
+    ``trace=False`` (inference that no backward follows): an ``Untraced`` instead of a
+    Trace, keeping no per-step caches, and h of every step only with ``keep_outputs``."""
     src = x if xw is None else xw
     if x is not None and xw is None and (CELLS.get(type(cell)) != "lstm"
                                           or src.shape[1] < X_IN_LOOP_MIN_ROWS
@@ -161,11 +193,16 @@ def forward(cell, params, initial_states, mask=None, rec_mask=None, *, xw=None, 
     kind = _kind(cell, params, src.dtype, N)
     if kind is None:
         return None
-    trace = Trace(T, N, src.dtype, cell.state_sizes, mask, rec_mask)
+    if trace:
+        trace = Trace(T, N, src.dtype, cell.state_sizes, mask, rec_mask)
+    else:
+        trace = Untraced(T, N, src.dtype, cell.state_sizes, mask, rec_mask, keep_outputs)
     cell.allocate(trace)
     for s, s0 in zip(trace.states, initial_states):
         s[0] = s0
     args = _args(kind, cell, params, trace)
+    if isinstance(trace, Untraced):
+        args.update(no_trace=1, h_ring=int(trace.h_ring))
     if bias is not None:
         args["b_in"] = _c(bias, trace.dtype)
     if xw is None:
@@ -176,7 +213,8 @@ def forward(cell, params, initial_states, mask=None, rec_mask=None, *, xw=None, 
             xw = _c(xw, trace.dtype)
         args["xw"] = xw
         gates = trace.cache.get("gates")
-        if (overwrite_xw and gates is not None and xw.shape == gates.shape
+        if (overwrite_xw and isinstance(trace, Trace) and not isinstance(trace, Untraced)
+                and gates is not None and xw.shape == gates.shape
                 and xw.flags.c_contiguous and xw.flags.writeable):
             trace.cache["gates"] = xw           # the gates are computed in place in xw
             args["gates"] = xw
@@ -187,7 +225,7 @@ def forward(cell, params, initial_states, mask=None, rec_mask=None, *, xw=None, 
 def backward(cell, params, trace, d_outputs=None, d_final=None):
     """The compiled ``bptt.backward``: (dxw, d_initial), or None when not handled."""
     kind = _kind(cell, params, trace.dtype, trace.N) if trace.xp is np else None
-    if kind is None:
+    if kind is None or isinstance(trace, Untraced):
         return None
     args = _args(kind, cell, params, trace)
     ds = [np.zeros((trace.N, s.shape[-1]), dtype=trace.dtype) for s in trace.states]

@@ -20,6 +20,8 @@ and states.  Training (``backward``, the optimizer's updates) and the carried st
 """
 from __future__ import annotations
 
+import contextlib
+import math
 import re
 import threading
 from collections import defaultdict
@@ -48,6 +50,29 @@ def unique_name(prefix: str) -> str:
     n = _name_counts[prefix]
     _name_counts[prefix] += 1
     return prefix if n == 0 else f"{prefix}_{n}"
+
+
+class WeightBudgetExceeded(Exception):
+    """Building layers inside ``weights_without_init`` needed more bytes than allowed."""
+
+
+_building = threading.local()
+
+
+@contextlib.contextmanager
+def weights_without_init(max_bytes: int):
+    """Within the block, layers built in this thread get zero weights instead of drawing
+    them from their initializers (``np.zeros`` takes memory only once written), and the
+    weights of all layers built add up to at most ``max_bytes``, else
+    ``WeightBudgetExceeded``.  For rebuilding a saved architecture whose weights are copied
+    in next: an architecture declared far larger than its file fails at once, without
+    drawing gigabytes of random numbers first (rnnkit.io.saving)."""
+    before = getattr(_building, "budget", None)
+    _building.budget = [0, int(max_bytes)]
+    try:
+        yield
+    finally:
+        _building.budget = before
 
 
 class PerThread:
@@ -204,7 +229,17 @@ class Layer:
 
     # -- helpers for subclasses ---------------------------------------------------
     def _add_param(self, name, shape, initializer, units=None):
-        value = initializers.get(initializer)(tuple(shape), self.rng, self.dtype, units)
+        shape = tuple(int(n) for n in shape)
+        budget = getattr(_building, "budget", None)
+        if budget is not None:                       # inside weights_without_init
+            budget[0] += math.prod(shape) * np.dtype(self.dtype).itemsize
+            if budget[0] > budget[1]:
+                raise WeightBudgetExceeded(f"with {self.who}'s weight {name!r} of shape "
+                                           f"{shape} the layers need {budget[0]} bytes of "
+                                           f"weights, more than the {budget[1]} allowed")
+            value = np.zeros(shape, self.dtype)
+        else:
+            value = initializers.get(initializer)(shape, self.rng, self.dtype, units)
         self._params[name] = backend.xp().ascontiguousarray(backend.asarray(value, dtype=self.dtype))
         return self._params[name]
 

@@ -155,7 +155,7 @@ class Recurrent(Layer):
         in processing order; truncated BPTT restarts from these."""
         if self._ctx is None:
             raise RuntimeError(f"{self.who}: state_at called before forward")
-        return [s[step].copy() for s in self._ctx[1].states]
+        return [s[step].copy() for s in self.trace().states]
 
     def _on_astype(self, dtype):
         if self.states is not None:
@@ -209,11 +209,15 @@ class Recurrent(Layer):
         p = self.params
         bias = p["b"] if self.use_bias else None
         trace = self._run_forward(X2.reshape(T, N, D), s0, m, rec_mask, bias, training)
-        final = [s[T] for s in trace.states]
+
+        untraced = isinstance(trace, kernels.Untraced)
+        final = trace.final_states() if untraced else [s[T] for s in trace.states]
         self.final_states = final
         if self.stateful:
             self.states = [s.copy() for s in final]
-        self._ctx = (X2, trace, x_mask, m)
+        # what backward (or a trace asked for later) needs; s0 is kept, as a trace-less
+        # forward overwrites its slot
+        self._ctx = (X2, trace, x_mask, m, ([s.copy() for s in s0], rec_mask, bias))
 
         if self.return_sequences:
             out = trace.states[0][1:]                              # (T, N, H)
@@ -226,21 +230,44 @@ class Recurrent(Layer):
             self.output_mask = None
         return [out, *final] if self.return_state else out
 
-    def _run_forward(self, X, s0, m, rec_mask, bias, training):
-        """The forward loop over X (T, N, D): compiled where it applies, else ``bptt``."""
+    def _run_forward(self, X, s0, m, rec_mask, bias, training, trace=None):
+        """The forward loop over X (T, N, D): compiled where it applies, else ``bptt``.
+        An inference forward (``training`` False) keeps no per-step trace where the compiled
+        loop runs (``trace`` True asks for one: see ``trace()``)."""
         T, N, D = X.shape
         p, cell = self.params, self.cell
+        keep = bool(training) if trace is None else trace
         if not training:       # the compiled LSTM loop may form each x_t U inside the loop
-            trace = kernels.forward(cell, p, s0, m, rec_mask, x=X, bias=bias)
-            if trace is not None:
-                return trace
+            done = kernels.forward(cell, p, s0, m, rec_mask, x=X, bias=bias, trace=keep,
+                                   keep_outputs=self.return_sequences)
+            if done is not None:
+                return done
         xw = kernels.matmul(X.reshape(T * N, D), p["U"]).reshape(T, N, cell.width)  # x_t U, all t
-        trace = kernels.forward(cell, p, s0, m, rec_mask, xw=xw, bias=bias, overwrite_xw=True)
-        if trace is not None:
-            return trace
+        done = kernels.forward(cell, p, s0, m, rec_mask, xw=xw, bias=bias, overwrite_xw=True,
+                               trace=keep, keep_outputs=self.return_sequences)
+        if done is not None:
+            return done
         if bias is not None:
             xw += bias                                                # XW[t] = x_t U + b
         return bptt.forward(cell, p, xw, s0, m, rec_mask)
+
+    def trace(self) -> bptt.Trace:
+        """The ``bptt.Trace`` of the last forward pass: every step's states and caches.  An
+        inference forward run by the compiled loops keeps none (it needs one step's buffers,
+        as PyTorch's ``inference_mode``); it is then run again once, with a trace, the
+        first time one is asked for (by ``backward`` or the diagnostics)."""
+        if self._ctx is None:
+            raise RuntimeError(f"{self.who}: no forward pass to look at; call forward first")
+        X2, trace, x_mask, m, redo = self._ctx
+        if not isinstance(trace, kernels.Untraced):
+            return trace
+        s0, rec_mask, bias = redo
+        T, N = trace.T, trace.N
+        with kernels.own_threads():
+            trace = self._run_forward(X2.reshape(T, N, -1), s0, m, rec_mask, bias,
+                                      training=False, trace=True)
+        self._ctx = (X2, trace, x_mask, m, redo)
+        return trace
 
     def bptt_inputs(self, dy) -> tuple[Any, list]:
         """What the reverse loop starts from, given ``dy`` as ``backward`` takes it:
@@ -277,7 +304,8 @@ class Recurrent(Layer):
     @own_threads()
     def backward(self, dy) -> Any:
         self._require_built()
-        X2, trace, x_mask, m = self._ctx
+        trace = self.trace()
+        X2, _, x_mask, m, _ = self._ctx
         T, N = trace.T, trace.N
         d_out, d_final = self.bptt_inputs(dy)
         np_ = backend.xp()
