@@ -10,6 +10,17 @@ from rnnkit import GRU, LSTM, SimpleRNN, kernels
 
 pytestmark = pytest.mark.skipif(not kernels.available(), reason="compiled loops not built")
 
+
+
+@pytest.fixture(autouse=True)
+def compiled_loops_on():
+    """These tests are about the compiled loops, whatever RNNKIT_KERNELS says for the run."""
+    before = kernels.switch.requested()
+    kernels.set_enabled(True)
+    yield
+    kernels.set_enabled(before)
+
+
 LAYERS = [(SimpleRNN, {}), (LSTM, {}), (LSTM, {"proj_size": 3}), (GRU, {}),
           (GRU, {"reset_after": False})]
 
