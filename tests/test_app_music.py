@@ -161,6 +161,11 @@ def test_train_evaluate_predict_generate(corpus, tmp_path, capsys):
     code, out, err = _run(["music", "evaluate", "--data", str(corpus), "--model", model,
                            "--json"], capsys)
     assert code == 0, err
+    try:
+        import matplotlib  # noqa: F401
+        assert (tmp_path / "m.rnnkit.png").stat().st_size > 1000     # the training curve
+    except ImportError:
+        pass
     r = json.loads(out)
     assert r["test_chorales"] == 1 and r["test_notes"] == 8
     b = r["baselines"]

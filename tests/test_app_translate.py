@@ -122,6 +122,11 @@ def test_train_evaluate_predict(library, tmp_path, capsys):
     code, out, err = _run(["translate", "evaluate", "--data", str(library), "--model", model,
                            "--json"], capsys)
     assert code == 0, err
+    try:
+        import matplotlib  # noqa: F401
+        assert (tmp_path / "t.rnnkit.png").stat().st_size > 1000     # the training curve
+    except ImportError:
+        pass
     result = json.loads(out)
     assert result["test_verses"] == 5
     base = result["baselines"]

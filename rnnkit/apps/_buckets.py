@@ -54,3 +54,24 @@ def train_for(model, lengths, make_batch, batch_size, seconds, rng, quiet, after
             bar.finish(done, {"epoch": epoch, "loss": total / count})
         after_epoch(epoch, total / count)
     return epoch
+
+
+def plot_curve(path, history, key, label, baselines, title, lower_is_better):
+    """A PNG of the validation ``key`` by epoch with the baselines as horizontal lines;
+    returns the path, or None without matplotlib."""
+    try:
+        from ..plotting import pyplot, save
+        plt = pyplot()
+    except ImportError:
+        return None
+    fig, ax = plt.subplots(figsize=(6, 3.8))
+    ax.plot([h["seconds"] / 60 for h in history], [h[key] for h in history], marker="o",
+            label="rnnkit (validation, each epoch)")
+    for (name, value), style in zip(baselines.items(), ["--", ":", "-."] * 3):
+        ax.axhline(value, linestyle=style, color="gray", label=name)
+    ax.set_xlabel("training time (minutes, wall clock)")
+    ax.set_ylabel(label + (" (lower is better)" if lower_is_better else " (higher is better)"))
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return save(fig, path)

@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ._buckets import train_for
+from ._buckets import plot_curve, train_for
 from .task import App, AppInputError, default_model_path, load_app_model, positive_int
 
 PAD, BOS, UNK = 0, 1, 2
@@ -385,6 +385,11 @@ def train(args):
                       after_epoch, schedule)
     best_weights = best["weights"]
     best = best["nll"]
+    V = len(vocab) - 2
+    lines = {"unigram (add-one)": unigram_nll(seqs[:len(train_notes)], val, V),
+             "bigram (Kneser-Ney)": KneserNey(seqs[:len(train_notes)], 2, V).nll(val),
+             "8-gram (Kneser-Ney)": KneserNey(seqs[:len(train_notes)], 8, V).nll(val)}
+    _plot(args, history, {k: t / c for k, (t, c) in lines.items()})
     model.set_weights(best_weights)
     meta = {"tokens": vocab.tokens[len(SPECIALS):], "val_nll": round(best, 4), "epochs": epoch,
             "history": history,
@@ -392,6 +397,14 @@ def train(args):
                          "dropout": args.dropout, "transpose": args.transpose,
                          "batch": args.batch, "learning_rate": args.learning_rate}}
     return model, meta
+
+
+def _plot(args, history, baselines):
+    path = Path(args.model) if args.model else default_model_path(APP.name)
+    png = plot_curve(path.with_name(path.name + ".png"), history, "val_nll", "NLL, nats per note",
+                     baselines, "rnnkit music: validation chorales", lower_is_better=True)
+    if png and not args.quiet:
+        print(f"Training curve: {png}", file=sys.stderr)
 
 
 def _vocab(meta):

@@ -25,11 +25,12 @@ import re
 import sys
 import time
 from collections import Counter
+from pathlib import Path
 
 import numpy as np
 
 from .. import seq2seq_attention  # noqa: F401  (registers the attention model for loading)
-from ._buckets import train_for
+from ._buckets import plot_curve, train_for
 from .task import App, AppInputError, positive_int
 
 PAD, START, END, UNK = 0, 1, 2, 3
@@ -311,6 +312,15 @@ def train(args):
     epoch = train_for(model, tgt_len + src_len, make_batch, args.batch, args.minutes * 60,
                       np.random.default_rng(args.seed), args.quiet, after_epoch, schedule)
     best_weights, best = best["weights"], best["chrf"]
+    from .task import default_model_path
+    path = Path(args.model) if args.model else default_model_path("translate")
+    word = [recase(dictionary_translate(tokenize(s), dictionary), meta["truecase"]) for s in val_en]
+    png = plot_curve(path.with_name(path.name + ".png"), history, "val_chrf", "chrF",
+                     {"word-for-word dictionary": _chrf(word, val_es),
+                      "copy the source": _chrf(val_en, val_es)},
+                     "rnnkit translate: validation verses", lower_is_better=False)
+    if png and not args.quiet:
+        print(f"Training curve: {png}", file=sys.stderr)
     if best_weights is not None:
         model.set_weights(best_weights)
     meta.update(val_chrf=round(best, 2), epochs=epoch, history=history)
