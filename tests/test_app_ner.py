@@ -28,11 +28,11 @@ def _tweets(n=50):
     lines = []
     for i in range(n):
         who, where = people[i % 4], places[(i // 4) % 4]
-        toks = [("@fan%d" % i, "O"), ("lunch", "O"), ("with", "O")]
+        toks = [(f"@fan{i}", "O"), ("lunch", "O"), ("with", "O")]
         toks += [(w, ("B-" if k == 0 else "I-") + "person") for k, w in enumerate(who)]
         toks += [("in", "O")]
         toks += [(w, ("B-" if k == 0 else "I-") + "geo-loc") for k, w in enumerate(where)]
-        toks += [("today", "O"), ("http://t.co/x%d" % i, "O")]
+        toks += [("today", "O"), (f"http://t.co/x{i}", "O")]
         lines += [f"{w}\t{t}" for w, t in toks] + ["\t"]
     return "\n".join(lines) + "\n"
 

@@ -169,7 +169,7 @@ class FeatureVocab:
                                                                         key=self.chars.get))}
 
     @classmethod
-    def from_json(cls, d) -> "FeatureVocab":
+    def from_json(cls, d) -> FeatureVocab:
         if not isinstance(d, dict) or list(d.get("features", [])) != list(FEATURES):
             raise ValueError("the model file's feature vocabularies do not match this version of "
                              "rnnkit; train the model again")

@@ -158,7 +158,7 @@ APP = App(
     default_minutes=8.0,
     extra=wf.add_plot_command(
         "tag", evaluate, score_name="accuracy (%)",
-        groups_of=lambda r: {g: {"rnnkit BiLSTM": 100 * r["model"][k],
+        groups_of=lambda r: {g: {"rnnkit": 100 * r["model"][k],
                                  "most frequent tag": 100 * r["baselines"]["most_frequent_tag"][k]}
                              for g, k in [("all words", "accuracy"),
                                           ("seen words", "seen_word_accuracy"),
