@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 EXIT_USAGE, EXIT_FAILURE = 2, 1
+MAX_LENGTH = 1_000_000      # --length: a completion is written one character per forward step
 
 
 def _fail(message, code=EXIT_FAILURE):
@@ -84,6 +85,8 @@ def _settings(args):
         raise ValueError(f"--top-k must not be negative; got {args.top_k}")
     if args.length < 1:
         raise ValueError(f"--length must be at least 1; got {args.length}")
+    if args.length > MAX_LENGTH:
+        raise ValueError(f"--length must be at most {MAX_LENGTH:,} characters; got {args.length}")
     return Settings(cell=args.cell, hidden=args.hidden, layers=args.layers, batch=args.batch,
                     bptt=args.bptt, learning_rate=args.learning_rate, seed=args.seed)
 
@@ -155,7 +158,7 @@ def prepare_model(args, out=None):
     train_ids, val_ids = app.split(ids, settings.val_fraction)
 
     if model is None:
-        app.check_size(len(vocab), settings)          # before a too-large model is allocated
+        app.check_size(len(vocab), settings, chars=len(train_ids))   # before allocating it
         model = app.build_model(len(vocab), settings)
         print(f"Training a {settings.layers}-layer {settings.cell.upper()} with {settings.hidden} "
               f"units on {source} ({len(train_ids):,} characters; {len(val_ids):,} held out for "

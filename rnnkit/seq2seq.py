@@ -103,8 +103,9 @@ class EncoderDecoder(Model):
                                     {**loss_kwargs, **({"time_reduction": time_reduction}
                                                        if time_reduction else {})}))
         if getattr(probe, "from_logits", True) is False:
+            head = getattr(getattr(self, "head", None), "name", "head")
             raise ValueError(f"{self.who}: the model's outputs are logits (raw scores of the "
-                             f"head {self.head.name!r}, no softmax), but loss {probe.name!r} "
+                             f"head {head!r}, no softmax), but loss {probe.name!r} "
                              f"was set up with from_logits=False; use from_logits=True")
         return super().compile(loss, optimizer, metrics, time_reduction, **loss_kwargs)
 

@@ -43,6 +43,7 @@ def no_training(monkeypatch):
     (["--learning-rate", "inf"], "--learning-rate must be a finite number > 0"),
     (["--max-updates", "0"], "--max-updates must be at least 1"),
     (["--seed", "-1"], "--seed must be ≥ 0"),
+    (["--length", "1000000000"], "--length must be at most 1,000,000"),
 ])
 def test_endless_or_meaningless_numbers_are_refused(extra, message, capsys, no_training):
     code, out, err = run_cli(["autocomplete", *FAST, "--prompt", "x", *extra], capsys)
@@ -83,6 +84,11 @@ def test_a_model_too_large_is_refused_before_anything_is_allocated(capsys, no_tr
     assert app.check_size(60, s, available=10 * need) == need
     with pytest.raises(ValueError, match=r"needs about .* GiB to train; this machine has"):
         app.check_size(60, s, available=need)
+    # a --bptt or --batch beyond the text is cut to the text (as streams() cuts it)
+    huge = app.Settings(hidden=64, layers=2, batch=8, bptt=10**9)
+    assert app.training_bytes(60, huge, chars=1001) == app.training_bytes(
+        60, app.Settings(hidden=64, layers=2, batch=8, bptt=125))
+    assert app.check_size(60, huge, available=10 * need, chars=1001) < 10 * need
 
 
 def test_absurd_validation_bpc_is_divergence_not_a_result(capsys, cache, monkeypatch):

@@ -151,11 +151,17 @@ def parameter_count(vocab_size, s: Settings) -> int:
     return vocab_size * s.embed + rec + H * vocab_size + vocab_size
 
 
-def training_bytes(vocab_size, s: Settings) -> int:
+def training_bytes(vocab_size, s: Settings, chars=None) -> int:
     """About how much memory training takes: weights, gradients and Adam's two moments
-    (float32), and one truncated-BPTT window's activations and their gradients."""
+    (float32), and one truncated-BPTT window's activations and their gradients.  With
+    ``chars`` (the training text's length) the streams and window are those ``streams``
+    cuts from it (never more rows or steps than the text has)."""
     n = parameter_count(vocab_size, s)
-    window = s.batch * s.bptt * (s.layers * s.hidden * (GATES[s.cell] + 4) + 3 * vocab_size)
+    B, k = s.batch, s.bptt
+    if chars is not None:
+        B = max(1, min(B, (chars - 1) // 2))
+        k = max(1, min(k, (chars - 1) // B))
+    window = B * k * (s.layers * s.hidden * (GATES[s.cell] + 4) + 3 * vocab_size)
     return 4 * (4 * n + 2 * window)
 
 
@@ -174,10 +180,10 @@ def available_memory() -> int | None:
         return None
 
 
-def check_size(vocab_size, s: Settings, available=None):
+def check_size(vocab_size, s: Settings, available=None, chars=None):
     """Refuse, before anything is allocated, a model too large to train here."""
     n = parameter_count(vocab_size, s)
-    need = training_bytes(vocab_size, s)
+    need = training_bytes(vocab_size, s, chars)
     what = (f"a {s.layers}-layer {s.cell.upper()} with {s.hidden:,} units (--hidden), "
             f"--batch {s.batch}, --bptt {s.bptt} on {vocab_size} characters has {n:,} weights")
     if n > MAX_PARAMS:
