@@ -154,23 +154,21 @@ def test_compiled_loops_match_numpy_loops(case, option, N, dtype, rtol, atol, sp
     assert_same(fast, ref, rtol, atol)
 
 
-LSTM_CASES = sorted(c for c in CASES if c.startswith("lstm"))
-
-
 @pytest.mark.parametrize("dtype,rtol,atol", [("float64", 1e-10, 1e-12), ("float32", 2e-4, 2e-5)])
 @pytest.mark.parametrize("option", ["plain", "last", "mask", "mask-zero-output",
                                     "backwards-mask", "state"])
-@pytest.mark.parametrize("case", LSTM_CASES)
+@pytest.mark.parametrize("case", sorted(CASES))
 @pytest.mark.parametrize("N", [1, 6, 20])
-def test_lstm_inference_computes_x_u_in_the_loop(case, option, N, dtype, rtol, atol, spy):
-    """float32 inference with at least 4 rows hands the compiled LSTM loop x itself (x_t U
-    per step with packed U; chunks of the batch at N = 20 with two threads): the NumPy
-    loops' outputs, and the same gradients from a backward that follows."""
+def test_inference_computes_x_u_in_the_loop(case, option, N, dtype, rtol, atol, spy):
+    """float32 inference with at least 4 rows hands the compiled loop x itself (x_t U per
+    step with packed U; chunks of the batch at N = 20 with two threads), and keeps no
+    trace: the NumPy loops' outputs, and the same gradients from a backward that follows
+    (which runs the forward again, with a trace)."""
     layer, x, mask, init = make_case(case, option, N, dtype, "infer")
+    kind = {"SimpleRNN": "simple", "LSTM": "lstm", "GRU": "gru"}[type(layer).__name__]
     ref = run(layer, x, fast=False, mask=mask, initial_state=init, training=False)
     fast = run(layer, x, fast=True, mask=mask, initial_state=init, training=False)
-    # the inference forward keeps no trace; the backward after it runs it again with one
-    assert spy.calls == [("forward", "lstm"), ("forward", "lstm"), ("backward", "lstm")]
+    assert spy.calls == [("forward", kind), ("forward", kind), ("backward", kind)]
     assert spy.args[0].get("no_trace") == 1 and not spy.args[1].get("no_trace")
     if dtype == "float32" and N >= 4:                      # else one product before the loop
         assert spy.args[0]["x"] is not None and spy.args[0]["D"] == x.shape[2]
@@ -182,15 +180,16 @@ def test_lstm_inference_computes_x_u_in_the_loop(case, option, N, dtype, rtol, a
     assert_same(fast, trained, rtol, atol)
 
 
-def test_only_lstm_inference_takes_x(spy):
-    """SimpleRNN and GRU inference, and every training forward, get x U from one product
-    before the loop, as before."""
+def test_inference_takes_x_training_takes_xw(spy):
+    """Inference (float32, 4 rows or more) forms x_t U inside the loop; every training
+    forward gets x U from one product before the loop."""
     x = np.random.default_rng(0).standard_normal((5, 4, 3)).astype("float32")
-    for layer in (SimpleRNN(6, seed=1), GRU(6, seed=1), LSTM(6, seed=1)):
+    for layer in (SimpleRNN(6, seed=1), GRU(6, seed=1), GRU(6, reset_after=False, seed=1),
+                  LSTM(6, seed=1)):
         layer.forward(x)
         layer.forward(x, training=True)
     xs = [a.get("x") is not None for a in spy.args]
-    assert xs == [False, False, False, False, True, False]
+    assert xs == [True, False] * 4
 
 
 @pytest.fixture(params=[True, False], ids=["packed", "blas"])

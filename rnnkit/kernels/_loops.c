@@ -152,7 +152,7 @@ typedef struct {
     int own_threads;                /* 1: BLAS is held at one thread, the team does it all */
     int no_trace, h_ring;           /* inference without a trace (see STEP, CSLOT, HSLOT) */
     char *xw; Py_ssize_t xw_st, xw_sn;
-    char *x, *U; Py_ssize_t D;      /* LSTM forward: x (T, N, D) and U instead of xw (x_t U per step) */
+    char *x, *U; Py_ssize_t D;      /* inference: x (T, N, D) and U instead of xw (x_t U per step) */
     char *W, *b_in, *b_rec, *P;    /* P: LSTM projection (H, p); b_in: the input bias b, added
                                       in the loop (or NULL: already in xw) */
     char *h, *c;
@@ -411,12 +411,12 @@ static int parse_args(PyObject *d, LoopArgs *a, int *itemsize, int cell, int bac
                 return -1;
             a->xw = p_;
         }
-        if (cell == CELL_LSTM && a->D > 0) {
+        if (a->D > 0) {
             TAKE("x", x, 0, 1, T, N, a->D);
             TAKE("U", U, 0, 1, a->D, G);
         }
         if (!a->xw && !(a->x && a->U)) {
-            PyErr_SetString(PyExc_ValueError, "the forward loop needs xw (or, for LSTM, x and U)");
+            PyErr_SetString(PyExc_ValueError, "the forward loop needs xw (or x and U)");
             return -1;
         }
     } else {

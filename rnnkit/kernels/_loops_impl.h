@@ -330,6 +330,27 @@ static void F(copy_xw)(const LoopArgs *a, Py_ssize_t t, REAL *z, Py_ssize_t G)
     }
 }
 
+/* Inference with x (T, N, D) and U instead of xw: the step's x_t U, formed here into the
+ * scratch rows `xbuf` (N x G) while they are in cache, is what `la` (a copy of the loop's
+ * arguments pointing xw at xbuf) reads as this step's xw. */
+static void F(x_times_u)(const LoopArgs *a, Products *pr, int slot, Py_ssize_t t, Py_ssize_t G,
+                         REAL *xbuf)
+{
+    F(product)(pr, slot, 0, a->N, G, a->D, (const REAL *)a->x + t * a->NT * a->D, a->D,
+               (const REAL *)a->U, G, (REAL)0, xbuf, G);
+}
+
+static LoopArgs F(xw_from)(const LoopArgs *a, REAL *xbuf, Py_ssize_t G)
+{
+    LoopArgs la = *a;
+    if (xbuf) {
+        la.xw = (char *)xbuf;
+        la.xw_st = 0;
+        la.xw_sn = G;
+    }
+    return la;
+}
+
 /* ========================================================================================= */
 /* SimpleRNN:  s_t = σ(x_t U + s_{t-1} W + b)                                                 */
 /* ========================================================================================= */
@@ -338,15 +359,19 @@ static int F(simple_forward)(const LoopArgs *a, Products *pr)
     const Py_ssize_t T = a->T, N = a->N, NT = a->NT, H = a->H;
     const REAL *W = (const REAL *)a->W;
     REAL *s = (REAL *)a->h;
-    REAL *buf = a->rec_mask ? (REAL *)malloc((size_t)(N * H) * sizeof(REAL)) : NULL;
-    if (a->rec_mask && !buf)
+    REAL *buf = (REAL *)malloc((size_t)(N * H * (a->x ? 2 : 1)) * sizeof(REAL));
+    if (!buf)
         return -1;
+    REAL *xbuf = a->x ? buf + N * H : NULL;
+    const LoopArgs la = F(xw_from)(a, xbuf, H);
     for (Py_ssize_t t = 0; t < T; t++) {
         const REAL *s_prev = s + HSLOT(a, t) * NT * H;
         REAL *s_next = s + HSLOT(a, t + 1) * NT * H;
         const REAL *sd = F(rec_input)(a, s_prev, buf, H);
+        if (xbuf)
+            F(x_times_u)(a, pr, 1, t, H, xbuf);            /* x_t U here (slot 1: U) */
         for (Py_ssize_t n = 0; n < N; n++)                 /* a_t = x_t U + b ... */
-            memcpy(s_next + n * H, F(xw_row)(a, t, n), (size_t)H * sizeof(REAL));
+            memcpy(s_next + n * H, F(xw_row)(&la, t, n), (size_t)H * sizeof(REAL));
         F(product)(pr, 0, 0, N, H, H, sd, H, W, H, (REAL)1, s_next, H);   /* ... + s_{t-1} W */
         for (Py_ssize_t n = 0; n < N; n++)
             F(add_bias)(a, s_next + n * H, 0, H);
@@ -530,16 +555,23 @@ static int F(gru_forward)(const LoopArgs *a, Products *pr)
     const Py_ssize_t T = a->T, N = a->N, NT = a->NT, H = a->H, G = 3 * a->H;
     const REAL *W = (const REAL *)a->W, *b_rec = (const REAL *)a->b_rec;
     REAL *h = (REAL *)a->h;
-    /* rec_mask buffer (N x H); reset_after: the step's h_{t-1} W + b_rec (N x G) */
-    REAL *buf = (REAL *)malloc((size_t)(N * H + (a->reset_after ? N * G : 0) + 1) * sizeof(REAL));
+    /* rec_mask buffer (N x H); reset_after: the step's h_{t-1} W + b_rec (N x G); with x:
+     * the step's x_t U (N x G) */
+    REAL *buf = (REAL *)malloc((size_t)(N * H + (a->reset_after ? N * G : 0)
+                                        + (a->x ? N * G : 0) + 1) * sizeof(REAL));
     if (!buf)
         return -1;
     REAL *hw = buf + N * H;
+    REAL *xbuf = a->x ? hw + (a->reset_after ? N * G : 0) : NULL;
+    const LoopArgs la = F(xw_from)(a, xbuf, G);
+    const int slot_U = a->reset_after ? 1 : 2;              /* loop_packs: W (or W_zr, W_n), U */
     for (Py_ssize_t t = 0; t < T; t++) {
         const REAL *h_prev = h + HSLOT(a, t) * NT * H;
         REAL *h_next = h + HSLOT(a, t + 1) * NT * H;
         REAL *gt = (REAL *)a->gates + STEP(a, t) * NT * G;
         const REAL *hd = F(rec_input)(a, h_prev, buf, H);
+        if (xbuf)
+            F(x_times_u)(a, pr, slot_U, t, G, xbuf);        /* x_t U here, while it is in cache */
         if (a->reset_after) {
             REAL *hn = (REAL *)a->hn + STEP(a, t) * NT * H;   /* kept for the reverse step */
             for (Py_ssize_t n = 0; n < N; n++) {
@@ -551,7 +583,7 @@ static int F(gru_forward)(const LoopArgs *a, Products *pr)
             F(product)(pr, 0, 0, N, G, H, hd, H, W, G, (REAL)1, hw, G);   /* h_{t-1} W + b_rec */
             for (Py_ssize_t n = 0; n < N; n++) {
                 REAL *g = gt + n * G, *hwn = hw + n * G;
-                const REAL *x = F(xw_row)(a, t, n);
+                const REAL *x = F(xw_row)(&la, t, n);
                 for (Py_ssize_t j = 0; j < 2 * H; j++)
                     g[j] = x[j] + hwn[j];
                 F(add_bias)(a, g, 0, 2 * H);
@@ -565,7 +597,7 @@ static int F(gru_forward)(const LoopArgs *a, Products *pr)
             }
         } else {
             REAL *rh = (REAL *)a->rh + STEP(a, t) * NT * H;
-            F(copy_xw)(a, t, gt, G);
+            F(copy_xw)(&la, t, gt, G);
             F(product)(pr, 0, 0, N, 2 * H, H, hd, H, W, G, (REAL)1, gt, G);   /* x U_zr + h_{t-1} W_zr */
             for (Py_ssize_t n = 0; n < N; n++) {
                 REAL *g = gt + n * G;
@@ -683,6 +715,10 @@ static int F(loop_packs)(const LoopArgs *a, int cell, int backward, PackSpec *sp
     if (cell == CELL_SIMPLE) {
         sp[n++] = (PackSpec){W, backward, H, H, H};                     /* W or Wᵀ */
         *Kmax = H;
+        if (!backward && a->x) {                                        /* U */
+            sp[n++] = (PackSpec){(const REAL *)a->U, 0, a->D, H, H};
+            *Kmax = a->D > H ? a->D : H;
+        }
     } else if (cell == CELL_LSTM) {
         const Py_ssize_t G = 4 * H;
         const REAL *Pr = (const REAL *)a->P;
@@ -708,6 +744,10 @@ static int F(loop_packs)(const LoopArgs *a, int cell, int backward, PackSpec *sp
             if (!a->reset_after)
                 sp[n++] = (PackSpec){W + 2 * H, 0, H, H, G};
             *Kmax = H;
+            if (a->x) {                                                 /* U */
+                sp[n++] = (PackSpec){(const REAL *)a->U, 0, a->D, G, G};
+                *Kmax = a->D > H ? a->D : H;
+            }
         } else {                                                        /* Wᵀ, or W_zrᵀ and W_nᵀ */
             sp[n++] = (PackSpec){W, 1, a->reset_after ? G : 2 * H, H, G};
             if (!a->reset_after)

@@ -34,9 +34,11 @@ CELLS = {SimpleCell: "simple", LSTMCell: "lstm", GRUCell: "gru"}
 # A product smaller than this (multiply-adds) stays one BLAS call: cutting it into blocks
 # on the team costs more than it saves.
 MATMUL_MIN_WORK = 1 << 17
-# LSTM inference forms each step's x_t U inside the loop from this many rows up (float32,
-# the packed kernel's products); with fewer rows each step would be a matrix-vector product
-# that reads all of U again, slower than one product before the loop (BENCHMARKS.md).
+# Inference forms each step's x_t U inside the loop, for these cells, from this many rows
+# up (float32, the packed kernel's products); with fewer rows each step would be a
+# matrix-vector product that reads all of U again, slower than one product before the loop
+# (BENCHMARKS.md, "Inference without a trace").
+X_IN_LOOP_CELLS = ("lstm", "gru", "simple")
 X_IN_LOOP_MIN_ROWS = 4
 
 
@@ -176,14 +178,14 @@ def forward(cell, params, initial_states, mask=None, rec_mask=None, *, xw=None, 
     xw (T, N, G): the input projections x_t U, without the bias ``bias`` (G,) when that is
     given (added inside the loop while each step's pre-activations are in cache);
     ``overwrite_xw``: the caller no longer needs ``xw``, which then becomes the trace's gate
-    cache (one buffer less).  Or, LSTM in float32 with ``X_IN_LOOP_MIN_ROWS`` rows or
-    more: x (T, N, D) instead of xw, and each step's x_t U is computed inside the loop
+    cache (one buffer less).  Or, in float32 with ``X_IN_LOOP_MIN_ROWS`` rows or more
+    (``X_IN_LOOP_CELLS``): x (T, N, D) instead of xw, and each step's x_t U is computed inside the loop
     (U = params["U"]), straight into that step's gates.
 
     ``trace=False`` (inference that no backward follows): an ``Untraced`` instead of a
     Trace, keeping no per-step caches, and h of every step only with ``keep_outputs``."""
     src = x if xw is None else xw
-    if x is not None and xw is None and (CELLS.get(type(cell)) != "lstm"
+    if x is not None and xw is None and (CELLS.get(type(cell)) not in X_IN_LOOP_CELLS
                                           or src.shape[1] < X_IN_LOOP_MIN_ROWS
                                           or src.dtype != np.float32):
         return None

@@ -237,7 +237,7 @@ class Recurrent(Layer):
         T, N, D = X.shape
         p, cell = self.params, self.cell
         keep = bool(training) if trace is None else trace
-        if not training:       # the compiled LSTM loop may form each x_t U inside the loop
+        if not training:       # the compiled loop may form each x_t U inside the loop
             done = kernels.forward(cell, p, s0, m, rec_mask, x=X, bias=bias, trace=keep,
                                    keep_outputs=self.return_sequences)
             if done is not None:
