@@ -1,4 +1,4 @@
-"""Shared test setup."""
+"""Shared test setup (the shared helpers are in tests/helpers.py)."""
 import pytest
 
 import rnnkit
@@ -6,11 +6,11 @@ from rnnkit import backend
 
 
 @pytest.fixture(autouse=True)
-def _rnnkit_defaults(request):
-    """A test that changes the global default dtype must not leak it into other tests;
-    the core tests also start from a fixed global seed."""
+def _rnnkit_defaults():
+    """Every test starts from a fixed global seed, so that layers built without ``seed=``
+    get the same weights in every run and a failure can be reproduced; a test that
+    changes the global default dtype must not leak it into other tests."""
     floatx = backend.floatx()
-    if request.node.path.name.startswith("test_core_"):
-        rnnkit.set_seed(1234)
+    rnnkit.set_seed(1234)
     yield
     backend.set_floatx(floatx)
