@@ -146,3 +146,19 @@ def test_predict_refuses_a_recording_of_the_wrong_shape(data, tmp_path, capsys, 
     assert cli.main(["activity", "predict", "--model", str(model), str(csv)]) == 2
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
+
+
+def test_baselines_are_cached_by_the_data_they_are_computed_on(tmp_path, monkeypatch):
+    from rnnkit.apps._baselines import cached
+    monkeypatch.setenv("RNNKIT_CACHE", str(tmp_path))
+    calls = []
+
+    def compute():
+        calls.append(1)
+        return {"acc": 0.5}
+
+    a = np.arange(6.0)
+    assert cached("t", [a], compute) == {"acc": 0.5}
+    assert cached("t", [a], compute) == {"acc": 0.5} and len(calls) == 1
+    assert cached("t", [a + 1], compute) == {"acc": 0.5} and len(calls) == 2   # other data
+    assert cached("t", [a.reshape(2, 3)], compute) and len(calls) == 3          # other shape

@@ -209,3 +209,35 @@ def confusion(y_true, y_pred, n_classes) -> list:
     m = np.zeros((n_classes, n_classes), dtype=np.int64)
     np.add.at(m, (np.asarray(y_true), np.asarray(y_pred)), 1)
     return m.tolist()
+
+
+BASELINE_CACHE_VERSION = 1
+
+
+def cached(name: str, arrays, compute):
+    """``compute()``'s JSON result, kept in ``cache_dir()/baselines/<name>-<digest>.json``; the
+    digest is SHA-256 of ``arrays`` (the data the baselines are fitted and scored on) and of
+    BASELINE_CACHE_VERSION, so other data or another version of this code computes anew.
+    The baselines do not depend on the trained model, so evaluate pays for them once."""
+    import hashlib
+    import json
+
+    from ..atomicfile import atomic_write_text
+    from ..data.fetch import cache_dir
+    h = hashlib.sha256(f"{name}:{BASELINE_CACHE_VERSION}".encode())
+    for a in arrays:
+        a = np.ascontiguousarray(a)
+        h.update(str((a.dtype.str, a.shape)).encode())
+        h.update(a.tobytes())
+    path = cache_dir() / "baselines" / f"{name}-{h.hexdigest()[:16]}.json"
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        pass
+    result = compute()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(path, json.dumps(result))
+    except OSError:
+        pass                                   # a read-only cache only costs the time
+    return result

@@ -168,9 +168,9 @@ def train_classifier(model, x, y, args):
 
 
 def seed_everything(args):
-    set_seed(int(args.seed))
     if args.seed < 0:
         raise AppInputError(f"--seed must not be negative; got {args.seed}")
+    set_seed(int(args.seed))
 
 
 def classification_report(y_true, y_pred, classes) -> dict:

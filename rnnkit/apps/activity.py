@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..datasets import basic_motions
-from ._baselines import dtw_distances, majority_class, nearest_neighbour
+from ._baselines import cached, dtw_distances, majority_class, nearest_neighbour
 from ._seqclass import (
     add_plot_command,
     add_train_options,
@@ -77,13 +77,19 @@ def _evaluate(model, meta, args):
                                    classes)
     train_acc = classification_report(
         y_train, predict_classes(model, _normalize(x_train, meta)), classes)["accuracy"]
-    dist = dtw_distances(list(x_test), list(x_train))
-    baselines = {
-        "majority_class": classification_report(
-            y_test, majority_class(y_train, len(y_test)), classes)["accuracy"],
-        "1nn_dtw_dependent": classification_report(
-            y_test, nearest_neighbour(dist, y_train), classes)["accuracy"],
-    }
+
+    def compute():
+        dist = dtw_distances(list(x_test), list(x_train))
+        return {
+            "majority_class": classification_report(
+                y_test, majority_class(y_train, len(y_test)), classes)["accuracy"],
+            "1nn_dtw_dependent": classification_report(
+                y_test, nearest_neighbour(dist, y_train), classes)["accuracy"],
+        }
+
+    arrays = [np.concatenate(list(x_train)), np.concatenate(list(x_test)), y_train, y_test,
+              np.array([len(s) for s in x_train]), np.array([len(s) for s in x_test])]
+    baselines = cached("activity", arrays, compute)
     return {"task": "activity",
             "split": f"UEA BasicMotions: {len(y_train)} train / {len(y_test)} test",
             "model": {"test_accuracy": report["accuracy"], "train_accuracy": train_acc,

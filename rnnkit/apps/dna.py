@@ -20,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..datasets import splice_dna
-from ._baselines import LogisticRegression, OneHotBlocks, choose_l2, majority_class
+from ._baselines import LogisticRegression, OneHotBlocks, cached, choose_l2, majority_class
 from ._seqclass import (
     add_plot_command,
     add_train_options,
@@ -135,7 +135,8 @@ def _evaluate(model, meta, args):
     return {"task": "dna", "split": f"StatLog: {len(y_train)} train / {len(y_test)} test",
             "model": {"test_accuracy": report["accuracy"], "train_accuracy": train_acc,
                       **{k: v for k, v in report.items() if k != "accuracy"}},
-            "baselines": _baselines(x_train, y_train, x_test, y_test),
+            "baselines": cached("dna", [x_train, y_train, x_test, y_test],
+                                lambda: _baselines(x_train, y_train, x_test, y_test)),
             "published": PUBLISHED,
             "training": {k: v for k, v in meta.get("training", {}).items() if k != "history"}}
 
