@@ -1,6 +1,5 @@
 """`rnnkit autocomplete` and `rnnkit generate` as a user meets them: on a text of
 their own, with bad files, unseen characters, corrupted models and Ctrl-C."""
-import json
 import os
 import pathlib
 import signal

@@ -13,14 +13,13 @@ import traceback
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-hypothesis = pytest.importorskip("hypothesis")
-from hypothesis import HealthCheck, given, settings, strategies as st  # noqa: E402
-
-from rnnkit import GRU, LSTM, Dense, Masking, Sequential, SimpleRNN, cli, losses, optim  # noqa: E402
-from rnnkit.apps import autocomplete as app  # noqa: E402
-from rnnkit.seeding import set_seed  # noqa: E402
-from rnnkit.seq2seq import EncoderDecoder  # noqa: E402
+from rnnkit import GRU, LSTM, Dense, Masking, Sequential, SimpleRNN, cli, losses, optim
+from rnnkit.apps import autocomplete as app
+from rnnkit.seeding import set_seed
+from rnnkit.seq2seq import EncoderDecoder
 
 SONNETS = pathlib.Path(__file__).parent / "data" / "sonnets.txt"
 FUZZ = settings(max_examples=25, deadline=None, derandomize=True,

@@ -106,6 +106,7 @@ def test_absurd_validation_bpc_is_divergence_not_a_result(capsys, cache, monkeyp
 def test_the_divergence_check_in_training(monkeypatch):
     """A finite but absurd loss (far above a uniform guess) stops training."""
     import numpy as np
+
     from rnnkit.data.text import CharVocab
     text = SONNETS.read_text()
     vocab = CharVocab.from_text(text)

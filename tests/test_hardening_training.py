@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 import rnnkit
-from rnnkit import LSTM, Dense, Sequential, SimpleRNN, callbacks as cb, losses, optim
+from rnnkit import LSTM, Dense, Sequential, SimpleRNN, losses, optim
+from rnnkit import callbacks as cb
 from rnnkit.seeding import set_seed
 from rnnkit.seq2seq import EncoderDecoder, shift_targets
 

@@ -15,12 +15,11 @@ import os
 import sys
 import time
 
-from .. import callbacks as cb
 from ..seeding import set_seed
 from . import tasks
 from .monitor import SpectralNormTracker
-from .traces import recurrent_layers
 from .report import diagnose
+from .traces import recurrent_layers
 
 HELP = "gradient diagnostics: vanishing/exploding gradients, Jacobians, gates, truncation"
 
@@ -71,7 +70,8 @@ def _int_list(text):
     try:
         values = [int(v) for v in text.split(",") if v.strip()]
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected integers separated by commas; got {text!r}")
+        raise argparse.ArgumentTypeError(
+            f"expected integers separated by commas; got {text!r}") from None
     if not values or min(values) < 1:
         raise argparse.ArgumentTypeError(f"expected positive integers separated by commas; "
                                          f"got {text!r}")
@@ -197,7 +197,7 @@ def run(args):
     result = diagnose(model, x, y, args.out, samples=args.samples, k2_values=args.k2,
                       k1=args.k1, history=history, tracker=tracker, clip_threshold=threshold,
                       truncation=not args.no_truncation, config=config, verbose=not args.quiet)
-    for name, f in result["files"].items():
+    for f in result["files"].values():
         say(f"  wrote {f}")
     say(f"done in {time.perf_counter() - t0:.1f} s")
     return 0
