@@ -403,7 +403,9 @@ def main(argv=None):
         usage = isinstance(e, (TextError, AppInputError))
         return _fail(str(e), EXIT_USAGE if usage else EXIT_FAILURE)
     except DataUnavailable as e:
-        return _fail(f"{e}\nOr train on any UTF-8 text of your own: --text FILE")
+        hint = "\nOr train on any UTF-8 text of your own: --text FILE" if hasattr(args, "text") \
+            else ""                    # only autocomplete/generate have --text
+        return _fail(f"{e}{hint}")
     except (ModelFileError, FileNotFoundError) as e:
         return _fail(str(e))
     except FloatingPointError as e:

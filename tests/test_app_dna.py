@@ -159,4 +159,5 @@ def test_predict_refuses_bad_sequences_in_one_line(data, tmp_path, capsys, text,
 def test_train_refuses_a_missing_data_file(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("RNNKIT_CACHE", str(tmp_path))
     assert cli.main(["dna", "train", "--data", str(tmp_path / "nope.rda"), "--quiet"]) == 1
-    assert "nope.rda: no such file" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "nope.rda: no such file" in err and "--text" not in err     # no autocomplete hint
