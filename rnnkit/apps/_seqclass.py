@@ -280,7 +280,8 @@ def read_recordings(path, channels: int, steps: int | None, what: str):
         for i, (s, lab) in enumerate(zip(series, labels)):
             out.append((f"{path.name} case {i + 1}", s, lab))
     else:
-        rows, header_seen = [], False
+        rows: list[list[float]] = []
+        header_seen = False
         for lineno, line in enumerate(text.splitlines(), 1):
             if not line.strip() or line.lstrip().startswith("#"):
                 continue

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import io
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -210,7 +211,7 @@ def _parse_pair(texts, name, classes):
 
 
 def _write_cache(path: Path, split):
-    arrays = {"version": np.array(CACHE_VERSION)}
+    arrays: dict[str, Any] = {"version": np.array(CACHE_VERSION)}   # Any: savez's **kwds
     for tag, (series, y) in zip(("train", "test"), split):
         arrays[f"{tag}_values"] = np.concatenate(series, axis=0)
         arrays[f"{tag}_lengths"] = np.array([len(s) for s in series], dtype=np.int64)
