@@ -59,6 +59,12 @@ def initial_states(layer, n=N, seed=3):
     return [rng.standard_normal((n, s)) * 0.5 for s in layer.state_sizes]
 
 
+def with_initial_states(layer, call, expect):
+    """Pass random initial states in ``call`` and expect their gradients to be checked."""
+    call["initial_state"] = initial_states(layer)
+    expect += [f"initial_state[{k}]" for k in range(len(layer.state_sizes))]
+
+
 # --------------------------------------------------------------------------- activations
 @pytest.mark.parametrize("activation", ["tanh", "sigmoid", "relu", "linear", "hard_sigmoid",
                                         "softsign"])
@@ -85,54 +91,45 @@ def test_lstm_unit_forget_bias(unit_forget_bias):
 
 
 # --------------------------------------------------------------------------- options
+OPTIONS = {                      # test_options: the layer's arguments for each option
+    "sequences": dict(return_sequences=True),
+    "last": {},
+    "state_sequences": dict(return_sequences=True, return_state=True),
+    "state_last": dict(return_state=True),
+    "initial_state": dict(return_sequences=True, return_state=False),
+    "initial_state_return_state": dict(return_sequences=True, return_state=True),
+    "go_backwards": dict(go_backwards=True, return_sequences=True),
+    "go_backwards_last": dict(go_backwards=True, return_state=True),
+    "no_bias": dict(use_bias=False, return_sequences=True),
+}
+MASK_OPTIONS = {                 # test_masks: the same with the mask
+    "sequences": dict(return_sequences=True),
+    "last_with_state": dict(return_state=True),
+    "zero_output": dict(return_sequences=True, zero_output_for_mask=True),
+    "go_backwards": dict(return_sequences=True, go_backwards=True),
+    "initial_state": dict(return_sequences=True, return_state=True),
+}
+
+
 @pytest.mark.parametrize("kind", CELL_KINDS)
-@pytest.mark.parametrize("option", [
-    "sequences", "last", "state_sequences", "state_last", "initial_state",
-    "initial_state_return_state", "go_backwards", "go_backwards_last", "no_bias"])
+@pytest.mark.parametrize("option", list(OPTIONS))
 def test_options(kind, option):
-    kw, call, expect = {}, {}, ["input"]
-    if option == "sequences":
-        kw["return_sequences"] = True
-    elif option == "state_sequences":
-        kw.update(return_sequences=True, return_state=True)
-    elif option == "state_last":
-        kw.update(return_state=True)
-    elif option in ("initial_state", "initial_state_return_state"):
-        kw.update(return_sequences=True, return_state=option.endswith("return_state"))
-    elif option == "go_backwards":
-        kw.update(go_backwards=True, return_sequences=True)
-    elif option == "go_backwards_last":
-        kw.update(go_backwards=True, return_state=True)
-    elif option == "no_bias":
-        kw.update(use_bias=False, return_sequences=True)
-    layer = make(kind, **kw)
+    call, expect = {}, ["input"]
+    layer = make(kind, **OPTIONS[option])
     if option.startswith("initial_state"):
-        call["initial_state"] = initial_states(layer)
-        expect += [f"initial_state[{k}]" for k in range(len(layer.state_sizes))]
+        with_initial_states(layer, call, expect)
     report = check(layer, data(), expect=expect, **call)
     if option == "no_bias":
         assert not any(k.startswith("b") for k in report if k != "input")
 
 
 @pytest.mark.parametrize("kind", CELL_KINDS)
-@pytest.mark.parametrize("option", ["sequences", "last_with_state", "zero_output",
-                                    "go_backwards", "initial_state"])
+@pytest.mark.parametrize("option", list(MASK_OPTIONS))
 def test_masks(kind, option):
-    kw, call, expect = {}, {"mask": MASK}, ["input"]
-    if option == "sequences":
-        kw["return_sequences"] = True
-    elif option == "last_with_state":
-        kw["return_state"] = True
-    elif option == "zero_output":
-        kw.update(return_sequences=True, zero_output_for_mask=True)
-    elif option == "go_backwards":
-        kw.update(return_sequences=True, go_backwards=True)
-    elif option == "initial_state":
-        kw.update(return_sequences=True, return_state=True)
-    layer = make(kind, **kw)
+    call, expect = {"mask": MASK}, ["input"]
+    layer = make(kind, **MASK_OPTIONS[option])
     if option == "initial_state":
-        call["initial_state"] = initial_states(layer)
-        expect += [f"initial_state[{k}]" for k in range(len(layer.state_sizes))]
+        with_initial_states(layer, call, expect)
     check(layer, data(1), expect=expect, **call)
 
 
