@@ -444,8 +444,9 @@ def fit(model, x, y, batch_size=32, epochs=1, verbose=1, callbacks=None, validat
                 step_counter += 1
                 done += 1
                 if model.stop_training:
-                    if not math.isfinite(record["loss"]):    # the epoch's mean is NaN, not
-                        chunks.append((record["loss"], 1))    # that of the batches before it
+                    # this batch's loss counts (a non-finite one makes the epoch's mean
+                    # non-finite, as it is, instead of the mean of the batches before it)
+                    chunks.append((record["loss"], yt.shape[1] if tbptt is not None else 1))
                     break
                 chunks.append((record["loss"], yt.shape[1] if tbptt is not None else 1))
                 acc.add_metrics(yt, out, weights)

@@ -215,3 +215,17 @@ def test_a_stateful_model_fits_twice_and_resumes_exactly_after_save_and_load(tmp
         c.fit(x, y, batch_size=4, verbose=0)
     with pytest.raises(ValueError, match="do not divide into batches of 6"):
         _stateful().fit(x, y, batch_size=6, verbose=0)
+
+
+def test_an_epoch_stopped_by_a_callback_logs_the_mean_of_the_updates_done():
+    """A callback stops training after the second of four updates: the epoch's loss is the
+    mean over both updates, not over the one before the stop."""
+    class StopAfter(cb.Callback):
+        def on_batch_end(self, step, logs=None):
+            if step == 1:
+                self.model.stop_training = True
+    x, y = data()
+    h = small().fit(x, y, batch_size=4, epochs=3, verbose=0, shuffle=False,
+                    callbacks=[StopAfter()])
+    assert len(h.steps["loss"]) == 2 and len(h.history["loss"]) == 1
+    assert h.history["loss"][0] == pytest.approx(np.mean(h.steps["loss"]), rel=1e-12)
