@@ -16,7 +16,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from rnnkit import GRU, LSTM, Dense, Masking, Sequential, SimpleRNN, cli, losses, optim
+from rnnkit import GRU, LSTM, Dense, Embedding, Masking, Sequential, SimpleRNN, cli, losses, optim
 from rnnkit.apps import autocomplete as app
 from rnnkit.seeding import set_seed
 from rnnkit.seq2seq import EncoderDecoder
@@ -45,13 +45,16 @@ def problems(draw):
     dtype = draw(st.sampled_from(["float32", "float64"]))
     cell = draw(st.sampled_from(sorted(CELLS)))
     masked = draw(st.booleans())
+    ids = draw(st.booleans())                            # token ids through an Embedding
     seed = draw(st.integers(0, 2**16))
     rng = np.random.default_rng(seed)
     x = rng.standard_normal((n, T, D)).astype(dtype)
+    if ids:
+        x = rng.integers(1, 5, size=(n, T)).astype(draw(st.sampled_from(["int32", "int64"])))
     if masked:                                           # padded tails, some fully padded rows
         lengths = rng.integers(0, T + 1, size=n)
         for i, L in enumerate(lengths):
-            x[i, L:] = 0.0
+            x[i, L:] = 0
     y = rng.standard_normal((n, T, 1) if seq else (n, 1))
     sw = None
     kind = draw(st.sampled_from(["none", "sample", "step"] if seq else ["none", "sample"]))
@@ -60,7 +63,10 @@ def problems(draw):
     elif kind == "step":
         sw = rng.uniform(0, 2, size=(n, T))
     set_seed(seed)
-    layers = [Masking(0.0, input_shape=[None, D])] if masked else []
+    if ids:
+        layers = [Embedding(5, D, mask_zero=masked, input_shape=[None], dtype=dtype)]
+    else:
+        layers = [Masking(0.0, input_shape=[None, D])] if masked else []
     layers += [CELLS[cell](3, return_sequences=seq, input_shape=[None, D], dtype=dtype),
                Dense(1, dtype=dtype)]
     m = Sequential(layers)
@@ -89,7 +95,8 @@ BAD_INTS = st.sampled_from([0, -1, -7, 2.5, True, "4", None, float("nan")])
 
 @FUZZ
 @given(problems(), st.sampled_from(["batch_size", "epochs", "initial_epoch", "sample_weight",
-                                     "x_nan", "x_empty", "val_nan", "validation_split"]),
+                                     "x_nan", "x_empty", "x_text", "val_nan",
+                                     "validation_split"]),
        BAD_INTS, st.integers(0, 10))
 def test_bad_arguments_get_a_clear_error_that_names_them(p, what, bad, where):
     m, x, y, sw = p
@@ -108,9 +115,11 @@ def test_bad_arguments_get_a_clear_error_that_names_them(p, what, bad, where):
         sw[where % len(x)] = [np.nan, np.inf, -1.0][where % 3]
         kwargs["sample_weight"] = sw
     elif what == "x_nan":
-        x = x.copy()
+        x = x.astype(float)                             # ids as floats: NaN is possible
         x.flat[where % x.size] = np.nan
         name = "x"
+    elif what == "x_text":
+        x, name = np.full(x.shape, "a"), "x"
     elif what == "x_empty":
         x, y, name = x[:0], y[:0], "no samples"
     elif what == "val_nan":
