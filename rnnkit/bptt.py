@@ -46,11 +46,12 @@ class Trace:
         self.xp = xp()
         self.T, self.N, self.dtype = T, N, dtype
         self.states = [self.xp.empty((T + 1, N, size), dtype=dtype) for size in state_sizes]
-        self.cache = {}
+        self.cache: dict[str, Array] = {}
         self.mask = mask
         self.rec_mask = rec_mask
         # Steps where every sample is active skip the mask arithmetic entirely.
-        self.full_step = None if mask is None else [bool(v) for v in mask.all(axis=(1, 2)).tolist()]
+        self.full_step: list[bool] = [True] * T if mask is None else \
+            [bool(v) for v in mask.all(axis=(1, 2)).tolist()]
 
     def buffer(self, name: str, width: int) -> Array:
         """A preallocated (T, N, width) per-step buffer called ``name``."""

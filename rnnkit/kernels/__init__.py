@@ -34,6 +34,7 @@ which BLAS the install runs.
 from __future__ import annotations
 
 import contextlib
+from typing import Any
 
 from . import blas, switch, threads
 from .loops import (IMPORT_ERROR, Untraced, _loops, available, backward, enabled, forward,
@@ -47,7 +48,8 @@ __all__ = ["available", "enabled", "set_enabled", "numpy_loops", "info", "own_th
 def info() -> dict:
     """What is in use, and why the compiled loops are not, if they are not."""
     import os
-    out = {"enabled": enabled(), "requested": switch.requested(), "built": _loops is not None}
+    out: dict[str, Any] = {"enabled": enabled(), "requested": switch.requested(),
+                           "built": _loops is not None}
     if _loops is None:
         out["reason"] = f"rnnkit.kernels._loops is not available: {IMPORT_ERROR}"
     elif available():

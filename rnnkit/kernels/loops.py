@@ -17,7 +17,7 @@ from ..cells import GRUCell, LSTMCell, SimpleCell
 from . import blas, switch, threads
 
 try:
-    from . import _loops
+    from . import _loops  # type: ignore[attr-defined]
     IMPORT_ERROR = None
 except ImportError as e:  # not built (no compiler at install time): the NumPy loops run
     import importlib.util
@@ -110,7 +110,7 @@ class Untraced(Trace):
         self.cache = {}
         self.mask = mask
         self.rec_mask = rec_mask
-        self.full_step = None
+        self.full_step = []                       # (masks are handled in C)
 
     def buffer(self, name, width):
         buf = np.empty((1, self.N, width), dtype=self.dtype)          # one step's slot

@@ -16,13 +16,14 @@ import threading
 
 from . import blas
 
-_own = {"depth": 0, "threads": 1, "restore": None}
+_own: dict[str, int] = {"depth": 0, "threads": 1, "restore": 0}
 _lock = threading.Lock()
 
 
-def _env_threads():
+def _env_threads() -> int:
+    """RNNKIT_THREADS when set to a positive integer, else 0."""
     env = os.environ.get("RNNKIT_THREADS", "").strip()
-    return int(env) if env.isdigit() and int(env) > 0 else None
+    return int(env) if env.isdigit() and int(env) > 0 else 0
 
 
 def inside() -> bool:

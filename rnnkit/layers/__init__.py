@@ -4,7 +4,7 @@ from .core import Dense, Dropout, Embedding, Masking, RepeatVector
 from .recurrent import GRU, LSTM, Recurrent, SimpleRNN
 from .wrappers import Bidirectional, TimeDistributed
 
-LAYER_CLASSES = {cls.__name__: cls for cls in (SimpleRNN, LSTM, GRU, Dense, Embedding, Dropout,
+LAYER_CLASSES: dict[str, type[Layer]] = {cls.__name__: cls for cls in (SimpleRNN, LSTM, GRU, Dense, Embedding, Dropout,
                                                Masking, RepeatVector, Bidirectional,
                                                TimeDistributed)}
 

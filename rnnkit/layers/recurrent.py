@@ -16,10 +16,10 @@ Internally everything is time-major (T, N, ·) so that each step is a contiguous
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 from .. import backend, bptt, initializers, kernels, validation
-from ..cells import GRUCell, LSTMCell, SimpleCell
+from ..cells import Cell, GRUCell, LSTMCell, SimpleCell
 from ..cells.base import flat, row_sum
 from ..kernels import own_threads
 from .base import Layer
@@ -46,7 +46,7 @@ class Recurrent(Layer):
     seed                  seed of this layer's initialization and dropout
     """
 
-    cell_class = None
+    cell_class: ClassVar[type[Cell]]
 
     def __init__(self, units, *, activation="tanh", recurrent_activation="sigmoid",
                  use_bias=True, kernel_initializer="glorot_uniform",
