@@ -145,6 +145,24 @@ def _check_stateful_batches(model, n, batch_size, who):
                              f"batch size, or call reset_states() first")
 
 
+_HOOKS = ("set_model", "on_train_begin", "on_train_end", "on_epoch_begin", "on_epoch_end",
+          "on_batch_end")
+
+
+def _check_callbacks(callbacks):
+    """A list of callbacks (rnnkit.callbacks.Callback, or objects with all its hooks)."""
+    if callbacks is None:
+        return []
+    if isinstance(callbacks, cb.Callback) or not isinstance(callbacks, (list, tuple)):
+        raise TypeError(f"fit: callbacks must be a list of callbacks; got {describe(callbacks)}")
+    for c in callbacks:
+        missing = [h for h in _HOOKS if not callable(getattr(c, h, None))]
+        if missing:
+            raise TypeError(f"fit: callbacks must be rnnkit.callbacks.Callback objects; "
+                            f"{describe(c)} has no {', '.join(missing)}")
+    return list(callbacks)
+
+
 def _check_fit_inputs(model, x, y, sample_weight, tbptt):
     """Everything that can be checked before the first update, with clear errors."""
     n = num_samples(x, "x")
@@ -389,7 +407,7 @@ def fit(model, x, y, batch_size=32, epochs=1, verbose=1, callbacks=None, validat
     _check_stateful_batches(model, n, batch_size, "fit")
 
     history = cb.History()
-    user = list(callbacks or [])
+    user = _check_callbacks(callbacks)
     if not any(isinstance(c, cb.TerminateOnNaN) for c in user):
         user.insert(0, cb.TerminateOnNaN())
     all_cbs = user + [history]

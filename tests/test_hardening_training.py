@@ -229,3 +229,10 @@ def test_an_epoch_stopped_by_a_callback_logs_the_mean_of_the_updates_done():
                     callbacks=[StopAfter()])
     assert len(h.steps["loss"]) == 2 and len(h.history["loss"]) == 1
     assert h.history["loss"][0] == pytest.approx(np.mean(h.steps["loss"]), rel=1e-12)
+
+
+@pytest.mark.parametrize("callbacks", [cb.CSVLogger("x.csv"), "TerminateOnNaN", [print], [None]])
+def test_callbacks_that_are_not_a_list_of_callbacks_are_named(callbacks):
+    x, y = data()
+    with pytest.raises(TypeError, match="fit: callbacks must be"):
+        small().fit(x, y, callbacks=callbacks, verbose=0)
