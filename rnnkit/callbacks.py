@@ -180,7 +180,12 @@ class ModelCheckpoint(Callback):
             if self.best is not None and not self.improved(value, self.best, 0.0):
                 return
             self.best = value
-        path = self.filepath.format(epoch=epoch + 1, **logs)
+        try:
+            path = self.filepath.format(epoch=epoch + 1, **logs)
+        except (KeyError, IndexError, ValueError) as e:
+            raise ValueError(f"ModelCheckpoint: filepath {self.filepath!r} cannot be filled in "
+                             f"({type(e).__name__}: {e}); it may name {{epoch}} and the logged "
+                             f"values {sorted(logs)}") from None
         self.model.save(path, include_optimizer=not self.save_weights_only)
         if self.verbose:
             print(f"ModelCheckpoint: saved {path}")

@@ -224,7 +224,8 @@ def _normalize_tbptt(tbptt):
         return None
     if isinstance(tbptt, (int, np.integer)) and not isinstance(tbptt, bool):
         k1 = k2 = int(tbptt)
-    elif isinstance(tbptt, (tuple, list)) and len(tbptt) == 2:
+    elif isinstance(tbptt, (tuple, list)) and len(tbptt) == 2 and all(
+            isinstance(k, (int, np.integer)) and not isinstance(k, bool) for k in tbptt):
         k1, k2 = int(tbptt[0]), int(tbptt[1])
     else:
         raise ValueError(f"fit: tbptt must be k or (k1, k2) with k2 ≥ k1 ≥ 1; got {tbptt!r}")

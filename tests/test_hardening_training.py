@@ -236,3 +236,18 @@ def test_callbacks_that_are_not_a_list_of_callbacks_are_named(callbacks):
     x, y = data()
     with pytest.raises(TypeError, match="fit: callbacks must be"):
         small().fit(x, y, callbacks=callbacks, verbose=0)
+
+
+def test_tbptt_of_non_integers_and_a_checkpoint_name_that_cannot_be_filled(tmp_path):
+    rng = np.random.default_rng(0)
+    x, y = rng.standard_normal((4, 6, 2)), rng.standard_normal((4, 6, 1))
+    set_seed(0)
+    m = Sequential([SimpleRNN(3, return_sequences=True, input_shape=[None, 2]), Dense(1)])
+    m.compile("mse")
+    for bad in [(2.5, 3), (2, 3.9), 2.5, (True, 2)]:
+        with pytest.raises(ValueError, match="fit: tbptt must be k or"):
+            m.fit(x, y, tbptt=bad, verbose=0)
+    ckpt = cb.ModelCheckpoint(tmp_path / "m-{val_loss:.2f}.rnnkit", monitor="loss")
+    with pytest.raises(ValueError, match=r"ModelCheckpoint: filepath .* cannot be filled in "
+                                         r"\(KeyError: 'val_loss'\).*'loss'"):
+        m.fit(x, y, callbacks=[ckpt], verbose=0)
