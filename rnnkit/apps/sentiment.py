@@ -6,9 +6,9 @@ Data: the 10,605 rottentomatoes.com snippets rated by people in Hutto & Gilbert 
 shipped in vaderSentiment 3.3.2's source archive (``rnnkit.datasets.movie_reviews``:
 label = sign of the mean rating, the 37 zeros left out, test = ids divisible by 5).
 No pretrained word vectors: the embedding starts random.  Training batches hold snippets
-of similar length (less padding, same masks); the last 10 % of the training snippets (a
-fixed seeded draw) decide early stopping, and the weights of the best validation epoch
-are kept.  Baselines on the same test snippets: the majority class, VADER's rule-based
+of similar length (less padding, same masks); 10 % of the training snippets (a fixed
+seeded draw) are checked twice an epoch for early stopping, and the weights of the best
+check are kept.  Baselines on the same test snippets: the majority class, VADER's rule-based
 compound score, and a bag-of-words logistic regression (NumPy, L2 chosen on the same
 validation slice).
 """
@@ -131,12 +131,12 @@ def configure_train(p):
     g.add_argument("--patience", type=positive_int, default=3,
                    help="stop after this many epochs without a better validation loss "
                         "(default: 3)")
-    g.add_argument("--checks", type=positive_int, default=1,
+    g.add_argument("--checks", type=positive_int, default=2,
                    help="validation checks per epoch; the best check's weights are kept "
-                        "(default: 1)")
-    g.add_argument("--batch", type=positive_int, default=32, help="batch size (default: 32)")
-    g.add_argument("--learning-rate", type=float, default=2e-3,
-                   help="Adam's learning rate (default: 0.002)")
+                        "(default: 2)")
+    g.add_argument("--batch", type=positive_int, default=16, help="batch size (default: 16)")
+    g.add_argument("--learning-rate", type=float, default=1e-3,
+                   help="Adam's learning rate (default: 0.001)")
 
 
 def train(args):
