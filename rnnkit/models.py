@@ -334,15 +334,6 @@ class RNNStack(Model):
         return cls(layers, **config)
 
 
+# Model classes by name, for the model files (rnnkit.io.saving); seq2seq.py and
+# seq2seq_attention.py add theirs.
 MODEL_CLASSES = {"Sequential": Sequential, "RNNStack": RNNStack}
-
-
-def deserialize_model(spec):
-    """A model from ``{"class_name": ..., "config": ...}`` as written by save()."""
-    from .seq2seq import EncoderDecoder
-    MODEL_CLASSES.setdefault("EncoderDecoder", EncoderDecoder)
-    cls = MODEL_CLASSES.get(spec.get("class_name"))
-    if cls is None:
-        raise ValueError(f"unknown model class {spec.get('class_name')!r}; "
-                         f"known: {sorted(MODEL_CLASSES)}")
-    return cls.from_config(spec["config"])

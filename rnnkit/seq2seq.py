@@ -16,7 +16,7 @@ import numpy as np
 
 from . import backend, validation
 from .layers import GRU, LSTM, Dense, Embedding, SimpleRNN
-from .models import Model
+from .models import MODEL_CLASSES, Model
 
 CELLS = {"rnn": SimpleRNN, "simple": SimpleRNN, "lstm": LSTM, "gru": GRU}
 MAX_DECODE_LENGTH = 100_000      # generate(): longer outputs are refused, not allocated
@@ -265,3 +265,6 @@ class EncoderDecoder(Model):
                       cell=self.cell, source=self.source, source_dim=self.source_dim,
                       start_id=self.start_id, end_id=self.end_id)
         return config
+
+
+MODEL_CLASSES.setdefault("EncoderDecoder", EncoderDecoder)      # for the model files

@@ -326,16 +326,26 @@ def read_model_file(path, max_bytes=None):
 
 
 # -- building the architecture without drawing its weights --------------------------------------
+def deserialize_model(spec):
+    """A model from ``{"class_name": ..., "config": ...}`` as ``save_model`` writes it."""
+    from .. import seq2seq, seq2seq_attention  # noqa: F401  (they register their models)
+    from ..models import MODEL_CLASSES
+    cls = MODEL_CLASSES.get(spec.get("class_name"))
+    if cls is None:
+        raise ValueError(f"unknown model class {spec.get('class_name')!r}; "
+                         f"known: {sorted(MODEL_CLASSES)}")
+    return cls.from_config(spec["config"])
+
+
 def _build(spec, param_bytes, path):
     """The architecture of the header, with zero weights (not drawn: drawing them, an
     orthogonal matrix for LSTM(3000), took seconds and gigabytes), refused as soon as its
     weights would need more than twice what the file holds (+16 MiB of slack, so that a
     small mismatch gets the more helpful per-weight message after the build)."""
-    from .. import models
     from ..layers.base import WeightBudgetExceeded, weights_without_init
     try:
         with weights_without_init(2 * param_bytes + (16 << 20)):
-            return models.deserialize_model(spec)
+            return deserialize_model(spec)
     except WeightBudgetExceeded as e:
         raise ModelFileError(f"{path!r}: the architecture in its header does not fit its "
                              f"weights ({_size(param_bytes)} in the file): {e}") from None
