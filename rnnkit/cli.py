@@ -119,6 +119,8 @@ def prepare_model(args, out=None):
     if args.retrain and args.resume:
         raise ValueError("--retrain and --resume contradict each other: --retrain starts a new "
                          "model, --resume trains the saved one further")
+    if args.model:
+        _refuse_directory(Path(args.model))      # before the corpus is read or fetched
     only_load = args.model and Path(args.model).is_file() and not (args.retrain or args.resume)
     text, name, source = (None, None, None) if only_load else \
         _corpus(args) if dp is None else dp.root_first(_corpus, args)
@@ -221,6 +223,9 @@ def _refuse_directory(path):
     if path.is_dir():
         raise ModelFileError(f"--model {path} is a directory; give a file name, e.g. "
                              f"{path / 'model.rnnkit'}")
+    if path.exists() and not path.is_file():    # a device, pipe or socket: never read it,
+        raise ModelFileError(f"--model {path} is not a regular file (a device, pipe or "
+                             f"socket); give a model file's name")   # nor rename over it
 
 
 def _check_writable(path):

@@ -194,3 +194,22 @@ def test_diagnose_refuses_zero_and_negative_values_by_name(extra, name, capsys, 
     err = capsys.readouterr().err
     assert e.value.code == 2 and f"argument {name}" in err and "Traceback" not in err, err
     assert not (tmp_path / "d").exists()
+
+
+@pytest.mark.parametrize("flags", [[], ["--retrain"], ["--resume"]])
+def test_a_model_path_that_is_not_a_regular_file_is_neither_read_nor_replaced(
+        tmp_path, capsys, flags, no_training):
+    """--model /dev/zero once read the device, or with --retrain renamed the trained model
+    over it (as root: /dev/zero became a regular file).  A FIFO stands in for the device
+    here, so that a failure of this test harms nothing; a writer is held open, so that
+    reading it would not block."""
+    fifo = tmp_path / "model.fifo"
+    os.mkfifo(fifo)
+    fd = os.open(fifo, os.O_RDWR)
+    try:
+        code, out, err = run_cli(["autocomplete", *FAST, "--model", str(fifo), *flags,
+                                  "--prompt", "x"], capsys)
+    finally:
+        os.close(fd)
+    assert code == 1 and "is not a regular file" in err and "Traceback" not in err, err
+    assert fifo.is_fifo() and "Training a" not in out
