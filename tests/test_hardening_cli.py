@@ -213,3 +213,18 @@ def test_a_model_path_that_is_not_a_regular_file_is_neither_read_nor_replaced(
         os.close(fd)
     assert code == 1 and "is not a regular file" in err and "Traceback" not in err, err
     assert fifo.is_fifo() and "Training a" not in out
+
+
+@pytest.mark.parametrize("temperature", [5e-324, 1e-320, 1e-300, 1e300])
+def test_sampling_at_extreme_temperatures(temperature):
+    """A temperature of 1e-320 divided the logits into inf - inf: 'Probabilities contain
+    NaN'.  Tiny temperatures now pick the most likely character, huge ones sample evenly."""
+    import numpy as np
+    logits = np.array([0.0, 1.0, 3.0, 2.0, -50.0])
+    rng = np.random.default_rng(0)
+    picks = [app.pick(logits, temperature, 0, rng) for _ in range(200)]
+    if temperature < 1e-100:
+        assert set(picks) == {2}
+    else:
+        assert set(picks) == {1, 2, 3, 4}                       # never 0, the unknown character
+    assert app.pick(logits, temperature, 2, rng) in (2, 3)

@@ -385,7 +385,9 @@ def pick(logits, temperature, top_k, rng):
     if temperature <= 0 and not top_k:
         return int(np.argmax(logits))
     t = temperature if temperature > 0 else 1.0
-    z = logits / t
+    with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+        z = (logits - np.max(logits)) / t        # ≤ 0 first: no inf - inf at tiny temperatures
+    z[np.isnan(z)] = -np.inf
     if top_k:
         k = min(int(top_k), int(np.isfinite(z).sum()))       # at most the characters there are
         cut = np.sort(z)[-k]
