@@ -2,14 +2,14 @@
 
 UEA JapaneseVowels: 7-29 frames x 12 LPC cepstral coefficients -> one of 9 speakers; the
 archive's 270 / 370 split.  The utterances are padded with all-zero frames and a Masking
-layer tells the bidirectional LSTM to skip them, so nothing is truncated and the backward
+layer tells the bidirectional GRU to skip them, so nothing is truncated and the backward
 direction starts at each utterance's own last frame.  A few minutes on two cores.
 Run:  python examples/speaker.py
 """
 import numpy as np
 
 import rnnkit
-from rnnkit import LSTM, Bidirectional, Dense, Dropout, Masking, Sequential, optim
+from rnnkit import GRU, Bidirectional, Dense, Dropout, Masking, Sequential, optim
 from rnnkit.datasets import japanese_vowels
 
 rnnkit.set_seed(0)
@@ -19,12 +19,12 @@ mean, std = frames.mean(axis=0), frames.std(axis=0)          # training statisti
 xtr, _ = japanese_vowels.pad([(s - mean) / std for s in x_train])
 xte, _ = japanese_vowels.pad([(s - mean) / std for s in x_test])
 
-model = Sequential([Masking(0.0, input_shape=[None, 12]), Bidirectional(LSTM(64)),
-                    Dropout(0.3), Dense(9, activation="softmax")])
-epochs, batch = 20, 16
+model = Sequential([Masking(0.0, input_shape=[None, 12]), Bidirectional(GRU(64)),
+                    Dropout(0.5), Dense(9, activation="softmax")])
+epochs, batch = 40, 16
 steps = epochs * int(np.ceil(len(xtr) / batch))
 model.compile(loss="sparse_categorical_crossentropy", metrics=["accuracy"],
-              optimizer=optim.Adam(optim.CosineDecay(1e-2, steps, alpha=0.05),
+              optimizer=optim.Adam(optim.CosineDecay(3e-3, steps, alpha=0.05),
                                    clip_global_norm=5.0))
 model.fit(xtr, y_train, batch_size=batch, epochs=epochs, verbose=2)
 pred = model.predict(xte).argmax(-1)
