@@ -286,12 +286,12 @@ def _parts(args):
 
 
 def configure_train(p):
-    p.add_argument("--units", type=positive_int, default=128,
+    p.add_argument("--units", type=positive_int, default=256,
                    help="LSTM units (default: %(default)s)")
     p.add_argument("--embed", type=positive_int, default=32,
                    help="note embedding size (default: %(default)s)")
     p.add_argument("--layers", type=positive_int, default=1, help="stacked LSTMs (default: 1)")
-    p.add_argument("--dropout", type=float, default=0.2,
+    p.add_argument("--dropout", type=float, default=0.1,
                    help="dropout on the LSTM's inputs and outputs (default: %(default)s)")
     p.add_argument("--batch", type=positive_int, default=16, help="chorales a batch (default: 16)")
     p.add_argument("--learning-rate", type=float, default=3e-3,

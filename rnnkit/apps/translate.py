@@ -208,16 +208,16 @@ def _data(args):
 
 
 def configure_train(p):
-    p.add_argument("--units", type=positive_int, default=256,
+    p.add_argument("--units", type=positive_int, default=128,
                    help="LSTM units of the encoder and decoder (default: %(default)s)")
-    p.add_argument("--embed", type=positive_int, default=128,
+    p.add_argument("--embed", type=positive_int, default=64,
                    help="word embedding size (default: %(default)s)")
     p.add_argument("--cell", choices=["lstm", "gru", "rnn"], default="lstm",
                    help="recurrent cell (default: %(default)s)")
-    p.add_argument("--batch", type=positive_int, default=32, help="batch size (default: 32)")
+    p.add_argument("--batch", type=positive_int, default=16, help="batch size (default: 16)")
     p.add_argument("--no-attention", dest="attention", action="store_false",
                    help="the lecture's plain encoder–decoder, without attention")
-    p.add_argument("--learning-rate", type=float, default=2e-3,
+    p.add_argument("--learning-rate", type=float, default=3e-3,
                    help="Adam's learning rate, decayed along a cosine over the budget "
                         "(default: %(default)s)")
     p.add_argument("--max-words", type=positive_int, default=15,
@@ -292,9 +292,10 @@ def train(args):
               f"{' with attention' if args.attention else ''} ({args.units} units) on "
               f"{len(train_rows):,} verse pairs (vocabularies: {len(src):,} English, "
               f"{len(tgt):,} Spanish words) for {args.minutes:g} minutes; validation: "
-              f"{len(val_rows)} verses.", file=sys.stderr)
+              f"{len(val_rows[::2])} verses.", file=sys.stderr)
     translator_meta = dict(meta)
-    val_en, val_es = [r[2] for r in val_rows], [r[3] for r in val_rows]
+    # every other validation verse: translating them all after each epoch costs time
+    val_en, val_es = [r[2] for r in val_rows[::2]], [r[3] for r in val_rows[::2]]
     start = time.perf_counter()
     best = {"chrf": -1.0, "weights": None}
     history = []
@@ -381,5 +382,5 @@ APP = App(
     train=train, evaluate=evaluate, predict=predict,
     configure_train=configure_train, configure_predict=configure_predict,
     input_help="English sentences to translate; without them, --file or lines on standard input",
-    default_minutes=9.0,
+    default_minutes=7.0,
 )
