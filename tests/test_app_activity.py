@@ -131,6 +131,12 @@ def test_command_train_evaluate_predict(data, tmp_path, capsys):
     lines = capsys.readouterr().out.strip().splitlines()
     assert len(lines) == 8 and lines[0].endswith("[file says Standing]")
 
+    pytest.importorskip("matplotlib")
+    assert cli.main(["activity", "plot", "--data", str(data), "--model", str(model),
+                     "--out", str(tmp_path / "img")]) == 0
+    for name in ("activity_confusion.png", "activity_training.png"):
+        assert (tmp_path / "img" / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
 
 @pytest.mark.parametrize("rows, message", [
     ([[0.0] * 6] * 99, "expected 100 rows (steps); got 99"),
