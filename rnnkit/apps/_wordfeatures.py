@@ -399,9 +399,9 @@ def split_validation(n, fraction=0.1):
 
 
 # -- the picture of an evaluation ----------------------------------------------------------------
-def plot_report(path, title, groups: dict, history, score_name):
+def plot_report(path, title, groups: dict, history, score_name, history_scale=1.0):
     """A PNG: bars of ``groups`` ({group: {series: value}}) beside the validation score of
-    every training epoch (``history`` as fit_labeller returns it)."""
+    every training epoch (``history`` as fit_labeller returns it, times ``history_scale``)."""
     from ..plotting import pyplot, save
     plt = pyplot()
     fig, (ax, bx) = plt.subplots(1, 2, figsize=(12, 4.2), gridspec_kw={"width_ratios": [2.2, 1]})
@@ -422,14 +422,17 @@ def plot_report(path, title, groups: dict, history, score_name):
     ax.set_title(title)
     ax.legend()
     if history:
-        bx.plot([h["epoch"] for h in history], [h["val_score"] for h in history], marker="o")
+        bx.plot([h["epoch"] for h in history],
+                [history_scale * h["val_score"] for h in history], marker="o")
+    from matplotlib.ticker import MaxNLocator
+    bx.xaxis.set_major_locator(MaxNLocator(integer=True))
     bx.set_xlabel("epoch")
     bx.set_ylabel(f"validation {score_name}")
     bx.set_title("training")
     return save(fig, path)
 
 
-def add_plot_command(app_name, evaluate, groups_of, score_name):
+def add_plot_command(app_name, evaluate, groups_of, score_name, history_scale=1.0):
     """The ``plot`` action of an application: evaluate, then draw ``groups_of(result)``."""
     def configure(p):
         p.add_argument("--out", metavar="PNG", default=f"{app_name}.png",
@@ -444,7 +447,7 @@ def add_plot_command(app_name, evaluate, groups_of, score_name):
         model, meta = load_app_model(args.model or default_model_path(app_name), app)
         result = evaluate(model, meta, args)
         path = plot_report(args.out, f"rnnkit {app_name}: test split", groups_of(result),
-                           meta.get("history"), score_name)
+                           meta.get("history"), score_name, history_scale)
         print(f"Wrote {path}")
         return 0
 

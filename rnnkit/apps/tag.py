@@ -157,7 +157,7 @@ APP = App(
     input_help="a sentence to tag; without it, --file or lines typed on standard input",
     default_minutes=8.0,
     extra=wf.add_plot_command(
-        "tag", evaluate, score_name="accuracy (%)",
+        "tag", evaluate, score_name="accuracy (%)", history_scale=100.0,
         groups_of=lambda r: {g: {"rnnkit": 100 * r["model"][k],
                                  "most frequent tag": 100 * r["baselines"]["most_frequent_tag"][k]}
                              for g, k in [("all words", "accuracy"),
