@@ -19,7 +19,7 @@ mean, std = frames.mean(axis=0), frames.std(axis=0)          # training statisti
 xtr, _ = japanese_vowels.pad([(s - mean) / std for s in x_train])
 xte, _ = japanese_vowels.pad([(s - mean) / std for s in x_test])
 
-model = Sequential([Masking(0.0, input_shape=[None, 12]), Bidirectional(GRU(64)),
+model = Sequential([Masking(0.0, input_shape=[None, 12]), Bidirectional(GRU(128)),
                     Dropout(0.5), Dense(9, activation="softmax")])
 epochs, batch = 40, 16
 steps = epochs * int(np.ceil(len(xtr) / batch))

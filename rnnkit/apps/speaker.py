@@ -79,7 +79,7 @@ def _train(args):
 
 def _configure_train(p):
     # chosen by 5-fold cross-validation on the training split (docs/apps/speaker.md)
-    add_train_options(p, cell="gru", hidden=64, epochs=40, batch=16, learning_rate=3e-3,
+    add_train_options(p, cell="gru", hidden=128, epochs=40, batch=16, learning_rate=3e-3,
                       dropout=0.5)
 
 
