@@ -228,3 +228,19 @@ def test_sampling_at_extreme_temperatures(temperature):
     else:
         assert set(picks) == {1, 2, 3, 4}                       # never 0, the unknown character
     assert app.pick(logits, temperature, 2, rng) in (2, 3)
+
+
+@pytest.mark.parametrize("flag", ["--model", "--save"])
+def test_diagnose_never_reads_or_replaces_a_path_that_is_not_a_regular_file(tmp_path, capsys,
+                                                                             flag):
+    fifo = tmp_path / "m.fifo"
+    os.mkfifo(fifo)
+    fd = os.open(fifo, os.O_RDWR)
+    try:
+        code = cli.main(["diagnose", "--quiet", "--epochs", "0", "--out", str(tmp_path / "d"),
+                         flag, str(fifo)])
+    finally:
+        os.close(fd)
+    err = capsys.readouterr().err
+    assert code == 1 and f"{flag} {fifo} is not a regular file" in err, err
+    assert fifo.is_fifo() and not (tmp_path / "d").exists()

@@ -161,6 +161,10 @@ def _load(args, say):
 def run(args):
     """Carry out ``rnnkit diagnose`` for parsed ``args``; returns 0."""
     say = (lambda *a: None) if args.quiet else print
+    for flag, path in (("--model", args.model), ("--save", args.save)):
+        if path and os.path.exists(path) and not os.path.isfile(path):
+            # a directory, device, pipe or socket: never read it, nor rename a model over it
+            raise ValueError(f"{flag} {path} is not a regular file; give a model file's name")
     set_seed(args.seed)
     t0 = time.perf_counter()
     if args.model:
