@@ -199,7 +199,7 @@ def cache(tmp_path_factory, monkeypatch):
 
 GOOD = {"--hidden": ["4", "6"], "--layers": ["1", "2"], "--batch": ["2", "5"],
         "--bptt": ["3", "8"], "--learning-rate": ["0.003", "0.02"], "--minutes": ["30"],
-        "--max-updates": ["2", "4"], "--temperature": ["0", "0.5"], "--top-k": ["0", "3"],
+        "--max-updates": ["2", "4"], "--temperature": ["0", "0.5", "1e-320"], "--top-k": ["0", "3"],
         "--length": ["5"]}
 BAD = {"--hidden": ["-1", "0"], "--layers": ["0", "-2"], "--batch": ["-2", "0"],
        "--bptt": ["0"], "--learning-rate": ["nan", "inf", "-0.1", "0"],
