@@ -165,3 +165,32 @@ def test_character_encoder_gradient_and_file_round_trip(tmp_path):
     model.save(tmp_path / "m.rnnkit")
     again = rnnkit.load_model(tmp_path / "m.rnnkit")
     assert np.allclose(again.forward(x), model.forward(x))
+
+
+def test_fit_labeller_keeps_the_best_of_epochs_and_averages():
+    import numpy as np
+
+    import rnnkit
+    from rnnkit import optim
+    from rnnkit.apps import _wordfeatures as wf
+    rnnkit.set_seed(3)
+    words, tags = wnut16.parse(_tweets(24))
+    tagset = list(wnut16.TAGS)
+    vocab = wf.FeatureVocab.build(words[:16], tweets=True)
+    X = [vocab.encode(w) for w in words]
+    Y = [np.array([tagset.index(t) for t in ts]) for ts in tags]
+    model = wf.build_tagger(vocab, len(tagset), units=8)
+    model.compile(loss="sparse_categorical_crossentropy", optimizer=optim.Adam(1e-2))
+
+    def score(gold, pred):                                 # token accuracy
+        return float(np.mean(np.concatenate(gold) == np.concatenate(pred)))
+
+    history = wf.fit_labeller(model, X[:16], Y[:16], X[16:], Y[16:], score=score,
+                              seconds=1e9, epochs=8, batch_size=2, patience=99, quiet=True,
+                              rng=np.random.default_rng(0), average_from=2)
+    assert len(history) == 8
+    assert len({h["val_score"] for h in history}) > 1      # the epochs differ
+    assert "averaged_val_score" not in history[0]
+    assert all("averaged_val_score" in h for h in history[1:])
+    best = max(max(h["val_score"], h.get("averaged_val_score", -1)) for h in history)
+    assert score(Y[16:], wf.predict_ids(model, X[16:])) == pytest.approx(best)

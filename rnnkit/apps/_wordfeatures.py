@@ -334,18 +334,22 @@ def predict_ids(model, X, batch_size=128):
 
 def fit_labeller(model, X, Y, X_val, Y_val, *, score, seconds, epochs, batch_size, rng,
                  rare_ids=(), word_dropout=0.0, tag_weights=None, patience=4, quiet=False,
-                 stream=None):
+                 stream=None, average_from=None):
     """Train ``model`` on sentences X (list of (T, F) ids) with tags Y (list of (T,) ids):
     length-bucketed batches, words in ``rare_ids`` replaced by UNK with probability
     ``word_dropout``, per-tag loss weights ``tag_weights`` (K,), until ``epochs`` are done,
     ``seconds`` have passed, or ``score(Y_val, predictions)`` has not improved for
-    ``patience`` epochs.  The weights of the best validation epoch are kept.  Returns the
-    history: [{"epoch", "loss", "val_score", "seconds"}, ...]."""
+    ``patience`` epochs.  The weights of the best validation epoch are kept.  With
+    ``average_from`` = k, the mean of the weights at the ends of epochs k, k+1, ... (weight
+    averaging, Izmailov et al. 2018) is scored on the validation set too after every epoch,
+    and kept when it scores best.  Returns the history:
+    [{"epoch", "loss", "val_score", "seconds"[, "averaged_val_score"]}, ...]."""
     rare = np.zeros(max(model.layers[0].input_dims[0], 1), dtype=bool)
     rare[np.asarray(rare_ids, dtype=np.int64)] = True
     weights = None if tag_weights is None else np.asarray(tag_weights, dtype=np.float64)
     start = time.perf_counter()
     best, best_weights, bad, history = -np.inf, None, 0, []
+    avg, n_avg = None, 0
     for epoch in range(1, epochs + 1):
         batches = length_batches([len(x) for x in X], batch_size, rng)
         bar = None if quiet else ProgressBar(len(batches), unit="batches", stream=stream)
@@ -374,15 +378,28 @@ def fit_labeller(model, X, Y, X_val, Y_val, *, score, seconds, epochs, batch_siz
                 out_of_time = True
                 break
         val = float(score(Y_val, predict_ids(model, X_val)))
-        history.append({"epoch": epoch, "loss": total / max(n, 1), "val_score": val,
-                        "seconds": round(time.perf_counter() - start, 1)})
+        record = {"epoch": epoch, "loss": total / max(n, 1), "val_score": val}
+        improved = val > best
+        if improved:
+            best, best_weights = val, model.get_weights()
+        if average_from is not None and epoch >= average_from:
+            current = model.get_weights()
+            n_avg += 1
+            avg = [w.copy() for w in current] if avg is None else \
+                [a + (w - a) / n_avg for a, w in zip(avg, current)]
+            model.set_weights(avg)
+            record["averaged_val_score"] = float(score(Y_val, predict_ids(model, X_val)))
+            model.set_weights(current)
+            if record["averaged_val_score"] > best:
+                best, best_weights, improved = record["averaged_val_score"], \
+                    [a.copy() for a in avg], True
+        record["seconds"] = round(time.perf_counter() - start, 1)
+        history.append(record)
         if bar is not None:
-            bar.finish(b, {"loss": total / max(n, 1), "val": val})
-        if val > best:
-            best, bad = val, 0
-            best_weights = model.get_weights()
-        else:
-            bad += 1
+            bar.finish(b, {"loss": record["loss"], "val": val,
+                           **({"val(avg)": record["averaged_val_score"]}
+                              if "averaged_val_score" in record else {})})
+        bad = 0 if improved else bad + 1
         if out_of_time or bad >= patience:
             break
     if best_weights is not None:
@@ -423,7 +440,14 @@ def plot_report(path, title, groups: dict, history, score_name, history_scale=1.
     ax.legend()
     if history:
         bx.plot([h["epoch"] for h in history],
-                [history_scale * h["val_score"] for h in history], marker="o")
+                [history_scale * h["val_score"] for h in history], marker="o",
+                label="this epoch's weights")
+        avg = [h for h in history if "averaged_val_score" in h]
+        if avg:
+            bx.plot([h["epoch"] for h in avg],
+                    [history_scale * h["averaged_val_score"] for h in avg], marker="s",
+                    label=f"weights averaged since epoch {avg[0]['epoch']}")
+            bx.legend(fontsize=8)
     from matplotlib.ticker import MaxNLocator
     bx.xaxis.set_major_locator(MaxNLocator(integer=True))
     bx.set_xlabel("epoch")

@@ -29,6 +29,7 @@ from .task import App, AppInputError, positive_int
 
 MAX_WORDS = 200
 ENTITY_WEIGHT = 2.0              # loss weight of B-/I- tokens; O tokens weigh 1
+AVERAGE_FROM = 6                 # weight averaging over the epochs from this one on
 GAZ_FOLDS = 5                    # training tweets see a gazetteer built without their fold
 PUBLISHED = {
     "source": "Strauss et al. 2016, Results of the WNUT16 Named Entity Recognition Shared "
@@ -142,6 +143,9 @@ def configure_train(p):
     p.add_argument("--chars", type=positive_int, default=0, metavar="UNITS",
                    help="also read each word's characters with a BiLSTM of UNITS units a "
                         "direction (default: 0, no character encoder)")
+    p.add_argument("--average-from", type=positive_int, default=AVERAGE_FROM, metavar="EPOCH",
+                   help="also try the mean of the weights of every epoch from EPOCH on "
+                        "(default: %(default)s)")
     p.add_argument("--no-gazetteer", action="store_true",
                    help="leave out the gazetteer feature (words and their spelling only)")
 
@@ -194,13 +198,15 @@ def train(args):
         model, X, [Y[i] for i in fit_idx], X_val, [Y[i] for i in val_idx],
         score=lambda g, p: _f1(g, p, tagset), seconds=args.minutes * 60 - 10,
         epochs=args.epochs, batch_size=args.batch, rng=rng, rare_ids=vocab.rare_word_ids(1),
-        word_dropout=0.5, tag_weights=weights, patience=8, quiet=args.quiet)
+        word_dropout=0.5, tag_weights=weights, patience=8, quiet=args.quiet,
+        average_from=args.average_from)
     gazetteer = build_gazetteer(words, tags)          # every training tweet's entities
     meta = {"data": "wnut16", "tags": tagset, "features": vocab.to_json(),
             "gazetteer": [[list(k), v] for k, v in sorted(gazetteer.items())],
             "settings": {"units": args.units, "cell": args.cell, "batch": args.batch,
                          "epochs": args.epochs, "minutes": args.minutes, "seed": args.seed,
                          "entity_weight": args.entity_weight, "chars": args.chars,
+                         "average_from": args.average_from,
                          "gazetteer_feature": not args.no_gazetteer},
             "history": history, "fit_seconds": round(time.perf_counter() - start, 1)}
     return model, meta
