@@ -39,9 +39,9 @@ PUBLISHED = {
               "(arXiv:1811.00075), reference results on the same 40 / 40 split",
     "1nn_dtw_dependent_accuracy": 0.975,
     "1nn_dtw_independent_accuracy": 1.0,
-    "note": "many classifiers reach 1.0 on this split (e.g. ROCKET, HIVE-COTE, InceptionTime "
-            "in Ruiz et al., The great multivariate time series classification bake off, "
-            "Data Mining and Knowledge Discovery 35, 2021)",
+    "note": "the best recent classifiers average at or near 1.0 over resamples of this data "
+            "(Ruiz et al., The great multivariate time series classification bake off, Data "
+            "Mining and Knowledge Discovery 35, 2021)",
 }
 
 
