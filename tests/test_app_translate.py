@@ -148,9 +148,39 @@ def test_bad_inputs_are_one_line_errors(library, tmp_path, capsys):
     assert code == 1 and "not a SWORD library" in err and "Traceback" not in err
     model = str(tmp_path / "t.rnnkit")
     assert _run(["translate", "train", "--data", str(library), "--model", model, "--minutes",
-                 "0.05", "--units", "4", "--embed", "4", "--quiet"], capsys)[0] == 0
+                 "0.05", "--units", "4", "--embed", "4", "--quiet", "--attention"], capsys)[0] == 0
     code, _, err = _run(["translate", "predict", "--model", model, "?!"], capsys)
     assert code == 2 and "nothing to translate" in err
     code, _, err = _run(["translate", "train", "--data", str(library), "--model", model,
                          "--minutes", "0.05", "--learning-rate", "-1"], capsys)
     assert code == 2 and "--learning-rate" in err
+
+
+def test_attention_backward_matches_finite_differences():
+    from rnnkit.seq2seq_attention import Attention
+    rng = np.random.default_rng(1)
+    att = Attention(5, dtype="float64")
+    att.params["Wa"][...] = rng.normal(size=(5, 5))
+    h, e = rng.normal(size=(2, 3, 5)), rng.normal(size=(2, 4, 5))
+    m = np.array([[1, 1, 1, 0], [1, 1, 0, 0]], dtype=np.float64)
+    w = rng.normal(size=(2, 3, 5))
+
+    def loss():
+        return float((att.forward((h, e, m)) * w).sum())
+
+    loss()
+    dh, de = att.backward(w)
+    grads = dict(att._grads)
+    assert np.abs(de[0, 3]).max() == 0 and np.abs(de[1, 2:]).max() == 0   # padding: no gradient
+    for name, arr, grad in [("Wa", att.params["Wa"], grads["Wa"]),
+                            ("Wc", att.params["Wc"], grads["Wc"]), ("h", h, dh), ("e", e, de)]:
+        num = np.zeros_like(arr)
+        for idx in np.ndindex(arr.shape):
+            keep = arr[idx]
+            arr[idx] = keep + 1e-6
+            up = loss()
+            arr[idx] = keep - 1e-6
+            down = loss()
+            arr[idx] = keep
+            num[idx] = (up - down) / 2e-6
+        assert np.abs(num - grad).max() <= 1e-6 * np.abs(num).max(), name
