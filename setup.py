@@ -3,6 +3,7 @@ pyproject.toml.  Without a C compiler the build goes on without them (optional=T
 rnnkit runs its NumPy loops.  RNNKIT_NO_EXTENSION=1 skips the extension on purpose;
 RNNKIT_ASAN=1 builds it with AddressSanitizer (run Python with
 LD_PRELOAD=$(gcc -print-file-name=libasan.so); see docs/reliability.md)."""
+
 import os
 
 from setuptools import Extension, setup
@@ -13,7 +14,7 @@ class BuildExt(build_ext):
     def build_extensions(self):
         if self.compiler.compiler_type == "msvc":
             flags = ["/O2"]
-        else:   # gcc, clang: vectorize the gate loops; no FP exceptions are relied upon
+        else:  # gcc, clang: vectorize the gate loops; no FP exceptions are relied upon
             flags = ["-O3", "-fno-trapping-math"]
         link = []
         if os.environ.get("RNNKIT_ASAN"):
@@ -25,9 +26,17 @@ class BuildExt(build_ext):
         super().build_extensions()
 
 
-extensions = [] if os.environ.get("RNNKIT_NO_EXTENSION") else [
-    Extension("rnnkit.kernels._loops", ["rnnkit/kernels/_loops.c"],
-              depends=["rnnkit/kernels/_loops_impl.h", "rnnkit/kernels/_packed.h"], optional=True),
-]
+extensions = (
+    []
+    if os.environ.get("RNNKIT_NO_EXTENSION")
+    else [
+        Extension(
+            "rnnkit.kernels._loops",
+            ["rnnkit/kernels/_loops.c"],
+            depends=["rnnkit/kernels/_loops_impl.h", "rnnkit/kernels/_packed.h"],
+            optional=True,
+        ),
+    ]
+)
 
 setup(ext_modules=extensions, cmdclass={"build_ext": BuildExt})

@@ -13,6 +13,7 @@ ms per time step over the rounds and the ratio B/A.  This is how BENCHMARKS.md's
 with / time without" numbers were measured; a machine shared with others moves single
 rounds by 10-15 %, so use five rounds or more and read small ratios with care.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -49,25 +50,36 @@ CELLS = ("lstm", "gru", "simple")
 
 def parse_shape(text):
     parts = text.split()
-    if len(parts) not in (3, 4) or not all(p.isdigit() and int(p) > 0 for p in parts[:3]) \
-            or (len(parts) == 4 and parts[3] not in CELLS):
+    if (
+        len(parts) not in (3, 4)
+        or not all(p.isdigit() and int(p) > 0 for p in parts[:3])
+        or (len(parts) == 4 and parts[3] not in CELLS)
+    ):
         raise argparse.ArgumentTypeError(
             f"--shapes: expected 'N T H' or 'N T H CELL' with positive integers and CELL one of "
-            f"{', '.join(CELLS)}, got {text!r}")
+            f"{', '.join(CELLS)}, got {text!r}"
+        )
     return int(parts[0]), int(parts[1]), int(parts[2]), parts[3] if len(parts) == 4 else "lstm"
 
 
 def package_dir(path):
     if not os.path.isfile(os.path.join(path, "rnnkit", "__init__.py")):
-        raise argparse.ArgumentTypeError(f"expected a directory that holds the rnnkit package "
-                                         f"(rnnkit/__init__.py), got {path!r}")
+        raise argparse.ArgumentTypeError(
+            f"expected a directory that holds the rnnkit package (rnnkit/__init__.py), got {path!r}"
+        )
     return os.path.abspath(path)
 
 
 def run_one(path, shape, seconds):
     env = dict(os.environ, PYTHONPATH=path + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    proc = subprocess.run([sys.executable, "-c", WORKER, *map(str, shape), str(seconds)], env=env,
-                          cwd=path, capture_output=True, text=True, timeout=600)   # cwd: first on sys.path
+    proc = subprocess.run(
+        [sys.executable, "-c", WORKER, *map(str, shape), str(seconds)],
+        env=env,
+        cwd=path,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )  # cwd: first on sys.path
     if proc.returncode != 0:
         sys.exit(f"ab_layers.py: the run of {shape} with {path} failed:\n{proc.stderr[-2000:]}")
     where, train, infer = proc.stdout.split()
@@ -78,28 +90,40 @@ def run_one(path, shape, seconds):
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--a", type=package_dir, required=True, help="directory holding version A's rnnkit")
-    p.add_argument("--b", type=package_dir, required=True, help="directory holding version B's rnnkit")
+    p.add_argument(
+        "--a", type=package_dir, required=True, help="directory holding version A's rnnkit"
+    )
+    p.add_argument(
+        "--b", type=package_dir, required=True, help="directory holding version B's rnnkit"
+    )
     p.add_argument("--shapes", type=parse_shape, nargs="+", required=True, metavar="'N T H [CELL]'")
     p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--seconds", type=float, default=0.6, help="timing per mode and process")
     args = p.parse_args(argv)
     if args.rounds < 1 or args.seconds < 0:
-        p.error(f"--rounds must be at least 1 and --seconds not negative, got {args.rounds} and "
-                f"{args.seconds}")
+        p.error(
+            f"--rounds must be at least 1 and --seconds not negative, got {args.rounds} and "
+            f"{args.seconds}"
+        )
     times = {(shape, v): [] for shape in args.shapes for v in "ab"}
     for r in range(args.rounds):
         for shape in args.shapes:
-            for v in ("ab" if r % 2 == 0 else "ba"):
+            for v in "ab" if r % 2 == 0 else "ba":
                 times[(shape, v)].append(run_one(getattr(args, v), shape, args.seconds))
         print(f"round {r + 1}/{args.rounds} done", file=sys.stderr, flush=True)
-    print("| N | T | H | cell | A train ms/step | B train | B/A | A infer ms/step | B infer | B/A |")
+    print(
+        "| N | T | H | cell | A train ms/step | B train | B/A | A infer ms/step | B infer | B/A |"
+    )
     print("|---|---|---|---|---|---|---|---|---|---|")
     for shape in args.shapes:
-        med = {v: [statistics.median(t[i] for t in times[(shape, v)]) for i in (0, 1)] for v in "ab"}
+        med = {
+            v: [statistics.median(t[i] for t in times[(shape, v)]) for i in (0, 1)] for v in "ab"
+        }
         (at, ai), (bt, bi) = med["a"], med["b"]
-        print(f"| {shape[0]} | {shape[1]} | {shape[2]} | {shape[3]} | {at:.3f} | {bt:.3f} | "
-              f"{bt / at:.2f} | {ai:.3f} | {bi:.3f} | {bi / ai:.2f} |")
+        print(
+            f"| {shape[0]} | {shape[1]} | {shape[2]} | {shape[3]} | {at:.3f} | {bt:.3f} | "
+            f"{bt / at:.2f} | {ai:.3f} | {bi:.3f} | {bi / ai:.2f} |"
+        )
 
 
 if __name__ == "__main__":

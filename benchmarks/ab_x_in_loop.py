@@ -2,6 +2,7 @@
 the loop) against one (T, N, G) product before it: whole layers, float32, alternated
 within one process, ``--rounds`` rounds; prints ms per step (best of each round's repeats)
 and peak memory (tracemalloc).  Run:  python benchmarks/ab_x_in_loop.py"""
+
 import argparse
 import time
 import tracemalloc
@@ -40,8 +41,14 @@ def main():
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--repeats", type=int, default=3)
     args = p.parse_args()
-    points = [("simple", 32, 200, 256), ("simple", 32, 50, 1024), ("gru", 32, 200, 256),
-              ("gru", 128, 50, 256), ("gru", 32, 50, 1024), ("lstm", 32, 200, 256)]
+    points = [
+        ("simple", 32, 200, 256),
+        ("simple", 32, 50, 1024),
+        ("gru", 32, 200, 256),
+        ("gru", 128, 50, 256),
+        ("gru", 32, 50, 1024),
+        ("lstm", 32, 200, 256),
+    ]
     for kind, N, T, H in points:
         layer = CELLS[kind](H, seed=0)
         x = np.random.default_rng(0).standard_normal((N, T, 64)).astype("float32")
@@ -50,8 +57,10 @@ def main():
             a.append(measure(layer, x, True, args.repeats))
             b.append(measure(layer, x, False, args.repeats))
         ta, tb = min(r[0] for r in a), min(r[0] for r in b)
-        print(f"{kind:6} N={N:3} T={T:3} H={H:4}  in the loop {ta:.3f} ms/step {a[0][1]:6.2f} MB"
-              f"   before the loop {tb:.3f} ms/step {b[0][1]:6.2f} MB   ratio {ta / tb:.2f}")
+        print(
+            f"{kind:6} N={N:3} T={T:3} H={H:4}  in the loop {ta:.3f} ms/step {a[0][1]:6.2f} MB"
+            f"   before the loop {tb:.3f} ms/step {b[0][1]:6.2f} MB   ratio {ta / tb:.2f}"
+        )
 
 
 if __name__ == "__main__":

@@ -9,16 +9,18 @@ Both frameworks read the text as `--batch` parallel streams, carry the state fro
 chunk to chunk, backpropagate `--bptt` steps (truncated BPTT), use Adam with
 global-norm clipping, and are evaluated on the held-out tail of the text.
 """
+
 import argparse
 import json
 import math
 import os
-import sys
 import time
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--framework", choices=["torch", "rnnkit"], default="torch")
     p.add_argument("--minutes", type=float, default=3.0)
     p.add_argument("--text")
@@ -33,25 +35,38 @@ def main(argv=None):
     p.add_argument("--json", help="write the result here")
     args = p.parse_args(argv)
 
-    import numpy as np
     from rnnkit.apps import autocomplete as app
     from rnnkit.data import CharVocab, shakespeare_works
+
     text = app.read_text_file(args.text) if args.text else shakespeare_works()
     vocab = CharVocab.from_text(text)
     train_ids, val_ids = app.split(vocab.encode(text), 0.05)
     if args.framework == "rnnkit":
-        s = app.Settings(hidden=args.hidden, layers=args.layers, embed=args.embed,
-                         batch=args.batch, bptt=args.bptt, learning_rate=args.learning_rate,
-                         seed=args.seed)
+        s = app.Settings(
+            hidden=args.hidden,
+            layers=args.layers,
+            embed=args.embed,
+            batch=args.batch,
+            bptt=args.bptt,
+            learning_rate=args.learning_rate,
+            seed=args.seed,
+        )
         model = app.build_model(len(vocab), s)
         r = app.train(model, train_ids, s, args.minutes, verbose=False)
         seconds, chars = r.seconds, r.chars
         val = app.evaluate_bpc(model, val_ids)
     else:
         val, seconds, chars = train_torch(args, train_ids, val_ids, len(vocab))
-    result = {"framework": args.framework, "minutes": args.minutes, "val_bpc": val,
-              "trained_seconds": seconds, "chars_per_second": chars / seconds, "hidden": args.hidden, "layers": args.layers,
-              "threads": args.threads}
+    result = {
+        "framework": args.framework,
+        "minutes": args.minutes,
+        "val_bpc": val,
+        "trained_seconds": seconds,
+        "chars_per_second": chars / seconds,
+        "hidden": args.hidden,
+        "layers": args.layers,
+        "threads": args.threads,
+    }
     print(json.dumps(result))
     if args.json:
         with open(args.json, "w") as f:
@@ -60,10 +75,11 @@ def main(argv=None):
 
 
 def train_torch(args, train_ids, val_ids, V):
-    import numpy as np
     import torch
     from torch import nn
+
     from rnnkit.apps.autocomplete import streams
+
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
 
@@ -86,15 +102,19 @@ def train_torch(args, train_ids, val_ids, V):
     while time.perf_counter() - start < budget:
         if pos >= L - 1:
             pos, state = 0, None
-        xb, yb = x[:, pos:pos + args.bptt], y[:, pos:pos + args.bptt]
+        xb, yb = x[:, pos : pos + args.bptt], y[:, pos : pos + args.bptt]
         logits, state = model(xb, state)
-        state = tuple(s.detach() for s in state)          # truncate: carry the state, not its graph
+        state = tuple(s.detach() for s in state)  # truncate: carry the state, not its graph
         # the same loss as rnnkit: the sum over the chunk's steps, averaged over the streams
-        loss = nn.functional.cross_entropy(logits.reshape(-1, V), yb.reshape(-1),
-                                           reduction="sum") / xb.shape[0]
-        progress = min((time.perf_counter() - start) / budget, 1.0)   # the same cosine decay
+        loss = (
+            nn.functional.cross_entropy(logits.reshape(-1, V), yb.reshape(-1), reduction="sum")
+            / xb.shape[0]
+        )
+        progress = min((time.perf_counter() - start) / budget, 1.0)  # the same cosine decay
         for group in opt.param_groups:
-            group["lr"] = args.learning_rate * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * progress)))
+            group["lr"] = args.learning_rate * (
+                0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * progress))
+            )
         opt.zero_grad()
         loss.backward()
         nn.utils.clip_grad_norm_(model.parameters(), 5.0)
@@ -107,10 +127,11 @@ def train_torch(args, train_ids, val_ids, V):
         vx, vy = (torch.from_numpy(a) for a in streams(val_ids, 32))
         total, count, state = 0.0, 0, None
         for s in range(0, vx.shape[1], 256):
-            logits, state = model(vx[:, s:s + 256], state)
-            total += nn.functional.cross_entropy(logits.reshape(-1, V), vy[:, s:s + 256].reshape(-1),
-                                                 reduction="sum").item()
-            count += vy[:, s:s + 256].numel()
+            logits, state = model(vx[:, s : s + 256], state)
+            total += nn.functional.cross_entropy(
+                logits.reshape(-1, V), vy[:, s : s + 256].reshape(-1), reduction="sum"
+            ).item()
+            count += vy[:, s : s + 256].numel()
     return total / count / math.log(2.0), seconds, chars
 
 

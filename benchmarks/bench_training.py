@@ -14,10 +14,10 @@ set before it, each point in fresh processes).
     python benchmarks/bench_training.py --memory
     python benchmarks/bench_training.py --N 32 --H 256 --T 200 --repeats 7
 """
+
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
 import sys
@@ -30,23 +30,27 @@ import bench_cpu as bc  # noqa: E402  (the worker machinery, statistics, environ
 def torch_layout(V, E, H, seed):
     """Embedding, LSTM and Linear weights in PyTorch's layout, drawn with NumPy."""
     import numpy as np
+
     rng = np.random.default_rng(seed)
     k = 1.0 / math.sqrt(H)
-    w = {"emb.weight": rng.standard_normal((V, E)),
-         "lstm.weight_ih_l0": rng.uniform(-k, k, (4 * H, E)),
-         "lstm.weight_hh_l0": rng.uniform(-k, k, (4 * H, H)),
-         "lstm.bias_ih_l0": rng.uniform(-k, k, 4 * H),
-         "lstm.bias_hh_l0": rng.uniform(-k, k, 4 * H),
-         "out.weight": rng.uniform(-k, k, (V, H)),
-         "out.bias": rng.uniform(-k, k, V)}
+    w = {
+        "emb.weight": rng.standard_normal((V, E)),
+        "lstm.weight_ih_l0": rng.uniform(-k, k, (4 * H, E)),
+        "lstm.weight_hh_l0": rng.uniform(-k, k, (4 * H, H)),
+        "lstm.bias_ih_l0": rng.uniform(-k, k, 4 * H),
+        "lstm.bias_hh_l0": rng.uniform(-k, k, 4 * H),
+        "out.weight": rng.uniform(-k, k, (V, H)),
+        "out.bias": rng.uniform(-k, k, V),
+    }
     return {name: a.astype(np.float32) for name, a in w.items()}
 
 
 def data(N, T, V, seed):
     import numpy as np
+
     rng = np.random.default_rng(seed + 1)
     tokens = rng.integers(1, V, size=(N, T + 1))
-    return tokens[:, :-1], tokens[:, 1:]                 # inputs, next tokens
+    return tokens[:, :-1], tokens[:, 1:]  # inputs, next tokens
 
 
 class RnnkitTrain:
@@ -55,27 +59,37 @@ class RnnkitTrain:
     def __init__(self, threads):
         sys.path.insert(0, bc.ROOT)
         import numpy
+
         import rnnkit
+
         self.np, self.rnnkit = numpy, rnnkit
 
     def info(self):
         from rnnkit import kernels
-        return {"numpy": self.np.__version__, "rnnkit": self.rnnkit.__version__,
-                "blas": bc.blas_info(), "rnnkit_loops": kernels.info()}
+
+        return {
+            "numpy": self.np.__version__,
+            "rnnkit": self.rnnkit.__version__,
+            "blas": bc.blas_info(),
+            "rnnkit_loops": kernels.info(),
+        }
 
     def peak(self, n, seconds):
         return bc.RnnkitRunner.peak(self, n, seconds)
 
     def setup(self, N, T, H, V, E, seed):
-        rk, np = self.rnnkit, self.np
+        rk = self.rnnkit
         from rnnkit import training
         from rnnkit.optim import Adam
-        model = rk.Sequential([rk.Embedding(V, E), rk.LSTM(H, return_sequences=True),
-                               rk.Dense(V)])
-        model.compile(loss="sparse_categorical_crossentropy", from_logits=True,
-                      optimizer=Adam(1e-3, epsilon=1e-7))
+
+        model = rk.Sequential([rk.Embedding(V, E), rk.LSTM(H, return_sequences=True), rk.Dense(V)])
+        model.compile(
+            loss="sparse_categorical_crossentropy",
+            from_logits=True,
+            optimizer=Adam(1e-3, epsilon=1e-7),
+        )
         x, y = data(N, T, V, seed)
-        model.forward(x[:, :1])                           # builds the parameters
+        model.forward(x[:, :1])  # builds the parameters
         w = torch_layout(V, E, H, seed)
         emb, lstm, dense = model.layers
         emb.params[next(iter(emb.params))][...] = w["emb.weight"]
@@ -114,6 +128,7 @@ class TorchTrain:
     def __init__(self, threads):
         import numpy
         import torch
+
         torch.set_num_threads(threads)
         self.np, self.torch = numpy, torch
 
@@ -138,7 +153,9 @@ class TorchTrain:
                 return self.out(self.lstm(self.emb(x))[0])
 
         model = Model()
-        model.load_state_dict({k: torch.from_numpy(v) for k, v in torch_layout(V, E, H, seed).items()})
+        model.load_state_dict(
+            {k: torch.from_numpy(v) for k, v in torch_layout(V, E, H, seed).items()}
+        )
         x, y = data(N, T, V, seed)
         self.x, self.y = torch.from_numpy(x), torch.from_numpy(y)
         self.model, self.N, self.V = model, N, V
@@ -149,8 +166,10 @@ class TorchTrain:
         F = self.torch.nn.functional
         self.opt.zero_grad(set_to_none=True)
         logits = self.model(self.x)
-        loss = F.cross_entropy(logits.reshape(-1, self.V), self.y.reshape(-1),
-                               reduction="sum") / self.N        # Σ over steps, mean over batch
+        loss = (
+            F.cross_entropy(logits.reshape(-1, self.V), self.y.reshape(-1), reduction="sum")
+            / self.N
+        )  # Σ over steps, mean over batch
         loss.backward()
         self.opt.step()
         return {"loss": float(loss.detach())}
@@ -176,7 +195,7 @@ def measure(workers, point, args):
     iters, first = {}, {}
     for w in workers:
         r = w.call("setup", **point, seed=args.seed)
-        first[w.framework] = r["check"]["loss"]          # the loss before any update
+        first[w.framework] = r["check"]["loss"]  # the loss before any update
         single = r["first"]
         for _ in range(args.warmup):
             single = w.call("run", iters=1)["seconds"]
@@ -205,7 +224,7 @@ def memory(point, args, env):
     for fw in args.frameworks:
         w = bc.Worker(fw, args.threads, env, script=__file__)
         try:
-            w.call("setup", **point, seed=args.seed)      # one iteration: Adam's slots exist
+            w.call("setup", **point, seed=args.seed)  # one iteration: Adam's slots exist
             w.call("run", iters=1)
             res[fw] = w.call("memory")
         finally:
@@ -230,7 +249,9 @@ def main(argv=None):
     p.add_argument("--quiet-wait", type=float, default=5.0)
     p.add_argument("--threads", type=int, default=os.cpu_count())
     p.add_argument("--blas-env", choices=["clean", "inherit"], default="clean")
-    p.add_argument("--frameworks", nargs="+", choices=["rnnkit", "torch"], default=["rnnkit", "torch"])
+    p.add_argument(
+        "--frameworks", nargs="+", choices=["rnnkit", "torch"], default=["rnnkit", "torch"]
+    )
     p.add_argument("--memory", action="store_true", help="peak memory instead of time (Linux)")
     p.add_argument("--quick", action="store_true", help="one tiny point, for the smoke test")
     p.add_argument("--seed", type=int, default=0)
@@ -244,16 +265,20 @@ def main(argv=None):
         args.N, args.T, args.H, args.V, args.E = [4], [5], [8], 11, 6
         args.repeats, args.min_time, args.warmup, args.pause, args.quiet_wait = 1, 0.0, 1, 0.0, 0.0
     env = bc.worker_env(args.threads, args.blas_env)
-    points = [dict(N=n, T=t, H=h, V=args.V, E=args.E) for n in args.N for t in args.T for h in args.H]
+    points = [
+        dict(N=n, T=t, H=h, V=args.V, E=args.E) for n in args.N for t in args.T for h in args.H
+    ]
     results = []
     if args.memory:
         env["MALLOC_MMAP_THRESHOLD_"] = "65536"
         for point in points:
             r = memory(point, args, env)
             results.append(r)
-            bc.log(f"N={r['N']} T={r['T']} H={r['H']} " + " ".join(
-                f"{fw} {r[fw]['peak_mb']:.1f} MB" for fw in args.frameworks)
-                + (f"  ratio {r['ratio']:.2f}" if "ratio" in r else ""))
+            bc.log(
+                f"N={r['N']} T={r['T']} H={r['H']} "
+                + " ".join(f"{fw} {r[fw]['peak_mb']:.1f} MB" for fw in args.frameworks)
+                + (f"  ratio {r['ratio']:.2f}" if "ratio" in r else "")
+            )
     else:
         workers = [bc.Worker(fw, args.threads, env, script=__file__) for fw in args.frameworks]
         try:
@@ -261,24 +286,33 @@ def main(argv=None):
             for point in points:
                 r = measure(workers, point, args)
                 results.append(r)
-                bc.log(f"N={r['N']} T={r['T']} H={r['H']} " + " ".join(
-                    f"{fw} {r[fw]['ms']['median']:.1f} ms" for fw in args.frameworks)
-                    + (f"  ratio {r['ratio']['median']:.2f}" if "ratio" in r else ""))
+                bc.log(
+                    f"N={r['N']} T={r['T']} H={r['H']} "
+                    + " ".join(f"{fw} {r[fw]['ms']['median']:.1f} ms" for fw in args.frameworks)
+                    + (f"  ratio {r['ratio']['median']:.2f}" if "ratio" in r else "")
+                )
         finally:
             for w in workers:
                 w.close()
     lines = table(results, args)
     print(lines)
     if args.out:
-        meta = {"command": " ".join([os.path.basename(sys.executable)] + sys.argv),
-                "threads": args.threads, "blas_env": args.blas_env, "memory": args.memory,
-                "machine": bc.cpu_model(), "started": time.strftime("%Y-%m-%d %H:%M:%S")}
+        meta = {
+            "command": " ".join([os.path.basename(sys.executable)] + sys.argv),
+            "threads": args.threads,
+            "blas_env": args.blas_env,
+            "memory": args.memory,
+            "machine": bc.cpu_model(),
+            "started": time.strftime("%Y-%m-%d %H:%M:%S"),
+        }
         if not args.memory:
             meta["info"] = info
         bc.write_json(args.out, meta, results, complete=True)
         with open(args.out + ".md", "w") as f:
-            f.write(f"Command: `{meta['command']}`  \nMachine: {meta['machine']}, threads per "
-                    f"framework: {args.threads}\n\n" + lines)
+            f.write(
+                f"Command: `{meta['command']}`  \nMachine: {meta['machine']}, threads per "
+                f"framework: {args.threads}\n\n" + lines
+            )
     return results
 
 
@@ -300,7 +334,10 @@ def table(results, args):
         else:
             row += [bc.fmt_ms(r[fw]["ms"]) for fw in fws]
             if "ratio" in r:
-                row += [f"{r['ratio']['median']:.2f}", "yes" if r.get("same_first_loss") else "**NO**"]
+                row += [
+                    f"{r['ratio']['median']:.2f}",
+                    "yes" if r.get("same_first_loss") else "**NO**",
+                ]
         out.append("| " + " | ".join(row) + " |")
     return "\n".join(out) + "\n"
 

@@ -8,6 +8,7 @@ Prints a markdown table (one row per grid point, one ratio column per run), then
 geometric mean, best and worst ratio per cell and mode for each run, and how many points
 meet the targets of issue 7.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -33,9 +34,11 @@ def targets(points):
     tr_small = [q for k, q in points.items() if k[1] == "train" and k[2] <= 32 and k[4] <= 256]
     tr = [q for k, q in points.items() if k[1] == "train"]
     inf = [q for k, q in points.items() if k[1] == "infer"]
-    return (f"train N≤32,H≤256 ≤0.5: {sum(q <= 0.5 for q in tr_small)}/{len(tr_small)}; "
-            f"train ≤1: {sum(q <= 1.0 for q in tr)}/{len(tr)}; "
-            f"infer ≤1: {sum(q <= 1.0 for q in inf)}/{len(inf)}")
+    return (
+        f"train N≤32,H≤256 ≤0.5: {sum(q <= 0.5 for q in tr_small)}/{len(tr_small)}; "
+        f"train ≤1: {sum(q <= 1.0 for q in tr)}/{len(tr)}; "
+        f"infer ≤1: {sum(q <= 1.0 for q in inf)}/{len(inf)}"
+    )
 
 
 def main(argv=None):
@@ -62,21 +65,32 @@ def main(argv=None):
             row.append(f"**{q:.2f}**" if q > 1 else f"{q:.2f}")
         print("| " + " | ".join(row) + " |")
     print()
-    print("| cell | mode | " + " | ".join(f"{lab}: geo. mean (best–worst)" for lab in labels) + " |")
+    print(
+        "| cell | mode | " + " | ".join(f"{lab}: geo. mean (best–worst)" for lab in labels) + " |"
+    )
     print("|---|---|" + "---|" * len(labels))
-    groups = sorted({(k[0], k[1]) for k in keys}, key=lambda g: (g[1], ["simple", "lstm", "gru"].index(g[0])))
+    groups = sorted(
+        {(k[0], k[1]) for k in keys}, key=lambda g: (g[1], ["simple", "lstm", "gru"].index(g[0]))
+    )
     for cell, mode in groups + [("all", "train"), ("all", "infer")]:
         cols = []
         for _, res in runs:
-            qs = [res[k]["ratio"]["median"] for k in keys
-                  if k[1] == mode and (cell == "all" or k[0] == cell)]
+            qs = [
+                res[k]["ratio"]["median"]
+                for k in keys
+                if k[1] == mode and (cell == "all" or k[0] == cell)
+            ]
             if not qs:
                 cols.append("–")
                 continue
-            worst = max((k for k in keys if k[1] == mode and (cell == "all" or k[0] == cell)),
-                        key=lambda k: res[k]["ratio"]["median"])
-            cols.append(f"{geomean(qs):.2f} ({min(qs):.2f}–{max(qs):.2f} at N={worst[2]},T={worst[3]},"
-                        f"H={worst[4]}{'' if cell != 'all' else ' ' + worst[0]})")
+            worst = max(
+                (k for k in keys if k[1] == mode and (cell == "all" or k[0] == cell)),
+                key=lambda k: res[k]["ratio"]["median"],
+            )
+            cols.append(
+                f"{geomean(qs):.2f} ({min(qs):.2f}–{max(qs):.2f} at N={worst[2]},T={worst[3]},"
+                f"H={worst[4]}{'' if cell != 'all' else ' ' + worst[0]})"
+            )
         print(f"| {cell} | {mode} | " + " | ".join(cols) + " |")
     print()
     for lab, (_, res) in zip(labels, runs):

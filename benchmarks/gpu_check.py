@@ -10,6 +10,7 @@ CuPy arrays after ``rnnkit.set_backend("cupy")``.
 3. speed: one LSTM training step (forward, summed loss, backward) against PyTorch's
    cuDNN LSTM on the same GPU, float32.
 """
+
 import argparse
 import json
 import os
@@ -57,8 +58,10 @@ def agreement():
             backend.set_backend("cupy")
             got = run_layer(make, x, m)
             backend.set_backend("numpy")
-            err = max(float(np.abs(got[k] - ref[k]).max() / max(np.abs(ref[k]).max(), 1e-300))
-                      for k in ref)
+            err = max(
+                float(np.abs(got[k] - ref[k]).max() / max(np.abs(ref[k]).max(), 1e-300))
+                for k in ref
+            )
             out[name + (" masked" if m is not None else "")] = err
     return out
 
@@ -68,10 +71,14 @@ def training():
     rnnkit.set_seed(0)
     rng = np.random.default_rng(0)
     x = rng.integers(1, 20, (256, 40))
-    y = (x + 1) % 20                                       # predict the next id
+    y = (x + 1) % 20  # predict the next id
     model = Sequential([Embedding(20, 16), LSTM(64, return_sequences=True), Dense(20)])
-    model.compile(loss="sparse_categorical_crossentropy", from_logits=True,
-                  optimizer=rnnkit.optim.Adam(0.01, clip_global_norm=5.0), metrics=["accuracy"])
+    model.compile(
+        loss="sparse_categorical_crossentropy",
+        from_logits=True,
+        optimizer=rnnkit.optim.Adam(0.01, clip_global_norm=5.0),
+        metrics=["accuracy"],
+    )
     t = time.perf_counter()
     h = model.fit(x, y, epochs=5, batch_size=64, verbose=0)
     secs = time.perf_counter() - t
@@ -82,6 +89,7 @@ def training():
 def speed():
     import cupy as cp
     import torch
+
     out = []
     for N, H, T in ((32, 256, 100), (256, 1024, 100)):
         D = H
@@ -122,8 +130,16 @@ def speed():
             tstep()
         torch.cuda.synchronize()
         theirs = (time.perf_counter() - t) / reps
-        out.append({"N": N, "H": H, "T": T, "rnnkit_cupy_ms": ours * 1e3,
-                    "torch_cudnn_ms": theirs * 1e3, "ratio": ours / theirs})
+        out.append(
+            {
+                "N": N,
+                "H": H,
+                "T": T,
+                "rnnkit_cupy_ms": ours * 1e3,
+                "torch_cudnn_ms": theirs * 1e3,
+                "ratio": ours / theirs,
+            }
+        )
     return out
 
 
@@ -133,10 +149,17 @@ def main():
     p.add_argument("--only", choices=["agreement", "training", "speed"])
     args = p.parse_args()
     import cupy
-    result = {"device": cupy.cuda.runtime.getDeviceProperties(0)["name"].decode(),
-              "cupy": cupy.__version__, "numpy": np.__version__}
-    for name, fn in (("agreement_float64_rel_error", agreement), ("training", training),
-                     ("lstm_train_step", speed)):
+
+    result = {
+        "device": cupy.cuda.runtime.getDeviceProperties(0)["name"].decode(),
+        "cupy": cupy.__version__,
+        "numpy": np.__version__,
+    }
+    for name, fn in (
+        ("agreement_float64_rel_error", agreement),
+        ("training", training),
+        ("lstm_train_step", speed),
+    ):
         if args.only and not name.startswith({"speed": "lstm"}.get(args.only, args.only)):
             continue
         t = time.perf_counter()
@@ -144,7 +167,11 @@ def main():
             result[name] = fn()
         except Exception as e:  # report and go on: one section failing must not hide the others
             import traceback
-            result[name] = {"error": f"{type(e).__name__}: {e}", "trace": traceback.format_exc()[-2000:]}
+
+            result[name] = {
+                "error": f"{type(e).__name__}: {e}",
+                "trace": traceback.format_exc()[-2000:],
+            }
         backend.set_backend("numpy")
         print(name, f"{time.perf_counter() - t:.1f}s", json.dumps(result[name])[:1500], flush=True)
     with open(os.path.join(args.out, "gpu_check.json"), "w") as f:

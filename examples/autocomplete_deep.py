@@ -6,6 +6,7 @@ After training, the network spells "deep" from its first letter.
 
     python examples/autocomplete_deep.py
 """
+
 import argparse
 
 import numpy as np
@@ -28,25 +29,33 @@ def complete(model, first="d", max_len=10):
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--epochs", type=int, default=500)
     args = p.parse_args(argv)
     rnnkit.set_seed(0)
     word = [IDX[c] for c in "deep"] + [IDX["<stop>"]]
-    x = np.array([word[:-1]])                                    # d e e p
-    y = np.array([word[1:]])                                     # e e p <stop>
-    model = Sequential([
-        Embedding(len(VOCAB), 4),                                # x_t as a vector
-        SimpleRNN(8, return_sequences=True),                     # s_t = σ(x_t U + s_{t-1} W + b)
-        Dense(len(VOCAB), activation="softmax"),                 # y_t = softmax(s_t V + c)
-    ])
+    x = np.array([word[:-1]])  # d e e p
+    y = np.array([word[1:]])  # e e p <stop>
+    model = Sequential(
+        [
+            Embedding(len(VOCAB), 4),  # x_t as a vector
+            SimpleRNN(8, return_sequences=True),  # s_t = σ(x_t U + s_{t-1} W + b)
+            Dense(len(VOCAB), activation="softmax"),  # y_t = softmax(s_t V + c)
+        ]
+    )
     model.compile(loss="sparse_categorical_crossentropy", optimizer="adam")
     history = model.fit(x, y, epochs=args.epochs, verbose=0)
     probs = model.predict(x)[0]
-    print(f"loss L = Σ_t L_t: {history.history['loss'][0]:.3f} -> {history.history['loss'][-1]:.4f}")
+    print(
+        f"loss L = Σ_t L_t: {history.history['loss'][0]:.3f} -> {history.history['loss'][-1]:.4f}"
+    )
     for t, (c, nxt) in enumerate(zip("deep", ["e", "e", "p", "<stop>"])):
-        print(f"  step {t + 1}: read {c!r}, predicts {VOCAB[int(probs[t].argmax())]!r} "
-              f"(p = {probs[t].max():.2f}, target {nxt!r})")
+        print(
+            f"  step {t + 1}: read {c!r}, predicts {VOCAB[int(probs[t].argmax())]!r} "
+            f"(p = {probs[t].max():.2f}, target {nxt!r})"
+        )
     spelled = complete(model)
     print(f"completing 'd' -> {spelled!r}")
     return {"loss": history.history["loss"][-1], "completion": spelled}

@@ -6,6 +6,7 @@ PyPI package rdata).  The window is read folded at the junction: step t sees the
 places before and after it, so the backward GRU ends at the junction.  A minute or two on
 two cores; about 96 % test accuracy.  Run:  python examples/dna.py
 """
+
 import numpy as np
 
 import rnnkit
@@ -17,21 +18,26 @@ rnnkit.set_seed(0)
 
 
 def folded(seqs):
-    x = splice_dna.one_hot(seqs)                               # (N, 60, 4): A C G T
+    x = splice_dna.one_hot(seqs)  # (N, 60, 4): A C G T
     return np.concatenate([x[:, 29::-1], x[:, 30:]], axis=-1)  # (N, 30, 8): outwards
 
 
-model = Sequential([Bidirectional(GRU(16), input_shape=[30, 8]), Dropout(0.3),
-                    Dense(3, activation="softmax")])
+model = Sequential(
+    [Bidirectional(GRU(16), input_shape=[30, 8]), Dropout(0.3), Dense(3, activation="softmax")]
+)
 epochs, batch = 15, 32
 steps = epochs * int(np.ceil(len(x_train) / batch))
-model.compile(loss="sparse_categorical_crossentropy", metrics=["accuracy"],
-              optimizer=optim.Adam(optim.CosineDecay(1e-2, steps, alpha=0.05),
-                                   clip_global_norm=5.0))
+model.compile(
+    loss="sparse_categorical_crossentropy",
+    metrics=["accuracy"],
+    optimizer=optim.Adam(optim.CosineDecay(1e-2, steps, alpha=0.05), clip_global_norm=5.0),
+)
 model.fit(folded(x_train), y_train, batch_size=batch, epochs=epochs, verbose=2)
 pred = model.predict(folded(x_test)).argmax(-1)
-print(f"test accuracy {np.mean(pred == y_test):.4f} "
-      f"(majority class {np.mean(y_test == np.bincount(y_train).argmax()):.4f})")
+print(
+    f"test accuracy {np.mean(pred == y_test):.4f} "
+    f"(majority class {np.mean(y_test == np.bincount(y_train).argmax()):.4f})"
+)
 seq = x_test[0]
 p = model.predict(folded([seq]))[0]
 print(seq[:30], "|", seq[30:], "->", splice_dna.CLASSES[int(p.argmax())], np.round(p, 3))

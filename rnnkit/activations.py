@@ -13,6 +13,7 @@ from its output y = σ(a) alone, so BPTT only keeps outputs, never pre-activatio
 γ = sup |σ'| is the constant of the lecture's bound ‖∂s_t/∂s_k‖ ≤ (γ‖W‖)^(t-k).
 ``softmax`` (for output layers) is here too; its backward is a Jacobian-vector product.
 """
+
 from __future__ import annotations
 
 from .backend import xp
@@ -52,8 +53,8 @@ class Tanh(Activation):
         np = xp()
         if out is None or np.may_share_memory(out, d):
             return super().backprop(d, y, out)
-        np.multiply(y, y, out=out)                 # the same operations as d * (1 - y²),
-        np.subtract(1.0, out, out=out)             # without temporaries
+        np.multiply(y, y, out=out)  # the same operations as d * (1 - y²),
+        np.subtract(1.0, out, out=out)  # without temporaries
         return np.multiply(d, out, out=out)
 
 
@@ -78,7 +79,7 @@ class Sigmoid(Activation):
         np = xp()
         if out is None or np.may_share_memory(out, d):
             return super().backprop(d, y, out)
-        np.subtract(1.0, y, out=out)               # d * (y (1 - y)), without temporaries
+        np.subtract(1.0, y, out=out)  # d * (y (1 - y)), without temporaries
         np.multiply(y, out, out=out)
         return np.multiply(d, out, out=out)
 

@@ -11,6 +11,7 @@ on POSIX, for writers on this host only: a directory may be shared over the netw
 they have not been written to for ``STALE_AFTER_S`` seconds.  Files of other targets
 and anything not named this way are never touched.
 """
+
 from __future__ import annotations
 
 import os
@@ -21,7 +22,7 @@ import tempfile
 import time
 
 STALE_AFTER_S = 60.0
-_NAME_MAX = 150            # of the target's name inside the temporary name (NAME_MAX 255)
+_NAME_MAX = 150  # of the target's name inside the temporary name (NAME_MAX 255)
 
 
 def _prefix(target_name):
@@ -37,7 +38,7 @@ def _host():
 
 
 def _pid_alive(pid):
-    if os.name != "posix":            # os.kill would terminate the process on Windows
+    if os.name != "posix":  # os.kill would terminate the process on Windows
         return True
     if pid == os.getpid():
         return True
@@ -45,7 +46,7 @@ def _pid_alive(pid):
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    except (PermissionError, OSError):     # exists, owned by someone else
+    except (PermissionError, OSError):  # exists, owned by someone else
         return True
     return True
 
@@ -66,7 +67,7 @@ def clean_stale_temporaries(path, now=None):
     for name in entries:
         if not name.startswith(prefix):
             continue
-        m = _REST.fullmatch(name[len(prefix):])
+        m = _REST.fullmatch(name[len(prefix) :])
         if m is None:
             continue
         full = os.path.join(directory, name)
@@ -99,8 +100,11 @@ def atomic_write(path, write):
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
     clean_stale_temporaries(path)
-    fd, tmp = tempfile.mkstemp(prefix=f"{_prefix(os.path.basename(path))}{_host()}-{os.getpid()}-",
-                               suffix=".part", dir=directory)
+    fd, tmp = tempfile.mkstemp(
+        prefix=f"{_prefix(os.path.basename(path))}{_host()}-{os.getpid()}-",
+        suffix=".part",
+        dir=directory,
+    )
     try:
         with os.fdopen(fd, "wb") as f:
             write(f)
@@ -108,7 +112,7 @@ def atomic_write(path, write):
             os.fsync(f.fileno())
         umask = os.umask(0)
         os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)          # as open() would have made it, not mkstemp's 0600
+        os.chmod(tmp, 0o666 & ~umask)  # as open() would have made it, not mkstemp's 0600
         os.replace(tmp, path)
     except BaseException:
         try:

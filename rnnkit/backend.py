@@ -11,6 +11,7 @@ default.  A GPU array library with NumPy's interface (CuPy) can replace it with
 Only functions that both NumPy and CuPy provide with the same signature are
 used through ``xp()`` (``matmul(..., out=)``, ufuncs with ``out=``, ``copyto``).
 """
+
 from __future__ import annotations
 
 import importlib
@@ -58,8 +59,13 @@ def scatter_add(target, indices, values):
     if _current is numpy:
         indices = numpy.asarray(indices)
         # (negative indices go to np.add.at: -1 and n-1 would be two ids here, one row there)
-        if (target.ndim == 2 and indices.ndim == 1 and indices.size and values.ndim == 2
-                and indices.min() >= 0):
+        if (
+            target.ndim == 2
+            and indices.ndim == 1
+            and indices.size
+            and values.ndim == 2
+            and indices.min() >= 0
+        ):
             order = numpy.argsort(indices, kind="stable")
             idx = indices[order]
             starts = numpy.flatnonzero(numpy.r_[True, idx[1:] != idx[:-1]])
@@ -68,6 +74,7 @@ def scatter_add(target, indices, values):
             numpy.add.at(target, indices, values)
     else:  # pragma: no cover - needs a GPU
         import cupyx
+
         cupyx.scatter_add(target, indices, values)
     return target
 

@@ -21,6 +21,7 @@ This module is the reference and knows no accelerator.  A compiled version of th
 loops (``rnnkit.kernels``) fills the same ``Trace``; the layers try it first and fall back
 to these loops, which every accelerator is tested against.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -28,7 +29,7 @@ from typing import Any
 
 from .backend import xp
 
-Array = Any            # a NumPy (or CuPy) array
+Array = Any  # a NumPy (or CuPy) array
 Params = dict[str, Array]
 
 
@@ -41,8 +42,15 @@ class Trace:
     rec_mask       (N, H_rec) or None   recurrent dropout mask, one per sequence
     """
 
-    def __init__(self, T: int, N: int, dtype, state_sizes: Sequence[int], mask: Array = None,
-                 rec_mask: Array = None) -> None:
+    def __init__(
+        self,
+        T: int,
+        N: int,
+        dtype,
+        state_sizes: Sequence[int],
+        mask: Array = None,
+        rec_mask: Array = None,
+    ) -> None:
         self.xp = xp()
         self.T, self.N, self.dtype = T, N, dtype
         self.states = [self.xp.empty((T + 1, N, size), dtype=dtype) for size in state_sizes]
@@ -50,8 +58,9 @@ class Trace:
         self.mask = mask
         self.rec_mask = rec_mask
         # Steps where every sample is active skip the mask arithmetic entirely.
-        self.full_step: list[bool] = [True] * T if mask is None else \
-            [bool(v) for v in mask.all(axis=(1, 2)).tolist()]
+        self.full_step: list[bool] = (
+            [True] * T if mask is None else [bool(v) for v in mask.all(axis=(1, 2)).tolist()]
+        )
 
     def buffer(self, name: str, width: int) -> Array:
         """A preallocated (T, N, width) per-step buffer called ``name``."""
@@ -66,8 +75,14 @@ class Trace:
         return s_prev if self.rec_mask is None else s_prev * self.rec_mask
 
 
-def forward(cell, params: Params, xw: Array, initial_states: Sequence[Array],
-            mask: Array = None, rec_mask: Array = None) -> Trace:
+def forward(
+    cell,
+    params: Params,
+    xw: Array,
+    initial_states: Sequence[Array],
+    mask: Array = None,
+    rec_mask: Array = None,
+) -> Trace:
     """Run ``cell`` over all T steps of ``xw`` (T, N, G) = x_t U + b from
     ``initial_states`` [(N, size_k)].  ``mask`` (T, N, 1) bool or None; ``rec_mask``
     (N, H_rec) or None: the recurrent dropout mask.  Returns the Trace."""
@@ -80,15 +95,20 @@ def forward(cell, params: Params, xw: Array, initial_states: Sequence[Array],
     for t in range(T):
         cell.step(params, trace, t, xw[t])
         if mask is not None and not trace.full_step[t]:
-            skip = ~mask[t]                                   # (N, 1): samples that skip step t
+            skip = ~mask[t]  # (N, 1): samples that skip step t
             for s in trace.states:
-                np_.copyto(s[t + 1], s[t], where=skip)        # s_t = s_{t-1} where masked
+                np_.copyto(s[t + 1], s[t], where=skip)  # s_t = s_{t-1} where masked
     return trace
 
 
-def backward(cell, params: Params, trace: Trace, d_outputs: Array = None,
-             d_final: Sequence[Array | None] | None = None,
-             deltas: Sequence[Array] | None = None) -> tuple[Array, list[Array]]:
+def backward(
+    cell,
+    params: Params,
+    trace: Trace,
+    d_outputs: Array = None,
+    d_final: Sequence[Array | None] | None = None,
+    deltas: Sequence[Array] | None = None,
+) -> tuple[Array, list[Array]]:
     """The reverse loop.
 
     d_outputs: (T, N, size_0) ∂L/∂(output of step t) = ∂L/∂s_t through the layer's
@@ -109,19 +129,19 @@ def backward(cell, params: Params, trace: Trace, d_outputs: Array = None,
     dxw = np_.empty((T, N, cell.width), dtype=trace.dtype)
     for t in range(T - 1, -1, -1):
         if d_outputs is not None:
-            ds[0] += d_outputs[t]                             # ∂L_t/∂s_t enters here
+            ds[0] += d_outputs[t]  # ∂L_t/∂s_t enters here
         if deltas is not None:
             for keep, d in zip(deltas, ds):
-                keep[t + 1] = d                               # δ_t = ∂L/∂s_t
+                keep[t + 1] = d  # δ_t = ∂L/∂s_t
         if trace.mask is None or trace.full_step[t]:
             ds = cell.step_back(params, trace, t, ds, dxw[t])
         else:
-            m = trace.mask[t]                                 # (N, 1)
+            m = trace.mask[t]  # (N, 1)
             new = cell.step_back(params, trace, t, [d * m for d in ds], dxw[t])
-            for d_new, d in zip(new, ds):                     # masked samples: s_t = s_{t-1},
-                np_.copyto(d_new, d, where=~m)                # their gradient is carried over
+            for d_new, d in zip(new, ds):  # masked samples: s_t = s_{t-1},
+                np_.copyto(d_new, d, where=~m)  # their gradient is carried over
             ds = new
     if deltas is not None:
         for keep, d in zip(deltas, ds):
-            keep[0] = d                                       # ∂L/∂(initial state)
+            keep[0] = d  # ∂L/∂(initial state)
     return dxw, ds

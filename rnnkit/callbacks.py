@@ -1,13 +1,14 @@
 """Callbacks: hooks into ``fit`` (Keras's names and arguments).
 
-    History          per-epoch losses and metrics (always on; returned by fit) and per-step
-                     records: loss, gradient norm before clipping, whether clipping fired, lr
-    TerminateOnNaN   on by default: stops at the first non-finite loss, before it reaches the weights
-    EarlyStopping    stops when a monitored value stops improving
-    ModelCheckpoint  saves the model (with optimizer state) after epochs
-    CSVLogger        one CSV row per epoch
-    ReduceLROnPlateau  lowers a constant learning rate when a value stops improving
+History          per-epoch losses and metrics (always on; returned by fit) and per-step
+                 records: loss, gradient norm before clipping, whether clipping fired, lr
+TerminateOnNaN   on by default: stops at the first non-finite loss, before it reaches the weights
+EarlyStopping    stops when a monitored value stops improving
+ModelCheckpoint  saves the model (with optimizer state) after epochs
+CSVLogger        one CSV row per epoch
+ReduceLROnPlateau  lowers a constant learning rate when a value stops improving
 """
+
 from __future__ import annotations
 
 import csv
@@ -37,7 +38,7 @@ class History(Callback):
         self.history: dict[str, list] = {}
         self.steps: dict[str, list] = {}
         self.epoch: list[int] = []
-        self.stop_reason = None       # why training stopped early (TerminateOnNaN's message)
+        self.stop_reason = None  # why training stopped early (TerminateOnNaN's message)
 
     def on_train_begin(self, logs=None):
         pass
@@ -60,6 +61,7 @@ class History(Callback):
     def plot(self, path, keys=None, title=None):
         """Training curves (loss and metrics per epoch, with validation) to a PNG."""
         from .plotting import plot_history
+
         return plot_history(self, path, keys=keys, title=title)
 
 
@@ -81,10 +83,12 @@ class TerminateOnNaN(Callback):
         else:
             return
         epoch = getattr(self.model, "_current_epoch", None)
-        self.message = (f"TerminateOnNaN: {what} at epoch "
-                        f"{'?' if epoch is None else epoch + 1}, step {step + 1}; training "
-                        f"stopped before this step's update. Try a lower learning rate or "
-                        f"gradient clipping (clip_global_norm=...).")
+        self.message = (
+            f"TerminateOnNaN: {what} at epoch "
+            f"{'?' if epoch is None else epoch + 1}, step {step + 1}; training "
+            f"stopped before this step's update. Try a lower learning rate or "
+            f"gradient clipping (clip_global_norm=...)."
+        )
         print(self.message)
         history = getattr(self.model, "history", None)
         if isinstance(history, History):
@@ -110,8 +114,16 @@ def _better(mode, monitor):
 
 
 class EarlyStopping(Callback):
-    def __init__(self, monitor="val_loss", min_delta=0.0, patience=0, mode="auto",
-                 restore_best_weights=False, baseline=None, verbose=0):
+    def __init__(
+        self,
+        monitor="val_loss",
+        min_delta=0.0,
+        patience=0,
+        mode="auto",
+        restore_best_weights=False,
+        baseline=None,
+        verbose=0,
+    ):
         self.monitor, self.min_delta, self.patience = monitor, abs(min_delta), int(patience)
         self.improved = _better(mode, monitor)
         self.restore_best_weights = restore_best_weights
@@ -128,10 +140,13 @@ class EarlyStopping(Callback):
     def on_epoch_end(self, epoch, logs=None):
         value = (logs or {}).get(self.monitor)
         if value is None:
-            raise KeyError(f"EarlyStopping: monitor {self.monitor!r} is not among the logged "
-                           f"values {sorted(logs or {})}")
-        if _finite(value) and (self.best is None or
-                               self.improved(value, self.best, self.min_delta)):
+            raise KeyError(
+                f"EarlyStopping: monitor {self.monitor!r} is not among the logged "
+                f"values {sorted(logs or {})}"
+            )
+        if _finite(value) and (
+            self.best is None or self.improved(value, self.best, self.min_delta)
+        ):
             self.best, self.best_epoch, self.wait = value, epoch, 0
             if self.restore_best_weights:
                 self.best_weights = {k: v.copy() for k, v in self.model.params.items()}
@@ -141,8 +156,10 @@ class EarlyStopping(Callback):
             self.stopped_epoch = epoch
             self.model.stop_training = True
             if self.verbose:
-                print(f"EarlyStopping: {self.monitor} has not improved for {self.wait} epochs; "
-                      f"stopping at epoch {epoch + 1}")
+                print(
+                    f"EarlyStopping: {self.monitor} has not improved for {self.wait} epochs; "
+                    f"stopping at epoch {epoch + 1}"
+                )
 
     def on_train_end(self, logs=None):
         if self.restore_best_weights and self.best_weights is not None:
@@ -155,8 +172,15 @@ class ModelCheckpoint(Callback):
     ``"ckpt-{epoch:02d}-{val_loss:.3f}.rnnkit"``) after every epoch, or only when
     ``monitor`` improves with ``save_best_only``.  Saves include the optimizer state."""
 
-    def __init__(self, filepath, monitor="val_loss", save_best_only=False, mode="auto",
-                 save_weights_only=False, verbose=0):
+    def __init__(
+        self,
+        filepath,
+        monitor="val_loss",
+        save_best_only=False,
+        mode="auto",
+        save_weights_only=False,
+        verbose=0,
+    ):
         self.filepath = os.fspath(filepath)
         self.monitor = monitor
         self.save_best_only = save_best_only
@@ -170,12 +194,16 @@ class ModelCheckpoint(Callback):
         if self.save_best_only:
             value = logs.get(self.monitor)
             if value is None:
-                raise KeyError(f"ModelCheckpoint: monitor {self.monitor!r} is not among the "
-                               f"logged values {sorted(logs)}")
+                raise KeyError(
+                    f"ModelCheckpoint: monitor {self.monitor!r} is not among the "
+                    f"logged values {sorted(logs)}"
+                )
             if not _finite(value):
                 if self.verbose:
-                    print(f"ModelCheckpoint: {self.monitor} is {value} at epoch {epoch + 1}; "
-                          f"not saved")
+                    print(
+                        f"ModelCheckpoint: {self.monitor} is {value} at epoch {epoch + 1}; "
+                        f"not saved"
+                    )
                 return
             if self.best is not None and not self.improved(value, self.best, 0.0):
                 return
@@ -183,9 +211,11 @@ class ModelCheckpoint(Callback):
         try:
             path = self.filepath.format(epoch=epoch + 1, **logs)
         except (KeyError, IndexError, ValueError) as e:
-            raise ValueError(f"ModelCheckpoint: filepath {self.filepath!r} cannot be filled in "
-                             f"({type(e).__name__}: {e}); it may name {{epoch}} and the logged "
-                             f"values {sorted(logs)}") from None
+            raise ValueError(
+                f"ModelCheckpoint: filepath {self.filepath!r} cannot be filled in "
+                f"({type(e).__name__}: {e}); it may name {{epoch}} and the logged "
+                f"values {sorted(logs)}"
+            ) from None
         self.model.save(path, include_optimizer=not self.save_weights_only)
         if self.verbose:
             print(f"ModelCheckpoint: saved {path}")
@@ -214,8 +244,16 @@ class CSVLogger(Callback):
 
 
 class ReduceLROnPlateau(Callback):
-    def __init__(self, monitor="val_loss", factor=0.1, patience=10, mode="auto", min_delta=1e-4,
-                 min_lr=0.0, verbose=0):
+    def __init__(
+        self,
+        monitor="val_loss",
+        factor=0.1,
+        patience=10,
+        mode="auto",
+        min_delta=1e-4,
+        min_lr=0.0,
+        verbose=0,
+    ):
         if not 0 < factor < 1:
             raise ValueError(f"ReduceLROnPlateau: factor must be in (0, 1); got {factor!r}")
         self.monitor, self.factor, self.patience = monitor, factor, patience

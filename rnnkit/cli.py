@@ -1,12 +1,13 @@
 """The ``rnnkit`` command: parse the arguments, then call the library.
 
-    rnnkit autocomplete            learn Shakespeare (or --text FILE) and complete what you type
-    rnnkit generate                write free text with the autocomplete model
-    rnnkit diagnose                gradients through time: vanishing/exploding, Jacobians, gates
-    rnnkit <task> train|evaluate|predict   the lecture's applications (forecast, sentiment,
-                                   tag, ner, translate, dna, music, activity, speaker)
-    rnnkit <command> --help        every option of a command
+rnnkit autocomplete            learn Shakespeare (or --text FILE) and complete what you type
+rnnkit generate                write free text with the autocomplete model
+rnnkit diagnose                gradients through time: vanishing/exploding, Jacobians, gates
+rnnkit <task> train|evaluate|predict   the lecture's applications (forecast, sentiment,
+                               tag, ner, translate, dna, music, activity, speaker)
+rnnkit <command> --help        every option of a command
 """
+
 from __future__ import annotations
 
 import argparse
@@ -16,58 +17,92 @@ import sys
 from pathlib import Path
 
 EXIT_USAGE, EXIT_FAILURE = 2, 1
-MAX_LENGTH = 1_000_000      # --length: a completion is written one character per forward step
+MAX_LENGTH = 1_000_000  # --length: a completion is written one character per forward step
 
 
 def _fail(message, code=EXIT_FAILURE):
     print(f"rnnkit: {message}", file=sys.stderr)
     from .distributed import stop_job
-    stop_job(code)                  # under mpiexec: the other ranks stop too, instead of waiting
+
+    stop_job(code)  # under mpiexec: the other ranks stop too, instead of waiting
     return code
 
 
 # -- autocomplete / generate ---------------------------------------------------------------------
 def _add_model_options(p):
     g = p.add_argument_group("what to learn")
-    g.add_argument("--text", metavar="FILE",
-                   help="a UTF-8 text file to learn instead of Shakespeare's works (a regular "
-                        "file of at most 64 MiB)")
-    g.add_argument("--model", metavar="PATH",
-                   help="the model file (default: one per text and architecture in the cache "
-                        "directory, ~/.cache/rnnkit/models)")
+    g.add_argument(
+        "--text",
+        metavar="FILE",
+        help="a UTF-8 text file to learn instead of Shakespeare's works (a regular "
+        "file of at most 64 MiB)",
+    )
+    g.add_argument(
+        "--model",
+        metavar="PATH",
+        help="the model file (default: one per text and architecture in the cache "
+        "directory, ~/.cache/rnnkit/models)",
+    )
     g = p.add_argument_group("training (when no saved model exists, or with --retrain/--resume)")
-    g.add_argument("--minutes", type=float, default=3.0,
-                   help="wall-clock training time (default: 3)")
-    g.add_argument("--max-updates", type=int, default=None, metavar="N",
-                   help="stop after N updates if --minutes has not run out first; the learning "
-                        "rate's cosine then runs over the N updates, so the run does not depend "
-                        "on the machine's speed (default: no limit)")
-    g.add_argument("--cell", choices=["lstm", "gru", "rnn"], default="lstm",
-                   help="recurrent cell (default: lstm)")
+    g.add_argument(
+        "--minutes", type=float, default=3.0, help="wall-clock training time (default: 3)"
+    )
+    g.add_argument(
+        "--max-updates",
+        type=int,
+        default=None,
+        metavar="N",
+        help="stop after N updates if --minutes has not run out first; the learning "
+        "rate's cosine then runs over the N updates, so the run does not depend "
+        "on the machine's speed (default: no limit)",
+    )
+    g.add_argument(
+        "--cell",
+        choices=["lstm", "gru", "rnn"],
+        default="lstm",
+        help="recurrent cell (default: lstm)",
+    )
     g.add_argument("--hidden", type=int, default=256, help="hidden units per layer (default: 256)")
     g.add_argument("--layers", type=int, default=1, help="stacked recurrent layers (default: 1)")
-    g.add_argument("--bptt", type=int, default=32,
-                   help="truncated-BPTT length in characters (default: 32)")
+    g.add_argument(
+        "--bptt", type=int, default=32, help="truncated-BPTT length in characters (default: 32)"
+    )
     g.add_argument("--batch", type=int, default=32, help="parallel text streams (default: 32)")
-    g.add_argument("--learning-rate", type=float, default=1e-2,
-                   help="Adam's initial learning rate, decayed along a cosine to 5%% of it by "
-                        "the end of --minutes (default: 0.01)")
+    g.add_argument(
+        "--learning-rate",
+        type=float,
+        default=1e-2,
+        help="Adam's initial learning rate, decayed along a cosine to 5%% of it by "
+        "the end of --minutes (default: 0.01)",
+    )
     g.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     g.add_argument("--retrain", action="store_true", help="train a new model even if one is saved")
-    g.add_argument("--resume", action="store_true",
-                   help="train the saved model further for --minutes (the learning rate "
-                        "starts a new cosine decay from --learning-rate)")
+    g.add_argument(
+        "--resume",
+        action="store_true",
+        help="train the saved model further for --minutes (the learning rate "
+        "starts a new cosine decay from --learning-rate)",
+    )
     g.add_argument("--quiet", action="store_true", help="no progress bar")
     g = p.add_argument_group("completion")
-    g.add_argument("--temperature", type=float, default=0.0,
-                   help="0: the most likely character each time; > 0: sample, lower is more "
-                        "conservative (default: %(default)s)")
-    g.add_argument("--top-k", type=int, default=0,
-                   help="sample only among the k most likely characters (default: 0, all)")
+    g.add_argument(
+        "--temperature",
+        type=float,
+        default=0.0,
+        help="0: the most likely character each time; > 0: sample, lower is more "
+        "conservative (default: %(default)s)",
+    )
+    g.add_argument(
+        "--top-k",
+        type=int,
+        default=0,
+        help="sample only among the k most likely characters (default: 0, all)",
+    )
 
 
 def _settings(args):
     from .apps.autocomplete import Settings
+
     for name in ("hidden", "layers", "bptt", "batch"):
         if getattr(args, name) < 1:
             raise ValueError(f"--{name} must be at least 1; got {getattr(args, name)}")
@@ -87,13 +122,21 @@ def _settings(args):
         raise ValueError(f"--length must be at least 1; got {args.length}")
     if args.length > MAX_LENGTH:
         raise ValueError(f"--length must be at most {MAX_LENGTH:,} characters; got {args.length}")
-    return Settings(cell=args.cell, hidden=args.hidden, layers=args.layers, batch=args.batch,
-                    bptt=args.bptt, learning_rate=args.learning_rate, seed=args.seed)
+    return Settings(
+        cell=args.cell,
+        hidden=args.hidden,
+        layers=args.layers,
+        batch=args.batch,
+        bptt=args.bptt,
+        learning_rate=args.learning_rate,
+        seed=args.seed,
+    )
 
 
 def _corpus(args):
     from .apps import autocomplete as app
     from .data import shakespeare_works
+
     if args.text:
         text = app.read_text_file(args.text)
         name = "".join(c if c.isalnum() else "-" for c in Path(args.text).stem)[:40] or "text"
@@ -112,18 +155,27 @@ def prepare_model(args, out=None):
     from .apps import autocomplete as app
     from .data.text import CharVocab
     from .io.saving import ModelFileError
+
     settings = _settings(args)
     from .distributed import fingerprint, for_command
-    dp = for_command()                    # mpiexec -n p rnnkit ...: data-parallel training
+
+    dp = for_command()  # mpiexec -n p rnnkit ...: data-parallel training
     out = out if dp is None else dp.output(out)
     if args.retrain and args.resume:
-        raise ValueError("--retrain and --resume contradict each other: --retrain starts a new "
-                         "model, --resume trains the saved one further")
+        raise ValueError(
+            "--retrain and --resume contradict each other: --retrain starts a new "
+            "model, --resume trains the saved one further"
+        )
     if args.model:
-        _refuse_directory(Path(args.model))      # before the corpus is read or fetched
+        _refuse_directory(Path(args.model))  # before the corpus is read or fetched
     only_load = args.model and Path(args.model).is_file() and not (args.retrain or args.resume)
-    text, name, source = (None, None, None) if only_load else \
-        _corpus(args) if dp is None else dp.root_first(_corpus, args)
+    text, name, source = (
+        (None, None, None)
+        if only_load
+        else _corpus(args)
+        if dp is None
+        else dp.root_first(_corpus, args)
+    )
     path = Path(args.model) if args.model else app.default_model_path(name, text, settings)
 
     model = None
@@ -139,18 +191,26 @@ def prepare_model(args, out=None):
         asked = {k: getattr(args, k) for k in ("cell", "hidden", "layers")}
         saved = {k: getattr(settings, k) for k in asked}
         if asked != saved:
-            print(f"note: {path} is a {saved['layers']}-layer {saved['cell'].upper()} with "
-                  f"{saved['hidden']} units; --cell/--hidden/--layers apply to a new model "
-                  f"(--retrain).", file=out)
+            print(
+                f"note: {path} is a {saved['layers']}-layer {saved['cell'].upper()} with "
+                f"{saved['hidden']} units; --cell/--hidden/--layers apply to a new model "
+                f"(--retrain).",
+                file=out,
+            )
         if not args.resume:
             if meta.get("complete", True):
                 state = f"validation {meta.get('val_bpc') or float('nan'):.3f} bits per character"
             else:
-                state = "not validated yet: its training was interrupted; --resume trains it further"
+                state = (
+                    "not validated yet: its training was interrupted; --resume trains it further"
+                )
             print(f"Using the model in {path}: trained {seconds / 60:.1f} min, {state}.", file=out)
             return model, vocab
-        print(f"Resuming the training of {path} ({seconds / 60:.1f} min so far) for "
-              f"{args.minutes:g} more minutes{_updates_note(args)}.", file=out)
+        print(
+            f"Resuming the training of {path} ({seconds / 60:.1f} min so far) for "
+            f"{args.minutes:g} more minutes{_updates_note(args)}.",
+            file=out,
+        )
     else:
         if args.resume:
             print(f"No saved model at {path} to resume; training a new one.", file=out)
@@ -160,56 +220,90 @@ def prepare_model(args, out=None):
     train_ids, val_ids = app.split(ids, settings.val_fraction)
 
     if model is None:
-        app.check_size(len(vocab), settings, chars=len(train_ids))   # before allocating it
+        app.check_size(len(vocab), settings, chars=len(train_ids))  # before allocating it
         model = app.build_model(len(vocab), settings)
-        print(f"Training a {settings.layers}-layer {settings.cell.upper()} with {settings.hidden} "
-              f"units on {source} ({len(train_ids):,} characters; {len(val_ids):,} held out for "
-              f"validation; {len(vocab) - 1} distinct characters) for {args.minutes:g} minutes"
-              f"{_updates_note(args)}.", file=out)
+        print(
+            f"Training a {settings.layers}-layer {settings.cell.upper()} with {settings.hidden} "
+            f"units on {source} ({len(train_ids):,} characters; {len(val_ids):,} held out for "
+            f"validation; {len(vocab) - 1} distinct characters) for {args.minutes:g} minutes"
+            f"{_updates_note(args)}.",
+            file=out,
+        )
 
     def checkpoint(pos, secs):
         app.save(model, path, vocab, settings, pos, secs, history=history, complete=False)
 
     if dp is not None:
-        checkpoint = dp.begin_command(model, checkpoint, out, {
-            "the text": fingerprint(train_ids, val_ids), "the settings": str(settings),
-            "the model file": str(path), "the stream position": position})
+        checkpoint = dp.begin_command(
+            model,
+            checkpoint,
+            out,
+            {
+                "the text": fingerprint(train_ids, val_ids),
+                "the settings": str(settings),
+                "the model file": str(path),
+                "the stream position": position,
+            },
+        )
     try:
-        position, seconds, *_ = app.train(model, train_ids, settings, args.minutes,
-                                         position=position, elapsed=seconds,
-                                         verbose=not args.quiet, on_checkpoint=checkpoint,
-                                         stream=out, max_updates=getattr(args, "max_updates", None),
-                                         distributed=dp)
+        position, seconds, *_ = app.train(
+            model,
+            train_ids,
+            settings,
+            args.minutes,
+            position=position,
+            elapsed=seconds,
+            verbose=not args.quiet,
+            on_checkpoint=checkpoint,
+            stream=out,
+            max_updates=getattr(args, "max_updates", None),
+            distributed=dp,
+        )
     except app.Interrupted:
-        print(f"\nInterrupted. Saved a resumable checkpoint to {path}; run the same command "
-              f"with --resume to continue.", file=out)
+        print(
+            f"\nInterrupted. Saved a resumable checkpoint to {path}; run the same command "
+            f"with --resume to continue.",
+            file=out,
+        )
         raise
     if dp is not None and not dp.is_root:
-        return model, vocab                  # rank 0 validates and saves
+        return model, vocab  # rank 0 validates and saves
     try:
         val_bpc = app.evaluate_bpc(model, val_ids)
-    except KeyboardInterrupt:                # trained, not yet validated: keep the training
+    except KeyboardInterrupt:  # trained, not yet validated: keep the training
         checkpoint(position, seconds)
-        print(f"\nInterrupted during validation. Saved the trained model to {path}; "
-              f"--resume validates it after more training.", file=out)
+        print(
+            f"\nInterrupted during validation. Saved the trained model to {path}; "
+            f"--resume validates it after more training.",
+            file=out,
+        )
         raise app.Interrupted() from None
-    if not val_bpc <= app.absurd_bpc(len(vocab)):     # NaN, inf, or far above a uniform guess
-        raise app.diverged(f"the held-out text costs {val_bpc:.4g} bits per character, where a "
-                           f"uniform guess costs {math.log2(len(vocab)):.2f}; it is not saved as "
-                           f"a trained model")
+    if not val_bpc <= app.absurd_bpc(len(vocab)):  # NaN, inf, or far above a uniform guess
+        raise app.diverged(
+            f"the held-out text costs {val_bpc:.4g} bits per character, where a "
+            f"uniform guess costs {math.log2(len(vocab)):.2f}; it is not saved as "
+            f"a trained model"
+        )
     uni = app.ngram_bpc(train_ids, val_ids, 1, len(vocab))
     bi = app.ngram_bpc(train_ids, val_ids, 2, len(vocab))
     history.append({"trained_seconds": seconds, "val_bpc": val_bpc})
     app.save(model, path, vocab, settings, position, seconds, val_bpc=val_bpc, history=history)
-    print(f"Validation: {val_bpc:.3f} bits per character after {seconds / 60:.1f} min of "
-          f"training (unigram model: {uni[0]:.3f}, bigram model: {bi[0]:.3f}). "
-          f"Saved to {path}.", file=out)
+    print(
+        f"Validation: {val_bpc:.3f} bits per character after {seconds / 60:.1f} min of "
+        f"training (unigram model: {uni[0]:.3f}, bigram model: {bi[0]:.3f}). "
+        f"Saved to {path}.",
+        file=out,
+    )
     if val_bpc > bi[0]:
-        why = (f"the training text is small ({len(train_ids):,} characters; a character model "
-               f"needs hundreds of thousands to generalise)" if len(train_ids) < 200_000 else
-               "train longer (--minutes), or lower --learning-rate if the loss was unstable")
-        print(f"note: the model does worse than a bigram model on the held-out text: {why}.",
-              file=out)
+        why = (
+            f"the training text is small ({len(train_ids):,} characters; a character model "
+            f"needs hundreds of thousands to generalise)"
+            if len(train_ids) < 200_000
+            else "train longer (--minutes), or lower --learning-rate if the loss was unstable"
+        )
+        print(
+            f"note: the model does worse than a bigram model on the held-out text: {why}.", file=out
+        )
     return model, vocab
 
 
@@ -220,25 +314,31 @@ def _updates_note(args):
 
 def _refuse_directory(path):
     from .io.saving import ModelFileError
+
     if path.is_dir():
-        raise ModelFileError(f"--model {path} is a directory; give a file name, e.g. "
-                             f"{path / 'model.rnnkit'}")
-    if path.exists() and not path.is_file():    # a device, pipe or socket: never read it,
-        raise ModelFileError(f"--model {path} is not a regular file (a device, pipe or "
-                             f"socket); give a model file's name")   # nor rename over it
+        raise ModelFileError(
+            f"--model {path} is a directory; give a file name, e.g. {path / 'model.rnnkit'}"
+        )
+    if path.exists() and not path.is_file():  # a device, pipe or socket: never read it,
+        raise ModelFileError(
+            f"--model {path} is not a regular file (a device, pipe or "
+            f"socket); give a model file's name"
+        )  # nor rename over it
 
 
 def _check_writable(path):
     """Fail before training, not after it, when the model cannot be saved at ``path``."""
     import tempfile
+
     from .io.saving import ModelFileError
+
     _refuse_directory(path)
     parent = path.parent
     try:
         parent.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise ModelFileError(f"cannot save the model at {path}: {e.strerror or e}") from None
-    try:                                      # the save writes a temporary file there first
+    try:  # the save writes a temporary file there first
         fd, probe = tempfile.mkstemp(prefix=".tmp-", suffix=".part", dir=parent)
         os.close(fd)
         os.unlink(probe)
@@ -250,28 +350,41 @@ def _warn_unknown(vocab, prompt):
     unknown = vocab.unknown_chars(prompt)
     if unknown:
         shown = ", ".join(repr(c) for c in unknown[:10])
-        print(f"note: the model has never seen {shown}; it reads "
-              f"{'them' if len(unknown) > 1 else 'it'} as an unknown character.", file=sys.stderr)
+        print(
+            f"note: the model has never seen {shown}; it reads "
+            f"{'them' if len(unknown) > 1 else 'it'} as an unknown character.",
+            file=sys.stderr,
+        )
 
 
 def run_autocomplete(args):
     import numpy as np
+
     from .apps import autocomplete as app
+
     model, vocab = prepare_model(args)
     from .distributed import launched_size, rank
+
     if launched_size() > 1 and rank() != 0:
-        return 0                             # under mpiexec the other ranks only train
+        return 0  # under mpiexec the other ranks only train
     rng = np.random.default_rng(args.seed)
 
     def show(prompt):
         _warn_unknown(vocab, prompt)
-        return app.complete(model, vocab, prompt, length=args.length,
-                            temperature=args.temperature, top_k=args.top_k, rng=rng)
+        return app.complete(
+            model,
+            vocab,
+            prompt,
+            length=args.length,
+            temperature=args.temperature,
+            top_k=args.top_k,
+            rng=rng,
+        )
 
     if args.prompt is not None:
         print(args.prompt + show(args.prompt))
         return 0
-    if launched_size() > 1 or not sys.stdin.isatty():    # mpiexec: no typing, some completions
+    if launched_size() > 1 or not sys.stdin.isatty():  # mpiexec: no typing, some completions
         lines = [] if launched_size() > 1 else [line.rstrip("\n") for line in sys.stdin]
         if lines:
             for line in lines:
@@ -286,8 +399,10 @@ def run_autocomplete(args):
 
 def _interactive(show):
     from .data.fetch import cache_dir
+
     try:
         import readline
+
         history = cache_dir() / "autocomplete_history"
         history.parent.mkdir(parents=True, exist_ok=True)
         try:
@@ -296,8 +411,10 @@ def _interactive(show):
             pass
     except ImportError:  # pragma: no cover - Windows without pyreadline
         readline = history = None
-    print("Type the beginning of a line and press Enter; rnnkit completes it. "
-          "Ctrl-D (or an empty line) quits; the arrow keys edit and recall lines.")
+    print(
+        "Type the beginning of a line and press Enter; rnnkit completes it. "
+        "Ctrl-D (or an empty line) quits; the arrow keys edit and recall lines."
+    )
     try:
         while True:
             try:
@@ -323,17 +440,27 @@ def _interactive(show):
 
 def run_generate(args):
     import numpy as np
+
     from .apps import autocomplete as app
+
     model, vocab = prepare_model(args, out=sys.stderr)
     from .distributed import launched_size, rank
+
     if launched_size() > 1 and rank() != 0:
-        return 0                             # under mpiexec the other ranks only train
+        return 0  # under mpiexec the other ranks only train
     rng = np.random.default_rng(args.seed)
     prompt = args.prompt or ""
     _warn_unknown(vocab, prompt)
-    text = app.complete(model, vocab, prompt, length=args.length,
-                        temperature=args.temperature, top_k=args.top_k, rng=rng,
-                        stop_at_newline=False)
+    text = app.complete(
+        model,
+        vocab,
+        prompt,
+        length=args.length,
+        temperature=args.temperature,
+        top_k=args.top_k,
+        rng=rng,
+        stop_at_newline=False,
+    )
     sys.stdout.write(prompt + text + "\n")
     return 0
 
@@ -343,36 +470,47 @@ def build_parser():
     parser = argparse.ArgumentParser(
         prog="rnnkit",
         description="Recurrent neural networks from the lecture's equations, trained with "
-                    "hand-written backpropagation through time.",
-        epilog="Run 'rnnkit <command> --help' for the options of a command.")
+        "hand-written backpropagation through time.",
+        epilog="Run 'rnnkit <command> --help' for the options of a command.",
+    )
     from . import __version__
+
     parser.add_argument("--version", action="version", version=f"rnnkit {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="<command>")
 
-    p = sub.add_parser("autocomplete", help="learn a text character by character and complete "
-                                            "what you type",
-                       description="Train (once) a character-level LSTM language model on "
-                                   "Shakespeare's works, or on --text FILE, with truncated "
-                                   "BPTT, report its validation bits per character, save it, "
-                                   "and complete the lines you type. The model is reused next "
-                                   "time unless --retrain or --resume is given.")
+    p = sub.add_parser(
+        "autocomplete",
+        help="learn a text character by character and complete what you type",
+        description="Train (once) a character-level LSTM language model on "
+        "Shakespeare's works, or on --text FILE, with truncated "
+        "BPTT, report its validation bits per character, save it, "
+        "and complete the lines you type. The model is reused next "
+        "time unless --retrain or --resume is given.",
+    )
     _add_model_options(p)
     p.add_argument("--prompt", help="complete this one line and exit (no interactive prompt)")
-    p.add_argument("--length", type=int, default=60,
-                   help="at most this many characters per completion (default: 60; a newline "
-                        "ends it earlier)")
+    p.add_argument(
+        "--length",
+        type=int,
+        default=60,
+        help="at most this many characters per completion (default: 60; a newline ends it earlier)",
+    )
     p.set_defaults(func=run_autocomplete, temperature=0.0)
 
-    p = sub.add_parser("generate", help="write free text with the autocomplete model",
-                       description="Write --length characters of free text with the "
-                                   "autocomplete model (trained first if there is none).")
+    p = sub.add_parser(
+        "generate",
+        help="write free text with the autocomplete model",
+        description="Write --length characters of free text with the "
+        "autocomplete model (trained first if there is none).",
+    )
     _add_model_options(p)
     p.add_argument("--prompt", default="", help="text to start from")
     p.add_argument("--length", type=int, default=500, help="characters to write (default: 500)")
     p.set_defaults(func=run_generate)
     p.set_defaults(temperature=0.8)
 
-    from .diagnostics.command import add_parser as add_diagnose   # rnnkit diagnose
+    from .diagnostics.command import add_parser as add_diagnose  # rnnkit diagnose
+
     add_diagnose(sub)
     _add_apps(sub)
     return parser
@@ -385,7 +523,9 @@ APPS = ("forecast", "sentiment", "tag", "ner", "translate", "dna", "music", "act
 def _add_apps(sub):
     import importlib
     import importlib.util
+
     from .apps.task import add_app_parser
+
     for name in APPS:
         if importlib.util.find_spec(f"rnnkit.apps.{name}") is None:
             continue
@@ -402,20 +542,22 @@ def main(argv=None):
     from .apps.task import AppInputError
     from .data.fetch import DataUnavailable
     from .io.saving import ModelFileError
+
     try:
         return args.func(args)
-    except (TextError, ValueError) as e:   # AppInputError is a ValueError
+    except (TextError, ValueError) as e:  # AppInputError is a ValueError
         usage = isinstance(e, (TextError, AppInputError))
         return _fail(str(e), EXIT_USAGE if usage else EXIT_FAILURE)
     except DataUnavailable as e:
-        hint = "\nOr train on any UTF-8 text of your own: --text FILE" if hasattr(args, "text") \
-            else ""                    # only autocomplete/generate have --text
+        hint = (
+            "\nOr train on any UTF-8 text of your own: --text FILE" if hasattr(args, "text") else ""
+        )  # only autocomplete/generate have --text
         return _fail(f"{e}{hint}")
     except (ModelFileError, FileNotFoundError) as e:
         return _fail(str(e))
     except FloatingPointError as e:
         return _fail(str(e))
-    except OSError as e:             # e.g. the disk filled up while saving
+    except OSError as e:  # e.g. the disk filled up while saving
         return _fail(f"{e.strerror or e}{': ' + str(e.filename) if e.filename else ''}")
     except Interrupted:
         return 130

@@ -24,6 +24,7 @@ mpi4py is imported only when a run is launched with more than one process
 (``mpiexec -n 2 ...``); without it the single-process ``Communicator`` runs the same
 code path, so ``distributed=True`` also works in one plain process.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -39,11 +40,13 @@ import numpy as np
 
 from . import backend
 
-BUCKET = 1 << 24            # elements per Allreduce (128 MiB of float64)
+BUCKET = 1 << 24  # elements per Allreduce (128 MiB of float64)
 # the variables through which launchers tell a process how many processes were started
 SIZE_VARIABLES = ("OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_SIZE", "MV2_COMM_WORLD_SIZE")
-INSTALL_HINT = ('pip install "rnnkit[mpi]" (mpi4py and an MPICH wheel), or mpi4py built '
-                'against the cluster\'s MPI (see docs/distributed.md)')
+INSTALL_HINT = (
+    'pip install "rnnkit[mpi]" (mpi4py and an MPICH wheel), or mpi4py built '
+    "against the cluster's MPI (see docs/distributed.md)"
+)
 
 
 class DistributedError(ValueError):
@@ -86,6 +89,7 @@ class MPICommunicator(Communicator):
 
     def __init__(self, comm=None):
         from mpi4py import MPI
+
         self.MPI = MPI
         self.comm = comm if comm is not None else MPI.COMM_WORLD
         self.rank, self.size = self.comm.Get_rank(), self.comm.Get_size()
@@ -93,12 +97,12 @@ class MPICommunicator(Communicator):
     def allreduce_(self, buf):
         flat = buf.reshape(-1)
         for start in range(0, flat.size, BUCKET):
-            self.comm.Allreduce(self.MPI.IN_PLACE, flat[start:start + BUCKET], op=self.MPI.SUM)
+            self.comm.Allreduce(self.MPI.IN_PLACE, flat[start : start + BUCKET], op=self.MPI.SUM)
 
     def bcast_(self, buf, root=0):
         flat = buf.reshape(-1)
         for start in range(0, flat.size, BUCKET):
-            self.comm.Bcast(flat[start:start + BUCKET], root=root)
+            self.comm.Bcast(flat[start : start + BUCKET], root=root)
 
     def bcast(self, obj, root=0):
         return self.comm.bcast(obj, root=root)
@@ -133,8 +137,9 @@ def launched_size(environ=None) -> int:
             try:
                 return max(1, int(value))
             except ValueError:
-                raise DistributedError(f"the launcher set {name}={value!r}, which is not a "
-                                       f"number of processes") from None
+                raise DistributedError(
+                    f"the launcher set {name}={value!r}, which is not a number of processes"
+                ) from None
     return 1
 
 
@@ -154,14 +159,18 @@ def world() -> Communicator:
     try:
         import mpi4py  # noqa: F401
     except ImportError:
-        raise DistributedError(f"this process was started as one of {n} (by mpiexec or srun), "
-                               f"but mpi4py is not installed, so the {n} processes cannot "
-                               f"work together; {INSTALL_HINT}") from None
+        raise DistributedError(
+            f"this process was started as one of {n} (by mpiexec or srun), "
+            f"but mpi4py is not installed, so the {n} processes cannot "
+            f"work together; {INSTALL_HINT}"
+        ) from None
     comm = MPICommunicator()
     if comm.size != n:
-        raise DistributedError(f"the launcher started {n} processes, but MPI sees {comm.size}: "
-                               f"mpi4py was built against another MPI than the mpiexec used "
-                               f"(run the mpiexec of that MPI; see docs/distributed.md)")
+        raise DistributedError(
+            f"the launcher started {n} processes, but MPI sees {comm.size}: "
+            f"mpi4py was built against another MPI than the mpiexec used "
+            f"(run the mpiexec of that MPI; see docs/distributed.md)"
+        )
     _WORLD = comm
     _install_excepthook(comm)
     return comm
@@ -198,8 +207,10 @@ def stop_job(code=1, why="", comm=None):
     if comm is None or comm.size <= 1:
         return
     reason = f" ({why})" if why else ""
-    print(f"rnnkit: rank {comm.rank} of {comm.size} failed{reason}; stopping all "
-          f"{comm.size} ranks", file=sys.stderr)
+    print(
+        f"rnnkit: rank {comm.rank} of {comm.size} failed{reason}; stopping all {comm.size} ranks",
+        file=sys.stderr,
+    )
     comm.abort(code or 1)
 
 
@@ -228,8 +239,10 @@ def check_same(comm, what: dict, who="distributed"):
         values = [w.get(key) for w in every]
         if any(v != values[0] for v in values[1:]):
             shown = "; ".join(f"rank {r}: {v}" for r, v in enumerate(values))
-            raise DistributedError(f"{who}: the ranks disagree on {key} ({shown}); every rank "
-                                   f"must run the same model on the same data")
+            raise DistributedError(
+                f"{who}: the ranks disagree on {key} ({shown}); every rank "
+                f"must run the same model on the same data"
+            )
     keys = [sorted(w) for w in every]
     if any(k != keys[0] for k in keys[1:]):
         raise DistributedError(f"{who}: the ranks checked different things: {keys}")
@@ -255,7 +268,7 @@ class _ShardedGenerator:
             if shape and mine and shape[0] % mine == 0 and mine != n:
                 k = shape[0] // mine
                 full = self._gen.random((n * k,) + shape[1:], dtype=dtype)
-                return full[lo * k:hi * k]
+                return full[lo * k : hi * k]
         return self._gen.random(size, dtype=dtype, out=out)
 
     def __getattr__(self, name):
@@ -276,7 +289,7 @@ class DataParallel:
         self._t0 = time.perf_counter()
         self._elapsed = 0.0
         self._buf = None
-        self.allreduce_seconds = 0.0       # time spent in the gradient allreduce (telemetry)
+        self.allreduce_seconds = 0.0  # time spent in the gradient allreduce (telemetry)
         self.allreduce_calls = 0
 
     @property
@@ -295,8 +308,10 @@ class DataParallel:
         n = len(idx)
         lo, hi = self.bounds(n)
         if hi == lo:
-            raise DistributedError(f"a global batch of {n} samples cannot be shared by "
-                                   f"{self.size} ranks (rank {self.rank} would get none)")
+            raise DistributedError(
+                f"a global batch of {n} samples cannot be shared by "
+                f"{self.size} ranks (rank {self.rank} would get none)"
+            )
         self.rows = (lo, hi, n)
         return idx[lo:hi]
 
@@ -306,10 +321,12 @@ class DataParallel:
         B = int(arrays[0].shape[0])
         lo, hi = self.bounds(B)
         if hi == lo:
-            raise DistributedError(f"{B} streams cannot be shared by {self.size} ranks; use "
-                                   f"at least {self.size} streams (--batch)")
+            raise DistributedError(
+                f"{B} streams cannot be shared by {self.size} ranks; use "
+                f"at least {self.size} streams (--batch)"
+            )
         self.rows = (lo, hi, B)
-        self._t0, self._elapsed = time.perf_counter(), 0.0     # clock() counts from here
+        self._t0, self._elapsed = time.perf_counter(), 0.0  # clock() counts from here
         for layer in model.walk():
             states = getattr(layer, "states", None) if getattr(layer, "stateful", False) else None
             if states is not None and all(s.shape[0] == B for s in states):
@@ -345,9 +362,10 @@ class DataParallel:
         agree), then give every rank rank 0's parameters, optimizer state and generator
         states.  Errors are raised on every rank alike."""
         params = model.params
-        what = {"the parameters": sorted((k, tuple(v.shape), str(v.dtype))
-                                         for k, v in params.items()),
-                "the optimizer": type(model.optimizer).__name__ if model.optimizer else None}
+        what = {
+            "the parameters": sorted((k, tuple(v.shape), str(v.dtype)) for k, v in params.items()),
+            "the optimizer": type(model.optimizer).__name__ if model.optimizer else None,
+        }
         what.update(check or {})
         check_same(self.comm, what, who)
         if self.size == 1:
@@ -359,12 +377,16 @@ class DataParallel:
         opt = model.optimizer
         if opt is not None:
             state = opt.state_arrays() if self.is_root else None
-            layout = self.comm.bcast(None if state is None else
-                                     [(k, a.shape, a.dtype.str) for k, a in state.items()]
-                                     + [("__iterations__", opt.iterations)])
+            layout = self.comm.bcast(
+                None
+                if state is None
+                else [(k, a.shape, a.dtype.str) for k, a in state.items()]
+                + [("__iterations__", opt.iterations)]
+            )
             iterations = layout.pop()[1]
-            arrays = {k: (state[k] if self.is_root else np.empty(s, np.dtype(d)))
-                      for k, s, d in layout}
+            arrays = {
+                k: (state[k] if self.is_root else np.empty(s, np.dtype(d))) for k, s, d in layout
+            }
             for a in arrays.values():
                 self.comm.bcast_(a)
             opt.load_state_arrays(arrays, iterations)
@@ -389,7 +411,7 @@ class DataParallel:
         off = 0
         for k in keys:
             target = into[k]
-            piece = flat[off:off + target.size].reshape(target.shape)
+            piece = flat[off : off + target.size].reshape(target.shape)
             if isinstance(target, np.ndarray):
                 target[...] = piece
             else:
@@ -405,7 +427,7 @@ class DataParallel:
         if finite:
             model.backward(dy)
         params = model.trainable_params()
-        grads = model.trainable_grads() if finite else params     # (NaN is sent instead)
+        grads = model.trainable_grads() if finite else params  # (NaN is sent instead)
         keys = list(params)
         buf = self._pack([grads[k] for k in keys], extra=3)
         total = buf.size - 3
@@ -413,7 +435,7 @@ class DataParallel:
             buf[:total] *= n
             buf[total] = value * n
         else:
-            buf[:total + 1] = np.nan
+            buf[: total + 1] = np.nan
         buf[total + 1] = n
         buf[total + 2] = time.perf_counter() - self._t0 if self.is_root else 0.0
         t = time.perf_counter()
@@ -432,7 +454,7 @@ class DataParallel:
             summed, off = {}, 0
             for k in keys:
                 p = params[k]
-                summed[k] = backend.asarray(g[off:off + p.size].reshape(p.shape), dtype=p.dtype)
+                summed[k] = backend.asarray(g[off : off + p.size].reshape(p.shape), dtype=p.dtype)
                 off += p.size
             record.update(model.optimizer.apply(params, summed))
         else:
@@ -449,8 +471,9 @@ class DataParallel:
     def reduce_accumulator(self, acc):
         """Sum an epoch accumulator's loss and metric sums over the ranks (rnnkit.training)."""
         names = list(acc.sums)
-        buf = np.array([acc.loss_sum, acc.count] + [v for k in names for v in acc.sums[k]],
-                       dtype=np.float64)
+        buf = np.array(
+            [acc.loss_sum, acc.count] + [v for k in names for v in acc.sums[k]], dtype=np.float64
+        )
         self.comm.allreduce_(buf)
         acc.loss_sum, acc.count = float(buf[0]), int(buf[1])
         for i, k in enumerate(names):
@@ -478,8 +501,11 @@ class DataParallel:
         the ranks are not in step, rank 0 writes without the carried states instead."""
 
         def checkpoint(*args, **kwargs):
-            layers = [l for l in model.walk() if getattr(l, "stateful", False)
-                      and getattr(l, "states", None) is not None]
+            layers = [
+                l
+                for l in model.walk()
+                if getattr(l, "stateful", False) and getattr(l, "states", None) is not None
+            ]
             if isinstance(sys.exc_info()[1], KeyboardInterrupt):
                 if self.is_root:
                     saved = [(l, l.states) for l in layers]
@@ -497,8 +523,10 @@ class DataParallel:
             saved = [(l, l.states) for l in layers]
             try:
                 for i, l in enumerate(layers):
-                    l.states = [backend.asarray(np.concatenate([g[i][j] for g in gathered]))
-                                for j in range(len(l.states))]
+                    l.states = [
+                        backend.asarray(np.concatenate([g[i][j] for g in gathered]))
+                        for j in range(len(l.states))
+                    ]
                 save(*args, **kwargs)
             finally:
                 for l, s in saved:
@@ -516,7 +544,6 @@ class DataParallel:
             yield
             sink.truncate(0)
 
-
     # -- the rnnkit command --------------------------------------------------------------------------
     def output(self, out):
         """Where a rank writes its messages: ``out`` on rank 0, nowhere elsewhere."""
@@ -529,8 +556,11 @@ class DataParallel:
         self.start(model, check, who="rnnkit")
         self.attach(model)
         described = self.comm.describe()
-        print(f"Data-parallel: {described}; each rank trains on its share of the streams, "
-              f"rank 0 saves.", file=out)
+        print(
+            f"Data-parallel: {described}; each rank trains on its share of the streams, "
+            f"rank 0 saves.",
+            file=out,
+        )
         return self.root_checkpoint(model, checkpoint)
 
 
@@ -552,57 +582,97 @@ def callbacks_for_rank(callbacks, is_root):
     (ModelCheckpoint, CSVLogger, or any with ``root_only = True``)."""
     if is_root:
         return list(callbacks or [])
-    return [c for c in (callbacks or []) if not getattr(c, "root_only", False)
-            and type(c).__name__ not in ROOT_ONLY_CALLBACKS]
+    return [
+        c
+        for c in (callbacks or [])
+        if not getattr(c, "root_only", False) and type(c).__name__ not in ROOT_ONLY_CALLBACKS
+    ]
 
 
-def fit(model, x, y, batch_size=32, epochs=1, verbose=1, callbacks=None, validation_split=0.0,
-        validation_data=None, shuffle=True, initial_epoch=0, tbptt=None, sample_weight=None,
-        comm=None):
+def fit(
+    model,
+    x,
+    y,
+    batch_size=32,
+    epochs=1,
+    verbose=1,
+    callbacks=None,
+    validation_split=0.0,
+    validation_data=None,
+    shuffle=True,
+    initial_epoch=0,
+    tbptt=None,
+    sample_weight=None,
+    comm=None,
+):
     """``model.fit`` data-parallel: every rank passes the whole data set and the global
     ``batch_size``; rank r trains on rows [r·N/p, (r+1)·N/p) of each batch.  The result
     equals one process's fit to float rounding.  Rank 0 alone prints and runs the
     callbacks that write files.  A rank that fails stops every rank."""
     from . import training
     from .training import _as_arrays, num_samples, take
-    if not isinstance(comm, Communicator):        # True, or an mpi4py communicator
+
+    if not isinstance(comm, Communicator):  # True, or an mpi4py communicator
         comm = MPICommunicator(comm) if hasattr(comm, "Get_rank") else world()
     dp = DataParallel(comm)
     x, y = _as_arrays(x), _as_arrays(y)
     n = num_samples(x, "x")
-    n_train = n - (int(round(n * validation_split)) if validation_data is None and
-                   validation_split else 0)
-    if isinstance(batch_size, (int, np.integer)) and not isinstance(batch_size, bool) \
-            and batch_size >= 1 and n_train >= 1:
+    n_train = n - (
+        int(round(n * validation_split)) if validation_data is None and validation_split else 0
+    )
+    if (
+        isinstance(batch_size, (int, np.integer))
+        and not isinstance(batch_size, bool)
+        and batch_size >= 1
+        and n_train >= 1
+    ):
         smallest = min(batch_size, n_train % batch_size or batch_size)
         if smallest < comm.size:
             raise DistributedError(
                 f"fit(distributed=True): a batch of {smallest} samples (batch_size={batch_size}, "
                 f"{n_train} training samples) cannot be shared by {comm.size} ranks; every "
-                f"batch needs at least one sample per rank")
-    if not model.built:                      # build the weights (rank 0's are sent to all)
+                f"batch needs at least one sample per rank"
+            )
+    if not model.built:  # build the weights (rank 0's are sent to all)
         states = [(l, l.states) for l in model.walk() if hasattr(l, "states")]
         model.forward(take(x, slice(0, 1)), training=False)
         for l, s in states:
             l.states = s
-    check = {"the data (x, y, sample_weight)": fingerprint(x, y, sample_weight),
-             "the validation data": fingerprint(*(validation_data or ())),
-             "the fit arguments": (batch_size, epochs, validation_split, shuffle, initial_epoch,
-                                   str(tbptt))}
+    check = {
+        "the data (x, y, sample_weight)": fingerprint(x, y, sample_weight),
+        "the validation data": fingerprint(*(validation_data or ())),
+        "the fit arguments": (
+            batch_size,
+            epochs,
+            validation_split,
+            shuffle,
+            initial_epoch,
+            str(tbptt),
+        ),
+    }
     dp.start(model, check, who="fit(distributed=True)")
     dp.attach(model)
     try:
         with dp.quiet_unless_root():
-            return training.fit(model, x, y, batch_size=batch_size, epochs=epochs,
-                                verbose=verbose if dp.is_root else 0,
-                                callbacks=callbacks_for_rank(callbacks, dp.is_root),
-                                validation_split=validation_split,
-                                validation_data=validation_data, shuffle=shuffle,
-                                initial_epoch=initial_epoch, tbptt=tbptt,
-                                sample_weight=sample_weight)
+            return training.fit(
+                model,
+                x,
+                y,
+                batch_size=batch_size,
+                epochs=epochs,
+                verbose=verbose if dp.is_root else 0,
+                callbacks=callbacks_for_rank(callbacks, dp.is_root),
+                validation_split=validation_split,
+                validation_data=validation_data,
+                shuffle=shuffle,
+                initial_epoch=initial_epoch,
+                tbptt=tbptt,
+                sample_weight=sample_weight,
+            )
     except BaseException as e:
-        if comm.size > 1:         # the other ranks wait in the next allreduce: stop them
+        if comm.size > 1:  # the other ranks wait in the next allreduce: stop them
             import traceback
+
             traceback.print_exc()
             stop_job(1, f"{type(e).__name__}: {e}", comm)
         raise
@@ -620,6 +690,20 @@ def for_command():
     return DataParallel(comm) if comm.size > 1 else None
 
 
-__all__ = ["Communicator", "MPICommunicator", "DataParallel", "DistributedError", "world",
-           "rank", "size", "is_root", "launched_size", "fit", "stop_job", "check_same",
-           "fingerprint", "callbacks_for_rank", "for_command"]
+__all__ = [
+    "Communicator",
+    "MPICommunicator",
+    "DataParallel",
+    "DistributedError",
+    "world",
+    "rank",
+    "size",
+    "is_root",
+    "launched_size",
+    "fit",
+    "stop_job",
+    "check_same",
+    "fingerprint",
+    "callbacks_for_rank",
+    "for_command",
+]

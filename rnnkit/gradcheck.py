@@ -9,6 +9,7 @@ for every parameter, the input and (if given) the initial state, where
 L = Σ ⟨output, R⟩ with a fixed random R.  It returns the worst relative error
 ‖analytic - numeric‖ / max(‖analytic‖, ‖numeric‖) over all checked tensors.
 """
+
 from __future__ import annotations
 
 import copy
@@ -40,8 +41,20 @@ def _rel_error(a, n):
     return float(np.linalg.norm(a - n) / scale)
 
 
-def gradcheck(model, x, *, mask=None, initial_state=None, training=False, eps=1e-6,
-              max_checks=None, check_inputs=True, seed=0, return_report=False, **forward_kwargs):
+def gradcheck(
+    model,
+    x,
+    *,
+    mask=None,
+    initial_state=None,
+    training=False,
+    eps=1e-6,
+    max_checks=None,
+    check_inputs=True,
+    seed=0,
+    return_report=False,
+    **forward_kwargs,
+):
     """Worst relative error between ``backward`` and central differences (float64).
 
     model          any rnnkit layer or model (it is copied, not changed)
@@ -120,7 +133,9 @@ def gradcheck(model, x, *, mask=None, initial_state=None, training=False, eps=1e
         if name not in analytic:
             continue
         if not arr.flags.c_contiguous:
-            raise ValueError(f"gradcheck: {name} is not C-contiguous, so it cannot be perturbed in place")
+            raise ValueError(
+                f"gradcheck: {name} is not C-contiguous, so it cannot be perturbed in place"
+            )
         flat = arr.reshape(-1)
         idx = np.arange(flat.size)
         if max_checks is not None and flat.size > max_checks:
@@ -141,6 +156,7 @@ def gradcheck(model, x, *, mask=None, initial_state=None, training=False, eps=1e
 
 def _accepts_h0(model):
     from .models import RNNStack
+
     return isinstance(model, RNNStack)
 
 

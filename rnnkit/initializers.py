@@ -12,6 +12,7 @@ NumPy array; ``units`` is the hidden size H of the layer that owns the weight
     normal           N(0, 1)                                        PyTorch's Embedding default
     zeros, ones
 """
+
 from __future__ import annotations
 
 import math
@@ -77,10 +78,25 @@ def ones(shape, rng, dtype, units=None):
     return np.ones(shape, dtype=dtype)
 
 
-_REGISTRY = {f.__name__: f for f in (glorot_uniform, glorot_normal, orthogonal, torch_uniform,
-                                     uniform, normal, zeros, ones)}
-_ALIASES = {"pytorch": "torch_uniform", "torch": "torch_uniform", "random_uniform": "uniform",
-            "random_normal": "normal"}
+_REGISTRY = {
+    f.__name__: f
+    for f in (
+        glorot_uniform,
+        glorot_normal,
+        orthogonal,
+        torch_uniform,
+        uniform,
+        normal,
+        zeros,
+        ones,
+    )
+}
+_ALIASES = {
+    "pytorch": "torch_uniform",
+    "torch": "torch_uniform",
+    "random_uniform": "uniform",
+    "random_normal": "normal",
+}
 
 
 def get(name, *, argument="initializer"):
@@ -89,8 +105,10 @@ def get(name, *, argument="initializer"):
         return name
     key = _ALIASES.get(name, name) if isinstance(name, str) else name
     if key not in _REGISTRY:
-        raise ValueError(f"{argument} must be one of {sorted(_REGISTRY)} or a callable "
-                         f"(shape, rng, dtype, units) -> array; got {name!r}")
+        raise ValueError(
+            f"{argument} must be one of {sorted(_REGISTRY)} or a callable "
+            f"(shape, rng, dtype, units) -> array; got {name!r}"
+        )
     return _REGISTRY[key]
 
 

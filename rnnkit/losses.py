@@ -18,6 +18,7 @@ the second.  Per-step losses follow Keras's definitions:
 ``from_logits=True`` takes raw scores and uses the stable log-sum-exp forms, whose
 gradients are softmax(ŷ) - y and σ(ŷ) - y.
 """
+
 from __future__ import annotations
 
 import math
@@ -39,23 +40,34 @@ class Loss:
 
     def __init__(self, time_reduction: str = "sum") -> None:
         if time_reduction not in ("sum", "mean"):
-            raise ValueError(f"{type(self).__name__}: time_reduction must be 'sum' (the lecture's "
-                             f"L = Σ_t L_t) or 'mean'; got {time_reduction!r}")
+            raise ValueError(
+                f"{type(self).__name__}: time_reduction must be 'sum' (the lecture's "
+                f"L = Σ_t L_t) or 'mean'; got {time_reduction!r}"
+            )
         self.time_reduction = time_reduction
 
-    def __call__(self, y_true: np.ndarray, y_pred: np.ndarray, mask: np.ndarray | None = None,
-                 sample_weight: np.ndarray | None = None) -> tuple[float, np.ndarray]:
+    def __call__(
+        self,
+        y_true: np.ndarray,
+        y_pred: np.ndarray,
+        mask: np.ndarray | None = None,
+        sample_weight: np.ndarray | None = None,
+    ) -> tuple[float, np.ndarray]:
         """(value, gradient): the batch mean of the per-sequence losses, and its
         gradient with respect to ``y_pred``."""
         np_ = xp()
         y_true = self.check_targets(y_true, y_pred)
         self.check_outputs(y_pred)
-        per_step, d = self.per_step(y_true, y_pred)            # (N,) or (N, T); d like y_pred
+        per_step, d = self.per_step(y_true, y_pred)  # (N,) or (N, T); d like y_pred
         weights = self.step_weights(per_step.shape, mask, sample_weight, y_true)
         N = per_step.shape[0]
         if per_step.ndim == 2 and self.time_reduction == "mean":
-            steps = np_.maximum(weights.sum(axis=1, keepdims=True) if weights is not None
-                                else np_.full((N, 1), per_step.shape[1], per_step.dtype), 1.0)
+            steps = np_.maximum(
+                weights.sum(axis=1, keepdims=True)
+                if weights is not None
+                else np_.full((N, 1), per_step.shape[1], per_step.dtype),
+                1.0,
+            )
             scale = 1.0 / steps if weights is None else weights / steps
         else:
             scale = weights if weights is not None else None
@@ -85,12 +97,16 @@ class Loss:
         if sample_weight is not None:
             sw = np_.asarray(sample_weight, dtype=np.float64)
             if sw.shape not in (shape[:1], tuple(shape)):
-                raise ValueError(f"{self.name}: sample_weight must have shape {shape[:1]} or "
-                                 f"{tuple(shape)}; got {tuple(sw.shape)}")
+                raise ValueError(
+                    f"{self.name}: sample_weight must have shape {shape[:1]} or "
+                    f"{tuple(shape)}; got {tuple(sw.shape)}"
+                )
             if not bool(np_.isfinite(sw).all()) or bool((sw < 0).any()):
-                raise ValueError(f"{self.name}: sample_weight must be finite and ≥ 0; got "
-                                 f"values from {float(sw.min())} to {float(sw.max())}"
-                                 f"{' and NaN' if bool(np_.isnan(sw).any()) else ''}")
+                raise ValueError(
+                    f"{self.name}: sample_weight must be finite and ≥ 0; got "
+                    f"values from {float(sw.min())} to {float(sw.max())}"
+                    f"{' and NaN' if bool(np_.isnan(sw).any()) else ''}"
+                )
             sw = sw.reshape(sw.shape + (1,) * (len(shape) - sw.ndim))
             w = sw if w is None else w * sw
         return w
@@ -99,8 +115,10 @@ class Loss:
         """y_true as an array that fits y_pred, or a clear error."""
         y = np.asarray(y_true) if not hasattr(y_true, "shape") else y_true
         if tuple(y.shape) != tuple(y_pred.shape):
-            raise ValueError(f"loss {self.name!r}: targets must have the model's output shape "
-                             f"{tuple(y_pred.shape)}; got {describe(y)}")
+            raise ValueError(
+                f"loss {self.name!r}: targets must have the model's output shape "
+                f"{tuple(y_pred.shape)}; got {describe(y)}"
+            )
         if np.dtype(y.dtype).kind not in "fiub":
             raise TypeError(f"loss {self.name!r}: targets must be numeric; got {describe(y)}")
         return xp().asarray(y, dtype=y_pred.dtype)
@@ -137,7 +155,7 @@ class _ProbabilisticLoss(Loss):
         super().__init__(time_reduction)
         self.from_logits = bool(from_logits)
 
-    upper: float | None = None    # the largest probability a loss on probabilities can read
+    upper: float | None = None  # the largest probability a loss on probabilities can read
 
     def check_outputs(self, y_pred, model=None):
         """With from_logits=False the outputs must be probabilities: a negative value (or,
@@ -150,10 +168,12 @@ class _ProbabilisticLoss(Loss):
         hi = float(np_.max(y_pred)) if y_pred.size else 0.0
         if lo < 0 or (self.upper is not None and hi > self.upper):
             whose = f"{model.who}'s outputs" if model is not None else "the model's outputs"
-            raise ValueError(f"loss {self.name!r} with from_logits=False reads probabilities, "
-                             f"but {whose} range from {lo:.4g} to {hi:.4g}: they look like "
-                             f"logits (raw scores). Compile with from_logits=True, or end the "
-                             f"model with a softmax/sigmoid activation")
+            raise ValueError(
+                f"loss {self.name!r} with from_logits=False reads probabilities, "
+                f"but {whose} range from {lo:.4g} to {hi:.4g}: they look like "
+                f"logits (raw scores). Compile with from_logits=True, or end the "
+                f"model with a softmax/sigmoid activation"
+            )
 
 
 class BinaryCrossentropy(_ProbabilisticLoss):
@@ -197,7 +217,7 @@ class CategoricalCrossentropy(_ProbabilisticLoss):
         pc = np_.clip(p, EPSILON, 1.0 - EPSILON)
         loss = -(y * np_.log(pc)).sum(axis=-1)
         dp = -y / pc * ((p > EPSILON) & (p < 1.0 - EPSILON))
-        d = (dp - (dp * p).sum(axis=-1, keepdims=True)) / total   # through p = ŷ / Σŷ
+        d = (dp - (dp * p).sum(axis=-1, keepdims=True)) / total  # through p = ŷ / Σŷ
         return loss, d
 
 
@@ -218,22 +238,26 @@ class SparseCategoricalCrossentropy(_ProbabilisticLoss):
             hint = ""
             if tuple(y.shape) == tuple(y_pred.shape):
                 hint = " (one-hot targets? use 'categorical_crossentropy')"
-            raise ValueError(f"loss {self.name!r}: integer targets must have shape "
-                             f"{tuple(y_pred.shape[:-1])} for outputs of shape "
-                             f"{tuple(y_pred.shape)}; got {describe(y)}{hint}")
+            raise ValueError(
+                f"loss {self.name!r}: integer targets must have shape "
+                f"{tuple(y_pred.shape[:-1])} for outputs of shape "
+                f"{tuple(y_pred.shape)}; got {describe(y)}{hint}"
+            )
         if np.dtype(y.dtype).kind == "f":
             if not np.all(np.asarray(y) == np.round(np.asarray(y))):
                 raise TypeError(f"loss {self.name!r}: targets must be integer class ids")
         elif np.dtype(y.dtype).kind not in "iub":
-            raise TypeError(f"loss {self.name!r}: targets must be integer class ids; "
-                            f"got {describe(y)}")
+            raise TypeError(
+                f"loss {self.name!r}: targets must be integer class ids; got {describe(y)}"
+            )
         y = xp().asarray(y).astype(np.int64)
         K = y_pred.shape[-1]
         valid = y if self.ignore_class is None else y[y != self.ignore_class]
         if valid.size and (int(valid.min()) < 0 or int(valid.max()) >= K):
             bad = int(valid.min()) if int(valid.min()) < 0 else int(valid.max())
-            raise ValueError(f"loss {self.name!r}: label {bad} is outside [0, {K}) for a model "
-                             f"with {K} outputs")
+            raise ValueError(
+                f"loss {self.name!r}: label {bad} is outside [0, {K}) for a model with {K} outputs"
+            )
         return y
 
     def step_weights(self, shape, mask, sample_weight, y_true):
@@ -246,13 +270,13 @@ class SparseCategoricalCrossentropy(_ProbabilisticLoss):
     def per_step(self, y, yhat):
         np_ = xp()
         K = yhat.shape[-1]
-        yc = np_.clip(y, 0, K - 1)[..., None]                   # ignored labels may be out of range
+        yc = np_.clip(y, 0, K - 1)[..., None]  # ignored labels may be out of range
         if self.from_logits:
             z = yhat - yhat.max(axis=-1, keepdims=True)
             d = np_.exp(z)
             total = d.sum(axis=-1, keepdims=True)
             loss = np_.log(total)[..., 0] - np_.take_along_axis(z, yc, axis=-1)[..., 0]
-            d /= total                                          # softmax(ŷ) - onehot(y)
+            d /= total  # softmax(ŷ) - onehot(y)
             _flat_rows(d)[np_.arange(yc.size), yc.ravel()] -= 1.0
             return loss, d
         total = yhat.sum(axis=-1, keepdims=True)
@@ -261,8 +285,9 @@ class SparseCategoricalCrossentropy(_ProbabilisticLoss):
         pc = np_.clip(py, EPSILON, 1.0 - EPSILON)
         loss = -np_.log(pc)[..., 0]
         dp = np_.zeros_like(yhat)
-        _flat_rows(dp)[np_.arange(yc.size), yc.ravel()] = \
-            (-1.0 / pc * ((py > EPSILON) & (py < 1.0 - EPSILON))).ravel()
+        _flat_rows(dp)[np_.arange(yc.size), yc.ravel()] = (
+            -1.0 / pc * ((py > EPSILON) & (py < 1.0 - EPSILON))
+        ).ravel()
         d = (dp - (dp * p).sum(axis=-1, keepdims=True)) / total
         return loss, d
 
@@ -273,9 +298,12 @@ def _flat_rows(a):
 
 
 _CLASSES = {
-    "mse": MeanSquaredError, "mean_squared_error": MeanSquaredError,
-    "mae": MeanAbsoluteError, "mean_absolute_error": MeanAbsoluteError,
-    "binary_crossentropy": BinaryCrossentropy, "bce": BinaryCrossentropy,
+    "mse": MeanSquaredError,
+    "mean_squared_error": MeanSquaredError,
+    "mae": MeanAbsoluteError,
+    "mean_absolute_error": MeanAbsoluteError,
+    "binary_crossentropy": BinaryCrossentropy,
+    "bce": BinaryCrossentropy,
     "categorical_crossentropy": CategoricalCrossentropy,
     "sparse_categorical_crossentropy": SparseCategoricalCrossentropy,
 }
@@ -287,8 +315,9 @@ def get(loss: str | Loss, **kwargs: Any) -> Loss:
         return loss
     if isinstance(loss, str) and loss in _CLASSES:
         return _CLASSES[loss](**kwargs)
-    raise ValueError(f"loss must be one of {sorted(set(_CLASSES))} or a rnnkit.losses.Loss; "
-                     f"got {loss!r}")
+    raise ValueError(
+        f"loss must be one of {sorted(set(_CLASSES))} or a rnnkit.losses.Loss; got {loss!r}"
+    )
 
 
 def from_config(config):

@@ -9,6 +9,7 @@ so that an epoch's value is the exact mean over all of its steps.
     bpc             bits per character: -log2 p(y) per step (sparse categorical)
     perplexity      exp(mean -ln p(y)) per step (sparse categorical)
 """
+
 from __future__ import annotations
 
 import math
@@ -53,8 +54,9 @@ class Accuracy(Metric):
             threshold = 0.0 if self.loss.from_logits else 0.5
             hit = ((y_pred > threshold) == (y_true > 0.5)).mean(axis=-1)
         else:
-            raise ValueError(f"metric 'accuracy' needs a classification loss; the loss is "
-                             f"{self.loss.name!r}")
+            raise ValueError(
+                f"metric 'accuracy' needs a classification loss; the loss is {self.loss.name!r}"
+            )
         return _weighted(hit, weights)
 
 
@@ -77,8 +79,10 @@ class MAE(Metric):
 class _NegLogLik(Metric):
     def nll(self, y_true, y_pred, weights):
         if not isinstance(self.loss, L.SparseCategoricalCrossentropy):
-            raise ValueError(f"metric {self.name!r} needs the loss "
-                             f"'sparse_categorical_crossentropy'; the loss is {self.loss.name!r}")
+            raise ValueError(
+                f"metric {self.name!r} needs the loss "
+                f"'sparse_categorical_crossentropy'; the loss is {self.loss.name!r}"
+            )
         logp = _log_probs(self.loss, y_pred)
         y = np.asarray(to_numpy(y_true)).astype(np.int64)
         y = np.clip(y, 0, logp.shape[-1] - 1)
@@ -114,9 +118,15 @@ def _weighted(values, weights):
     return float((values * w).sum()), float(w.sum())
 
 
-_CLASSES = {"accuracy": Accuracy, "acc": Accuracy, "mse": MSE, "mae": MAE,
-            "bpc": BitsPerCharacter, "bits_per_character": BitsPerCharacter,
-            "perplexity": Perplexity}
+_CLASSES = {
+    "accuracy": Accuracy,
+    "acc": Accuracy,
+    "mse": MSE,
+    "mae": MAE,
+    "bpc": BitsPerCharacter,
+    "bits_per_character": BitsPerCharacter,
+    "perplexity": Perplexity,
+}
 
 
 def get(name, loss) -> Metric:

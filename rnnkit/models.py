@@ -4,6 +4,7 @@ params/grads) and add training (``compile``/``fit``, see ``rnnkit.training``).
     Sequential   Keras's Sequential: a list of layers, each feeding the next
     RNNStack     stacked recurrent layers called the way PyTorch's nn.RNN/LSTM/GRU are
 """
+
 from __future__ import annotations
 
 import os
@@ -37,71 +38,131 @@ class Model(Wrapper):
         self.history = None
 
     # -- training (rnnkit.training holds the loops) ---------------------------------------
-    def compile(self, loss: str | Loss, optimizer: str | Optimizer = "adam",
-                metrics: Sequence[str | Metric] | None = None, time_reduction: str | None = None,
-                **loss_kwargs: Any) -> Model:
+    def compile(
+        self,
+        loss: str | Loss,
+        optimizer: str | Optimizer = "adam",
+        metrics: Sequence[str | Metric] | None = None,
+        time_reduction: str | None = None,
+        **loss_kwargs: Any,
+    ) -> Model:
         """Choose the loss (a name or rnnkit.losses.Loss), the optimizer (a name or
         rnnkit.optim.Optimizer) and metrics.  ``time_reduction``: 'sum' (the lecture's
         L = Σ_t L_t, default) or 'mean' over the steps of each sequence."""
         from . import training
+
         training.compile_model(self, loss, optimizer, metrics, time_reduction, **loss_kwargs)
         return self
 
-    def fit(self, x: npt.ArrayLike, y: npt.ArrayLike, batch_size: int = 32, epochs: int = 1,
-            verbose: int = 1, callbacks: Sequence[Callback] | None = None,
-            validation_split: float = 0.0, validation_data: tuple | None = None,
-            shuffle: bool = True, initial_epoch: int = 0,
-            tbptt: int | tuple[int, int] | None = None, sample_weight: npt.ArrayLike | None = None,
-            distributed: bool | Communicator = False) -> History:
+    def fit(
+        self,
+        x: npt.ArrayLike,
+        y: npt.ArrayLike,
+        batch_size: int = 32,
+        epochs: int = 1,
+        verbose: int = 1,
+        callbacks: Sequence[Callback] | None = None,
+        validation_split: float = 0.0,
+        validation_data: tuple | None = None,
+        shuffle: bool = True,
+        initial_epoch: int = 0,
+        tbptt: int | tuple[int, int] | None = None,
+        sample_weight: npt.ArrayLike | None = None,
+        distributed: bool | Communicator = False,
+    ) -> History:
         """Train; returns a History.  ``tbptt=k`` or ``(k1, k2)`` trains with truncated BPTT.
         ``distributed=True``: data-parallel over the MPI processes this program was started
         as (``mpiexec -n 4 python train.py``; see rnnkit.distributed)."""
         from . import training
+
         if distributed:
             from .distributed import fit as fit_distributed
-            return fit_distributed(self, x, y, batch_size=batch_size, epochs=epochs,
-                                   verbose=verbose, callbacks=callbacks,
-                                   validation_split=validation_split,
-                                   validation_data=validation_data, shuffle=shuffle,
-                                   initial_epoch=initial_epoch, tbptt=tbptt,
-                                   sample_weight=sample_weight, comm=distributed)
-        return training.fit(self, x, y, batch_size=batch_size, epochs=epochs, verbose=verbose,
-                            callbacks=callbacks, validation_split=validation_split,
-                            validation_data=validation_data, shuffle=shuffle,
-                            initial_epoch=initial_epoch, tbptt=tbptt,
-                            sample_weight=sample_weight)
 
-    def evaluate(self, x: npt.ArrayLike, y: npt.ArrayLike, batch_size: int = 32, verbose: int = 0,
-                 sample_weight: npt.ArrayLike | None = None,
-                 return_dict: bool = False) -> float | list[float] | dict[str, float]:
+            return fit_distributed(
+                self,
+                x,
+                y,
+                batch_size=batch_size,
+                epochs=epochs,
+                verbose=verbose,
+                callbacks=callbacks,
+                validation_split=validation_split,
+                validation_data=validation_data,
+                shuffle=shuffle,
+                initial_epoch=initial_epoch,
+                tbptt=tbptt,
+                sample_weight=sample_weight,
+                comm=distributed,
+            )
+        return training.fit(
+            self,
+            x,
+            y,
+            batch_size=batch_size,
+            epochs=epochs,
+            verbose=verbose,
+            callbacks=callbacks,
+            validation_split=validation_split,
+            validation_data=validation_data,
+            shuffle=shuffle,
+            initial_epoch=initial_epoch,
+            tbptt=tbptt,
+            sample_weight=sample_weight,
+        )
+
+    def evaluate(
+        self,
+        x: npt.ArrayLike,
+        y: npt.ArrayLike,
+        batch_size: int = 32,
+        verbose: int = 0,
+        sample_weight: npt.ArrayLike | None = None,
+        return_dict: bool = False,
+    ) -> float | list[float] | dict[str, float]:
         from . import training
-        return training.evaluate(self, x, y, sample_weight=sample_weight, batch_size=batch_size,
-                                 verbose=verbose, return_dict=return_dict)
+
+        return training.evaluate(
+            self,
+            x,
+            y,
+            sample_weight=sample_weight,
+            batch_size=batch_size,
+            verbose=verbose,
+            return_dict=return_dict,
+        )
 
     def predict(self, x: npt.ArrayLike, batch_size: int = 32, verbose: int = 0) -> np.ndarray:
         from . import training
+
         return training.predict(self, x, batch_size=batch_size, verbose=verbose)
 
-    def train_on_batch(self, x: npt.ArrayLike, y: npt.ArrayLike,
-                       sample_weight: npt.ArrayLike | None = None) -> dict[str, Any]:
+    def train_on_batch(
+        self, x: npt.ArrayLike, y: npt.ArrayLike, sample_weight: npt.ArrayLike | None = None
+    ) -> dict[str, Any]:
         """One update on one batch; returns the step record (loss, grad_norm, clipped, lr)."""
         from . import training
+
         if not self.compiled:
             raise RuntimeError(f"{self.who}: call compile(...) before train_on_batch")
         return training.train_step(self, x, y, sample_weight)[0]
 
     # -- files ----------------------------------------------------------------------------
-    def save(self, path: str | os.PathLike, include_optimizer: bool = True,
-             metadata: dict[str, Any] | None = None) -> str:
+    def save(
+        self,
+        path: str | os.PathLike,
+        include_optimizer: bool = True,
+        metadata: dict[str, Any] | None = None,
+    ) -> str:
         """Write the model to ``path`` (see rnnkit.io.saving): safe (no pickle) and atomic.
         ``metadata`` (a JSON-serializable dict) is stored with it as ``model.metadata``."""
         from .io.saving import save_model
+
         return save_model(self, path, include_optimizer=include_optimizer, metadata=metadata)
 
-    def summary(self, print_fn: Callable[[str], Any] | None = print,
-                line_length: int = 80) -> str:
+    def summary(self, print_fn: Callable[[str], Any] | None = print, line_length: int = 80) -> str:
         """A table of layers, output shapes and parameter counts, as Keras prints it."""
         from .summary import summary_lines
+
         text = "\n".join(summary_lines(self, line_length))
         if print_fn is not None:
             print_fn(text)
@@ -111,8 +172,10 @@ class Model(Wrapper):
         if not isinstance(layer, Layer):
             raise TypeError(f"{self.who}: layers must be rnnkit layers; got {type(layer).__name__}")
         if any(layer.name == other.name for other in existing):
-            raise ValueError(f"{self.who}: two layers are named {layer.name!r}; "
-                             f"layer names must be unique within a model")
+            raise ValueError(
+                f"{self.who}: two layers are named {layer.name!r}; "
+                f"layer names must be unique within a model"
+            )
 
 
 class Sequential(Model):
@@ -136,8 +199,10 @@ class Sequential(Model):
     def add(self, layer: Layer) -> None:
         self._check_child(layer, self.layers)
         if getattr(layer, "return_state", False):
-            raise ValueError(f"{self.who}: layer {layer.name!r} has return_state=True, which "
-                             f"gives several outputs; Sequential models pass one output on")
+            raise ValueError(
+                f"{self.who}: layer {layer.name!r} has return_state=True, which "
+                f"gives several outputs; Sequential models pass one output on"
+            )
         self.layers.append(layer)
         self._build_known_shapes()
 
@@ -145,6 +210,7 @@ class Sequential(Model):
         """As in Keras: once the first layer knows its input shape, every layer can be
         built (its weights created) before any data arrives, so summary() counts them."""
         from .summary import _input_shape
+
         shape = _input_shape(self)
         for layer in self.layers:
             if shape is None:
@@ -170,8 +236,10 @@ class Sequential(Model):
     def backward(self, dy):
         for layer in reversed(self.layers):
             if dy is None:
-                raise RuntimeError(f"{self.who}: layer {layer.name!r} gives no input gradient, "
-                                   f"so nothing can flow back to the layers before it")
+                raise RuntimeError(
+                    f"{self.who}: layer {layer.name!r} gives no input gradient, "
+                    f"so nothing can flow back to the layers before it"
+                )
             dy = layer.backward(dy)
         return dy
 
@@ -182,13 +250,15 @@ class Sequential(Model):
 
     def get_config(self):
         config = super().get_config()
-        config["layers"] = [{"class_name": type(l).__name__, "config": l.get_config()}
-                            for l in self.layers]
+        config["layers"] = [
+            {"class_name": type(l).__name__, "config": l.get_config()} for l in self.layers
+        ]
         return config
 
     @classmethod
     def from_config(cls, config):
         from .layers import deserialize
+
         config = dict(config)
         layers = [deserialize(spec) for spec in config.pop("layers", [])]
         return cls(layers, **config)
@@ -217,23 +287,37 @@ class RNNStack(Model):
         for layer in layers:
             self._check_child(layer, self.layers)
             core = layer.forward_layer if isinstance(layer, Bidirectional) else layer
-            if not isinstance(core, Recurrent) or not (layer.return_sequences and layer.return_state):
-                raise ValueError(f"{self.who}: every layer must be recurrent with "
-                                 f"return_sequences=True and return_state=True; "
-                                 f"{layer.name!r} is not")
+            if not isinstance(core, Recurrent) or not (
+                layer.return_sequences and layer.return_state
+            ):
+                raise ValueError(
+                    f"{self.who}: every layer must be recurrent with "
+                    f"return_sequences=True and return_state=True; "
+                    f"{layer.name!r} is not"
+                )
             self.layers.append(layer)
         if not self.layers:
             raise ValueError(f"{self.who}: needs at least one layer")
         # h_n stacks the final states of every layer and direction, as PyTorch does
-        kinds = {(type(self._core(l)).__name__, tuple(self._core(l).state_sizes),
-                  isinstance(l, Bidirectional)) for l in self.layers}
+        kinds = {
+            (
+                type(self._core(l)).__name__,
+                tuple(self._core(l).state_sizes),
+                isinstance(l, Bidirectional),
+            )
+            for l in self.layers
+        }
         if len(kinds) > 1:
-            raise ValueError(f"{self.who}: every layer must be of one kind, state size and "
-                             f"direction count (h_n stacks their final states); got "
-                             f"(kind, state sizes, bidirectional) = {sorted(kinds)}")
+            raise ValueError(
+                f"{self.who}: every layer must be of one kind, state size and "
+                f"direction count (h_n stacks their final states); got "
+                f"(kind, state sizes, bidirectional) = {sorted(kinds)}"
+            )
         self.batch_first = bool(batch_first)
-        self.dropouts = [Dropout(dropout, name=f"{self.name}_dropout_{i}", dtype=layers[0].dtype)
-                         for i in range(len(self.layers) - 1)]
+        self.dropouts = [
+            Dropout(dropout, name=f"{self.name}_dropout_{i}", dtype=layers[0].dtype)
+            for i in range(len(self.layers) - 1)
+        ]
         self.is_lstm = len(self._core(self.layers[0]).state_sizes) == 2
         self.initial_state_grads = None
         self._ctx = None
@@ -254,25 +338,33 @@ class RNNStack(Model):
     def forward(self, x, h0=None, training=False, mask=None):
         np_ = backend.xp()
         if not isinstance(x, np_.ndarray):
-            x = np_.asarray(x)                             # lists, other libraries' CPU arrays
+            x = np_.asarray(x)  # lists, other libraries' CPU arrays
         if x.ndim == 3 and not self.batch_first:
             x = x.transpose(1, 0, 2)
         D = self.num_directions
         states0 = None
         if h0 is not None:
             if self.is_lstm and not (isinstance(h0, (tuple, list)) and len(h0) == 2):
-                raise ValueError(f"{self.who}: the initial state of an LSTM stack is a pair "
-                                 f"(h_0, c_0); got {validation.describe(h0)}")
+                raise ValueError(
+                    f"{self.who}: the initial state of an LSTM stack is a pair "
+                    f"(h_0, c_0); got {validation.describe(h0)}"
+                )
             parts = [np_.asarray(s) for s in (h0 if self.is_lstm else [h0])]  # (L*D, N, size)
             sizes = self._core(self.layers[0]).state_sizes
             want_N = x.shape[0] if x.ndim == 3 else "batch"
             for name, s, size in zip(("h_0", "c_0"), parts, sizes):
                 want = (len(self.layers) * D, want_N, size)
-                if s.ndim != 3 or s.shape[0] != want[0] or s.shape[2] != size or \
-                        (x.ndim == 3 and s.shape[1] != want_N):
-                    raise ValueError(f"{self.who}: {name} must have shape (num_layers * "
-                                     f"num_directions, batch, {size}) = {want}; got "
-                                     f"{tuple(s.shape)}")
+                if (
+                    s.ndim != 3
+                    or s.shape[0] != want[0]
+                    or s.shape[2] != size
+                    or (x.ndim == 3 and s.shape[1] != want_N)
+                ):
+                    raise ValueError(
+                        f"{self.who}: {name} must have shape (num_layers * "
+                        f"num_directions, batch, {size}) = {want}; got "
+                        f"{tuple(s.shape)}"
+                    )
             states0 = parts
         finals = []
         for i, layer in enumerate(self.layers):
@@ -285,8 +377,10 @@ class RNNStack(Model):
             if i < len(self.dropouts):
                 x = self.dropouts[i].forward(x, training=training)
         n_state = 2 if self.is_lstm else 1
-        stacked = [np_.stack([f[d * n_state + k] for f in finals for d in range(D)])
-                   for k in range(n_state)]
+        stacked = [
+            np_.stack([f[d * n_state + k] for f in finals for d in range(D)])
+            for k in range(n_state)
+        ]
         y = x if self.batch_first else x.transpose(1, 0, 2)
         self._ctx = (n_state, D)
         return (y, tuple(stacked)) if self.is_lstm else (y, stacked[0])
@@ -313,22 +407,28 @@ class RNNStack(Model):
             d_init.append(layer.initial_state_grads)
         d_init.reverse()
         np_ = backend.xp()
-        grads0 = [np_.stack([g[d * n_state + k] for g in d_init for d in range(D)])
-                  for k in range(n_state)]
+        grads0 = [
+            np_.stack([g[d * n_state + k] for g in d_init for d in range(D)])
+            for k in range(n_state)
+        ]
         self.initial_state_grads = tuple(grads0) if self.is_lstm else grads0[0]
         return d_out if self.batch_first else d_out.transpose(1, 0, 2)
 
     def get_config(self):
         config = super().get_config()
-        config.update(batch_first=self.batch_first,
-                      dropout=self.dropouts[0].rate if self.dropouts else 0.0,
-                      layers=[{"class_name": type(l).__name__, "config": l.get_config()}
-                              for l in self.layers])
+        config.update(
+            batch_first=self.batch_first,
+            dropout=self.dropouts[0].rate if self.dropouts else 0.0,
+            layers=[
+                {"class_name": type(l).__name__, "config": l.get_config()} for l in self.layers
+            ],
+        )
         return config
 
     @classmethod
     def from_config(cls, config):
         from .layers import deserialize
+
         config = dict(config)
         layers = [deserialize(spec) for spec in config.pop("layers")]
         return cls(layers, **config)

@@ -19,6 +19,7 @@ exploding gradients), applied before the update in this order:
 ``apply`` returns what happened: the global gradient norm before clipping,
 whether any clipping fired, the norm after it and the learning rate used.
 """
+
 from __future__ import annotations
 
 import math
@@ -54,7 +55,9 @@ class ExponentialDecay(Schedule):
 
     def __call__(self, step):
         p = step / self.decay_steps
-        return self.initial_learning_rate * self.decay_rate ** (math.floor(p) if self.staircase else p)
+        return self.initial_learning_rate * self.decay_rate ** (
+            math.floor(p) if self.staircase else p
+        )
 
 
 class CosineDecay(Schedule):
@@ -132,37 +135,55 @@ def clip_gradients(grads, clip_value=None, clip_norm_per_tensor=None, clip_globa
 class Optimizer:
     """Base class: learning rate (a float or a Schedule), clipping, step count, state."""
 
-    slots: tuple = ()          # names of the per-parameter state arrays
+    slots: tuple = ()  # names of the per-parameter state arrays
 
-    def __init__(self, learning_rate: LearningRate = 0.01, *,
-                 clip_value: float | None = None, clip_norm_per_tensor: float | None = None,
-                 clip_global_norm: float | None = None, clipvalue: float | None = None,
-                 clipnorm: float | None = None,
-                 global_clipnorm: float | None = None, lr: LearningRate | None = None,
-                 name: str | None = None) -> None:
+    def __init__(
+        self,
+        learning_rate: LearningRate = 0.01,
+        *,
+        clip_value: float | None = None,
+        clip_norm_per_tensor: float | None = None,
+        clip_global_norm: float | None = None,
+        clipvalue: float | None = None,
+        clipnorm: float | None = None,
+        global_clipnorm: float | None = None,
+        lr: LearningRate | None = None,
+        name: str | None = None,
+    ) -> None:
         who = type(self).__name__
         if lr is not None:
             learning_rate = lr
         if isinstance(learning_rate, dict):
             learning_rate = schedule_from_config(learning_rate)
         if not isinstance(learning_rate, Schedule) and not callable(learning_rate):
-            if isinstance(learning_rate, bool) or not isinstance(learning_rate, numbers.Real) \
-                    or not float(learning_rate) >= 0 or not math.isfinite(learning_rate):
-                raise ValueError(f"{who}: learning_rate must be a non-negative number or a "
-                                 f"schedule; got {learning_rate!r}")
+            if (
+                isinstance(learning_rate, bool)
+                or not isinstance(learning_rate, numbers.Real)
+                or not float(learning_rate) >= 0
+                or not math.isfinite(learning_rate)
+            ):
+                raise ValueError(
+                    f"{who}: learning_rate must be a non-negative number or a "
+                    f"schedule; got {learning_rate!r}"
+                )
             learning_rate = float(learning_rate)
         self.learning_rate = learning_rate
-        self.clip_value = _positive_or_none(clip_value if clip_value is not None else clipvalue,
-                                            "clip_value", who)
+        self.clip_value = _positive_or_none(
+            clip_value if clip_value is not None else clipvalue, "clip_value", who
+        )
         self.clip_norm_per_tensor = _positive_or_none(
             clip_norm_per_tensor if clip_norm_per_tensor is not None else clipnorm,
-            "clip_norm_per_tensor", who)
+            "clip_norm_per_tensor",
+            who,
+        )
         self.clip_global_norm = _positive_or_none(
             clip_global_norm if clip_global_norm is not None else global_clipnorm,
-            "clip_global_norm", who)
+            "clip_global_norm",
+            who,
+        )
         self.name = name or type(self).__name__.lower()
         self.iterations = 0
-        self.state: dict[str, dict] = {}      # param key -> {slot name: array}
+        self.state: dict[str, dict] = {}  # param key -> {slot name: array}
 
     def current_learning_rate(self) -> float:
         lr = self.learning_rate
@@ -172,15 +193,23 @@ class Optimizer:
         """One update of ``params`` in place from ``grads``; returns the step's record."""
         missing = [k for k in params if k not in grads]
         if missing:
-            raise ValueError(f"{type(self).__name__}: no gradients for {missing}; "
-                             f"call backward before the update")
+            raise ValueError(
+                f"{type(self).__name__}: no gradients for {missing}; "
+                f"call backward before the update"
+            )
         norm = global_norm(grads)
         lr = self.current_learning_rate()
-        if not math.isfinite(norm):          # no clipping makes a NaN gradient a step: skip it
-            return {"grad_norm": norm, "clipped": False, "grad_norm_after": norm, "lr": lr,
-                    "skipped": True}
-        grads, fired = clip_gradients(grads, self.clip_value, self.clip_norm_per_tensor,
-                                      self.clip_global_norm)
+        if not math.isfinite(norm):  # no clipping makes a NaN gradient a step: skip it
+            return {
+                "grad_norm": norm,
+                "clipped": False,
+                "grad_norm_after": norm,
+                "lr": lr,
+                "skipped": True,
+            }
+        grads, fired = clip_gradients(
+            grads, self.clip_value, self.clip_norm_per_tensor, self.clip_global_norm
+        )
         after = global_norm(grads) if fired else norm
         self.iterations += 1
         for key, p in params.items():
@@ -202,11 +231,17 @@ class Optimizer:
         if isinstance(lr, Schedule):
             lr = lr.get_config()
         elif callable(lr):
-            raise ValueError(f"{type(self).__name__}: a learning rate given as a plain function "
-                             f"cannot be saved; use a rnnkit.optim schedule")
-        config = {"learning_rate": lr, "clip_value": self.clip_value,
-                  "clip_norm_per_tensor": self.clip_norm_per_tensor,
-                  "clip_global_norm": self.clip_global_norm, "name": self.name}
+            raise ValueError(
+                f"{type(self).__name__}: a learning rate given as a plain function "
+                f"cannot be saved; use a rnnkit.optim schedule"
+            )
+        config = {
+            "learning_rate": lr,
+            "clip_value": self.clip_value,
+            "clip_norm_per_tensor": self.clip_norm_per_tensor,
+            "clip_global_norm": self.clip_global_norm,
+            "name": self.name,
+        }
         config.update(self._hyper())
         return config
 
@@ -215,8 +250,11 @@ class Optimizer:
 
     def state_arrays(self) -> dict:
         """{"<param key>/<slot>": array} of the optimizer's state."""
-        return {f"{k}/{s}": backend.to_numpy(a) for k, slots in self.state.items()
-                for s, a in slots.items()}
+        return {
+            f"{k}/{s}": backend.to_numpy(a)
+            for k, slots in self.state.items()
+            for s, a in slots.items()
+        }
 
     def load_state_arrays(self, arrays: dict, iterations: int):
         self.iterations = int(iterations)
@@ -235,8 +273,13 @@ def _positive_or_none(v, name, who):
 
 
 class SGD(Optimizer):
-    def __init__(self, learning_rate: LearningRate = 0.01, momentum: float = 0.0,
-                 nesterov: bool = False, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        learning_rate: LearningRate = 0.01,
+        momentum: float = 0.0,
+        nesterov: bool = False,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(learning_rate, **kwargs)
         self.momentum = float(momentum)
         self.nesterov = bool(nesterov)
@@ -248,7 +291,7 @@ class SGD(Optimizer):
             return
         v = slots["velocity"]
         v *= self.momentum
-        v -= lr * g                                  # v = μ v - η g
+        v -= lr * g  # v = μ v - η g
         if self.nesterov:
             p += self.momentum * v - lr * g
         else:
@@ -261,15 +304,20 @@ class SGD(Optimizer):
 class RMSprop(Optimizer):
     slots = ("rms",)
 
-    def __init__(self, learning_rate: LearningRate = 0.001, rho: float = 0.9,
-                 epsilon: float = 1e-7, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        learning_rate: LearningRate = 0.001,
+        rho: float = 0.9,
+        epsilon: float = 1e-7,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(learning_rate, **kwargs)
         self.rho, self.epsilon = float(rho), float(epsilon)
 
     def update(self, p, g, slots, lr):
         r = slots["rms"]
         r *= self.rho
-        r += (1.0 - self.rho) * g * g                # r = ρ r + (1-ρ) g²
+        r += (1.0 - self.rho) * g * g  # r = ρ r + (1-ρ) g²
         p -= lr * g / xp().sqrt(r + self.epsilon)
 
     def _hyper(self):
@@ -279,8 +327,13 @@ class RMSprop(Optimizer):
 class Adagrad(Optimizer):
     slots = ("accumulator",)
 
-    def __init__(self, learning_rate: LearningRate = 0.001, initial_accumulator_value: float = 0.1,
-                 epsilon: float = 1e-7, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        learning_rate: LearningRate = 0.001,
+        initial_accumulator_value: float = 0.1,
+        epsilon: float = 1e-7,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(learning_rate, **kwargs)
         self.initial_accumulator_value = float(initial_accumulator_value)
         self.epsilon = float(epsilon)
@@ -290,28 +343,36 @@ class Adagrad(Optimizer):
 
     def update(self, p, g, slots, lr):
         r = slots["accumulator"]
-        r += g * g                                   # r += g²
+        r += g * g  # r += g²
         p -= lr * g / xp().sqrt(r + self.epsilon)
 
     def _hyper(self):
-        return {"initial_accumulator_value": self.initial_accumulator_value,
-                "epsilon": self.epsilon}
+        return {
+            "initial_accumulator_value": self.initial_accumulator_value,
+            "epsilon": self.epsilon,
+        }
 
 
 class Adam(Optimizer):
     slots = ("m", "v")
 
-    def __init__(self, learning_rate: LearningRate = 0.001, beta_1: float = 0.9, beta_2: float = 0.999,
-                 epsilon: float = 1e-7, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        learning_rate: LearningRate = 0.001,
+        beta_1: float = 0.9,
+        beta_2: float = 0.999,
+        epsilon: float = 1e-7,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(learning_rate, **kwargs)
         self.beta_1, self.beta_2, self.epsilon = float(beta_1), float(beta_2), float(epsilon)
 
     def update(self, p, g, slots, lr):
-        t = self.iterations                          # already counts this step
+        t = self.iterations  # already counts this step
         m, v = slots["m"], slots["v"]
-        m += (1.0 - self.beta_1) * (g - m)           # m = β₁ m + (1-β₁) g
-        v += (1.0 - self.beta_2) * (g * g - v)       # v = β₂ v + (1-β₂) g²
-        alpha = lr * math.sqrt(1.0 - self.beta_2 ** t) / (1.0 - self.beta_1 ** t)
+        m += (1.0 - self.beta_1) * (g - m)  # m = β₁ m + (1-β₁) g
+        v += (1.0 - self.beta_2) * (g * g - v)  # v = β₂ v + (1-β₂) g²
+        alpha = lr * math.sqrt(1.0 - self.beta_2**t) / (1.0 - self.beta_1**t)
         p -= alpha * m / (xp().sqrt(v) + self.epsilon)
 
     def _hyper(self):
@@ -319,13 +380,14 @@ class Adam(Optimizer):
 
 
 class AdamW(Adam):
-    def __init__(self, learning_rate: LearningRate = 0.001, weight_decay: float = 0.004,
-                 **kwargs: Any) -> None:
+    def __init__(
+        self, learning_rate: LearningRate = 0.001, weight_decay: float = 0.004, **kwargs: Any
+    ) -> None:
         super().__init__(learning_rate, **kwargs)
         self.weight_decay = float(weight_decay)
 
     def update(self, p, g, slots, lr):
-        p -= lr * self.weight_decay * p              # decoupled weight decay
+        p -= lr * self.weight_decay * p  # decoupled weight decay
         super().update(p, g, slots, lr)
 
     def _hyper(self):
@@ -341,8 +403,10 @@ def get(optimizer: str | Optimizer, **kwargs: Any) -> Optimizer:
         return optimizer
     if isinstance(optimizer, str) and optimizer.lower() in _OPTIMIZERS:
         return _OPTIMIZERS[optimizer.lower()](**kwargs)
-    raise ValueError(f"optimizer must be one of {sorted(_OPTIMIZERS)} or a "
-                     f"rnnkit.optim.Optimizer; got {optimizer!r}")
+    raise ValueError(
+        f"optimizer must be one of {sorted(_OPTIMIZERS)} or a "
+        f"rnnkit.optim.Optimizer; got {optimizer!r}"
+    )
 
 
 def from_config(class_name, config):
@@ -355,10 +419,23 @@ def from_config(class_name, config):
 def schedule_from_config(spec):
     cls = _SCHEDULES.get(spec.get("class_name"))
     if cls is None:
-        raise ValueError(f"unknown learning-rate schedule {spec.get('class_name')!r}; "
-                         f"known: {sorted(_SCHEDULES)}")
+        raise ValueError(
+            f"unknown learning-rate schedule {spec.get('class_name')!r}; "
+            f"known: {sorted(_SCHEDULES)}"
+        )
     return cls(**spec["config"])
 
 
-__all__ = ["SGD", "RMSprop", "Adagrad", "Adam", "AdamW", "ExponentialDecay", "CosineDecay",
-           "PiecewiseConstantDecay", "clip_gradients", "global_norm", "get"]
+__all__ = [
+    "SGD",
+    "RMSprop",
+    "Adagrad",
+    "Adam",
+    "AdamW",
+    "ExponentialDecay",
+    "CosineDecay",
+    "PiecewiseConstantDecay",
+    "clip_gradients",
+    "global_norm",
+    "get",
+]

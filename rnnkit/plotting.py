@@ -1,4 +1,5 @@
 """Plots to PNG files (matplotlib is an optional extra: pip install "rnnkit[plot]")."""
+
 from __future__ import annotations
 
 import os
@@ -8,6 +9,7 @@ def pyplot():
     """matplotlib.pyplot with a file-only backend, or a clear ImportError."""
     try:
         import matplotlib
+
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError as e:
@@ -18,6 +20,7 @@ def pyplot():
 def save(fig, path):
     """Save a figure as PNG atomically (temporary file, then rename)."""
     from .atomicfile import atomic_write
+
     path = os.fspath(path)
     atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=120, bbox_inches="tight"))
     pyplot().close(fig)
@@ -29,8 +32,11 @@ def plot_history(history, path, keys=None, title=None):
     plt = pyplot()
     h = history.history
     if keys is None:
-        keys = [k for k in h if not k.startswith("val_") and not k.startswith("grad_")
-                and not k.startswith("clip")]
+        keys = [
+            k
+            for k in h
+            if not k.startswith("val_") and not k.startswith("grad_") and not k.startswith("clip")
+        ]
     if not keys:
         raise ValueError("plot_history: the history has no values to plot")
     fig, axes = plt.subplots(1, len(keys), figsize=(5 * len(keys), 3.8), squeeze=False)

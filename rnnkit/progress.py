@@ -6,6 +6,7 @@
 On a terminal the line is redrawn in place (at most ten times a second); in a log
 file (not a TTY) only the finished line of each epoch is written.
 """
+
 from __future__ import annotations
 
 import sys
@@ -30,8 +31,9 @@ def format_value(v) -> str:
 class ProgressBar:
     """``update(done, values)`` redraws; ``finish(values)`` ends the line."""
 
-    def __init__(self, total: int | None, *, width=30, unit="steps", stream=None, interval=0.1,
-                 extra=None):
+    def __init__(
+        self, total: int | None, *, width=30, unit="steps", stream=None, interval=0.1, extra=None
+    ):
         self.total = total
         self.width = width
         self.unit = unit
@@ -40,7 +42,7 @@ class ProgressBar:
         self.start = time.perf_counter()
         self.last_draw = 0.0
         self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
-        self.extra = extra            # callable -> str appended to the line (e.g. chars/s)
+        self.extra = extra  # callable -> str appended to the line (e.g. chars/s)
 
     def _line(self, done, values, final=False):
         elapsed = time.perf_counter() - self.start

@@ -5,6 +5,7 @@ model and data loader built afterwards spawns its own independent generator from
 it, in construction order, so a script that calls ``set_seed`` first runs the same
 way every time.  A layer built with ``seed=`` uses its own seed instead.
 """
+
 from __future__ import annotations
 
 import numpy as np

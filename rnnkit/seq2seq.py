@@ -10,6 +10,7 @@ Training uses teacher forcing: the decoder reads the true previous target token,
 ``target_out = target[:, 1:]`` (see ``shift_targets``); id 0 is padding and counts
 for nothing.  ``generate`` decodes greedily or with beam search.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -19,7 +20,7 @@ from .layers import GRU, LSTM, Dense, Embedding, SimpleRNN
 from .models import MODEL_CLASSES, Model
 
 CELLS = {"rnn": SimpleRNN, "simple": SimpleRNN, "lstm": LSTM, "gru": GRU}
-MAX_DECODE_LENGTH = 100_000      # generate(): longer outputs are refused, not allocated
+MAX_DECODE_LENGTH = 100_000  # generate(): longer outputs are refused, not allocated
 MAX_BEAM_WIDTH = 4096
 
 
@@ -46,9 +47,20 @@ class EncoderDecoder(Model):
     probabilities (from_logits=False) is refused.
     """
 
-    def __init__(self, source_vocab=None, target_vocab=None, units=128, embed_dim=64,
-                 num_layers=1, cell="lstm", source="tokens", source_dim=None, start_id=1,
-                 end_id=2, **kwargs):
+    def __init__(
+        self,
+        source_vocab=None,
+        target_vocab=None,
+        units=128,
+        embed_dim=64,
+        num_layers=1,
+        cell="lstm",
+        source="tokens",
+        source_dim=None,
+        start_id=1,
+        end_id=2,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         who = self.who
         self.cell = validation.choice(cell, "cell", who, tuple(CELLS))
@@ -60,34 +72,59 @@ class EncoderDecoder(Model):
         self.start_id, self.end_id = int(start_id), int(end_id)
         for name, tok in (("start_id", self.start_id), ("end_id", self.end_id)):
             if not 0 < tok < self.target_vocab:
-                raise ValueError(f"{who}: {name} must be a token id in [1, {self.target_vocab}); "
-                                 f"got {tok}")
+                raise ValueError(
+                    f"{who}: {name} must be a token id in [1, {self.target_vocab}); got {tok}"
+                )
         Cell = CELLS[self.cell]
         dt = self.dtype
         self.n_states = 2 if Cell is LSTM else 1
         if self.source == "tokens":
             self.source_vocab = validation.positive_int(source_vocab, "source_vocab", who)
             self.source_dim = None
-            self.source_embedding = Embedding(self.source_vocab, self.embed_dim, mask_zero=True,
-                                              name="source_embedding", dtype=dt)
-            self.encoders = [Cell(self.units, return_sequences=True, return_state=True,
-                                  name=f"encoder_{i}", dtype=dt) for i in range(self.num_layers)]
+            self.source_embedding = Embedding(
+                self.source_vocab, self.embed_dim, mask_zero=True, name="source_embedding", dtype=dt
+            )
+            self.encoders = [
+                Cell(
+                    self.units,
+                    return_sequences=True,
+                    return_state=True,
+                    name=f"encoder_{i}",
+                    dtype=dt,
+                )
+                for i in range(self.num_layers)
+            ]
             self.bridges = []
         else:
             self.source_vocab = None
             self.source_dim = validation.positive_int(source_dim, "source_dim", who)
             self.source_embedding = None
             self.encoders = []
-            self.bridges = [Dense(self.units, activation="tanh", name=f"bridge_{i}_{k}",
-                                  input_shape=[self.source_dim], dtype=dt)
-                            for i in range(self.num_layers) for k in range(self.n_states)]
-        self.target_embedding = Embedding(self.target_vocab, self.embed_dim, mask_zero=True,
-                                          name="target_embedding", dtype=dt)
-        self.decoders = [Cell(self.units, return_sequences=True, return_state=True,
-                              name=f"decoder_{i}", dtype=dt) for i in range(self.num_layers)]
+            self.bridges = [
+                Dense(
+                    self.units,
+                    activation="tanh",
+                    name=f"bridge_{i}_{k}",
+                    input_shape=[self.source_dim],
+                    dtype=dt,
+                )
+                for i in range(self.num_layers)
+                for k in range(self.n_states)
+            ]
+        self.target_embedding = Embedding(
+            self.target_vocab, self.embed_dim, mask_zero=True, name="target_embedding", dtype=dt
+        )
+        self.decoders = [
+            Cell(
+                self.units, return_sequences=True, return_state=True, name=f"decoder_{i}", dtype=dt
+            )
+            for i in range(self.num_layers)
+        ]
         self.head = Dense(self.target_vocab, name="head", dtype=dt)
-        for i, layer in enumerate(self.encoders + self.decoders):     # weights exist up front
-            layer.build((None, None, self.embed_dim if i in (0, len(self.encoders)) else self.units))
+        for i, layer in enumerate(self.encoders + self.decoders):  # weights exist up front
+            layer.build(
+                (None, None, self.embed_dim if i in (0, len(self.encoders)) else self.units)
+            )
         self.head.build((None, self.units))
         self.layers = self.sublayers()
         self._ctx = None
@@ -97,16 +134,27 @@ class EncoderDecoder(Model):
         gets from_logits=True unless told otherwise, and one with from_logits=False is
         refused (it would read the logits as probabilities and learn nothing)."""
         from . import losses
+
         if isinstance(loss, str) and "crossentropy" in loss:
             loss_kwargs.setdefault("from_logits", True)
-        probe = losses.get(loss, **({} if isinstance(loss, losses.Loss) else
-                                    {**loss_kwargs, **({"time_reduction": time_reduction}
-                                                       if time_reduction else {})}))
+        probe = losses.get(
+            loss,
+            **(
+                {}
+                if isinstance(loss, losses.Loss)
+                else {
+                    **loss_kwargs,
+                    **({"time_reduction": time_reduction} if time_reduction else {}),
+                }
+            ),
+        )
         if getattr(probe, "from_logits", True) is False:
             head = getattr(getattr(self, "head", None), "name", "head")
-            raise ValueError(f"{self.who}: the model's outputs are logits (raw scores of the "
-                             f"head {head!r}, no softmax), but loss {probe.name!r} "
-                             f"was set up with from_logits=False; use from_logits=True")
+            raise ValueError(
+                f"{self.who}: the model's outputs are logits (raw scores of the "
+                f"head {head!r}, no softmax), but loss {probe.name!r} "
+                f"was set up with from_logits=False; use from_logits=True"
+            )
         return super().compile(loss, optimizer, metrics, time_reduction, **loss_kwargs)
 
     def sublayers(self):
@@ -118,8 +166,13 @@ class EncoderDecoder(Model):
         """The decoder's initial states, one list per layer."""
         if self.source == "vector":
             s = self.bridges
-            return [[s[i * self.n_states + k].forward(source, training=training)
-                     for k in range(self.n_states)] for i in range(self.num_layers)]
+            return [
+                [
+                    s[i * self.n_states + k].forward(source, training=training)
+                    for k in range(self.n_states)
+                ]
+                for i in range(self.num_layers)
+            ]
         h = self.source_embedding.forward(source, training=training)
         mask = self.source_embedding.output_mask
         states = []
@@ -142,8 +195,9 @@ class EncoderDecoder(Model):
     # -- the layer contract --------------------------------------------------------------------
     def _split(self, x):
         if not isinstance(x, (list, tuple)) or len(x) != 2:
-            raise ValueError(f"{self.who}: the input must be (source, target_in); got "
-                             f"{validation.describe(x)}")
+            raise ValueError(
+                f"{self.who}: the input must be (source, target_in); got {validation.describe(x)}"
+            )
         return x
 
     def forward(self, x, training=False, mask=None):
@@ -191,17 +245,23 @@ class EncoderDecoder(Model):
         validation.choice(method, "method", self.who, ("greedy", "beam"))
         max_length = validation.positive_int(max_length, "max_length", self.who)
         if max_length > MAX_DECODE_LENGTH:
-            raise ValueError(f"{self.who}: max_length must be at most {MAX_DECODE_LENGTH:,}; "
-                             f"got {max_length}")
+            raise ValueError(
+                f"{self.who}: max_length must be at most {MAX_DECODE_LENGTH:,}; got {max_length}"
+            )
         if method == "beam":
             beam_width = validation.positive_int(beam_width, "beam_width", self.who)
             if beam_width > MAX_BEAM_WIDTH:
-                raise ValueError(f"{self.who}: beam_width must be at most {MAX_BEAM_WIDTH}; "
-                                 f"got {beam_width}")
-        if isinstance(length_penalty, bool) or not isinstance(length_penalty, (int, float)) \
-                or not np.isfinite(length_penalty):
-            raise ValueError(f"{self.who}: length_penalty must be a finite number; got "
-                             f"{length_penalty!r}")
+                raise ValueError(
+                    f"{self.who}: beam_width must be at most {MAX_BEAM_WIDTH}; got {beam_width}"
+                )
+        if (
+            isinstance(length_penalty, bool)
+            or not isinstance(length_penalty, (int, float))
+            or not np.isfinite(length_penalty)
+        ):
+            raise ValueError(
+                f"{self.who}: length_penalty must be a finite number; got {length_penalty!r}"
+            )
         states = self.encode(source)
         N = states[0][0].shape[0]
         if method == "greedy":
@@ -220,20 +280,20 @@ class EncoderDecoder(Model):
 
     def _trim(self, row):
         row = list(int(t) for t in row)
-        return row[:row.index(self.end_id)] if self.end_id in row else [t for t in row if t]
+        return row[: row.index(self.end_id)] if self.end_id in row else [t for t in row if t]
 
     def _beam_search(self, states, N, max_length, B, alpha):
         np_ = backend.xp()
-        rep = np.repeat(np.arange(N), B)                             # (N*B,) source of each beam
+        rep = np.repeat(np.arange(N), B)  # (N*B,) source of each beam
         states = [[np_.asarray(s)[rep] for s in layer] for layer in states]
         scores = np.full((N, B), -np.inf)
-        scores[:, 0] = 0.0                                          # one live beam to start
+        scores[:, 0] = 0.0  # one live beam to start
         tokens = np.full(N * B, self.start_id)
         seqs = np.zeros((N, B, 0), dtype=np.int64)
         finished = np.zeros((N, B), dtype=bool)
         lengths = np.zeros((N, B))
         V = self.target_vocab
-        for t in range(max_length):
+        for _ in range(max_length):
             logp, states = self._step(tokens, states)
             logp = logp.reshape(N, B, V)
             # a finished beam can only be continued by padding, at no cost
@@ -244,8 +304,9 @@ class EncoderDecoder(Model):
             best = np.argsort(-total, axis=1, kind="stable")[:, :B]  # (N, B)
             beam, tok = best // V, best % V
             scores = np.take_along_axis(total, best, axis=1)
-            seqs = np.concatenate([np.take_along_axis(seqs, beam[..., None], axis=1),
-                                   tok[..., None]], axis=2)
+            seqs = np.concatenate(
+                [np.take_along_axis(seqs, beam[..., None], axis=1), tok[..., None]], axis=2
+            )
             was_finished = np.take_along_axis(finished, beam, axis=1)
             lengths = np.take_along_axis(lengths, beam, axis=1) + ~was_finished
             finished = was_finished | (tok == self.end_id)
@@ -260,11 +321,19 @@ class EncoderDecoder(Model):
 
     def get_config(self):
         config = super().get_config()
-        config.update(source_vocab=self.source_vocab, target_vocab=self.target_vocab,
-                      units=self.units, embed_dim=self.embed_dim, num_layers=self.num_layers,
-                      cell=self.cell, source=self.source, source_dim=self.source_dim,
-                      start_id=self.start_id, end_id=self.end_id)
+        config.update(
+            source_vocab=self.source_vocab,
+            target_vocab=self.target_vocab,
+            units=self.units,
+            embed_dim=self.embed_dim,
+            num_layers=self.num_layers,
+            cell=self.cell,
+            source=self.source,
+            source_dim=self.source_dim,
+            start_id=self.start_id,
+            end_id=self.end_id,
+        )
         return config
 
 
-MODEL_CLASSES.setdefault("EncoderDecoder", EncoderDecoder)      # for the model files
+MODEL_CLASSES.setdefault("EncoderDecoder", EncoderDecoder)  # for the model files

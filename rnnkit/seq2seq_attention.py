@@ -14,6 +14,7 @@ for all steps at once; its backward pass is written out in ``Attention.backward`
 travel with the decoder states as one more "layer" of state, so beam search reorders them
 with the beams.
 """
+
 from __future__ import annotations
 
 from . import backend
@@ -43,13 +44,13 @@ class Attention(Layer):
         h, e, m = x
         xp = backend.xp()
         P = self.params
-        k = backend.matmul(e.reshape(-1, self.units), P["Wa"]).reshape(e.shape)   # e Wa
-        scores = xp.matmul(h, xp.swapaxes(k, 1, 2))                                # (N, T, S)
+        k = backend.matmul(e.reshape(-1, self.units), P["Wa"]).reshape(e.shape)  # e Wa
+        scores = xp.matmul(h, xp.swapaxes(k, 1, 2))  # (N, T, S)
         scores = scores + (m[:, None, :] - 1.0) * 1e9
         scores = scores - scores.max(axis=-1, keepdims=True)
         a = xp.exp(scores)
         a /= a.sum(axis=-1, keepdims=True)
-        c = xp.matmul(a, e)                                                        # (N, T, H)
+        c = xp.matmul(a, e)  # (N, T, H)
         z = xp.concatenate([c, h], axis=-1)
         out = xp.tanh(backend.matmul(z.reshape(-1, 2 * self.units), P["Wc"]) + P["bc"])
         out = out.reshape(h.shape)
@@ -64,15 +65,14 @@ class Attention(Layer):
         H = self.units
         P = self.params
         dpre = (dy * (1.0 - out * out)).reshape(-1, H)
-        self._grads = {"Wc": backend.matmul(z.reshape(-1, 2 * H).T, dpre),
-                       "bc": dpre.sum(axis=0)}
+        self._grads = {"Wc": backend.matmul(z.reshape(-1, 2 * H).T, dpre), "bc": dpre.sum(axis=0)}
         dz = backend.matmul(dpre, P["Wc"].T).reshape(z.shape)
         dc, dh = dz[..., :H], dz[..., H:].copy()
-        da = xp.matmul(dc, xp.swapaxes(e, 1, 2))                                   # (N, T, S)
-        de = xp.matmul(xp.swapaxes(a, 1, 2), dc)                                   # (N, S, H)
+        da = xp.matmul(dc, xp.swapaxes(e, 1, 2))  # (N, T, S)
+        de = xp.matmul(xp.swapaxes(a, 1, 2), dc)  # (N, S, H)
         ds = a * (da - (da * a).sum(axis=-1, keepdims=True))
         dh += xp.matmul(ds, k)
-        dk = xp.matmul(xp.swapaxes(ds, 1, 2), h)                                   # (N, S, H)
+        dk = xp.matmul(xp.swapaxes(ds, 1, 2), h)  # (N, S, H)
         self._grads["Wa"] = backend.matmul(e.reshape(-1, H).T, dk.reshape(-1, H))
         de += backend.matmul(dk.reshape(-1, H), P["Wa"].T).reshape(e.shape)
         return dh, de
@@ -90,8 +90,9 @@ class AttentionEncoderDecoder(EncoderDecoder):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         if self.source != "tokens":
-            raise ValueError(f"{self.who}: attention needs a token source; got "
-                             f"source={self.source!r}")
+            raise ValueError(
+                f"{self.who}: attention needs a token source; got source={self.source!r}"
+            )
         self.attention = Attention(self.units, name="attention", dtype=self.dtype)
         self.layers = self.sublayers()
 

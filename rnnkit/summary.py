@@ -1,4 +1,5 @@
 """``model.summary()``: the table Keras 3 prints, with the same parameter counts."""
+
 from __future__ import annotations
 
 
@@ -7,8 +8,12 @@ def _fmt_shape(shape):
         return "?"
     if isinstance(shape, list):
         return ", ".join(_fmt_shape(s) for s in shape)
-    return "(" + ", ".join("None" if s is None else str(s) for s in shape) + \
-        ("," if len(shape) == 1 else "") + ")"
+    return (
+        "("
+        + ", ".join("None" if s is None else str(s) for s in shape)
+        + ("," if len(shape) == 1 else "")
+        + ")"
+    )
 
 
 def _input_shape(model):
@@ -44,8 +49,12 @@ def summary_lines(model, line_length=80):
         a, b, c = cells
         return f"{left} {a:<{widths[0]}} {sep} {b:<{widths[1]}} {sep} {c:>{widths[2]}} {right}"
 
-    lines = [f'Model: "{model.name}"', top,
-             row(["Layer (type)", "Output Shape", "Param #"], "┃", "┃", "┃"), head_sep]
+    lines = [
+        f'Model: "{model.name}"',
+        top,
+        row(["Layer (type)", "Output Shape", "Param #"], "┃", "┃", "┃"),
+        head_sep,
+    ]
     shape = _input_shape(model)
     layers = list(getattr(model, "layers", model.sublayers()))
     for i, layer in enumerate(layers):
@@ -56,7 +65,7 @@ def summary_lines(model, line_length=80):
         label = f"{layer.name} ({type(layer).__name__})"
         params = f"{layer.count_params():,}" if layer.built else "0 (unbuilt)"
         if len(label) > widths[0]:
-            lines.append(row([layer.name[:widths[0]], _fmt_shape(shape), params]))
+            lines.append(row([layer.name[: widths[0]], _fmt_shape(shape), params]))
             lines.append(row([f"({type(layer).__name__})", "", ""]))
         else:
             lines.append(row([label, _fmt_shape(shape), params]))
@@ -66,7 +75,9 @@ def summary_lines(model, line_length=80):
     total = model.count_params()
     trainable = sum(int(p.size) for p in model.trainable_params().values())
     itemsize = max((p.dtype.itemsize for l in model.walk() for p in l.params.values()), default=4)
-    lines += [f" Total params: {total:,} ({_bytes(total, itemsize)})",
-              f" Trainable params: {trainable:,} ({_bytes(trainable, itemsize)})",
-              f" Non-trainable params: {total - trainable:,} ({_bytes(total - trainable, itemsize)})"]
+    lines += [
+        f" Total params: {total:,} ({_bytes(total, itemsize)})",
+        f" Trainable params: {trainable:,} ({_bytes(trainable, itemsize)})",
+        f" Non-trainable params: {total - trainable:,} ({_bytes(total - trainable, itemsize)})",
+    ]
     return lines

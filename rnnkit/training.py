@@ -13,13 +13,16 @@ k2 - k1 steps are run again from the state carried over; the loss counts the k1 
 steps only.  With k1 = k2 = k this is min-char-rnn's and char-rnn's chunked
 training; with k2 ≥ T it is exact BPTT of each chunk's loss through the whole past.
 """
+
 from __future__ import annotations
 
 import math
 
 import numpy as np
 
-from . import backend, callbacks as cb, losses, metrics as metrics_mod, optim
+from . import backend, losses, optim
+from . import callbacks as cb
+from . import metrics as metrics_mod
 from .progress import ProgressBar
 from .validation import describe
 
@@ -51,8 +54,9 @@ def num_samples(x, name="x"):
             raise ValueError(f"{name} is an empty list")
         sizes = {num_samples(a, name) for a in x}
         if len(sizes) != 1:
-            raise ValueError(f"the arrays in {name} have different numbers of samples: "
-                             f"{sorted(sizes)}")
+            raise ValueError(
+                f"the arrays in {name} have different numbers of samples: {sorted(sizes)}"
+            )
         return sizes.pop()
     if x is None or not hasattr(x, "shape") or len(x.shape) == 0:
         raise TypeError(f"{name} must be an array (or a list of arrays); got {describe(x)}")
@@ -76,8 +80,11 @@ def _as_arrays(x):
 
 
 def _state_snapshot(model):
-    return [(l, None if l.states is None else [s.copy() for s in l.states])
-            for l in model.walk() if getattr(l, "stateful", False) and hasattr(l, "states")]
+    return [
+        (l, None if l.states is None else [s.copy() for s in l.states])
+        for l in model.walk()
+        if getattr(l, "stateful", False) and hasattr(l, "states")
+    ]
 
 
 def _restore(snapshot):
@@ -106,16 +113,21 @@ def _check_sample_weight(sample_weight, n, who):
     try:
         sw = np.asarray(sample_weight, dtype=np.float64)
     except (TypeError, ValueError):
-        raise TypeError(f"{who}: sample_weight must be a numeric array; got "
-                        f"{describe(sample_weight)}") from None
+        raise TypeError(
+            f"{who}: sample_weight must be a numeric array; got {describe(sample_weight)}"
+        ) from None
     if sw.ndim not in (1, 2) or sw.shape[0] != n:
-        raise ValueError(f"{who}: sample_weight must have shape ({n},) or ({n}, time) for "
-                         f"{n} samples; got shape {tuple(sw.shape)}")
+        raise ValueError(
+            f"{who}: sample_weight must have shape ({n},) or ({n}, time) for "
+            f"{n} samples; got shape {tuple(sw.shape)}"
+        )
     bad = ~np.isfinite(sw) | (sw < 0)
     if bad.any():
         where = tuple(int(i) for i in np.argwhere(bad)[0])
-        raise ValueError(f"{who}: sample_weight must be finite and ≥ 0; it holds "
-                         f"{sw[where]!r} at index {where} (sample {where[0]})")
+        raise ValueError(
+            f"{who}: sample_weight must be finite and ≥ 0; it holds "
+            f"{sw[where]!r} at index {where} (sample {where[0]})"
+        )
     return sw
 
 
@@ -136,17 +148,27 @@ def _check_stateful_batches(model, n, batch_size, who):
     same size, and that of any state already carried."""
     for layer, states in _state_snapshot(model):
         if n % batch_size:
-            raise ValueError(f"{who}: layer {layer.name!r} is stateful, so every batch must have "
-                             f"the same size; {n} samples do not divide into batches of "
-                             f"{batch_size}")
+            raise ValueError(
+                f"{who}: layer {layer.name!r} is stateful, so every batch must have "
+                f"the same size; {n} samples do not divide into batches of "
+                f"{batch_size}"
+            )
         if states is not None and states[0].shape[0] != batch_size:
-            raise ValueError(f"{who}: stateful layer {layer.name!r} carries state for a batch "
-                             f"of {states[0].shape[0]}; got batch_size={batch_size}. Use that "
-                             f"batch size, or call reset_states() first")
+            raise ValueError(
+                f"{who}: stateful layer {layer.name!r} carries state for a batch "
+                f"of {states[0].shape[0]}; got batch_size={batch_size}. Use that "
+                f"batch size, or call reset_states() first"
+            )
 
 
-_HOOKS = ("set_model", "on_train_begin", "on_train_end", "on_epoch_begin", "on_epoch_end",
-          "on_batch_end")
+_HOOKS = (
+    "set_model",
+    "on_train_begin",
+    "on_train_end",
+    "on_epoch_begin",
+    "on_epoch_end",
+    "on_batch_end",
+)
 
 
 def _check_callbacks(callbacks):
@@ -158,8 +180,10 @@ def _check_callbacks(callbacks):
     for c in callbacks:
         missing = [h for h in _HOOKS if not callable(getattr(c, h, None))]
         if missing:
-            raise TypeError(f"fit: callbacks must be rnnkit.callbacks.Callback objects; "
-                            f"{describe(c)} has no {', '.join(missing)}")
+            raise TypeError(
+                f"fit: callbacks must be rnnkit.callbacks.Callback objects; "
+                f"{describe(c)} has no {', '.join(missing)}"
+            )
     return list(callbacks)
 
 
@@ -185,13 +209,17 @@ def _check_fit_inputs(model, x, y, sample_weight, tbptt):
     if tbptt is not None:
         k1, k2 = tbptt
         if out.ndim < 3:
-            raise ValueError("fit: tbptt needs a sequence-to-sequence model (the last recurrent "
-                             "layer with return_sequences=True); this model's output has shape "
-                             f"{tuple(out.shape)}")
+            raise ValueError(
+                "fit: tbptt needs a sequence-to-sequence model (the last recurrent "
+                "layer with return_sequences=True); this model's output has shape "
+                f"{tuple(out.shape)}"
+            )
         for layer in model.walk():
             if type(layer).__name__ == "Bidirectional" or getattr(layer, "go_backwards", False):
-                raise ValueError(f"fit: tbptt carries state forward in time; layer "
-                                 f"{layer.name!r} runs backwards, which truncation cannot chunk")
+                raise ValueError(
+                    f"fit: tbptt carries state forward in time; layer "
+                    f"{layer.name!r} runs backwards, which truncation cannot chunk"
+                )
     return n
 
 
@@ -199,13 +227,16 @@ def _check_values(model, x, y, who="fit", what=""):
     """The whole data set, before any update: non-finite inputs or targets, and token ids
     outside a first Embedding's vocabulary, named with their index in the data set."""
     from .layers.core import Embedding
+
     xs = list(x) if _is_multi(x) else [x]
     for name, a in [("x" if len(xs) == 1 else f"x[{i}]", v) for i, v in enumerate(xs)] + [("y", y)]:
         a = np.asarray(a)
         if a.dtype.kind in "fc" and not np.isfinite(a).all():
             where = tuple(int(i) for i in np.argwhere(~np.isfinite(a))[0])
-            raise ValueError(f"{who}: {what}{name} holds non-finite values (NaN or inf), first at index "
-                             f"{where} (sample {where[0]})")
+            raise ValueError(
+                f"{who}: {what}{name} holds non-finite values (NaN or inf), first at index "
+                f"{where} (sample {where[0]})"
+            )
     layers = getattr(model, "layers", None)
     first = layers[0] if layers else None
     if isinstance(first, Embedding) and not _is_multi(x):
@@ -214,9 +245,11 @@ def _check_values(model, x, y, who="fit", what=""):
             bad = (ids < 0) | (ids >= first.input_dim)
             if bad.any():
                 where = tuple(int(i) for i in np.argwhere(bad)[0])
-                raise ValueError(f"{who}: {what}x holds token id {ids[where].item()!r} at index {where} (sample "
-                                 f"{where[0]}); layer {first.name!r} takes ids 0 .. "
-                                 f"{first.input_dim - 1} (input_dim={first.input_dim})")
+                raise ValueError(
+                    f"{who}: {what}x holds token id {ids[where].item()!r} at index {where} (sample "
+                    f"{where[0]}); layer {first.name!r} takes ids 0 .. "
+                    f"{first.input_dim - 1} (input_dim={first.input_dim})"
+                )
 
 
 def _normalize_tbptt(tbptt):
@@ -224,8 +257,11 @@ def _normalize_tbptt(tbptt):
         return None
     if isinstance(tbptt, (int, np.integer)) and not isinstance(tbptt, bool):
         k1 = k2 = int(tbptt)
-    elif isinstance(tbptt, (tuple, list)) and len(tbptt) == 2 and all(
-            isinstance(k, (int, np.integer)) and not isinstance(k, bool) for k in tbptt):
+    elif (
+        isinstance(tbptt, (tuple, list))
+        and len(tbptt) == 2
+        and all(isinstance(k, (int, np.integer)) and not isinstance(k, bool) for k in tbptt)
+    ):
         k1, k2 = int(tbptt[0]), int(tbptt[1])
     else:
         raise ValueError(f"fit: tbptt must be k or (k1, k2) with k2 ≥ k1 ≥ 1; got {tbptt!r}")
@@ -290,8 +326,9 @@ def _loss_and_grad(model, y, out, sample_weight):
     weights = None
     if out.ndim >= 3 or sample_weight is not None:
         per_step_shape = out.shape[:-1]
-        weights = model.loss.step_weights(per_step_shape, mask, sample_weight,
-                                          model.loss.check_targets(y, out))
+        weights = model.loss.step_weights(
+            per_step_shape, mask, sample_weight, model.loss.check_targets(y, out)
+        )
     return value, dy, weights
 
 
@@ -332,25 +369,32 @@ def tbptt_steps(model, x, y, k1, k2, sample_weight=None, apply=True):
             l.stateful = True
         for start in range(0, T, k1):
             end = min(start + k1, T)
-            w0 = max(0, end - k2)                       # the window [w0, end) is backpropagated
+            w0 = max(0, end - k2)  # the window [w0, end) is backpropagated
             for l, s in zip(layers, carry.pop(w0)):
                 l.states = s
             xw = x[:, w0:end] if not _is_multi(x) else type(x)(a[:, w0:end] for a in x)
             out = model.forward(xw, training=True)
-            nxt = max(0, min(end + k1, T) - k2)         # where the next window starts
+            nxt = max(0, min(end + k1, T) - k2)  # where the next window starts
             if end < T:
                 carry[nxt] = [l.state_at(nxt - w0) for l in layers]
-            new = slice(start - w0, end - w0)           # only the k1 new steps count
+            new = slice(start - w0, end - w0)  # only the k1 new steps count
             yw = y[:, start:end]
-            sw = sample_weight if sample_weight is None or np.ndim(sample_weight) == 1 \
+            sw = (
+                sample_weight
+                if sample_weight is None or np.ndim(sample_weight) == 1
                 else sample_weight[:, start:end]
+            )
             out_new = out[:, new]
             mask = model.output_mask
-            value, d_new = model.loss(yw, out_new, mask=None if mask is None else mask[:, new],
-                                      sample_weight=sw)
-            weights = model.loss.step_weights(out_new.shape[:-1],
-                                              None if mask is None else mask[:, new], sw,
-                                              model.loss.check_targets(yw, out_new))
+            value, d_new = model.loss(
+                yw, out_new, mask=None if mask is None else mask[:, new], sample_weight=sw
+            )
+            weights = model.loss.step_weights(
+                out_new.shape[:-1],
+                None if mask is None else mask[:, new],
+                sw,
+                model.loss.check_targets(yw, out_new),
+            )
             dy = backend.xp().zeros_like(out)
             if math.isfinite(value):
                 dy[:, new] = d_new
@@ -366,25 +410,44 @@ def tbptt_steps(model, x, y, k1, k2, sample_weight=None, apply=True):
 
 
 # -- fit ------------------------------------------------------------------------------------------
-def fit(model, x, y, batch_size=32, epochs=1, verbose=1, callbacks=None, validation_split=0.0,
-        validation_data=None, shuffle=True, initial_epoch=0, tbptt=None, sample_weight=None):
+def fit(
+    model,
+    x,
+    y,
+    batch_size=32,
+    epochs=1,
+    verbose=1,
+    callbacks=None,
+    validation_split=0.0,
+    validation_data=None,
+    shuffle=True,
+    initial_epoch=0,
+    tbptt=None,
+    sample_weight=None,
+):
     if not getattr(model, "compiled", False):
         raise RuntimeError(f"{model.who}: call compile(loss=..., optimizer=...) before fit")
     x, y = _as_arrays(x), _as_arrays(y)
     tbptt = _normalize_tbptt(tbptt)
     batch_size = _positive_int(batch_size, "batch_size", "fit")
     epochs, initial_epoch = _check_epochs(epochs, initial_epoch)
-    if isinstance(validation_split, bool) or not isinstance(validation_split, (int, float)) \
-            or not 0.0 <= validation_split < 1.0:
-        raise ValueError(f"fit: validation_split must be a number in [0, 1); got "
-                         f"{validation_split!r}")
+    if (
+        isinstance(validation_split, bool)
+        or not isinstance(validation_split, (int, float))
+        or not 0.0 <= validation_split < 1.0
+    ):
+        raise ValueError(
+            f"fit: validation_split must be a number in [0, 1); got {validation_split!r}"
+        )
     n = _check_fit_inputs(model, x, y, sample_weight, tbptt)
     sample_weight = _check_sample_weight(sample_weight, n, "fit")
     if validation_data is None and validation_split:
         n_val = int(round(n * validation_split))
         if n_val < 1 or n_val >= n:
-            raise ValueError(f"fit: validation_split={validation_split} leaves "
-                             f"{n - n_val} training and {n_val} validation samples")
+            raise ValueError(
+                f"fit: validation_split={validation_split} leaves "
+                f"{n - n_val} training and {n_val} validation samples"
+            )
         n -= n_val
         validation_data = (take(x, slice(n, None)), take(y, slice(n, None)))
         if sample_weight is not None:
@@ -393,8 +456,9 @@ def fit(model, x, y, batch_size=32, epochs=1, verbose=1, callbacks=None, validat
         sample_weight = None if sample_weight is None else sample_weight[:n]
     if validation_data is not None:
         if not isinstance(validation_data, (tuple, list)) or len(validation_data) not in (2, 3):
-            raise ValueError("fit: validation_data must be (x_val, y_val) or "
-                             "(x_val, y_val, sample_weight)")
+            raise ValueError(
+                "fit: validation_data must be (x_val, y_val) or (x_val, y_val, sample_weight)"
+            )
         vx, vy = _as_arrays(validation_data[0]), _as_arrays(validation_data[1])
         n_val = num_samples(vx, "validation x")
         if n_val != num_samples(vy, "validation y"):
@@ -402,8 +466,9 @@ def fit(model, x, y, batch_size=32, epochs=1, verbose=1, callbacks=None, validat
         if n_val == 0:
             raise ValueError("fit: validation_data has no samples")
         _check_values(model, vx, vy, what="validation_data's ")
-        vsw = _check_sample_weight(validation_data[2] if len(validation_data) == 3 else None,
-                                   n_val, "fit: validation_data")
+        vsw = _check_sample_weight(
+            validation_data[2] if len(validation_data) == 3 else None, n_val, "fit: validation_data"
+        )
         validation_data = (vx, vy) if vsw is None else (vx, vy, vsw)
     _check_stateful_batches(model, n, batch_size, "fit")
 
@@ -415,11 +480,17 @@ def fit(model, x, y, batch_size=32, epochs=1, verbose=1, callbacks=None, validat
     for c in user:
         monitor = getattr(c, "monitor", None)
         needs = isinstance(c, cb.EarlyStopping) or getattr(c, "save_best_only", False)
-        if needs and isinstance(monitor, str) and monitor.startswith("val_") \
-                and validation_data is None:
-            raise ValueError(f"fit: {type(c).__name__} monitors {monitor!r}, which needs "
-                             "validation_data or validation_split; pass one, or monitor "
-                             f"{monitor[4:]!r}")
+        if (
+            needs
+            and isinstance(monitor, str)
+            and monitor.startswith("val_")
+            and validation_data is None
+        ):
+            raise ValueError(
+                f"fit: {type(c).__name__} monitors {monitor!r}, which needs "
+                "validation_data or validation_split; pass one, or monitor "
+                f"{monitor[4:]!r}"
+            )
     for c in all_cbs:
         c.set_model(model)
     model.stop_training = False
@@ -438,16 +509,19 @@ def fit(model, x, y, batch_size=32, epochs=1, verbose=1, callbacks=None, validat
         order = model.rng.permutation(n) if shuffle else np.arange(n)
         acc = _Accumulator(model.metrics)
         clip = _ClipStats()
-        n_updates = steps if tbptt is None else steps * math.ceil(
-            int((x[0] if _is_multi(x) else x).shape[1]) / tbptt[0])
+        n_updates = (
+            steps
+            if tbptt is None
+            else steps * math.ceil(int((x[0] if _is_multi(x) else x).shape[1]) / tbptt[0])
+        )
         bar = ProgressBar(n_updates) if verbose == 1 else None
         done = 0
         for b in range(steps):
-            idx = order[b * batch_size:(b + 1) * batch_size]
+            idx = order[b * batch_size : (b + 1) * batch_size]
             if not shuffle:
                 idx = slice(b * batch_size, min((b + 1) * batch_size, n))
             if getattr(model, "_data_parallel", None) is not None:
-                idx = model._data_parallel.shard(idx)      # this rank's rows of the batch
+                idx = model._data_parallel.shard(idx)  # this rank's rows of the batch
             xb, yb = take(x, idx), take(y, idx)
             swb = None if sample_weight is None else sample_weight[idx]
             nb = num_samples(yb, "y")
@@ -456,7 +530,7 @@ def fit(model, x, y, batch_size=32, epochs=1, verbose=1, callbacks=None, validat
                 records = [(record, out, yb, weights)]
             else:
                 records = tbptt_steps(model, xb, yb, tbptt[0], tbptt[1], swb)
-            chunks = []                       # (loss, steps) of each update on this batch
+            chunks = []  # (loss, steps) of each update on this batch
             for record, out, yt, weights in records:
                 for c in all_cbs:
                     c.on_batch_end(step_counter, record)
@@ -477,19 +551,30 @@ def fit(model, x, y, batch_size=32, epochs=1, verbose=1, callbacks=None, validat
             if model.stop_training:
                 break
         if getattr(model, "_data_parallel", None) is not None:
-            model._data_parallel.reduce_accumulator(acc)   # the epoch's sums over all ranks
+            model._data_parallel.reduce_accumulator(acc)  # the epoch's sums over all ranks
         logs = acc.result()
         logs.update(clip.result())
         if validation_data is not None and not model.stop_training:
-            logs.update(evaluate(model, *validation_data, batch_size=batch_size, verbose=0,
-                                 return_dict=True, prefix="val_"))
-        shown = {k: v for k, v in logs.items() if not k.startswith("grad_") and
-                 not k.startswith("clip")}
+            logs.update(
+                evaluate(
+                    model,
+                    *validation_data,
+                    batch_size=batch_size,
+                    verbose=0,
+                    return_dict=True,
+                    prefix="val_",
+                )
+            )
+        shown = {
+            k: v for k, v in logs.items() if not k.startswith("grad_") and not k.startswith("clip")
+        }
         if bar:
             bar.finish(done, shown)
         elif verbose == 2:
-            print(f"Epoch {epoch + 1}/{epochs} - " +
-                  " - ".join(f"{k}: {v:.4f}" for k, v in shown.items()))
+            print(
+                f"Epoch {epoch + 1}/{epochs} - "
+                + " - ".join(f"{k}: {v:.4f}" for k, v in shown.items())
+            )
         for c in all_cbs:
             c.on_epoch_end(epoch, logs)
         if model.stop_training:
@@ -518,15 +603,18 @@ class _ClipStats:
     def result(self):
         if not self.norms:
             return {}
-        return {"grad_norm_mean": float(np.mean(self.norms)),
-                "grad_norm_max": float(np.max(self.norms)),
-                "clip_fraction": self.fired / len(self.norms),
-                "clip_scale_mean": float(np.mean(self.scales)) if self.scales else 1.0}
+        return {
+            "grad_norm_mean": float(np.mean(self.norms)),
+            "grad_norm_max": float(np.max(self.norms)),
+            "clip_fraction": self.fired / len(self.norms),
+            "clip_scale_mean": float(np.mean(self.scales)) if self.scales else 1.0,
+        }
 
 
 # -- evaluate / predict -----------------------------------------------------------------------------
-def evaluate(model, x, y, sample_weight=None, batch_size=32, verbose=0, return_dict=False,
-             prefix=""):
+def evaluate(
+    model, x, y, sample_weight=None, batch_size=32, verbose=0, return_dict=False, prefix=""
+):
     if not getattr(model, "compiled", False):
         raise RuntimeError(f"{model.who}: call compile(...) before evaluate")
     x, y = _as_arrays(x), _as_arrays(y)
@@ -537,8 +625,10 @@ def evaluate(model, x, y, sample_weight=None, batch_size=32, verbose=0, return_d
     if num_samples(y, "y") != n:
         raise ValueError(f"{who}: x has {n} samples but y has {num_samples(y, 'y')}")
     if n == 0:
-        raise ValueError(f"{who}: x has no samples; there is nothing to evaluate (a loss "
-                         f"of 0 samples would be a number for work not done)")
+        raise ValueError(
+            f"{who}: x has no samples; there is nothing to evaluate (a loss "
+            f"of 0 samples would be a number for work not done)"
+        )
     sample_weight = _check_sample_weight(sample_weight, n, who)
     acc = _Accumulator(model.metrics)
     for b in range(0, n, batch_size):
@@ -563,13 +653,16 @@ def predict(model, x, batch_size=32, verbose=0):
     n = num_samples(x, "x")
     if n == 0:
         # as Keras (its data adapter refuses empty input): a clear error, not an empty array
-        raise ValueError("predict: x has no samples (shape "
-                         f"{tuple((x[0] if _is_multi(x) else x).shape)}); give at least one")
+        raise ValueError(
+            "predict: x has no samples (shape "
+            f"{tuple((x[0] if _is_multi(x) else x).shape)}); give at least one"
+        )
     outs = []
     bar = ProgressBar(math.ceil(n / batch_size), unit="batches") if verbose else None
     for i, b in enumerate(range(0, n, batch_size)):
-        outs.append(backend.to_numpy(model.forward(take(x, slice(b, b + batch_size)),
-                                                   training=False)))
+        outs.append(
+            backend.to_numpy(model.forward(take(x, slice(b, b + batch_size)), training=False))
+        )
         if bar:
             bar.update(i + 1, {})
     if bar:

@@ -1,5 +1,6 @@
 """Checks of user input with error messages that name the argument, what was
 expected and what was given.  Bad input never reaches the math silently."""
+
 from __future__ import annotations
 
 import numbers
@@ -23,8 +24,9 @@ def describe(x) -> str:
     return f"{type(x).__name__} {x!r}"[:120]
 
 
-def as_float_array(x, name: str, who: str, dtype, *, ndim=None, shape_doc="",
-                   features=None, check_finite=True):
+def as_float_array(
+    x, name: str, who: str, dtype, *, ndim=None, shape_doc="", features=None, check_finite=True
+):
     """``x`` as an array of ``dtype`` on the current backend, after checking it.
 
     ndim:      the required rank (int) or ranks (tuple); shape_doc says what they mean.
@@ -39,8 +41,10 @@ def as_float_array(x, name: str, who: str, dtype, *, ndim=None, shape_doc="",
         try:
             x = np.asarray(x)
         except (ValueError, TypeError) as e:
-            raise TypeError(f"{who}: {name} must be a numeric array{shape_doc}; "
-                            f"could not convert {describe(x)}: {e}") from None
+            raise TypeError(
+                f"{who}: {name} must be a numeric array{shape_doc}; "
+                f"could not convert {describe(x)}: {e}"
+            ) from None
     kind = np.dtype(x.dtype).kind
     if kind not in "fiub":
         raise TypeError(f"{who}: {name} must be a numeric array{shape_doc}; got {describe(x)}")
@@ -51,14 +55,19 @@ def as_float_array(x, name: str, who: str, dtype, *, ndim=None, shape_doc="",
             if x.ndim + 1 in allowed:
                 hint = " (for a single example, add a batch axis: x[None])"
             want = " or ".join(str(a) for a in allowed)
-            raise ValueError(f"{who}: {name} must have rank {want}{shape_doc}; "
-                             f"got shape {tuple(x.shape)}{hint}")
+            raise ValueError(
+                f"{who}: {name} must have rank {want}{shape_doc}; got shape {tuple(x.shape)}{hint}"
+            )
     if features is not None and x.shape[-1] != features:
-        raise ValueError(f"{who}: {name} has {x.shape[-1]} features in its last axis, "
-                         f"but the layer was built for {features} (shape {tuple(x.shape)})")
+        raise ValueError(
+            f"{who}: {name} has {x.shape[-1]} features in its last axis, "
+            f"but the layer was built for {features} (shape {tuple(x.shape)})"
+        )
     if 0 in x.shape[:2]:
-        raise ValueError(f"{who}: {name} is empty (shape {tuple(x.shape)}); "
-                         f"batch size and sequence length must be at least 1")
+        raise ValueError(
+            f"{who}: {name} is empty (shape {tuple(x.shape)}); "
+            f"batch size and sequence length must be at least 1"
+        )
     x = np_.asarray(x, dtype=dtype)
     if check_finite and kind == "f" and not bool(np_.isfinite(x).all()):
         idx = tuple(int(i) for i in np.argwhere(~np.isfinite(np.asarray(_host(x))))[0])
@@ -74,11 +83,14 @@ def as_mask(mask, N: int, T: int, who: str, name="mask"):
     if not hasattr(mask, "shape"):
         mask = np.asarray(mask)
     if tuple(mask.shape) != (N, T):
-        raise ValueError(f"{who}: {name} must have shape (batch, time) = ({N}, {T}); "
-                         f"got shape {tuple(mask.shape)}")
+        raise ValueError(
+            f"{who}: {name} must have shape (batch, time) = ({N}, {T}); "
+            f"got shape {tuple(mask.shape)}"
+        )
     if np.dtype(mask.dtype).kind not in "biuf":
-        raise TypeError(f"{who}: {name} must be boolean (True = use this step); "
-                        f"got dtype {mask.dtype}")
+        raise TypeError(
+            f"{who}: {name} must be boolean (True = use this step); got dtype {mask.dtype}"
+        )
     return np_.asarray(mask).astype(bool)
 
 
@@ -89,21 +101,26 @@ def as_int_array(x, name: str, who: str, *, high: int, ndim=(1, 2)):
     if np.dtype(x.dtype).kind == "f":
         xi = np.asarray(_host(x))
         if not np.all(np.isfinite(xi)) or not np.all(xi == np.round(xi)):
-            raise TypeError(f"{who}: {name} must hold integer token ids; got {describe(x)} "
-                            f"with non-integer values")
+            raise TypeError(
+                f"{who}: {name} must hold integer token ids; got {describe(x)} "
+                f"with non-integer values"
+            )
     elif np.dtype(x.dtype).kind not in "iub":
         raise TypeError(f"{who}: {name} must hold integer token ids; got {describe(x)}")
     allowed = (ndim,) if isinstance(ndim, int) else tuple(ndim)
     if x.ndim not in allowed:
-        raise ValueError(f"{who}: {name} must have rank {' or '.join(map(str, allowed))} "
-                         f"(batch, time); got shape {tuple(x.shape)}")
+        raise ValueError(
+            f"{who}: {name} must have rank {' or '.join(map(str, allowed))} "
+            f"(batch, time); got shape {tuple(x.shape)}"
+        )
     x = xp().asarray(x).astype(np.int64)
     if x.size:
         lo, hi = int(x.min()), int(x.max())
         if lo < 0 or hi >= high:
             bad = lo if lo < 0 else hi
-            raise ValueError(f"{who}: {name} holds token id {bad}, outside [0, {high}) "
-                             f"(input_dim={high})")
+            raise ValueError(
+                f"{who}: {name} holds token id {bad}, outside [0, {high}) (input_dim={high})"
+            )
     return x
 
 
@@ -116,7 +133,11 @@ def positive_int(value, name: str, who: str, allow_none=False):
 
 
 def rate(value, name: str, who: str):
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0.0 <= float(value) < 1.0:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, numbers.Real)
+        or not 0.0 <= float(value) < 1.0
+    ):
         raise ValueError(f"{who}: {name} must be a float in [0, 1); got {value!r}")
     return float(value)
 
@@ -151,18 +172,25 @@ def gradient(dy, shape, who: str, dtype, name: str = "dy"):
     past an array's end by the compiled loops)."""
     np_ = xp()
     if dy is None:
-        raise TypeError(f"{who}: backward: {name} must be an array of shape {tuple(shape)}; "
-                        f"got None")
+        raise TypeError(
+            f"{who}: backward: {name} must be an array of shape {tuple(shape)}; got None"
+        )
     if not hasattr(dy, "dtype"):
         try:
             dy = np.asarray(dy)
         except (ValueError, TypeError) as e:
-            raise TypeError(f"{who}: backward: {name} must be a numeric array of shape "
-                            f"{tuple(shape)}; could not convert {describe(dy)}: {e}") from None
+            raise TypeError(
+                f"{who}: backward: {name} must be a numeric array of shape "
+                f"{tuple(shape)}; could not convert {describe(dy)}: {e}"
+            ) from None
     if np.dtype(dy.dtype).kind not in "fiub":
-        raise TypeError(f"{who}: backward: {name} must be a real numeric array of shape "
-                        f"{tuple(shape)}; got {describe(dy)}")
+        raise TypeError(
+            f"{who}: backward: {name} must be a real numeric array of shape "
+            f"{tuple(shape)}; got {describe(dy)}"
+        )
     if tuple(dy.shape) != tuple(shape):
-        raise ValueError(f"{who}: backward: {name} must have the shape of the layer's output "
-                         f"{tuple(shape)}; got {tuple(dy.shape)}")
+        raise ValueError(
+            f"{who}: backward: {name} must have the shape of the layer's output "
+            f"{tuple(shape)}; got {tuple(dy.shape)}"
+        )
     return np_.asarray(dy, dtype=dtype)

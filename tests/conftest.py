@@ -1,4 +1,5 @@
 """Shared test setup (the shared helpers are in tests/helpers.py)."""
+
 import pytest
 
 import rnnkit

@@ -5,6 +5,7 @@ comparisons.
 Seeds are integers or derived with ``seed_of`` (CRC-32 of the parts' text), never ``hash()``
 of a string: that changes from one Python process to the next.
 """
+
 from __future__ import annotations
 
 import zlib
@@ -21,9 +22,9 @@ def half(units: int) -> int:
 
 
 class Kind(NamedTuple):
-    layer: type                      # the rnnkit layer class
-    args: dict[str, Any]             # its constructor arguments that make this kind
-    torch: str | None = None         # the torch.nn module with the same equations, if any
+    layer: type  # the rnnkit layer class
+    args: dict[str, Any]  # its constructor arguments that make this kind
+    torch: str | None = None  # the torch.nn module with the same equations, if any
     torch_args: dict[str, Any] = {}  # (a callable value is called with the units)
 
 
@@ -100,24 +101,33 @@ def max_diff(a, b) -> float:
     return float(np.max(np.abs(a - b)) / max(1.0, np.max(np.abs(b))))
 
 
-def padded_floats(N: int, T: int, D: int, seed: int, *, masked: bool = True,
-                  dtype: str = "float32", empty_row: bool = False) -> np.ndarray:
+def padded_floats(
+    N: int,
+    T: int,
+    D: int,
+    seed: int,
+    *,
+    masked: bool = True,
+    dtype: str = "float32",
+    empty_row: bool = False,
+) -> np.ndarray:
     """(N, T, D) normal numbers with all-zero padding steps: at the end of the first
     sequence, at the start of the last, a hole in the middle of the second and, with
     ``empty_row``, nothing at all in the third (for Masking(0.0) and mask_zero models)."""
     x = np.random.default_rng(seed).normal(size=(N, T, D)).astype(dtype)
     if masked and T >= 4:
-        x[0, -2:] = 0.0                 # post-padding
-        x[-1, :2] = 0.0                 # pre-padding (Keras's pad_sequences default)
+        x[0, -2:] = 0.0  # post-padding
+        x[-1, :2] = 0.0  # pre-padding (Keras's pad_sequences default)
         if N > 2:
-            x[1, T // 2] = 0.0          # a hole
+            x[1, T // 2] = 0.0  # a hole
             if empty_row:
-                x[2, :] = 0.0           # nothing at all
+                x[2, :] = 0.0  # nothing at all
     return x
 
 
-def padded_ids(N: int, T: int, vocab: int, seed: int, *, holes=(1,),
-               dtype: Any = None) -> np.ndarray:
+def padded_ids(
+    N: int, T: int, vocab: int, seed: int, *, holes=(1,), dtype: Any = None
+) -> np.ndarray:
     """(N, T) token ids in [1, vocab) with 0 (padding) at the end of the first sequence,
     at the start of the last and at the steps ``holes`` of the second."""
     x = np.random.default_rng(seed).integers(1, vocab, size=(N, T))

@@ -1,5 +1,6 @@
 """rnnkit activity and the shared UEA pieces: the .ts parser, DTW_D, and the command end to
 end on tiny BasicMotions files written in the archive's .ts format."""
+
 import json
 
 import numpy as np
@@ -29,13 +30,16 @@ def test_parse_ts_reads_cases_of_different_lengths():
     assert series[1].shape == (2, 2) and series[1][1, 0] == pytest.approx(-1e-3)
 
 
-@pytest.mark.parametrize("line, message", [
-    ("1,2,?:4,5,6:a", "line 8: dimension 1 has a missing value"),
-    ("1,2,3:a", "line 8: 1 dimensions where @dimensions says 2"),
-    ("1,2,3:4,x,6:a", "line 8: dimension 2 has a value that is not a number: 'x'"),
-    ("1,2,3:4,5:a", "line 8: the dimensions have different lengths"),
-    ("1,2,3:4,5,6:c", "class label 'c' is not among"),
-])
+@pytest.mark.parametrize(
+    "line, message",
+    [
+        ("1,2,?:4,5,6:a", "line 8: dimension 1 has a missing value"),
+        ("1,2,3:a", "line 8: 1 dimensions where @dimensions says 2"),
+        ("1,2,3:4,x,6:a", "line 8: dimension 2 has a value that is not a number: 'x'"),
+        ("1,2,3:4,5:a", "line 8: the dimensions have different lengths"),
+        ("1,2,3:4,5,6:c", "class label 'c' is not among"),
+    ],
+)
 def test_parse_ts_names_the_file_and_line_of_a_bad_case(line, message):
     text = TS.replace("1,2,3:4,5,6:a", line)
     with pytest.raises(TsFormatError, match=message):
@@ -51,20 +55,20 @@ def test_dtw_matches_the_double_loop_and_warps():
     rng = np.random.default_rng(0)
     a = [rng.normal(size=(int(rng.integers(3, 9)), 3)) for _ in range(5)]
     b = [rng.normal(size=(int(rng.integers(3, 9)), 3)) for _ in range(4)]
-    d = dtw_distances(a, b, chunk_pairs=7)                   # several chunks
+    d = dtw_distances(a, b, chunk_pairs=7)  # several chunks
     ref = np.array([[dtw_reference(x, y) for y in b] for x in a])
     np.testing.assert_allclose(d, ref, rtol=1e-10, atol=1e-12)
     s = np.sin(np.linspace(0, 6, 40))[:, None]
-    stretched = np.repeat(s, 2, axis=0)                      # the same shape, twice as slow
+    stretched = np.repeat(s, 2, axis=0)  # the same shape, twice as slow
     assert dtw_distances([stretched], [s])[0, 0] == pytest.approx(0.0, abs=1e-12)
     flat = np.zeros((40, 2))
-    assert dtw_distances([flat + 1.0], [flat])[0, 0] == pytest.approx(80.0)   # 40 cells x 2
+    assert dtw_distances([flat + 1.0], [flat])[0, 0] == pytest.approx(80.0)  # 40 cells x 2
 
 
 def test_nearest_neighbour_and_majority():
     d = np.array([[3.0, 1.0, 2.0], [0.5, 0.7, 0.1]])
     assert nearest_neighbour(d, np.array([7, 8, 9])).tolist() == [8, 9]
-    assert majority_class(np.array([2, 1, 1, 2, 0]), 3).tolist() == [1, 1, 1]   # tie: smaller
+    assert majority_class(np.array([2, 1, 1, 2, 0]), 3).tolist() == [1, 1, 1]  # tie: smaller
 
 
 def _recordings(n, seed):
@@ -88,8 +92,13 @@ def data(tmp_path, monkeypatch):
     folder.mkdir()
     for part, seed in (("TRAIN", 0), ("TEST", 1)):
         xs, labels = _recordings(8, seed)
-        write_ts(folder / f"BasicMotions_{part}.ts", xs, labels, "BasicMotions",
-                 list(basic_motions.CLASSES))
+        write_ts(
+            folder / f"BasicMotions_{part}.ts",
+            xs,
+            labels,
+            "BasicMotions",
+            list(basic_motions.CLASSES),
+        )
     return folder
 
 
@@ -108,44 +117,100 @@ def test_loader_refuses_a_folder_without_the_files(tmp_path):
 
 def test_command_train_evaluate_predict(data, tmp_path, capsys):
     model = tmp_path / "act.rnnkit"
-    assert cli.main(["activity", "train", "--data", str(data), "--model", str(model),
-                     "--quiet", "--hidden", "4", "--epochs", "3", "--batch", "4"]) == 0
+    assert (
+        cli.main(
+            [
+                "activity",
+                "train",
+                "--data",
+                str(data),
+                "--model",
+                str(model),
+                "--quiet",
+                "--hidden",
+                "4",
+                "--epochs",
+                "3",
+                "--batch",
+                "4",
+            ]
+        )
+        == 0
+    )
     capsys.readouterr()
-    assert cli.main(["activity", "evaluate", "--json", "--data", str(data), "--model",
-                     str(model)]) == 0
+    assert (
+        cli.main(["activity", "evaluate", "--json", "--data", str(data), "--model", str(model)])
+        == 0
+    )
     out = json.loads(capsys.readouterr().out)
     assert out["model"]["n"] == 8 and sum(map(sum, out["model"]["confusion"])) == 8
     assert out["baselines"]["majority_class"] == 0.25
-    assert out["baselines"]["1nn_dtw_dependent"] == 1.0      # the toy classes are far apart
+    assert out["baselines"]["1nn_dtw_dependent"] == 1.0  # the toy classes are far apart
     assert out["published"]["1nn_dtw_dependent_accuracy"] == 0.975
 
     xs, _ = _recordings(1, 5)
     csv = tmp_path / "rec.csv"
-    csv.write_text("acc_x,acc_y,acc_z,gyro_x,gyro_y,gyro_z\n" +
-                   "\n".join(",".join(f"{v:.5f}" for v in row) for row in xs[0]))
+    csv.write_text(
+        "acc_x,acc_y,acc_z,gyro_x,gyro_y,gyro_z\n"
+        + "\n".join(",".join(f"{v:.5f}" for v in row) for row in xs[0])
+    )
     assert cli.main(["activity", "predict", "--model", str(model), "--file", str(csv)]) == 0
     line = capsys.readouterr().out.strip()
     assert line.startswith("rec.csv: ") and line.split()[1] in basic_motions.CLASSES
-    assert cli.main(["activity", "predict", "--model", str(model),
-                     str(data / "BasicMotions_TEST.ts")]) == 0
+    assert (
+        cli.main(["activity", "predict", "--model", str(model), str(data / "BasicMotions_TEST.ts")])
+        == 0
+    )
     lines = capsys.readouterr().out.strip().splitlines()
     assert len(lines) == 8 and lines[0].endswith("[file says Standing]")
 
     pytest.importorskip("matplotlib")
-    assert cli.main(["activity", "plot", "--data", str(data), "--model", str(model),
-                     "--out", str(tmp_path / "img")]) == 0
+    assert (
+        cli.main(
+            [
+                "activity",
+                "plot",
+                "--data",
+                str(data),
+                "--model",
+                str(model),
+                "--out",
+                str(tmp_path / "img"),
+            ]
+        )
+        == 0
+    )
     for name in ("activity_confusion.png", "activity_training.png"):
         assert (tmp_path / "img" / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-@pytest.mark.parametrize("rows, message", [
-    ([[0.0] * 6] * 99, "expected 100 rows (steps); got 99"),
-    ([[0.0] * 5] * 100, "line 1: expected 6 numbers (acc x, y, z, gyro x, y, z); got 5"),
-])
+@pytest.mark.parametrize(
+    "rows, message",
+    [
+        ([[0.0] * 6] * 99, "expected 100 rows (steps); got 99"),
+        ([[0.0] * 5] * 100, "line 1: expected 6 numbers (acc x, y, z, gyro x, y, z); got 5"),
+    ],
+)
 def test_predict_refuses_a_recording_of_the_wrong_shape(data, tmp_path, capsys, rows, message):
     model = tmp_path / "act.rnnkit"
-    assert cli.main(["activity", "train", "--data", str(data), "--model", str(model),
-                     "--quiet", "--hidden", "2", "--epochs", "1"]) == 0
+    assert (
+        cli.main(
+            [
+                "activity",
+                "train",
+                "--data",
+                str(data),
+                "--model",
+                str(model),
+                "--quiet",
+                "--hidden",
+                "2",
+                "--epochs",
+                "1",
+            ]
+        )
+        == 0
+    )
     csv = tmp_path / "bad.csv"
     csv.write_text("\n".join(",".join(str(v) for v in r) for r in rows))
     capsys.readouterr()
@@ -156,6 +221,7 @@ def test_predict_refuses_a_recording_of_the_wrong_shape(data, tmp_path, capsys, 
 
 def test_baselines_are_cached_by_the_data_they_are_computed_on(tmp_path, monkeypatch):
     from rnnkit.apps._baselines import cached
+
     monkeypatch.setenv("RNNKIT_CACHE", str(tmp_path))
     calls = []
 
@@ -166,5 +232,5 @@ def test_baselines_are_cached_by_the_data_they_are_computed_on(tmp_path, monkeyp
     a = np.arange(6.0)
     assert cached("t", [a], compute) == {"acc": 0.5}
     assert cached("t", [a], compute) == {"acc": 0.5} and len(calls) == 1
-    assert cached("t", [a + 1], compute) == {"acc": 0.5} and len(calls) == 2   # other data
-    assert cached("t", [a.reshape(2, 3)], compute) and len(calls) == 3          # other shape
+    assert cached("t", [a + 1], compute) == {"acc": 0.5} and len(calls) == 2  # other data
+    assert cached("t", [a.reshape(2, 3)], compute) and len(calls) == 3  # other shape

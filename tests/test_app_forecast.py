@@ -1,6 +1,7 @@
 """`rnnkit forecast` end to end on a tiny weather file in the source's format
 (seattle-weather.csv's columns and date style): the split by target year, the baselines'
 numbers, the model learning, the members' average, and the user's mistakes."""
+
 import datetime
 import io
 import json
@@ -15,6 +16,7 @@ from rnnkit.datasets import seattle_weather as sw
 
 try:
     import matplotlib  # noqa: F401
+
     HAVE_MATPLOTLIB = True
 except ImportError:
     HAVE_MATPLOTLIB = False
@@ -31,8 +33,10 @@ def weather_rows(start="2014-01-01", days=424, seed=0):
     rows = []
     for _ in range(days):
         lo = t - rng.uniform(3, 8)
-        rows.append(f"{day:%Y/%m/%d},{rng.exponential(2):.1f},{t:.1f},{lo:.1f},"
-                    f"{rng.uniform(1, 6):.1f},{rng.choice(sw.WEATHER)}")
+        rows.append(
+            f"{day:%Y/%m/%d},{rng.exponential(2):.1f},{t:.1f},{lo:.1f},"
+            f"{rng.uniform(1, 6):.1f},{rng.choice(sw.WEATHER)}"
+        )
         t = 15 - 0.5 * (t - 15) + rng.normal(0, 3)
         day += datetime.timedelta(days=1)
     return rows
@@ -57,8 +61,23 @@ def run_cli(args, capsys):
     return code, out.out, out.err
 
 
-TINY = ["--window", "3", "--units", "8", "--members", "2", "--epochs", "25", "--patience",
-        "25", "--learning-rate", "0.01", "--minutes", "60", "--quiet"]
+TINY = [
+    "--window",
+    "3",
+    "--units",
+    "8",
+    "--members",
+    "2",
+    "--epochs",
+    "25",
+    "--patience",
+    "25",
+    "--learning-rate",
+    "0.01",
+    "--minutes",
+    "60",
+    "--quiet",
+]
 
 
 def test_split_by_target_year(data):
@@ -67,21 +86,24 @@ def test_split_by_target_year(data):
     assert xtr.shape == (362, 3, 11) and xte.shape == (59, 3, 11)
     table = sw.load_table(data)
     assert table["date"][0] == "2014-01-01" and len(table["date"]) == 424
-    assert yte[0] == table["temp_max"][365]                    # 2015-01-01
-    assert np.allclose(xte[0, :, 1], table["temp_max"][362:365])   # read from late 2014
-    assert np.allclose(xte[0, -1, 4:9].sum(), 1.0)             # one-hot weather
+    assert yte[0] == table["temp_max"][365]  # 2015-01-01
+    assert np.allclose(xte[0, :, 1], table["temp_max"][362:365])  # read from late 2014
+    assert np.allclose(xte[0, -1, 4:9].sum(), 1.0)  # one-hot weather
     assert np.allclose(xte[..., 9] ** 2 + xte[..., 10] ** 2, 1.0)
 
 
 def test_train_evaluate_predict(data, capsys, tmp_path, monkeypatch):
     model = tmp_path / "f.rnnkit"
-    code, _, err = run_cli(["forecast", "train", "--data", str(data), "--model", str(model),
-                            *TINY], capsys)
+    code, _, err = run_cli(
+        ["forecast", "train", "--data", str(data), "--model", str(model), *TINY], capsys
+    )
     assert code == 0, err
     png = tmp_path / "plot.png"
     plot = ["--plot", str(png)] if HAVE_MATPLOTLIB else []
-    code, out, err = run_cli(["forecast", "evaluate", "--data", str(data), "--model",
-                              str(model), "--json", *plot], capsys)
+    code, out, err = run_cli(
+        ["forecast", "evaluate", "--data", str(data), "--model", str(model), "--json", *plot],
+        capsys,
+    )
     assert code == 0, err
     r = json.loads(out)
     (xtr, ytr), (xte, yte) = sw.load_data(data, window=3)
@@ -98,14 +120,16 @@ def test_train_evaluate_predict(data, capsys, tmp_path, monkeypatch):
     rows = weather_rows()[-3:]
     days = tmp_path / "days.csv"
     days.write_text(HEADER + "\n" + "\n".join(rows) + "\n", encoding="utf-8")
-    code, out, err = run_cli(["forecast", "predict", "--model", str(model), "--file",
-                              str(days)], capsys)
+    code, out, err = run_cli(
+        ["forecast", "predict", "--model", str(model), "--file", str(days)], capsys
+    )
     assert code == 0, err
     assert out.startswith("2015-03-01: forecast maximum temperature ")
     code, out2, err = run_cli(["forecast", "predict", "--model", str(model), *rows], capsys)
     assert code == 0 and out2 == out
-    code, out3, err = run_cli(["forecast", "predict", "--model", str(model), ";".join(rows)],
-                              capsys)
+    code, out3, err = run_cli(
+        ["forecast", "predict", "--model", str(model), ";".join(rows)], capsys
+    )
     assert code == 0 and out3 == out
     monkeypatch.setattr("sys.stdin", io.StringIO(days.read_text(encoding="utf-8")))
     code, out4, err = run_cli(["forecast", "predict", "--model", str(model), "-"], capsys)
@@ -122,36 +146,71 @@ def test_train_evaluate_predict(data, capsys, tmp_path, monkeypatch):
     assert f"{mean[0]:.1f} °C" in out
 
 
-@pytest.mark.parametrize("rows, message", [
-    (["2015-01-01,0.0,7.2,1.1,2.0,sun"], "reads the last 3 days; got 1 day(s)"),
-    (["2015-01-01,0.0,warm,1.1,2.0,sun", "2015-01-02,0,7,1,2,sun", "2015-01-03,0,7,1,2,sun"],
-     "column temp_max must be a number; got 'warm'"),
-    (["2015-01-01,0.0,7.2,1.1,2.0,hail", "2015-01-02,0,7,1,2,sun", "2015-01-03,0,7,1,2,sun"],
-     "column weather must be one of"),
-    (["2015-01-01,0,7,1,2,sun", "2015-01-03,0,7,1,2,sun", "2015-01-04,0,7,1,2,sun"],
-     "days must be consecutive"),
-    (["date,temp_max,weather", "2015-01-01,7,sun"], "lacks the column(s) precipitation, "
-                                                    "temp_min, wind"),
-    (["yesterday,0,7,1,2,sun"], "date must look like 2015-12-31"),
-    (["2015-01-01,0,nan,1,2,sun"], "column temp_max must be a number; got 'nan'"),
-])
+@pytest.mark.parametrize(
+    "rows, message",
+    [
+        (["2015-01-01,0.0,7.2,1.1,2.0,sun"], "reads the last 3 days; got 1 day(s)"),
+        (
+            ["2015-01-01,0.0,warm,1.1,2.0,sun", "2015-01-02,0,7,1,2,sun", "2015-01-03,0,7,1,2,sun"],
+            "column temp_max must be a number; got 'warm'",
+        ),
+        (
+            ["2015-01-01,0.0,7.2,1.1,2.0,hail", "2015-01-02,0,7,1,2,sun", "2015-01-03,0,7,1,2,sun"],
+            "column weather must be one of",
+        ),
+        (
+            ["2015-01-01,0,7,1,2,sun", "2015-01-03,0,7,1,2,sun", "2015-01-04,0,7,1,2,sun"],
+            "days must be consecutive",
+        ),
+        (
+            ["date,temp_max,weather", "2015-01-01,7,sun"],
+            "lacks the column(s) precipitation, temp_min, wind",
+        ),
+        (["yesterday,0,7,1,2,sun"], "date must look like 2015-12-31"),
+        (["2015-01-01,0,nan,1,2,sun"], "column temp_max must be a number; got 'nan'"),
+    ],
+)
 def test_predict_errors(data, tmp_path, capsys, rows, message):
     model = tmp_path / "f.rnnkit"
-    assert cli.main(["forecast", "train", "--data", str(data), "--model", str(model),
-                     "--window", "3", "--units", "2", "--members", "1", "--epochs", "1",
-                     "--quiet"]) == 0
+    assert (
+        cli.main(
+            [
+                "forecast",
+                "train",
+                "--data",
+                str(data),
+                "--model",
+                str(model),
+                "--window",
+                "3",
+                "--units",
+                "2",
+                "--members",
+                "1",
+                "--epochs",
+                "1",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     capsys.readouterr()
     code, _, err = run_cli(["forecast", "predict", "--model", str(model), *rows], capsys)
     assert code == 2 and message in err and "Traceback" not in err, err
 
 
-@pytest.mark.parametrize("edit, message", [
-    (lambda t: t.replace("temp_min", "tmin"), "lacks the column(s) temp_min"),
-    (lambda t: t.replace("2014/03/02,", "2014/03/0x,"), "date must look like"),
-    (lambda t: t.replace(HEADER + "\n", HEADER + "\n2013/12/30,1,2,3,4,sun\n"),
-     "days must be consecutive"),
-    (lambda t: "\n".join(t.splitlines()[:200]), "need target days both before 2015"),
-])
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        (lambda t: t.replace("temp_min", "tmin"), "lacks the column(s) temp_min"),
+        (lambda t: t.replace("2014/03/02,", "2014/03/0x,"), "date must look like"),
+        (
+            lambda t: t.replace(HEADER + "\n", HEADER + "\n2013/12/30,1,2,3,4,sun\n"),
+            "days must be consecutive",
+        ),
+        (lambda t: "\n".join(t.splitlines()[:200]), "need target days both before 2015"),
+    ],
+)
 def test_malformed_data(data, capsys, edit, message):
     data.write_text(edit(data.read_text(encoding="utf-8")), encoding="utf-8")
     code, _, err = run_cli(["forecast", "train", "--data", str(data), *TINY], capsys)
@@ -159,8 +218,9 @@ def test_malformed_data(data, capsys, edit, message):
 
 
 def test_bad_options(data, capsys):
-    code, _, err = run_cli(["forecast", "train", "--data", str(data), "--learning-rate", "0"],
-                           capsys)
+    code, _, err = run_cli(
+        ["forecast", "train", "--data", str(data), "--learning-rate", "0"], capsys
+    )
     assert code == 2 and "--learning-rate must be positive" in err
     with pytest.raises(SystemExit):
         cli.main(["forecast", "train", "--window", "0"])
@@ -170,6 +230,7 @@ def test_bad_options(data, capsys):
 def test_example_script_runs_on_a_local_file(data, capsys):
     import pathlib
     import runpy
+
     script = pathlib.Path(__file__).parent.parent / "examples" / "forecast.py"
     main = runpy.run_path(str(script), run_name="example")["main"]
     r = main(["--window", "3", "--units", "8", "--epochs", "15"], path=data)

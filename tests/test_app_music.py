@@ -1,5 +1,6 @@
 """rnnkit music: the chorale reader, the n-gram baselines, the MIDI writer and the command,
 on tiny MusicXML scores written here (plain .xml and compressed .mxl)."""
+
 import io
 import json
 import math
@@ -18,19 +19,25 @@ STEPS = ["C", "D", "E", "F", "G", "A", "B"]
 def note_xml(step, octave, duration, alter=0, tie=None, extra=""):
     alter_xml = f"<alter>{alter}</alter>" if alter else ""
     tie_xml = f'<tie type="{tie}"/>' if tie else ""
-    return (f"<note>{extra}<pitch><step>{step}</step>{alter_xml}<octave>{octave}</octave></pitch>"
-            f"<duration>{duration}</duration>{tie_xml}<voice>1</voice></note>")
+    return (
+        f"<note>{extra}<pitch><step>{step}</step>{alter_xml}<octave>{octave}</octave></pitch>"
+        f"<duration>{duration}</duration>{tie_xml}<voice>1</voice></note>"
+    )
 
 
 def score_xml(soprano_notes, with_soprano=True):
     name = "Soprano" if with_soprano else "Piano"
-    return ("<?xml version='1.0' encoding='UTF-8'?><score-partwise><part-list>"
-            "<score-part id='P1'><part-name>Violin</part-name></score-part>"
-            f"<score-part id='P2'><part-name>{name}</part-name></score-part></part-list>"
-            "<part id='P1'><measure number='1'><attributes><divisions>2</divisions></attributes>"
-            + note_xml("C", 3, 8) + "</measure></part>"
-            "<part id='P2'><measure number='1'><attributes><divisions>2</divisions></attributes>"
-            + "".join(soprano_notes) + "</measure></part></score-partwise>").encode()
+    return (
+        "<?xml version='1.0' encoding='UTF-8'?><score-partwise><part-list>"
+        "<score-part id='P1'><part-name>Violin</part-name></score-part>"
+        f"<score-part id='P2'><part-name>{name}</part-name></score-part></part-list>"
+        "<part id='P1'><measure number='1'><attributes><divisions>2</divisions></attributes>"
+        + note_xml("C", 3, 8)
+        + "</measure></part>"
+        "<part id='P2'><measure number='1'><attributes><divisions>2</divisions></attributes>"
+        + "".join(soprano_notes)
+        + "</measure></part></score-partwise>"
+    ).encode()
 
 
 def tune(k):
@@ -47,16 +54,19 @@ def write_chorales(folder, n=12):
     folder.mkdir()
     for k in range(n):
         data = score_xml(tune(k))
-        if k % 3 == 0:                       # compressed MusicXML, as in music21's corpus
+        if k % 3 == 0:  # compressed MusicXML, as in music21's corpus
             buf = io.BytesIO()
             with zipfile.ZipFile(buf, "w") as z:
-                z.writestr("META-INF/container.xml", "<container><rootfiles><rootfile "
-                           f"full-path='c{k}.xml'/></rootfiles></container>")
+                z.writestr(
+                    "META-INF/container.xml",
+                    "<container><rootfiles><rootfile "
+                    f"full-path='c{k}.xml'/></rootfiles></container>",
+                )
                 z.writestr(f"c{k}.xml", data)
             (folder / f"bwv{k:02d}.mxl").write_bytes(buf.getvalue())
         else:
             (folder / f"bwv{k:02d}.xml").write_bytes(data)
-    (folder / "bwv99.xml").write_bytes(score_xml(tune(0), with_soprano=False))   # skipped
+    (folder / "bwv99.xml").write_bytes(score_xml(tune(0), with_soprano=False))  # skipped
     return folder
 
 
@@ -67,12 +77,17 @@ def corpus(tmp_path, monkeypatch):
 
 
 def test_soprano_notes_ties_rests_chords_grace():
-    notes = [note_xml("F", 4, 2, alter=1, tie="start"), note_xml("F", 4, 1, alter=1, tie="stop"),
-             "<note><rest/><duration>1</duration><voice>1</voice></note>",
-             note_xml("A", 4, 2), note_xml("C", 5, 2, extra="<chord/>"),
-             note_xml("D", 5, 0, extra="<grace/>"), note_xml("B", 4, 4, alter=-1),
-             "<backup><duration>4</duration></backup>",
-             note_xml("C", 4, 4).replace("<voice>1</voice>", "<voice>2</voice>")]
+    notes = [
+        note_xml("F", 4, 2, alter=1, tie="start"),
+        note_xml("F", 4, 1, alter=1, tie="stop"),
+        "<note><rest/><duration>1</duration><voice>1</voice></note>",
+        note_xml("A", 4, 2),
+        note_xml("C", 5, 2, extra="<chord/>"),
+        note_xml("D", 5, 0, extra="<grace/>"),
+        note_xml("B", 4, 4, alter=-1),
+        "<backup><duration>4</duration></backup>",
+        note_xml("C", 4, 4).replace("<voice>1</voice>", "<voice>2</voice>"),
+    ]
     got = bach_chorales.soprano_notes(score_xml(notes), "x")
     assert got == [(66, 1.5), (None, 0.5), (69, 1.0), (70, 2.0)]
     assert bach_chorales.soprano_notes(score_xml(notes, with_soprano=False), "x") is None
@@ -80,7 +95,7 @@ def test_soprano_notes_ties_rests_chords_grace():
 
 def test_folder_is_read_and_split_by_chorale(corpus):
     items = bach_chorales.chorales(corpus)
-    assert [n for n, _ in items] == [f"bwv{k:02d}" for k in range(12)]   # bwv99: no soprano
+    assert [n for n, _ in items] == [f"bwv{k:02d}" for k in range(12)]  # bwv99: no soprano
     assert items[0][1][:3] == [(72, 0.5), (74, 1.0), (76, 1.0)]
     (train_names, train), (test_names, test) = bach_chorales.load_data(corpus)
     assert test_names == ["bwv09"] and len(train_names) == 11
@@ -125,8 +140,9 @@ def test_kneser_ney_is_a_distribution_and_beats_unigram_on_a_pattern():
     uni, n2 = music.unigram_nll(train, test, V)
     assert n == n2 == 6
     # add-one unigram by hand: counts 3:15, 4:15, 5:10 of 45 tokens, V = 5
-    assert uni == pytest.approx(-(2 * math.log(16 / 50) + 2 * math.log(16 / 50)
-                                  + 2 * math.log(11 / 50)))
+    assert uni == pytest.approx(
+        -(2 * math.log(16 / 50) + 2 * math.log(16 / 50) + 2 * math.log(11 / 50))
+    )
     assert kn / n < 0.5 * uni / n
 
 
@@ -140,6 +156,7 @@ def test_midi_round_trip():
 def test_music21_reads_the_midi(tmp_path):
     pytest.importorskip("music21")
     from music21 import converter
+
     path = tmp_path / "m.mid"
     path.write_bytes(music.midi_bytes([(67, 1.0), (69, 0.5), (71, 2.0)]))
     s = converter.parse(str(path))
@@ -155,15 +172,33 @@ def _run(args, capsys):
 
 def test_train_evaluate_predict_generate(corpus, tmp_path, capsys):
     model = str(tmp_path / "m.rnnkit")
-    code, _, err = _run(["music", "train", "--data", str(corpus), "--model", model, "--minutes",
-                         "0.05", "--units", "8", "--embed", "4", "--quiet"], capsys)
+    code, _, err = _run(
+        [
+            "music",
+            "train",
+            "--data",
+            str(corpus),
+            "--model",
+            model,
+            "--minutes",
+            "0.05",
+            "--units",
+            "8",
+            "--embed",
+            "4",
+            "--quiet",
+        ],
+        capsys,
+    )
     assert code == 0, err
-    code, out, err = _run(["music", "evaluate", "--data", str(corpus), "--model", model,
-                           "--json"], capsys)
+    code, out, err = _run(
+        ["music", "evaluate", "--data", str(corpus), "--model", model, "--json"], capsys
+    )
     assert code == 0, err
     try:
         import matplotlib  # noqa: F401
-        assert (tmp_path / "m.rnnkit.png").stat().st_size > 1000     # the training curve
+
+        assert (tmp_path / "m.rnnkit.png").stat().st_size > 1000  # the training curve
     except ImportError:
         pass
     r = json.loads(out)
@@ -172,34 +207,104 @@ def test_train_evaluate_predict_generate(corpus, tmp_path, capsys):
     assert np.isfinite(r["model"]["LSTM"]["nll"])
     # the test tune is a training tune: the bigram knows it far better than the unigram
     assert b["bigram (Kneser-Ney)"]["nll"] < 0.8 * b["unigram (add-one)"]["nll"]
-    code, out, err = _run(["music", "predict", "--model", model, "--top", "3", "C5:0.5 D5"],
-                          capsys)
+    code, out, err = _run(["music", "predict", "--model", model, "--top", "3", "C5:0.5 D5"], capsys)
     assert code == 0, err
     probs = [float(x) for x in out.split()[1::2]]
     assert len(probs) == 3 and probs == sorted(probs, reverse=True) and sum(probs) <= 1.0
     mid = tmp_path / "out" / "new.mid"
-    code, out, err = _run(["music", "generate", "--model", model, "--primer", "C5:0.5 D5",
-                           "--length", "10", "--seed", "3", "--out", str(mid)], capsys)
+    code, out, err = _run(
+        [
+            "music",
+            "generate",
+            "--model",
+            model,
+            "--primer",
+            "C5:0.5 D5",
+            "--length",
+            "10",
+            "--seed",
+            "3",
+            "--out",
+            str(mid),
+        ],
+        capsys,
+    )
     assert code == 0, err
     assert len(out.split()) == 12 and out.split()[:2] == ["C5:0.5", "D5:1"]
-    assert len(music.read_midi_notes(mid.read_bytes())) == 12     # no rests in this corpus
-    code, out2, _ = _run(["music", "generate", "--model", model, "--primer", "C5:0.5 D5",
-                          "--length", "10", "--seed", "3", "--out", str(mid)], capsys)
-    assert out2 == out                                             # the seed fixes the melody
+    assert len(music.read_midi_notes(mid.read_bytes())) == 12  # no rests in this corpus
+    code, out2, _ = _run(
+        [
+            "music",
+            "generate",
+            "--model",
+            model,
+            "--primer",
+            "C5:0.5 D5",
+            "--length",
+            "10",
+            "--seed",
+            "3",
+            "--out",
+            str(mid),
+        ],
+        capsys,
+    )
+    assert out2 == out  # the seed fixes the melody
 
 
 def test_bad_inputs_are_one_line_errors(corpus, tmp_path, capsys):
     (tmp_path / "empty").mkdir()
-    code, _, err = _run(["music", "train", "--data", str(tmp_path / "empty"), "--minutes",
-                         "0.05", "--model", str(tmp_path / "x.rnnkit")], capsys)
+    code, _, err = _run(
+        [
+            "music",
+            "train",
+            "--data",
+            str(tmp_path / "empty"),
+            "--minutes",
+            "0.05",
+            "--model",
+            str(tmp_path / "x.rnnkit"),
+        ],
+        capsys,
+    )
     assert code == 1 and "no .mxl or .xml" in err
     model = str(tmp_path / "m.rnnkit")
-    assert _run(["music", "train", "--data", str(corpus), "--model", model, "--minutes", "0.05",
-                 "--units", "4", "--embed", "4", "--quiet"], capsys)[0] == 0
+    assert (
+        _run(
+            [
+                "music",
+                "train",
+                "--data",
+                str(corpus),
+                "--model",
+                model,
+                "--minutes",
+                "0.05",
+                "--units",
+                "4",
+                "--embed",
+                "4",
+                "--quiet",
+            ],
+            capsys,
+        )[0]
+        == 0
+    )
     code, _, err = _run(["music", "predict", "--model", model, "C5 H9"], capsys)
     assert code == 2 and "'H9'" in err
-    code, _, err = _run(["music", "generate", "--model", model, "--temperature", "-1",
-                         "--out", str(tmp_path / "a.mid")], capsys)
+    code, _, err = _run(
+        [
+            "music",
+            "generate",
+            "--model",
+            model,
+            "--temperature",
+            "-1",
+            "--out",
+            str(tmp_path / "a.mid"),
+        ],
+        capsys,
+    )
     assert code == 2 and "--temperature" in err
     code, _, err = _run(["music", "generate", "--model", model, "--out", str(tmp_path)], capsys)
     assert code == 2 and "directory" in err

@@ -1,4 +1,5 @@
 """rnnkit ner: WNUT-16 named entities (tiny fixtures in the source format, no network)."""
+
 import json
 
 import pytest
@@ -38,9 +39,11 @@ def _tweets(n=50):
 
 
 def test_spans_read_bio_as_conlleval():
-    assert ner.spans(["B-person", "I-person", "O", "B-geo-loc"]) == \
-        [(0, 2, "person"), (3, 4, "geo-loc")]
-    assert ner.spans(["I-person", "I-person"]) == [(0, 2, "person")]         # I- starts one
+    assert ner.spans(["B-person", "I-person", "O", "B-geo-loc"]) == [
+        (0, 2, "person"),
+        (3, 4, "geo-loc"),
+    ]
+    assert ner.spans(["I-person", "I-person"]) == [(0, 2, "person")]  # I- starts one
     assert ner.spans(["B-person", "I-company"]) == [(0, 1, "person"), (1, 2, "company")]
     assert ner.spans(["B-person", "B-person"]) == [(0, 1, "person"), (1, 2, "person")]
     assert ner.spans(["O", "O"]) == []
@@ -67,17 +70,31 @@ def test_entity_scores_on_hand_made_cases():
 
 def test_gazetteer_longest_match_and_majority_type():
     words = [["new", "york", "rocks"], ["New", "York"], ["New", "York"], ["york", "city"]]
-    tags = [["B-geo-loc", "I-geo-loc", "O"], ["B-geo-loc", "I-geo-loc"],
-            ["B-company", "I-company"], ["B-geo-loc", "O"]]
+    tags = [
+        ["B-geo-loc", "I-geo-loc", "O"],
+        ["B-geo-loc", "I-geo-loc"],
+        ["B-company", "I-company"],
+        ["B-geo-loc", "O"],
+    ]
     gaz = ner.build_gazetteer(words, tags)
     assert gaz == {("new", "york"): "geo-loc", ("york",): "geo-loc"}
-    assert ner.gazetteer_tags(gaz, ["I", "love", "NEW", "York", "and", "york"]) == \
-        ["O", "O", "B-geo-loc", "I-geo-loc", "O", "B-geo-loc"]
+    assert ner.gazetteer_tags(gaz, ["I", "love", "NEW", "York", "and", "york"]) == [
+        "O",
+        "O",
+        "B-geo-loc",
+        "I-geo-loc",
+        "O",
+        "B-geo-loc",
+    ]
     f = ner.gazetteer_feature(gaz, ["new", "york"], list(wnut16.TAGS))
-    assert f.tolist() == [[1 + wnut16.TAGS.index("B-geo-loc")], [1 + wnut16.TAGS.index("I-geo-loc")]]
+    assert f.tolist() == [
+        [1 + wnut16.TAGS.index("B-geo-loc")],
+        [1 + wnut16.TAGS.index("I-geo-loc")],
+    ]
     # cross-fold: a tweet's own entities are not in the gazetteer it sees
-    folds = ner.crossfold_gazetteer_features([["Zed"], ["Zed"]], [["B-person"], ["O"]],
-                                             list(wnut16.TAGS), folds=2)
+    folds = ner.crossfold_gazetteer_features(
+        [["Zed"], ["Zed"]], [["B-person"], ["O"]], list(wnut16.TAGS), folds=2
+    )
     assert folds[0].tolist() == [[1]] and folds[1].tolist() == [[1 + wnut16.TAGS.index("B-person")]]
 
 
@@ -85,7 +102,7 @@ def test_dataset_parse_split_and_errors(tmp_path):
     f = tmp_path / "ner.txt"
     f.write_text(_tweets(10), encoding="utf-8")
     (xw, yt), (xs, ys) = wnut16.load_data(f)
-    assert (len(xw), len(xs)) == (8, 2)                     # 80 / 20 in file order
+    assert (len(xw), len(xs)) == (8, 2)  # 80 / 20 in file order
     assert xw[0][:4] == ["@fan0", "lunch", "with", "Alice"]
     assert yt[0][3:6] == ["B-person", "O", "B-geo-loc"]
     f.write_text("word\tB-animal\n", encoding="utf-8")
@@ -97,12 +114,30 @@ def test_train_evaluate_predict_end_to_end(cache, capsys):
     data = cache / "ner.txt"
     data.write_text(_tweets(), encoding="utf-8")
     model = cache / "ner.rnnkit"
-    code, out, err = _run(["ner", "train", "--data", str(data), "--model", str(model),
-                           "--epochs", "30", "--units", "16", "--batch", "4", "--minutes", "30",
-                           "--quiet"], capsys)
+    code, out, err = _run(
+        [
+            "ner",
+            "train",
+            "--data",
+            str(data),
+            "--model",
+            str(model),
+            "--epochs",
+            "30",
+            "--units",
+            "16",
+            "--batch",
+            "4",
+            "--minutes",
+            "30",
+            "--quiet",
+        ],
+        capsys,
+    )
     assert code == 0 and model.is_file(), err
-    code, out, err = _run(["ner", "evaluate", "--data", str(data), "--model", str(model),
-                           "--json"], capsys)
+    code, out, err = _run(
+        ["ner", "evaluate", "--data", str(data), "--model", str(model), "--json"], capsys
+    )
     assert code == 0, err
     r = json.loads(out)
     # the last 10 tweets, 2 entities each; every one of them is in the training gazetteer
@@ -110,8 +145,9 @@ def test_train_evaluate_predict_end_to_end(cache, capsys):
     assert r["baselines"]["gazetteer"]["f1"] == pytest.approx(100.0)
     assert r["model"]["f1"] >= 90.0
     assert r["published"]["winner_f1"] == 52.4
-    code, out, err = _run(["ner", "predict", "--model", str(model),
-                           "lunch with Zoe Smith in Rome today"], capsys)
+    code, out, err = _run(
+        ["ner", "predict", "--model", str(model), "lunch with Zoe Smith in Rome today"], capsys
+    )
     assert code == 0, err
     assert "Rome (geo-loc)" in out and "person" in out
     code, out, err = _run(["ner", "predict", "--model", str(model), "   "], capsys)
@@ -119,8 +155,13 @@ def test_train_evaluate_predict_end_to_end(cache, capsys):
 
 
 def test_repair_turns_stray_inside_tags_into_beginnings():
-    assert ner._repair(["I-person", "I-person", "I-company", "O", "I-other"]) == \
-        ["B-person", "I-person", "B-company", "O", "B-other"]
+    assert ner._repair(["I-person", "I-person", "I-company", "O", "I-other"]) == [
+        "B-person",
+        "I-person",
+        "B-company",
+        "O",
+        "B-other",
+    ]
 
 
 def test_bad_options_and_files_are_one_line(cache, capsys):
@@ -129,8 +170,9 @@ def test_bad_options_and_files_are_one_line(cache, capsys):
     assert e.value.code == 2 and "--entity-weight" in capsys.readouterr().err
     bad = cache / "bad.txt"
     bad.write_text("only-one-column\n", encoding="utf-8")
-    code, out, err = _run(["ner", "train", "--data", str(bad), "--model",
-                           str(cache / "m.rnnkit")], capsys)
+    code, out, err = _run(
+        ["ner", "train", "--data", str(bad), "--model", str(cache / "m.rnnkit")], capsys
+    )
     assert code != 0 and "line 1" in err and "Traceback" not in err
 
 
@@ -139,21 +181,23 @@ def test_character_encoder_gradient_and_file_round_trip(tmp_path):
 
     import rnnkit
     from rnnkit.apps import _wordfeatures as wf
+
     rnnkit.set_seed(0)
-    vocab = wf.FeatureVocab.build([["Hello", "@bob", "http://t.co/x"], ["hello", "bob"]],
-                                  tweets=True, chars=True)
+    vocab = wf.FeatureVocab.build(
+        [["Hello", "@bob", "http://t.co/x"], ["hello", "bob"]], tweets=True, chars=True
+    )
     assert wf.word_chars("http://t.co/x", tweets=True) == "<url>"
-    assert wf.word_chars("internationalisation") == "internsation"     # first 6 + last 6
+    assert wf.word_chars("internationalisation") == "internsation"  # first 6 + last 6
     model = wf.build_tagger(vocab, 3, units=4, char_units=3)
     layer = model.layers[0]
     x = wf.pad([vocab.encode(["Hello", "bob"]), vocab.encode(["@bob"])])
     assert x.shape == (2, 2, len(wf.FEATURES) + wf.CHAR_LEN)
     weights = np.arange(1, layer.compute_output_shape((2, 2, x.shape[-1]))[-1] + 1)
     out = layer.forward(x)
-    assert np.all(out[1, 1, -6:] == 0)                     # padding: no character vector
+    assert np.all(out[1, 1, -6:] == 0)  # padding: no character vector
     layer.backward(np.broadcast_to(weights, out.shape).astype(out.dtype).copy())
     E = layer.char_embedding.params["E"]
-    i = int(x[0, 0, len(wf.FEATURES)])                     # the id of "H"
+    i = int(x[0, 0, len(wf.FEATURES)])  # the id of "H"
     analytic = float(layer.char_embedding.grads["E"][i, 0])
     eps = 1e-2
     E[i, 0] += eps
@@ -173,6 +217,7 @@ def test_fit_labeller_keeps_the_best_of_epochs_and_averages():
     import rnnkit
     from rnnkit import optim
     from rnnkit.apps import _wordfeatures as wf
+
     rnnkit.set_seed(3)
     words, tags = wnut16.parse(_tweets(24))
     tagset = list(wnut16.TAGS)
@@ -182,14 +227,26 @@ def test_fit_labeller_keeps_the_best_of_epochs_and_averages():
     model = wf.build_tagger(vocab, len(tagset), units=8)
     model.compile(loss="sparse_categorical_crossentropy", optimizer=optim.Adam(1e-2))
 
-    def score(gold, pred):                                 # token accuracy
+    def score(gold, pred):  # token accuracy
         return float(np.mean(np.concatenate(gold) == np.concatenate(pred)))
 
-    history = wf.fit_labeller(model, X[:16], Y[:16], X[16:], Y[16:], score=score,
-                              seconds=1e9, epochs=8, batch_size=2, patience=99, quiet=True,
-                              rng=np.random.default_rng(0), average_from=2)
+    history = wf.fit_labeller(
+        model,
+        X[:16],
+        Y[:16],
+        X[16:],
+        Y[16:],
+        score=score,
+        seconds=1e9,
+        epochs=8,
+        batch_size=2,
+        patience=99,
+        quiet=True,
+        rng=np.random.default_rng(0),
+        average_from=2,
+    )
     assert len(history) == 8
-    assert len({h["val_score"] for h in history}) > 1      # the epochs differ
+    assert len({h["val_score"] for h in history}) > 1  # the epochs differ
     assert "averaged_val_score" not in history[0]
     assert all("averaged_val_score" in h for h in history[1:])
     best = max(max(h["val_score"], h.get("averaged_val_score", -1)) for h in history)

@@ -1,5 +1,6 @@
 """rnnkit speaker: variable-length utterances through masks, end to end on tiny
 JapaneseVowels files written in the archive's .ts format."""
+
 import json
 
 import numpy as np
@@ -31,37 +32,67 @@ def data(tmp_path, monkeypatch):
     folder.mkdir()
     for part, seed in (("TRAIN", 0), ("TEST", 1)):
         xs, labels = _utterances(9, seed)
-        write_ts(folder / f"JapaneseVowels_{part}.ts", xs, labels, "JapaneseVowels",
-                 list(japanese_vowels.CLASSES))
+        write_ts(
+            folder / f"JapaneseVowels_{part}.ts",
+            xs,
+            labels,
+            "JapaneseVowels",
+            list(japanese_vowels.CLASSES),
+        )
     return folder
 
 
 def test_loader_keeps_every_frame(data):
     (x_train, y_train), (x_test, y_test) = japanese_vowels.load_data(data)
     xs, _ = _utterances(9, 0)
-    assert [len(s) for s in x_train] == [len(s) for s in xs]           # nothing truncated
+    assert [len(s) for s in x_train] == [len(s) for s in xs]  # nothing truncated
     np.testing.assert_allclose(x_train[4], xs[4], rtol=1e-6)
     assert y_train.tolist() == [0, 1, 2] * 3
     padded, lengths = pad(x_train)
     assert padded.shape == (9, max(lengths), 12)
-    assert (padded[0, lengths[0]:] == 0).all()
+    assert (padded[0, lengths[0] :] == 0).all()
 
 
 def test_loader_refuses_a_wrong_number_of_coefficients(tmp_path):
     for part in ("TRAIN", "TEST"):
-        write_ts(tmp_path / f"JapaneseVowels_{part}.ts", [np.zeros((5, 11)) + 1.0], ["1"],
-                 "JapaneseVowels", list(japanese_vowels.CLASSES))
+        write_ts(
+            tmp_path / f"JapaneseVowels_{part}.ts",
+            [np.zeros((5, 11)) + 1.0],
+            ["1"],
+            "JapaneseVowels",
+            list(japanese_vowels.CLASSES),
+        )
     with pytest.raises(ValueError, match="every frame must have 12 coefficients; a case has 11"):
         japanese_vowels.load_data(tmp_path)
 
 
 def test_command_train_evaluate_predict_and_masking(data, tmp_path, capsys):
     model_path = tmp_path / "spk.rnnkit"
-    assert cli.main(["speaker", "train", "--data", str(data), "--model", str(model_path),
-                     "--quiet", "--hidden", "4", "--epochs", "3", "--batch", "3"]) == 0
+    assert (
+        cli.main(
+            [
+                "speaker",
+                "train",
+                "--data",
+                str(data),
+                "--model",
+                str(model_path),
+                "--quiet",
+                "--hidden",
+                "4",
+                "--epochs",
+                "3",
+                "--batch",
+                "3",
+            ]
+        )
+        == 0
+    )
     capsys.readouterr()
-    assert cli.main(["speaker", "evaluate", "--json", "--data", str(data), "--model",
-                     str(model_path)]) == 0
+    assert (
+        cli.main(["speaker", "evaluate", "--json", "--data", str(data), "--model", str(model_path)])
+        == 0
+    )
     out = json.loads(capsys.readouterr().out)
     assert out["model"]["n"] == 9 and sum(map(sum, out["model"]["confusion"])) == 9
     assert out["baselines"]["majority_class"] == pytest.approx(3 / 9, abs=1e-4)
@@ -84,12 +115,27 @@ def test_command_train_evaluate_predict_and_masking(data, tmp_path, capsys):
 
 def test_predict_refuses_a_frame_of_the_wrong_width(data, tmp_path, capsys):
     model_path = tmp_path / "spk.rnnkit"
-    assert cli.main(["speaker", "train", "--data", str(data), "--model", str(model_path),
-                     "--quiet", "--hidden", "2", "--epochs", "1"]) == 0
+    assert (
+        cli.main(
+            [
+                "speaker",
+                "train",
+                "--data",
+                str(data),
+                "--model",
+                str(model_path),
+                "--quiet",
+                "--hidden",
+                "2",
+                "--epochs",
+                "1",
+            ]
+        )
+        == 0
+    )
     csv = tmp_path / "utt.csv"
     csv.write_text("\n".join(",".join(["0.5"] * 12) for _ in range(4)) + "\n1,2,3\n")
     capsys.readouterr()
-    assert cli.main(["speaker", "predict", "--model", str(model_path), "--file",
-                     str(csv)]) == 2
+    assert cli.main(["speaker", "predict", "--model", str(model_path), "--file", str(csv)]) == 2
     err = capsys.readouterr().err
     assert "line 5: expected 12 numbers" in err and "Traceback" not in err

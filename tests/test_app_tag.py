@@ -1,4 +1,5 @@
 """rnnkit tag: OANC part-of-speech tagging (tiny fixtures in the source format, no network)."""
+
 import json
 
 import numpy as np
@@ -25,8 +26,15 @@ def _fixture_text(n=60):
     lines = []
     for i in range(n):
         p = _PATTERNS[i % 3]
-        lines.append(p.format(n=nouns[i % 4], v=verbs[(i // 3) % 4], vb=verbs[i % 4],
-                              nn=nouns[(i + 1) % 4], vp=["run", "sleep"][i % 2]))
+        lines.append(
+            p.format(
+                n=nouns[i % 4],
+                v=verbs[(i // 3) % 4],
+                vb=verbs[i % 4],
+                nn=nouns[(i + 1) % 4],
+                vp=["run", "sleep"][i % 2],
+            )
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -43,12 +51,33 @@ def _run(args, capsys):
 
 
 def test_tokenize_splits_punctuation_and_clitics():
-    assert wf.tokenize("The dog's bone, isn't it?") == \
-        ["The", "dog", "'s", "bone", ",", "is", "n't", "it", "?"]
-    assert wf.tokenize("It costs $3.50... (really)") == \
-        ["It", "costs", "$", "3.50", "...", "(", "really", ")"]
-    assert wf.tokenize("e-mail @bob #win http://x.co/a?b=1") == \
-        ["e-mail", "@bob", "#win", "http://x.co/a?b=1"]
+    assert wf.tokenize("The dog's bone, isn't it?") == [
+        "The",
+        "dog",
+        "'s",
+        "bone",
+        ",",
+        "is",
+        "n't",
+        "it",
+        "?",
+    ]
+    assert wf.tokenize("It costs $3.50... (really)") == [
+        "It",
+        "costs",
+        "$",
+        "3.50",
+        "...",
+        "(",
+        "really",
+        ")",
+    ]
+    assert wf.tokenize("e-mail @bob #win http://x.co/a?b=1") == [
+        "e-mail",
+        "@bob",
+        "#win",
+        "http://x.co/a?b=1",
+    ]
 
 
 def test_features_and_vocab():
@@ -58,7 +87,7 @@ def test_features_and_vocab():
     v = wf.FeatureVocab.build([["The", "dog", "barks", "."], ["A", "dog", "."]])
     ids = v.encode(["dog", "zebra"])
     assert ids.shape == (2, len(wf.FEATURES))
-    assert ids[1, 0] == wf.UNK and ids[0, 0] >= 2           # unseen word -> UNK
+    assert ids[1, 0] == wf.UNK and ids[0, 0] >= 2  # unseen word -> UNK
     assert v.known("Dog") and not v.known("zebra")
     assert list(v.rare_word_ids(1)) == sorted(v.vocabs["word"][w] for w in ("the", "barks", "a"))
     again = wf.FeatureVocab.from_json(json.loads(json.dumps(v.to_json())))
@@ -89,9 +118,9 @@ def test_dataset_parse_split_and_errors(tmp_path):
     f = tmp_path / "tagged-en-oanc.txt"
     f.write_text(_fixture_text(20), encoding="utf-8")
     (xw, yt), (xs, ys) = oanc_pos.load_data(f)
-    assert (len(xw), len(xs)) == (18, 2)                    # 90 / 10 in file order
+    assert (len(xw), len(xs)) == (18, 2)  # 90 / 10 in file order
     assert xw[0] == ["the", "dog", "sleeps", "."] and yt[0] == ["DT", "NN", "VBZ", "."]
-    assert oanc_pos.parse("a/NN|JJ b/VBG\n")[1] == [["NN", "VBG"]]   # the first of two tags
+    assert oanc_pos.parse("a/NN|JJ b/VBG\n")[1] == [["NN", "VBG"]]  # the first of two tags
     f.write_text("the/DT dog\n", encoding="utf-8")
     with pytest.raises(DataUnavailable, match="line 1: expected word/TAG"):
         oanc_pos.load_data(f)
@@ -110,12 +139,30 @@ def test_train_evaluate_predict_end_to_end(cache, capsys):
     data = cache / "tagged-en-oanc.txt"
     data.write_text(_fixture_text(), encoding="utf-8")
     model = cache / "tag.rnnkit"
-    code, out, err = _run(["tag", "train", "--data", str(data), "--model", str(model),
-                           "--epochs", "25", "--units", "16", "--batch", "4", "--minutes", "30",
-                           "--quiet"], capsys)
+    code, out, err = _run(
+        [
+            "tag",
+            "train",
+            "--data",
+            str(data),
+            "--model",
+            str(model),
+            "--epochs",
+            "25",
+            "--units",
+            "16",
+            "--batch",
+            "4",
+            "--minutes",
+            "30",
+            "--quiet",
+        ],
+        capsys,
+    )
     assert code == 0 and model.is_file(), err
-    code, out, err = _run(["tag", "evaluate", "--data", str(data), "--model", str(model),
-                           "--json"], capsys)
+    code, out, err = _run(
+        ["tag", "evaluate", "--data", str(data), "--model", str(model), "--json"], capsys
+    )
     assert code == 0, err
     r = json.loads(out)
     # test split: the last 6 sentences; the baseline tags "run"/"walks" by their majority only
@@ -124,19 +171,23 @@ def test_train_evaluate_predict_end_to_end(cache, capsys):
     assert r["data"]["test_sentences"] == 6 and r["data"]["test_tokens"] == 32
     base = r["baselines"]["most_frequent_tag"]["accuracy"]
     assert base == pytest.approx(28 / 32)
-    assert r["model"]["accuracy"] >= 31 / 32 > base          # context resolves the ambiguity
+    assert r["model"]["accuracy"] >= 31 / 32 > base  # context resolves the ambiguity
     assert r["published"]["accuracy"] == 0.9724
-    code, out, err = _run(["tag", "predict", "--model", str(model), "the run sleeps.",
-                           "she walks the cat."], capsys)
+    code, out, err = _run(
+        ["tag", "predict", "--model", str(model), "the run sleeps.", "she walks the cat."], capsys
+    )
     assert code == 0, err
-    assert out.splitlines() == ["the/DT run/NN sleeps/VBZ ./.",
-                                "she/PRP walks/VBZ the/DT cat/NN ./."]
-    m = rnnkit.load_model(model)                             # an ordinary rnnkit model file
+    assert out.splitlines() == [
+        "the/DT run/NN sleeps/VBZ ./.",
+        "she/PRP walks/VBZ the/DT cat/NN ./.",
+    ]
+    m = rnnkit.load_model(model)  # an ordinary rnnkit model file
     assert m.metadata["app"] == "tag" and type(m.layers[0]).__name__ == "FeatureEmbedding"
     pytest.importorskip("matplotlib")
     png = cache / "tag.png"
-    code, out, err = _run(["tag", "plot", "--data", str(data), "--model", str(model),
-                           "--out", str(png)], capsys)
+    code, out, err = _run(
+        ["tag", "plot", "--data", str(data), "--model", str(model), "--out", str(png)], capsys
+    )
     assert code == 0 and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", err
 
 
@@ -144,15 +195,31 @@ def test_predict_and_data_errors_are_one_line(cache, capsys):
     data = cache / "tagged-en-oanc.txt"
     data.write_text(_fixture_text(12), encoding="utf-8")
     model = cache / "tag.rnnkit"
-    assert _run(["tag", "train", "--data", str(data), "--model", str(model), "--epochs", "1",
-                 "--units", "4", "--quiet"], capsys)[0] == 0
+    assert (
+        _run(
+            [
+                "tag",
+                "train",
+                "--data",
+                str(data),
+                "--model",
+                str(model),
+                "--epochs",
+                "1",
+                "--units",
+                "4",
+                "--quiet",
+            ],
+            capsys,
+        )[0]
+        == 0
+    )
     code, out, err = _run(["tag", "predict", "--model", str(model), "  "], capsys)
     assert code == 2 and "nothing to tag" in err and "Traceback" not in err
     code, out, err = _run(["tag", "predict", "--model", str(model), "word " * 300], capsys)
     assert code == 2 and "too long" in err
-    code, out, err = _run(["tag", "predict", "--model", str(model), "an unseenword here"],
-                          capsys)
-    assert code == 0 and len(out.split()) == 3             # unseen words get a tag too
+    code, out, err = _run(["tag", "predict", "--model", str(model), "an unseenword here"], capsys)
+    assert code == 0 and len(out.split()) == 3  # unseen words get a tag too
     bad = cache / "bad.txt"
     bad.write_text("the/DT dog/\n", encoding="utf-8")
     code, out, err = _run(["tag", "train", "--data", str(bad), "--model", str(model)], capsys)

@@ -1,5 +1,6 @@
 """rnnkit translate: the Bible verse pairs, the baselines and the command, on a tiny SWORD
 library written here in the packages' own format (two RawText modules, KJV versification)."""
+
 import json
 import struct
 
@@ -13,10 +14,14 @@ from rnnkit import cli  # noqa: E402
 from rnnkit.apps import translate as tr  # noqa: E402
 from rnnkit.datasets import bible_en_es  # noqa: E402
 
-GEN_CHAPTERS = [31, 25]          # verses of Genesis 1 and 2 in the KJV versification
+GEN_CHAPTERS = [31, 25]  # verses of Genesis 1 and 2 in the KJV versification
 
-SUBJECTS = [("the man", "el hombre"), ("the dog", "el perro"), ("the woman", "la mujer"),
-            ("the king", "el rey")]
+SUBJECTS = [
+    ("the man", "el hombre"),
+    ("the dog", "el perro"),
+    ("the woman", "la mujer"),
+    ("the king", "el rey"),
+]
 VERBS = [("eats", "come"), ("sees", "ve"), ("takes", "toma"), ("loves", "ama")]
 OBJECTS = [("bread", "pan"), ("water", "agua"), ("the house", "la casa"), ("fish", "pescado")]
 
@@ -32,7 +37,7 @@ def sentences():
 def _index(chapter, verse):
     """Index of Genesis chapter:verse in the 'ot' files (after the testament, book and
     chapter headings, as pysword counts)."""
-    return 3 + sum(n + 1 for n in GEN_CHAPTERS[:chapter - 1]) + verse
+    return 3 + sum(n + 1 for n in GEN_CHAPTERS[: chapter - 1]) + verse
 
 
 def write_module(root, name, lang, texts):
@@ -50,7 +55,9 @@ def write_module(root, name, lang, texts):
     (root / "mods.d").mkdir(exist_ok=True)
     (root / "mods.d" / f"{name.lower()}.conf").write_text(
         f"[{name}]\nDataPath=./modules/texts/rawtext/{name.lower()}/\nModDrv=RawText\n"
-        f"Encoding=UTF-8\nLang={lang}\nVersification=KJV\nDescription=test\n", encoding="utf-8")
+        f"Encoding=UTF-8\nLang={lang}\nVersification=KJV\nDescription=test\n",
+        encoding="utf-8",
+    )
 
 
 @pytest.fixture
@@ -69,11 +76,11 @@ def test_the_library_is_read_and_split_every_tenth_verse(library):
     assert rows[0][1:] == ["Gen 1:1", "And the man eats bread.", "Y el hombre come pan."]
     assert rows[31][1] == "Gen 2:1" and rows[31][0] == 31
     (en_tr, es_tr), (en_te, es_te) = bible_en_es.load_data(library)
-    assert len(en_te) == 5 and len(en_tr) == 51          # verses 9, 19, 29, 39, 49 are test
+    assert len(en_te) == 5 and len(en_tr) == 51  # verses 9, 19, 29, 39, 49 are test
     assert en_te[0] == rows[9][2] and es_te[1] == rows[19][3]
     parts = bible_en_es.split(rows)
     assert [r[0] for r in parts["validation"]] == [4, 14, 24, 34, 44, 54]
-    assert bible_en_es.split(rows, max_words=4)["train"] == []      # all have 5+ words
+    assert bible_en_es.split(rows, max_words=4)["train"] == []  # all have 5+ words
 
 
 def test_clean_fixes_the_capitalised_first_word():
@@ -83,8 +90,16 @@ def test_clean_fixes_the_capitalised_first_word():
 
 
 def test_text_helpers():
-    assert tr.tokenize("Y dijo Dios: Sea la luz.") == ["Y", "dijo", "Dios", ":", "Sea", "la",
-                                                      "luz", "."]
+    assert tr.tokenize("Y dijo Dios: Sea la luz.") == [
+        "Y",
+        "dijo",
+        "Dios",
+        ":",
+        "Sea",
+        "la",
+        "luz",
+        ".",
+    ]
     assert tr.detokenize(["¿", "qué", "es", "?", "y", ",", "no"]) == "¿qué es? y, no"
     case = tr.truecase_map(["Y dijo Dios a Moisés.", "Dios es."])
     assert case == {"dios": "Dios", "moisés": "Moisés"}
@@ -101,11 +116,15 @@ def test_ibm1_learns_the_word_pairs():
 
 
 def test_unknown_words_are_copied_in_order():
-    meta = {"source_vocab": ["the", "dog"], "target_vocab": ["el", "perro"], "truecase": {},
-            "dictionary": {"moses": "Moisés"}, "max_tokens": 10}
+    meta = {
+        "source_vocab": ["the", "dog"],
+        "target_vocab": ["el", "perro"],
+        "truecase": {},
+        "dictionary": {"moses": "Moisés"},
+        "max_tokens": 10,
+    }
     t = tr.Translator(None, meta)
-    assert t._words(["Moses", "the", "Zorro"], [tr.UNK, 4, tr.UNK, tr.UNK]) == \
-        "Moisés el Zorro"
+    assert t._words(["Moses", "the", "Zorro"], [tr.UNK, 4, tr.UNK, tr.UNK]) == "Moisés el Zorro"
 
 
 def _run(args, capsys):
@@ -116,15 +135,33 @@ def _run(args, capsys):
 
 def test_train_evaluate_predict(library, tmp_path, capsys):
     model = str(tmp_path / "t.rnnkit")
-    code, _, err = _run(["translate", "train", "--data", str(library), "--model", model,
-                         "--minutes", "0.05", "--units", "8", "--embed", "8", "--quiet"], capsys)
+    code, _, err = _run(
+        [
+            "translate",
+            "train",
+            "--data",
+            str(library),
+            "--model",
+            model,
+            "--minutes",
+            "0.05",
+            "--units",
+            "8",
+            "--embed",
+            "8",
+            "--quiet",
+        ],
+        capsys,
+    )
     assert code == 0, err
-    code, out, err = _run(["translate", "evaluate", "--data", str(library), "--model", model,
-                           "--json"], capsys)
+    code, out, err = _run(
+        ["translate", "evaluate", "--data", str(library), "--model", model, "--json"], capsys
+    )
     assert code == 0, err
     try:
         import matplotlib  # noqa: F401
-        assert (tmp_path / "t.rnnkit.png").stat().st_size > 1000     # the training curve
+
+        assert (tmp_path / "t.rnnkit.png").stat().st_size > 1000  # the training curve
     except ImportError:
         pass
     result = json.loads(out)
@@ -136,28 +173,75 @@ def test_train_evaluate_predict(library, tmp_path, capsys):
     assert base["copy the source"]["chrF"] < 40
     for v in result["model"].values():
         assert 0.0 <= v["chrF"] <= 100.0 and np.isfinite(v["BLEU"])
-    code, out, err = _run(["translate", "predict", "--model", model, "--beam", "2",
-                           "And the dog sees Zorblax."], capsys)
+    code, out, err = _run(
+        ["translate", "predict", "--model", model, "--beam", "2", "And the dog sees Zorblax."],
+        capsys,
+    )
     assert code == 0, err
     assert len(out.strip().splitlines()) == 1
 
 
 def test_bad_inputs_are_one_line_errors(library, tmp_path, capsys):
-    code, _, err = _run(["translate", "train", "--data", str(tmp_path), "--model",
-                         str(tmp_path / "x.rnnkit"), "--minutes", "0.05"], capsys)
+    code, _, err = _run(
+        [
+            "translate",
+            "train",
+            "--data",
+            str(tmp_path),
+            "--model",
+            str(tmp_path / "x.rnnkit"),
+            "--minutes",
+            "0.05",
+        ],
+        capsys,
+    )
     assert code == 1 and "not a SWORD library" in err and "Traceback" not in err
     model = str(tmp_path / "t.rnnkit")
-    assert _run(["translate", "train", "--data", str(library), "--model", model, "--minutes",
-                 "0.05", "--units", "4", "--embed", "4", "--quiet", "--attention"], capsys)[0] == 0
+    assert (
+        _run(
+            [
+                "translate",
+                "train",
+                "--data",
+                str(library),
+                "--model",
+                model,
+                "--minutes",
+                "0.05",
+                "--units",
+                "4",
+                "--embed",
+                "4",
+                "--quiet",
+                "--attention",
+            ],
+            capsys,
+        )[0]
+        == 0
+    )
     code, _, err = _run(["translate", "predict", "--model", model, "?!"], capsys)
     assert code == 2 and "nothing to translate" in err
-    code, _, err = _run(["translate", "train", "--data", str(library), "--model", model,
-                         "--minutes", "0.05", "--learning-rate", "-1"], capsys)
+    code, _, err = _run(
+        [
+            "translate",
+            "train",
+            "--data",
+            str(library),
+            "--model",
+            model,
+            "--minutes",
+            "0.05",
+            "--learning-rate",
+            "-1",
+        ],
+        capsys,
+    )
     assert code == 2 and "--learning-rate" in err
 
 
 def test_attention_backward_matches_finite_differences():
     from rnnkit.seq2seq_attention import Attention
+
     rng = np.random.default_rng(1)
     att = Attention(5, dtype="float64")
     att.params["Wa"][...] = rng.normal(size=(5, 5))
@@ -171,9 +255,13 @@ def test_attention_backward_matches_finite_differences():
     loss()
     dh, de = att.backward(w)
     grads = dict(att._grads)
-    assert np.abs(de[0, 3]).max() == 0 and np.abs(de[1, 2:]).max() == 0   # padding: no gradient
-    for name, arr, grad in [("Wa", att.params["Wa"], grads["Wa"]),
-                            ("Wc", att.params["Wc"], grads["Wc"]), ("h", h, dh), ("e", e, de)]:
+    assert np.abs(de[0, 3]).max() == 0 and np.abs(de[1, 2:]).max() == 0  # padding: no gradient
+    for name, arr, grad in [
+        ("Wa", att.params["Wa"], grads["Wa"]),
+        ("Wc", att.params["Wc"], grads["Wc"]),
+        ("h", h, dh),
+        ("e", e, de),
+    ]:
         num = np.zeros_like(arr)
         for idx in np.ndindex(arr.shape):
             keep = arr[idx]

@@ -2,6 +2,7 @@
 
 A smoke test so that benchmarks/bench_cpu.py cannot rot: it never asserts a timing.
 """
+
 import importlib.util
 import json
 import os
@@ -30,7 +31,9 @@ def test_flop_count_and_statistics():
     s = bench.summary([1.0, 2.0, 3.0, 4.0, 100.0])
     assert s["median"] == 3.0 and s["iqr"] == 2.0 and s["min"] == 1.0 and s["max"] == 100.0
     assert abs(bench.geomean([0.5, 2.0]) - 1.0) < 1e-12
-    assert bench.checks_agree({"y": 1.0}, {"y": 1.001}) and not bench.checks_agree({"y": 1.0}, {"y": 1.5})
+    assert bench.checks_agree({"y": 1.0}, {"y": 1.001}) and not bench.checks_agree(
+        {"y": 1.0}, {"y": 1.5}
+    )
 
 
 def test_worker_env_clears_blas_variables(monkeypatch):
@@ -48,9 +51,27 @@ def test_worker_env_clears_blas_variables(monkeypatch):
 def test_quick_grid_runs(tmp_path, clock):
     frameworks = ["rnnkit", "torch"] if importlib.util.find_spec("torch") else ["rnnkit"]
     out = tmp_path / "quick"
-    cmd = [sys.executable, SCRIPT, "--quick", "--repeats", "1", "--min-time", "0", "--warmup", "1",
-           "--threads", "1", "--H", "6", "--clock", clock, "--frameworks", *frameworks,
-           "--out", str(out)]
+    cmd = [
+        sys.executable,
+        SCRIPT,
+        "--quick",
+        "--repeats",
+        "1",
+        "--min-time",
+        "0",
+        "--warmup",
+        "1",
+        "--threads",
+        "1",
+        "--H",
+        "6",
+        "--clock",
+        clock,
+        "--frameworks",
+        *frameworks,
+        "--out",
+        str(out),
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     data = json.loads((tmp_path / "quick.json").read_text())
@@ -58,7 +79,8 @@ def test_quick_grid_runs(tmp_path, clock):
     # the quick grid: 3 cells x 2 modes x N in {1, 4} x T=5 x H=6
     assert len(results) == 12
     assert {(r["cell"], r["mode"], r["N"]) for r in results} == {
-        (c, m, n) for c in ("simple", "lstm", "gru") for m in ("train", "infer") for n in (1, 4)}
+        (c, m, n) for c in ("simple", "lstm", "gru") for m in ("train", "infer") for n in (1, 4)
+    }
     assert data["meta"]["env_workers"]["OPENBLAS_CORETYPE"] is None
     assert data["meta"]["clock"] == clock
     for r in results:
@@ -78,9 +100,22 @@ def test_training_benchmark_quick(tmp_path):
     frameworks = ["rnnkit", "torch"] if importlib.util.find_spec("torch") else ["rnnkit"]
     script = os.path.join(ROOT, "benchmarks", "bench_training.py")
     out = tmp_path / "train"
-    proc = subprocess.run([sys.executable, script, "--quick", "--threads", "1", "--frameworks",
-                           *frameworks, "--out", str(out)], capture_output=True, text=True,
-                          timeout=300)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            script,
+            "--quick",
+            "--threads",
+            "1",
+            "--frameworks",
+            *frameworks,
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     (r,) = json.loads((tmp_path / "train.json").read_text())["results"]
     assert r["rnnkit"]["seconds"][0] > 0
@@ -99,19 +134,37 @@ def test_packed_gemm_microbenchmark_builds_and_agrees(tmp_path):
     import numpy
 
     cc = shutil.which(sysconfig.get_config_var("CC").split()[0]) or shutil.which("gcc")
-    libs = glob.glob(os.path.join(os.path.dirname(numpy.__file__), "..", "numpy.libs",
-                                  "libscipy_openblas64_*.so"))
+    libs = glob.glob(
+        os.path.join(
+            os.path.dirname(numpy.__file__), "..", "numpy.libs", "libscipy_openblas64_*.so"
+        )
+    )
     if cc is None or not libs or sys.platform != "linux":
         pytest.skip("needs a C compiler and the OpenBLAS of NumPy's Linux wheel")
     exe = tmp_path / "packed_gemm"
     src = os.path.join(ROOT, "benchmarks", "packed_gemm.c")
-    for defs in ([], ["-DPREFETCH_MIN_BYTES=0"]):              # with the prefetching kernel too
-        build = subprocess.run([cc, "-O3", "-fno-trapping-math", *defs, src, "-o", str(exe), libs[0],
-                                "-lpthread", f"-Wl,-rpath,{os.path.dirname(libs[0])}"],
-                               capture_output=True, text=True, timeout=120)
+    for defs in ([], ["-DPREFETCH_MIN_BYTES=0"]):  # with the prefetching kernel too
+        build = subprocess.run(
+            [
+                cc,
+                "-O3",
+                "-fno-trapping-math",
+                *defs,
+                src,
+                "-o",
+                str(exe),
+                libs[0],
+                "-lpthread",
+                f"-Wl,-rpath,{os.path.dirname(libs[0])}",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert build.returncode == 0, build.stderr[-3000:]
-        run = subprocess.run([str(exe), "7", "300", "50", "0.01"], capture_output=True, text=True,
-                             timeout=60)
+        run = subprocess.run(
+            [str(exe), "7", "300", "50", "0.01"], capture_output=True, text=True, timeout=60
+        )
         if run.returncode == 2:
             pytest.skip("this CPU has no AVX2/FMA: the packed kernel is not used")
         assert run.returncode == 0, run.stderr
@@ -123,8 +176,11 @@ def test_packed_gemm_microbenchmark_builds_and_agrees(tmp_path):
 def test_a_framework_that_is_not_installed_is_named(monkeypatch, capsys):
     bench = load_bench()
     real = bench.importlib.util.find_spec
-    monkeypatch.setattr(bench.importlib.util, "find_spec",
-                        lambda name, *a: None if name == "torch" else real(name, *a))
+    monkeypatch.setattr(
+        bench.importlib.util,
+        "find_spec",
+        lambda name, *a: None if name == "torch" else real(name, *a),
+    )
     with pytest.raises(SystemExit) as e:
         bench.main(["--quick", "--frameworks", "rnnkit", "torch"])
     assert "torch is not installed" in str(e.value) and "--frameworks rnnkit" in str(e.value)
@@ -135,10 +191,15 @@ def test_ab_layers_runs_and_names_bad_shapes():
     checkout against itself on a tiny shape, and refuses a shape it cannot read."""
     script = os.path.join(ROOT, "benchmarks", "ab_layers.py")
     cmd = [sys.executable, script, "--a", ROOT, "--b", ROOT, "--rounds", "2", "--seconds", "0.01"]
-    proc = subprocess.run(cmd + ["--shapes", "4 3 8 lstm", "5 2 6 gru"], capture_output=True,
-                          text=True, timeout=300)
+    proc = subprocess.run(
+        cmd + ["--shapes", "4 3 8 lstm", "5 2 6 gru"], capture_output=True, text=True, timeout=300
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     rows = [l for l in proc.stdout.splitlines() if l.startswith("| 4 |") or l.startswith("| 5 |")]
     assert len(rows) == 2 and rows[0].startswith("| 4 | 3 | 8 | lstm |")
     bad = subprocess.run(cmd + ["--shapes", "4 3 lstm"], capture_output=True, text=True, timeout=60)
-    assert bad.returncode == 2 and "'N T H' or 'N T H CELL'" in bad.stderr and "'4 3 lstm'" in bad.stderr
+    assert (
+        bad.returncode == 2
+        and "'N T H' or 'N T H CELL'" in bad.stderr
+        and "'4 3 lstm'" in bad.stderr
+    )

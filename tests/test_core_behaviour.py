@@ -1,5 +1,6 @@
 """Behaviour of the core layers, with numbers: direction, stateful chunks, masks,
 dropout, dtypes, initializers, the grads/params contract and parameter counts."""
+
 import numpy as np
 import pytest
 
@@ -97,11 +98,11 @@ def test_reset_state(kind):
     x = data(4)
     first = layer.forward(x)
     second = layer.forward(x)
-    assert not np.allclose(first, second)            # the carried state changed the result
+    assert not np.allclose(first, second)  # the carried state changed the result
     layer.reset_state()
     assert layer.states is None
     close(layer.forward(x), fresh.forward(x))
-    close(layer.forward(x), second)                  # carried again, from the first pass
+    close(layer.forward(x), second)  # carried again, from the first pass
     # reset_state(states) sets the carried state
     s = [np.full((N, size), 0.3) for size in layer.state_sizes]
     layer.reset_state(s)
@@ -143,7 +144,7 @@ def test_masked_step_carries_the_state(kind):
     close(y[0, 2], y[0, 1])
     close(y[0, 3], y[0, 1])
     close(y[1, 5], y[1, 4])
-    assert np.all(y[2, 0] == 0.0)                    # carried from the zero initial state
+    assert np.all(y[2, 0] == 0.0)  # carried from the zero initial state
     assert not np.allclose(y[0, 4], y[0, 3])
     zero = twin(layer, zero_output_for_mask=True).forward(x, mask=mask)
     assert np.all(zero[~mask] == 0.0)
@@ -158,7 +159,7 @@ def test_right_padding_changes_nothing(kind):
     x = data(8, (2, T, D))
     lengths = [T, 3]
     mask = np.arange(T)[None] < np.array(lengths)[:, None]
-    x[1, 3:] = 1e3                                    # garbage in the padding
+    x[1, 3:] = 1e3  # garbage in the padding
     out, *states = layer.forward(x, mask=mask)
     R = [np.random.default_rng(9).standard_normal(a.shape) for a in [out, *states]]
     dx = layer.backward(R)
@@ -168,15 +169,15 @@ def test_right_padding_changes_nothing(kind):
     # the same two sequences, run one by one without padding
     expect = {k: 0.0 for k in grads}
     for n, L in enumerate(lengths):
-        o, *s = layer.forward(x[n:n + 1, :L])
-        close(o, out[n:n + 1])
+        o, *s = layer.forward(x[n : n + 1, :L])
+        close(o, out[n : n + 1])
         for a, b in zip(s, states):
-            close(a, b[n:n + 1])
-        d = layer.backward([r[n:n + 1] for r in R])
-        close(d, dx[n:n + 1, :L])
+            close(a, b[n : n + 1])
+        d = layer.backward([r[n : n + 1] for r in R])
+        close(d, dx[n : n + 1, :L])
         for k in expect:
             expect[k] = expect[k] + layer.grads[k]
-    for k in grads:                                   # padded steps add nothing to the weights
+    for k in grads:  # padded steps add nothing to the weights
         close(grads[k], expect[k])
 
 
@@ -245,11 +246,11 @@ def test_dropout_uses_one_mask_per_sequence(kind):
     x = data(14, (8, T, D))
     y = layer.forward(x, training=True)
     dx = layer.backward(np.random.default_rng(15).standard_normal(y.shape))
-    dropped = dx == 0.0                                      # (N, T, D)
-    assert np.all(dropped == dropped[:, :1, :])              # constant over time
+    dropped = dx == 0.0  # (N, T, D)
+    assert np.all(dropped == dropped[:, :1, :])  # constant over time
     per_sequence = dropped[:, 0, :]
-    assert 0 < per_sequence.sum() < per_sequence.size        # some dropped, some kept
-    assert len({tuple(r) for r in per_sequence}) > 1         # masks differ between sequences
+    assert 0 < per_sequence.sum() < per_sequence.size  # some dropped, some kept
+    assert len({tuple(r) for r in per_sequence}) > 1  # masks differ between sequences
 
 
 @pytest.mark.parametrize("kind", CELL_KINDS)
@@ -270,9 +271,9 @@ def test_dropout_only_in_training_and_reproducible_with_a_seed(kind):
     a = make(kind, dropout=0.3, recurrent_dropout=0.3, seed=5)
     b = make(kind, dropout=0.3, recurrent_dropout=0.3, seed=5)
     plain = twin(a, dropout=0.0, recurrent_dropout=0.0)
-    close(a.forward(x), plain.forward(x))                    # inference: no dropout
+    close(a.forward(x), plain.forward(x))  # inference: no dropout
     ya, yb = a.forward(x, training=True), b.forward(x, training=True)
-    close(ya, yb)                                            # same seed, same masks
+    close(ya, yb)  # same seed, same masks
     assert not np.allclose(ya, plain.forward(x))
     assert not np.allclose(ya, a.forward(x, training=True))  # a fresh mask per call
 
@@ -290,13 +291,28 @@ def test_dropout_scales_the_kept_inputs():
 def _models(dtype=None):
     kw = {} if dtype is None else {"dtype": dtype}
     return [
-        SimpleRNN(H, **kw), LSTM(H, proj_size=2, return_sequences=True, **kw),
-        GRU(H, reset_after=False, **kw), Bidirectional(GRU(H, return_sequences=True, **kw)),
-        Dense(2, activation="softmax", **kw), TimeDistributed(Dense(2, **kw)),
-        Sequential([Masking(**kw), LSTM(H, return_sequences=True, **kw), Dropout(0.2, **kw),
-                    GRU(H, **kw), Dense(2, **kw)]),
-        RNNStack([LSTM(H, return_sequences=True, return_state=True, **kw),
-                  LSTM(H, return_sequences=True, return_state=True, **kw)], dropout=0.1),
+        SimpleRNN(H, **kw),
+        LSTM(H, proj_size=2, return_sequences=True, **kw),
+        GRU(H, reset_after=False, **kw),
+        Bidirectional(GRU(H, return_sequences=True, **kw)),
+        Dense(2, activation="softmax", **kw),
+        TimeDistributed(Dense(2, **kw)),
+        Sequential(
+            [
+                Masking(**kw),
+                LSTM(H, return_sequences=True, **kw),
+                Dropout(0.2, **kw),
+                GRU(H, **kw),
+                Dense(2, **kw),
+            ]
+        ),
+        RNNStack(
+            [
+                LSTM(H, return_sequences=True, return_state=True, **kw),
+                LSTM(H, return_sequences=True, return_state=True, **kw),
+            ],
+            dropout=0.1,
+        ),
     ]
 
 
@@ -316,7 +332,7 @@ def _run(model, x, training=True):
 def test_dtypes(i, dtype):
     model = _models(dtype)[i]
     want = np.float64 if dtype == "float64" else np.float32
-    x = data(19)                                               # float64 input
+    x = data(19)  # float64 input
     y, dx = _run(model, x)
     assert y.dtype == want and dx.dtype == want
     assert model.params and all(p.dtype == want for p in model.params.values())
@@ -345,7 +361,7 @@ def test_orthogonal_recurrent_kernel():
     rnn = SimpleRNN(16, input_shape=(None, 3))
     W = rnn.params["W"].astype(np.float64)
     close(W.T @ W, np.eye(16), tol=1e-6)
-    lstm = LSTM(8, input_shape=(None, 3))                      # W is 8 x 32: orthonormal rows
+    lstm = LSTM(8, input_shape=(None, 3))  # W is 8 x 32: orthonormal rows
     W = lstm.params["W"].astype(np.float64)
     close(W @ W.T, np.eye(8), tol=1e-6)
 
@@ -356,15 +372,20 @@ def test_glorot_uniform_limit():
     limit = np.sqrt(6.0 / (40 + 4 * 32))
     assert np.abs(U).max() <= limit and np.abs(U).max() > 0.95 * limit
     assert abs(U.mean()) < 0.05 * limit
-    assert np.all(layer.params["b"][:32] == 0.0)               # bias: zeros
+    assert np.all(layer.params["b"][:32] == 0.0)  # bias: zeros
 
 
 @pytest.mark.parametrize("cls", [SimpleRNN, LSTM, GRU])
 def test_torch_uniform_limit(cls):
     H_ = 25
-    layer = cls(H_, input_shape=(None, 10), kernel_initializer="torch_uniform",
-                recurrent_initializer="torch_uniform", bias_initializer="torch_uniform",
-                **({"unit_forget_bias": False} if cls is LSTM else {}))
+    layer = cls(
+        H_,
+        input_shape=(None, 10),
+        kernel_initializer="torch_uniform",
+        recurrent_initializer="torch_uniform",
+        bias_initializer="torch_uniform",
+        **({"unit_forget_bias": False} if cls is LSTM else {}),
+    )
     k = 1.0 / np.sqrt(H_)
     for name, p in layer.params.items():
         assert np.abs(p).max() <= k, name
@@ -391,15 +412,33 @@ def test_seeds_make_weights_reproducible():
         for k in la.params:
             np.testing.assert_array_equal(la.params[k], lb.params[k])
     assert not np.array_equal(a[0].params["U"], LSTM(4, input_shape=(None, 2)).params["U"])
-    np.testing.assert_array_equal(GRU(3, seed=9, input_shape=(None, 2)).params["U"],
-                                  GRU(3, seed=9, input_shape=(None, 2)).params["U"])
+    np.testing.assert_array_equal(
+        GRU(3, seed=9, input_shape=(None, 2)).params["U"],
+        GRU(3, seed=9, input_shape=(None, 2)).params["U"],
+    )
 
 
-@pytest.mark.parametrize("name", ["zeros", "ones", "glorot_normal", "uniform", "normal",
-                                  "orthogonal", "torch_uniform", "pytorch"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "zeros",
+        "ones",
+        "glorot_normal",
+        "uniform",
+        "normal",
+        "orthogonal",
+        "torch_uniform",
+        "pytorch",
+    ],
+)
 def test_initializer_names(name):
-    layer = GRU(3, kernel_initializer=name, recurrent_initializer=name,
-                bias_initializer=name, input_shape=(None, 2))
+    layer = GRU(
+        3,
+        kernel_initializer=name,
+        recurrent_initializer=name,
+        bias_initializer=name,
+        input_shape=(None, 2),
+    )
     U = layer.params["U"]
     if name == "zeros":
         assert np.all(U == 0.0)
@@ -415,8 +454,9 @@ def _contract_models():
         Embedding(5, 3, dtype="float64"),
         Sequential([Embedding(5, D, mask_zero=True), Bidirectional(LSTM(H)), Dense(1)]),
         Bidirectional(LSTM(H, return_state=True, return_sequences=True), merge_mode=None),
-        LSTM(H, use_bias=False), GRU(H, use_bias=False), GRU(H, reset_after=False,
-                                                             use_bias=False),
+        LSTM(H, use_bias=False),
+        GRU(H, use_bias=False),
+        GRU(H, reset_after=False, use_bias=False),
     ]
 
 
@@ -472,11 +512,13 @@ def test_parameter_counts_equal_keras(D_, H_):
 
 
 def test_the_lecture_model_runs_as_written():
-    model = Sequential([
-        SimpleRNN(20, return_sequences=True, input_shape=[None, 1]),
-        SimpleRNN(20),
-        Dense(1),
-    ])
+    model = Sequential(
+        [
+            SimpleRNN(20, return_sequences=True, input_shape=[None, 1]),
+            SimpleRNN(20),
+            Dense(1),
+        ]
+    )
     assert model.count_params() == 20 * 22 + 20 * 41 + 21
     x = np.random.default_rng(25).standard_normal((7, 50, 1)).astype(np.float32)
     y = model.forward(x)
@@ -493,7 +535,7 @@ def test_outputs_and_states(kind):
     Hout = 2 if kind == "lstm_proj" else H
     assert out[0].shape == (N, T, Hout)
     assert len(out) == 1 + len(layer.state_sizes)
-    close(out[1], out[0][:, -1])                                # h_T is the last output
+    close(out[1], out[0][:, -1])  # h_T is the last output
     if kind.startswith("lstm"):
         assert out[2].shape == (N, H)
     assert make(kind).forward(data(26)).shape == (N, Hout)
@@ -508,9 +550,14 @@ def test_bidirectional_merge(merge_mode):
     x = data(27)
     y = layer.forward(x)
     f = twin(layer.forward_layer).forward(x)
-    b = twin(layer.backward_layer).forward(x)[:, ::-1]           # back in input order
-    expect = {"concat": np.concatenate([f, b], -1), "sum": f + b, "mul": f * b,
-              "ave": (f + b) / 2, None: [f, b]}[merge_mode]
+    b = twin(layer.backward_layer).forward(x)[:, ::-1]  # back in input order
+    expect = {
+        "concat": np.concatenate([f, b], -1),
+        "sum": f + b,
+        "mul": f * b,
+        "ave": (f + b) / 2,
+        None: [f, b],
+    }[merge_mode]
     if merge_mode is None:
         close(y[0], f)
         close(y[1], b)
@@ -541,6 +588,7 @@ def test_scatter_add_matches_np_add_at():
     """backend.scatter_add sums rows per index (sort + reduceat) as np.add.at does, repeated
     and negative indices included (-1 is the last row, the same row as n - 1)."""
     from rnnkit import backend
+
     rng = np.random.default_rng(0)
     values = rng.standard_normal((40, 3))
     for idx in (rng.integers(0, 7, 40), np.r_[rng.integers(0, 7, 38), -1, 6], np.zeros(40, int)):

@@ -1,10 +1,24 @@
 """Bad input raises ValueError/TypeError naming the argument, what was expected and
 what was given."""
+
 import numpy as np
 import pytest
 
-from rnnkit import (GRU, LSTM, Bidirectional, Dense, Dropout, Embedding, Masking, RNNStack,
-                    Sequential, SimpleRNN, TimeDistributed, set_floatx, set_seed)
+from rnnkit import (
+    GRU,
+    LSTM,
+    Bidirectional,
+    Dense,
+    Dropout,
+    Embedding,
+    Masking,
+    RNNStack,
+    Sequential,
+    SimpleRNN,
+    TimeDistributed,
+    set_floatx,
+    set_seed,
+)
 
 RECURRENT = [SimpleRNN, LSTM, GRU]
 
@@ -17,8 +31,11 @@ def built(cls, D=3, **kw):
 @pytest.mark.parametrize("cls", RECURRENT)
 @pytest.mark.parametrize("shape", [(5, 3), (3,), (2, 5, 3, 1)])
 def test_wrong_rank(cls, shape):
-    with pytest.raises(ValueError, match=rf"x must have rank 3 \(batch, time, features\); "
-                                         rf"got shape {re_shape(shape)}"):
+    with pytest.raises(
+        ValueError,
+        match=rf"x must have rank 3 \(batch, time, features\); "
+        rf"got shape {re_shape(shape)}",
+    ):
         built(cls).forward(np.zeros(shape))
 
 
@@ -34,11 +51,14 @@ def test_wrong_rank_suggests_a_batch_axis():
 @pytest.mark.parametrize("cls", RECURRENT)
 def test_feature_size_of_a_built_layer(cls):
     layer = built(cls)
-    with pytest.raises(ValueError, match=r"x has 2 features in its last axis, but the layer "
-                                         r"was built for 3 \(shape \(2, 5, 2\)\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"x has 2 features in its last axis, but the layer "
+        r"was built for 3 \(shape \(2, 5, 2\)\)",
+    ):
         layer.forward(np.zeros((2, 5, 2)))
     layer = cls(4)
-    layer.forward(np.zeros((2, 5, 3)))                 # built by its first input
+    layer.forward(np.zeros((2, 5, 3)))  # built by its first input
     with pytest.raises(ValueError, match="x has 4 features.*built for 3"):
         layer.forward(np.zeros((2, 5, 4)))
 
@@ -51,12 +71,13 @@ def test_feature_size_of_dense_and_bidirectional():
         layer.forward(np.zeros((1, 4, 2)))
 
 
-@pytest.mark.parametrize("bad,where", [(np.nan, r"\(1, 2, 0\)"), (np.inf, r"\(0, 3, 1\)"),
-                                       (-np.inf, r"\(1, 0, 2\)")])
+@pytest.mark.parametrize(
+    "bad,where", [(np.nan, r"\(1, 2, 0\)"), (np.inf, r"\(0, 3, 1\)"), (-np.inf, r"\(1, 0, 2\)")]
+)
 @pytest.mark.parametrize("cls", RECURRENT + [Dense])
 def test_non_finite_values(cls, bad, where):
     x = np.zeros((2, 4, 3))
-    index = tuple(int(i) for i in where.strip(r"\(\)").split(", "))
+    index = tuple(int(i) for i in where.strip("()").split(", "))
     x[index] = bad
     layer = cls(4, input_shape=(None, 3)) if cls is not Dense else Dense(4)
     with pytest.raises(ValueError, match=rf"x contains NaN or infinity \(first at index {where}\)"):
@@ -65,18 +86,22 @@ def test_non_finite_values(cls, bad, where):
 
 def test_non_finite_initial_state():
     with pytest.raises(ValueError, match=r"initial_state\[1\] contains NaN"):
-        built(LSTM).forward(np.zeros((2, 4, 3)),
-                            initial_state=[np.zeros((2, 4)), np.full((2, 4), np.nan)])
+        built(LSTM).forward(
+            np.zeros((2, 4, 3)), initial_state=[np.zeros((2, 4)), np.full((2, 4), np.nan)]
+        )
 
 
-@pytest.mark.parametrize("x,err,match", [
-    ("abc", TypeError, "x must be a numeric array.*got str 'abc'"),
-    (None, TypeError, "x must be an array.*got None"),
-    (np.array([[["a"]]]), TypeError, "x must be a numeric array.*dtype <U1"),
-    ([[[1.0, 2.0], [3.0]]], TypeError, "x must be a numeric array.*could not convert"),
-    (np.zeros((0, 4, 3)), ValueError, r"x is empty \(shape \(0, 4, 3\)\)"),
-    (np.zeros((2, 0, 3)), ValueError, r"x is empty \(shape \(2, 0, 3\)\)"),
-])
+@pytest.mark.parametrize(
+    "x,err,match",
+    [
+        ("abc", TypeError, "x must be a numeric array.*got str 'abc'"),
+        (None, TypeError, "x must be an array.*got None"),
+        (np.array([[["a"]]]), TypeError, "x must be a numeric array.*dtype <U1"),
+        ([[[1.0, 2.0], [3.0]]], TypeError, "x must be a numeric array.*could not convert"),
+        (np.zeros((0, 4, 3)), ValueError, r"x is empty \(shape \(0, 4, 3\)\)"),
+        (np.zeros((2, 0, 3)), ValueError, r"x is empty \(shape \(2, 0, 3\)\)"),
+    ],
+)
 def test_not_an_array(x, err, match):
     with pytest.raises(err, match=match):
         built(GRU).forward(x)
@@ -85,8 +110,11 @@ def test_not_an_array(x, err, match):
 # --------------------------------------------------------------------------- masks
 @pytest.mark.parametrize("shape", [(2, 5), (3, 4), (2, 4, 1), (8,)])
 def test_mask_of_the_wrong_shape(shape):
-    with pytest.raises(ValueError, match=rf"mask must have shape \(batch, time\) = \(2, 4\); "
-                                         rf"got shape {re_shape(shape)}"):
+    with pytest.raises(
+        ValueError,
+        match=rf"mask must have shape \(batch, time\) = \(2, 4\); "
+        rf"got shape {re_shape(shape)}",
+    ):
         built(LSTM).forward(np.zeros((2, 4, 3)), mask=np.ones(shape, bool))
 
 
@@ -107,12 +135,16 @@ def test_mask_of_the_wrong_shape_through_containers():
 @pytest.mark.parametrize("arg", ["activation", "recurrent_activation"])
 def test_unknown_activation(cls, arg):
     if cls is SimpleRNN and arg == "recurrent_activation":
-        with pytest.raises(TypeError, match="unexpected keyword argument "
-                                            "'recurrent_activation'.*one activation"):
-            cls(3, recurrent_activation="tanh")          # Keras's SimpleRNN has no such argument
+        with pytest.raises(
+            TypeError, match="unexpected keyword argument 'recurrent_activation'.*one activation"
+        ):
+            cls(3, recurrent_activation="tanh")  # Keras's SimpleRNN has no such argument
         return
-    with pytest.raises(ValueError, match=rf"{arg} must be one of \[.*'tanh'.*'sigmoid'.*\]; "
-                                         rf"got 'swish'"):
+    with pytest.raises(
+        ValueError,
+        match=rf"{arg} must be one of \[.*'tanh'.*'sigmoid'.*\]; "
+        rf"got 'swish'",
+    ):
         cls(3, **{arg: "swish"})
 
 
@@ -123,11 +155,13 @@ def test_softmax_is_not_a_recurrent_activation():
         Dense(3, activation="gelu")
 
 
-@pytest.mark.parametrize("arg", ["kernel_initializer", "recurrent_initializer",
-                                 "bias_initializer"])
+@pytest.mark.parametrize("arg", ["kernel_initializer", "recurrent_initializer", "bias_initializer"])
 def test_unknown_initializer(arg):
-    with pytest.raises(ValueError, match=rf"{arg} must be one of \[.*'glorot_uniform'.*"
-                                         rf"'orthogonal'.*\].*; got 'he_normal'"):
+    with pytest.raises(
+        ValueError,
+        match=rf"{arg} must be one of \[.*'glorot_uniform'.*"
+        rf"'orthogonal'.*\].*; got 'he_normal'",
+    ):
         LSTM(3, **{arg: "he_normal"})
     with pytest.raises(ValueError, match="embeddings_initializer must be one of.*got 'x'"):
         Embedding(3, 2, embeddings_initializer="x")
@@ -173,8 +207,11 @@ def test_bad_dtype_and_names():
 
 
 def test_bad_wrappers():
-    with pytest.raises(ValueError, match=r"merge_mode must be one of \['concat', 'sum', 'mul', "
-                                         r"'ave', None\]; got 'max'"):
+    with pytest.raises(
+        ValueError,
+        match=r"merge_mode must be one of \['concat', 'sum', 'mul', "
+        r"'ave', None\]; got 'max'",
+    ):
         Bidirectional(LSTM(3), merge_mode="max")
     with pytest.raises(TypeError, match="layer must be a SimpleRNN, LSTM or GRU; got Dense"):
         Bidirectional(Dense(3))
@@ -193,46 +230,79 @@ def test_bad_wrappers():
 
 
 # --------------------------------------------------------------------------- states
-@pytest.mark.parametrize("states,match", [
-    ([np.zeros((2, 4))], r"initial_state must be a list of 2 array\(s\) \[h, c\]; got 1"),
-    ([np.zeros((2, 4))] * 3, r"initial_state must be a list of 2 array\(s\) \[h, c\]; got 3"),
-    ([np.zeros((3, 4)), np.zeros((2, 4))], r"initial_state\[0\] must have shape \(2, 4\); "
-                                           r"got \(3, 4\)"),
-    ([np.zeros((2, 4)), np.zeros((2, 5))], r"initial_state\[1\] must have shape \(2, 4\); "
-                                           r"got \(2, 5\)"),
-    ([np.zeros((2, 4)), np.zeros((2, 4, 1))], r"initial_state\[1\] must have rank 2 "
-                                              r"\(batch, 4\); got shape \(2, 4, 1\)"),
-])
+@pytest.mark.parametrize(
+    "states,match",
+    [
+        ([np.zeros((2, 4))], r"initial_state must be a list of 2 array\(s\) \[h, c\]; got 1"),
+        ([np.zeros((2, 4))] * 3, r"initial_state must be a list of 2 array\(s\) \[h, c\]; got 3"),
+        (
+            [np.zeros((3, 4)), np.zeros((2, 4))],
+            r"initial_state\[0\] must have shape \(2, 4\); "
+            r"got \(3, 4\)",
+        ),
+        (
+            [np.zeros((2, 4)), np.zeros((2, 5))],
+            r"initial_state\[1\] must have shape \(2, 4\); "
+            r"got \(2, 5\)",
+        ),
+        (
+            [np.zeros((2, 4)), np.zeros((2, 4, 1))],
+            r"initial_state\[1\] must have rank 2 "
+            r"\(batch, 4\); got shape \(2, 4, 1\)",
+        ),
+    ],
+)
 def test_wrong_initial_state_lstm(states, match):
     with pytest.raises(ValueError, match=match):
         built(LSTM).forward(np.zeros((2, 5, 3)), initial_state=states)
 
 
 def test_wrong_initial_state_gru_and_projection():
-    with pytest.raises(ValueError, match=r"initial_state must be a list of 1 array\(s\) \[h\]; "
-                                         r"got 2"):
+    with pytest.raises(
+        ValueError,
+        match=r"initial_state must be a list of 1 array\(s\) \[h\]; "
+        r"got 2",
+    ):
         built(GRU).forward(np.zeros((2, 5, 3)), initial_state=[np.zeros((2, 4))] * 2)
-    with pytest.raises(ValueError, match=r"initial_state\[0\] must have shape \(2, 2\); "
-                                         r"got \(2, 4\)"):
-        LSTM(4, proj_size=2).forward(np.zeros((2, 5, 3)),
-                                     initial_state=[np.zeros((2, 4)), np.zeros((2, 4))])
+    with pytest.raises(
+        ValueError,
+        match=r"initial_state\[0\] must have shape \(2, 2\); "
+        r"got \(2, 4\)",
+    ):
+        LSTM(4, proj_size=2).forward(
+            np.zeros((2, 5, 3)), initial_state=[np.zeros((2, 4)), np.zeros((2, 4))]
+        )
     with pytest.raises(ValueError, match="initial_state must be a list of 4 arrays"):
         Bidirectional(LSTM(3)).forward(np.zeros((2, 5, 3)), initial_state=[np.zeros((2, 3))])
-    with pytest.raises(ValueError, match=r"states\[0\] must have shape \(batch, 4\); "
-                                         r"got \(2, 3\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"states\[0\] must have shape \(batch, 4\); "
+        r"got \(2, 3\)",
+    ):
         built(SimpleRNN, stateful=True).reset_state([np.zeros((2, 3))])
 
 
 def test_wrong_initial_state_rnnstack():
-    lstm = RNNStack([LSTM(4, return_sequences=True, return_state=True),
-                     LSTM(4, return_sequences=True, return_state=True)], batch_first=False)
-    x = np.zeros((5, 2, 3))                                  # (T, N, D)
+    lstm = RNNStack(
+        [
+            LSTM(4, return_sequences=True, return_state=True),
+            LSTM(4, return_sequences=True, return_state=True),
+        ],
+        batch_first=False,
+    )
+    x = np.zeros((5, 2, 3))  # (T, N, D)
     h = np.zeros((2, 2, 4))
-    with pytest.raises(ValueError, match=r"initial state of an LSTM stack is a pair \(h_0, c_0\); "
-                                         r"got an array of shape \(2, 2, 4\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"initial state of an LSTM stack is a pair \(h_0, c_0\); "
+        r"got an array of shape \(2, 2, 4\)",
+    ):
         lstm.forward(x, h)
-    with pytest.raises(ValueError, match=r"c_0 must have shape \(num_layers \* num_directions, "
-                                         r"batch, 4\) = \(2, 2, 4\); got \(1, 2, 4\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"c_0 must have shape \(num_layers \* num_directions, "
+        r"batch, 4\) = \(2, 2, 4\); got \(1, 2, 4\)",
+    ):
         lstm.forward(x, (h, np.zeros((1, 2, 4))))
     with pytest.raises(ValueError, match=r"h_0 must have shape .* = \(2, 2, 4\); got \(2, 5, 4\)"):
         lstm.forward(x, (np.zeros((2, 5, 4)), h))
@@ -242,20 +312,32 @@ def test_wrong_initial_state_rnnstack():
 
 
 def test_rnnstack_layers_must_stack():
-    with pytest.raises(ValueError, match="every layer must be of one kind, state size and "
-                                         "direction count"):
-        RNNStack([LSTM(3, return_sequences=True, return_state=True),
-                  LSTM(4, return_sequences=True, return_state=True)])
+    with pytest.raises(
+        ValueError, match="every layer must be of one kind, state size and direction count"
+    ):
+        RNNStack(
+            [
+                LSTM(3, return_sequences=True, return_state=True),
+                LSTM(4, return_sequences=True, return_state=True),
+            ]
+        )
     with pytest.raises(ValueError, match="every layer must be of one kind"):
-        RNNStack([GRU(3, return_sequences=True, return_state=True),
-                  Bidirectional(GRU(3, return_sequences=True, return_state=True))])
+        RNNStack(
+            [
+                GRU(3, return_sequences=True, return_state=True),
+                Bidirectional(GRU(3, return_sequences=True, return_state=True)),
+            ]
+        )
 
 
 # --------------------------------------------------------------------------- embeddings
 @pytest.mark.parametrize("ids,value", [([[1, 5]], 5), ([[0, -1]], -1), ([[9, 2]], 9)])
 def test_token_ids_out_of_range(ids, value):
-    with pytest.raises(ValueError, match=rf"x holds token id {value}, outside \[0, 5\) "
-                                         rf"\(input_dim=5\)"):
+    with pytest.raises(
+        ValueError,
+        match=rf"x holds token id {value}, outside \[0, 5\) "
+        rf"\(input_dim=5\)",
+    ):
         Embedding(5, 2).forward(np.array(ids))
 
 
@@ -264,8 +346,11 @@ def test_token_ids_of_the_wrong_type():
         Embedding(5, 2).forward(np.array([[1.5, 2.0]]))
     with pytest.raises(TypeError, match="x must hold integer token ids.*dtype <U1"):
         Embedding(5, 2).forward(np.array([["a"]]))
-    with pytest.raises(ValueError, match=r"x must have rank 1 or 2 \(batch, time\); "
-                                         r"got shape \(1, 2, 1\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"x must have rank 1 or 2 \(batch, time\); "
+        r"got shape \(1, 2, 1\)",
+    ):
         Embedding(5, 2).forward(np.zeros((1, 2, 1), dtype=int))
     np.testing.assert_array_equal(Embedding(5, 2).forward(np.array([[1.0, 4.0]])).shape, (1, 2, 2))
     with pytest.raises(ValueError, match="input_dim must be a positive integer; got 0"):

@@ -4,6 +4,7 @@ Every check asserts that the worst relative error over all checked tensors is be
 1e-6 and that the tensors expected to be checked (parameters, input, initial state)
 were checked at all, so that a check cannot pass by checking nothing.
 """
+
 import numpy as np
 import pytest
 import torch
@@ -28,9 +29,7 @@ TOL = 1e-6
 N, T, D, H = 3, 5, 3, 4
 
 # sample 0 uses every step, sample 1 is right-padded, sample 2 has a hole and a left pad
-MASK = np.array([[1, 1, 1, 1, 1],
-                 [1, 1, 1, 0, 0],
-                 [0, 1, 0, 1, 1]], dtype=bool)
+MASK = np.array([[1, 1, 1, 1, 1], [1, 1, 1, 0, 0], [0, 1, 0, 1, 1]], dtype=bool)
 
 
 def check(model, x, *, expect=(), **kw):
@@ -48,7 +47,7 @@ def data(seed=0, shape=(N, T, D)):
 
 
 def make(kind, **kw):
-    kw.setdefault("bias_initializer", "torch_uniform")    # non-zero biases
+    kw.setdefault("bias_initializer", "torch_uniform")  # non-zero biases
     kw.setdefault("seed", 7)
     kw.setdefault("dtype", "float64")
     return recurrent_layer(kind, H, **kw)
@@ -66,8 +65,9 @@ def with_initial_states(layer, call, expect):
 
 
 # --------------------------------------------------------------------------- activations
-@pytest.mark.parametrize("activation", ["tanh", "sigmoid", "relu", "linear", "hard_sigmoid",
-                                        "softsign"])
+@pytest.mark.parametrize(
+    "activation", ["tanh", "sigmoid", "relu", "linear", "hard_sigmoid", "softsign"]
+)
 @pytest.mark.parametrize("return_sequences", [True, False])
 def test_simple_rnn_activations(activation, return_sequences):
     layer = make("rnn", activation=activation, return_sequences=return_sequences)
@@ -75,12 +75,23 @@ def test_simple_rnn_activations(activation, return_sequences):
 
 
 @pytest.mark.parametrize("kind", ["lstm", "lstm_proj", "gru", "gru_before"])
-@pytest.mark.parametrize("activation,recurrent_activation", [
-    ("tanh", "sigmoid"), ("softsign", "hard_sigmoid"), ("relu", "sigmoid"),
-    ("sigmoid", "tanh"), ("linear", "softsign")])
+@pytest.mark.parametrize(
+    "activation,recurrent_activation",
+    [
+        ("tanh", "sigmoid"),
+        ("softsign", "hard_sigmoid"),
+        ("relu", "sigmoid"),
+        ("sigmoid", "tanh"),
+        ("linear", "softsign"),
+    ],
+)
 def test_gated_activations(kind, activation, recurrent_activation):
-    layer = make(kind, activation=activation, recurrent_activation=recurrent_activation,
-                 return_sequences=True)
+    layer = make(
+        kind,
+        activation=activation,
+        recurrent_activation=recurrent_activation,
+        return_sequences=True,
+    )
     check(layer, data(), expect=["input"])
 
 
@@ -91,7 +102,7 @@ def test_lstm_unit_forget_bias(unit_forget_bias):
 
 
 # --------------------------------------------------------------------------- options
-OPTIONS = {                      # test_options: the layer's arguments for each option
+OPTIONS = {  # test_options: the layer's arguments for each option
     "sequences": dict(return_sequences=True),
     "last": {},
     "state_sequences": dict(return_sequences=True, return_state=True),
@@ -102,7 +113,7 @@ OPTIONS = {                      # test_options: the layer's arguments for each 
     "go_backwards_last": dict(go_backwards=True, return_state=True),
     "no_bias": dict(use_bias=False, return_sequences=True),
 }
-MASK_OPTIONS = {                 # test_masks: the same with the mask
+MASK_OPTIONS = {  # test_masks: the same with the mask
     "sequences": dict(return_sequences=True),
     "last_with_state": dict(return_state=True),
     "zero_output": dict(return_sequences=True, zero_output_for_mask=True),
@@ -136,8 +147,7 @@ def test_masks(kind, option):
 @pytest.mark.parametrize("kind", CELL_KINDS)
 @pytest.mark.parametrize("rates", [(0.3, 0.0), (0.0, 0.3), (0.3, 0.4)])
 def test_dropout_training(kind, rates):
-    layer = make(kind, dropout=rates[0], recurrent_dropout=rates[1], return_sequences=True,
-                 seed=11)
+    layer = make(kind, dropout=rates[0], recurrent_dropout=rates[1], return_sequences=True, seed=11)
     x = data(2)
     # the masks are really on: training and inference differ
     assert not np.allclose(layer.forward(x, training=True), layer.forward(x))
@@ -157,11 +167,11 @@ def test_dropout_masks_of_an_earlier_batch_are_not_reused():
 def test_stateful_second_chunk(kind):
     layer = make(kind, stateful=True, return_sequences=True)
     x = data(3, (N, 2 * T, D))
-    layer.forward(x[:, :T])                    # the first chunk leaves a non-zero state
+    layer.forward(x[:, :T])  # the first chunk leaves a non-zero state
     assert np.abs(layer.states[0]).max() > 0.01
     carried = [s.copy() for s in layer.states]
     check(layer, x[:, T:], expect=["input"])
-    for a, b in zip(layer.states, carried):    # gradcheck works on a copy
+    for a, b in zip(layer.states, carried):  # gradcheck works on a copy
         np.testing.assert_array_equal(a, b)
 
 
@@ -176,23 +186,27 @@ def test_stateful_first_chunk(kind):
 
 # --------------------------------------------------------------------------- containers
 def test_deep_sequential():
-    model = Sequential([
-        make("rnn", return_sequences=True),
-        make("lstm_proj", return_sequences=True),
-        make("gru_before", return_sequences=True),
-        make("gru"),
-        Dense(2, activation="softmax", dtype="float64"),
-    ])
+    model = Sequential(
+        [
+            make("rnn", return_sequences=True),
+            make("lstm_proj", return_sequences=True),
+            make("gru_before", return_sequences=True),
+            make("gru"),
+            Dense(2, activation="softmax", dtype="float64"),
+        ]
+    )
     check(model, data(5), expect=["input"])
 
 
 def test_deep_sequential_with_mask_and_dropout():
-    model = Sequential([
-        make("lstm", return_sequences=True, dropout=0.2, recurrent_dropout=0.2),
-        Dropout(0.3, seed=1),
-        make("gru", return_sequences=True, dropout=0.2, recurrent_dropout=0.2),
-        TimeDistributed(Dense(2, activation="tanh", dtype="float64")),
-    ])
+    model = Sequential(
+        [
+            make("lstm", return_sequences=True, dropout=0.2, recurrent_dropout=0.2),
+            Dropout(0.3, seed=1),
+            make("gru", return_sequences=True, dropout=0.2, recurrent_dropout=0.2),
+            TimeDistributed(Dense(2, activation="tanh", dtype="float64")),
+        ]
+    )
     check(model, data(6), mask=MASK, training=True, expect=["input"])
 
 
@@ -209,12 +223,18 @@ def test_bidirectional_state_and_mask(merge_mode, return_sequences):
     inner = make("lstm", return_sequences=return_sequences, return_state=True)
     layer = Bidirectional(inner, merge_mode=merge_mode)
     h0 = initial_states(inner) + initial_states(inner, seed=4)
-    check(layer, data(8), mask=MASK, initial_state=h0,
-          expect=["input"] + [f"initial_state[{k}]" for k in range(4)])
+    check(
+        layer,
+        data(8),
+        mask=MASK,
+        initial_state=h0,
+        expect=["input"] + [f"initial_state[{k}]" for k in range(4)],
+    )
 
 
-@pytest.mark.parametrize("activation", [None, "linear", "tanh", "sigmoid", "relu", "softmax",
-                                        "hard_sigmoid", "softsign"])
+@pytest.mark.parametrize(
+    "activation", [None, "linear", "tanh", "sigmoid", "relu", "softmax", "hard_sigmoid", "softsign"]
+)
 @pytest.mark.parametrize("shape", [(N, D), (N, T, D)])
 def test_dense(activation, shape):
     layer = Dense(4, activation=activation, bias_initializer="uniform", dtype="float64", seed=2)
@@ -226,11 +246,14 @@ def test_dense_without_bias():
 
 
 def test_time_distributed_dense():
-    model = Sequential([make("gru", return_sequences=True),
-                        TimeDistributed(Dense(3, activation="softmax", dtype="float64"))])
+    model = Sequential(
+        [
+            make("gru", return_sequences=True),
+            TimeDistributed(Dense(3, activation="softmax", dtype="float64")),
+        ]
+    )
     check(model, data(10), expect=["input"])
-    check(TimeDistributed(Dense(3, activation="relu", dtype="float64")), data(10),
-          expect=["input"])
+    check(TimeDistributed(Dense(3, activation="relu", dtype="float64")), data(10), expect=["input"])
 
 
 def test_embedding():
@@ -242,9 +265,14 @@ def test_embedding():
 
 def test_embedding_mask_zero():
     ids = np.array([[3, 1, 2, 0, 0], [5, 5, 1, 4, 2], [0, 0, 3, 2, 1]])
-    model = Sequential([Embedding(6, D, mask_zero=True, dtype="float64", seed=3),
-                        Bidirectional(make("gru", return_sequences=True)),
-                        make("lstm"), Dense(2, dtype="float64")])
+    model = Sequential(
+        [
+            Embedding(6, D, mask_zero=True, dtype="float64", seed=3),
+            Bidirectional(make("gru", return_sequences=True)),
+            make("lstm"),
+            Dense(2, dtype="float64"),
+        ]
+    )
     check(model, ids)
 
 
@@ -254,15 +282,23 @@ def test_masking_layer():
     parameters here, and test_core_behaviour checks the input gradient."""
     x = data(11)
     x[~MASK] = 0.0
-    model = Sequential([Masking(0.0), make("lstm", return_sequences=True), make("gru"),
-                        Dense(2, dtype="float64")])
+    model = Sequential(
+        [Masking(0.0), make("lstm", return_sequences=True), make("gru"), Dense(2, dtype="float64")]
+    )
     check(model, x, check_inputs=False)
 
 
 def _torch_stack(kind, bidirectional, num_layers=2, dropout=0.0):
     torch.manual_seed(0)
-    module = torch_module(kind, D, H, num_layers=num_layers, bidirectional=bidirectional,
-                          batch_first=True, dropout=dropout).double()
+    module = torch_module(
+        kind,
+        D,
+        H,
+        num_layers=num_layers,
+        bidirectional=bidirectional,
+        batch_first=True,
+        dropout=dropout,
+    ).double()
     return from_torch(module)
 
 
@@ -297,7 +333,7 @@ def test_gradcheck_works_on_a_float64_copy_of_a_float32_model():
     x = data(14).astype(np.float32)
     before = [p.copy() for p in model.params.values()]
     check(model, x, expect=["input"])
-    assert all(p.dtype == np.float32 for p in model.params.values())     # not changed
+    assert all(p.dtype == np.float32 for p in model.params.values())  # not changed
     for p, q in zip(model.params.values(), before):
         np.testing.assert_array_equal(p, q)
 

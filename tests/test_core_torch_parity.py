@@ -4,6 +4,7 @@ Outputs, final states (h_n, c_n) and the gradients of every parameter, of the in
 and of the initial states agree with nn.RNN / nn.LSTM / nn.GRU: relative error
 max|a - b| / max|b| at most 1e-10 in float64 and 1e-5 in float32.
 """
+
 import copy
 
 import numpy as np
@@ -18,7 +19,7 @@ from helpers import TORCH_KINDS, torch_module
 
 TOL = {np.float64: 1e-10, np.float32: 1e-5}
 TORCH_DTYPE = {np.float64: torch.float64, np.float32: torch.float32}
-KINDS = TORCH_KINDS            # rnn, rnn_relu, lstm, lstm_proj, gru
+KINDS = TORCH_KINDS  # rnn, rnn_relu, lstm, lstm_proj, gru
 
 pytestmark = pytest.mark.filterwarnings("ignore:LSTM with projections is not supported")
 
@@ -43,13 +44,28 @@ def rel_err(a, b):
     return float(np.abs(a - b).max() / scale)
 
 
-def make_module(kind, D, H, num_layers=1, bidirectional=False, batch_first=True, bias=True,
-                dtype=np.float64, dropout=0.0, seed=0):
+def make_module(
+    kind,
+    D,
+    H,
+    num_layers=1,
+    bidirectional=False,
+    batch_first=True,
+    bias=True,
+    dtype=np.float64,
+    dropout=0.0,
+    seed=0,
+):
     torch.manual_seed(seed)
-    kw = dict(num_layers=num_layers, bidirectional=bidirectional, batch_first=batch_first,
-              bias=bias, dropout=dropout)
+    kw = dict(
+        num_layers=num_layers,
+        bidirectional=bidirectional,
+        batch_first=batch_first,
+        bias=bias,
+        dropout=dropout,
+    )
     m = torch_module(kind, D, H, **kw).to(TORCH_DTYPE[dtype])
-    m.eval()                      # no dropout: the same function on both sides
+    m.eval()  # no dropout: the same function on both sides
     return m
 
 
@@ -75,11 +91,15 @@ def run_torch(module, x, h0, R_out, R_states, lengths=None):
     if lengths is None:
         out, hn = module(xt, arg)
     else:
-        packed = pack_padded_sequence(xt, torch.tensor(lengths), batch_first=module.batch_first,
-                                      enforce_sorted=False)
+        packed = pack_padded_sequence(
+            xt, torch.tensor(lengths), batch_first=module.batch_first, enforce_sorted=False
+        )
         out, hn = module(packed, arg)
-        out, _ = pad_packed_sequence(out, batch_first=module.batch_first,
-                                     total_length=x.shape[1 if module.batch_first else 0])
+        out, _ = pad_packed_sequence(
+            out,
+            batch_first=module.batch_first,
+            total_length=x.shape[1 if module.batch_first else 0],
+        )
     states = list(hn) if isinstance(module, torch.nn.LSTM) else [hn]
     loss = (out * torch.tensor(R_out)).sum()
     for s, r in zip(states, R_states):
@@ -87,9 +107,12 @@ def run_torch(module, x, h0, R_out, R_states, lengths=None):
     module.zero_grad()
     loss.backward()
     return dict(
-        out=out.detach().numpy(), states=[s.detach().numpy() for s in states],
-        dx=xt.grad.numpy(), dh0=[h.grad.numpy() for h in h0t],
-        grads={k: p.grad.numpy() for k, p in module.named_parameters()})
+        out=out.detach().numpy(),
+        states=[s.detach().numpy() for s in states],
+        dx=xt.grad.numpy(),
+        dh0=[h.grad.numpy() for h in h0t],
+        grads={k: p.grad.numpy() for k, p in module.named_parameters()},
+    )
 
 
 def run_rnnkit(stack, x, h0, R_out, R_states, mask=None):
@@ -98,8 +121,13 @@ def run_rnnkit(stack, x, h0, R_out, R_states, mask=None):
     states = list(hn) if is_lstm else [hn]
     dx = stack.backward((R_out, tuple(R_states) if is_lstm else R_states[0]))
     d0 = stack.initial_state_grads
-    return dict(out=out, states=states, dx=dx, dh0=list(d0) if is_lstm else [d0],
-                grads=grads_as_torch(stack))
+    return dict(
+        out=out,
+        states=states,
+        dx=dx,
+        dh0=list(d0) if is_lstm else [d0],
+        grads=grads_as_torch(stack),
+    )
 
 
 def compare(module, x, h0, dtype, mask=None, lengths=None, seed=0):
@@ -110,7 +138,7 @@ def compare(module, x, h0, dtype, mask=None, lengths=None, seed=0):
     dirs = 2 if module.bidirectional else 1
     out_shape = x.shape[:2] + (H_out * dirs,)
     R_out = rng.standard_normal(out_shape).astype(dtype)
-    if mask is not None:                  # padded outputs do not enter the loss
+    if mask is not None:  # padded outputs do not enter the loss
         valid = mask if module.batch_first else mask.T
         R_out *= valid[:, :, None]
     R_states = [rng.standard_normal(h.shape).astype(dtype) for h in h0]
@@ -123,7 +151,7 @@ def compare(module, x, h0, dtype, mask=None, lengths=None, seed=0):
         a, b = got[k], ref[k]
         if k == "out" and mask is not None:
             valid = mask if module.batch_first else mask.T
-            a, b = a[valid], b[valid]          # padded steps: PyTorch pads with zeros
+            a, b = a[valid], b[valid]  # padded steps: PyTorch pads with zeros
         errors[k] = rel_err(a, b)
     for i, (a, b) in enumerate(zip(got["states"], ref["states"])):
         errors[f"state{i}"] = rel_err(a, b)
@@ -133,7 +161,7 @@ def compare(module, x, h0, dtype, mask=None, lengths=None, seed=0):
     for name, g in ref["grads"].items():
         key = name
         if name.startswith("bias_hh") and not is_gru:
-            key = name.replace("bias_hh", "bias_ih")   # rnnkit's b is bias_ih + bias_hh
+            key = name.replace("bias_hh", "bias_ih")  # rnnkit's b is bias_ih + bias_hh
         errors[name] = rel_err(got["grads"][key], g)
     worst = max(errors.values())
     assert worst <= tol, {k: v for k, v in errors.items() if v > tol}
@@ -156,29 +184,49 @@ def random_config(seed):
     rng = np.random.default_rng(1000 + seed)
     return dict(
         kind=KINDS[seed % len(KINDS)],
-        D=int(rng.integers(1, 7)), H=int(rng.integers(2, 9)),
-        num_layers=int(rng.integers(1, 4)), bidirectional=bool(rng.integers(2)),
-        batch_first=bool(rng.integers(2)), bias=bool(rng.integers(0, 4) > 0),
+        D=int(rng.integers(1, 7)),
+        H=int(rng.integers(2, 9)),
+        num_layers=int(rng.integers(1, 4)),
+        bidirectional=bool(rng.integers(2)),
+        batch_first=bool(rng.integers(2)),
+        bias=bool(rng.integers(0, 4) > 0),
         dtype=[np.float64, np.float32][seed // len(KINDS) % 2],
-        N=int(rng.choice([1, 2, 3, 5])), T=int(rng.choice([1, 2, 7, 16, 33])))
+        N=int(rng.choice([1, 2, 3, 5])),
+        T=int(rng.choice([1, 2, 7, 16, 33])),
+    )
 
 
 # --------------------------------------------------------------------------- parity
 @pytest.mark.parametrize("seed", range(40))
 def test_random_configurations(seed):
     c = random_config(seed)
-    module = make_module(c["kind"], c["D"], c["H"], c["num_layers"], c["bidirectional"],
-                         c["batch_first"], c["bias"], c["dtype"], seed=seed)
+    module = make_module(
+        c["kind"],
+        c["D"],
+        c["H"],
+        c["num_layers"],
+        c["bidirectional"],
+        c["batch_first"],
+        c["bias"],
+        c["dtype"],
+        seed=seed,
+    )
     x, h0 = random_inputs(module, c["N"], c["T"], c["dtype"], seed)
     compare(module, x, h0, c["dtype"], seed=seed)
 
 
 def test_random_configurations_cover_every_option():
     configs = [random_config(s) for s in range(40)]
-    for key, values in [("kind", KINDS), ("num_layers", [1, 2, 3]),
-                        ("bidirectional", [False, True]), ("batch_first", [False, True]),
-                        ("bias", [False, True]), ("dtype", [np.float32, np.float64]),
-                        ("N", [1]), ("T", [1])]:
+    for key, values in [
+        ("kind", KINDS),
+        ("num_layers", [1, 2, 3]),
+        ("bidirectional", [False, True]),
+        ("batch_first", [False, True]),
+        ("bias", [False, True]),
+        ("dtype", [np.float32, np.float64]),
+        ("N", [1]),
+        ("T", [1]),
+    ]:
         seen = {c[key] for c in configs}
         assert set(values) <= seen, (key, seen)
 
@@ -203,8 +251,9 @@ def test_single_step_and_single_sequence(kind, N, T):
 @pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_long_sequences(kind, dtype):
-    module = make_module(kind, 3, 6, num_layers=2, bidirectional=kind in ("lstm", "gru"),
-                         dtype=dtype)
+    module = make_module(
+        kind, 3, 6, num_layers=2, bidirectional=kind in ("lstm", "gru"), dtype=dtype
+    )
     x, h0 = random_inputs(module, 2, 500, dtype, seed=3)
     compare(module, x, h0, dtype)
 
@@ -263,13 +312,15 @@ def test_from_torch_copies_the_weights():
     stack = from_torch(module)
     assert isinstance(stack, RNNStack) and stack.num_directions == 2 and len(stack.layers) == 2
     p = stack.params
-    W = module.weight_ih_l1_reverse.detach().numpy()       # rows r, z, n
-    U = p["bidirectional_l1/backward_gru_l1/U"]            # columns z, r, n
+    W = module.weight_ih_l1_reverse.detach().numpy()  # rows r, z, n
+    U = p["bidirectional_l1/backward_gru_l1/U"]  # columns z, r, n
     np.testing.assert_array_equal(U[:, :4], W[4:8].T)
     np.testing.assert_array_equal(U[:, 4:8], W[:4].T)
     np.testing.assert_array_equal(U[:, 8:], W[8:].T)
-    np.testing.assert_array_equal(p["bidirectional_l1/backward_gru_l1/b_rec"][:4],
-                                  module.bias_hh_l1_reverse.detach().numpy()[4:8])
+    np.testing.assert_array_equal(
+        p["bidirectional_l1/backward_gru_l1/b_rec"][:4],
+        module.bias_hh_l1_reverse.detach().numpy()[4:8],
+    )
 
 
 # --------------------------------------------------------------------------- masks
@@ -278,12 +329,13 @@ def test_from_torch_copies_the_weights():
 @pytest.mark.parametrize("batch_first", [True, False])
 def test_mask_matches_packed_sequences(kind, bidirectional, batch_first):
     N, T = 5, 7
-    module = make_module(kind, 3, 4, num_layers=2, bidirectional=bidirectional,
-                         batch_first=batch_first)
+    module = make_module(
+        kind, 3, 4, num_layers=2, bidirectional=bidirectional, batch_first=batch_first
+    )
     x, h0 = random_inputs(module, N, T, np.float64, seed=5)
     lengths = np.array([7, 3, 1, 5, 7])
-    mask = np.arange(T)[None, :] < lengths[:, None]          # (N, T)
-    if not batch_first:                                       # padded input is garbage
+    mask = np.arange(T)[None, :] < lengths[:, None]  # (N, T)
+    if not batch_first:  # padded input is garbage
         x[~mask.T] = 1e3
     else:
         x[~mask] = 1e3
@@ -309,10 +361,14 @@ def test_to_torch_round_trip(kind, bidirectional):
     assert back.num_layers == 2 and back.bidirectional == bidirectional
     assert back.bias == module.bias and back.batch_first
     x, h0 = random_inputs(module, 3, 6, np.float64, seed=7)
-    ref, _ = module(torch.tensor(x), *([tuple(map(torch.tensor, h0))] if len(h0) == 2
-                                      else [torch.tensor(h0[0])]))
-    out, _ = back(torch.tensor(x), *([tuple(map(torch.tensor, h0))] if len(h0) == 2
-                                     else [torch.tensor(h0[0])]))
+    ref, _ = module(
+        torch.tensor(x),
+        *([tuple(map(torch.tensor, h0))] if len(h0) == 2 else [torch.tensor(h0[0])]),
+    )
+    out, _ = back(
+        torch.tensor(x),
+        *([tuple(map(torch.tensor, h0))] if len(h0) == 2 else [torch.tensor(h0[0])]),
+    )
     assert rel_err(out.detach().numpy(), ref.detach().numpy()) < 1e-13
     # the state_dict loads into a fresh module of the original's configuration
     fresh = make_module(kind, 3, 5, num_layers=2, bidirectional=bidirectional, seed=99)
@@ -322,17 +378,33 @@ def test_to_torch_round_trip(kind, bidirectional):
     assert rel_err(out2.detach().numpy(), ref2.detach().numpy()) < 1e-13
 
 
-@pytest.mark.parametrize("make_model", [
-    lambda: Sequential([LSTM(5, return_sequences=True, input_shape=(None, 3),
-                             bias_initializer="torch_uniform"),
-                        LSTM(5, return_sequences=True)]),
-    lambda: Sequential([GRU(4, return_sequences=True, bias_initializer="torch_uniform")]),
-    lambda: SimpleRNN(4, activation="relu", return_sequences=True),
-    lambda: LSTM(6, proj_size=3, return_sequences=True),
-    lambda: Bidirectional(GRU(4, return_sequences=True, bias_initializer="uniform")),
-    lambda: RNNStack([Bidirectional(SimpleRNN(3, return_sequences=True, return_state=True)),
-                      Bidirectional(SimpleRNN(3, return_sequences=True, return_state=True))]),
-], ids=["lstm2", "gru", "relu_rnn", "lstm_proj", "bi_gru", "bi_rnn_stack"])
+@pytest.mark.parametrize(
+    "make_model",
+    [
+        lambda: Sequential(
+            [
+                LSTM(
+                    5,
+                    return_sequences=True,
+                    input_shape=(None, 3),
+                    bias_initializer="torch_uniform",
+                ),
+                LSTM(5, return_sequences=True),
+            ]
+        ),
+        lambda: Sequential([GRU(4, return_sequences=True, bias_initializer="torch_uniform")]),
+        lambda: SimpleRNN(4, activation="relu", return_sequences=True),
+        lambda: LSTM(6, proj_size=3, return_sequences=True),
+        lambda: Bidirectional(GRU(4, return_sequences=True, bias_initializer="uniform")),
+        lambda: RNNStack(
+            [
+                Bidirectional(SimpleRNN(3, return_sequences=True, return_state=True)),
+                Bidirectional(SimpleRNN(3, return_sequences=True, return_state=True)),
+            ]
+        ),
+    ],
+    ids=["lstm2", "gru", "relu_rnn", "lstm_proj", "bi_gru", "bi_rnn_stack"],
+)
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_to_torch_module_computes_the_same_function(make_model, dtype):
     model = make_model().astype(dtype)
@@ -346,24 +418,29 @@ def test_to_torch_module_computes_the_same_function(make_model, dtype):
     assert rel_err(y, ref.numpy()) <= TOL[np.dtype(dtype).type]
 
 
-@pytest.mark.parametrize("model,match", [
-    (GRU(3, reset_after=False), "reset_after=False"),
-    (LSTM(3, activation="relu"), "activation='relu'"),
-    (LSTM(3, recurrent_activation="hard_sigmoid"), "recurrent_activation='hard_sigmoid'"),
-    (GRU(3, activation="softsign"), "activation='softsign'"),
-    (SimpleRNN(3, activation="sigmoid"), "tanh or relu.*'sigmoid'"),
-    (Bidirectional(LSTM(3), merge_mode="sum"), "merge_mode='sum'"),
-    (LSTM(3, go_backwards=True), "go_backwards=True"),
-    (Sequential([LSTM(3, return_sequences=True), GRU(3)]), "one kind of layer"),
-    (Sequential([LSTM(3, return_sequences=True), LSTM(4)]), "units"),
-    (Sequential([SimpleRNN(3, activation="relu", return_sequences=True), SimpleRNN(3)]),
-     "activation"),
-    (Sequential([LSTM(3, return_sequences=True), LSTM(3, use_bias=False)]), "use_bias"),
-    (Bidirectional(LSTM(3, go_backwards=True)), "go_backwards"),
-])
+@pytest.mark.parametrize(
+    "model,match",
+    [
+        (GRU(3, reset_after=False), "reset_after=False"),
+        (LSTM(3, activation="relu"), "activation='relu'"),
+        (LSTM(3, recurrent_activation="hard_sigmoid"), "recurrent_activation='hard_sigmoid'"),
+        (GRU(3, activation="softsign"), "activation='softsign'"),
+        (SimpleRNN(3, activation="sigmoid"), "tanh or relu.*'sigmoid'"),
+        (Bidirectional(LSTM(3), merge_mode="sum"), "merge_mode='sum'"),
+        (LSTM(3, go_backwards=True), "go_backwards=True"),
+        (Sequential([LSTM(3, return_sequences=True), GRU(3)]), "one kind of layer"),
+        (Sequential([LSTM(3, return_sequences=True), LSTM(4)]), "units"),
+        (
+            Sequential([SimpleRNN(3, activation="relu", return_sequences=True), SimpleRNN(3)]),
+            "activation",
+        ),
+        (Sequential([LSTM(3, return_sequences=True), LSTM(3, use_bias=False)]), "use_bias"),
+        (Bidirectional(LSTM(3, go_backwards=True)), "go_backwards"),
+    ],
+)
 def test_to_torch_refuses_what_pytorch_cannot_represent(model, match):
     x = np.zeros((1, 2, 3), dtype="float32")
-    model.forward(x)                             # built
+    model.forward(x)  # built
     with pytest.raises(ValueError, match=match):
         to_torch(model)
 

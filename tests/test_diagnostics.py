@@ -5,6 +5,7 @@ Every check is in float64 and compares against an independent computation: the l
 own gradient (one matrix product after the loop), central finite differences, a manual
 NumPy recomputation, or PyTorch autograd on the same equations.
 """
+
 import json
 import os
 
@@ -20,15 +21,13 @@ from helpers import recurrent_layer
 
 N, T, D, H = 3, 6, 3, 4
 F64 = "float64"
-MASK = np.array([[1, 1, 1, 1, 1, 1],
-                 [1, 1, 1, 1, 0, 0],
-                 [0, 1, 1, 0, 1, 1]], dtype=bool)
+MASK = np.array([[1, 1, 1, 1, 1, 1], [1, 1, 1, 1, 0, 0], [0, 1, 1, 0, 1, 1]], dtype=bool)
 
 
 def rnn_layer(kind, **kw):
     kw.setdefault("dtype", F64)
     kw.setdefault("seed", 11)
-    kw.setdefault("bias_initializer", "torch_uniform")       # non-zero biases
+    kw.setdefault("bias_initializer", "torch_uniform")  # non-zero biases
     return recurrent_layer(kind, H, **kw)
 
 
@@ -36,8 +35,12 @@ KINDS = ["rnn", "rnn_sigmoid", "rnn_relu", "rnn_linear", "lstm", "lstm_proj", "g
 
 
 def seq_model(kind, **kw):
-    m = Sequential([rnn_layer(kind, return_sequences=True, input_shape=[None, D], **kw),
-                    Dense(2, dtype=F64, seed=5)])
+    m = Sequential(
+        [
+            rnn_layer(kind, return_sequences=True, input_shape=[None, D], **kw),
+            Dense(2, dtype=F64, seed=5),
+        ]
+    )
     m.compile("mse")
     return m
 
@@ -97,7 +100,7 @@ def test_step_terms_match_finite_differences(kind):
         W0, outs, state = layer.params["W"].copy(), [], None
         for t in range(x.shape[1]):
             layer.params["W"][...] = W0 + (dW if t == k else 0.0)
-            outs.append(layer.forward(x[:, t:t + 1], initial_state=state).copy())
+            outs.append(layer.forward(x[:, t : t + 1], initial_state=state).copy())
             state = [s.copy() for s in layer.final_states]
         layer.params["W"][...] = W0
         return m.loss(y, head.forward(np.concatenate(outs, axis=1)))[0]
@@ -114,11 +117,13 @@ def test_step_terms_match_finite_differences(kind):
 
 @pytest.mark.parametrize("kind", ["rnn", "lstm", "gru", "gru_before"])
 def test_step_terms_with_masks_stacks_bidirectional_and_vector_outputs(kind):
-    m = Sequential([
-        Bidirectional(rnn_layer(kind, return_sequences=True), input_shape=[None, D]),
-        rnn_layer(kind, go_backwards=True),                   # one output per sequence
-        Dense(1, dtype=F64, seed=2),
-    ])
+    m = Sequential(
+        [
+            Bidirectional(rnn_layer(kind, return_sequences=True), input_shape=[None, D]),
+            rnn_layer(kind, go_backwards=True),  # one output per sequence
+            Dense(1, dtype=F64, seed=2),
+        ]
+    )
     m.compile("mse")
     x, _ = batch(1)
     y = np.random.default_rng(2).standard_normal((N, 1))
@@ -133,9 +138,20 @@ def test_step_terms_with_masks_stacks_bidirectional_and_vector_outputs(kind):
 
 def test_records_of_an_rnnstack_from_an_output_gradient_with_gates_recorded():
     from rnnkit import RNNStack
-    stack = RNNStack([LSTM(H, return_sequences=True, return_state=True, dtype=F64, seed=1,
-                           input_shape=[None, D]),
-                      LSTM(H, return_sequences=True, return_state=True, dtype=F64, seed=2)])
+
+    stack = RNNStack(
+        [
+            LSTM(
+                H,
+                return_sequences=True,
+                return_state=True,
+                dtype=F64,
+                seed=1,
+                input_shape=[None, D],
+            ),
+            LSTM(H, return_sequences=True, return_state=True, dtype=F64, seed=2),
+        ]
+    )
     x, _ = batch(20)
     rng = np.random.default_rng(21)
     d_out, d_h = rng.standard_normal((N, T, H)), rng.standard_normal((2, N, H))
@@ -190,20 +206,20 @@ def test_deltas_match_pytorch_autograd_of_the_same_equations(kind):
             h = torch.tanh(a + h @ p["W"])
         elif kind == "lstm":
             z = a + h @ p["W"]
-            i, f, g, o = (z[:, k * H:(k + 1) * H] for k in range(4))
+            i, f, g, o = (z[:, k * H : (k + 1) * H] for k in range(4))
             cst = torch.sigmoid(f) * cst + torch.sigmoid(i) * torch.tanh(g)
             h = torch.sigmoid(o) * torch.tanh(cst)
         else:
             hw = h @ p["W"] + p["b_rec"]
             zz = torch.sigmoid(a[:, :H] + hw[:, :H])
-            rr = torch.sigmoid(a[:, H:2 * H] + hw[:, H:2 * H])
-            n = torch.tanh(a[:, 2 * H:] + rr * hw[:, 2 * H:])
+            rr = torch.sigmoid(a[:, H : 2 * H] + hw[:, H : 2 * H])
+            n = torch.tanh(a[:, 2 * H :] + rr * hw[:, 2 * H :])
             h = zz * h + (1 - zz) * n
         h.retain_grad()
         hs.append(h)
         outs.append(h @ V + c)
     out = torch.stack(outs, 1)
-    loss = ((out - torch.tensor(y)) ** 2).mean(-1).sum() / N     # mse, summed over time
+    loss = ((out - torch.tensor(y)) ** 2).mean(-1).sum() / N  # mse, summed over time
     loss.backward()
     for t in range(T):
         assert rel(r.deltas["h"][t + 1], hs[t].grad.numpy()) < 1e-12, t
@@ -218,7 +234,7 @@ def test_gradient_flow_rows_add_up_and_are_causal():
     assert a.shape == (T, T + 1)
     assert flow.steps == list(range(T))
     for t in range(T):
-        assert np.all(a[t, t + 2:] == 0)                 # L_t does not depend on later states
+        assert np.all(a[t, t + 2 :] == 0)  # L_t does not depend on later states
         assert a[t, t + 1] > 0
     # the model keeps the full loss's gradient afterwards
     assert same_grads(m.grads, plain_grads(seq_model("rnn"), x, y))
@@ -233,21 +249,21 @@ def test_gradient_flow_equals_jacobian_products_of_reverse_mode():
     layer, dense = m.layers
     out = m.forward(x)
     _, dy = m.loss(y, out)
-    g = dy @ dense.params["V"].T                        # ∂L_t/∂h_t, (N, T, H)
+    g = dy @ dense.params["V"].T  # ∂L_t/∂h_t, (N, T, H)
     Js = [dg.step_jacobians(layer, n) for n in range(N)]
     M = 2 * H
     for t in (T - 1, 2):
         want = np.zeros(T + 1)
         for n in range(N):
             P = np.eye(M)
-            v = np.concatenate([g[n, t], np.zeros(H)])    # ∂L_t/∂(h, c)_{t+1}: through h only
+            v = np.concatenate([g[n, t], np.zeros(H)])  # ∂L_t/∂(h, c)_{t+1}: through h only
             for k in range(t + 1, -1, -1):
                 if k < t + 1:
                     P = P @ Js[n][k]
                 want[k] += np.sum((v @ P)[:H] ** 2)
         want = np.sqrt(want)
         got = flow.maps[layer.name]["h"][t]
-        assert rel(got[:t + 2], want[:t + 2]) < 1e-12
+        assert rel(got[: t + 2], want[: t + 2]) < 1e-12
 
 
 # ------------------------------------------------------------------------ 2. Jacobians
@@ -270,7 +286,7 @@ def test_jacobian_products_match_finite_differences(kind):
     assert J.shape == (T, M, M)
     P = np.eye(M)
     for k in range(T - 1, -1, -1):
-        P = P @ J[k]                                      # ∂s_T/∂s_0 after the loop
+        P = P @ J[k]  # ∂s_T/∂s_0 after the loop
     eps = 1e-6
     fd = np.empty((M, M))
     for j in range(M):
@@ -302,8 +318,9 @@ def test_elman_step_jacobian_is_diag_derivative_times_w_transpose(act):
         assert rel(J[t - 1], want) < 1e-14
 
 
-@pytest.mark.parametrize("act,scale", [("tanh", 0.5), ("tanh", 3.0), ("sigmoid", 1.0),
-                                       ("sigmoid", 8.0), ("linear", 1.5)])
+@pytest.mark.parametrize(
+    "act,scale", [("tanh", 0.5), ("tanh", 3.0), ("sigmoid", 1.0), ("sigmoid", 8.0), ("linear", 1.5)]
+)
 def test_bounds_bound_the_exact_norms(act, scale):
     layer = SimpleRNN(8, activation=act, dtype=F64, seed=3, input_shape=[None, D])
     layer.params["W"][...] *= scale
@@ -315,13 +332,15 @@ def test_bounds_bound_the_exact_norms(act, scale):
     assert jac["gamma"] == layer.cell.activation.gamma
     lag = np.arange(31)
     for n in range(4):
-        exact, prod, data, lect = (np.array(jac[k][n]) for k in ("exact", "product", "data", "lecture"))
+        exact, prod, data, lect = (
+            np.array(jac[k][n]) for k in ("exact", "product", "data", "lecture")
+        )
         tol = 1 + 1e-10
         assert np.all(exact <= prod * tol)
         assert np.all(prod <= data * tol)
         assert np.all(data <= lect * tol)
         assert np.allclose(lect, (jac["gamma"] * lam) ** lag, rtol=1e-10)
-    if act == "linear":                                    # σ' = 1: data bound = lecture bound
+    if act == "linear":  # σ' = 1: data bound = lecture bound
         assert np.allclose(jac["data"], jac["lecture"], rtol=1e-12)
 
 
@@ -333,7 +352,7 @@ def test_bounds_skip_masked_steps_and_hold_for_gated_cells():
         exact, prod = np.array(jac["exact"][n]), np.array(jac["product"][n])
         assert np.all(exact <= prod * (1 + 1e-10))
         cell = np.array(jac["cell"][n])
-        assert np.all(cell <= exact * (1 + 1e-10))        # a block is no larger than the whole
+        assert np.all(cell <= exact * (1 + 1e-10))  # a block is no larger than the whole
         assert np.all(np.array(jac["carousel"][n]) <= 1.0)
     layer = m.layers[0]
     layer.forward(x, mask=MASK)
@@ -350,14 +369,14 @@ def test_lecture_amplified_sixteen_times():
     m.compile("mse")
     x = np.array([[[1.0], [0.0], [0.0], [0.0], [0.0]]])
     out = dg.record(m, x, "states")[layer.name]["states"]["h"][0, :, 0]
-    assert out.tolist() == [0.0, 1.0, 2.0, 4.0, 8.0, 16.0]    # input_1 × 2⁴ at the last copy
+    assert out.tolist() == [0.0, 1.0, 2.0, 4.0, 8.0, 16.0]  # input_1 × 2⁴ at the last copy
     jac = dg.jacobian_norms(m, x)[layer.name]
     assert jac["exact"][0] == [1.0, 2.0, 4.0, 8.0, 16.0, 32.0]
-    assert jac["exact"][0][4] == 16.0 == jac["lecture"][0][4]    # ∂s_5/∂s_1 = w⁴ = (γλ)⁴
+    assert jac["exact"][0][4] == 16.0 == jac["lecture"][0][4]  # ∂s_5/∂s_1 = w⁴ = (γλ)⁴
     # L = s_5² (mse against 0): δ_5 = 2 s_5 = 32, and every step back doubles it
     rec = dg.gradient_records(m, x, np.zeros((1, 1)))[layer.name]
     assert rec.deltas["h"][:, 0, 0].tolist() == [1024.0, 512.0, 256.0, 128.0, 64.0, 32.0]
-    assert rec.terms["U"][:, 0, 0].tolist() == [512.0, 0.0, 0.0, 0.0, 0.0]   # ∂L/∂U = 16·32
+    assert rec.terms["U"][:, 0, 0].tolist() == [512.0, 0.0, 0.0, 0.0, 0.0]  # ∂L/∂U = 16·32
     assert rec.terms["W"][:, 0, 0].tolist() == [0.0, 256.0, 256.0, 256.0, 256.0]
 
 
@@ -378,20 +397,25 @@ def test_record_returns_views_equal_to_a_manual_recomputation():
             a = x[:, t] @ p["U"] + p["b"]
             if kind == "lstm":
                 z = a + h @ p["W"]
-                i, f, g, o = sig(z[:, :H]), sig(z[:, H:2 * H]), np.tanh(z[:, 2 * H:3 * H]), sig(z[:, 3 * H:])
+                i, f, g, o = (
+                    sig(z[:, :H]),
+                    sig(z[:, H : 2 * H]),
+                    np.tanh(z[:, 2 * H : 3 * H]),
+                    sig(z[:, 3 * H :]),
+                )
                 c = f * c + i * g
                 h = o * np.tanh(c)
                 gates = {"i": i, "f": f, "g": g, "o": o}
             elif kind == "gru":
                 hw = h @ p["W"] + p["b_rec"]
-                zz, rr = sig(a[:, :H] + hw[:, :H]), sig(a[:, H:2 * H] + hw[:, H:2 * H])
-                n = np.tanh(a[:, 2 * H:] + rr * hw[:, 2 * H:])
+                zz, rr = sig(a[:, :H] + hw[:, :H]), sig(a[:, H : 2 * H] + hw[:, H : 2 * H])
+                n = np.tanh(a[:, 2 * H :] + rr * hw[:, 2 * H :])
                 h = zz * h + (1 - zz) * n
                 gates = {"z": zz, "r": rr, "n": n}
             elif kind == "gru_before":
                 zz = sig(a[:, :H] + h @ p["W"][:, :H])
-                rr = sig(a[:, H:2 * H] + h @ p["W"][:, H:2 * H])
-                n = np.tanh(a[:, 2 * H:] + (rr * h) @ p["W"][:, 2 * H:])
+                rr = sig(a[:, H : 2 * H] + h @ p["W"][:, H : 2 * H])
+                n = np.tanh(a[:, 2 * H :] + (rr * h) @ p["W"][:, 2 * H :])
                 h = zz * h + (1 - zz) * n
                 gates = {"z": zz, "r": rr, "n": n}
             else:
@@ -421,8 +445,8 @@ def test_gate_statistics_timescales_and_saturation():
     layer.params["W"][...] = 0
     b = layer.params["b"]
     b[...] = 0
-    b[H:2 * H] = [3.0, 0.0, -3.0, 6.0]                    # forget gates σ(3), σ(0), σ(-3), σ(6)
-    b[3 * H:] = 10.0                                      # output gate saturated open
+    b[H : 2 * H] = [3.0, 0.0, -3.0, 6.0]  # forget gates σ(3), σ(0), σ(-3), σ(6)
+    b[3 * H :] = 10.0  # output gate saturated open
     m = Sequential([layer])
     x, _ = batch(13)
     st = dg.gate_statistics(m, x)[layer.name]
@@ -437,7 +461,7 @@ def test_gate_statistics_timescales_and_saturation():
     g.params["W"][...] = 0
     g.params["b"][...] = 0
     g.params["b_rec"][...] = 0
-    g.params["b"][:H] = 2.0                               # update gate z = σ(2) everywhere
+    g.params["b"][:H] = 2.0  # update gate z = σ(2) everywhere
     sg = dg.gate_statistics(Sequential([g]), x)[g.name]
     assert sg["update_timescale"]["median"] == pytest.approx(-1 / np.log(1 / (1 + np.exp(-2))))
     assert sg["update"]["mean"] == pytest.approx(1 / (1 + np.exp(-2)))
@@ -494,7 +518,9 @@ def test_spectral_norm_tracker_and_clipping_telemetry(tmp_path):
     name = model.layers[0].name
     assert tracker.steps == [0, 2, 4, 6, 8]
     assert len(tracker.norms[name]["W"]) == 5
-    assert tracker.norms[name]["W"][-1] == pytest.approx(np.linalg.norm(model.layers[0].params["W"], 2))
+    assert tracker.norms[name]["W"][-1] == pytest.approx(
+        np.linalg.norm(model.layers[0].params["W"], 2)
+    )
     assert tracker.gamma[name] == 1.0
     tel = dg.clipping_telemetry(hist)
     assert tel["epochs"]["clip_fraction"] == hist.history["clip_fraction"]
@@ -520,12 +546,18 @@ def check_labels(fig):
             assert ax.get_legend() is not None, ax.get_title()
     assert fig._suptitle is not None and fig._suptitle.get_text()
     import matplotlib.pyplot as plt
+
     plt.close(fig)
 
 
 def test_every_figure_has_titles_labels_and_legends():
-    m = Sequential([LSTM(H, return_sequences=True, dtype=F64, input_shape=[None, D]),
-                    GRU(H, return_sequences=True, dtype=F64), Dense(2, dtype=F64)])
+    m = Sequential(
+        [
+            LSTM(H, return_sequences=True, dtype=F64, input_shape=[None, D]),
+            GRU(H, return_sequences=True, dtype=F64),
+            Dense(2, dtype=F64),
+        ]
+    )
     m.compile("mse")
     x, y = batch(17)
     check_labels(dg.figure_step_gradients(dg.gradient_records(m, x, y)))
@@ -544,13 +576,48 @@ def test_every_figure_has_titles_labels_and_legends():
 # ------------------------------------------------------------------------------------ 7. CLI
 def test_diagnose_command_writes_pngs_and_json(tmp_path):
     from rnnkit.diagnostics.command import main
+
     out = tmp_path / "fresh"
     saved = tmp_path / "m.rnnkit"
-    assert main(["--task", "copy", "--cell", "gru", "--lag", "3", "--units", "6",
-                 "--epochs", "1", "--train-size", "32", "--batch-size", "16", "--batch", "4",
-                 "--samples", "2", "--out", str(out), "--save", str(saved), "-q"]) == 0
-    names = {"step_gradients", "gradient_flow", "jacobians", "gates", "truncation", "clipping",
-             "weight_norms"}
+    assert (
+        main(
+            [
+                "--task",
+                "copy",
+                "--cell",
+                "gru",
+                "--lag",
+                "3",
+                "--units",
+                "6",
+                "--epochs",
+                "1",
+                "--train-size",
+                "32",
+                "--batch-size",
+                "16",
+                "--batch",
+                "4",
+                "--samples",
+                "2",
+                "--out",
+                str(out),
+                "--save",
+                str(saved),
+                "-q",
+            ]
+        )
+        == 0
+    )
+    names = {
+        "step_gradients",
+        "gradient_flow",
+        "jacobians",
+        "gates",
+        "truncation",
+        "clipping",
+        "weight_norms",
+    }
     for n in names:
         with open(out / f"{n}.png", "rb") as f:
             assert f.read(8) == b"\x89PNG\r\n\x1a\n"
@@ -563,8 +630,23 @@ def test_diagnose_command_writes_pngs_and_json(tmp_path):
     assert len(data["clipping"]["steps"]["grad_norm"]) == 2
     # the saved model, diagnosed again: task and lag come from its metadata
     out2 = tmp_path / "saved"
-    assert main(["--model", str(saved), "--out", str(out2), "--batch", "3", "--samples", "1",
-                 "--no-truncation", "-q"]) == 0
+    assert (
+        main(
+            [
+                "--model",
+                str(saved),
+                "--out",
+                str(out2),
+                "--batch",
+                "3",
+                "--samples",
+                "1",
+                "--no-truncation",
+                "-q",
+            ]
+        )
+        == 0
+    )
     data2 = json.loads((out2 / "diagnostics.json").read_text())
     assert data2["config"]["task"] == "copy" and "truncation" not in data2
     assert os.path.exists(out2 / "jacobians.png") and not os.path.exists(out2 / "clipping.png")
@@ -572,13 +654,34 @@ def test_diagnose_command_writes_pngs_and_json(tmp_path):
 
 def test_diagnose_is_a_subcommand_of_the_rnnkit_cli(tmp_path):
     import argparse
+
     parser = argparse.ArgumentParser(prog="rnnkit")
     sub = parser.add_subparsers(dest="command")
     dg.add_parser(sub)
-    args = parser.parse_args(["diagnose", "--task", "adding", "--cell", "rnn",
-                              "--activation", "sigmoid", "--lag", "5", "--epochs", "0",
-                              "--batch", "2", "--samples", "1", "--k2", "1,5",
-                              "--out", str(tmp_path), "-q"])
+    args = parser.parse_args(
+        [
+            "diagnose",
+            "--task",
+            "adding",
+            "--cell",
+            "rnn",
+            "--activation",
+            "sigmoid",
+            "--lag",
+            "5",
+            "--epochs",
+            "0",
+            "--batch",
+            "2",
+            "--samples",
+            "1",
+            "--k2",
+            "1,5",
+            "--out",
+            str(tmp_path),
+            "-q",
+        ]
+    )
     assert args.func(args) == 0
     data = json.loads((tmp_path / "diagnostics.json").read_text())
     assert data["truncation"]["k2"] == [1, 5]
@@ -589,9 +692,25 @@ def test_diagnose_is_a_subcommand_of_the_rnnkit_cli(tmp_path):
     except ImportError:
         return
     if hasattr(cli, "main"):
-        assert cli.main(["diagnose", "--task", "adding", "--lag", "4", "--epochs", "0",
-                         "--batch", "2", "--samples", "1", "--no-truncation",
-                         "--out", str(tmp_path / "cli"), "-q"]) in (0, None)
+        assert cli.main(
+            [
+                "diagnose",
+                "--task",
+                "adding",
+                "--lag",
+                "4",
+                "--epochs",
+                "0",
+                "--batch",
+                "2",
+                "--samples",
+                "1",
+                "--no-truncation",
+                "--out",
+                str(tmp_path / "cli"),
+                "-q",
+            ]
+        ) in (0, None)
         assert (tmp_path / "cli" / "diagnostics.json").exists()
 
 

@@ -3,6 +3,7 @@
 The MPI tests launch ``mpiexec -n 2 python tests/distributed_run.py ...`` (loopback only)
 and are skipped, saying why, when mpi4py or mpiexec is not installed
 (pip install "rnnkit[mpi]")."""
+
 import importlib.util
 import os
 import re
@@ -25,15 +26,16 @@ import distributed_run as run  # noqa: E402
 # the mpiexec next to this Python (the MPICH wheel's) before any other MPI's on the PATH
 MPIEXEC = shutil.which("mpiexec", path=str(Path(sys.executable).parent)) or shutil.which("mpiexec")
 HAVE_MPI = importlib.util.find_spec("mpi4py") is not None and MPIEXEC is not None
-needs_mpi = pytest.mark.skipif(not HAVE_MPI, reason="mpi4py or mpiexec is not installed "
-                                                     "(pip install \"rnnkit[mpi]\")")
+needs_mpi = pytest.mark.skipif(
+    not HAVE_MPI, reason='mpi4py or mpiexec is not installed (pip install "rnnkit[mpi]")'
+)
 
 
 def _env():
     env = dict(os.environ)
     for name in distributed.SIZE_VARIABLES + ("PMI_RANK", "PMI_FD", "OMPI_COMM_WORLD_RANK"):
-        env.pop(name, None)                       # not inherited from a launcher around pytest
-    env.setdefault("UCX_TLS", "self,sm")          # loopback / shared memory only
+        env.pop(name, None)  # not inherited from a launcher around pytest
+    env.setdefault("UCX_TLS", "self,sm")  # loopback / shared memory only
     env.setdefault("UCX_NET_DEVICES", "lo")
     env["PYTHONPATH"] = os.pathsep.join([str(HERE.parent), env.get("PYTHONPATH", "")])
     return env
@@ -41,12 +43,19 @@ def _env():
 
 def mpiexec(*args, n=2, timeout=90):
     try:
-        return subprocess.run([MPIEXEC, "-n", str(n), sys.executable,
-                               str(HERE / "distributed_run.py"), *args], capture_output=True,
-                              text=True, timeout=timeout, env=_env(), stdin=subprocess.DEVNULL)
+        return subprocess.run(
+            [MPIEXEC, "-n", str(n), sys.executable, str(HERE / "distributed_run.py"), *args],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env=_env(),
+            stdin=subprocess.DEVNULL,
+        )
     except subprocess.TimeoutExpired as e:
-        raise AssertionError(f"mpiexec -n {n} ... {' '.join(args)} did not end in {timeout} s:\n"
-                             f"{e.stdout}\n{e.stderr}") from None
+        raise AssertionError(
+            f"mpiexec -n {n} ... {' '.join(args)} did not end in {timeout} s:\n"
+            f"{e.stdout}\n{e.stderr}"
+        ) from None
 
 
 def single_process(distributed_flag):
@@ -63,12 +72,12 @@ def rel(a, b):
 def test_distributed_fit_in_one_process_equals_plain_fit():
     plain, hp = single_process(False)
     dist, hd = single_process(True)
-    assert len(hp.steps["loss"]) == 2 * 3 * 3           # 2 epochs × 3 batches × 3 chunks
-    assert max(hp.steps["grad_norm"]) > 0.5 and any(hp.steps["clipped"])   # clipping fired
+    assert len(hp.steps["loss"]) == 2 * 3 * 3  # 2 epochs × 3 batches × 3 chunks
+    assert max(hp.steps["grad_norm"]) > 0.5 and any(hp.steps["clipped"])  # clipping fired
     for a, b in zip(dist.params.values(), plain.params.values()):
         assert rel(a, b) <= 1e-12
     assert hd.history["loss"] == pytest.approx(hp.history["loss"], rel=1e-12)
-    assert not hasattr(dist, "_data_parallel")          # detached after fit
+    assert not hasattr(dist, "_data_parallel")  # detached after fit
 
 
 def test_training_differs_with_another_seed_so_the_comparison_can_fail():
@@ -102,7 +111,7 @@ def test_shards_cover_the_batch_once_in_order():
         rows.append(DataParallel(comm).shard(np.arange(10, 20)))
     np.testing.assert_array_equal(np.concatenate(rows), np.arange(10, 20))
     comm = Communicator()
-    comm.rank, comm.size = 0, 3                                  # rows 0:0 of 2
+    comm.rank, comm.size = 0, 3  # rows 0:0 of 2
     with pytest.raises(DistributedError, match="global batch of 2 samples cannot be shared by 3"):
         DataParallel(comm).shard(np.arange(2))
 
@@ -120,7 +129,7 @@ class _TwoRanks(Communicator):
 def test_ranks_that_disagree_raise_a_clear_error():
     with pytest.raises(DistributedError, match=r"disagree on the data \(rank 0: a; rank 1: b\)"):
         distributed.check_same(_TwoRanks({"the data": "b"}), {"the data": "a"})
-    distributed.check_same(_TwoRanks({}), {"the data": "a"})          # equal: no error
+    distributed.check_same(_TwoRanks({}), {"the data": "a"})  # equal: no error
 
 
 def test_launched_size_reads_the_launchers_variables():
@@ -142,8 +151,10 @@ def test_a_batch_smaller_than_the_ranks_is_refused_up_front():
 def test_missing_mpi4py_under_a_launcher_names_the_fix(monkeypatch):
     monkeypatch.setattr(distributed, "_WORLD", None)
     monkeypatch.setenv("PMI_SIZE", "2")
-    monkeypatch.setitem(sys.modules, "mpi4py", None)             # import mpi4py fails
-    with pytest.raises(DistributedError, match=r"one of 2 .* mpi4py is not installed.*rnnkit\[mpi\]"):
+    monkeypatch.setitem(sys.modules, "mpi4py", None)  # import mpi4py fails
+    with pytest.raises(
+        DistributedError, match=r"one of 2 .* mpi4py is not installed.*rnnkit\[mpi\]"
+    ):
         distributed.world()
 
 
@@ -156,7 +167,7 @@ def test_two_ranks_give_the_parameters_of_one_process(tmp_path):
     two = np.load(out)
     assert int(two["size"]) == 2
     one, h = single_process(False)
-    for i, v in enumerate(one.params.values()):     # 18 updates, dropout, masks, clipping
+    for i, v in enumerate(one.params.values()):  # 18 updates, dropout, masks, clipping
         assert rel(two[f"p{i}"], v) <= 1e-12, i
     np.testing.assert_allclose(two["grad_norm"], h.steps["grad_norm"], rtol=1e-12)
     np.testing.assert_allclose(two["loss"], h.history["loss"], rtol=1e-12)
@@ -176,8 +187,9 @@ def test_ranks_with_different_data_all_raise():
     r = mpiexec("mismatch", timeout=60)
     assert r.returncode != 0
     for rank in (0, 1):
-        assert f"rank {rank} raised: fit(distributed=True): the ranks disagree on the data" \
-               in r.stdout, r.stdout + r.stderr
+        assert (
+            f"rank {rank} raised: fit(distributed=True): the ranks disagree on the data" in r.stdout
+        ), r.stdout + r.stderr
 
 
 def _checkpoint(path):
@@ -206,7 +218,7 @@ def test_autocomplete_streams_on_two_ranks_resume_on_one_and_three(tmp_path):
         assert ma.metadata["position"] == mb.metadata["position"] == 6 * updates
         for p, q in zip(ma.params.values(), mb.params.values()):
             assert p.dtype == np.float64 and rel(p, q) <= 1e-12
-        assert [s.shape for s in sb] == [(5, 8), (5, 8)]      # the states of all 5 streams
+        assert [s.shape for s in sb] == [(5, 8), (5, 8)]  # the states of all 5 streams
         for p, q in zip(sa, sb):
             assert rel(p, q) <= 1e-12
 
@@ -216,11 +228,17 @@ def test_bench_mpi_quick_runs_and_models_the_ring():
     """benchmarks/bench_mpi.py --quick (1 and 2 ranks, two small allreduces) cannot rot."""
     sys.path.insert(0, str(HERE.parent / "benchmarks"))
     import bench_mpi
-    assert bench_mpi.ring(2, 1e6, 1e9, 0.0) == pytest.approx(4e-3)      # 2·(1/2)·4 MB / 1 GB/s
-    assert bench_mpi.ring(8, 0, 1e9, 5e-6) == pytest.approx(70e-6)      # 2·7 latencies
-    r = subprocess.run([sys.executable, str(HERE.parent / "benchmarks" / "bench_mpi.py"), "--quick"],
-                       capture_output=True, text=True, timeout=120, env=_env(),
-                       stdin=subprocess.DEVNULL)
+
+    assert bench_mpi.ring(2, 1e6, 1e9, 0.0) == pytest.approx(4e-3)  # 2·(1/2)·4 MB / 1 GB/s
+    assert bench_mpi.ring(8, 0, 1e9, 5e-6) == pytest.approx(70e-6)  # 2·7 latencies
+    r = subprocess.run(
+        [sys.executable, str(HERE.parent / "benchmarks" / "bench_mpi.py"), "--quick"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=_env(),
+        stdin=subprocess.DEVNULL,
+    )
     assert r.returncode == 0, r.stdout + r.stderr
     assert "step: 2 rank(s)" in r.stdout and "p = 512" in r.stdout
 
@@ -250,19 +268,21 @@ def test_callbacks_stop_every_rank_alike_and_rank_0_alone_writes(tmp_path):
     assert r.returncode == 0, r.stdout + r.stderr
     ranks = {k: (two_dir / f"rank{k}.txt").read_text() for k in "01"}
     assert ranks["0"] == ranks["1"], ranks
-    assert r.stdout.count("Epoch 1/30") == 1                   # one progress bar: rank 0's
-    assert run.main(["", "callbacks", str(one_dir)]) == 0      # the same in one process
+    assert r.stdout.count("Epoch 1/30") == 1  # one progress bar: rank 0's
+    assert run.main(["", "callbacks", str(one_dir)]) == 0  # the same in one process
     epochs = int(ranks["0"].split()[0])
-    assert 1 < epochs < 30                                     # early stopping fired
+    assert 1 < epochs < 30  # early stopping fired
     one_log = (one_dir / "log.csv").read_text().splitlines()
     two_log = (two_dir / "log.csv").read_text().splitlines()
-    assert len(two_log) == len(one_log) == epochs + 1          # header + one row an epoch
+    assert len(two_log) == len(one_log) == epochs + 1  # header + one row an epoch
     one = (one_dir / "rank0.txt").read_text().split()
-    assert one[0] == str(epochs) and float(one[-1]) == pytest.approx(float(ranks["0"].split()[-1]),
-                                                                      rel=1e-12)
+    assert one[0] == str(epochs) and float(one[-1]) == pytest.approx(
+        float(ranks["0"].split()[-1]), rel=1e-12
+    )
     for a, b in zip(one_log[1:], two_log[1:]):
-        np.testing.assert_allclose(np.array(b.split(","), float), np.array(a.split(","), float),
-                                   rtol=1e-12)
+        np.testing.assert_allclose(
+            np.array(b.split(","), float), np.array(a.split(","), float), rtol=1e-12
+        )
     assert rnnkit.load_model(two_dir / "best.rnnkit").optimizer.iterations > 0
 
 

@@ -2,6 +2,7 @@
 returns the model that was saved, bit for bit, or raises ModelFileError; never another
 exception, never a model with other numbers.  Deterministic (derandomize=True, no
 example database)."""
+
 import io
 import json
 import os
@@ -16,8 +17,13 @@ import rnnkit
 from rnnkit import LSTM, Dense, Sequential
 from rnnkit.io.saving import ModelFileError
 
-FUZZ = settings(max_examples=120, deadline=None, derandomize=True, database=None,
-                suppress_health_check=[HealthCheck.too_slow])
+FUZZ = settings(
+    max_examples=120,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
 
 
 def _good():
@@ -79,14 +85,15 @@ def test_the_unmodified_file_loads():
 
 
 @FUZZ
-@given(st.lists(st.tuples(st.integers(0, len(GOOD) - 1), st.integers(1, 255)),
-                min_size=1, max_size=6))
+@given(
+    st.lists(st.tuples(st.integers(0, len(GOOD) - 1), st.integers(1, 255)), min_size=1, max_size=6)
+)
 def test_flipped_bytes(flips):
     data = bytearray(GOOD)
     for pos, bits in flips:
         data[pos] ^= bits
     model = load(bytes(data))
-    if model is not None:                     # a flip in a field nothing reads (a timestamp)
+    if model is not None:  # a flip in a field nothing reads (a timestamp)
         assert_same_numbers(model)
 
 
@@ -94,26 +101,44 @@ def test_flipped_bytes(flips):
 @given(st.integers(0, len(GOOD) - 1), st.binary(max_size=40), st.integers(0, 40))
 def test_truncated_spliced_and_cut_files(pos, insert, cut):
     assert load(GOOD[:pos]) is None
-    model = load(GOOD[:pos] + insert + GOOD[pos + cut:])
+    model = load(GOOD[:pos] + insert + GOOD[pos + cut :])
     if model is not None:
         assert_same_numbers(model)
 
 
-JSON = st.recursive(st.none() | st.booleans() | st.integers(-2 ** 70, 2 ** 70) |
-                    st.floats(allow_nan=True) | st.text(max_size=12),
-                    lambda c: st.lists(c, max_size=4) | st.dictionaries(st.text(max_size=8), c,
-                                                                          max_size=4),
-                    max_leaves=12)
-PLACES = [("format_version",), ("model",), ("model", "class_name"), ("model", "config"),
-          ("model", "config", "layers"), ("model", "config", "layers", 0, "config", "units"),
-          ("model", "config", "layers", 0, "config", "input_shape"),
-          ("model", "config", "layers", 0, "class_name"),
-          ("model", "config", "layers", 1, "config"), ("model", "config", "dtype"),
-          ("rng_states",), ("rng_states", "lstm"), ("rng_states", "lstm", "state"),
-          ("compile",), ("compile", "loss"), ("compile", "metrics"), ("compile", "optimizer"),
-          ("compile", "optimizer", "class_name"), ("compile", "optimizer", "config"),
-          ("compile", "optimizer", "config", "learning_rate"),
-          ("compile", "optimizer_iterations"), ("metadata",)]
+JSON = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**70), 2**70)
+    | st.floats(allow_nan=True)
+    | st.text(max_size=12),
+    lambda c: st.lists(c, max_size=4) | st.dictionaries(st.text(max_size=8), c, max_size=4),
+    max_leaves=12,
+)
+PLACES = [
+    ("format_version",),
+    ("model",),
+    ("model", "class_name"),
+    ("model", "config"),
+    ("model", "config", "layers"),
+    ("model", "config", "layers", 0, "config", "units"),
+    ("model", "config", "layers", 0, "config", "input_shape"),
+    ("model", "config", "layers", 0, "class_name"),
+    ("model", "config", "layers", 1, "config"),
+    ("model", "config", "dtype"),
+    ("rng_states",),
+    ("rng_states", "lstm"),
+    ("rng_states", "lstm", "state"),
+    ("compile",),
+    ("compile", "loss"),
+    ("compile", "metrics"),
+    ("compile", "optimizer"),
+    ("compile", "optimizer", "class_name"),
+    ("compile", "optimizer", "config"),
+    ("compile", "optimizer", "config", "learning_rate"),
+    ("compile", "optimizer_iterations"),
+    ("metadata",),
+]
 
 
 @FUZZ
@@ -132,19 +157,38 @@ def test_any_json_anywhere_in_the_header(place, value):
         assert_same_numbers(model)
 
 
-DESCRS = ["<f4", ">f4", "<f8", "<f2", "<c8", "|u1", "<i4", "|O", "<U3", "|V4", "|b1",
-          [("a", "<f4")], "<f4 ", "garbage"]
+DESCRS = [
+    "<f4",
+    ">f4",
+    "<f8",
+    "<f2",
+    "<c8",
+    "|u1",
+    "<i4",
+    "|O",
+    "<U3",
+    "|V4",
+    "|b1",
+    [("a", "<f4")],
+    "<f4 ",
+    "garbage",
+]
 
 
 @FUZZ
-@given(st.sampled_from(sorted(n for n in MEMBERS if n != "__rnnkit__.npy")),
-       st.sampled_from(DESCRS), st.booleans(),
-       st.lists(st.integers(0, 2 ** 41), max_size=3).map(tuple), st.integers(0, 200))
+@given(
+    st.sampled_from(sorted(n for n in MEMBERS if n != "__rnnkit__.npy")),
+    st.sampled_from(DESCRS),
+    st.booleans(),
+    st.lists(st.integers(0, 2**41), max_size=3).map(tuple),
+    st.integers(0, 200),
+)
 def test_any_npy_header_on_a_member(name, descr, fortran, shape, n_data):
     head = io.BytesIO()
     try:
-        np.lib.format.write_array_header_1_0(head, {"descr": descr, "fortran_order": fortran,
-                                                    "shape": shape})
+        np.lib.format.write_array_header_1_0(
+            head, {"descr": descr, "fortran_order": fortran, "shape": shape}
+        )
     except ValueError:
         return
     member = head.getvalue() + MEMBERS[name][128:][:n_data].ljust(n_data, b"\0")

@@ -2,6 +2,7 @@
 over shapes, dtypes, masks and gradients: each call either gives a correct result or a
 clear exception of the documented type (ValueError / TypeError) that names the argument;
 never a crash, a silent NaN, or an array of the wrong shape."""
+
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -9,8 +10,9 @@ from hypothesis import strategies as st
 
 from rnnkit import GRU, LSTM, Bidirectional, Dense, Embedding, Sequential, SimpleRNN
 
-FUZZ = settings(max_examples=60, deadline=None, derandomize=True,
-                suppress_health_check=[HealthCheck.too_slow])
+FUZZ = settings(
+    max_examples=60, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow]
+)
 
 CELLS = {"rnn": SimpleRNN, "lstm": LSTM, "gru": GRU}
 
@@ -21,8 +23,11 @@ def recurrent_case(draw):
     units = draw(st.integers(1, 9))
     N, T, D = draw(st.integers(1, 5)), draw(st.integers(1, 7)), draw(st.integers(1, 4))
     dtype = draw(st.sampled_from(["float32", "float64"]))
-    options = dict(return_sequences=draw(st.booleans()), go_backwards=draw(st.booleans()),
-                   return_state=draw(st.booleans()))
+    options = dict(
+        return_sequences=draw(st.booleans()),
+        go_backwards=draw(st.booleans()),
+        return_state=draw(st.booleans()),
+    )
     if kind == "lstm" and units > 1 and draw(st.booleans()):
         options["proj_size"] = draw(st.integers(1, units - 1))
     if kind == "gru":
@@ -56,15 +61,22 @@ def test_recurrent_forward_backward_contract(case):
         assert g.shape == layer.params[k].shape and np.isfinite(g).all()
     # any other shape of dy is refused with a message naming dy, never read past its end
     bad_shape = tuple(s + 1 for s in outs[0].shape)
-    bad = [np.ones(bad_shape, dtype)] + dys[1:] if options["return_state"] else np.ones(bad_shape, dtype)
+    bad = (
+        [np.ones(bad_shape, dtype)] + dys[1:]
+        if options["return_state"]
+        else np.ones(bad_shape, dtype)
+    )
     with pytest.raises(ValueError, match="dy"):
         layer.backward(bad)
 
 
 @FUZZ
-@given(st.sampled_from(sorted(CELLS)), st.integers(1, 6),
-       st.lists(st.integers(0, 6), min_size=1, max_size=4),
-       st.sampled_from(["int8", "float16", "complex64", "bool", "object", "U3"]))
+@given(
+    st.sampled_from(sorted(CELLS)),
+    st.integers(1, 6),
+    st.lists(st.integers(0, 6), min_size=1, max_size=4),
+    st.sampled_from(["int8", "float16", "complex64", "bool", "object", "U3"]),
+)
 def test_bad_inputs_are_refused_clearly(kind, units, dims, dtype):
     layer = CELLS[kind](units, seed=0)
     try:
@@ -81,17 +93,27 @@ def test_bad_inputs_are_refused_clearly(kind, units, dims, dtype):
 
 
 @FUZZ
-@given(st.integers(1, 5), st.integers(1, 6), st.integers(2, 12), st.booleans(),
-       st.sampled_from(["concat", "sum", "mul", "ave"]))
+@given(
+    st.integers(1, 5),
+    st.integers(1, 6),
+    st.integers(2, 12),
+    st.booleans(),
+    st.sampled_from(["concat", "sum", "mul", "ave"]),
+)
 def test_masked_model_predict_contract(N, T, vocab, zero_rows, merge):
     rng = np.random.default_rng(N * 100 + T)
-    model = Sequential([Embedding(vocab, 3, mask_zero=True),
-                        Bidirectional(GRU(4, return_sequences=True, seed=1), merge_mode=merge),
-                        LSTM(5, seed=2), Dense(2)])
+    model = Sequential(
+        [
+            Embedding(vocab, 3, mask_zero=True),
+            Bidirectional(GRU(4, return_sequences=True, seed=1), merge_mode=merge),
+            LSTM(5, seed=2),
+            Dense(2),
+        ]
+    )
     ids = rng.integers(0, vocab, (N, T))
     if zero_rows:
-        ids[0] = 0                                  # an all-padding sequence
+        ids[0] = 0  # an all-padding sequence
     y = model.predict(ids)
     assert y.shape == (N, 2) and np.isfinite(y).all()
     with pytest.raises(ValueError):
-        model.predict(np.full((N, T), vocab))       # an id outside the vocabulary
+        model.predict(np.full((N, T), vocab))  # an id outside the vocabulary

@@ -7,6 +7,7 @@ shapes, the right number of epochs).  Never another exception type, a hang, a tr
 from deep inside, or a silent NaN.  Examples are bounded (max_examples) and seeded
 (derandomize=True), so the suite is the same on every run and takes well under 30 s.
 """
+
 import math
 import pathlib
 import traceback
@@ -22,8 +23,9 @@ from rnnkit.seeding import set_seed
 from rnnkit.seq2seq import EncoderDecoder
 
 SONNETS = pathlib.Path(__file__).parent / "data" / "sonnets.txt"
-FUZZ = settings(max_examples=25, deadline=None, derandomize=True,
-                suppress_health_check=list(HealthCheck))
+FUZZ = settings(
+    max_examples=25, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck)
+)
 CELLS = {"rnn": SimpleRNN, "lstm": LSTM, "gru": GRU}
 ENTRY_ERRORS = (ValueError, TypeError)
 
@@ -45,13 +47,13 @@ def problems(draw):
     dtype = draw(st.sampled_from(["float32", "float64"]))
     cell = draw(st.sampled_from(sorted(CELLS)))
     masked = draw(st.booleans())
-    ids = draw(st.booleans())                            # token ids through an Embedding
+    ids = draw(st.booleans())  # token ids through an Embedding
     seed = draw(st.integers(0, 2**16))
     rng = np.random.default_rng(seed)
     x = rng.standard_normal((n, T, D)).astype(dtype)
     if ids:
         x = rng.integers(1, 5, size=(n, T)).astype(draw(st.sampled_from(["int32", "int64"])))
-    if masked:                                           # padded tails, some fully padded rows
+    if masked:  # padded tails, some fully padded rows
         lengths = rng.integers(0, T + 1, size=n)
         for i, L in enumerate(lengths):
             x[i, L:] = 0
@@ -67,8 +69,10 @@ def problems(draw):
         layers = [Embedding(5, D, mask_zero=masked, input_shape=[None], dtype=dtype)]
     else:
         layers = [Masking(0.0, input_shape=[None, D])] if masked else []
-    layers += [CELLS[cell](3, return_sequences=seq, input_shape=[None, D], dtype=dtype),
-               Dense(1, dtype=dtype)]
+    layers += [
+        CELLS[cell](3, return_sequences=seq, input_shape=[None, D], dtype=dtype),
+        Dense(1, dtype=dtype),
+    ]
     m = Sequential(layers)
     m.compile("mse", optim.Adam(0.01, clip_global_norm=1.0))
     return m, x, y, sw
@@ -86,18 +90,33 @@ def test_fit_evaluate_predict_give_finite_numbers_of_the_right_shape(p, batch_si
     out = m.predict(x, batch_size=batch_size)
     assert out.shape == y.shape and np.isfinite(out).all()
     # the mean over batches is the mean over the data set (batch sizes differ)
-    assert m.evaluate(x, y, batch_size=len(x), sample_weight=sw) == pytest.approx(value, rel=1e-4,
-                                                                                    abs=1e-6)
+    assert m.evaluate(x, y, batch_size=len(x), sample_weight=sw) == pytest.approx(
+        value, rel=1e-4, abs=1e-6
+    )
 
 
 BAD_INTS = st.sampled_from([0, -1, -7, 2.5, True, "4", None, float("nan")])
 
 
 @FUZZ
-@given(problems(), st.sampled_from(["batch_size", "epochs", "initial_epoch", "sample_weight",
-                                     "x_nan", "x_empty", "x_text", "val_nan",
-                                     "validation_split"]),
-       BAD_INTS, st.integers(0, 10))
+@given(
+    problems(),
+    st.sampled_from(
+        [
+            "batch_size",
+            "epochs",
+            "initial_epoch",
+            "sample_weight",
+            "x_nan",
+            "x_empty",
+            "x_text",
+            "val_nan",
+            "validation_split",
+        ]
+    ),
+    BAD_INTS,
+    st.integers(0, 10),
+)
 def test_bad_arguments_get_a_clear_error_that_names_them(p, what, bad, where):
     m, x, y, sw = p
     before = [w.copy() for w in m.get_weights()]
@@ -115,7 +134,7 @@ def test_bad_arguments_get_a_clear_error_that_names_them(p, what, bad, where):
         sw[where % len(x)] = [np.nan, np.inf, -1.0][where % 3]
         kwargs["sample_weight"] = sw
     elif what == "x_nan":
-        x = x.astype(float)                             # ids as floats: NaN is possible
+        x = x.astype(float)  # ids as floats: NaN is possible
         x.flat[where % x.size] = np.nan
         name = "x"
     elif what == "x_text":
@@ -134,17 +153,33 @@ def test_bad_arguments_get_a_clear_error_that_names_them(p, what, bad, where):
     _clear(e.value, name)
     assert all(np.array_equal(a, b) for a, b in zip(before, m.get_weights()))
     if what == "batch_size":
-        for call in (lambda: m.evaluate(x, y, batch_size=bad), lambda: m.predict(x, batch_size=bad)):
+        for call in (
+            lambda: m.evaluate(x, y, batch_size=bad),
+            lambda: m.predict(x, batch_size=bad),
+        ):
             with pytest.raises(ENTRY_ERRORS) as e:
                 call()
             _clear(e.value, "batch_size")
 
 
 @FUZZ
-@given(st.sampled_from(["mse", "mae", "binary_crossentropy", "categorical_crossentropy",
-                        "sparse_categorical_crossentropy"]),
-       st.booleans(), st.integers(1, 4), st.integers(1, 3), st.integers(2, 4),
-       st.sampled_from([None, "ok", "nan", "neg", "shape"]), st.integers(0, 2**16))
+@given(
+    st.sampled_from(
+        [
+            "mse",
+            "mae",
+            "binary_crossentropy",
+            "categorical_crossentropy",
+            "sparse_categorical_crossentropy",
+        ]
+    ),
+    st.booleans(),
+    st.integers(1, 4),
+    st.integers(1, 3),
+    st.integers(2, 4),
+    st.sampled_from([None, "ok", "nan", "neg", "shape"]),
+    st.integers(0, 2**16),
+)
 def test_losses_give_a_finite_value_or_a_clear_refusal(name, logits, N, T, K, sw_kind, seed):
     rng = np.random.default_rng(seed)
     z = rng.standard_normal((N, T, K))
@@ -158,22 +193,32 @@ def test_losses_give_a_finite_value_or_a_clear_refusal(name, logits, N, T, K, sw
         y = rng.integers(0, 2, size=(N, T, K)).astype(float)
     else:
         y = rng.standard_normal((N, T, K))
-    sw = {None: None, "ok": rng.uniform(0, 1, N), "nan": np.full(N, np.nan),
-          "neg": -np.ones(N), "shape": np.ones(N + 1)}[sw_kind]
+    sw = {
+        None: None,
+        "ok": rng.uniform(0, 1, N),
+        "nan": np.full(N, np.nan),
+        "neg": -np.ones(N),
+        "shape": np.ones(N + 1),
+    }[sw_kind]
     try:
         value, grad = loss(y, z, sample_weight=sw)
     except ENTRY_ERRORS as e:
         _clear(e, "sample_weight", "from_logits")
         assert sw_kind in ("nan", "neg", "shape") or (
-            "crossentropy" in name and not logits and (z < 0).any())
+            "crossentropy" in name and not logits and (z < 0).any()
+        )
         return
     assert sw_kind in (None, "ok")
     assert math.isfinite(value) and np.isfinite(grad).all() and grad.shape == z.shape
 
 
 @FUZZ
-@given(st.integers(-2, 5), st.integers(-2, 8), st.sampled_from(["greedy", "beam"]),
-       st.integers(0, 2**16))
+@given(
+    st.integers(-2, 5),
+    st.integers(-2, 8),
+    st.sampled_from(["greedy", "beam"]),
+    st.integers(0, 2**16),
+)
 def test_generate_gives_token_lists_or_names_the_argument(beam_width, max_length, method, seed):
     set_seed(seed)
     m = EncoderDecoder(6, 6, units=4, embed_dim=3)
@@ -197,29 +242,44 @@ def cache(tmp_path_factory, monkeypatch):
     return path
 
 
-GOOD = {"--hidden": ["4", "6"], "--layers": ["1", "2"], "--batch": ["2", "5"],
-        "--bptt": ["3", "8"], "--learning-rate": ["0.003", "0.02"], "--minutes": ["30"],
-        "--max-updates": ["2", "4"], "--temperature": ["0", "0.5", "1e-320"], "--top-k": ["0", "3"],
-        "--length": ["5"]}
-BAD = {"--hidden": ["-1", "0"], "--layers": ["0", "-2"], "--batch": ["-2", "0"],
-       "--bptt": ["0"], "--learning-rate": ["nan", "inf", "-0.1", "0"],
-       "--minutes": ["nan", "inf", "-1", "0"], "--max-updates": ["0", "-3"],
-       "--temperature": ["nan", "-1", "inf"], "--top-k": ["-1"], "--length": ["-1", "0"]}
+GOOD = {
+    "--hidden": ["4", "6"],
+    "--layers": ["1", "2"],
+    "--batch": ["2", "5"],
+    "--bptt": ["3", "8"],
+    "--learning-rate": ["0.003", "0.02"],
+    "--minutes": ["30"],
+    "--max-updates": ["2", "4"],
+    "--temperature": ["0", "0.5", "1e-320"],
+    "--top-k": ["0", "3"],
+    "--length": ["5"],
+}
+BAD = {
+    "--hidden": ["-1", "0"],
+    "--layers": ["0", "-2"],
+    "--batch": ["-2", "0"],
+    "--bptt": ["0"],
+    "--learning-rate": ["nan", "inf", "-0.1", "0"],
+    "--minutes": ["nan", "inf", "-1", "0"],
+    "--max-updates": ["0", "-3"],
+    "--temperature": ["nan", "-1", "inf"],
+    "--top-k": ["-1"],
+    "--length": ["-1", "0"],
+}
 
 
 @st.composite
 def autocomplete_options(draw):
     """Valid values for every option, then none, one or two of them made invalid."""
     opts = {f: draw(st.sampled_from(v)) for f, v in GOOD.items()}
-    k = draw(st.sampled_from([0, 0, 1, 2]))                   # half of them valid throughout
+    k = draw(st.sampled_from([0, 0, 1, 2]))  # half of them valid throughout
     broken = draw(st.lists(st.sampled_from(sorted(BAD)), min_size=k, max_size=k, unique=True))
     for f in broken:
         opts[f] = draw(st.sampled_from(BAD[f]))
     return opts, broken
 
 
-@settings(max_examples=30, deadline=None, derandomize=True,
-          suppress_health_check=list(HealthCheck))
+@settings(max_examples=30, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
 @given(autocomplete_options())
 def test_autocomplete_options_are_refused_by_name_or_train_a_finite_model(cache, capsys, drawn):
     opts, bad = drawn
@@ -255,11 +315,25 @@ def _diagnose_accepts(flag, value):
         return False
 
 
-@settings(max_examples=40, deadline=None, derandomize=True,
-          suppress_health_check=list(HealthCheck))
-@given(st.sampled_from(["--lag", "--batch-size", "--k1", "--epochs", "--train-size", "--units",
-                        "--batch", "--samples", "--lr", "--clip", "--k2"]),
-       st.sampled_from(["0", "-1", "-50", "2.5", "abc", "nan", "inf", "", "0,2", "1,-1"]))
+@settings(max_examples=40, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
+@given(
+    st.sampled_from(
+        [
+            "--lag",
+            "--batch-size",
+            "--k1",
+            "--epochs",
+            "--train-size",
+            "--units",
+            "--batch",
+            "--samples",
+            "--lr",
+            "--clip",
+            "--k2",
+        ]
+    ),
+    st.sampled_from(["0", "-1", "-50", "2.5", "abc", "nan", "inf", "", "0,2", "1,-1"]),
+)
 def test_diagnose_refuses_bad_numbers_by_name(tmp_path_factory, capsys, flag, value):
     """Only refusals here (a diagnose run writes PNGs, which needs matplotlib); the values
     that are valid for a flag (--epochs 0, --clip 0) are skipped."""

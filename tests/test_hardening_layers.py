@@ -1,6 +1,7 @@
 """Layers under hostile input: every gradient handed to backward is checked before it
 reaches the loops (compiled or not), the compiled loops check every array they are given,
 and predict is safe from several threads."""
+
 import threading
 
 import numpy as np
@@ -18,10 +19,13 @@ def test_backward_refuses_a_dy_of_the_wrong_shape(cls):
     x = np.random.default_rng(0).standard_normal((2, 300, 3)).astype("float32")
     layer.forward(x, training=True)
     for bad in [(2, 1, 16), (2, 299, 16), (300, 2, 16), (2, 300, 8), (2, 16)]:
-        with pytest.raises(ValueError, match=r"dy must have the shape of the layer's output "
-                                             r"\(2, 300, 16\)"):
+        with pytest.raises(
+            ValueError,
+            match=r"dy must have the shape of the layer's output "
+            r"\(2, 300, 16\)",
+        ):
             layer.backward(np.ones(bad, "float32"))
-    dx = layer.backward(np.ones((2, 300, 16), "float32"))       # the right one still works
+    dx = layer.backward(np.ones((2, 300, 16), "float32"))  # the right one still works
     assert dx.shape == x.shape and np.isfinite(dx).all()
 
 
@@ -53,7 +57,7 @@ def test_dense_and_embedding_refuse_wrong_dy():
     d = Dense(4)
     d.forward(np.ones((3, 5, 2), "float32"), training=True)
     with pytest.raises(ValueError, match=r"\(3, 5, 4\); got \(3, 1, 4\)"):
-        d.backward(np.ones((3, 1, 4), "float32"))       # would have been broadcast
+        d.backward(np.ones((3, 1, 4), "float32"))  # would have been broadcast
     e = Embedding(10, 4)
     e.forward(np.ones((3, 5), "int64"), training=True)
     with pytest.raises(ValueError, match=r"\(3, 5, 4\)"):
@@ -66,14 +70,25 @@ def test_compiled_loops_check_every_array():
     directly is a ValueError, never a read or write outside the array."""
     loops = kernels.loops._loops
     T, N, H = 5, 3, 4
-    good = {"itemsize": 4, "T": T, "N": N, "H": H, "act": 1, "rec_act": 2, "threads": 1,
-            "W": np.zeros((H, H), "float32"), "h": np.zeros((T + 1, N, H), "float32"),
-            "xw": np.zeros((T, N, H), "float32")}
+    good = {
+        "itemsize": 4,
+        "T": T,
+        "N": N,
+        "H": H,
+        "act": 1,
+        "rec_act": 2,
+        "threads": 1,
+        "W": np.zeros((H, H), "float32"),
+        "h": np.zeros((T + 1, N, H), "float32"),
+        "xw": np.zeros((T, N, H), "float32"),
+    }
     loops.forward("simple", dict(good))
-    cases = {"h": np.zeros((T, N, H), "float32"),              # one step short
-             "xw": np.zeros((T, N, H), "float64"),             # wrong item size
-             "W": np.zeros((H, H + 1), "float32"),
-             "xw ": None}
+    cases = {
+        "h": np.zeros((T, N, H), "float32"),  # one step short
+        "xw": np.zeros((T, N, H), "float64"),  # wrong item size
+        "W": np.zeros((H, H + 1), "float32"),
+        "xw ": None,
+    }
     for key, value in cases.items():
         if key == "xw ":
             args = {k: v for k, v in good.items() if k != "xw"}
@@ -83,22 +98,36 @@ def test_compiled_loops_check_every_array():
         with pytest.raises(ValueError, match=f"loop array {key}"):
             loops.forward("simple", {**good, key: value})
     with pytest.raises(ValueError, match="C-contiguous"):
-        loops.forward("simple", {**good, "h": np.zeros((N, T + 1, H), "float32").transpose(1, 0, 2)})
+        loops.forward(
+            "simple", {**good, "h": np.zeros((N, T + 1, H), "float32").transpose(1, 0, 2)}
+        )
     with pytest.raises(ValueError, match="loop array dout: expected shape"):
-        loops.backward("simple", {**good, "dout": np.zeros((T, N, H + 2), "float32"),
-                                  "dxw": np.zeros((T, N, H), "float32"),
-                                  "dh": np.zeros((N, H), "float32")})
+        loops.backward(
+            "simple",
+            {
+                **good,
+                "dout": np.zeros((T, N, H + 2), "float32"),
+                "dxw": np.zeros((T, N, H), "float32"),
+                "dh": np.zeros((N, H), "float32"),
+            },
+        )
     with pytest.raises(ValueError, match="shapes do not match"):
-        loops.matmul(np.ones((3, 4), "float32"), np.ones((5, 2), "float32"),
-                     np.empty((3, 2), "float32"), 0.0, 1)
+        loops.matmul(
+            np.ones((3, 4), "float32"),
+            np.ones((5, 2), "float32"),
+            np.empty((3, 2), "float32"),
+            0.0,
+            1,
+        )
     with pytest.raises(TypeError):
         loops.matmul(12345, np.ones((4, 2), "float32"), np.empty((3, 2), "float32"), 0.0, 1)
 
 
 def _masked_model():
     rnnkit.set_seed(0)
-    return Sequential([Embedding(20, 8, mask_zero=True), LSTM(16, return_sequences=True),
-                       LSTM(16), Dense(3)])
+    return Sequential(
+        [Embedding(20, 8, mask_zero=True), LSTM(16, return_sequences=True), LSTM(16), Dense(3)]
+    )
 
 
 def _inputs():
@@ -106,7 +135,7 @@ def _inputs():
     xs = []
     for stop in (9, 3):
         x = rng.integers(1, 20, (4, 12))
-        x[:, stop:] = 0                                  # padding: different masks per thread
+        x[:, stop:] = 0  # padding: different masks per thread
         xs.append(x)
     return xs
 

@@ -1,5 +1,6 @@
 """Issue 15, training: no figure for work that was not done, no silent wrong number, and
 refusals that name the argument.  Each test failed before its fix."""
+
 import csv
 
 import numpy as np
@@ -35,11 +36,18 @@ def test_an_epoch_stopped_by_terminate_on_nan_is_not_logged_as_a_loss_of_zero(tm
     ckpt = cb.ModelCheckpoint(tmp_path / "ckpt-{epoch}.rnnkit", monitor="loss", save_best_only=True)
     stop = cb.EarlyStopping(monitor="loss", patience=5)
     with np.errstate(all="ignore"):
-        h = m.fit(x, y, batch_size=16, epochs=3, verbose=0, shuffle=False,
-                  callbacks=[cb.CSVLogger(log), ckpt, stop])
+        h = m.fit(
+            x,
+            y,
+            batch_size=16,
+            epochs=3,
+            verbose=0,
+            shuffle=False,
+            callbacks=[cb.CSVLogger(log), ckpt, stop],
+        )
     assert len(h.history["loss"]) == 2
     assert np.isfinite(h.history["loss"][0]) and h.history["loss"][0] > 0
-    assert not np.isfinite(h.history["loss"][1])                 # the truth: the loss blew up
+    assert not np.isfinite(h.history["loss"][1])  # the truth: the loss blew up
     assert "TerminateOnNaN" in h.stop_reason and "epoch 2" in h.stop_reason
     rows = list(csv.DictReader(open(log)))
     assert float(rows[1]["loss"]) != 0.0 and not np.isfinite(float(rows[1]["loss"]))
@@ -50,7 +58,7 @@ def test_an_epoch_stopped_by_terminate_on_nan_is_not_logged_as_a_loss_of_zero(tm
 def test_no_update_at_all_logs_nan_not_zero():
     x, y = data()
     m = small(opt=optim.SGD(1e30))
-    m.layers[1].params["c"][...] = np.inf                       # the first loss is not finite
+    m.layers[1].params["c"][...] = np.inf  # the first loss is not finite
     with np.errstate(all="ignore"):
         h = m.fit(x, y, batch_size=16, epochs=2, verbose=0)
     assert len(h.history["loss"]) == 1 and not np.isfinite(h.history["loss"][0])
@@ -160,7 +168,7 @@ def test_a_loss_on_probabilities_refuses_logits_before_training():
     x, _ = data()
     y = np.arange(16) % 3
     set_seed(0)
-    m = Sequential([SimpleRNN(4, input_shape=[None, 2]), Dense(3)])        # linear head: logits
+    m = Sequential([SimpleRNN(4, input_shape=[None, 2]), Dense(3)])  # linear head: logits
     m.compile("sparse_categorical_crossentropy")
     before = [w.copy() for w in m.get_weights()]
     with pytest.raises(ValueError, match="look like logits.*from_logits=True"):
@@ -172,14 +180,17 @@ def test_a_loss_on_probabilities_refuses_logits_before_training():
     assert np.isfinite(m.fit(x, y, verbose=0).history["loss"][0])
 
 
-@pytest.mark.parametrize("kwargs,match", [
-    (dict(method="beam", beam_width=0), "beam_width must be a positive integer"),
-    (dict(method="beam", beam_width=-2), "beam_width must be a positive integer"),
-    (dict(method="beam", beam_width=10**9), "beam_width must be at most"),
-    (dict(max_length=0), "max_length must be a positive integer"),
-    (dict(max_length=10**12), "max_length must be at most"),
-    (dict(method="beam", length_penalty=float("nan")), "length_penalty must be a finite"),
-])
+@pytest.mark.parametrize(
+    "kwargs,match",
+    [
+        (dict(method="beam", beam_width=0), "beam_width must be a positive integer"),
+        (dict(method="beam", beam_width=-2), "beam_width must be a positive integer"),
+        (dict(method="beam", beam_width=10**9), "beam_width must be at most"),
+        (dict(max_length=0), "max_length must be a positive integer"),
+        (dict(max_length=10**12), "max_length must be at most"),
+        (dict(method="beam", length_penalty=float("nan")), "length_penalty must be a finite"),
+    ],
+)
 def test_generate_checks_its_arguments(kwargs, match):
     m = EncoderDecoder(8, 8, units=4, embed_dim=4)
     with pytest.raises(ValueError, match=match):
@@ -190,8 +201,7 @@ def test_generate_checks_its_arguments(kwargs, match):
 # -- 5. stateful models ------------------------------------------------------------------------------
 def _stateful():
     set_seed(0)
-    m = Sequential([LSTM(4, return_sequences=True, stateful=True, input_shape=[None, 2]),
-                    Dense(1)])
+    m = Sequential([LSTM(4, return_sequences=True, stateful=True, input_shape=[None, 2]), Dense(1)])
     m.compile("mse", optim.Adam(0.01))
     return m
 
@@ -206,10 +216,10 @@ def test_a_stateful_model_fits_twice_and_resumes_exactly_after_save_and_load(tmp
     b.fit(x, y, batch_size=8, epochs=1, shuffle=False, verbose=0)
     b.save(tmp_path / "b.rnnkit")
     c = rnnkit.load_model(tmp_path / "b.rnnkit")
-    assert np.array_equal(c.layers[0].states[0], b.layers[0].states[0])   # state carried over
+    assert np.array_equal(c.layers[0].states[0], b.layers[0].states[0])  # state carried over
     c.fit(x, y, batch_size=8, epochs=2, initial_epoch=1, shuffle=False, verbose=0)
     for wa, wc in zip(a.get_weights(), c.get_weights()):
-        assert np.array_equal(wa, wc)                                     # exact resume
+        assert np.array_equal(wa, wc)  # exact resume
     assert np.array_equal(a.layers[0].states[0], c.layers[0].states[0])
     with pytest.raises(ValueError, match="carries state for a batch of 8; got batch_size=4"):
         c.fit(x, y, batch_size=4, verbose=0)
@@ -220,13 +230,14 @@ def test_a_stateful_model_fits_twice_and_resumes_exactly_after_save_and_load(tmp
 def test_an_epoch_stopped_by_a_callback_logs_the_mean_of_the_updates_done():
     """A callback stops training after the second of four updates: the epoch's loss is the
     mean over both updates, not over the one before the stop."""
+
     class StopAfter(cb.Callback):
         def on_batch_end(self, step, logs=None):
             if step == 1:
                 self.model.stop_training = True
+
     x, y = data()
-    h = small().fit(x, y, batch_size=4, epochs=3, verbose=0, shuffle=False,
-                    callbacks=[StopAfter()])
+    h = small().fit(x, y, batch_size=4, epochs=3, verbose=0, shuffle=False, callbacks=[StopAfter()])
     assert len(h.steps["loss"]) == 2 and len(h.history["loss"]) == 1
     assert h.history["loss"][0] == pytest.approx(np.mean(h.steps["loss"]), rel=1e-12)
 
@@ -248,6 +259,9 @@ def test_tbptt_of_non_integers_and_a_checkpoint_name_that_cannot_be_filled(tmp_p
         with pytest.raises(ValueError, match="fit: tbptt must be k or"):
             m.fit(x, y, tbptt=bad, verbose=0)
     ckpt = cb.ModelCheckpoint(tmp_path / "m-{val_loss:.2f}.rnnkit", monitor="loss")
-    with pytest.raises(ValueError, match=r"ModelCheckpoint: filepath .* cannot be filled in "
-                                         r"\(KeyError: 'val_loss'\).*'loss'"):
+    with pytest.raises(
+        ValueError,
+        match=r"ModelCheckpoint: filepath .* cannot be filled in "
+        r"\(KeyError: 'val_loss'\).*'loss'",
+    ):
         m.fit(x, y, callbacks=[ckpt], verbose=0)

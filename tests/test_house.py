@@ -1,5 +1,6 @@
 """The house rules, checked: imports flow one way, from the ground floor up; ruff (lint and
 format) and mypy pass on the whole tree."""
+
 import ast
 import shutil
 import subprocess
@@ -16,8 +17,18 @@ PACKAGE = ROOT / "rnnkit"
 # does with itself (train, save, load, exchange); the accelerator sits above the reference
 # loops it accelerates, so bptt cannot know it.
 FLOORS = [
-    {"_version", "backend", "activations", "initializers", "validation", "seeding",
-     "atomicfile", "progress", "plotting", "summary"},
+    {
+        "_version",
+        "backend",
+        "activations",
+        "initializers",
+        "validation",
+        "seeding",
+        "atomicfile",
+        "progress",
+        "plotting",
+        "summary",
+    },
     {"cells"},
     {"bptt"},
     {"kernels"},
@@ -26,7 +37,7 @@ FLOORS = [
     {"models", "seq2seq", "seq2seq_attention", "training", "distributed", "gradcheck", "io"},
     {"data", "datasets", "diagnostics"},
     {"apps"},
-    {"cli", "__main__", ""},                    # "": rnnkit/__init__.py, the public API
+    {"cli", "__main__", ""},  # "": rnnkit/__init__.py, the public API
 ]
 FLOOR = {name: level for level, names in enumerate(FLOORS) for name in names}
 
@@ -58,7 +69,7 @@ def _imports(path, parts):
             continue
         if isinstance(node, ast.ImportFrom):
             if node.level:
-                base = package[:len(package) - node.level + 1]
+                base = package[: len(package) - node.level + 1]
                 target = ".".join(base + ([node.module] if node.module else []))
                 names = [target] if node.module else [f"{target}.{a.name}" for a in node.names]
             else:
@@ -80,14 +91,16 @@ def test_no_module_imports_from_a_floor_above_it():
         for line, target in _imports(path, parts):
             theirs = _top(target)
             if theirs in FLOOR and mine in FLOOR and FLOOR[theirs] > FLOOR[mine]:
-                wrong.append(f"{path.relative_to(ROOT)}:{line} ({mine}, floor {FLOOR[mine]}) "
-                             f"imports {target} (floor {FLOOR[theirs]})")
+                wrong.append(
+                    f"{path.relative_to(ROOT)}:{line} ({mine}, floor {FLOOR[mine]}) "
+                    f"imports {target} (floor {FLOOR[theirs]})"
+                )
     assert not wrong, "\n".join(wrong)
 
 
 def test_the_reference_loop_knows_no_accelerator():
     source = (PACKAGE / "bptt.py").read_text(encoding="utf-8")
-    assert "kernels" not in source.split('"""', 2)[2]          # past the module docstring
+    assert "kernels" not in source.split('"""', 2)[2]  # past the module docstring
 
 
 def _run(*command):

@@ -3,6 +3,7 @@ number.  Each forged file is written here, byte by byte where needed; every case
 end in a ModelFileError that names the file and what is wrong, before anything large
 is allocated, and what held before (exact round trips, no pickle, atomic saves that
 survive SIGKILL) must keep holding."""
+
 import io
 import json
 import os
@@ -30,8 +31,10 @@ Y = rng.standard_normal((8, 2)).astype("float32")
 
 def trained(seed=3):
     rnnkit.set_seed(seed)
-    m = Sequential([LSTM(4, input_shape=[None, 3], dropout=0.1, name="lstm"),
-                    Dense(2, name="dense")], name="seq")
+    m = Sequential(
+        [LSTM(4, input_shape=[None, 3], dropout=0.1, name="lstm"), Dense(2, name="dense")],
+        name="seq",
+    )
     m.compile(loss="mse", optimizer=optim.Adam(0.01))
     m.fit(X, Y, epochs=1, batch_size=4, verbose=0)
     return m
@@ -91,7 +94,7 @@ def peak_mib(f):
         f()
         return None
     except Exception as e:
-        return e, tracemalloc.get_traced_memory()[1] / 2 ** 20
+        return e, tracemalloc.get_traced_memory()[1] / 2**20
     finally:
         tracemalloc.stop()
 
@@ -101,8 +104,9 @@ def deflated_zeros_member(z, name, n_bytes, dtype="<f4"):
     deflated (1000:1), streamed in 1 MiB pieces."""
     head = io.BytesIO()
     count = n_bytes // np.dtype(dtype).itemsize
-    np.lib.format.write_array_header_1_0(head, {"descr": dtype, "fortran_order": False,
-                                               "shape": (count,)})
+    np.lib.format.write_array_header_1_0(
+        head, {"descr": dtype, "fortran_order": False, "shape": (count,)}
+    )
     info = zipfile.ZipInfo(name)
     info.compress_type = zipfile.ZIP_DEFLATED
     chunk = bytes(1 << 20)
@@ -117,7 +121,7 @@ def deflated_zeros_member(z, name, n_bytes, dtype="<f4"):
 def test_a_deflated_extra_member_is_refused_without_unpacking_it(saved, tmp_path, name):
     bomb = forge(saved, tmp_path / "bomb.rnnkit")
     with zipfile.ZipFile(bomb, "a") as z:
-        deflated_zeros_member(z, name, 64 << 20)                 # 64 MiB in ~64 KiB
+        deflated_zeros_member(z, name, 64 << 20)  # 64 MiB in ~64 KiB
     assert bomb.stat().st_size < 1 << 20
     err, peak = peak_mib(lambda: rnnkit.load_model(bomb))
     assert isinstance(err, ModelFileError), err
@@ -128,7 +132,7 @@ def test_a_deflated_extra_member_is_refused_without_unpacking_it(saved, tmp_path
 
 def test_a_header_declaring_a_huge_architecture_is_refused_before_drawing_weights(saved, tmp_path):
     h = header_of(saved)
-    h["model"]["config"]["layers"][0]["config"]["units"] = 3000       # LSTM(3000): W 3000x12000
+    h["model"]["config"]["layers"][0]["config"]["units"] = 3000  # LSTM(3000): W 3000x12000
     path = forge(saved, tmp_path / "big.rnnkit", header=h)
     assert path.stat().st_size < 10_000
     err, peak = peak_mib(lambda: rnnkit.load_model(path))
@@ -139,9 +143,12 @@ def test_a_header_declaring_a_huge_architecture_is_refused_before_drawing_weight
 
 def test_an_array_declaring_8_terabytes_is_named_as_corruption(saved, tmp_path):
     head = io.BytesIO()
-    np.lib.format.write_array_header_1_0(head, {"descr": "<f4", "fortran_order": False,
-                                               "shape": (2 ** 40, 2)})
-    path = forge(saved, tmp_path / "tb.rnnkit", add={"params/lstm/U.npy": head.getvalue() + bytes(48)})
+    np.lib.format.write_array_header_1_0(
+        head, {"descr": "<f4", "fortran_order": False, "shape": (2**40, 2)}
+    )
+    path = forge(
+        saved, tmp_path / "tb.rnnkit", add={"params/lstm/U.npy": head.getvalue() + bytes(48)}
+    )
     err, peak = peak_mib(lambda: rnnkit.load_model(path))
     assert isinstance(err, ModelFileError), err
     assert "corrupted" in str(err) and "params/lstm/U" in str(err)
@@ -190,8 +197,10 @@ def test_a_header_without_model(saved, tmp_path):
     assert "no valid 'model' entry" in forged_error(saved, tmp_path, header=h)
     h["model"] = {"class_name": "Sequential", "config": "nope"}
     assert "no valid 'model' entry" in forged_error(saved, tmp_path, header=h)
-    h["model"] = {"class_name": "Sequential", "config": {"layers": [{"class_name": "LSTM",
-                                                                    "config": {"units": -3}}]}}
+    h["model"] = {
+        "class_name": "Sequential",
+        "config": {"layers": [{"class_name": "LSTM", "config": {"units": -3}}]},
+    }
     assert "cannot rebuild the model" in forged_error(saved, tmp_path, header=h)
 
 
@@ -200,23 +209,30 @@ def test_unknown_state_members(saved, tmp_path):
     assert "'nosuch', which is not a stateful recurrent layer" in msg
     msg = forged_error(saved, tmp_path, add={"states/lstm/0.npy": np.zeros((2, 4), "f4")})
     assert "'lstm', which is not a stateful" in msg
-    assert "optimizer state" in forged_error(saved, tmp_path, add={
-        "optimizer/lstm/U/velocity.npy": np.zeros((3, 16), "f4")})
+    assert "optimizer state" in forged_error(
+        saved, tmp_path, add={"optimizer/lstm/U/velocity.npy": np.zeros((3, 16), "f4")}
+    )
 
 
 def test_carried_states_are_checked_and_restored(tmp_path):
     m = Sequential([GRU(4, stateful=True, input_shape=[None, 2], name="gru"), Dense(1)])
     m.predict(rng.standard_normal((3, 5, 2)))
     path = m.save(tmp_path / "s.rnnkit")
-    np.testing.assert_array_equal(rnnkit.load_model(path).layers[0].states[0], m.layers[0].states[0])
-    for bad, match in [(np.zeros((3, 5), "f4"), r"needs \(batch, 4\)"),
-                       (np.zeros((3, 4), "f8"), "is float64"),
-                       (np.zeros((3, 4, 1), "f4"), "needs")]:
+    np.testing.assert_array_equal(
+        rnnkit.load_model(path).layers[0].states[0], m.layers[0].states[0]
+    )
+    for bad, match in [
+        (np.zeros((3, 5), "f4"), r"needs \(batch, 4\)"),
+        (np.zeros((3, 4), "f8"), "is float64"),
+        (np.zeros((3, 4, 1), "f4"), "needs"),
+    ]:
         p = forge(path, tmp_path / "bad.rnnkit", add={"states/gru/0.npy": bad})
         with pytest.raises(ModelFileError, match=match):
             rnnkit.load_model(p)
     p = forge(path, tmp_path / "bad.rnnkit", add={"states/gru/1.npy": np.zeros((3, 4), "f4")})
-    with pytest.raises(ModelFileError, match=r"carries 1 state\(s\); the file holds indices \[0, 1\]"):
+    with pytest.raises(
+        ModelFileError, match=r"carries 1 state\(s\); the file holds indices \[0, 1\]"
+    ):
         rnnkit.load_model(p)
 
 
@@ -228,7 +244,9 @@ def test_garbage_rng_states(saved, tmp_path):
     assert "random-generator state of layer 'lstm'" in forged_error(saved, tmp_path, header=h)
     h = header_of(saved)
     h["rng_states"]["ghost"] = h["rng_states"]["lstm"]
-    assert "['ghost'] that the architecture does not have" in forged_error(saved, tmp_path, header=h)
+    assert "['ghost'] that the architecture does not have" in forged_error(
+        saved, tmp_path, header=h
+    )
     h = header_of(saved)
     h["rng_states"] = [1, 2]
     assert "'rng_states' must be a JSON object" in forged_error(saved, tmp_path, header=h)
@@ -252,17 +270,26 @@ def test_optimizer_problems_are_found_at_load(saved, tmp_path):
     h = header_of(saved)
     h["compile"]["optimizer_iterations"] = -1
     assert "optimizer_iterations" in forged_error(saved, tmp_path, header=h)
-    wrong = {"optimizer/lstm/U/m.npy": np.zeros((4, 16), "f4")}        # U is (3, 16)
-    assert "'optimizer/lstm/U/m' is float32 (4, 16); its weight 'lstm/U' is float32 (3, 16)" \
+    wrong = {"optimizer/lstm/U/m.npy": np.zeros((4, 16), "f4")}  # U is (3, 16)
+    assert (
+        "'optimizer/lstm/U/m' is float32 (4, 16); its weight 'lstm/U' is float32 (3, 16)"
         in forged_error(saved, tmp_path, add=wrong)
+    )
     msg = forged_error(saved, tmp_path, drop=["optimizer/lstm/U/v.npy"])
     assert "weight 'lstm/U' has slots ['m']; Adam needs ['m', 'v']" in msg
     # compile=False reads no optimizer state, and the model still predicts
     rnnkit.load_model(forge(saved, tmp_path / "ok.rnnkit", add=wrong), compile=False).predict(X)
 
 
-@pytest.mark.parametrize("dtype,match", [("c8", "is complex"), ("c16", "is complex"),
-                                         ("i4", "is int32"), ("f8", "is float64, the arch")])
+@pytest.mark.parametrize(
+    "dtype,match",
+    [
+        ("c8", "is complex"),
+        ("c16", "is complex"),
+        ("i4", "is int32"),
+        ("f8", "is float64, the arch"),
+    ],
+)
 def test_weights_of_another_dtype_are_refused_not_cast(saved, tmp_path, dtype, match):
     U = np.zeros((3, 16), dtype)
     assert match in forged_error(saved, tmp_path, add={"params/lstm/U.npy": U})
@@ -280,6 +307,7 @@ def test_big_endian_float32_weights_load_exactly(saved, tmp_path):
 def test_from_torch_and_to_onnx_say_what_they_expect():
     pytest.importorskip("torch")
     from rnnkit.io import from_torch, to_onnx
+
     with pytest.raises(TypeError, match="module must be a torch.nn.Module .* got str 'lstm'"):
         from_torch("lstm")
     m = Sequential([LSTM(2, input_shape=[None, 3])])
@@ -322,8 +350,8 @@ def test_truncation_and_flipped_bytes_are_named_as_corruption(saved, tmp_path):
     data = saved.read_bytes()
     with zipfile.ZipFile(saved) as z:
         info = z.getinfo("params/lstm/W.npy")
-    local_extra = int.from_bytes(data[info.header_offset + 28: info.header_offset + 30], "little")
-    start = info.header_offset + 30 + len(info.filename) + local_extra + 128   # inside W's data
+    local_extra = int.from_bytes(data[info.header_offset + 28 : info.header_offset + 30], "little")
+    start = info.header_offset + 30 + len(info.filename) + local_extra + 128  # inside W's data
     for cut in [10, len(data) // 3, len(data) - 10]:
         (tmp_path / "t.rnnkit").write_bytes(data[:cut])
         with pytest.raises(ModelFileError, match="corrupted, truncated"):
@@ -346,7 +374,7 @@ def test_everything_comes_back_bit_for_bit_and_resumes_exactly(tmp_path):
     for k, v in a.optimizer.state_arrays().items():
         np.testing.assert_array_equal(b.optimizer.state_arrays()[k], v)
     assert b.optimizer.iterations == a.optimizer.iterations == 2
-    a.fit(X, Y, epochs=2, batch_size=4, verbose=0)                       # dropout draws too
+    a.fit(X, Y, epochs=2, batch_size=4, verbose=0)  # dropout draws too
     b.fit(X, Y, epochs=2, batch_size=4, verbose=0)
     for k, p in a.params.items():
         np.testing.assert_array_equal(b.params[k], p)
@@ -373,30 +401,37 @@ def test_a_killed_save_keeps_the_old_file_and_the_next_save_cleans_up(tmp_path):
     m = trained()
     path = m.save(tmp_path / "m.rnnkit")
     good = Path(path).read_bytes()
-    for _ in range(3):                     # each killed save removes the one before's leftover
-        r = subprocess.run([sys.executable, "-c", KILLED_SAVE, path], cwd=ROOT,
-                           env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True)
+    for _ in range(3):  # each killed save removes the one before's leftover
+        r = subprocess.run(
+            [sys.executable, "-c", KILLED_SAVE, path],
+            cwd=ROOT,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+            capture_output=True,
+        )
         assert r.returncode == -signal.SIGKILL, r.stderr.decode()[-2000:]
         left = list(tmp_path.glob("*.part"))
         assert len(left) == 1 and left[0].name.startswith(".tmp-m.rnnkit-")
         assert left[0].stat().st_size == 12000
         assert Path(path).read_bytes() == good
         np.testing.assert_array_equal(rnnkit.load_model(path).predict(X), m.predict(X))
-    m.save(path)                                                       # their writers are gone
+    m.save(path)  # their writers are gone
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.rnnkit"]
 
 
 def test_only_stale_temporaries_of_the_same_target_are_removed(tmp_path):
     target = tmp_path / "m.rnnkit"
-    me, host, dead = os.getpid(), _host(), 2 ** 22 + 1                # pid_max is at most 2^22
-    fresh = 4_000_000_000                                             # mtime in 2096
-    names = {f".tmp-m.rnnkit-{host}-{me}-old12345.part": 0,           # live writer, untouched since 1970
-             f".tmp-m.rnnkit-{host}-{me}-new12345.part": fresh,       # live writer, fresh
-             f".tmp-m.rnnkit-{host}-{dead}-gone1234.part": fresh,     # writer gone
-             f".tmp-m.rnnkit-otherhost-{dead}-remote12.part": fresh,  # another machine's writer
-             f".tmp-other.rnnkit-{host}-{dead}-abc.part": 0,          # another target
-             ".tmp-m.rnnkit.part": 0, ".tmp-abc123.part": 0,          # not named by rnnkit
-             "m.rnnkit-1-x.part": 0}
+    me, host, dead = os.getpid(), _host(), 2**22 + 1  # pid_max is at most 2^22
+    fresh = 4_000_000_000  # mtime in 2096
+    names = {
+        f".tmp-m.rnnkit-{host}-{me}-old12345.part": 0,  # live writer, untouched since 1970
+        f".tmp-m.rnnkit-{host}-{me}-new12345.part": fresh,  # live writer, fresh
+        f".tmp-m.rnnkit-{host}-{dead}-gone1234.part": fresh,  # writer gone
+        f".tmp-m.rnnkit-otherhost-{dead}-remote12.part": fresh,  # another machine's writer
+        f".tmp-other.rnnkit-{host}-{dead}-abc.part": 0,  # another target
+        ".tmp-m.rnnkit.part": 0,
+        ".tmp-abc123.part": 0,  # not named by rnnkit
+        "m.rnnkit-1-x.part": 0,
+    }
     for n, t in names.items():
         (tmp_path / n).write_bytes(b"x")
         os.utime(tmp_path / n, (t, t))

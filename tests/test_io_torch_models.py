@@ -1,6 +1,7 @@
 """Whole models between PyTorch and rnnkit: nn.Embedding -> nn.RNN/LSTM/GRU -> nn.Linear
 heads (from_torch of a container) and rnnkit Sequentials as nn.Sequential
 (to_torch(..., whole_model=True)), compared with PyTorch's own forward pass."""
+
 import numpy as np
 import pytest
 import torch
@@ -35,14 +36,13 @@ class Classifier(nn.Module):
     def __init__(self, dtype):
         super().__init__()
         self.embedding = nn.Embedding(VOCAB, 6)
-        self.rnn = nn.LSTM(6, 5, num_layers=2, batch_first=True, bidirectional=True,
-                           dropout=0.25)
+        self.rnn = nn.LSTM(6, 5, num_layers=2, batch_first=True, bidirectional=True, dropout=0.25)
         self.gru = nn.GRU(10, 4, batch_first=True)
         self.fc = nn.Linear(4, 3)
         self.softmax = nn.Softmax(dim=-1)
         self.to(dtype)
 
-    def forward(self, x):                               # seq -> vector: final hidden state
+    def forward(self, x):  # seq -> vector: final hidden state
         out, _ = self.rnn(self.embedding(x))
         _, h_n = self.gru(out)
         return self.softmax(self.fc(h_n[-1]))
@@ -55,7 +55,7 @@ class Tagger(nn.Module):
         self.rnn = nn.GRU(5, 4, batch_first=True, bidirectional=True)
         self.head = nn.Linear(8, 3)
 
-    def forward(self, x):                               # seq -> seq: every step
+    def forward(self, x):  # seq -> seq: every step
         out, _ = self.rnn(self.embedding(x))
         return self.head(out)
 
@@ -99,18 +99,41 @@ def test_from_torch_of_an_nn_sequential_and_of_a_list():
     assert max_diff(from_torch([rnn, lin, nn.Sigmoid()])(x), ref) <= TOL[np.float32]
 
 
-@pytest.mark.parametrize("make", [
-    lambda: nn.Sequential(nn.Embedding(VOCAB, 4), RNNBlock(
-        nn.LSTM(4, 3, batch_first=True, bidirectional=True), return_sequences=True,
-        merge_mode="ave"), nn.Linear(3, 2), nn.Tanh()),
-    lambda: nn.Sequential(nn.Embedding(VOCAB, 4), RNNBlock(
-        nn.GRU(4, 3, num_layers=2, batch_first=True), go_backwards=True,
-        return_sequences=True), RNNBlock(nn.RNN(3, 2, batch_first=True, bidirectional=True),
-                                         merge_mode="mul"), nn.Linear(2, 2)),
-    lambda: nn.Sequential(nn.Embedding(VOCAB, 4), RNNBlock(
-        nn.LSTM(4, 5, proj_size=2, batch_first=True, bidirectional=True), go_backwards=True),
-        nn.Dropout(0.1), nn.Linear(4, 3), nn.Hardsigmoid()),
-], ids=["bi_lstm_ave", "gru_backwards_bi_rnn_mul", "lstm_proj_bi_backwards"])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: nn.Sequential(
+            nn.Embedding(VOCAB, 4),
+            RNNBlock(
+                nn.LSTM(4, 3, batch_first=True, bidirectional=True),
+                return_sequences=True,
+                merge_mode="ave",
+            ),
+            nn.Linear(3, 2),
+            nn.Tanh(),
+        ),
+        lambda: nn.Sequential(
+            nn.Embedding(VOCAB, 4),
+            RNNBlock(
+                nn.GRU(4, 3, num_layers=2, batch_first=True),
+                go_backwards=True,
+                return_sequences=True,
+            ),
+            RNNBlock(nn.RNN(3, 2, batch_first=True, bidirectional=True), merge_mode="mul"),
+            nn.Linear(2, 2),
+        ),
+        lambda: nn.Sequential(
+            nn.Embedding(VOCAB, 4),
+            RNNBlock(
+                nn.LSTM(4, 5, proj_size=2, batch_first=True, bidirectional=True), go_backwards=True
+            ),
+            nn.Dropout(0.1),
+            nn.Linear(4, 3),
+            nn.Hardsigmoid(),
+        ),
+    ],
+    ids=["bi_lstm_ave", "gru_backwards_bi_rnn_mul", "lstm_proj_bi_backwards"],
+)
 def test_from_torch_of_rnn_blocks(make):
     torch.manual_seed(3)
     module = make().eval()
@@ -122,23 +145,42 @@ def test_from_torch_of_rnn_blocks(make):
 
 def rnnkit_models():
     return {
-        "classifier": lambda: rk.Sequential([
-            rk.Embedding(VOCAB, 5), rk.LSTM(4, return_sequences=True), rk.Dropout(0.2),
-            rk.GRU(3), rk.Dense(2, activation="softmax")]),
-        "tagger_bidirectional": lambda: rk.Sequential([
-            rk.Embedding(VOCAB, 5), rk.Bidirectional(rk.GRU(3, return_sequences=True)),
-            rk.TimeDistributed(rk.Dense(4, activation="relu")), rk.Dense(2)]),
-        "go_backwards_and_merges": lambda: rk.Sequential([
-            rk.SimpleRNN(3, return_sequences=True, go_backwards=True, input_shape=(None, D)),
-            rk.Bidirectional(rk.LSTM(2, return_sequences=True), merge_mode="sum"),
-            rk.Bidirectional(rk.SimpleRNN(3, activation="relu", return_sequences=True),
-                             merge_mode="ave"),
-            rk.Bidirectional(rk.GRU(2), merge_mode="mul"),
-            rk.Dense(2, activation="tanh")]),
-        "lstm_proj_head": lambda: rk.Sequential([
-            rk.LSTM(5, proj_size=2, return_sequences=True, input_shape=(None, D)),
-            rk.Dense(3, activation="sigmoid"), rk.LSTM(3), rk.Dense(1, use_bias=False,
-                                                               activation="softsign")]),
+        "classifier": lambda: rk.Sequential(
+            [
+                rk.Embedding(VOCAB, 5),
+                rk.LSTM(4, return_sequences=True),
+                rk.Dropout(0.2),
+                rk.GRU(3),
+                rk.Dense(2, activation="softmax"),
+            ]
+        ),
+        "tagger_bidirectional": lambda: rk.Sequential(
+            [
+                rk.Embedding(VOCAB, 5),
+                rk.Bidirectional(rk.GRU(3, return_sequences=True)),
+                rk.TimeDistributed(rk.Dense(4, activation="relu")),
+                rk.Dense(2),
+            ]
+        ),
+        "go_backwards_and_merges": lambda: rk.Sequential(
+            [
+                rk.SimpleRNN(3, return_sequences=True, go_backwards=True, input_shape=(None, D)),
+                rk.Bidirectional(rk.LSTM(2, return_sequences=True), merge_mode="sum"),
+                rk.Bidirectional(
+                    rk.SimpleRNN(3, activation="relu", return_sequences=True), merge_mode="ave"
+                ),
+                rk.Bidirectional(rk.GRU(2), merge_mode="mul"),
+                rk.Dense(2, activation="tanh"),
+            ]
+        ),
+        "lstm_proj_head": lambda: rk.Sequential(
+            [
+                rk.LSTM(5, proj_size=2, return_sequences=True, input_shape=(None, D)),
+                rk.Dense(3, activation="sigmoid"),
+                rk.LSTM(3),
+                rk.Dense(1, use_bias=False, activation="softsign"),
+            ]
+        ),
     }
 
 
@@ -166,16 +208,32 @@ def test_to_torch_whole_model_computes_the_same_function(name, dtype):
     assert max_diff(back(x), model(x)) <= TOL[dtype] / 10
 
 
-@pytest.mark.parametrize("layers,match", [
-    ([rk.Embedding(VOCAB, 3, mask_zero=True), rk.LSTM(2)], "mask_zero"),
-    ([rk.Masking(0.0, input_shape=(None, D)), rk.LSTM(2)], "Masking"),
-    ([rk.GRU(3, reset_after=False, input_shape=(None, D)), rk.Dense(1)], "reset_after=False"),
-    ([rk.Bidirectional(rk.LSTM(2, return_sequences=True), merge_mode=None,
-                       input_shape=(None, D))], "merge_mode=None"),
-    ([rk.LSTM(2, stateful=True, input_shape=(None, D)), rk.Dense(1)], "stateful"),
-    ([rk.Bidirectional(rk.LSTM(2), backward_layer=rk.GRU(2, go_backwards=True),
-                       input_shape=(None, D)), rk.Dense(1)], "share their configuration"),
-])
+@pytest.mark.parametrize(
+    "layers,match",
+    [
+        ([rk.Embedding(VOCAB, 3, mask_zero=True), rk.LSTM(2)], "mask_zero"),
+        ([rk.Masking(0.0, input_shape=(None, D)), rk.LSTM(2)], "Masking"),
+        ([rk.GRU(3, reset_after=False, input_shape=(None, D)), rk.Dense(1)], "reset_after=False"),
+        (
+            [
+                rk.Bidirectional(
+                    rk.LSTM(2, return_sequences=True), merge_mode=None, input_shape=(None, D)
+                )
+            ],
+            "merge_mode=None",
+        ),
+        ([rk.LSTM(2, stateful=True, input_shape=(None, D)), rk.Dense(1)], "stateful"),
+        (
+            [
+                rk.Bidirectional(
+                    rk.LSTM(2), backward_layer=rk.GRU(2, go_backwards=True), input_shape=(None, D)
+                ),
+                rk.Dense(1),
+            ],
+            "share their configuration",
+        ),
+    ],
+)
 def test_to_torch_whole_model_refuses_what_pytorch_cannot_represent(layers, match):
     model = rk.Sequential(layers)
     x = ids(2, 3, 0) if isinstance(layers[0], rk.Embedding) else floats(2, 3, 0)
@@ -189,23 +247,45 @@ def test_to_torch_without_whole_model_keeps_refusing_heads():
     model(floats(1, 2, 0))
     with pytest.raises(ValueError, match="only recurrent layers.*whole_model=True"):
         to_torch(model)
-    stack = from_torch(nn.LSTM(D, 3, batch_first=True))     # a bare module: an RNNStack still
+    stack = from_torch(nn.LSTM(D, 3, batch_first=True))  # a bare module: an RNNStack still
     assert isinstance(stack, rk.RNNStack)
 
 
-@pytest.mark.parametrize("make,error,match", [
-    (lambda: nn.Sequential(nn.Linear(D, 3), nn.ReLU()), TypeError, "at least one recurrent"),
-    (lambda: nn.Sequential(nn.LSTM(D, 3, batch_first=True), nn.Conv1d(3, 3, 1)), TypeError,
-     "Conv1d"),
-    (lambda: nn.Sequential(nn.LSTM(D, 3, batch_first=True), nn.ReLU()), ValueError,
-     "right after an nn.Linear"),
-    (lambda: nn.Sequential(nn.LSTM(D, 3, batch_first=True), nn.Embedding(3, 3)), ValueError,
-     "must be the first"),
-    (lambda: nn.Sequential(nn.Embedding(VOCAB, 3, max_norm=1.0),
-                           nn.GRU(3, 3, batch_first=True)), ValueError, "max_norm"),
-    (lambda: nn.Sequential(nn.GRU(D, 3, batch_first=True), nn.Linear(3, 2), nn.Softmax(dim=0)),
-     ValueError, "last axis"),
-])
+@pytest.mark.parametrize(
+    "make,error,match",
+    [
+        (lambda: nn.Sequential(nn.Linear(D, 3), nn.ReLU()), TypeError, "at least one recurrent"),
+        (
+            lambda: nn.Sequential(nn.LSTM(D, 3, batch_first=True), nn.Conv1d(3, 3, 1)),
+            TypeError,
+            "Conv1d",
+        ),
+        (
+            lambda: nn.Sequential(nn.LSTM(D, 3, batch_first=True), nn.ReLU()),
+            ValueError,
+            "right after an nn.Linear",
+        ),
+        (
+            lambda: nn.Sequential(nn.LSTM(D, 3, batch_first=True), nn.Embedding(3, 3)),
+            ValueError,
+            "must be the first",
+        ),
+        (
+            lambda: nn.Sequential(
+                nn.Embedding(VOCAB, 3, max_norm=1.0), nn.GRU(3, 3, batch_first=True)
+            ),
+            ValueError,
+            "max_norm",
+        ),
+        (
+            lambda: nn.Sequential(
+                nn.GRU(D, 3, batch_first=True), nn.Linear(3, 2), nn.Softmax(dim=0)
+            ),
+            ValueError,
+            "last axis",
+        ),
+    ],
+)
 def test_from_torch_refuses_what_it_cannot_map(make, error, match):
     with pytest.raises(error, match=match):
         from_torch(make())

@@ -6,6 +6,7 @@ must agree to ~1e-12 in float64 and to float32 rounding in float32.  Skipped whe
 extension is not built (the NumPy loops then run everywhere, which the rest of the suite
 covers).
 """
+
 import copy
 
 import numpy as np
@@ -57,7 +58,7 @@ def spy(monkeypatch):
 def run(layer, x, *, fast, mask=None, initial_state=None, seed=0, training=True):
     """forward (training, or inference with ``training=False``) + backward with a random
     upstream gradient; everything returned."""
-    layer = copy.deepcopy(layer)           # the same weights and random generator each time
+    layer = copy.deepcopy(layer)  # the same weights and random generator each time
     ctx = kernels.numpy_loops() if not fast else _nothing()
     with ctx:
         out = layer.forward(x, training=training, mask=mask, initial_state=initial_state)
@@ -65,8 +66,12 @@ def run(layer, x, *, fast, mask=None, initial_state=None, seed=0, training=True)
         rng = np.random.default_rng(seed)
         dys = [rng.standard_normal(o.shape).astype(o.dtype) for o in outs]
         dx = layer.backward(dys if isinstance(out, list) else dys[0])
-    return {"out": outs, "dx": dx, "grads": dict(layer.grads),
-            "d_init": list(layer.initial_state_grads)}
+    return {
+        "out": outs,
+        "dx": dx,
+        "grads": dict(layer.grads),
+        "d_init": list(layer.initial_state_grads),
+    }
 
 
 class _nothing:
@@ -90,14 +95,14 @@ def assert_same(a, b, rtol, atol):
 
 def make_mask(N, T, rng):
     mask = rng.random((N, T)) > 0.3
-    mask[0] = True                          # one full sequence
+    mask[0] = True  # one full sequence
     if N > 1:
-        mask[1, T // 2:] = False            # one padded at the end
-    mask[:, 1] = False                      # a step every sample skips
+        mask[1, T // 2 :] = False  # one padded at the end
+    mask[:, 1] = False  # a step every sample skips
     return mask
 
 
-CASES = {          # the kinds of tests/helpers.py, with their sizes here
+CASES = {  # the kinds of tests/helpers.py, with their sizes here
     "rnn": dict(units=7),
     "rnn_relu": dict(units=7),
     "rnn_softsign": dict(units=7),
@@ -116,11 +121,13 @@ OPTIONS = {
     "plain": dict(layer={"return_sequences": True}, mask=False),
     "last": dict(layer={}, mask=False),
     "mask": dict(layer={"return_sequences": True}, mask=True),
-    "mask-zero-output": dict(layer={"return_sequences": True, "zero_output_for_mask": True},
-                             mask=True),
+    "mask-zero-output": dict(
+        layer={"return_sequences": True, "zero_output_for_mask": True}, mask=True
+    ),
     "backwards-mask": dict(layer={"return_sequences": True, "go_backwards": True}, mask=True),
-    "dropout": dict(layer={"return_sequences": True, "dropout": 0.3, "recurrent_dropout": 0.4},
-                    mask=True),
+    "dropout": dict(
+        layer={"return_sequences": True, "dropout": 0.3, "recurrent_dropout": 0.4}, mask=True
+    ),
     "state": dict(layer={"return_sequences": True, "return_state": True}, mask=False, init=True),
 }
 
@@ -128,7 +135,7 @@ OPTIONS = {
 def make_case(case, option, N, dtype, *salt):
     """A built layer of CASES with OPTIONS, its input (N, T=9, D=4), mask and initial states."""
     opt = OPTIONS[option]
-    rng = np.random.default_rng(seed_of(case, option, N, *salt))    # the same in every process
+    rng = np.random.default_rng(seed_of(case, option, N, *salt))  # the same in every process
     T, D = 9, 4
     layer = recurrent_layer(case, **CASES[case], dtype=dtype, seed=3, **opt["layer"])
     x = rng.standard_normal((N, T, D)).astype(dtype)
@@ -143,7 +150,7 @@ def make_case(case, option, N, dtype, *salt):
 @pytest.mark.parametrize("dtype,rtol,atol", [("float64", 1e-10, 1e-12), ("float32", 2e-4, 2e-5)])
 @pytest.mark.parametrize("option", sorted(OPTIONS))
 @pytest.mark.parametrize("case", sorted(CASES))
-@pytest.mark.parametrize("N", [1, 3, 6])   # float32 with 6 rows: the packed products
+@pytest.mark.parametrize("N", [1, 3, 6])  # float32 with 6 rows: the packed products
 def test_compiled_loops_match_numpy_loops(case, option, N, dtype, rtol, atol, spy):
     layer, x, mask, init = make_case(case, option, N, dtype)
     ref = run(layer, x, fast=False, mask=mask, initial_state=init)
@@ -155,8 +162,9 @@ def test_compiled_loops_match_numpy_loops(case, option, N, dtype, rtol, atol, sp
 
 
 @pytest.mark.parametrize("dtype,rtol,atol", [("float64", 1e-10, 1e-12), ("float32", 2e-4, 2e-5)])
-@pytest.mark.parametrize("option", ["plain", "last", "mask", "mask-zero-output",
-                                    "backwards-mask", "state"])
+@pytest.mark.parametrize(
+    "option", ["plain", "last", "mask", "mask-zero-output", "backwards-mask", "state"]
+)
 @pytest.mark.parametrize("case", sorted(CASES))
 @pytest.mark.parametrize("N", [1, 6, 20])
 def test_inference_computes_x_u_in_the_loop(case, option, N, dtype, rtol, atol, spy):
@@ -170,13 +178,13 @@ def test_inference_computes_x_u_in_the_loop(case, option, N, dtype, rtol, atol, 
     fast = run(layer, x, fast=True, mask=mask, initial_state=init, training=False)
     assert spy.calls == [("forward", kind), ("forward", kind), ("backward", kind)]
     assert spy.args[0].get("no_trace") == 1 and not spy.args[1].get("no_trace")
-    if dtype == "float32" and N >= 4:                      # else one product before the loop
+    if dtype == "float32" and N >= 4:  # else one product before the loop
         assert spy.args[0]["x"] is not None and spy.args[0]["D"] == x.shape[2]
         assert "xw" not in spy.args[0]
     else:
         assert "x" not in spy.args[0] and spy.args[0]["xw"] is not None
     assert_same(fast, ref, rtol, atol)
-    trained = run(layer, x, fast=True, mask=mask, initial_state=init)    # xw computed first
+    trained = run(layer, x, fast=True, mask=mask, initial_state=init)  # xw computed first
     assert_same(fast, trained, rtol, atol)
 
 
@@ -184,8 +192,12 @@ def test_inference_takes_x_training_takes_xw(spy):
     """Inference (float32, 4 rows or more) forms x_t U inside the loop; every training
     forward gets x U from one product before the loop."""
     x = np.random.default_rng(0).standard_normal((5, 4, 3)).astype("float32")
-    for layer in (SimpleRNN(6, seed=1), GRU(6, seed=1), GRU(6, reset_after=False, seed=1),
-                  LSTM(6, seed=1)):
+    for layer in (
+        SimpleRNN(6, seed=1),
+        GRU(6, seed=1),
+        GRU(6, reset_after=False, seed=1),
+        LSTM(6, seed=1),
+    ):
         layer.forward(x)
         layer.forward(x, training=True)
     xs = [a.get("x") is not None for a in spy.args]
@@ -201,8 +213,16 @@ def packed(request):
 
 
 @pytest.mark.parametrize("N", [33, 130])
-@pytest.mark.parametrize("cls,kw", [(SimpleRNN, {}), (LSTM, {}), (LSTM, {"proj_size": 30}),
-                                    (GRU, {}), (GRU, {"reset_after": False})])
+@pytest.mark.parametrize(
+    "cls,kw",
+    [
+        (SimpleRNN, {}),
+        (LSTM, {}),
+        (LSTM, {"proj_size": 30}),
+        (GRU, {}),
+        (GRU, {"reset_after": False}),
+    ],
+)
 def test_larger_float32_layers_agree(cls, kw, N, packed, spy):
     """Sizes where BLAS blocks, threads and the packed products' blocks (K > 256, partial
     panels and row blocks) differ from the small cases, sigmoid/tanh arguments spread wide:
@@ -224,7 +244,7 @@ def test_stateful_and_inference(spy):
     x = np.random.default_rng(0).standard_normal((2, 6, 3)).astype("float32")
     ref_layer = copy.deepcopy(layer)
     with kernels.numpy_loops():
-        r1, r2 = ref_layer(x), ref_layer(x)            # the state carries over
+        r1, r2 = ref_layer(x), ref_layer(x)  # the state carries over
     f1, f2 = layer(x), layer(x)
     np.testing.assert_allclose(f1, r1, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(f2, r2, rtol=1e-5, atol=1e-6)
@@ -234,9 +254,14 @@ def test_stateful_and_inference(spy):
 def test_float32_tanh_is_accurate():
     """The loops' own float32 tanh: within a few units in the last place of the exact
     value over the whole range, NaN and infinities included."""
-    x = np.concatenate([np.linspace(-12, 12, 200001), np.geomspace(1e-30, 20, 20000),
-                        -np.geomspace(1e-30, 20, 20000), [0.0, -0.0, 0.625, -0.625, 44.0, 89.0,
-                                                         1e30, -1e30]]).astype(np.float32)
+    x = np.concatenate(
+        [
+            np.linspace(-12, 12, 200001),
+            np.geomspace(1e-30, 20, 20000),
+            -np.geomspace(1e-30, 20, 20000),
+            [0.0, -0.0, 0.625, -0.625, 44.0, 89.0, 1e30, -1e30],
+        ]
+    ).astype(np.float32)
     y = np.empty_like(x)
     kernels._loops.tanh_f32(x, y)
     exact = np.tanh(x.astype(np.float64))
@@ -306,8 +331,16 @@ def team_of_two(monkeypatch):
 
 @pytest.mark.parametrize("dtype,rtol,atol", [("float64", 1e-10, 1e-12), ("float32", 2e-3, 2e-4)])
 @pytest.mark.parametrize("N", [1, 2, 20, 130])
-@pytest.mark.parametrize("cls,kw", [(SimpleRNN, {}), (LSTM, {}), (LSTM, {"proj_size": 24}),
-                                    (GRU, {}), (GRU, {"reset_after": False})])
+@pytest.mark.parametrize(
+    "cls,kw",
+    [
+        (SimpleRNN, {}),
+        (LSTM, {}),
+        (LSTM, {"proj_size": 24}),
+        (GRU, {}),
+        (GRU, {"reset_after": False}),
+    ],
+)
 def test_team_paths_agree(cls, kw, N, dtype, rtol, atol, team_of_two, spy):
     """Inside own_threads the loops cut the batch into chunks at any size and dtype, and
     products the packed kernel does not take are cut by columns: same numbers."""
@@ -348,18 +381,22 @@ def test_matmul_on_the_team(dtype, rtol, team_of_two):
         a = rng.standard_normal((M, K)).astype(dtype)
         b = rng.standard_normal((K, N)).astype(dtype)
         assert not kernels.threads.inside()
-        np.testing.assert_array_equal(kernels.matmul(a, b), a @ b)   # outside own_threads: a @ b
+        np.testing.assert_array_equal(kernels.matmul(a, b), a @ b)  # outside own_threads: a @ b
         with kernels.own_threads():
             assert kernels.blas.threads() == 1 and kernels.threads.team_size() == 2
-            with kernels.own_threads():                         # re-entrant
+            with kernels.own_threads():  # re-entrant
                 pass
             assert kernels.blas.threads() == 1
-            for A, B in [(a, b), (np.ascontiguousarray(a.T).T, b), (a, np.ascontiguousarray(b.T).T),
-                         (np.ascontiguousarray(a.T).T, np.ascontiguousarray(b.T).T)]:
+            for A, B in [
+                (a, b),
+                (np.ascontiguousarray(a.T).T, b),
+                (a, np.ascontiguousarray(b.T).T),
+                (np.ascontiguousarray(a.T).T, np.ascontiguousarray(b.T).T),
+            ]:
                 out = kernels.matmul(A, B)
                 assert out.dtype == dtype and out.flags.c_contiguous
                 np.testing.assert_allclose(out, a.astype("float64") @ b, rtol=rtol, atol=rtol * K)
             small, strided = (a[:4, :4], b[:4, :4]), (a[:, ::2], b[::2])
-            for A, B in (small, strided):                       # one BLAS call / NumPy's matmul
+            for A, B in (small, strided):  # one BLAS call / NumPy's matmul
                 np.testing.assert_allclose(kernels.matmul(A, B), A @ B, rtol=rtol, atol=rtol * K)
-        assert kernels.blas.threads() == before                 # restored
+        assert kernels.blas.threads() == before  # restored

@@ -1,5 +1,6 @@
 """The lecture's examples learn what the lecture says they learn (examples/ scripts,
 run with small settings)."""
+
 import pathlib
 import runpy
 
@@ -20,8 +21,9 @@ def test_autocomplete_learns_to_spell_deep(capsys):
 
 
 def test_lecture_keras_snippets_beat_the_naive_forecast():
-    results = example("lecture_snippets")["main"](["--series", "3000", "--epochs", "8",
-                                                "--learning-rate", "0.01"])
+    results = example("lecture_snippets")["main"](
+        ["--series", "3000", "--epochs", "8", "--learning-rate", "0.01"]
+    )
     for name, (mse, naive) in results.items():
         assert mse < naive, f"{name}: validation MSE {mse:.4f} does not beat naive {naive:.4f}"
 
@@ -40,9 +42,10 @@ def test_temperature_from_two_and_three_days():
 
 def test_min_char_rnn_smoothed_loss_falls_on_a_real_text():
     text = (HERE / "data" / "sonnets.txt").read_text(encoding="utf-8")
-    curve = example("min_char_rnn")["main"](["--iterations", "1500", "--print-every", "10000"],
-                                            text=text)
+    curve = example("min_char_rnn")["main"](
+        ["--iterations", "1500", "--print-every", "10000"], text=text
+    )
     V = len(set(text))
-    assert curve[0] > 0.99 * np.log(V) * 25                      # starts at -ln(1/V) per char
-    assert curve[-1] < 0.88 * curve[0]                          # and falls, as the original's does
+    assert curve[0] > 0.99 * np.log(V) * 25  # starts at -ln(1/V) per char
+    assert curve[-1] < 0.88 * curve[0]  # and falls, as the original's does
     assert all(b <= a + 0.5 for a, b in zip(curve[::100], curve[100::100]))

@@ -1,5 +1,6 @@
 """The encoder–decoder: exact gradients, teacher forcing, greedy and beam decoding,
 and the vector-to-sequence configurations."""
+
 import numpy as np
 import pytest
 
@@ -14,21 +15,33 @@ rng = np.random.default_rng(11)
 def test_encoder_decoder_gradients(cell, layers):
     m = EncoderDecoder(7, 6, units=4, embed_dim=3, num_layers=layers, cell=cell, dtype="float64")
     src = rng.integers(1, 7, (3, 5))
-    src[0, 3:] = 0                                              # a shorter source, padded
+    src[0, 3:] = 0  # a shorter source, padded
     tgt = np.concatenate([np.ones((3, 1), int), rng.integers(3, 6, (3, 4))], axis=1)
     tgt[1, 3:] = 0
     assert rnnkit.gradcheck(m, (src, tgt[:, :-1])) < 1e-6
 
 
 def test_vector_to_sequence_gradients():
-    m = EncoderDecoder(target_vocab=6, units=4, embed_dim=3, cell="lstm", source="vector",
-                       source_dim=3, dtype="float64")
+    m = EncoderDecoder(
+        target_vocab=6,
+        units=4,
+        embed_dim=3,
+        cell="lstm",
+        source="vector",
+        source_dim=3,
+        dtype="float64",
+    )
     v = rng.standard_normal((3, 3))
     tgt = rng.integers(1, 6, (3, 4))
     assert rnnkit.gradcheck(m, (v, tgt)) < 1e-6
-    rv = Sequential([Dense(4, activation="tanh", input_shape=[3], dtype="float64"),
-                     RepeatVector(5, dtype="float64"),
-                     SimpleRNN(4, return_sequences=True, dtype="float64"), Dense(2, dtype="float64")])
+    rv = Sequential(
+        [
+            Dense(4, activation="tanh", input_shape=[3], dtype="float64"),
+            RepeatVector(5, dtype="float64"),
+            SimpleRNN(4, return_sequences=True, dtype="float64"),
+            Dense(2, dtype="float64"),
+        ]
+    )
     assert rnnkit.gradcheck(rv, v) < 1e-6
 
 
@@ -47,7 +60,7 @@ def reverse_task(n, vocab=10, max_len=5):
         L = rng.integers(2, max_len + 1)
         s = rng.integers(3, vocab, L)
         S[i, :L] = s
-        T[i, 0], T[i, 1:L + 1], T[i, L + 1] = 1, s[::-1], 2
+        T[i, 0], T[i, 1 : L + 1], T[i, L + 1] = 1, s[::-1], 2
     return S, T
 
 
@@ -56,23 +69,33 @@ def test_learns_to_reverse_with_teacher_forcing_and_decodes():
     S, T = reverse_task(1500)
     t_in, t_out = shift_targets(T)
     m = EncoderDecoder(10, 10, units=48, embed_dim=12, cell="gru")
-    m.compile(loss="sparse_categorical_crossentropy", from_logits=True, ignore_class=0,
-              optimizer=optim.Adam(0.01, clip_global_norm=5.0), metrics=["accuracy"])
+    m.compile(
+        loss="sparse_categorical_crossentropy",
+        from_logits=True,
+        ignore_class=0,
+        optimizer=optim.Adam(0.01, clip_global_norm=5.0),
+        metrics=["accuracy"],
+    )
     h = m.fit([S, t_in], t_out, epochs=12, batch_size=50, verbose=0)
     assert h.history["accuracy"][-1] > 0.9
     S2, T2 = reverse_task(100)
-    want = [list(t[1:list(t).index(2)]) for t in T2]
+    want = [list(t[1 : list(t).index(2)]) for t in T2]
     greedy = m.generate(S2, max_length=8)
     beam = m.generate(S2, max_length=8, method="beam", beam_width=3)
     assert np.mean([g == w for g, w in zip(greedy, want)]) > 0.8
-    assert np.mean([b == w for b, w in zip(beam, want)]) >= np.mean([g == w for g, w in zip(greedy, want)]) - 0.05
+    assert (
+        np.mean([b == w for b, w in zip(beam, want)])
+        >= np.mean([g == w for g, w in zip(greedy, want)]) - 0.05
+    )
 
 
 def test_beam_search_with_width_one_is_greedy():
     rnnkit.set_seed(4)
     m = EncoderDecoder(9, 8, units=6, embed_dim=4, cell="lstm")
     src = rng.integers(1, 9, (5, 4))
-    assert m.generate(src, max_length=6) == m.generate(src, max_length=6, method="beam", beam_width=1)
+    assert m.generate(src, max_length=6) == m.generate(
+        src, max_length=6, method="beam", beam_width=1
+    )
 
 
 def test_bad_arguments():

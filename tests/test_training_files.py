@@ -1,5 +1,6 @@
 """Model files: exact round trips, resumed training that follows the same trajectory
 bit for bit, atomic writes, and clear errors for corrupted or foreign files."""
+
 import json
 import zipfile
 
@@ -7,8 +8,20 @@ import numpy as np
 import pytest
 
 import rnnkit
-from rnnkit import (GRU, LSTM, Bidirectional, Dense, Dropout, EncoderDecoder, Embedding, Masking,
-                    Sequential, SimpleRNN, TimeDistributed, optim)
+from rnnkit import (
+    GRU,
+    LSTM,
+    Bidirectional,
+    Dense,
+    Dropout,
+    Embedding,
+    EncoderDecoder,
+    Masking,
+    Sequential,
+    SimpleRNN,
+    TimeDistributed,
+    optim,
+)
 from rnnkit.io.saving import ModelFileError
 
 rng = np.random.default_rng(5)
@@ -16,20 +29,27 @@ rng = np.random.default_rng(5)
 
 def build(seed=1):
     rnnkit.set_seed(seed)
-    m = Sequential([
-        Masking(0.0, input_shape=[None, 3]),
-        Bidirectional(LSTM(6, return_sequences=True, dropout=0.2, recurrent_dropout=0.2), merge_mode="sum"),
-        GRU(5, reset_after=False, return_sequences=True),
-        Dropout(0.1),
-        TimeDistributed(Dense(4, activation="softmax")),
-    ])
-    m.compile(loss="sparse_categorical_crossentropy", metrics=["accuracy"],
-              optimizer=optim.Adam(optim.ExponentialDecay(0.01, 5, 0.9), clip_global_norm=2.0))
+    m = Sequential(
+        [
+            Masking(0.0, input_shape=[None, 3]),
+            Bidirectional(
+                LSTM(6, return_sequences=True, dropout=0.2, recurrent_dropout=0.2), merge_mode="sum"
+            ),
+            GRU(5, reset_after=False, return_sequences=True),
+            Dropout(0.1),
+            TimeDistributed(Dense(4, activation="softmax")),
+        ]
+    )
+    m.compile(
+        loss="sparse_categorical_crossentropy",
+        metrics=["accuracy"],
+        optimizer=optim.Adam(optim.ExponentialDecay(0.01, 5, 0.9), clip_global_norm=2.0),
+    )
     return m
 
 
 X = rng.standard_normal((40, 7, 3)).astype("float32")
-X[:5, 5:] = 0.0                                                      # padded steps
+X[:5, 5:] = 0.0  # padded steps
 Y = rng.integers(0, 4, (40, 7))
 
 
@@ -84,12 +104,12 @@ def test_save_is_atomic_and_never_pickles(tmp_path, monkeypatch):
     with pytest.raises(RuntimeError, match="disk full"):
         m.save(path)
     monkeypatch.undo()
-    assert path.read_bytes() == good                                # the old file is intact
-    assert not [p for p in tmp_path.iterdir() if p.name != "m.rnnkit"]   # no temporary left
+    assert path.read_bytes() == good  # the old file is intact
+    assert not [p for p in tmp_path.iterdir() if p.name != "m.rnnkit"]  # no temporary left
     with zipfile.ZipFile(path) as z:
         for name in z.namelist():
             with z.open(name) as f:
-                assert np.lib.format.read_magic(f)                  # plain .npy members
+                assert np.lib.format.read_magic(f)  # plain .npy members
                 header = np.lib.format.read_array_header_1_0(f) if True else None
                 assert header[2] != np.dtype(object)
 
@@ -130,12 +150,19 @@ def test_corrupted_truncated_and_foreign_files(tmp_path):
 
 
 def test_summary_counts_match_keras():
-    m = Sequential([SimpleRNN(20, return_sequences=True, input_shape=[None, 1]), SimpleRNN(20), Dense(1)])
+    m = Sequential(
+        [SimpleRNN(20, return_sequences=True, input_shape=[None, 1]), SimpleRNN(20), Dense(1)]
+    )
     text = m.summary(print_fn=None)
     # Keras 3.15 prints 440, 820 and 21 for this model (the lecture's deep RNN)
     assert "440" in text and "820" in text and "│            21 │" in text
     assert "Total params: 1,281 (5.00 KB)" in text
-    m2 = Sequential([Embedding(100, 8, mask_zero=True), Bidirectional(GRU(5, return_sequences=True)),
-                     TimeDistributed(Dense(3))])
+    m2 = Sequential(
+        [
+            Embedding(100, 8, mask_zero=True),
+            Bidirectional(GRU(5, return_sequences=True)),
+            TimeDistributed(Dense(3)),
+        ]
+    )
     m2.forward(np.zeros((1, 3), int))
     assert "Total params: 1,283 (5.01 KB)" in m2.summary(print_fn=None)

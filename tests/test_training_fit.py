@@ -1,38 +1,57 @@
 """fit/evaluate/predict, truncated BPTT, callbacks and the errors fit raises up front."""
+
 import copy
 
 import numpy as np
 import pytest
 
 import rnnkit
-from rnnkit import GRU, LSTM, Bidirectional, Dense, Embedding, Sequential, SimpleRNN, callbacks, optim
+from rnnkit import (
+    GRU,
+    LSTM,
+    Bidirectional,
+    Dense,
+    Embedding,
+    Sequential,
+    SimpleRNN,
+    callbacks,
+    optim,
+)
 from rnnkit.training import tbptt_steps
 
 rng = np.random.default_rng(3)
 
 
 def seq_model(dtype="float64", cell=SimpleRNN, **kw):
-    return Sequential([cell(6, return_sequences=True, dtype=dtype, input_shape=[None, 2]),
-                       Dense(3, dtype=dtype)], **kw)
+    return Sequential(
+        [cell(6, return_sequences=True, dtype=dtype, input_shape=[None, 2]), Dense(3, dtype=dtype)],
+        **kw,
+    )
 
 
 def test_fit_learns_and_history_records_epochs_and_steps():
     x = rng.standard_normal((64, 10, 1)).astype("float32")
-    y = x.sum(axis=1)                                            # a running sum to remember
+    y = x.sum(axis=1)  # a running sum to remember
     model = Sequential([SimpleRNN(8, input_shape=[None, 1]), Dense(1)])
     model.compile(loss="mse", optimizer=optim.Adam(0.02, clip_global_norm=1.0), metrics=["mae"])
     h = model.fit(x, y, epochs=25, batch_size=16, validation_split=0.25, verbose=0)
-    assert set(h.history) >= {"loss", "mae", "val_loss", "val_mae", "grad_norm_mean",
-                              "clip_fraction", "clip_scale_mean"}
+    assert set(h.history) >= {
+        "loss",
+        "mae",
+        "val_loss",
+        "val_mae",
+        "grad_norm_mean",
+        "clip_fraction",
+        "clip_scale_mean",
+    }
     assert len(h.history["loss"]) == 25 and h.epoch == list(range(25))
     assert h.history["loss"][-1] < 0.2 * h.history["loss"][0]
-    assert len(h.steps["loss"]) == 25 * 3                       # 48 training samples / 16
+    assert len(h.steps["loss"]) == 25 * 3  # 48 training samples / 16
     assert all(isinstance(c, bool) for c in h.steps["clipped"])
     assert any(h.steps["clipped"]) and all(n >= 0 for n in h.steps["grad_norm"])
     frac = np.mean(h.steps["clipped"][:3])
     assert h.history["clip_fraction"][0] == pytest.approx(frac)
-    assert model.evaluate(x, y, return_dict=True)["loss"] == pytest.approx(
-        model.evaluate(x, y)[0])
+    assert model.evaluate(x, y, return_dict=True)["loss"] == pytest.approx(model.evaluate(x, y)[0])
     assert model.predict(x, batch_size=7).shape == (64, 1)
 
 
@@ -81,7 +100,9 @@ def test_tbptt_overlapping_windows_see_k2_steps():
     model2.forward(x[:, :5])
     state5 = model2.layers[0].final_states
     last = model2.layers[0].forward(x[:, 5:], training=True, initial_state=state5)
-    np.testing.assert_allclose(last[:, 3:], model.layers[0].forward(x[:, 5:], initial_state=state5)[:, 3:])
+    np.testing.assert_allclose(
+        last[:, 3:], model.layers[0].forward(x[:, 5:], initial_state=state5)[:, 3:]
+    )
 
 
 def test_fit_with_tbptt_trains_and_refuses_bidirectional():
@@ -115,7 +136,9 @@ def test_fit_refuses_bad_inputs_before_training():
         model.fit(x, np.r_[np.zeros(9, int), 3], verbose=0)
     with pytest.raises(ValueError, match="integer targets must have shape"):
         model.fit(x, np.zeros((10, 5)), verbose=0)
-    with pytest.raises(ValueError, match="has 3 features in its last axis, but the layer was built for 2"):
+    with pytest.raises(
+        ValueError, match="has 3 features in its last axis, but the layer was built for 2"
+    ):
         model.fit(rng.standard_normal((10, 5, 3)), np.zeros(10, int), verbose=0)
     mse = Sequential([SimpleRNN(4, input_shape=[None, 2]), Dense(1)])
     mse.compile(loss="mse")
@@ -136,7 +159,9 @@ def test_fit_checks_the_whole_data_set_before_training():
     x = rng.standard_normal((10, 4, 1))
     bad = x.copy()
     bad[7, 0, 0] = np.nan
-    with pytest.raises(ValueError, match=r"x holds non-finite values .* index \(7, 0, 0\) \(sample 7\)"):
+    with pytest.raises(
+        ValueError, match=r"x holds non-finite values .* index \(7, 0, 0\) \(sample 7\)"
+    ):
         model.fit(bad, np.ones((10, 1)), batch_size=2, shuffle=False, verbose=0)
     y = np.ones((10, 1))
     y[3] = np.inf
@@ -148,7 +173,9 @@ def test_fit_checks_the_whole_data_set_before_training():
     emb.compile(loss="mse", optimizer="sgd")
     ids = np.ones((10, 4), int)
     ids[6, 2] = 7
-    with pytest.raises(ValueError, match=r"token id 7 at index \(6, 2\) \(sample 6\).*ids 0 \.\. 4"):
+    with pytest.raises(
+        ValueError, match=r"token id 7 at index \(6, 2\) \(sample 6\).*ids 0 \.\. 4"
+    ):
         emb.fit(ids, np.ones((10, 1)), verbose=0)
     with pytest.raises(ValueError, match="EarlyStopping monitors 'val_loss'.*validation_data"):
         model.fit(x, np.ones((10, 1)), callbacks=[callbacks.EarlyStopping()], verbose=0)
@@ -161,12 +188,16 @@ def test_tbptt_epoch_loss_is_the_sequences_loss():
     y = rng.standard_normal((16, 20, 3))
     for reduction in ("sum", "mean"):
         model = seq_model(cell=GRU)
-        model.compile(loss=rnnkit.losses.get("mse") if reduction == "sum"
-                      else rnnkit.losses.MeanSquaredError(time_reduction="mean"),
-                      optimizer=optim.SGD(0.0))
+        model.compile(
+            loss=rnnkit.losses.get("mse")
+            if reduction == "sum"
+            else rnnkit.losses.MeanSquaredError(time_reduction="mean"),
+            optimizer=optim.SGD(0.0),
+        )
         for tb in [(5, 5), (4, 10)]:
-            h = model.fit(x, y, tbptt=tb, validation_data=(x, y), batch_size=8, shuffle=False,
-                          verbose=0)
+            h = model.fit(
+                x, y, tbptt=tb, validation_data=(x, y), batch_size=8, shuffle=False, verbose=0
+            )
             assert h.history["loss"][0] == pytest.approx(h.history["val_loss"][0], rel=1e-12)
 
 
@@ -192,8 +223,9 @@ def test_terminate_on_nan_stops_before_the_bad_update(capsys):
     x = rng.standard_normal((8, 4, 1)) * 1e30
     model = Sequential([SimpleRNN(3, activation="linear", input_shape=[None, 1]), Dense(1)])
     model.compile(loss="mse", optimizer=optim.SGD(1e10))
-    h = model.fit(x.astype("float32"), np.ones((8, 1), "float32") * 1e30, epochs=5, batch_size=4,
-                  verbose=0)
+    h = model.fit(
+        x.astype("float32"), np.ones((8, 1), "float32") * 1e30, epochs=5, batch_size=4, verbose=0
+    )
     out = capsys.readouterr().out
     assert "TerminateOnNaN" in out and "epoch 1" in out and "step" in out
     assert len(h.history.get("loss", [])) <= 1
@@ -202,18 +234,26 @@ def test_terminate_on_nan_stops_before_the_bad_update(capsys):
 
 def test_early_stopping_checkpoint_and_csv(tmp_path):
     x = rng.standard_normal((40, 6, 2)).astype("float32")
-    y = rng.standard_normal((40, 1)).astype("float32")          # noise: validation cannot improve long
+    y = rng.standard_normal((40, 1)).astype("float32")  # noise: validation cannot improve long
     model = Sequential([LSTM(16, input_shape=[None, 2]), Dense(1)])
     model.compile(loss="mse", optimizer=optim.Adam(0.05))
     es = callbacks.EarlyStopping(patience=1, restore_best_weights=True)
     ck = callbacks.ModelCheckpoint(tmp_path / "ck-{epoch:02d}.rnnkit")
     log = callbacks.CSVLogger(tmp_path / "log.csv")
-    h = model.fit(x[:30], y[:30], validation_data=(x[30:], y[30:]), epochs=50, verbose=0,
-                  callbacks=[es, ck, log])
+    h = model.fit(
+        x[:30],
+        y[:30],
+        validation_data=(x[30:], y[30:]),
+        epochs=50,
+        verbose=0,
+        callbacks=[es, ck, log],
+    )
     n = len(h.epoch)
     assert es.stopped_epoch is not None and n < 50
     assert model.evaluate(x[30:], y[30:]) == pytest.approx(min(h.history["val_loss"]), rel=1e-5)
-    assert sorted(p.name for p in tmp_path.glob("ck-*.rnnkit")) == [f"ck-{i:02d}.rnnkit" for i in range(1, n + 1)]
+    assert sorted(p.name for p in tmp_path.glob("ck-*.rnnkit")) == [
+        f"ck-{i:02d}.rnnkit" for i in range(1, n + 1)
+    ]
     rows = (tmp_path / "log.csv").read_text().strip().splitlines()
     assert rows[0].startswith("epoch,") and "val_loss" in rows[0] and len(rows) == n + 1
 
@@ -224,8 +264,13 @@ def test_set_seed_makes_training_reproducible():
 
     def train():
         rnnkit.set_seed(7)
-        m = Sequential([GRU(8, dropout=0.3, recurrent_dropout=0.3, input_shape=[None, 2]),
-                        rnnkit.Dropout(0.2), Dense(3)])
+        m = Sequential(
+            [
+                GRU(8, dropout=0.3, recurrent_dropout=0.3, input_shape=[None, 2]),
+                rnnkit.Dropout(0.2),
+                Dense(3),
+            ]
+        )
         m.compile(loss="sparse_categorical_crossentropy", from_logits=True, optimizer="adam")
         m.fit(x, y, epochs=3, batch_size=8, verbose=0)
         return m.get_weights()
@@ -242,7 +287,9 @@ def test_masked_steps_do_not_change_training():
     def model():
         rnnkit.set_seed(5)
         m = Sequential([Embedding(8, 4, mask_zero=True), GRU(5, return_sequences=True), Dense(8)])
-        m.compile(loss="sparse_categorical_crossentropy", from_logits=True, optimizer=optim.SGD(0.1))
+        m.compile(
+            loss="sparse_categorical_crossentropy", from_logits=True, optimizer=optim.SGD(0.1)
+        )
         return m
 
     a = model()

@@ -1,5 +1,6 @@
 """Losses: values against their definitions, gradients against finite differences,
 the lecture's L = Σ_t L_t, masks and time_reduction."""
+
 import numpy as np
 import pytest
 
@@ -31,16 +32,37 @@ def probs(shape):
 CASES = [
     ("mse", {}, lambda s: rng.standard_normal(s), lambda s: rng.standard_normal(s)),
     ("mae", {}, lambda s: rng.standard_normal(s), lambda s: rng.standard_normal(s)),
-    ("binary_crossentropy", {}, lambda s: rng.uniform(0.05, 0.95, s),
-     lambda s: (rng.random(s) > 0.5).astype(float)),
-    ("binary_crossentropy", {"from_logits": True}, lambda s: rng.standard_normal(s),
-     lambda s: (rng.random(s) > 0.5).astype(float)),
-    ("categorical_crossentropy", {}, probs, lambda s: np.eye(s[-1])[rng.integers(0, s[-1], s[:-1])]),
-    ("categorical_crossentropy", {"from_logits": True}, lambda s: rng.standard_normal(s),
-     lambda s: np.eye(s[-1])[rng.integers(0, s[-1], s[:-1])]),
+    (
+        "binary_crossentropy",
+        {},
+        lambda s: rng.uniform(0.05, 0.95, s),
+        lambda s: (rng.random(s) > 0.5).astype(float),
+    ),
+    (
+        "binary_crossentropy",
+        {"from_logits": True},
+        lambda s: rng.standard_normal(s),
+        lambda s: (rng.random(s) > 0.5).astype(float),
+    ),
+    (
+        "categorical_crossentropy",
+        {},
+        probs,
+        lambda s: np.eye(s[-1])[rng.integers(0, s[-1], s[:-1])],
+    ),
+    (
+        "categorical_crossentropy",
+        {"from_logits": True},
+        lambda s: rng.standard_normal(s),
+        lambda s: np.eye(s[-1])[rng.integers(0, s[-1], s[:-1])],
+    ),
     ("sparse_categorical_crossentropy", {}, probs, lambda s: rng.integers(0, s[-1], s[:-1])),
-    ("sparse_categorical_crossentropy", {"from_logits": True}, lambda s: rng.standard_normal(s),
-     lambda s: rng.integers(0, s[-1], s[:-1])),
+    (
+        "sparse_categorical_crossentropy",
+        {"from_logits": True},
+        lambda s: rng.standard_normal(s),
+        lambda s: rng.integers(0, s[-1], s[:-1]),
+    ),
 ]
 
 
@@ -63,8 +85,8 @@ def test_gradient_matches_finite_differences(name, kw, make_pred, make_true, sha
 def test_sequence_loss_is_sum_over_steps_averaged_over_batch():
     yhat, y = rng.standard_normal((3, 4, 2)), rng.standard_normal((3, 4, 2))
     value, _ = losses.get("mse")(y, yhat)
-    per_step = ((yhat - y) ** 2).mean(-1)                       # L_t of each sequence
-    assert value == pytest.approx(per_step.sum(1).mean())       # mean_n Σ_t L_t
+    per_step = ((yhat - y) ** 2).mean(-1)  # L_t of each sequence
+    assert value == pytest.approx(per_step.sum(1).mean())  # mean_n Σ_t L_t
     mean_value, _ = losses.get("mse", time_reduction="mean")(y, yhat)
     assert mean_value == pytest.approx(per_step.mean())
 
@@ -74,7 +96,7 @@ def test_masked_steps_count_for_nothing():
     mask = np.array([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1]], bool)
     value, grad = losses.get("mse")(y, yhat, mask=mask)
     y2 = y.copy()
-    y2[0, 3:] = 1e6                                             # garbage under the mask
+    y2[0, 3:] = 1e6  # garbage under the mask
     assert losses.get("mse")(y2, yhat, mask=mask)[0] == pytest.approx(value)
     assert np.all(grad[0, 3:] == 0)
     # per-step mean divides by each sequence's own number of real steps

@@ -1,5 +1,6 @@
 """Optimizers against their formulas (and PyTorch where the formula is the same),
 clipping of the three kinds, and learning-rate schedules."""
+
 import math
 
 import numpy as np
@@ -33,15 +34,16 @@ def torch_run(make, start, grads):
 def test_sgd_momentum_and_nesterov_match_pytorch():
     for nesterov in (False, True):
         start, grads, got = run(optim.SGD(0.1, momentum=0.9, nesterov=nesterov))
-        ref = torch_run(lambda ps: torch.optim.SGD(ps, lr=0.1, momentum=0.9, nesterov=nesterov),
-                        start, grads)
+        ref = torch_run(
+            lambda ps: torch.optim.SGD(ps, lr=0.1, momentum=0.9, nesterov=nesterov), start, grads
+        )
         np.testing.assert_allclose(got, ref, rtol=1e-12, atol=1e-12)
 
 
 def test_adagrad_is_min_char_rnns_update():
     start, grads, got = run(optim.Adagrad(0.1, initial_accumulator_value=0.0, epsilon=1e-8))
     w, mem = start.copy(), np.zeros_like(start)
-    for g in grads:                       # min-char-rnn: mem += dparam²; param -= lr dparam/√(mem+1e-8)
+    for g in grads:  # min-char-rnn: mem += dparam²; param -= lr dparam/√(mem+1e-8)
         mem += g * g
         w -= 0.1 * g / np.sqrt(mem + 1e-8)
     np.testing.assert_allclose(got, w, rtol=1e-12)
@@ -53,7 +55,7 @@ def test_adam_formula():
     for t, g in enumerate(grads, 1):
         m = 0.9 * m + 0.1 * g
         v = 0.999 * v + 0.001 * g * g
-        w -= 0.01 * math.sqrt(1 - 0.999 ** t) / (1 - 0.9 ** t) * m / (np.sqrt(v) + 1e-7)
+        w -= 0.01 * math.sqrt(1 - 0.999**t) / (1 - 0.9**t) * m / (np.sqrt(v) + 1e-7)
     np.testing.assert_allclose(got, w, rtol=1e-10)
 
 
@@ -70,11 +72,13 @@ def test_adamw_decays_weights_and_rmsprop_matches_formula():
 
 
 def test_three_kinds_of_clipping():
-    g = {"a": np.array([3.0, -4.0]), "b": np.array([0.5, 0.0])}          # ‖a‖ = 5, ‖G‖ ≈ 5.02
+    g = {"a": np.array([3.0, -4.0]), "b": np.array([0.5, 0.0])}  # ‖a‖ = 5, ‖G‖ ≈ 5.02
     by_value, fired = optim.clip_gradients(g, clip_value=1.0)
     assert fired and np.allclose(by_value["a"], [1, -1]) and np.allclose(by_value["b"], [0.5, 0])
     per_tensor, fired = optim.clip_gradients(g, clip_norm_per_tensor=1.0)
-    assert fired and np.allclose(per_tensor["a"], [0.6, -0.8]) and np.allclose(per_tensor["b"], g["b"])
+    assert (
+        fired and np.allclose(per_tensor["a"], [0.6, -0.8]) and np.allclose(per_tensor["b"], g["b"])
+    )
     glob, fired = optim.clip_gradients(g, clip_global_norm=1.0)
     n = math.sqrt(25.25)
     assert fired and np.allclose(glob["a"], g["a"] / n) and np.allclose(glob["b"], g["b"] / n)
@@ -97,10 +101,16 @@ def test_apply_reports_norm_before_clipping_and_keras_aliases():
 
 def test_schedules():
     s = optim.ExponentialDecay(0.1, decay_steps=10, decay_rate=0.5)
-    assert s(0) == pytest.approx(0.1) and s(10) == pytest.approx(0.05) and s(5) == pytest.approx(0.1 * 0.5 ** 0.5)
+    assert (
+        s(0) == pytest.approx(0.1)
+        and s(10) == pytest.approx(0.05)
+        and s(5) == pytest.approx(0.1 * 0.5**0.5)
+    )
     assert optim.ExponentialDecay(0.1, 10, 0.5, staircase=True)(15) == pytest.approx(0.05)
     c = optim.CosineDecay(1.0, decay_steps=100, alpha=0.1)
-    assert c(0) == pytest.approx(1.0) and c(100) == pytest.approx(0.1) and c(50) == pytest.approx(0.55)
+    assert (
+        c(0) == pytest.approx(1.0) and c(100) == pytest.approx(0.1) and c(50) == pytest.approx(0.55)
+    )
     pw = optim.PiecewiseConstantDecay([10, 20], [1.0, 0.5, 0.1])
     assert [pw(0), pw(10), pw(25)] == [1.0, 0.5, 0.1]
     opt = optim.SGD(s)

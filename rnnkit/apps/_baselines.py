@@ -15,6 +15,7 @@ computed here one anti-diagonal (i + j = k) at a time for many pairs at once.  S
 different lengths are padded; the padded cells lie beyond each pair's end, which never
 feeds back into D[n-1, m-1], so every pair reads its own corner.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -31,7 +32,7 @@ def _stack(series):
     D = series[0].shape[1]
     x = np.zeros((len(series), int(lengths.max()), D), dtype=np.float64)
     for i, s in enumerate(series):
-        x[i, :len(s)] = s
+        x[i, : len(s)] = s
     return x, lengths
 
 
@@ -43,22 +44,23 @@ def dtw_distances(queries, references, chunk_pairs=20000, progress=None) -> np.n
     q, qlen = _stack(queries)
     r, rlen = _stack(references)
     if q.shape[2] != r.shape[2]:
-        raise ValueError(f"dtw_distances: the queries have {q.shape[2]} channels and the "
-                         f"references {r.shape[2]}")
+        raise ValueError(
+            f"dtw_distances: the queries have {q.shape[2]} channels and the references {r.shape[2]}"
+        )
     Nq, Tq, _ = q.shape
     Nr, Tr, _ = r.shape
     out = np.empty((Nq, Nr))
     per = max(1, chunk_pairs // max(Nr, 1))
-    rr = np.einsum("ntd,ntd->nt", r, r)                       # (Nr, Tr)
+    rr = np.einsum("ntd,ntd->nt", r, r)  # (Nr, Tr)
     for start in range(0, Nq, per):
-        qb = q[start:start + per]
+        qb = q[start : start + per]
         n = len(qb)
         qq = np.einsum("ntd,ntd->nt", qb, qb)
         dot = (qb.reshape(n * Tq, -1) @ r.reshape(Nr * Tr, -1).T).reshape(n, Tq, Nr, Tr)
-        cost = qq[:, :, None, None] + rr[None, None, :, :] - 2.0 * dot   # (n, Tq, Nr, Tr)
+        cost = qq[:, :, None, None] + rr[None, None, :, :] - 2.0 * dot  # (n, Tq, Nr, Tr)
         np.maximum(cost, 0.0, out=cost)
         cost = np.ascontiguousarray(cost.transpose(1, 3, 0, 2)).reshape(Tq, Tr, n * Nr)
-        acc = np.full((Tq + 1, Tr + 1, n * Nr), np.inf)       # pairs last: contiguous rows
+        acc = np.full((Tq + 1, Tr + 1, n * Nr), np.inf)  # pairs last: contiguous rows
         acc[0, 0] = 0.0
         for k in range(Tq + Tr - 1):
             i = np.arange(max(0, k - Tr + 1), min(k, Tq - 1) + 1)
@@ -66,9 +68,9 @@ def dtw_distances(queries, references, chunk_pairs=20000, progress=None) -> np.n
             best = np.minimum(np.minimum(acc[i, j], acc[i, j + 1]), acc[i + 1, j])
             acc[i + 1, j + 1] = cost[i, j] + best
         pairs = np.arange(n * Nr).reshape(n, Nr)
-        li = np.broadcast_to(qlen[start:start + n][:, None], (n, Nr))
+        li = np.broadcast_to(qlen[start : start + n][:, None], (n, Nr))
         lj = np.broadcast_to(rlen[None, :], (n, Nr))
-        out[start:start + n] = acc[li, lj, pairs]
+        out[start : start + n] = acc[li, lj, pairs]
         if progress is not None:
             progress(start + n)
     return out
@@ -103,15 +105,19 @@ class OneHotBlocks:
     def __getitem__(self, rows):
         return OneHotBlocks(self.index[rows], self.shape[1])
 
-    def __matmul__(self, w):                     # (N, F) @ (F, K)
+    def __matmul__(self, w):  # (N, F) @ (F, K)
         return w[self.index].sum(axis=1)
 
-    def rmatmul(self, g):                        # (N, F).T @ (N, K)
+    def rmatmul(self, g):  # (N, F).T @ (N, K)
         flat = self.index.ravel()
         reps = self.index.shape[1]
-        return np.stack([np.bincount(flat, weights=np.repeat(g[:, c], reps),
-                                     minlength=self.shape[1]) for c in range(g.shape[1])],
-                        axis=1)
+        return np.stack(
+            [
+                np.bincount(flat, weights=np.repeat(g[:, c], reps), minlength=self.shape[1])
+                for c in range(g.shape[1])
+            ],
+            axis=1,
+        )
 
 
 def _matmul(x, w):
@@ -224,6 +230,7 @@ def cached(name: str, arrays, compute):
 
     from ..atomicfile import atomic_write_text
     from ..data.fetch import cache_dir
+
     h = hashlib.sha256(f"{name}:{BASELINE_CACHE_VERSION}".encode())
     for a in arrays:
         a = np.ascontiguousarray(a)
@@ -239,5 +246,5 @@ def cached(name: str, arrays, compute):
         path.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_text(path, json.dumps(result))
     except OSError:
-        pass                                   # a read-only cache only costs the time
+        pass  # a read-only cache only costs the time
     return result

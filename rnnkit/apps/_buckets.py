@@ -1,6 +1,7 @@
 """Training on sequences of very different lengths within a wall-clock budget: batches of
 similar lengths (each cut to its own longest sequence, so little time goes to padding), a
 progress bar per epoch, a check after every update, and a callback after each epoch."""
+
 from __future__ import annotations
 
 import math
@@ -17,12 +18,13 @@ def bucket_batches(lengths, batch_size, rng):
     sorted by length (ties in random order), cut into batches, the batches shuffled."""
     lengths = np.asarray(lengths)
     order = np.lexsort((rng.random(len(lengths)), lengths))
-    batches = [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
+    batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
     return [batches[i] for i in rng.permutation(len(batches))]
 
 
-def train_for(model, lengths, make_batch, batch_size, seconds, rng, quiet, after_epoch,
-              schedule=None):
+def train_for(
+    model, lengths, make_batch, batch_size, seconds, rng, quiet, after_epoch, schedule=None
+):
     """Update ``model`` on ``make_batch(indices) -> (x, y)`` batches for ``seconds``;
     ``after_epoch(epoch, mean_loss)`` runs after each epoch (and after the last, cut-short
     one).  A schedule's ``decay_steps`` is set after the first epoch to the number of
@@ -37,8 +39,10 @@ def train_for(model, lengths, make_batch, batch_size, seconds, rng, quiet, after
             record = model.train_on_batch(*make_batch(idx))
             loss = float(record["loss"])
             if not math.isfinite(loss):
-                raise FloatingPointError(f"the training loss became {loss} in epoch {epoch + 1}; "
-                                         f"try a smaller --learning-rate")
+                raise FloatingPointError(
+                    f"the training loss became {loss} in epoch {epoch + 1}; "
+                    f"try a smaller --learning-rate"
+                )
             total += loss * len(idx)
             count += len(idx)
             done += 1
@@ -61,12 +65,17 @@ def plot_curve(path, history, key, label, baselines, title, lower_is_better):
     returns the path, or None without matplotlib."""
     try:
         from ..plotting import pyplot, save
+
         plt = pyplot()
     except ImportError:
         return None
     fig, ax = plt.subplots(figsize=(6, 3.8))
-    ax.plot([h["seconds"] / 60 for h in history], [h[key] for h in history], marker="o",
-            label="rnnkit (validation, each epoch)")
+    ax.plot(
+        [h["seconds"] / 60 for h in history],
+        [h[key] for h in history],
+        marker="o",
+        label="rnnkit (validation, each epoch)",
+    )
     for (name, value), style in zip(baselines.items(), ["--", ":", "-."] * 3):
         ax.axhline(value, linestyle=style, color="gray", label=name)
     ax.set_xlabel("training time (minutes, wall clock)")

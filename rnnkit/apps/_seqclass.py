@@ -1,14 +1,15 @@
 """What the sequence -> class applications (dna, activity, speaker) share.
 
-    add_train_options(parser, defaults)      --cell --hidden --epochs --batch --learning-rate
-                                             --dropout, with the application's defaults
-    build_classifier(...)                    [Masking] -> Bidirectional(LSTM|GRU) -> Dropout
-                                             -> Dense(softmax): the lecture's many-to-one RNN
-    train_classifier(model, x, y, args)      Adam, cosine decay over the planned epochs, global
-                                             norm clipping, one progress bar, the time budget
-    classification_report(y, p, classes)     accuracy, per-class recall, confusion matrix
-    plot_confusion / plot_training           PNGs (matplotlib), written atomically
+add_train_options(parser, defaults)      --cell --hidden --epochs --batch --learning-rate
+                                         --dropout, with the application's defaults
+build_classifier(...)                    [Masking] -> Bidirectional(LSTM|GRU) -> Dropout
+                                         -> Dense(softmax): the lecture's many-to-one RNN
+train_classifier(model, x, y, args)      Adam, cosine decay over the planned epochs, global
+                                         norm clipping, one progress bar, the time budget
+classification_report(y, p, classes)     accuracy, per-class recall, confusion matrix
+plot_confusion / plot_training           PNGs (matplotlib), written atomically
 """
+
 from __future__ import annotations
 
 import math
@@ -36,6 +37,7 @@ def _rate(text):
         v = math.nan
     if not (math.isfinite(v) and 0 < v <= 1):
         import argparse
+
         raise argparse.ArgumentTypeError(f"expected a number in (0, 1]; got {text!r}")
     return v
 
@@ -47,30 +49,56 @@ def _dropout(text):
         v = math.nan
     if not (math.isfinite(v) and 0 <= v < 1):
         import argparse
+
         raise argparse.ArgumentTypeError(f"expected a number in [0, 1); got {text!r}")
     return v
 
 
 def add_train_options(p, *, cell, hidden, epochs, batch, learning_rate, dropout):
     g = p.add_argument_group("model and training")
-    g.add_argument("--cell", choices=sorted(CELLS), default=cell,
-                   help="recurrent cell of the bidirectional layer (default: %(default)s)")
-    g.add_argument("--hidden", type=positive_int, default=hidden,
-                   help="units per direction (default: %(default)s)")
-    g.add_argument("--epochs", type=positive_int, default=epochs,
-                   help="passes over the training split (default: %(default)s); --minutes "
-                        "stops earlier if it runs out")
-    g.add_argument("--batch", type=positive_int, default=batch,
-                   help="sequences per update (default: %(default)s)")
-    g.add_argument("--learning-rate", type=_rate, default=learning_rate,
-                   help="Adam's initial learning rate, decayed along a cosine to 5%% of it "
-                        "over the epochs (default: %(default)s)")
-    g.add_argument("--dropout", type=_dropout, default=dropout,
-                   help="dropout before the output layer (default: %(default)s)")
+    g.add_argument(
+        "--cell",
+        choices=sorted(CELLS),
+        default=cell,
+        help="recurrent cell of the bidirectional layer (default: %(default)s)",
+    )
+    g.add_argument(
+        "--hidden",
+        type=positive_int,
+        default=hidden,
+        help="units per direction (default: %(default)s)",
+    )
+    g.add_argument(
+        "--epochs",
+        type=positive_int,
+        default=epochs,
+        help="passes over the training split (default: %(default)s); --minutes "
+        "stops earlier if it runs out",
+    )
+    g.add_argument(
+        "--batch",
+        type=positive_int,
+        default=batch,
+        help="sequences per update (default: %(default)s)",
+    )
+    g.add_argument(
+        "--learning-rate",
+        type=_rate,
+        default=learning_rate,
+        help="Adam's initial learning rate, decayed along a cosine to 5%% of it "
+        "over the epochs (default: %(default)s)",
+    )
+    g.add_argument(
+        "--dropout",
+        type=_dropout,
+        default=dropout,
+        help="dropout before the output layer (default: %(default)s)",
+    )
 
 
-def build_classifier(*, steps, features, classes, cell="gru", hidden=32, dropout=0.3,
-                     masking=False):
+def build_classifier(
+    *, steps, features, classes, cell="gru", hidden=32, dropout=0.3, masking=False
+):
     """Many-to-one: the two directions' last states, concatenated, -> softmax over classes."""
     rnn = CELLS[cell](hidden)
     layers = []
@@ -93,7 +121,7 @@ class _Bar(Callback):
         self.epochs = epochs
         self.epoch = 0
         self.losses = []
-        self.history = []                   # per epoch: loss, accuracy
+        self.history = []  # per epoch: loss, accuracy
         self.done = 0
 
     def on_epoch_begin(self, epoch, logs=None):
@@ -114,8 +142,12 @@ class _Bar(Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         logs = logs or {}
-        self.history.append({"loss": round(float(logs.get("loss", math.nan)), 5),
-                             "accuracy": round(float(logs.get("accuracy", math.nan)), 5)})
+        self.history.append(
+            {
+                "loss": round(float(logs.get("loss", math.nan)), 5),
+                "accuracy": round(float(logs.get("accuracy", math.nan)), 5),
+            }
+        )
 
     def finish(self):
         if self.bar:
@@ -147,10 +179,13 @@ def train_classifier(model, x, y, args):
     batch = min(args.batch, n)
     per_epoch = math.ceil(n / batch)
     total = per_epoch * args.epochs
-    model.compile(loss="sparse_categorical_crossentropy",
-                  optimizer=optim.Adam(optim.CosineDecay(args.learning_rate, total, alpha=0.05),
-                                       clip_global_norm=5.0),
-                  metrics=["accuracy"])
+    model.compile(
+        loss="sparse_categorical_crossentropy",
+        optimizer=optim.Adam(
+            optim.CosineDecay(args.learning_rate, total, alpha=0.05), clip_global_norm=5.0
+        ),
+        metrics=["accuracy"],
+    )
     bar = _Bar(total, args.epochs, args.quiet)
     budget = _Budget(args.minutes * 60.0)
     start = time.perf_counter()
@@ -158,13 +193,24 @@ def train_classifier(model, x, y, args):
     bar.finish()
     seconds = time.perf_counter() - start
     if budget.hit and not args.quiet:
-        print(f"rnnkit: the --minutes {args.minutes:g} budget ran out after "
-              f"{len(bar.history)} of {args.epochs} epochs", file=sys.stderr)
-    return {"epochs_planned": args.epochs, "epochs_done": len(bar.history),
-            "stopped_by_time_limit": budget.hit, "train_seconds": round(seconds, 1),
-            "batch": batch, "learning_rate": args.learning_rate, "cell": args.cell,
-            "hidden": args.hidden, "dropout": args.dropout, "seed": args.seed,
-            "history": bar.history}
+        print(
+            f"rnnkit: the --minutes {args.minutes:g} budget ran out after "
+            f"{len(bar.history)} of {args.epochs} epochs",
+            file=sys.stderr,
+        )
+    return {
+        "epochs_planned": args.epochs,
+        "epochs_done": len(bar.history),
+        "stopped_by_time_limit": budget.hit,
+        "train_seconds": round(seconds, 1),
+        "batch": batch,
+        "learning_rate": args.learning_rate,
+        "cell": args.cell,
+        "hidden": args.hidden,
+        "dropout": args.dropout,
+        "seed": args.seed,
+        "history": bar.history,
+    }
 
 
 def seed_everything(args):
@@ -180,9 +226,13 @@ def classification_report(y_true, y_pred, classes) -> dict:
     for c in range(k):
         sel = y_true == c
         recall[classes[c]] = round(float(np.mean(y_pred[sel] == c)), 4) if sel.any() else None
-    return {"accuracy": round(accuracy(y_true, y_pred), 4),
-            "errors": int(np.sum(y_true != y_pred)), "n": int(len(y_true)),
-            "recall_per_class": recall, "confusion": confusion(y_true, y_pred, k)}
+    return {
+        "accuracy": round(accuracy(y_true, y_pred), 4),
+        "errors": int(np.sum(y_true != y_pred)),
+        "n": int(len(y_true)),
+        "recall_per_class": recall,
+        "confusion": confusion(y_true, y_pred, k),
+    }
 
 
 def predict_classes(model, x, batch_size=256):
@@ -191,14 +241,22 @@ def predict_classes(model, x, batch_size=256):
 
 def plot_confusion(path, matrix, classes, title):
     from ..plotting import pyplot, save
+
     plt = pyplot()
     m = np.asarray(matrix)
     fig, ax = plt.subplots(figsize=(1.2 + 0.55 * len(classes), 1.0 + 0.5 * len(classes)))
     ax.imshow(m, cmap="Blues")
     for i in range(m.shape[0]):
         for j in range(m.shape[1]):
-            ax.text(j, i, str(m[i, j]), ha="center", va="center",
-                    color="white" if m[i, j] > m.max() / 2 else "black", fontsize=8)
+            ax.text(
+                j,
+                i,
+                str(m[i, j]),
+                ha="center",
+                va="center",
+                color="white" if m[i, j] > m.max() / 2 else "black",
+                fontsize=8,
+            )
     ax.set_xticks(range(len(classes)), classes, rotation=45, ha="right")
     ax.set_yticks(range(len(classes)), classes)
     ax.set_xlabel("predicted")
@@ -209,6 +267,7 @@ def plot_confusion(path, matrix, classes, title):
 
 def plot_training(path, history, title):
     from ..plotting import pyplot, save
+
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(5, 3))
     epochs = np.arange(1, len(history) + 1)
@@ -216,8 +275,9 @@ def plot_training(path, history, title):
     ax.set_xlabel("epoch")
     ax.set_ylabel("cross-entropy")
     ax2 = ax.twinx()
-    ax2.plot(epochs, [h["accuracy"] for h in history], color="tab:orange",
-             label="training accuracy")
+    ax2.plot(
+        epochs, [h["accuracy"] for h in history], color="tab:orange", label="training accuracy"
+    )
     ax2.set_ylabel("accuracy")
     ax.set_title(title, fontsize=9)
     fig.legend(loc="center right", fontsize=8)
@@ -231,8 +291,12 @@ def add_plot_command(app_name, make_plots):
     from .task import default_model_path
 
     def configure(p):
-        p.add_argument("--out", default=".", metavar="DIR",
-                       help="folder for the PNG files (default: the current folder)")
+        p.add_argument(
+            "--out",
+            default=".",
+            metavar="DIR",
+            help="folder for the PNG files (default: the current folder)",
+        )
 
     def run(args):
         """PNGs of the saved model: test confusion matrix and training curve"""
@@ -240,6 +304,7 @@ def add_plot_command(app_name, make_plots):
 
         from . import __name__ as _pkg  # noqa: F401
         from .task import load_app_model
+
         app = importlib.import_module(f"rnnkit.apps.{app_name}").APP
         path = Path(args.model) if args.model else default_model_path(app_name)
         model, meta = load_app_model(path, app)
@@ -264,6 +329,7 @@ def read_recordings(path, channels: int, steps: int | None, what: str):
     from pathlib import Path
 
     from ..datasets._uea import TsFormatError, parse_ts
+
     path = Path(path)
     if not path.is_file():
         raise AppInputError(f"{path}: no such file (expected a CSV of {what} or a .ts file)")
@@ -287,26 +353,28 @@ def read_recordings(path, channels: int, steps: int | None, what: str):
                 continue
             cells = [c.strip() for c in line.replace(";", ",").replace("\t", ",").split(",")]
             if len(cells) == 1:
-                cells = line.split()                            # blank-separated columns
+                cells = line.split()  # blank-separated columns
             try:
                 values = [float(c) for c in cells]
             except ValueError:
                 if not rows and not header_seen:
-                    header_seen = True                          # a header row
+                    header_seen = True  # a header row
                     continue
-                raise AppInputError(f"{path}, line {lineno}: expected {channels} numbers; got "
-                                    f"{line.strip()[:40]!r}") from None
+                raise AppInputError(
+                    f"{path}, line {lineno}: expected {channels} numbers; got {line.strip()[:40]!r}"
+                ) from None
             if len(values) != channels:
-                raise AppInputError(f"{path}, line {lineno}: expected {channels} numbers "
-                                    f"({what}); got {len(values)}")
+                raise AppInputError(
+                    f"{path}, line {lineno}: expected {channels} numbers "
+                    f"({what}); got {len(values)}"
+                )
             rows.append(values)
         if not rows:
             raise AppInputError(f"{path} holds no rows of numbers")
         out.append((path.name, np.array(rows, dtype=np.float32), None))
     for name, s, _ in out:
         if s.shape[1] != channels:
-            raise AppInputError(f"{name}: expected {channels} channels ({what}); got "
-                                f"{s.shape[1]}")
+            raise AppInputError(f"{name}: expected {channels} channels ({what}); got {s.shape[1]}")
         if steps is not None and len(s) != steps:
             raise AppInputError(f"{name}: expected {steps} rows (steps); got {len(s)}")
         if len(s) < 2:

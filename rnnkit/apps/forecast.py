@@ -13,6 +13,7 @@ of 5 such networks trained from different seeds (members); 2015 is never looked 
 training or in choosing any setting.  Baselines on the same test days: persistence
 (tomorrow = today) and least squares on the same inputs.
 """
+
 from __future__ import annotations
 
 import sys
@@ -30,9 +31,9 @@ from ..seeding import set_seed
 from .task import App, AppInputError, positive_int
 
 CELLS = {"gru": GRU, "lstm": LSTM}
-VAL_WINDOWS = 184               # the validation tail: 2014-07-01 .. 2014-12-31 on the real data
+VAL_WINDOWS = 184  # the validation tail: 2014-07-01 .. 2014-12-31 on the real data
 TARGET = sw.FEATURES.index("temp_max")
-N_NUMERIC = len(sw.NUMERIC)     # only these are standardized (one-hot and sin/cos are left)
+N_NUMERIC = len(sw.NUMERIC)  # only these are standardized (one-hot and sin/cos are left)
 
 
 # -- data ---------------------------------------------------------------------------------------
@@ -40,9 +41,11 @@ def _split(table, window):
     x, y, dates = sw.windows(table, window)
     test = sw.split_mask(dates)
     if not test.any() or test.all():
-        raise AppInputError(f"the weather data need target days both before {sw.TEST_YEAR} "
-                            f"(training) and in {sw.TEST_YEAR} (test); got {dates[0]} .. "
-                            f"{dates[-1]}")
+        raise AppInputError(
+            f"the weather data need target days both before {sw.TEST_YEAR} "
+            f"(training) and in {sw.TEST_YEAR} (test); got {dates[0]} .. "
+            f"{dates[-1]}"
+        )
     return x, y, np.array(dates), test
 
 
@@ -50,7 +53,7 @@ def _validation(n_train):
     """The last VAL_WINDOWS training windows (a quarter if there are fewer than 4x that)."""
     n_val = VAL_WINDOWS if n_train >= 4 * VAL_WINDOWS else max(1, n_train // 4)
     val = np.zeros(n_train, bool)
-    val[n_train - n_val:] = True
+    val[n_train - n_val :] = True
     return val
 
 
@@ -81,30 +84,44 @@ def _forecast(model, meta, x):
         for k, v in model.params.items():
             v[...] = saved[k]
     p = np.stack(preds)
-    return p.mean(0) * meta["target_std"] + x[:, -1, TARGET], \
-        p * meta["target_std"] + x[:, -1, TARGET]
+    return p.mean(0) * meta["target_std"] + x[:, -1, TARGET], p * meta["target_std"] + x[
+        :, -1, TARGET
+    ]
 
 
 # -- train --------------------------------------------------------------------------------------
 def configure_train(p):
     g = p.add_argument_group("model")
-    g.add_argument("--window", type=positive_int, default=7,
-                   help="days read before each forecast (default: 7)")
-    g.add_argument("--cell", choices=sorted(CELLS), default="gru",
-                   help="recurrent cell (default: gru)")
-    g.add_argument("--units", type=positive_int, default=32,
-                   help="recurrent units (default: 32)")
-    g.add_argument("--members", type=positive_int, default=5,
-                   help="networks from different seeds whose forecasts are averaged (default: 5)")
+    g.add_argument(
+        "--window", type=positive_int, default=7, help="days read before each forecast (default: 7)"
+    )
+    g.add_argument(
+        "--cell", choices=sorted(CELLS), default="gru", help="recurrent cell (default: gru)"
+    )
+    g.add_argument("--units", type=positive_int, default=32, help="recurrent units (default: 32)")
+    g.add_argument(
+        "--members",
+        type=positive_int,
+        default=5,
+        help="networks from different seeds whose forecasts are averaged (default: 5)",
+    )
     g = p.add_argument_group("training")
-    g.add_argument("--epochs", type=positive_int, default=200,
-                   help="at most this many epochs per member (default: 200)")
-    g.add_argument("--patience", type=positive_int, default=20,
-                   help="stop a member after this many epochs without a better validation "
-                        "loss (default: 20)")
+    g.add_argument(
+        "--epochs",
+        type=positive_int,
+        default=200,
+        help="at most this many epochs per member (default: 200)",
+    )
+    g.add_argument(
+        "--patience",
+        type=positive_int,
+        default=20,
+        help="stop a member after this many epochs without a better validation loss (default: 20)",
+    )
     g.add_argument("--batch", type=positive_int, default=32, help="batch size (default: 32)")
-    g.add_argument("--learning-rate", type=float, default=3e-3,
-                   help="Adam's learning rate (default: 0.003)")
+    g.add_argument(
+        "--learning-rate", type=float, default=3e-3, help="Adam's learning rate (default: 0.003)"
+    )
 
 
 class _Progress(Callback):
@@ -114,14 +131,19 @@ class _Progress(Callback):
         self.bar, self.epochs, self.member, self.deadline = bar, epochs, member, deadline
         self.out_of_time = False
 
-    def on_epoch_end(self, epoch, logs=None):       # epochs are short: checked once each
+    def on_epoch_end(self, epoch, logs=None):  # epochs are short: checked once each
         if time.perf_counter() > self.deadline:
             self.out_of_time = True
             self.model.stop_training = True
         if self.bar:
-            self.bar.update(self.member * self.epochs + epoch + 1,
-                            {"member": self.member + 1, "loss": logs.get("loss", 0.0),
-                             "val_mae_C": logs.get("val_mae_C", 0.0)})
+            self.bar.update(
+                self.member * self.epochs + epoch + 1,
+                {
+                    "member": self.member + 1,
+                    "loss": logs.get("loss", 0.0),
+                    "val_mae_C": logs.get("val_mae_C", 0.0),
+                },
+            )
 
 
 def train(args):
@@ -132,14 +154,21 @@ def train(args):
     x, y, dates = x[~test], y[~test], dates[~test]
     val = _validation(len(x))
     if val.all() or (~val).sum() < 2:
-        raise AppInputError(f"too few training days: {len(x)} window(s) of {args.window} days "
-                            f"before {sw.TEST_YEAR}")
+        raise AppInputError(
+            f"too few training days: {len(x)} window(s) of {args.window} days before {sw.TEST_YEAR}"
+        )
     mu, sd = _stats(x[~val])
     base = x[:, -1, TARGET]
     target_std = float(np.std((y - base)[~val])) or 1.0
-    meta = {"window": args.window, "cell": args.cell, "units": args.units,
-            "features": list(sw.FEATURES), "mean": mu.tolist(), "std": sd.tolist(),
-            "target_std": target_std}
+    meta = {
+        "window": args.window,
+        "cell": args.cell,
+        "units": args.units,
+        "features": list(sw.FEATURES),
+        "mean": mu.tolist(),
+        "std": sd.tolist(),
+        "target_std": target_std,
+    }
     xn = _norm(x, meta)
     t = ((y - base) / target_std)[:, None].astype(np.float32)
     deadline = time.perf_counter() + args.minutes * 60
@@ -147,32 +176,51 @@ def train(args):
     first, members, log = None, [], []
     for k in range(args.members):
         set_seed(args.seed + k)
-        model = Sequential([CELLS[args.cell](args.units, input_shape=[None, len(sw.FEATURES)]),
-                            Dense(1)])
-        model.compile(loss="mse", optimizer=optim.Adam(args.learning_rate,
-                                                       clip_global_norm=5.0))
+        model = Sequential(
+            [CELLS[args.cell](args.units, input_shape=[None, len(sw.FEATURES)]), Dense(1)]
+        )
+        model.compile(loss="mse", optimizer=optim.Adam(args.learning_rate, clip_global_norm=5.0))
         progress = _Progress(bar, args.epochs, k, deadline)
         stop = EarlyStopping(patience=args.patience, restore_best_weights=True)
-        history = model.fit(xn[~val], t[~val], validation_data=(xn[val], t[val]),
-                            epochs=args.epochs, batch_size=args.batch, verbose=0,
-                            callbacks=[_MAE(target_std, xn[val], t[val]), stop, progress])
+        history = model.fit(
+            xn[~val],
+            t[~val],
+            validation_data=(xn[val], t[val]),
+            epochs=args.epochs,
+            batch_size=args.batch,
+            verbose=0,
+            callbacks=[_MAE(target_std, xn[val], t[val]), stop, progress],
+        )
         val_mae = history.history["val_mae_C"]
-        log.append({"member": k + 1, "seed": args.seed + k, "epochs": len(val_mae),
-                    "best_epoch": int(np.argmin(history.history["val_loss"])) + 1,
-                    "val_mae_C": round(float(min(val_mae)), 4) if val_mae else None})
+        log.append(
+            {
+                "member": k + 1,
+                "seed": args.seed + k,
+                "epochs": len(val_mae),
+                "best_epoch": int(np.argmin(history.history["val_loss"])) + 1,
+                "val_mae_C": round(float(min(val_mae)), 4) if val_mae else None,
+            }
+        )
         if first is None:
             first = model
         else:
             members.append([v.ravel().tolist() for v in model.params.values()])
         if progress.out_of_time:
             if not args.quiet:
-                print(f"\ntime budget of {args.minutes:g} min reached after {k + 1} member(s)",
-                      file=sys.stderr)
+                print(
+                    f"\ntime budget of {args.minutes:g} min reached after {k + 1} member(s)",
+                    file=sys.stderr,
+                )
             break
     if bar:
         bar.finish(bar.total, {"members": len(log)})
-    meta.update(members=members, training=log, train_windows=int((~val).sum()),
-                validation_windows=int(val.sum()), validation_from=str(dates[val][0]))
+    meta.update(
+        members=members,
+        training=log,
+        train_windows=int((~val).sum()),
+        validation_windows=int(val.sum()),
+        validation_from=str(dates[val][0]),
+    )
     val_pred, _ = _forecast(first, meta, x[val])
     meta["val_mae_C"] = round(float(np.mean(np.abs(val_pred - y[val]))), 4)
     return first, meta
@@ -200,8 +248,10 @@ def _least_squares(x_train, y_train, x_test):
 
 def _metrics(pred, y):
     e = pred - y
-    return {"mae_C": round(float(np.mean(np.abs(e))), 4),
-            "rmse_C": round(float(np.sqrt(np.mean(e * e))), 4)}
+    return {
+        "mae_C": round(float(np.mean(np.abs(e))), 4),
+        "rmse_C": round(float(np.sqrt(np.mean(e * e))), 4),
+    }
 
 
 def evaluate(model, metadata, args):
@@ -224,59 +274,79 @@ def evaluate(model, metadata, args):
     linear_best = _least_squares(xtr[:, -best_w:], ytr, x[test][:, -best_w:])
     result = {
         "task": "tomorrow's maximum temperature in Seattle (°C) from the last days' weather",
-        "data": {"source": "seattle-weather.csv, vega_datasets==0.9.0",
-                 "split": f"test = the {int(test.sum())} target days in {sw.TEST_YEAR} "
-                          f"({dates[test][0]} .. {dates[test][-1]}); train = target days "
-                          f"before, validation tail from {metadata.get('validation_from')}",
-                 "window_days": window, "train_windows": int((~test).sum()),
-                 "test_windows": int(test.sum())},
-        "model": {**_metrics(pred, y[test]),
-                  "members": len(each),
-                  "member_mae_C": [round(float(np.mean(np.abs(p - y[test]))), 4) for p in each],
-                  "architecture": f"{metadata.get('cell', 'gru').upper()}"
-                                  f"({metadata.get('units')}) -> Dense(1), average of "
-                                  f"{len(each)}",
-                  "validation_mae_C": metadata.get("val_mae_C"),
-                  "train_seconds": metadata.get("train_seconds")},
+        "data": {
+            "source": "seattle-weather.csv, vega_datasets==0.9.0",
+            "split": f"test = the {int(test.sum())} target days in {sw.TEST_YEAR} "
+            f"({dates[test][0]} .. {dates[test][-1]}); train = target days "
+            f"before, validation tail from {metadata.get('validation_from')}",
+            "window_days": window,
+            "train_windows": int((~test).sum()),
+            "test_windows": int(test.sum()),
+        },
+        "model": {
+            **_metrics(pred, y[test]),
+            "members": len(each),
+            "member_mae_C": [round(float(np.mean(np.abs(p - y[test]))), 4) for p in each],
+            "architecture": f"{metadata.get('cell', 'gru').upper()}"
+            f"({metadata.get('units')}) -> Dense(1), average of "
+            f"{len(each)}",
+            "validation_mae_C": metadata.get("val_mae_C"),
+            "train_seconds": metadata.get("train_seconds"),
+        },
         "baselines": {
             "persistence": {**_metrics(persistence, y[test]), "rule": "tomorrow = today"},
-            "linear_same_inputs": {**_metrics(linear, y[test]),
-                                   "rule": f"least squares on the same {window} days x "
-                                           f"{len(sw.FEATURES)} features (+ bias), fitted on "
-                                           f"all training windows"},
+            "linear_same_inputs": {
+                **_metrics(linear, y[test]),
+                "rule": f"least squares on the same {window} days x "
+                f"{len(sw.FEATURES)} features (+ bias), fitted on "
+                f"all training windows",
+            },
             "linear_window_chosen_on_validation": {
-                **_metrics(linear_best, y[test]), "window_days": best_w,
-                "rule": "least squares on the last k days, k chosen on the validation tail"},
+                **_metrics(linear_best, y[test]),
+                "window_days": best_w,
+                "rule": "least squares on the last k days, k chosen on the validation tail",
+            },
         },
         "published_reference": {
             "note": "no published result on this exact split; the RNN lecture's example "
-                    "predicts the same quantity from 2-3 days of temp_max alone",
+            "predicts the same quantity from 2-3 days of temp_max alone",
         },
     }
     plot = getattr(args, "plot", None)
     if plot:
-        plot_year(dates[test], y[test], pred, persistence, plot,
-                  mae=result["model"]["mae_C"],
-                  mae_persistence=result["baselines"]["persistence"]["mae_C"])
+        plot_year(
+            dates[test],
+            y[test],
+            pred,
+            persistence,
+            plot,
+            mae=result["model"]["mae_C"],
+            mae_persistence=result["baselines"]["persistence"]["mae_C"],
+        )
         result["plot"] = str(plot)
     return result
 
 
 def plot_year(dates, truth, pred, persistence, path, mae, mae_persistence):
     from ..plotting import pyplot, save
+
     try:
         plt = pyplot()
     except ImportError as e:
         raise AppInputError(f"--plot {path}: {e}") from None
     import datetime
+
     days = [datetime.date.fromisoformat(d) for d in dates]
-    fig, (ax, bx) = plt.subplots(2, 1, figsize=(11, 6), sharex=True,
-                                 gridspec_kw={"height_ratios": [3, 1]})
+    fig, (ax, bx) = plt.subplots(
+        2, 1, figsize=(11, 6), sharex=True, gridspec_kw={"height_ratios": [3, 1]}
+    )
     ax.plot(days, truth, color="0.2", lw=1.2, label="observed max temperature")
     ax.plot(days, pred, color="tab:red", lw=1.0, label=f"rnnkit forecast (MAE {mae:.2f} °C)")
     ax.set_ylabel("°C")
-    ax.set_title(f"Seattle {days[0].year}: tomorrow's maximum temperature, forecast vs "
-                 f"observed (persistence MAE {mae_persistence:.2f} °C)")
+    ax.set_title(
+        f"Seattle {days[0].year}: tomorrow's maximum temperature, forecast vs "
+        f"observed (persistence MAE {mae_persistence:.2f} °C)"
+    )
     ax.legend(loc="upper left")
     ax.grid(alpha=0.3)
     bx.bar(days, pred - truth, color="tab:red", width=1.0, label="forecast error")
@@ -287,27 +357,32 @@ def plot_year(dates, truth, pred, persistence, path, mae, mae_persistence):
 
 
 def configure_evaluate(p):
-    p.add_argument("--plot", metavar="PATH",
-                   help="also draw the forecast against the observed temperatures of "
-                        f"{sw.TEST_YEAR} into the PNG file PATH")
+    p.add_argument(
+        "--plot",
+        metavar="PATH",
+        help="also draw the forecast against the observed temperatures of "
+        f"{sw.TEST_YEAR} into the PNG file PATH",
+    )
 
 
 # -- predict ------------------------------------------------------------------------------------
 def _rows_text(inputs):
-    if list(inputs) == ["-"]:                       # the whole CSV from standard input
+    if list(inputs) == ["-"]:  # the whole CSV from standard input
         inputs = [sys.stdin.read()]
     lines = []
     for item in inputs:
-        lines.extend(part.strip() for part in item.replace(";", "\n").splitlines()
-                     if part.strip())
+        lines.extend(part.strip() for part in item.replace(";", "\n").splitlines() if part.strip())
     if not lines:
-        raise AppInputError("expected days of weather as CSV rows "
-                            f"({','.join(sw.COLUMNS)}); got nothing")
+        raise AppInputError(
+            f"expected days of weather as CSV rows ({','.join(sw.COLUMNS)}); got nothing"
+        )
     if not lines[0].lower().startswith("date"):
         lines.insert(0, ",".join(sw.COLUMNS))
     elif len(lines) == 1:
-        raise AppInputError(f"got only a header line ({lines[0][:60]}) and no days; to read a "
-                            f"whole CSV from standard input, give '-' as the input")
+        raise AppInputError(
+            f"got only a header line ({lines[0][:60]}) and no days; to read a "
+            f"whole CSV from standard input, give '-' as the input"
+        )
     return "\n".join(lines)
 
 
@@ -316,17 +391,22 @@ def predict(model, metadata, inputs, args):
     table = sw.parse_csv(_rows_text(inputs), origin="the input", error=AppInputError)
     days = len(table["date"])
     if days < window:
-        raise AppInputError(f"the model reads the last {window} days; got {days} day(s) "
-                            f"({table['date'][0]} .. {table['date'][-1]}). Give {window} or "
-                            f"more rows, oldest first: as arguments, in --file FILE, or a "
-                            f"CSV on standard input with '-'")
+        raise AppInputError(
+            f"the model reads the last {window} days; got {days} day(s) "
+            f"({table['date'][0]} .. {table['date'][-1]}). Give {window} or "
+            f"more rows, oldest first: as arguments, in --file FILE, or a "
+            f"CSV on standard input with '-'"
+        )
     x = sw.features(table)[None, -window:]
     pred, each = _forecast(model, metadata, x)
     import datetime
+
     last = datetime.date.fromisoformat(table["date"][-1])
     spread = f" (members {each.min():.1f} .. {each.max():.1f})" if len(each) > 1 else ""
-    return [f"{last + datetime.timedelta(days=1)}: forecast maximum temperature "
-            f"{pred[0]:.1f} °C{spread}, from {table['date'][-window]} .. {table['date'][-1]}"]
+    return [
+        f"{last + datetime.timedelta(days=1)}: forecast maximum temperature "
+        f"{pred[0]:.1f} °C{spread}, from {table['date'][-window]} .. {table['date'][-1]}"
+    ]
 
 
 def configure_predict(p):
@@ -337,11 +417,14 @@ APP = App(
     name="forecast",
     help="tomorrow's maximum temperature in Seattle from the last days' weather (GRU)",
     description=__doc__,
-    train=train, evaluate=evaluate, predict=predict,
-    configure_train=configure_train, configure_predict=configure_predict,
+    train=train,
+    evaluate=evaluate,
+    predict=predict,
+    configure_train=configure_train,
+    configure_predict=configure_predict,
     configure_evaluate=configure_evaluate,
     input_help="days of weather as CSV rows date,precipitation,temp_max,temp_min,wind,weather "
-               "(oldest first; several rows in one argument may be separated by ';'), "
-               "or '-' to read such a CSV from standard input; or --file FILE",
+    "(oldest first; several rows in one argument may be separated by ';'), "
+    "or '-' to read such a CSV from standard input; or --file FILE",
     default_minutes=9.0,
 )

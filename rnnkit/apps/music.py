@@ -18,6 +18,7 @@ with interpolated Kneser-Ney smoothing (the order chosen on the validation chora
 
     rnnkit music generate --primer "G4 G4 D5:0.5 C5:0.5 B4" --temperature 0.8 --out new.mid
 """
+
 from __future__ import annotations
 
 import math
@@ -36,8 +37,10 @@ from .task import App, AppInputError, default_model_path, load_app_model, positi
 PAD, BOS, UNK = 0, 1, 2
 SPECIALS = ["<pad>", "<s>", "<unk>"]
 NAMES = ["C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B"]
-_NOTE = re.compile(r"^(?:(?P<rest>[Rr])|(?P<step>[A-Ga-g])(?P<acc>#|b|-|s|)?(?P<oct>-?\d))"
-                   r"(?::(?P<dur>\d+(?:\.\d+)?(?:/\d+)?))?$")
+_NOTE = re.compile(
+    r"^(?:(?P<rest>[Rr])|(?P<step>[A-Ga-g])(?P<acc>#|b|-|s|)?(?P<oct>-?\d))"
+    r"(?::(?P<dur>\d+(?:\.\d+)?(?:/\d+)?))?$"
+)
 
 
 # -- notes and tokens ---------------------------------------------------------------------------------
@@ -59,9 +62,11 @@ def parse_note(text: str):
     length defaults to a quarter note (1)."""
     m = _NOTE.match(text.strip())
     if not m:
-        raise AppInputError(f"--primer: cannot read the note {text!r}; write a pitch name "
-                            f"and octave with an optional length in quarter notes, e.g. C5, "
-                            f"F#4:0.5, Bb3:2, R:1 (a rest)")
+        raise AppInputError(
+            f"--primer: cannot read the note {text!r}; write a pitch name "
+            f"and octave with an optional length in quarter notes, e.g. C5, "
+            f"F#4:0.5, Bb3:2, R:1 (a rest)"
+        )
     dur_text = m.group("dur") or "1"
     if "/" in dur_text:
         a, b = dur_text.split("/")
@@ -69,8 +74,9 @@ def parse_note(text: str):
     else:
         dur = float(dur_text)
     if not (0 < dur <= 64):
-        raise AppInputError(f"--primer: the length of {text!r} must be between 0 and 64 "
-                            f"quarter notes")
+        raise AppInputError(
+            f"--primer: the length of {text!r} must be between 0 and 64 quarter notes"
+        )
     if m.group("rest"):
         return (None, dur)
     acc = {"#": 1, "s": 1, "b": -1, "-": -1}.get(m.group("acc") or "", 0)
@@ -83,7 +89,7 @@ def parse_note(text: str):
 def parse_primer(text: str):
     notes = [parse_note(t) for t in text.replace(",", " ").split()]
     if not notes:
-        raise AppInputError("--primer: no notes given; write e.g. \"G4 G4 D5:0.5 C5:0.5 B4\"")
+        raise AppInputError('--primer: no notes given; write e.g. "G4 G4 D5:0.5 C5:0.5 B4"')
     return notes
 
 
@@ -130,8 +136,8 @@ def batch_arrays(sequences, length=None):
     y = np.zeros((len(sequences), T), dtype=np.int64)
     for n, s in enumerate(sequences):
         s = list(s)[:T]
-        x[n, :len(s)] = [BOS] + s[:-1]
-        y[n, :len(s)] = s
+        x[n, : len(s)] = [BOS] + s[:-1]
+        y[n, : len(s)] = s
     return x, y
 
 
@@ -143,17 +149,17 @@ class KneserNey:
 
     def __init__(self, sequences, order, vocab_size):
         self.n, self.V = int(order), int(vocab_size)
-        self.counts = [defaultdict(Counter) for _ in range(self.n)]   # by context length
+        self.counts = [defaultdict(Counter) for _ in range(self.n)]  # by context length
         for s in sequences:
             padded = [BOS] * (self.n - 1) + list(s)
             for i in range(self.n - 1, len(padded)):
-                h = tuple(padded[i - self.n + 1:i])
+                h = tuple(padded[i - self.n + 1 : i])
                 self.counts[self.n - 1][h][padded[i]] += 1
         # lower orders: continuation counts (distinct left extensions)
         for k in range(self.n - 1, 0, -1):
             for h, nxt in self.counts[k].items():
                 for w in nxt:
-                    self.counts[k - 1][h[1:]][w] += 0       # make the key exist
+                    self.counts[k - 1][h[1:]][w] += 0  # make the key exist
             cont = defaultdict(Counter)
             for h, nxt in self.counts[k].items():
                 for w in nxt:
@@ -173,7 +179,7 @@ class KneserNey:
         lower = 1.0 / self.V if k < 0 else None
         if k < 0:
             return lower
-        ctx = tuple(h[len(h) - k:]) if k else ()
+        ctx = tuple(h[len(h) - k :]) if k else ()
         total = self.totals[k].get(ctx, 0)
         below = self.prob(h, w, k - 1)
         if total == 0:
@@ -185,8 +191,12 @@ class KneserNey:
     def probs(self, s):
         """P of each token of the sequence given the ones before it."""
         padded = [BOS] * (self.n - 1) + list(s)
-        return np.array([self.prob(padded[i - self.n + 1:i], padded[i])
-                         for i in range(self.n - 1, len(padded))])
+        return np.array(
+            [
+                self.prob(padded[i - self.n + 1 : i], padded[i])
+                for i in range(self.n - 1, len(padded))
+            ]
+        )
 
     def nll(self, sequences):
         """(total negative log-likelihood in nats, number of tokens)."""
@@ -216,7 +226,7 @@ def midi_bytes(notes, tempo_bpm=80, ticks=480, program=52) -> bytes:
     """A type-0 Standard MIDI File of one melody: [(midi or None, quarter length), ...]."""
     track = bytearray()
     track += b"\x00\xff\x51\x03" + int(60_000_000 / tempo_bpm).to_bytes(3, "big")
-    track += b"\x00\xff\x58\x04\x04\x02\x18\x08"                  # 4/4
+    track += b"\x00\xff\x58\x04\x04\x02\x18\x08"  # 4/4
     track += b"\x00" + bytes([0xC0, program & 0x7F])
     wait = 0
     for midi, dur in notes:
@@ -228,8 +238,13 @@ def midi_bytes(notes, tempo_bpm=80, ticks=480, program=52) -> bytes:
         track += _varlen(length) + bytes([0x80, midi, 0])
         wait = 0
     track += _varlen(wait) + b"\xff\x2f\x00"
-    return (b"MThd" + struct.pack(">IHHH", 6, 0, 1, ticks)
-            + b"MTrk" + struct.pack(">I", len(track)) + bytes(track))
+    return (
+        b"MThd"
+        + struct.pack(">IHHH", 6, 0, 1, ticks)
+        + b"MTrk"
+        + struct.pack(">I", len(track))
+        + bytes(track)
+    )
 
 
 def read_midi_notes(data: bytes):
@@ -239,10 +254,10 @@ def read_midi_notes(data: bytes):
         raise ValueError("not a MIDI file")
     ticks = struct.unpack(">H", data[12:14])[0]
     pos = 14
-    if data[pos:pos + 4] != b"MTrk":
+    if data[pos : pos + 4] != b"MTrk":
         raise ValueError("no track")
-    size = struct.unpack(">I", data[pos + 4:pos + 8])[0]
-    body, i, now, on, out, status = data[pos + 8:pos + 8 + size], 0, 0, {}, [], 0
+    size = struct.unpack(">I", data[pos + 4 : pos + 8])[0]
+    body, i, now, on, out, status = data[pos + 8 : pos + 8 + size], 0, 0, {}, [], 0
     while i < len(body):
         delta = 0
         while True:
@@ -276,43 +291,69 @@ def read_midi_notes(data: bytes):
 # -- the application ----------------------------------------------------------------------------------------
 def _parts(args):
     from ..datasets import bach_chorales
-    parts = bach_chorales.split(bach_chorales.chorales(getattr(args, "data", None),
-                                                       quiet=getattr(args, "quiet", True)))
+
+    parts = bach_chorales.split(
+        bach_chorales.chorales(getattr(args, "data", None), quiet=getattr(args, "quiet", True))
+    )
     if not parts["train"] or not parts["test"]:
-        raise AppInputError(f"--data: too few chorales to split (found "
-                            f"{sum(len(v) for v in parts.values())}; the test set is every "
-                            f"tenth, so at least 10 are needed)")
+        raise AppInputError(
+            f"--data: too few chorales to split (found "
+            f"{sum(len(v) for v in parts.values())}; the test set is every "
+            f"tenth, so at least 10 are needed)"
+        )
     return parts
 
 
 def configure_train(p):
-    p.add_argument("--units", type=positive_int, default=256,
-                   help="LSTM units (default: %(default)s)")
-    p.add_argument("--embed", type=positive_int, default=32,
-                   help="note embedding size (default: %(default)s)")
+    p.add_argument(
+        "--units", type=positive_int, default=256, help="LSTM units (default: %(default)s)"
+    )
+    p.add_argument(
+        "--embed", type=positive_int, default=32, help="note embedding size (default: %(default)s)"
+    )
     p.add_argument("--layers", type=positive_int, default=1, help="stacked LSTMs (default: 1)")
-    p.add_argument("--dropout", type=float, default=0.1,
-                   help="dropout on the LSTM's inputs and outputs (default: %(default)s)")
+    p.add_argument(
+        "--dropout",
+        type=float,
+        default=0.1,
+        help="dropout on the LSTM's inputs and outputs (default: %(default)s)",
+    )
     p.add_argument("--batch", type=positive_int, default=16, help="chorales a batch (default: 16)")
-    p.add_argument("--learning-rate", type=float, default=3e-3,
-                   help="Adam's learning rate (default: %(default)s)")
-    p.add_argument("--transpose", type=int, default=5,
-                   help="also train on copies transposed by up to this many semitones up and "
-                        "down (default: %(default)s; 0: none)")
+    p.add_argument(
+        "--learning-rate",
+        type=float,
+        default=3e-3,
+        help="Adam's learning rate (default: %(default)s)",
+    )
+    p.add_argument(
+        "--transpose",
+        type=int,
+        default=5,
+        help="also train on copies transposed by up to this many semitones up and "
+        "down (default: %(default)s; 0: none)",
+    )
 
 
 def configure_predict(p):
-    p.add_argument("--top", type=positive_int, default=5,
-                   help="how many of the most likely next notes to print (default: 5)")
+    p.add_argument(
+        "--top",
+        type=positive_int,
+        default=5,
+        help="how many of the most likely next notes to print (default: 5)",
+    )
 
 
 def build_model(vocab_size, units, embed, layers, dropout):
     from .. import LSTM, Dense, Sequential
     from ..layers import Dropout, Embedding
+
     stack = [Embedding(vocab_size, embed, mask_zero=True)]
     for _ in range(layers):
-        stack += [Dropout(dropout), LSTM(units, return_sequences=True)] if dropout else \
-            [LSTM(units, return_sequences=True)]
+        stack += (
+            [Dropout(dropout), LSTM(units, return_sequences=True)]
+            if dropout
+            else [LSTM(units, return_sequences=True)]
+        )
     if dropout:
         stack.append(Dropout(dropout))
     stack.append(Dense(vocab_size))
@@ -323,13 +364,13 @@ def model_logprobs(model, sequences, batch=32):
     """The model's log-probability (nats) of every note of every sequence, one array each."""
     out = []
     for b in range(0, len(sequences), batch):
-        chunk = sequences[b:b + batch]
+        chunk = sequences[b : b + batch]
         x, y = batch_arrays(chunk)
         z = np.asarray(model.predict(x, batch_size=len(chunk)), dtype=np.float64)
         z -= z.max(axis=-1, keepdims=True)
         logp = z - np.log(np.exp(z).sum(axis=-1, keepdims=True))
         picked = np.take_along_axis(logp, y[..., None], axis=-1)[..., 0]
-        out += [picked[n, :len(s)] for n, s in enumerate(chunk)]
+        out += [picked[n, : len(s)] for n, s in enumerate(chunk)]
     return out
 
 
@@ -341,6 +382,7 @@ def model_nll(model, sequences, batch=32):
 
 def train(args):
     from .. import optim, set_seed
+
     if not (0.0 <= args.dropout < 1.0):
         raise AppInputError(f"--dropout must be in [0, 1); got {args.dropout}")
     if not (math.isfinite(args.learning_rate) and args.learning_rate > 0):
@@ -356,14 +398,22 @@ def train(args):
     seqs = [vocab.encode(c) for c in augmented]
     val = [vocab.encode(c) for c in val_notes]
     model = build_model(len(vocab), args.units, args.embed, args.layers, args.dropout)
-    schedule = optim.CosineDecay(args.learning_rate, 10 ** 6, alpha=0.05)
-    model.compile(loss="sparse_categorical_crossentropy", from_logits=True, ignore_class=PAD,
-                  time_reduction="mean", optimizer=optim.Adam(schedule, clip_global_norm=1.0))
+    schedule = optim.CosineDecay(args.learning_rate, 10**6, alpha=0.05)
+    model.compile(
+        loss="sparse_categorical_crossentropy",
+        from_logits=True,
+        ignore_class=PAD,
+        time_reduction="mean",
+        optimizer=optim.Adam(schedule, clip_global_norm=1.0),
+    )
     if not args.quiet:
-        print(f"Training a {args.layers}-layer LSTM ({args.units} units) on {len(parts['train'])} "
-              f"chorales ({len(seqs)} with the transposed copies, "
-              f"{sum(len(s) for s in seqs):,} notes; {len(vocab) - 3} distinct notes) for "
-              f"{args.minutes:g} minutes; validation: {len(val)} chorales.", file=sys.stderr)
+        print(
+            f"Training a {args.layers}-layer LSTM ({args.units} units) on {len(parts['train'])} "
+            f"chorales ({len(seqs)} with the transposed copies, "
+            f"{sum(len(s) for s in seqs):,} notes; {len(vocab) - 3} distinct notes) for "
+            f"{args.minutes:g} minutes; validation: {len(val)} chorales.",
+            file=sys.stderr,
+        )
     start = time.perf_counter()
     best = {"nll": math.inf, "weights": None}
     history = []
@@ -371,38 +421,73 @@ def train(args):
     def after_epoch(epoch, loss):
         total, count = model_nll(model, val)
         v = total / count
-        history.append({"epoch": epoch, "loss": round(loss, 4), "val_nll": round(v, 4),
-                        "seconds": round(time.perf_counter() - start, 1)})
+        history.append(
+            {
+                "epoch": epoch,
+                "loss": round(loss, 4),
+                "val_nll": round(v, 4),
+                "seconds": round(time.perf_counter() - start, 1),
+            }
+        )
         if not args.quiet:
-            print(f"epoch {epoch}: validation NLL {v:.3f} nats/note"
-                  f"{' (best so far)' if v < best['nll'] else ''}", file=sys.stderr)
+            print(
+                f"epoch {epoch}: validation NLL {v:.3f} nats/note"
+                f"{' (best so far)' if v < best['nll'] else ''}",
+                file=sys.stderr,
+            )
         if v < best["nll"]:
             best.update(nll=v, weights=model.get_weights())
 
-    epoch = train_for(model, [len(s) for s in seqs],
-                      lambda idx: batch_arrays([seqs[i] for i in idx]), args.batch,
-                      args.minutes * 60, np.random.default_rng(args.seed), args.quiet,
-                      after_epoch, schedule)
+    epoch = train_for(
+        model,
+        [len(s) for s in seqs],
+        lambda idx: batch_arrays([seqs[i] for i in idx]),
+        args.batch,
+        args.minutes * 60,
+        np.random.default_rng(args.seed),
+        args.quiet,
+        after_epoch,
+        schedule,
+    )
     best_weights = best["weights"]
     best = best["nll"]
     V = len(vocab) - 2
-    lines = {"unigram (add-one)": unigram_nll(seqs[:len(train_notes)], val, V),
-             "bigram (Kneser-Ney)": KneserNey(seqs[:len(train_notes)], 2, V).nll(val),
-             "8-gram (Kneser-Ney)": KneserNey(seqs[:len(train_notes)], 8, V).nll(val)}
+    lines = {
+        "unigram (add-one)": unigram_nll(seqs[: len(train_notes)], val, V),
+        "bigram (Kneser-Ney)": KneserNey(seqs[: len(train_notes)], 2, V).nll(val),
+        "8-gram (Kneser-Ney)": KneserNey(seqs[: len(train_notes)], 8, V).nll(val),
+    }
     _plot(args, history, {k: t / c for k, (t, c) in lines.items()})
     model.set_weights(best_weights)
-    meta = {"tokens": vocab.tokens[len(SPECIALS):], "val_nll": round(best, 4), "epochs": epoch,
-            "history": history,
-            "settings": {"units": args.units, "embed": args.embed, "layers": args.layers,
-                         "dropout": args.dropout, "transpose": args.transpose,
-                         "batch": args.batch, "learning_rate": args.learning_rate}}
+    meta = {
+        "tokens": vocab.tokens[len(SPECIALS) :],
+        "val_nll": round(best, 4),
+        "epochs": epoch,
+        "history": history,
+        "settings": {
+            "units": args.units,
+            "embed": args.embed,
+            "layers": args.layers,
+            "dropout": args.dropout,
+            "transpose": args.transpose,
+            "batch": args.batch,
+            "learning_rate": args.learning_rate,
+        },
+    }
     return model, meta
 
 
 def _plot(args, history, baselines):
     path = Path(args.model) if args.model else default_model_path(APP.name)
-    png = plot_curve(path.with_name(path.name + ".png"), history, "val_nll", "NLL, nats per note",
-                     baselines, "rnnkit music: validation chorales", lower_is_better=True)
+    png = plot_curve(
+        path.with_name(path.name + ".png"),
+        history,
+        "val_nll",
+        "NLL, nats per note",
+        baselines,
+        "rnnkit music: validation chorales",
+        lower_is_better=True,
+    )
     if png and not args.quiet:
         print(f"Training curve: {png}", file=sys.stderr)
 
@@ -414,14 +499,21 @@ def _vocab(meta):
 def evaluate(model, meta, args):
     parts = _parts(args)
     vocab = _vocab(meta)
-    V = len(vocab) - 2                       # predictable: the notes and <unk>
+    V = len(vocab) - 2  # predictable: the notes and <unk>
     enc = {k: [vocab.encode(n) for _, n in v] for k, v in parts.items()}
     train_seqs = enc["train"]
-    out = {"test_chorales": len(enc["test"]), "test_notes": sum(len(s) for s in enc["test"]),
-           "unit": "nats per note (negative log-likelihood)", "model": {}, "baselines": {}}
+    out = {
+        "test_chorales": len(enc["test"]),
+        "test_notes": sum(len(s) for s in enc["test"]),
+        "unit": "nats per note (negative log-likelihood)",
+        "model": {},
+        "baselines": {},
+    }
     total, count = model_nll(model, enc["test"])
-    out["model"]["LSTM"] = {"nll": round(total / count, 4),
-                            "bits": round(total / count / math.log(2), 4)}
+    out["model"]["LSTM"] = {
+        "nll": round(total / count, 4),
+        "bits": round(total / count / math.log(2), 4),
+    }
     total, count = unigram_nll(train_seqs, enc["test"], V)
     out["baselines"]["unigram (add-one)"] = {"nll": round(total / count, 4)}
     val_scores = {}
@@ -436,20 +528,20 @@ def evaluate(model, meta, args):
     kn = KneserNey(train_seqs, best_order, V)
     t, c = kn.nll(enc["test"])
     out["baselines"][f"{best_order}-gram (Kneser-Ney, order chosen on validation)"] = {
-        "nll": round(t / c, 4)}
+        "nll": round(t / c, 4)
+    }
     out["ngram_validation_nll"] = {str(k): round(v, 4) for k, v in val_scores.items()}
     # the classic mixture (Mikolov et al.): lam p_LSTM + (1 - lam) p_KN, lam set on validation
     val_seqs = enc["validation"] or train_seqs[:5]
     pv = [np.exp(a) for a in model_logprobs(model, val_seqs)]
     kv = [kn.probs(s) for s in val_seqs]
     lams = [round(0.1 * i, 1) for i in range(1, 10)]
-    lam = min(lams, key=lambda g: -sum(np.log(g * a + (1 - g) * b).sum()
-                                       for a, b in zip(pv, kv)))
+    lam = min(lams, key=lambda g: -sum(np.log(g * a + (1 - g) * b).sum() for a, b in zip(pv, kv)))
     pt = [np.exp(a) for a in model_logprobs(model, enc["test"])]
-    mix = -sum(np.log(lam * a + (1 - lam) * kn.probs(s)).sum()
-               for a, s in zip(pt, enc["test"])) / c
-    out["model"][f"LSTM + {best_order}-gram mixture (weight {lam} on the LSTM, set on "
-                 f"validation)"] = {"nll": round(float(mix), 4)}
+    mix = -sum(np.log(lam * a + (1 - lam) * kn.probs(s)).sum() for a, s in zip(pt, enc["test"])) / c
+    out["model"][
+        f"LSTM + {best_order}-gram mixture (weight {lam} on the LSTM, set on validation)"
+    ] = {"nll": round(float(mix), 4)}
     best_base = min(v["nll"] for v in out["baselines"].values())
     out["reduction_vs_best_ngram"] = round(1 - out["model"]["LSTM"]["nll"] / best_base, 4)
     out["target"] = "NLL at least 10% below the best n-gram's"
@@ -472,7 +564,7 @@ def predict(model, meta, inputs, args):
     for text in inputs:
         notes = parse_primer(text)
         p = _next_distribution(model, vocab.encode(notes))
-        order = np.argsort(-p, kind="stable")[:args.top]
+        order = np.argsort(-p, kind="stable")[: args.top]
         lines.append("  ".join(f"{vocab.tokens[i]} {p[i]:.3f}" for i in order))
     return lines
 
@@ -499,24 +591,41 @@ def generate_notes(model, meta, primer, length, temperature, rng):
 
 
 def _configure_generate(p):
-    p.add_argument("--out", metavar="PATH", default="melody.mid",
-                   help="the MIDI file to write (default: %(default)s)")
-    p.add_argument("--primer", default="",
-                   help="notes to start from, e.g. \"G4 G4 D5:0.5 C5:0.5 B4\" (pitch and octave, "
-                        "# or b, an optional :length in quarter notes; R for a rest); "
-                        "default: none")
-    p.add_argument("--length", type=positive_int, default=48,
-                   help="notes to add (default: %(default)s)")
-    p.add_argument("--temperature", type=float, default=1.0,
-                   help="sampling temperature; 0 takes the most likely note (default: 1.0)")
-    p.add_argument("--tempo", type=positive_int, default=80,
-                   help="quarter notes a minute (default: %(default)s)")
+    p.add_argument(
+        "--out",
+        metavar="PATH",
+        default="melody.mid",
+        help="the MIDI file to write (default: %(default)s)",
+    )
+    p.add_argument(
+        "--primer",
+        default="",
+        help='notes to start from, e.g. "G4 G4 D5:0.5 C5:0.5 B4" (pitch and octave, '
+        "# or b, an optional :length in quarter notes; R for a rest); "
+        "default: none",
+    )
+    p.add_argument(
+        "--length", type=positive_int, default=48, help="notes to add (default: %(default)s)"
+    )
+    p.add_argument(
+        "--temperature",
+        type=float,
+        default=1.0,
+        help="sampling temperature; 0 takes the most likely note (default: 1.0)",
+    )
+    p.add_argument(
+        "--tempo",
+        type=positive_int,
+        default=80,
+        help="quarter notes a minute (default: %(default)s)",
+    )
     p.add_argument("--seed", type=int, default=None, help="random seed (default: fresh)")
 
 
 def _run_generate(args):
     """write a new melody as a MIDI file"""
     from ..atomicfile import atomic_write_bytes
+
     if not (math.isfinite(args.temperature) and args.temperature >= 0):
         raise AppInputError(f"--temperature must be a finite number ≥ 0; got {args.temperature}")
     if args.length > 10_000:
@@ -525,14 +634,14 @@ def _run_generate(args):
     if out.is_dir():
         raise AppInputError(f"--out {out} is a directory; give a file name")
     primer = parse_primer(args.primer) if args.primer.strip() else []
-    model, meta = load_app_model(Path(args.model) if args.model else
-                                 default_model_path(APP.name), APP)
+    model, meta = load_app_model(
+        Path(args.model) if args.model else default_model_path(APP.name), APP
+    )
     rng = np.random.default_rng(args.seed)
     notes = generate_notes(model, meta, primer, args.length, args.temperature, rng)
     atomic_write_bytes(out, midi_bytes(notes, tempo_bpm=args.tempo))
     print(" ".join(token(n) for n in notes))
-    print(f"Wrote {len(notes)} notes ({len(primer)} of them the primer) to {out}",
-          file=sys.stderr)
+    print(f"Wrote {len(notes)} notes ({len(primer)} of them the primer) to {out}", file=sys.stderr)
     return 0
 
 
@@ -540,9 +649,12 @@ APP = App(
     name="music",
     help="the next note of a Bach chorale melody; new melodies as MIDI (LSTM over notes)",
     description=__doc__,
-    train=train, evaluate=evaluate, predict=predict,
-    configure_train=configure_train, configure_predict=configure_predict,
-    input_help="primers, e.g. \"G4 G4 D5:0.5 C5:0.5 B4\"; without them, --file or stdin lines",
+    train=train,
+    evaluate=evaluate,
+    predict=predict,
+    configure_train=configure_train,
+    configure_predict=configure_predict,
+    input_help='primers, e.g. "G4 G4 D5:0.5 C5:0.5 B4"; without them, --file or stdin lines',
     default_minutes=8.0,
     extra={"generate": (_configure_generate, _run_generate)},
 )

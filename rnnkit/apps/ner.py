@@ -14,6 +14,7 @@ Data: the 2,394 tweets of the WNUT-16 training set (rnnkit.datasets.wnut16), the
 and F1 (exact span and type, as conlleval counts).  Baseline: a gazetteer of the training
 entities (longest match, each string's most frequent type).
 """
+
 from __future__ import annotations
 
 import time
@@ -28,15 +29,17 @@ from . import _wordfeatures as wf
 from .task import App, AppInputError, positive_int
 
 MAX_WORDS = 200
-ENTITY_WEIGHT = 2.0              # loss weight of B-/I- tokens; O tokens weigh 1
-AVERAGE_FROM = 6                 # weight averaging over the epochs from this one on
-GAZ_FOLDS = 5                    # training tweets see a gazetteer built without their fold
+ENTITY_WEIGHT = 2.0  # loss weight of B-/I- tokens; O tokens weigh 1
+AVERAGE_FROM = 6  # weight averaging over the epochs from this one on
+GAZ_FOLDS = 5  # training tweets see a gazetteer built without their fold
 PUBLISHED = {
     "source": "Strauss et al. 2016, Results of the WNUT16 Named Entity Recognition Shared "
-              "Task (W-NUT 2016), 10 types, test set",
-    "baseline_crf_gazetteer_f1": 35.8, "winner_f1": 52.4,
+    "Task (W-NUT 2016), 10 types, test set",
+    "baseline_crf_gazetteer_f1": 35.8,
+    "winner_f1": 52.4,
     "note": "measured on the shared task's own test set (tweets from a later period), with "
-            "training + development data; not directly comparable with this split"}
+    "training + development data; not directly comparable with this split",
+}
 
 
 # -- entities and their scores ---------------------------------------------------------------
@@ -61,8 +64,9 @@ def entity_scores(gold, pred):
     tp, n_gold, n_pred = Counter(), Counter(), Counter()
     for g, p in zip(gold, pred):
         if len(g) != len(p):
-            raise ValueError(f"entity_scores: a gold sequence of {len(g)} tags and a predicted "
-                             f"one of {len(p)}")
+            raise ValueError(
+                f"entity_scores: a gold sequence of {len(g)} tags and a predicted one of {len(p)}"
+            )
         gs, ps = set(spans(g)), set(spans(p))
         for s in gs:
             n_gold[s[2]] += 1
@@ -78,8 +82,9 @@ def entity_scores(gold, pred):
         return {"precision": p, "recall": r, "f1": f, "gold": ng, "predicted": np_, "correct": t}
 
     overall = prf(sum(tp.values()), sum(n_gold.values()), sum(n_pred.values()))
-    overall["per_type"] = {k: prf(tp[k], n_gold[k], n_pred[k])
-                           for k in sorted(set(n_gold) | set(n_pred))}
+    overall["per_type"] = {
+        k: prf(tp[k], n_gold[k], n_pred[k]) for k in sorted(set(n_gold) | set(n_pred))
+    }
     return overall
 
 
@@ -100,9 +105,9 @@ def gazetteer_tags(gazetteer, words):
     tags, i = ["O"] * len(words), 0
     while i < len(words):
         for n in range(min(longest, len(words) - i), 0, -1):
-            kind = gazetteer.get(tuple(low[i:i + n]))
+            kind = gazetteer.get(tuple(low[i : i + n]))
             if kind is not None:
-                tags[i:i + n] = [f"B-{kind}"] + [f"I-{kind}"] * (n - 1)
+                tags[i : i + n] = [f"B-{kind}"] + [f"I-{kind}"] * (n - 1)
                 i += n
                 break
         else:
@@ -131,27 +136,53 @@ def crossfold_gazetteer_features(words, tags, tagset, folds=GAZ_FOLDS):
 
 # -- the application -------------------------------------------------------------------------
 def configure_train(p):
-    p.add_argument("--epochs", type=positive_int, default=40,
-                   help="at most this many passes over the training tweets (default: 40)")
-    p.add_argument("--units", type=positive_int, default=100,
-                   help="recurrent units in each direction (default: 100)")
-    p.add_argument("--cell", choices=("gru", "lstm"), default="gru",
-                   help="recurrent cell (default: gru)")
+    p.add_argument(
+        "--epochs",
+        type=positive_int,
+        default=40,
+        help="at most this many passes over the training tweets (default: 40)",
+    )
+    p.add_argument(
+        "--units",
+        type=positive_int,
+        default=100,
+        help="recurrent units in each direction (default: 100)",
+    )
+    p.add_argument(
+        "--cell", choices=("gru", "lstm"), default="gru", help="recurrent cell (default: gru)"
+    )
     p.add_argument("--batch", type=positive_int, default=32, help="tweets a batch (default: 32)")
-    p.add_argument("--entity-weight", type=_weight, default=ENTITY_WEIGHT,
-                   help="loss weight of entity tokens, O tokens weigh 1 (default: %(default)s)")
-    p.add_argument("--chars", type=positive_int, default=0, metavar="UNITS",
-                   help="also read each word's characters with a BiLSTM of UNITS units a "
-                        "direction (default: 0, no character encoder)")
-    p.add_argument("--average-from", type=positive_int, default=AVERAGE_FROM, metavar="EPOCH",
-                   help="also try the mean of the weights of every epoch from EPOCH on "
-                        "(default: %(default)s)")
-    p.add_argument("--no-gazetteer", action="store_true",
-                   help="leave out the gazetteer feature (words and their spelling only)")
+    p.add_argument(
+        "--entity-weight",
+        type=_weight,
+        default=ENTITY_WEIGHT,
+        help="loss weight of entity tokens, O tokens weigh 1 (default: %(default)s)",
+    )
+    p.add_argument(
+        "--chars",
+        type=positive_int,
+        default=0,
+        metavar="UNITS",
+        help="also read each word's characters with a BiLSTM of UNITS units a "
+        "direction (default: 0, no character encoder)",
+    )
+    p.add_argument(
+        "--average-from",
+        type=positive_int,
+        default=AVERAGE_FROM,
+        metavar="EPOCH",
+        help="also try the mean of the weights of every epoch from EPOCH on (default: %(default)s)",
+    )
+    p.add_argument(
+        "--no-gazetteer",
+        action="store_true",
+        help="leave out the gazetteer feature (words and their spelling only)",
+    )
 
 
 def _weight(text):
     import argparse
+
     try:
         v = float(text)
     except ValueError:
@@ -162,8 +193,9 @@ def _weight(text):
 
 
 def _f1(gold_ids, pred_ids, tagset):
-    return entity_scores([[tagset[i] for i in g] for g in gold_ids],
-                         [[tagset[i] for i in p] for p in pred_ids])["f1"]
+    return entity_scores(
+        [[tagset[i] for i in g] for g in gold_ids], [[tagset[i] for i in p] for p in pred_ids]
+    )["f1"]
 
 
 def train(args):
@@ -177,38 +209,72 @@ def train(args):
     vocab = wf.FeatureVocab.build(fit_w, tweets=True, chars=bool(args.chars))
     gaz_fit = crossfold_gazetteer_features(fit_w, fit_t, tagset)
     gaz_all = build_gazetteer(fit_w, fit_t)
-    if args.no_gazetteer:                  # the feature says "no match" everywhere
+    if args.no_gazetteer:  # the feature says "no match" everywhere
         gaz_fit = [np.ones((len(w), 1), np.int64) for w in fit_w]
         gaz_all = {}
     X = [vocab.encode(w, g) for w, g in zip(fit_w, gaz_fit)]
     X_val = [vocab.encode(words[i], gazetteer_feature(gaz_all, words[i], tagset)) for i in val_idx]
     Y = [np.asarray([tag_id[t] for t in ts], dtype=np.int64) for ts in tags]
-    model = wf.build_tagger(vocab, len(tagset), units=args.units, cell=args.cell, dropout=0.5,
-                            extra_sizes=[len(tagset) + 1], char_units=args.chars or 25)
-    model.compile(loss="sparse_categorical_crossentropy",
-                  optimizer=optim.Adam(2e-3, clip_global_norm=5.0))
+    model = wf.build_tagger(
+        vocab,
+        len(tagset),
+        units=args.units,
+        cell=args.cell,
+        dropout=0.5,
+        extra_sizes=[len(tagset) + 1],
+        char_units=args.chars or 25,
+    )
+    model.compile(
+        loss="sparse_categorical_crossentropy", optimizer=optim.Adam(2e-3, clip_global_norm=5.0)
+    )
     weights = np.full(len(tagset), args.entity_weight)
     weights[tag_id["O"]] = 1.0
     if not args.quiet:
-        print(f"rnnkit ner: {len(fit_idx)} training tweets, {len(val_idx)} for validation; "
-              f"{len(tagset)} tags; {model.count_params():,} parameters; "
-              f"budget {args.minutes:g} min")
+        print(
+            f"rnnkit ner: {len(fit_idx)} training tweets, {len(val_idx)} for validation; "
+            f"{len(tagset)} tags; {model.count_params():,} parameters; "
+            f"budget {args.minutes:g} min"
+        )
     start = time.perf_counter()
     history = wf.fit_labeller(
-        model, X, [Y[i] for i in fit_idx], X_val, [Y[i] for i in val_idx],
-        score=lambda g, p: _f1(g, p, tagset), seconds=args.minutes * 60 - 10,
-        epochs=args.epochs, batch_size=args.batch, rng=rng, rare_ids=vocab.rare_word_ids(1),
-        word_dropout=0.5, tag_weights=weights, patience=8, quiet=args.quiet,
-        average_from=args.average_from)
-    gazetteer = build_gazetteer(words, tags)          # every training tweet's entities
-    meta = {"data": "wnut16", "tags": tagset, "features": vocab.to_json(),
-            "gazetteer": [[list(k), v] for k, v in sorted(gazetteer.items())],
-            "settings": {"units": args.units, "cell": args.cell, "batch": args.batch,
-                         "epochs": args.epochs, "minutes": args.minutes, "seed": args.seed,
-                         "entity_weight": args.entity_weight, "chars": args.chars,
-                         "average_from": args.average_from,
-                         "gazetteer_feature": not args.no_gazetteer},
-            "history": history, "fit_seconds": round(time.perf_counter() - start, 1)}
+        model,
+        X,
+        [Y[i] for i in fit_idx],
+        X_val,
+        [Y[i] for i in val_idx],
+        score=lambda g, p: _f1(g, p, tagset),
+        seconds=args.minutes * 60 - 10,
+        epochs=args.epochs,
+        batch_size=args.batch,
+        rng=rng,
+        rare_ids=vocab.rare_word_ids(1),
+        word_dropout=0.5,
+        tag_weights=weights,
+        patience=8,
+        quiet=args.quiet,
+        average_from=args.average_from,
+    )
+    gazetteer = build_gazetteer(words, tags)  # every training tweet's entities
+    meta = {
+        "data": "wnut16",
+        "tags": tagset,
+        "features": vocab.to_json(),
+        "gazetteer": [[list(k), v] for k, v in sorted(gazetteer.items())],
+        "settings": {
+            "units": args.units,
+            "cell": args.cell,
+            "batch": args.batch,
+            "epochs": args.epochs,
+            "minutes": args.minutes,
+            "seed": args.seed,
+            "entity_weight": args.entity_weight,
+            "chars": args.chars,
+            "average_from": args.average_from,
+            "gazetteer_feature": not args.no_gazetteer,
+        },
+        "history": history,
+        "fit_seconds": round(time.perf_counter() - start, 1),
+    }
     return model, meta
 
 
@@ -220,9 +286,12 @@ def tag_tweets(model, meta, tweets):
         if not meta.get("settings", {}).get("gazetteer_feature", True):
             gazetteer = {}
     except (KeyError, TypeError, ValueError) as e:
-        raise ValueError(f"the ner model file lacks its vocabularies ({e}); train it again") from None
-    ids = wf.predict_ids(model, [vocab.encode(t, gazetteer_feature(gazetteer, t, tagset))
-                                 for t in tweets])
+        raise ValueError(
+            f"the ner model file lacks its vocabularies ({e}); train it again"
+        ) from None
+    ids = wf.predict_ids(
+        model, [vocab.encode(t, gazetteer_feature(gazetteer, t, tagset)) for t in tweets]
+    )
     return [_repair([tagset[i] for i in row]) for row in ids]
 
 
@@ -242,16 +311,29 @@ def evaluate(model, meta, args):
     gazetteer = build_gazetteer(train_words, train_tags)
     base = [gazetteer_tags(gazetteer, ws) for ws in test_words]
     model_scores = entity_scores(test_tags, pred)
-    return {"task": "named entities in tweets, 10 types, entity-level (exact span and type)",
-            "data": {"name": "wnut16", "split": "file order: first 80 % train, last 20 % test",
-                     "test_tweets": len(test_words), "test_tokens": sum(map(len, test_words)),
-                     "test_entities": model_scores["gold"]},
-            "model": {**model_scores, "train_seconds": meta.get("train_seconds"),
-                      "epochs": len(meta.get("history", []))},
-            "baselines": {"gazetteer": {**entity_scores(test_tags, base),
-                                        "note": "longest match of training entity strings, "
-                                                "each string's most frequent type"}},
-            "published": PUBLISHED}
+    return {
+        "task": "named entities in tweets, 10 types, entity-level (exact span and type)",
+        "data": {
+            "name": "wnut16",
+            "split": "file order: first 80 % train, last 20 % test",
+            "test_tweets": len(test_words),
+            "test_tokens": sum(map(len, test_words)),
+            "test_entities": model_scores["gold"],
+        },
+        "model": {
+            **model_scores,
+            "train_seconds": meta.get("train_seconds"),
+            "epochs": len(meta.get("history", [])),
+        },
+        "baselines": {
+            "gazetteer": {
+                **entity_scores(test_tags, base),
+                "note": "longest match of training entity strings, "
+                "each string's most frequent type",
+            }
+        },
+        "published": PUBLISHED,
+    }
 
 
 def predict(model, meta, inputs, args):
@@ -261,8 +343,9 @@ def predict(model, meta, inputs, args):
         if not toks:
             raise AppInputError(f"nothing to read in {text!r}: give a sentence with words")
         if len(toks) > MAX_WORDS:
-            raise AppInputError(f"a text of {len(toks)} tokens is too long; at most {MAX_WORDS} "
-                                f"a line")
+            raise AppInputError(
+                f"a text of {len(toks)} tokens is too long; at most {MAX_WORDS} a line"
+            )
         tweets.append(toks)
     out = []
     for toks, tags in zip(tweets, tag_tweets(model, meta, tweets)):
@@ -275,15 +358,28 @@ APP = App(
     name="ner",
     help="named entities in tweets with a bidirectional GRU (WNUT-16, 10 types)",
     description=__doc__,
-    train=train, evaluate=evaluate, predict=predict, configure_train=configure_train,
+    train=train,
+    evaluate=evaluate,
+    predict=predict,
+    configure_train=configure_train,
     input_help="a text to find entities in; without it, --file or lines typed on standard input",
     default_minutes=9.0,
     extra=wf.add_plot_command(
-        "ner", evaluate, score_name="entity F1 (%)",
-        groups_of=lambda r: {k: {"rnnkit": (r["model"] if k == "all" else
-                                            r["model"]["per_type"].get(k, {})).get("f1", 0.0),
-                                 "gazetteer": (r["baselines"]["gazetteer"] if k == "all" else
-                                               r["baselines"]["gazetteer"]["per_type"].get(k, {}))
-                                 .get("f1", 0.0)}
-                             for k in ["all"] + sorted(r["model"]["per_type"])}),
+        "ner",
+        evaluate,
+        score_name="entity F1 (%)",
+        groups_of=lambda r: {
+            k: {
+                "rnnkit": (r["model"] if k == "all" else r["model"]["per_type"].get(k, {})).get(
+                    "f1", 0.0
+                ),
+                "gazetteer": (
+                    r["baselines"]["gazetteer"]
+                    if k == "all"
+                    else r["baselines"]["gazetteer"]["per_type"].get(k, {})
+                ).get("f1", 0.0),
+            }
+            for k in ["all"] + sorted(r["model"]["per_type"])
+        },
+    ),
 )

@@ -15,6 +15,7 @@ neighbour with dependent DTW (full window) on the raw coefficients.
 predict: a CSV file of one utterance (a row per frame, 12 numbers; a header row is allowed),
 or a .ts file in the archive's format (every case is answered).
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -39,11 +40,11 @@ from .task import App
 
 PUBLISHED = {
     "source_dtw": "Bagnall et al., The UEA multivariate time series classification archive, "
-                  "2018 (arXiv:1811.00075): 1-NN DTW_D on the same 270 / 370 split",
+    "2018 (arXiv:1811.00075): 1-NN DTW_D on the same 270 / 370 split",
     "1nn_dtw_dependent_accuracy": 0.949,
     "source_deep": "Ismail Fawaz et al., Deep learning for time series classification: a "
-                   "review, Data Mining and Knowledge Discovery 33, 2019 (mean of 10 runs, "
-                   "same split; github.com/hfawaz/dl-4-tsc results-mts-avg-std.csv)",
+    "review, Data Mining and Knowledge Discovery 33, 2019 (mean of 10 runs, "
+    "same split; github.com/hfawaz/dl-4-tsc results-mts-avg-std.csv)",
     "fcn_accuracy": 0.993,
     "resnet_accuracy": 0.992,
 }
@@ -66,56 +67,80 @@ def _train(args):
     seed_everything(args)
     (x_train, y_train), _ = japanese_vowels.load_data(args.data)
     frames = np.concatenate(x_train)
-    meta = {"mean": frames.mean(axis=0).tolist(),
-            "std": np.maximum(frames.std(axis=0), 1e-6).tolist(),
-            "classes": list(japanese_vowels.CLASSES)}
+    meta = {
+        "mean": frames.mean(axis=0).tolist(),
+        "std": np.maximum(frames.std(axis=0), 1e-6).tolist(),
+        "classes": list(japanese_vowels.CLASSES),
+    }
     x = _inputs(x_train, meta)
-    model = build_classifier(steps=None, features=japanese_vowels.COEFFICIENTS,
-                             classes=len(japanese_vowels.CLASSES), cell=args.cell,
-                             hidden=args.hidden, dropout=args.dropout, masking=True)
+    model = build_classifier(
+        steps=None,
+        features=japanese_vowels.COEFFICIENTS,
+        classes=len(japanese_vowels.CLASSES),
+        cell=args.cell,
+        hidden=args.hidden,
+        dropout=args.dropout,
+        masking=True,
+    )
     meta["training"] = train_classifier(model, x, y_train, args)
     return model, meta
 
 
 def _configure_train(p):
     # chosen by 5-fold cross-validation on the training split (docs/apps/speaker.md)
-    add_train_options(p, cell="gru", hidden=128, epochs=40, batch=16, learning_rate=3e-3,
-                      dropout=0.5)
+    add_train_options(
+        p, cell="gru", hidden=128, epochs=40, batch=16, learning_rate=3e-3, dropout=0.5
+    )
 
 
 def _evaluate(model, meta, args):
     (x_train, y_train), (x_test, y_test) = japanese_vowels.load_data(args.data)
     classes = list(japanese_vowels.CLASSES)
-    report = classification_report(y_test, predict_classes(model, _inputs(x_test, meta)),
-                                   classes)
+    report = classification_report(y_test, predict_classes(model, _inputs(x_test, meta)), classes)
     train_acc = classification_report(
-        y_train, predict_classes(model, _inputs(x_train, meta)), classes)["accuracy"]
+        y_train, predict_classes(model, _inputs(x_train, meta)), classes
+    )["accuracy"]
 
     def compute():
         dist = dtw_distances(x_test, x_train)
         return {
             "majority_class": classification_report(
-                y_test, majority_class(y_train, len(y_test)), classes)["accuracy"],
+                y_test, majority_class(y_train, len(y_test)), classes
+            )["accuracy"],
             "1nn_dtw_dependent": classification_report(
-                y_test, nearest_neighbour(dist, y_train), classes)["accuracy"],
+                y_test, nearest_neighbour(dist, y_train), classes
+            )["accuracy"],
         }
 
-    arrays = [np.concatenate(list(x_train)), np.concatenate(list(x_test)), y_train, y_test,
-              np.array([len(s) for s in x_train]), np.array([len(s) for s in x_test])]
+    arrays = [
+        np.concatenate(list(x_train)),
+        np.concatenate(list(x_test)),
+        y_train,
+        y_test,
+        np.array([len(s) for s in x_train]),
+        np.array([len(s) for s in x_test]),
+    ]
     baselines = cached("speaker", arrays, compute)
-    return {"task": "speaker",
-            "split": f"UEA JapaneseVowels: {len(y_train)} train / {len(y_test)} test",
-            "model": {"test_accuracy": report["accuracy"], "train_accuracy": train_acc,
-                      **{k: v for k, v in report.items() if k != "accuracy"}},
-            "baselines": baselines, "published": PUBLISHED,
-            "training": {k: v for k, v in meta.get("training", {}).items() if k != "history"}}
+    return {
+        "task": "speaker",
+        "split": f"UEA JapaneseVowels: {len(y_train)} train / {len(y_test)} test",
+        "model": {
+            "test_accuracy": report["accuracy"],
+            "train_accuracy": train_acc,
+            **{k: v for k, v in report.items() if k != "accuracy"},
+        },
+        "baselines": baselines,
+        "published": PUBLISHED,
+        "training": {k: v for k, v in meta.get("training", {}).items() if k != "history"},
+    }
 
 
 def _predict(model, meta, inputs, args):
     recs = []
     for f in recording_inputs(inputs, args):
-        recs += read_recordings(f, japanese_vowels.COEFFICIENTS, None,
-                                "12 cepstral coefficients per frame")
+        recs += read_recordings(
+            f, japanese_vowels.COEFFICIENTS, None, "12 cepstral coefficients per frame"
+        )
     probs = model.predict(_inputs([r[1] for r in recs], meta))
     classes = meta.get("classes", list(japanese_vowels.CLASSES))
     lines = []
@@ -132,8 +157,12 @@ def _plots(model, meta, args, out):
     (x_train, y_train), (x_test, y_test) = japanese_vowels.load_data(args.data)
     classes = list(japanese_vowels.CLASSES)
     rep = classification_report(y_test, predict_classes(model, _inputs(x_test, meta)), classes)
-    yield plot_confusion(out / "speaker_confusion.png", rep["confusion"], classes,
-                         f"rnnkit speaker: test accuracy {rep['accuracy']:.3f}")
+    yield plot_confusion(
+        out / "speaker_confusion.png",
+        rep["confusion"],
+        classes,
+        f"rnnkit speaker: test accuracy {rep['accuracy']:.3f}",
+    )
     hist = meta.get("training", {}).get("history")
     if hist:
         yield plot_training(out / "speaker_training.png", hist, "rnnkit speaker: training")
@@ -143,7 +172,9 @@ APP = App(
     name="speaker",
     help="speaker recognition: an utterance of /ae/ (LPC cepstra, 7-29 frames) -> speaker 1..9",
     description=__doc__,
-    train=_train, evaluate=_evaluate, predict=_predict,
+    train=_train,
+    evaluate=_evaluate,
+    predict=_predict,
     configure_train=_configure_train,
     input_help="utterance files: CSV (a row of 12 coefficients per frame) or .ts; or --file",
     default_minutes=10.0,

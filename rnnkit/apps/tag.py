@@ -9,6 +9,7 @@ Data: 20,000 OANC sentences (rnnkit.datasets.oanc_pos), the first 90 % for train
 last 10 % for the test.  Baseline: each word's most frequent training tag, NN for words
 never seen in training.
 """
+
 from __future__ import annotations
 
 import time
@@ -23,22 +24,33 @@ from . import _wordfeatures as wf
 from .task import App, AppInputError, positive_int
 
 UNKNOWN_TAG = "NN"
-MAX_WORDS = 200                 # longest input sentence predict accepts
+MAX_WORDS = 200  # longest input sentence predict accepts
 # Toutanova, Klein, Manning & Singer (2003), "Feature-rich part-of-speech tagging with a
 # cyclic dependency network" (NAACL 2003): 97.24 % on the Wall Street Journal's Penn Treebank.
-PUBLISHED = {"accuracy": 0.9724,
-             "source": "Toutanova et al. 2003, NAACL (Penn Treebank WSJ, sections 22-24)",
-             "note": "a different corpus (newswire, 1M training words); nothing is published "
-                     "on this OANC split"}
+PUBLISHED = {
+    "accuracy": 0.9724,
+    "source": "Toutanova et al. 2003, NAACL (Penn Treebank WSJ, sections 22-24)",
+    "note": "a different corpus (newswire, 1M training words); nothing is published "
+    "on this OANC split",
+}
 
 
 def configure_train(p):
-    p.add_argument("--epochs", type=positive_int, default=20,
-                   help="at most this many passes over the training sentences (default: 20)")
-    p.add_argument("--units", type=positive_int, default=100,
-                   help="LSTM units in each direction (default: 100)")
-    p.add_argument("--cell", choices=("lstm", "gru"), default="lstm",
-                   help="recurrent cell (default: lstm)")
+    p.add_argument(
+        "--epochs",
+        type=positive_int,
+        default=20,
+        help="at most this many passes over the training sentences (default: 20)",
+    )
+    p.add_argument(
+        "--units",
+        type=positive_int,
+        default=100,
+        help="LSTM units in each direction (default: 100)",
+    )
+    p.add_argument(
+        "--cell", choices=("lstm", "gru"), default="lstm", help="recurrent cell (default: lstm)"
+    )
     p.add_argument("--batch", type=positive_int, default=32, help="sentences a batch (default: 32)")
 
 
@@ -72,23 +84,46 @@ def train(args):
     X = [vocab.encode(w) for w in words]
     Y = [np.asarray([tag_id[t] for t in ts], dtype=np.int64) for ts in tags]
     model = wf.build_tagger(vocab, len(tagset), units=args.units, cell=args.cell)
-    model.compile(loss="sparse_categorical_crossentropy",
-                  optimizer=optim.Adam(2e-3, clip_global_norm=5.0))
+    model.compile(
+        loss="sparse_categorical_crossentropy", optimizer=optim.Adam(2e-3, clip_global_norm=5.0)
+    )
     if not args.quiet:
-        print(f"rnnkit tag: {len(fit_idx)} training sentences ({sum(len(words[i]) for i in fit_idx)} "
-              f"words), {len(val_idx)} for validation; {len(tagset)} tags; "
-              f"{model.count_params():,} parameters; budget {args.minutes:g} min")
+        print(
+            f"rnnkit tag: {len(fit_idx)} training sentences ({sum(len(words[i]) for i in fit_idx)} "
+            f"words), {len(val_idx)} for validation; {len(tagset)} tags; "
+            f"{model.count_params():,} parameters; budget {args.minutes:g} min"
+        )
     start = time.perf_counter()
     history = wf.fit_labeller(
-        model, [X[i] for i in fit_idx], [Y[i] for i in fit_idx],
-        [X[i] for i in val_idx], [Y[i] for i in val_idx],
-        score=accuracy, seconds=args.minutes * 60 - 15, epochs=args.epochs,
-        batch_size=args.batch, rng=rng, rare_ids=vocab.rare_word_ids(1), word_dropout=0.5,
-        quiet=args.quiet)
-    meta = {"data": "oanc_pos", "tags": tagset, "features": vocab.to_json(),
-            "settings": {"units": args.units, "cell": args.cell, "batch": args.batch,
-                         "epochs": args.epochs, "minutes": args.minutes, "seed": args.seed},
-            "history": history, "fit_seconds": round(time.perf_counter() - start, 1)}
+        model,
+        [X[i] for i in fit_idx],
+        [Y[i] for i in fit_idx],
+        [X[i] for i in val_idx],
+        [Y[i] for i in val_idx],
+        score=accuracy,
+        seconds=args.minutes * 60 - 15,
+        epochs=args.epochs,
+        batch_size=args.batch,
+        rng=rng,
+        rare_ids=vocab.rare_word_ids(1),
+        word_dropout=0.5,
+        quiet=args.quiet,
+    )
+    meta = {
+        "data": "oanc_pos",
+        "tags": tagset,
+        "features": vocab.to_json(),
+        "settings": {
+            "units": args.units,
+            "cell": args.cell,
+            "batch": args.batch,
+            "epochs": args.epochs,
+            "minutes": args.minutes,
+            "seed": args.seed,
+        },
+        "history": history,
+        "fit_seconds": round(time.perf_counter() - start, 1),
+    }
     return model, meta
 
 
@@ -96,7 +131,9 @@ def _vocab(meta):
     try:
         return wf.FeatureVocab.from_json(meta["features"]), list(meta["tags"])
     except (KeyError, TypeError) as e:
-        raise ValueError(f"the tag model file lacks its vocabularies ({e}); train it again") from None
+        raise ValueError(
+            f"the tag model file lacks its vocabularies ({e}); train it again"
+        ) from None
 
 
 def tag_sentences(model, meta, sentences):
@@ -118,19 +155,35 @@ def evaluate(model, meta, args):
     n_unseen = sum(map(sum, unseen))
 
     def scores(p):
-        return {"accuracy": accuracy(test_tags, p), "seen_word_accuracy": accuracy(test_tags, p, known),
-                "unseen_word_accuracy": accuracy(test_tags, p, unseen)}
+        return {
+            "accuracy": accuracy(test_tags, p),
+            "seen_word_accuracy": accuracy(test_tags, p, known),
+            "unseen_word_accuracy": accuracy(test_tags, p, unseen),
+        }
 
-    return {"task": "part-of-speech tagging, Penn Treebank tags",
-            "data": {"name": "oanc_pos", "split": "file order: first 90 % train, last 10 % test",
-                     "test_sentences": len(test_words), "test_tokens": n_tokens,
-                     "unseen_tokens": n_unseen, "unseen_fraction": n_unseen / n_tokens},
-            "model": {**scores(pred), "train_seconds": meta.get("train_seconds"),
-                      "epochs": len(meta.get("history", []))},
-            "baselines": {"most_frequent_tag": {**scores(base),
-                                                "note": "each word's most frequent training tag; "
-                                                        "unseen words NN"}},
-            "published": PUBLISHED}
+    return {
+        "task": "part-of-speech tagging, Penn Treebank tags",
+        "data": {
+            "name": "oanc_pos",
+            "split": "file order: first 90 % train, last 10 % test",
+            "test_sentences": len(test_words),
+            "test_tokens": n_tokens,
+            "unseen_tokens": n_unseen,
+            "unseen_fraction": n_unseen / n_tokens,
+        },
+        "model": {
+            **scores(pred),
+            "train_seconds": meta.get("train_seconds"),
+            "epochs": len(meta.get("history", [])),
+        },
+        "baselines": {
+            "most_frequent_tag": {
+                **scores(base),
+                "note": "each word's most frequent training tag; unseen words NN",
+            }
+        },
+        "published": PUBLISHED,
+    }
 
 
 def predict(model, meta, inputs, args):
@@ -141,8 +194,9 @@ def predict(model, meta, inputs, args):
         if not toks:
             raise AppInputError(f"nothing to tag in {text!r}: give a sentence with words")
         if len(toks) > MAX_WORDS:
-            raise AppInputError(f"a sentence of {len(toks)} tokens is too long; at most "
-                                f"{MAX_WORDS} a line")
+            raise AppInputError(
+                f"a sentence of {len(toks)} tokens is too long; at most {MAX_WORDS} a line"
+            )
         sentences.append(toks)
     for toks, tags in zip(sentences, tag_sentences(model, meta, sentences)):
         out.append(" ".join(f"{w}/{t}" for w, t in zip(toks, tags)))
@@ -153,14 +207,27 @@ APP = App(
     name="tag",
     help="part-of-speech tagging with a bidirectional LSTM (OANC, Penn Treebank tags)",
     description=__doc__,
-    train=train, evaluate=evaluate, predict=predict, configure_train=configure_train,
+    train=train,
+    evaluate=evaluate,
+    predict=predict,
+    configure_train=configure_train,
     input_help="a sentence to tag; without it, --file or lines typed on standard input",
     default_minutes=8.0,
     extra=wf.add_plot_command(
-        "tag", evaluate, score_name="accuracy (%)", history_scale=100.0,
-        groups_of=lambda r: {g: {"rnnkit": 100 * r["model"][k],
-                                 "most frequent tag": 100 * r["baselines"]["most_frequent_tag"][k]}
-                             for g, k in [("all words", "accuracy"),
-                                          ("seen words", "seen_word_accuracy"),
-                                          ("unseen words", "unseen_word_accuracy")]}),
+        "tag",
+        evaluate,
+        score_name="accuracy (%)",
+        history_scale=100.0,
+        groups_of=lambda r: {
+            g: {
+                "rnnkit": 100 * r["model"][k],
+                "most frequent tag": 100 * r["baselines"]["most_frequent_tag"][k],
+            }
+            for g, k in [
+                ("all words", "accuracy"),
+                ("seen words", "seen_word_accuracy"),
+                ("unseen words", "unseen_word_accuracy"),
+            ]
+        },
+    ),
 )

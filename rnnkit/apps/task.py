@@ -14,6 +14,7 @@ mistakes into one-line messages.  ``rnnkit/cli.py`` registers every module named
     evaluate(model, metadata, args)     -> {"model": {...}, "baselines": {...}, ...}
     predict(model, metadata, inputs, args) -> list of lines to print, one or more per input
 """
+
 from __future__ import annotations
 
 import argparse
@@ -21,9 +22,10 @@ import json
 import math
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from ..callbacks import Callback
 from ..data.fetch import cache_dir
@@ -37,9 +39,9 @@ class AppInputError(ValueError):
 
 @dataclass
 class App:
-    name: str                                    # the command: rnnkit <name>
-    help: str                                    # one line for 'rnnkit --help'
-    description: str                             # the task, the data, the split, the default model
+    name: str  # the command: rnnkit <name>
+    help: str  # one line for 'rnnkit --help'
+    description: str  # the task, the data, the split, the default model
     train: Callable[[argparse.Namespace], tuple[Any, dict]]
     evaluate: Callable[[Any, dict, argparse.Namespace], dict]
     predict: Callable[[Any, dict, list[str], argparse.Namespace], list[str]]
@@ -48,7 +50,7 @@ class App:
     configure_evaluate: Callable[[argparse.ArgumentParser], None] = lambda p: None
     input_help: str = "text to answer; without it, --file or lines typed on standard input"
     default_minutes: float = 5.0
-    extra: dict = field(default_factory=dict)    # name -> (configure(p), run(args) -> int)
+    extra: dict = field(default_factory=dict)  # name -> (configure(p), run(args) -> int)
 
 
 def default_model_path(name: str) -> Path:
@@ -91,25 +93,34 @@ class TimeLimit(Callback):
 
 
 def save_app_model(model, path, app: App, metadata: dict, seconds: float):
-    meta = {"app": app.name, "app_format": APP_FORMAT, "train_seconds": round(seconds, 1),
-            **metadata}
+    meta = {
+        "app": app.name,
+        "app_format": APP_FORMAT,
+        "train_seconds": round(seconds, 1),
+        **metadata,
+    }
     model.save(path, metadata=meta)
 
 
 def load_app_model(path, app: App):
     """(model, metadata) from ``path``, checked to be a model of ``app``."""
     from ..io.saving import ModelFileError, load_model
+
     path = Path(path)
     if not path.exists():
-        raise FileNotFoundError(f"no trained {app.name} model at {path}; run "
-                                f"'rnnkit {app.name} train' first (or give --model PATH)")
+        raise FileNotFoundError(
+            f"no trained {app.name} model at {path}; run "
+            f"'rnnkit {app.name} train' first (or give --model PATH)"
+        )
     if path.is_dir():
         raise ModelFileError(f"--model {path} is a directory; give a model file")
     model = load_model(path)
     meta = getattr(model, "metadata", None) or {}
     if meta.get("app") != app.name:
-        raise ModelFileError(f"{path} is not a model of 'rnnkit {app.name}' (it was made by "
-                             f"{meta.get('app') or 'the library, not an application'})")
+        raise ModelFileError(
+            f"{path} is not a model of 'rnnkit {app.name}' (it was made by "
+            f"{meta.get('app') or 'the library, not an application'})"
+        )
     return model, meta
 
 
@@ -140,9 +151,11 @@ def _run_train(app: App, args):
     model, metadata = app.train(args)
     seconds = time.perf_counter() - start
     save_app_model(model, path, app, metadata, seconds)
-    print(f"Saved the {app.name} model to {path} (trained {seconds / 60:.1f} min). "
-          f"Next: rnnkit {app.name} evaluate" + (f" --model {path}" if args.model else ""),
-          file=sys.stderr)
+    print(
+        f"Saved the {app.name} model to {path} (trained {seconds / 60:.1f} min). "
+        f"Next: rnnkit {app.name} evaluate" + (f" --model {path}" if args.model else ""),
+        file=sys.stderr,
+    )
     return 0
 
 
@@ -178,8 +191,9 @@ def _run_predict(app: App, args):
         return 0
     interactive = sys.stdin.isatty()
     if interactive:
-        print(f"rnnkit {app.name}: type an input and press Enter (Ctrl-D to quit).",
-              file=sys.stderr)
+        print(
+            f"rnnkit {app.name}: type an input and press Enter (Ctrl-D to quit).", file=sys.stderr
+        )
     for raw in sys.stdin:
         line = raw.rstrip("\n")
         if not line.strip():
@@ -196,31 +210,49 @@ def _run_predict(app: App, args):
 
 def add_app_parser(sub, app: App):
     """Register ``rnnkit <app.name> train|evaluate|predict`` on an argparse subparsers."""
-    p = sub.add_parser(app.name, help=app.help, description=app.description,
-                       formatter_class=argparse.RawDescriptionHelpFormatter)
-    actions = p.add_subparsers(dest="action", metavar="{train,evaluate,predict"
-                               + "".join("," + k for k in app.extra) + "}")
+    p = sub.add_parser(
+        app.name,
+        help=app.help,
+        description=app.description,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    actions = p.add_subparsers(
+        dest="action", metavar="{train,evaluate,predict" + "".join("," + k for k in app.extra) + "}"
+    )
     p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
 
     def common(q):
-        q.add_argument("--model", metavar="PATH",
-                       help=f"the model file (default: {default_model_path(app.name)})")
-        q.add_argument("--data", metavar="PATH",
-                       help="a local copy of the data set's source file, instead of the cached "
-                            "download")
+        q.add_argument(
+            "--model",
+            metavar="PATH",
+            help=f"the model file (default: {default_model_path(app.name)})",
+        )
+        q.add_argument(
+            "--data",
+            metavar="PATH",
+            help="a local copy of the data set's source file, instead of the cached download",
+        )
 
-    t = actions.add_parser("train", help="train the default model and save it",
-                           description=f"Train the {app.name} model and save it.")
+    t = actions.add_parser(
+        "train",
+        help="train the default model and save it",
+        description=f"Train the {app.name} model and save it.",
+    )
     common(t)
-    t.add_argument("--minutes", type=positive_minutes, default=app.default_minutes,
-                   help="wall-clock training budget (default: %(default)s)")
+    t.add_argument(
+        "--minutes",
+        type=positive_minutes,
+        default=app.default_minutes,
+        help="wall-clock training budget (default: %(default)s)",
+    )
     t.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
     app.configure_train(t)
     t.set_defaults(func=lambda args: _run_train(app, args))
 
-    e = actions.add_parser("evaluate", help="metrics of the model and of the baselines on the "
-                                            "test split")
+    e = actions.add_parser(
+        "evaluate", help="metrics of the model and of the baselines on the test split"
+    )
     common(e)
     e.add_argument("--json", action="store_true", help="print one JSON object")
     app.configure_evaluate(e)
@@ -241,5 +273,14 @@ def add_app_parser(sub, app: App):
     return p
 
 
-__all__ = ["App", "AppInputError", "TimeLimit", "add_app_parser", "default_model_path",
-           "load_app_model", "read_inputs", "positive_int", "positive_minutes"]
+__all__ = [
+    "App",
+    "AppInputError",
+    "TimeLimit",
+    "add_app_parser",
+    "default_model_path",
+    "load_app_model",
+    "read_inputs",
+    "positive_int",
+    "positive_minutes",
+]

@@ -19,6 +19,7 @@ word for word through a dictionary learned from the training pairs with IBM mode
 (each English word becomes its most probable Spanish word).  Metrics: chrF and BLEU
 (sacrebleu's defaults).
 """
+
 from __future__ import annotations
 
 import math
@@ -66,8 +67,11 @@ def truecase_map(sentences) -> dict:
             if k == 0:
                 continue
             counts.setdefault(tok.lower(), Counter())[tok] += 1
-    return {low: c.most_common(1)[0][0] for low, c in sorted(counts.items())
-            if c.most_common(1)[0][0] != low}
+    return {
+        low: c.most_common(1)[0][0]
+        for low, c in sorted(counts.items())
+        if c.most_common(1)[0][0] != low
+    }
 
 
 def recase(tokens, truecase) -> str:
@@ -98,8 +102,9 @@ class Vocab:
     @classmethod
     def from_sentences(cls, token_lists, specials, min_count=2):
         counts = Counter(t for toks in token_lists for t in toks)
-        words = sorted((w for w, c in counts.items() if c >= min_count),
-                       key=lambda w: (-counts[w], w))
+        words = sorted(
+            (w for w, c in counts.items() if c >= min_count), key=lambda w: (-counts[w], w)
+        )
         return cls(words, specials)
 
 
@@ -128,10 +133,10 @@ def ibm1_dictionary(pairs, iterations=8):
                     c = t[e][f] / z
                     count[e][f] += c
                     total[e] += c
-        t = {e: {f: c / total[e] for f, c in d.items()} for e, d in count.items()
-             if total[e] > 0}
-    return {e: max(d, key=lambda f: (d[f], es_count[f], f)) for e, d in sorted(t.items())
-            if e != NULL}
+        t = {e: {f: c / total[e] for f, c in d.items()} for e, d in count.items() if total[e] > 0}
+    return {
+        e: max(d, key=lambda f: (d[f], es_count[f], f)) for e, d in sorted(t.items()) if e != NULL
+    }
 
 
 def dictionary_translate(tokens, dictionary) -> list[str]:
@@ -145,7 +150,7 @@ def encode_sources(token_lists, vocab: Vocab, length):
     x = np.zeros((len(token_lists), length), dtype=np.int64)
     for n, toks in enumerate(token_lists):
         ids = [vocab.index.get(t.lower(), SRC_UNK) for t in toks][:length]
-        x[n, :len(ids)] = ids[::-1]
+        x[n, : len(ids)] = ids[::-1]
     return x
 
 
@@ -154,7 +159,7 @@ def encode_targets(token_lists, vocab: Vocab, length):
     y = np.zeros((len(token_lists), length + 2), dtype=np.int64)
     for n, toks in enumerate(token_lists):
         ids = [START] + [vocab.index.get(t.lower(), UNK) for t in toks][:length] + [END]
-        y[n, :len(ids)] = ids
+        y[n, : len(ids)] = ids
     return y
 
 
@@ -173,12 +178,13 @@ class Translator:
         token_lists = [tokenize(s) for s in sentences]
         out = []
         for b in range(0, len(token_lists), batch):
-            chunk = token_lists[b:b + batch]
+            chunk = token_lists[b : b + batch]
             length = max(1, max(len(t) for t in chunk))
             x = encode_sources(chunk, self.src, length)
             max_len = max(8, int(1.5 * length) + 4)
-            ids = self.model.generate(x, max_length=max_len, method="beam" if beam > 1 else "greedy",
-                                      beam_width=beam)
+            ids = self.model.generate(
+                x, max_length=max_len, method="beam" if beam > 1 else "greedy", beam_width=beam
+            )
             for toks, row in zip(chunk, ids):
                 out.append(self._words(toks, row))
         return out
@@ -199,47 +205,78 @@ class Translator:
 # -- the application ----------------------------------------------------------------------------------
 def _data(args):
     from ..datasets import bible_en_es
-    pairs = bible_en_es.verse_pairs(getattr(args, "data", None), quiet=getattr(args, "quiet", False))
+
+    pairs = bible_en_es.verse_pairs(
+        getattr(args, "data", None), quiet=getattr(args, "quiet", False)
+    )
     parts = bible_en_es.split(pairs, getattr(args, "max_words", 15))
     for name in ("train", "test"):
         if not parts[name]:
-            raise AppInputError(f"--data: no {name} verses with at most "
-                                f"{getattr(args, 'max_words', 15)} words on both sides")
+            raise AppInputError(
+                f"--data: no {name} verses with at most "
+                f"{getattr(args, 'max_words', 15)} words on both sides"
+            )
     return parts
 
 
 def configure_train(p):
-    p.add_argument("--units", type=positive_int, default=128,
-                   help="LSTM units of the encoder and decoder (default: %(default)s)")
-    p.add_argument("--embed", type=positive_int, default=64,
-                   help="word embedding size (default: %(default)s)")
-    p.add_argument("--cell", choices=["lstm", "gru", "rnn"], default="lstm",
-                   help="recurrent cell (default: %(default)s)")
+    p.add_argument(
+        "--units",
+        type=positive_int,
+        default=128,
+        help="LSTM units of the encoder and decoder (default: %(default)s)",
+    )
+    p.add_argument(
+        "--embed", type=positive_int, default=64, help="word embedding size (default: %(default)s)"
+    )
+    p.add_argument(
+        "--cell",
+        choices=["lstm", "gru", "rnn"],
+        default="lstm",
+        help="recurrent cell (default: %(default)s)",
+    )
     p.add_argument("--batch", type=positive_int, default=16, help="batch size (default: 16)")
-    p.add_argument("--attention", action="store_true",
-                   help="add Luong attention between the decoder and the output layer (in the "
-                        "7-minute budget it learned more slowly than the plain model)")
-    p.add_argument("--learning-rate", type=float, default=3e-3,
-                   help="Adam's learning rate, decayed along a cosine over the budget "
-                        "(default: %(default)s)")
-    p.add_argument("--max-words", type=positive_int, default=15,
-                   help="keep verses with at most this many words on both sides (default: 15)")
-    p.add_argument("--min-count", type=positive_int, default=2,
-                   help="words seen fewer times in training are unknown (default: 2)")
+    p.add_argument(
+        "--attention",
+        action="store_true",
+        help="add Luong attention between the decoder and the output layer (in the "
+        "7-minute budget it learned more slowly than the plain model)",
+    )
+    p.add_argument(
+        "--learning-rate",
+        type=float,
+        default=3e-3,
+        help="Adam's learning rate, decayed along a cosine over the budget (default: %(default)s)",
+    )
+    p.add_argument(
+        "--max-words",
+        type=positive_int,
+        default=15,
+        help="keep verses with at most this many words on both sides (default: 15)",
+    )
+    p.add_argument(
+        "--min-count",
+        type=positive_int,
+        default=2,
+        help="words seen fewer times in training are unknown (default: 2)",
+    )
 
 
 def configure_predict(p):
-    p.add_argument("--beam", type=positive_int, default=1,
-                   help="beam width; 1 decodes greedily (default: 1)")
+    p.add_argument(
+        "--beam", type=positive_int, default=1, help="beam width; 1 decodes greedily (default: 1)"
+    )
 
 
 def _chrf(hyps, refs):
     import sacrebleu
+
     return sacrebleu.corpus_chrf(hyps, [refs]).score
 
 
 def _bleu(hyps, refs):
     import sacrebleu
+
     return sacrebleu.corpus_bleu(hyps, [refs]).score
 
 
@@ -254,6 +291,7 @@ def train(args):
     from .. import optim, set_seed
     from ..seq2seq import EncoderDecoder
     from ..seq2seq_attention import AttentionEncoderDecoder
+
     _require_sacrebleu()
     if not (math.isfinite(args.learning_rate) and args.learning_rate > 0):
         raise AppInputError(f"--learning-rate must be a positive number; got {args.learning_rate}")
@@ -262,11 +300,13 @@ def train(args):
     train_rows, val_rows = parts["train"], parts["validation"] or parts["train"][:50]
     en = [tokenize(r[2]) for r in train_rows]
     es = [tokenize(r[3]) for r in train_rows]
-    src = Vocab.from_sentences([[t.lower() for t in s] for s in en], ["<pad>", "<unk>"],
-                               args.min_count)
+    src = Vocab.from_sentences(
+        [[t.lower() for t in s] for s in en], ["<pad>", "<unk>"], args.min_count
+    )
     tgt = Vocab.from_sentences([[t.lower() for t in s] for s in es], SPECIALS, args.min_count)
-    dictionary = ibm1_dictionary([([t.lower() for t in a], [t.lower() for t in b])
-                                  for a, b in zip(en, es)])
+    dictionary = ibm1_dictionary(
+        [([t.lower() for t in a], [t.lower() for t in b]) for a, b in zip(en, es)]
+    )
     max_tokens = max(max(len(s) for s in en), max(len(s) for s in es))
     x = encode_sources(en, src, max_tokens)
     y = encode_targets(es, tgt, max_tokens)
@@ -275,26 +315,51 @@ def train(args):
 
     def make_batch(idx):
         s, t = max(1, int(src_len[idx].max())), int(tgt_len[idx].max())
-        return [x[idx, :s], y[idx, :t - 1]], y[idx, 1:t]
+        return [x[idx, :s], y[idx, : t - 1]], y[idx, 1:t]
 
-    meta = {"source_vocab": src.words[2:], "target_vocab": tgt.words[4:],
-            "truecase": truecase_map(r[3] for r in train_rows), "dictionary": dictionary,
-            "max_tokens": max_tokens, "max_words": args.max_words, "min_count": args.min_count,
-            "settings": {"units": args.units, "embed": args.embed, "cell": args.cell,
-                         "attention": args.attention,
-                         "batch": args.batch, "learning_rate": args.learning_rate}}
+    meta = {
+        "source_vocab": src.words[2:],
+        "target_vocab": tgt.words[4:],
+        "truecase": truecase_map(r[3] for r in train_rows),
+        "dictionary": dictionary,
+        "max_tokens": max_tokens,
+        "max_words": args.max_words,
+        "min_count": args.min_count,
+        "settings": {
+            "units": args.units,
+            "embed": args.embed,
+            "cell": args.cell,
+            "attention": args.attention,
+            "batch": args.batch,
+            "learning_rate": args.learning_rate,
+        },
+    }
     Model = AttentionEncoderDecoder if args.attention else EncoderDecoder
-    model = Model(len(src), len(tgt), units=args.units, embed_dim=args.embed,
-                  cell=args.cell, start_id=START, end_id=END)
-    schedule = optim.CosineDecay(args.learning_rate, 10 ** 6, alpha=0.05)
-    model.compile(loss="sparse_categorical_crossentropy", from_logits=True, ignore_class=PAD,
-                  optimizer=optim.Adam(schedule, clip_global_norm=5.0))
+    model = Model(
+        len(src),
+        len(tgt),
+        units=args.units,
+        embed_dim=args.embed,
+        cell=args.cell,
+        start_id=START,
+        end_id=END,
+    )
+    schedule = optim.CosineDecay(args.learning_rate, 10**6, alpha=0.05)
+    model.compile(
+        loss="sparse_categorical_crossentropy",
+        from_logits=True,
+        ignore_class=PAD,
+        optimizer=optim.Adam(schedule, clip_global_norm=5.0),
+    )
     if not args.quiet:
-        print(f"Training a {args.cell.upper()} encoder–decoder"
-              f"{' with attention' if args.attention else ''} ({args.units} units) on "
-              f"{len(train_rows):,} verse pairs (vocabularies: {len(src):,} English, "
-              f"{len(tgt):,} Spanish words) for {args.minutes:g} minutes; validation: "
-              f"{len(val_rows[::2])} verses.", file=sys.stderr)
+        print(
+            f"Training a {args.cell.upper()} encoder–decoder"
+            f"{' with attention' if args.attention else ''} ({args.units} units) on "
+            f"{len(train_rows):,} verse pairs (vocabularies: {len(src):,} English, "
+            f"{len(tgt):,} Spanish words) for {args.minutes:g} minutes; validation: "
+            f"{len(val_rows[::2])} verses.",
+            file=sys.stderr,
+        )
     translator_meta = dict(meta)
     # every other validation verse: translating them all after each epoch costs time
     val_en, val_es = [r[2] for r in val_rows[::2]], [r[3] for r in val_rows[::2]]
@@ -304,24 +369,48 @@ def train(args):
 
     def after_epoch(epoch, loss):
         chrf = _chrf(Translator(model, translator_meta).translate(val_en), val_es)
-        history.append({"epoch": epoch, "loss": round(loss, 4), "val_chrf": round(chrf, 2),
-                        "seconds": round(time.perf_counter() - start, 1)})
+        history.append(
+            {
+                "epoch": epoch,
+                "loss": round(loss, 4),
+                "val_chrf": round(chrf, 2),
+                "seconds": round(time.perf_counter() - start, 1),
+            }
+        )
         if not args.quiet:
-            print(f"epoch {epoch}: validation chrF {chrf:.1f}"
-                  f"{' (best so far)' if chrf > best['chrf'] else ''}", file=sys.stderr)
+            print(
+                f"epoch {epoch}: validation chrF {chrf:.1f}"
+                f"{' (best so far)' if chrf > best['chrf'] else ''}",
+                file=sys.stderr,
+            )
         if chrf > best["chrf"]:
             best.update(chrf=chrf, weights=model.get_weights())
 
-    epoch = train_for(model, tgt_len + src_len, make_batch, args.batch, args.minutes * 60,
-                      np.random.default_rng(args.seed), args.quiet, after_epoch, schedule)
+    epoch = train_for(
+        model,
+        tgt_len + src_len,
+        make_batch,
+        args.batch,
+        args.minutes * 60,
+        np.random.default_rng(args.seed),
+        args.quiet,
+        after_epoch,
+        schedule,
+    )
     best_weights, best = best["weights"], best["chrf"]
     from .task import default_model_path
+
     path = Path(args.model) if args.model else default_model_path("translate")
     word = [recase(dictionary_translate(tokenize(s), dictionary), meta["truecase"]) for s in val_en]
-    png = plot_curve(path.with_name(path.name + ".png"), history, "val_chrf", "chrF",
-                     {"word-for-word dictionary": _chrf(word, val_es),
-                      "copy the source": _chrf(val_en, val_es)},
-                     "rnnkit translate: validation verses", lower_is_better=False)
+    png = plot_curve(
+        path.with_name(path.name + ".png"),
+        history,
+        "val_chrf",
+        "chrF",
+        {"word-for-word dictionary": _chrf(word, val_es), "copy the source": _chrf(val_en, val_es)},
+        "rnnkit translate: validation verses",
+        lower_is_better=False,
+    )
     if png and not args.quiet:
         print(f"Training curve: {png}", file=sys.stderr)
     if best_weights is not None:
@@ -331,8 +420,12 @@ def train(args):
 
 
 def _baselines(test_en, train_rows):
-    dictionary = ibm1_dictionary([([t.lower() for t in tokenize(r[2])],
-                                   [t.lower() for t in tokenize(r[3])]) for r in train_rows])
+    dictionary = ibm1_dictionary(
+        [
+            ([t.lower() for t in tokenize(r[2])], [t.lower() for t in tokenize(r[3])])
+            for r in train_rows
+        ]
+    )
     truecase = truecase_map(r[3] for r in train_rows)
     copy = list(test_en)
     word = [recase(dictionary_translate(tokenize(s), dictionary), truecase) for s in test_en]
@@ -351,15 +444,21 @@ def evaluate(model, meta, args):
         hyps = tr.translate(en, beam=beam)
         out["model"][name] = {"chrF": round(_chrf(hyps, es), 2), "BLEU": round(_bleu(hyps, es), 2)}
     for name, hyps in _baselines(en, parts["train"] + parts["validation"]).items():
-        out["baselines"][name] = {"chrF": round(_chrf(hyps, es), 2),
-                                  "BLEU": round(_bleu(hyps, es), 2)}
+        out["baselines"][name] = {
+            "chrF": round(_chrf(hyps, es), 2),
+            "BLEU": round(_bleu(hyps, es), 2),
+        }
     best_base = max(v["chrF"] for v in out["baselines"].values())
     out["chrF_over_best_baseline"] = round(out["model"]["greedy"]["chrF"] - best_base, 2)
     out["target"] = "chrF at least 10 points above the word-for-word dictionary"
-    out["published"] = {"note": "no published result uses this data and split (KJV -> RV1909 "
-                                "verses of at most 15 words, every tenth verse held out)"}
-    out["examples"] = [{"english": en[i], "reference": es[i],
-                        "model": tr.translate([en[i]])[0]} for i in range(min(3, len(en)))]
+    out["published"] = {
+        "note": "no published result uses this data and split (KJV -> RV1909 "
+        "verses of at most 15 words, every tenth verse held out)"
+    }
+    out["examples"] = [
+        {"english": en[i], "reference": es[i], "model": tr.translate([en[i]])[0]}
+        for i in range(min(3, len(en)))
+    ]
     return out
 
 
@@ -370,9 +469,11 @@ def predict(model, meta, inputs, args):
         if not any(c.isalnum() for c in text):
             raise AppInputError(f"nothing to translate in {text!r}: give an English sentence")
         if len(tokenize(text)) > 3 * int(meta["max_tokens"]):
-            raise AppInputError(f"the sentence has {len(tokenize(text))} words and marks; this "
-                                f"model was trained on verses of at most {meta['max_tokens']}: "
-                                f"split it into shorter sentences")
+            raise AppInputError(
+                f"the sentence has {len(tokenize(text))} words and marks; this "
+                f"model was trained on verses of at most {meta['max_tokens']}: "
+                f"split it into shorter sentences"
+            )
         lines.append(tr.translate([text], beam=args.beam)[0])
     return lines
 
@@ -381,8 +482,11 @@ APP = App(
     name="translate",
     help="English → Spanish translation of short sentences (encoder–decoder, Bible verses)",
     description=__doc__,
-    train=train, evaluate=evaluate, predict=predict,
-    configure_train=configure_train, configure_predict=configure_predict,
+    train=train,
+    evaluate=evaluate,
+    predict=predict,
+    configure_train=configure_train,
+    configure_predict=configure_predict,
     input_help="English sentences to translate; without them, --file or lines on standard input",
     default_minutes=7.0,
 )

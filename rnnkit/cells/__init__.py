@@ -1,4 +1,5 @@
 """One file per recurrence: the per-step equations and their reverse steps."""
+
 from .base import Cell
 from .gru import GRUCell
 from .lstm import LSTMCell

@@ -19,6 +19,7 @@ activations) and receives the parameter dict on every call.  Its pieces:
 The input side (U, b) is the same for every cell and lives in the layer:
 XW = X U + b before the loop, dU = Xᵀ dXW and db = Σ dXW after it.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -39,15 +40,20 @@ MatMul = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
 
 class Cell:
-    gates = 1        # G / units: how many blocks of `units` columns U and W have
+    gates = 1  # G / units: how many blocks of `units` columns U and W have
 
-    def __init__(self, units: int, activation: str | activations.Activation = "tanh",
-                 recurrent_activation: str | activations.Activation = "sigmoid",
-                 use_bias: bool = True) -> None:
+    def __init__(
+        self,
+        units: int,
+        activation: str | activations.Activation = "tanh",
+        recurrent_activation: str | activations.Activation = "sigmoid",
+        use_bias: bool = True,
+    ) -> None:
         self.units = units
         self.activation = activations.get(activation, argument="activation")
-        self.recurrent_activation = activations.get(recurrent_activation,
-                                                    argument="recurrent_activation")
+        self.recurrent_activation = activations.get(
+            recurrent_activation, argument="recurrent_activation"
+        )
         self.use_bias = use_bias
 
     @property
@@ -74,8 +80,10 @@ class Cell:
         return self.state_sizes[0]
 
     def param_shapes(self, input_dim: int) -> dict[str, tuple[int, ...]]:
-        shapes: dict[str, tuple[int, ...]] = {"U": (input_dim, self.width),
-                                              "W": (self.recurrent_size, self.width)}
+        shapes: dict[str, tuple[int, ...]] = {
+            "U": (input_dim, self.width),
+            "W": (self.recurrent_size, self.width),
+        }
         if self.use_bias:
             shapes["b"] = (self.width,)
         return shapes
@@ -86,12 +94,14 @@ class Cell:
     def step(self, p: Params, tr: Trace, t: int, xw_t: np.ndarray) -> None:
         raise NotImplementedError
 
-    def step_back(self, p: Params, tr: Trace, t: int, ds: list[np.ndarray],
-                  dxw_t: np.ndarray) -> list[np.ndarray]:
+    def step_back(
+        self, p: Params, tr: Trace, t: int, ds: list[np.ndarray], dxw_t: np.ndarray
+    ) -> list[np.ndarray]:
         raise NotImplementedError
 
-    def recurrent_grads(self, p: Params, tr: Trace, dxw: np.ndarray,
-                        matmul: MatMul = _matmul) -> Params:
+    def recurrent_grads(
+        self, p: Params, tr: Trace, dxw: np.ndarray, matmul: MatMul = _matmul
+    ) -> Params:
         raise NotImplementedError
 
 

@@ -1,4 +1,5 @@
 """Gated recurrent unit (Cho et al.), in both of the variants in use."""
+
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
@@ -42,9 +43,14 @@ class GRUCell(Cell):
 
     gates = 3
 
-    def __init__(self, units: int, activation: str | activations.Activation = "tanh",
-                 recurrent_activation: str | activations.Activation = "sigmoid", use_bias: bool = True,
-                 reset_after: bool = True) -> None:
+    def __init__(
+        self,
+        units: int,
+        activation: str | activations.Activation = "tanh",
+        recurrent_activation: str | activations.Activation = "sigmoid",
+        use_bias: bool = True,
+        reset_after: bool = True,
+    ) -> None:
         super().__init__(units, activation, recurrent_activation, use_bias)
         self.reset_after = reset_after
 
@@ -59,81 +65,83 @@ class GRUCell(Cell):
         return shapes
 
     def allocate(self, tr: Trace) -> None:
-        tr.buffer("gates", 3 * self.units)       # z, r, n after their activations
+        tr.buffer("gates", 3 * self.units)  # z, r, n after their activations
         if self.reset_after:
-            tr.buffer("hn", self.units)          # h_n = h_{t-1} W_n + b_rec_n, needed in reverse
-            tr.buffer("dhn", self.units)         # ∂L/∂h_n (∂L/∂(h W_zr) is ∂L/∂a_zr itself)
+            tr.buffer("hn", self.units)  # h_n = h_{t-1} W_n + b_rec_n, needed in reverse
+            tr.buffer("dhn", self.units)  # ∂L/∂h_n (∂L/∂(h W_zr) is ∂L/∂a_zr itself)
         else:
-            tr.buffer("rh", self.units)          # r ⊙ h_{t-1}, the input of W_n
+            tr.buffer("rh", self.units)  # r ⊙ h_{t-1}, the input of W_n
 
     def step(self, p: Params, tr: Trace, t: int, xw_t: np.ndarray) -> None:
         np_, H = tr.xp, self.units
         h_prev, h = tr.states[0][t], tr.states[0][t + 1]
         hd = h_prev if tr.rec_mask is None else h_prev * tr.rec_mask
         g = tr.cache["gates"][t]
-        zr, n = g[:, :2 * H], g[:, 2 * H:]
+        zr, n = g[:, : 2 * H], g[:, 2 * H :]
         W = p["W"]
         if self.reset_after:
-            hw = hd @ W                                             # h_{t-1} W
+            hw = hd @ W  # h_{t-1} W
             if self.use_bias:
-                hw += p["b_rec"]                                    #   + b_rec
-            np_.add(xw_t[:, :2 * H], hw[:, :2 * H], out=zr)
-            self.recurrent_activation(zr, out=zr)                   # z, r
+                hw += p["b_rec"]  #   + b_rec
+            np_.add(xw_t[:, : 2 * H], hw[:, : 2 * H], out=zr)
+            self.recurrent_activation(zr, out=zr)  # z, r
             hn = tr.cache["hn"][t]
-            hn[...] = hw[:, 2 * H:]                                 # h_n, kept for the reverse step
-            np_.multiply(g[:, H:2 * H], hn, out=n)                  # r ⊙ h_n
+            hn[...] = hw[:, 2 * H :]  # h_n, kept for the reverse step
+            np_.multiply(g[:, H : 2 * H], hn, out=n)  # r ⊙ h_n
         else:
-            np_.matmul(hd, W[:, :2 * H], out=zr)                    # h_{t-1} W_zr
-            zr += xw_t[:, :2 * H]
-            self.recurrent_activation(zr, out=zr)                   # z, r
-            rh = np_.multiply(g[:, H:2 * H], hd, out=tr.cache["rh"][t])  # r ⊙ h_{t-1}
-            np_.matmul(rh, W[:, 2 * H:], out=n)                     # (r ⊙ h_{t-1}) W_n
-        n += xw_t[:, 2 * H:]
-        self.activation(n, out=n)                                   # n = σ(a_n)
-        np_.subtract(h_prev, n, out=h)                              # h_t = n + z ⊙ (h_{t-1} - n)
+            np_.matmul(hd, W[:, : 2 * H], out=zr)  # h_{t-1} W_zr
+            zr += xw_t[:, : 2 * H]
+            self.recurrent_activation(zr, out=zr)  # z, r
+            rh = np_.multiply(g[:, H : 2 * H], hd, out=tr.cache["rh"][t])  # r ⊙ h_{t-1}
+            np_.matmul(rh, W[:, 2 * H :], out=n)  # (r ⊙ h_{t-1}) W_n
+        n += xw_t[:, 2 * H :]
+        self.activation(n, out=n)  # n = σ(a_n)
+        np_.subtract(h_prev, n, out=h)  # h_t = n + z ⊙ (h_{t-1} - n)
         h *= g[:, :H]
         h += n
 
-    def step_back(self, p: Params, tr: Trace, t: int, ds: list[np.ndarray],
-                  dxw_t: np.ndarray) -> list[np.ndarray]:
+    def step_back(
+        self, p: Params, tr: Trace, t: int, ds: list[np.ndarray], dxw_t: np.ndarray
+    ) -> list[np.ndarray]:
         H = self.units
         dh = ds[0]
         g = tr.cache["gates"][t]
-        z, r, n = g[:, :H], g[:, H:2 * H], g[:, 2 * H:]
+        z, r, n = g[:, :H], g[:, H : 2 * H], g[:, 2 * H :]
         h_prev = tr.states[0][t]
         W = p["W"]
         rho, sigma = self.recurrent_activation, self.activation
-        rho.backprop(dh * (h_prev - n), z, out=dxw_t[:, :H])        # ∂L/∂a_z
-        dan = sigma.backprop(dh * (1.0 - z), n, out=dxw_t[:, 2 * H:])  # ∂L/∂a_n
+        rho.backprop(dh * (h_prev - n), z, out=dxw_t[:, :H])  # ∂L/∂a_z
+        dan = sigma.backprop(dh * (1.0 - z), n, out=dxw_t[:, 2 * H :])  # ∂L/∂a_n
         if self.reset_after:
-            rho.backprop(dan * tr.cache["hn"][t], r, out=dxw_t[:, H:2 * H])  # ∂L/∂a_r
-            dhn = tr.xp.multiply(dan, r, out=tr.cache["dhn"][t])    # ∂L/∂h_n = ∂L/∂a_n ⊙ r
-            dhw = tr.xp.concatenate([dxw_t[:, :2 * H], dhn], axis=1)  # ∂L/∂(h_{t-1} W): z, r are
-            d_hd = dhw @ W.T                                        # the pre-activations' own
+            rho.backprop(dan * tr.cache["hn"][t], r, out=dxw_t[:, H : 2 * H])  # ∂L/∂a_r
+            dhn = tr.xp.multiply(dan, r, out=tr.cache["dhn"][t])  # ∂L/∂h_n = ∂L/∂a_n ⊙ r
+            dhw = tr.xp.concatenate([dxw_t[:, : 2 * H], dhn], axis=1)  # ∂L/∂(h_{t-1} W): z, r are
+            d_hd = dhw @ W.T  # the pre-activations' own
         else:
             hd = h_prev if tr.rec_mask is None else h_prev * tr.rec_mask
-            d_rh = dan @ W[:, 2 * H:].T                             # ∂L/∂(r ⊙ h_{t-1})
-            rho.backprop(d_rh * hd, r, out=dxw_t[:, H:2 * H])       # ∂L/∂a_r
-            d_hd = d_rh * r + dxw_t[:, :2 * H] @ W[:, :2 * H].T
+            d_rh = dan @ W[:, 2 * H :].T  # ∂L/∂(r ⊙ h_{t-1})
+            rho.backprop(d_rh * hd, r, out=dxw_t[:, H : 2 * H])  # ∂L/∂a_r
+            d_hd = d_rh * r + dxw_t[:, : 2 * H] @ W[:, : 2 * H].T
         if tr.rec_mask is not None:
             d_hd *= tr.rec_mask
-        d_hd += dh * z                                              # the direct path z ⊙ h_{t-1}
+        d_hd += dh * z  # the direct path z ⊙ h_{t-1}
         return [d_hd]
 
-    def recurrent_grads(self, p: Params, tr: Trace, dxw: np.ndarray,
-                        matmul: MatMul = matmul) -> Params:
+    def recurrent_grads(
+        self, p: Params, tr: Trace, dxw: np.ndarray, matmul: MatMul = matmul
+    ) -> Params:
         H = self.units
         hd = flat(tr.prev_input())
         dA = flat(dxw)
         W = tr.xp.empty((H, 3 * H), dtype=tr.dtype)
-        if self.reset_after:                                        # Σ_t h_{t-1}ᵀ ∂L/∂(h W):
+        if self.reset_after:  # Σ_t h_{t-1}ᵀ ∂L/∂(h W):
             dhn = flat(tr.cache["dhn"])
-            W[:, :2 * H] = matmul(hd.T, dA[:, :2 * H])              #   z, r: ∂L/∂a_zr
-            W[:, 2 * H:] = matmul(hd.T, dhn)                        #   n: ∂L/∂h_n
+            W[:, : 2 * H] = matmul(hd.T, dA[:, : 2 * H])  #   z, r: ∂L/∂a_zr
+            W[:, 2 * H :] = matmul(hd.T, dhn)  #   n: ∂L/∂h_n
             grads = {"W": W}
-            if self.use_bias:                                       # Σ_t ∂L/∂(h W + b_rec)
-                grads["b_rec"] = tr.xp.concatenate([row_sum(dA[:, :2 * H]), row_sum(dhn)])
+            if self.use_bias:  # Σ_t ∂L/∂(h W + b_rec)
+                grads["b_rec"] = tr.xp.concatenate([row_sum(dA[:, : 2 * H]), row_sum(dhn)])
             return grads
-        W[:, :2 * H] = matmul(hd.T, dA[:, :2 * H])                  # Σ_t h_{t-1}ᵀ ∂L/∂a_zr
-        W[:, 2 * H:] = matmul(flat(tr.cache["rh"]).T, dA[:, 2 * H:])  # Σ_t (r ⊙ h_{t-1})ᵀ ∂L/∂a_n
+        W[:, : 2 * H] = matmul(hd.T, dA[:, : 2 * H])  # Σ_t h_{t-1}ᵀ ∂L/∂a_zr
+        W[:, 2 * H :] = matmul(flat(tr.cache["rh"]).T, dA[:, 2 * H :])  # Σ_t (r ⊙ h_{t-1})ᵀ ∂L/∂a_n
         return {"W": W}

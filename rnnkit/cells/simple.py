@@ -1,4 +1,5 @@
 """The Elman recurrence of the lecture."""
+
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
@@ -31,19 +32,21 @@ class SimpleCell(Cell):
     def step(self, p: Params, tr: Trace, t: int, xw_t: np.ndarray) -> None:
         s_prev, s = tr.states[0][t], tr.states[0][t + 1]
         if tr.rec_mask is not None:
-            s_prev = s_prev * tr.rec_mask                 # variational recurrent dropout
-        tr.xp.matmul(s_prev, p["W"], out=s)               # s_{t-1} W
-        s += xw_t                                         # a_t = x_t U + b + s_{t-1} W
-        self.activation(s, out=s)                         # s_t = σ(a_t)
+            s_prev = s_prev * tr.rec_mask  # variational recurrent dropout
+        tr.xp.matmul(s_prev, p["W"], out=s)  # s_{t-1} W
+        s += xw_t  # a_t = x_t U + b + s_{t-1} W
+        self.activation(s, out=s)  # s_t = σ(a_t)
 
-    def step_back(self, p: Params, tr: Trace, t: int, ds: list[np.ndarray],
-                  dxw_t: np.ndarray) -> list[np.ndarray]:
+    def step_back(
+        self, p: Params, tr: Trace, t: int, ds: list[np.ndarray], dxw_t: np.ndarray
+    ) -> list[np.ndarray]:
         da = self.activation.backprop(ds[0], tr.states[0][t + 1], out=dxw_t)  # ∂L/∂a_t
-        d_prev = da @ p["W"].T                            # ∂L/∂s_{t-1} = ∂L/∂a_t Wᵀ
+        d_prev = da @ p["W"].T  # ∂L/∂s_{t-1} = ∂L/∂a_t Wᵀ
         if tr.rec_mask is not None:
             d_prev *= tr.rec_mask
         return [d_prev]
 
-    def recurrent_grads(self, p: Params, tr: Trace, dxw: np.ndarray,
-                        matmul: MatMul = matmul) -> Params:
-        return {"W": matmul(flat(tr.prev_input()).T, flat(dxw))}   # Σ_t s_{t-1}ᵀ ∂L/∂a_t
+    def recurrent_grads(
+        self, p: Params, tr: Trace, dxw: np.ndarray, matmul: MatMul = matmul
+    ) -> Params:
+        return {"W": matmul(flat(tr.prev_input()).T, flat(dxw))}  # Σ_t s_{t-1}ᵀ ∂L/∂a_t

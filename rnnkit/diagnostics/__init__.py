@@ -19,18 +19,47 @@
 ``rnnkit diagnose`` (or ``python -m rnnkit.diagnostics``) does the last from the command
 line for a saved model or a fresh model on the adding / copy-memory task.
 """
+
 from . import plots, tasks
 from .gates import gate_statistics, layer_gate_statistics, layer_record, record
-from .jacobians import (jacobian_norms, layer_jacobian_norms, norm_matrix, product_norms,
-                        recurrent_weight_norm, spectral_norm, step_jacobians)
+from .jacobians import (
+    jacobian_norms,
+    layer_jacobian_norms,
+    norm_matrix,
+    product_norms,
+    recurrent_weight_norm,
+    spectral_norm,
+    step_jacobians,
+)
 from .monitor import SpectralNormTracker, clipping_telemetry, weight_norms
-from .plots import (figure_clipping, figure_gates, figure_gradient_flow, figure_jacobians,
-                    figure_step_gradients, figure_truncation, figure_weight_norms,
-                    plot_clipping, plot_gates, plot_gradient_flow, plot_jacobians,
-                    plot_step_gradients, plot_truncation, plot_weight_norms)
-from .records import (GradientFlow, GradientRecords, LayerRecord, as_float64, gradient_flow,
-                      gradient_records, recurrent_layers, replay_backward, step_terms,
-                      trace_of)
+from .plots import (
+    figure_clipping,
+    figure_gates,
+    figure_gradient_flow,
+    figure_jacobians,
+    figure_step_gradients,
+    figure_truncation,
+    figure_weight_norms,
+    plot_clipping,
+    plot_gates,
+    plot_gradient_flow,
+    plot_jacobians,
+    plot_step_gradients,
+    plot_truncation,
+    plot_weight_norms,
+)
+from .records import (
+    GradientFlow,
+    GradientRecords,
+    LayerRecord,
+    as_float64,
+    gradient_flow,
+    gradient_records,
+    recurrent_layers,
+    replay_backward,
+    step_terms,
+    trace_of,
+)
 from .report import diagnose
 from .truncation import truncated_gradient, truncation_bias
 
@@ -38,26 +67,61 @@ from .truncation import truncated_gradient, truncation_bias
 def add_parser(subparsers):
     """Register the ``diagnose`` subcommand on an argparse subparsers object."""
     from .command import add_parser as _add
+
     return _add(subparsers)
 
 
 def run(args):
     """Run ``rnnkit diagnose`` for parsed arguments."""
     from .command import run as _run
+
     return _run(args)
 
 
 __all__ = [
-    "gradient_records", "gradient_flow", "step_terms", "replay_backward", "GradientRecords",
-    "LayerRecord", "GradientFlow", "recurrent_layers", "trace_of", "as_float64",
-    "step_jacobians", "product_norms", "norm_matrix", "spectral_norm", "jacobian_norms",
-    "layer_jacobian_norms", "recurrent_weight_norm",
-    "record", "layer_record", "gate_statistics", "layer_gate_statistics",
-    "truncated_gradient", "truncation_bias",
-    "SpectralNormTracker", "clipping_telemetry", "weight_norms",
-    "diagnose", "plots", "tasks", "add_parser", "run",
-    "plot_step_gradients", "plot_gradient_flow", "plot_jacobians", "plot_weight_norms",
-    "plot_gates", "plot_truncation", "plot_clipping",
-    "figure_step_gradients", "figure_gradient_flow", "figure_jacobians", "figure_weight_norms",
-    "figure_gates", "figure_truncation", "figure_clipping",
+    "gradient_records",
+    "gradient_flow",
+    "step_terms",
+    "replay_backward",
+    "GradientRecords",
+    "LayerRecord",
+    "GradientFlow",
+    "recurrent_layers",
+    "trace_of",
+    "as_float64",
+    "step_jacobians",
+    "product_norms",
+    "norm_matrix",
+    "spectral_norm",
+    "jacobian_norms",
+    "layer_jacobian_norms",
+    "recurrent_weight_norm",
+    "record",
+    "layer_record",
+    "gate_statistics",
+    "layer_gate_statistics",
+    "truncated_gradient",
+    "truncation_bias",
+    "SpectralNormTracker",
+    "clipping_telemetry",
+    "weight_norms",
+    "diagnose",
+    "plots",
+    "tasks",
+    "add_parser",
+    "run",
+    "plot_step_gradients",
+    "plot_gradient_flow",
+    "plot_jacobians",
+    "plot_weight_norms",
+    "plot_gates",
+    "plot_truncation",
+    "plot_clipping",
+    "figure_step_gradients",
+    "figure_gradient_flow",
+    "figure_jacobians",
+    "figure_weight_norms",
+    "figure_gates",
+    "figure_truncation",
+    "figure_clipping",
 ]

@@ -1,4 +1,5 @@
 """python -m rnnkit.diagnostics: the ``rnnkit diagnose`` command."""
+
 import sys
 
 from .command import main

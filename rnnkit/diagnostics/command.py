@@ -7,6 +7,7 @@ long-range task, as PNGs and a JSON of the numbers.
 
 (``python -m rnnkit.diagnostics ...`` runs the same command.)
 """
+
 # ``add_parser`` and ``run`` are what the ``rnnkit`` command line (rnnkit/cli.py) registers.
 from __future__ import annotations
 
@@ -46,6 +47,7 @@ def _non_negative(text):
 
 def _positive_float(text):
     import math
+
     try:
         v = float(text)
     except ValueError:
@@ -57,6 +59,7 @@ def _positive_float(text):
 
 def _non_negative_float(text):
     import math
+
     try:
         v = float(text)
     except ValueError:
@@ -71,62 +74,109 @@ def _int_list(text):
         values = [int(v) for v in text.split(",") if v.strip()]
     except ValueError:
         raise argparse.ArgumentTypeError(
-            f"expected integers separated by commas; got {text!r}") from None
+            f"expected integers separated by commas; got {text!r}"
+        ) from None
     if not values or min(values) < 1:
-        raise argparse.ArgumentTypeError(f"expected positive integers separated by commas; "
-                                         f"got {text!r}")
+        raise argparse.ArgumentTypeError(
+            f"expected positive integers separated by commas; got {text!r}"
+        )
     return values
 
 
 def configure(p):
     """Add the arguments of ``diagnose`` to an argparse parser."""
     src = p.add_argument_group("model")
-    src.add_argument("--model", metavar="PATH",
-                     help="a saved rnnkit model (rnnkit.load_model); without it a fresh model "
-                          "is built for --task with --cell")
-    src.add_argument("--task", choices=tasks.TASKS,
-                     help="the data: the adding problem or copy-memory (default: the saved "
-                          "model's, else adding)")
-    src.add_argument("--lag", type=_positive,
-                     help="the task's time lag: adding: sequence length; copy: steps between "
-                          "the symbols and their recall (default: the saved model's, else 50)")
-    src.add_argument("--cell", choices=tasks.CELLS, default="rnn",
-                     help="fresh model: the recurrence (default: rnn, the lecture's Elman cell)")
-    src.add_argument("--activation", default="tanh",
-                     help="fresh rnn model: its activation σ (tanh, sigmoid, relu, linear, ...)")
+    src.add_argument(
+        "--model",
+        metavar="PATH",
+        help="a saved rnnkit model (rnnkit.load_model); without it a fresh model "
+        "is built for --task with --cell",
+    )
+    src.add_argument(
+        "--task",
+        choices=tasks.TASKS,
+        help="the data: the adding problem or copy-memory (default: the saved "
+        "model's, else adding)",
+    )
+    src.add_argument(
+        "--lag",
+        type=_positive,
+        help="the task's time lag: adding: sequence length; copy: steps between "
+        "the symbols and their recall (default: the saved model's, else 50)",
+    )
+    src.add_argument(
+        "--cell",
+        choices=tasks.CELLS,
+        default="rnn",
+        help="fresh model: the recurrence (default: rnn, the lecture's Elman cell)",
+    )
+    src.add_argument(
+        "--activation",
+        default="tanh",
+        help="fresh rnn model: its activation σ (tanh, sigmoid, relu, linear, ...)",
+    )
     src.add_argument("--units", type=_positive, default=32, help="fresh model: hidden units (32)")
     tr = p.add_argument_group("training before the diagnostics")
-    tr.add_argument("--epochs", type=_non_negative,
-                    help="train for this many epochs first (default: 2 for a fresh model, 0 "
-                         "for a saved one); the clipping and ‖W‖ plots need training")
+    tr.add_argument(
+        "--epochs",
+        type=_non_negative,
+        help="train for this many epochs first (default: 2 for a fresh model, 0 "
+        "for a saved one); the clipping and ‖W‖ plots need training",
+    )
     tr.add_argument("--train-size", type=_positive, default=1024, help="training sequences (1024)")
     tr.add_argument("--batch-size", type=_positive, default=32, help="training batch size (32)")
-    tr.add_argument("--lr", type=_positive_float, default=1e-2, help="fresh model: Adam's learning rate")
-    tr.add_argument("--clip", type=_non_negative_float, default=1.0,
-                    help="fresh model: clip the global gradient norm at this value (1.0; 0: off)")
+    tr.add_argument(
+        "--lr", type=_positive_float, default=1e-2, help="fresh model: Adam's learning rate"
+    )
+    tr.add_argument(
+        "--clip",
+        type=_non_negative_float,
+        default=1.0,
+        help="fresh model: clip the global gradient norm at this value (1.0; 0: off)",
+    )
     tr.add_argument("--save", metavar="PATH", help="save the (trained) model here")
     dg = p.add_argument_group("diagnostics")
-    dg.add_argument("--batch", type=_positive, default=32,
-                    help="sequences in the diagnosed batch (32)")
-    dg.add_argument("--samples", type=_positive, default=4,
-                    help="sequences whose exact Jacobians are computed (4)")
-    dg.add_argument("--k2", type=_int_list,
-                    help="truncation windows for the bias meter, e.g. 1,2,4,8,16 "
-                         "(default: powers of two up to T)")
-    dg.add_argument("--k1", type=_positive, default=1,
-                    help="truncated BPTT's step k1 for the meter (1: every loss truncated at k2)")
+    dg.add_argument(
+        "--batch", type=_positive, default=32, help="sequences in the diagnosed batch (32)"
+    )
+    dg.add_argument(
+        "--samples",
+        type=_positive,
+        default=4,
+        help="sequences whose exact Jacobians are computed (4)",
+    )
+    dg.add_argument(
+        "--k2",
+        type=_int_list,
+        help="truncation windows for the bias meter, e.g. 1,2,4,8,16 "
+        "(default: powers of two up to T)",
+    )
+    dg.add_argument(
+        "--k1",
+        type=_positive,
+        default=1,
+        help="truncated BPTT's step k1 for the meter (1: every loss truncated at k2)",
+    )
     dg.add_argument("--no-truncation", action="store_true", help="skip the truncation meter")
     dg.add_argument("--seed", type=int, default=0, help="random seed (0)")
-    dg.add_argument("--out", "-o", default="diagnostics",
-                    help="output folder for the PNGs and diagnostics.json (diagnostics/)")
+    dg.add_argument(
+        "--out",
+        "-o",
+        default="diagnostics",
+        help="output folder for the PNGs and diagnostics.json (diagnostics/)",
+    )
     dg.add_argument("--quiet", "-q", action="store_true", help="print nothing but errors")
     return p
 
 
 def add_parser(subparsers):
     """Register ``diagnose`` on an argparse subparsers object; returns its parser."""
-    p = subparsers.add_parser("diagnose", help=HELP, description=__doc__,
-                              formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = subparsers.add_parser(
+        "diagnose",
+        help=HELP,
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     configure(p)
     p.set_defaults(func=run)
     return p
@@ -139,16 +189,19 @@ def _input_dim(model):
 
 def _load(args, say):
     from ..io.saving import load_model
+
     model = load_model(args.model)
     meta = (getattr(model, "metadata", None) or {}).get("diagnose", {})
     task = args.task or meta.get("task") or "adding"
-    lag = args.lag if args.lag is not None else meta.get("lag") or 50   # 0 is refused by argparse
+    lag = args.lag if args.lag is not None else meta.get("lag") or 50  # 0 is refused by argparse
     want = 2 if task == "adding" else 10
     got = _input_dim(model)
     if got is not None and got != want:
-        raise SystemExit(f"rnnkit diagnose: {args.model!r} takes {got} input features; the "
-                         f"{task} task gives {want}. Pick the task the model was trained on "
-                         f"with --task")
+        raise SystemExit(
+            f"rnnkit diagnose: {args.model!r} takes {got} input features; the "
+            f"{task} task gives {want}. Pick the task the model was trained on "
+            f"with --task"
+        )
     if not getattr(model, "compiled", False):
         if task == "adding":
             model.compile("mse")
@@ -174,11 +227,24 @@ def run(args):
     else:
         task, lag = args.task or "adding", 50 if args.lag is None else args.lag
         clip = args.clip if args.clip and args.clip > 0 else None
-        model = tasks.build_model(task, args.cell, args.units, args.activation, lag,
-                                  seed=args.seed, learning_rate=args.lr, clip_global_norm=clip)
+        model = tasks.build_model(
+            task,
+            args.cell,
+            args.units,
+            args.activation,
+            lag,
+            seed=args.seed,
+            learning_rate=args.lr,
+            clip_global_norm=clip,
+        )
         epochs = 2 if args.epochs is None else args.epochs
-        desc = {"cell": args.cell, "activation": args.activation, "units": args.units,
-                "lr": args.lr, "clip_global_norm": clip}
+        desc = {
+            "cell": args.cell,
+            "activation": args.activation,
+            "units": args.units,
+            "lr": args.lr,
+            "clip_global_norm": clip,
+        }
         say(f"fresh {args.cell} model ({args.units} units) for the {task} task, lag {lag}")
     config = {"task": task, "lag": lag, "epochs": epochs, "seed": args.seed, **desc}
     history = tracker = None
@@ -188,19 +254,42 @@ def run(args):
         x_va, y_va = tasks.make_batch(task, max(args.batch_size, 256), lag, seed=args.seed + 2)
         tracker = SpectralNormTracker(every=max(1, args.train_size // args.batch_size // 8))
         say(f"training {epochs} epoch(s) on {args.train_size} sequences ...")
-        history = model.fit(x_tr, y_tr, batch_size=args.batch_size, epochs=epochs,
-                            validation_data=(x_va, y_va), callbacks=[tracker],
-                            verbose=0 if args.quiet else 2)
+        history = model.fit(
+            x_tr,
+            y_tr,
+            batch_size=args.batch_size,
+            epochs=epochs,
+            validation_data=(x_va, y_va),
+            callbacks=[tracker],
+            verbose=0 if args.quiet else 2,
+        )
         config["final_val_loss"] = history.history.get("val_loss", [None])[-1]
     if args.save:
-        model.save(args.save, metadata={**(getattr(model, "metadata", None) or {}),
-                                        "diagnose": {"task": task, "lag": lag}})
+        model.save(
+            args.save,
+            metadata={
+                **(getattr(model, "metadata", None) or {}),
+                "diagnose": {"task": task, "lag": lag},
+            },
+        )
         say(f"saved the model to {args.save}")
     x, y = tasks.make_batch(task, args.batch, lag, seed=args.seed + 3)
     say(f"diagnosing a batch of {args.batch} sequences of {x.shape[1]} steps ...")
-    result = diagnose(model, x, y, args.out, samples=args.samples, k2_values=args.k2,
-                      k1=args.k1, history=history, tracker=tracker, clip_threshold=threshold,
-                      truncation=not args.no_truncation, config=config, verbose=not args.quiet)
+    result = diagnose(
+        model,
+        x,
+        y,
+        args.out,
+        samples=args.samples,
+        k2_values=args.k2,
+        k1=args.k1,
+        history=history,
+        tracker=tracker,
+        clip_threshold=threshold,
+        truncation=not args.no_truncation,
+        config=config,
+        verbose=not args.quiet,
+    )
     for f in result["files"].values():
         say(f"  wrote {f}")
     say(f"done in {time.perf_counter() - t0:.1f} s")
@@ -208,8 +297,11 @@ def run(args):
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(prog="rnnkit diagnose", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="rnnkit diagnose",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     configure(p)
     args = p.parse_args(argv)
     return run(args)

@@ -17,6 +17,7 @@ stay valid after later passes.
         unit (LSTM; the number of steps over which the cell keeps 1/e of its content),
         update-gate statistics and timescales -1/ln z̄ (GRU, h_t = z h_{t-1} + (1-z) n).
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -48,7 +49,7 @@ def layer_record(layer, what=RECORDABLE, copy=False):
             z = trace.cache["gates"]
             H = layer.units
             for i, g in enumerate(names):
-                gates[g] = take(_bf(z[:, :, i * H:(i + 1) * H]))
+                gates[g] = take(_bf(z[:, :, i * H : (i + 1) * H]))
         out["gates"] = gates
     return out
 
@@ -93,10 +94,13 @@ def _stats(y, act, w, threshold):
     std = float(np.sqrt(((y - mean) ** 2 * W).sum() / total))
     sat = np.abs(backend.to_numpy(act.deriv(y))) < threshold * act.gamma
     mid = 0.5 if act.name in ("sigmoid", "hard_sigmoid") else 0.0
-    return {"mean": mean, "std": std,
-            "saturated": float((sat * W).sum() / total),
-            "saturated_low": float((sat * (y < mid) * W).sum() / total),
-            "saturated_high": float((sat * (y > mid) * W).sum() / total)}
+    return {
+        "mean": mean,
+        "std": std,
+        "saturated": float((sat * W).sum() / total),
+        "saturated_low": float((sat * (y < mid) * W).sum() / total),
+        "saturated_high": float((sat * (y > mid) * W).sum() / total),
+    }
 
 
 def _timescales(g, w):
@@ -106,9 +110,14 @@ def _timescales(g, w):
     with np.errstate(divide="ignore"):
         tau = np.where(mean >= 1.0, np.inf, -1.0 / np.log(np.clip(mean, 1e-300, None)))
     finite = tau[np.isfinite(tau)]
-    return {"per_unit_mean": mean.tolist(), "per_unit": tau.tolist(),
-            "median": float(np.median(tau)), "mean": float(finite.mean()) if finite.size else None,
-            "max": float(tau.max()), "min": float(tau.min())}
+    return {
+        "per_unit_mean": mean.tolist(),
+        "per_unit": tau.tolist(),
+        "median": float(np.median(tau)),
+        "mean": float(finite.mean()) if finite.size else None,
+        "max": float(tau.max()),
+        "min": float(tau.min()),
+    }
 
 
 def layer_gate_statistics(layer, threshold=0.1):
@@ -119,13 +128,22 @@ def layer_gate_statistics(layer, threshold=0.1):
     cell = layer.cell
     rec = layer_record(layer)
     out = {"kind": kind, "threshold": threshold, "gates": {}, "states": {}}
-    gate_act = {"lstm": {"i": cell.recurrent_activation, "f": cell.recurrent_activation,
-                         "g": cell.activation, "o": cell.recurrent_activation},
-                "gru": {"z": cell.recurrent_activation, "r": cell.recurrent_activation,
-                        "n": cell.activation}}.get(kind, {})
+    gate_act = {
+        "lstm": {
+            "i": cell.recurrent_activation,
+            "f": cell.recurrent_activation,
+            "g": cell.activation,
+            "o": cell.recurrent_activation,
+        },
+        "gru": {
+            "z": cell.recurrent_activation,
+            "r": cell.recurrent_activation,
+            "n": cell.activation,
+        },
+    }.get(kind, {})
     for name, g in rec["gates"].items():
         out["gates"][name] = _stats(_bf(g), gate_act[name], w, threshold)
-    h = rec["states"]["h"][:, 1:]                          # (N, T, H), states after each step
+    h = rec["states"]["h"][:, 1:]  # (N, T, H), states after each step
     if kind == "rnn":
         out["states"]["h"] = _stats(_bf(h), cell.activation, w, threshold)
         d = backend.to_numpy(cell.activation.deriv(backend.to_numpy(h))).astype(np.float64)
@@ -137,18 +155,24 @@ def layer_gate_statistics(layer, threshold=0.1):
     if kind == "lstm":
         c = backend.to_numpy(rec["states"]["c"][:, 1:]).astype(np.float64)
         W = _bf_w(w, c)
-        out["states"]["c"] = {"mean_abs": float((np.abs(c) * W).sum() / W.sum()),
-                              "max_abs": float(np.abs(c).max()),
-                              "fraction_abs_above_1": float(((np.abs(c) > 1) * W).sum() / W.sum())}
-        out["forget_timescale"] = _timescales(trace.cache["gates"][:, :, layer.units:2 * layer.units], w)
+        out["states"]["c"] = {
+            "mean_abs": float((np.abs(c) * W).sum() / W.sum()),
+            "max_abs": float(np.abs(c).max()),
+            "fraction_abs_above_1": float(((np.abs(c) > 1) * W).sum() / W.sum()),
+        }
+        out["forget_timescale"] = _timescales(
+            trace.cache["gates"][:, :, layer.units : 2 * layer.units], w
+        )
     if kind == "gru":
-        z = trace.cache["gates"][:, :, :layer.units]
+        z = trace.cache["gates"][:, :, : layer.units]
         out["update_timescale"] = _timescales(z, w)
         zz = backend.to_numpy(z).astype(np.float64)
         W = np.broadcast_to(w[:, :, None], zz.shape)
-        out["update"] = {"mean": float((zz * W).sum() / W.sum()),
-                         "fraction_keep_above_0.9": float(((zz > 0.9) * W).sum() / W.sum()),
-                         "fraction_overwrite_below_0.1": float(((zz < 0.1) * W).sum() / W.sum())}
+        out["update"] = {
+            "mean": float((zz * W).sum() / W.sum()),
+            "fraction_keep_above_0.9": float(((zz > 0.9) * W).sum() / W.sum()),
+            "fraction_overwrite_below_0.1": float(((zz < 0.1) * W).sum() / W.sum()),
+        }
     return out
 
 

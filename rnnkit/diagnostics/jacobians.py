@@ -25,6 +25,7 @@ Rows: entry [m, m'] of J_j is ∂s_{j,m}/∂s_{j-1,m'} (the layout of the lectur
 vectors; in the row-vector code this is diag(σ'(a_j)) Wᵀ).  Steps where the sample is
 masked carry the state unchanged: their Jacobian is the identity and the bounds skip them.
 """
+
 from __future__ import annotations
 
 import copy
@@ -41,11 +42,13 @@ def _sample_trace(trace, n, rows):
     np_ = trace.xp
     T, N = trace.T, trace.N
     tr.N = rows
-    tr.states = [np_.repeat(s[:, n:n + 1], rows, axis=1) for s in trace.states]
-    tr.cache = {k: (np_.repeat(v[:, n:n + 1], rows, axis=1) if v.shape[:2] == (T, N) else v)
-                for k, v in trace.cache.items()}
+    tr.states = [np_.repeat(s[:, n : n + 1], rows, axis=1) for s in trace.states]
+    tr.cache = {
+        k: (np_.repeat(v[:, n : n + 1], rows, axis=1) if v.shape[:2] == (T, N) else v)
+        for k, v in trace.cache.items()
+    }
     tr.mask, tr.full_step = None, None
-    tr.rec_mask = None if trace.rec_mask is None else np_.repeat(trace.rec_mask[n:n + 1], rows, 0)
+    tr.rec_mask = None if trace.rec_mask is None else np_.repeat(trace.rec_mask[n : n + 1], rows, 0)
     return tr
 
 
@@ -62,14 +65,14 @@ def step_jacobians(layer, sample=0):
     eye = np_.eye(M, dtype=trace.dtype)
     seeds, off = [], 0
     for size in sizes:
-        seeds.append(np_.ascontiguousarray(eye[:, off:off + size]))
+        seeds.append(np_.ascontiguousarray(eye[:, off : off + size]))
         off += size
     dxw = np_.empty((M, cell.width), dtype=trace.dtype)
     J = np.empty((trace.T, M, M))
     mask = None if trace.mask is None else backend.to_numpy(trace.mask)[:, sample, 0]
     for t in range(trace.T):
         if mask is not None and not mask[t]:
-            J[t] = np.eye(M)                       # a skipped step: s_t = s_{t-1}
+            J[t] = np.eye(M)  # a skipped step: s_t = s_{t-1}
             continue
         rows = cell.step_back(p, tr, t, [s.copy() for s in seeds], dxw)
         J[t] = np.concatenate([backend.to_numpy(r) for r in rows], axis=1)
@@ -95,7 +98,7 @@ def product_norms(J, t=None, blocks=None):
         block_norms[name][0] = spectral_norm(P[r, c])
     for lag in range(1, t + 1):
         k = t - lag
-        P = P @ J[k]                               # ∂s_t/∂s_k = (∂s_t/∂s_{k+1}) (∂s_{k+1}/∂s_k)
+        P = P @ J[k]  # ∂s_t/∂s_k = (∂s_t/∂s_{k+1}) (∂s_{k+1}/∂s_k)
         norms[lag] = spectral_norm(P)
         for name, (r, c) in (blocks or {}).items():
             block_norms[name][lag] = spectral_norm(P[r, c])
@@ -125,14 +128,14 @@ def _elman_bounds(layer, trace, n, t, lam):
     """(data bound, lecture bound) against the lag, for an Elman layer."""
     act = layer.cell.activation
     gamma = act.gamma
-    s = backend.to_numpy(trace.states[0]).astype(np.float64)         # (T+1, N, H)
+    s = backend.to_numpy(trace.states[0]).astype(np.float64)  # (T+1, N, H)
     dmax = np.abs(backend.to_numpy(act.deriv(s[1:, n]))).max(axis=-1)  # max σ'(a_j), j = 1..T
     active = np.ones(trace.T, bool)
     if trace.mask is not None:
         active = backend.to_numpy(trace.mask)[:, n, 0].astype(bool)
     data, lecture = np.ones(t + 1), np.ones(t + 1)
     for lag in range(1, t + 1):
-        j = t - lag                                                   # step j+1's Jacobian
+        j = t - lag  # step j+1's Jacobian
         fd = dmax[j] * lam if active[j] else 1.0
         fl = gamma * lam if active[j] else 1.0
         data[lag] = data[lag - 1] * fd
@@ -142,7 +145,7 @@ def _elman_bounds(layer, trace, n, t, lam):
 
 def _carousel(trace, n, t, H):
     """max_i Π_j f_{j,i}: the LSTM's cell path alone (∂c_t/∂c_k through c only)."""
-    f = backend.to_numpy(trace.cache["gates"][:, n, H:2 * H]).astype(np.float64)  # (T, H)
+    f = backend.to_numpy(trace.cache["gates"][:, n, H : 2 * H]).astype(np.float64)  # (T, H)
     out, prod = np.ones(t + 1), np.ones(H)
     active = np.ones(trace.T, bool)
     if trace.mask is not None:
@@ -162,11 +165,21 @@ def layer_jacobian_norms(layer, samples=(0,), t=None):
     T = trace.T
     t = T if t is None else int(t)
     sizes = [s.shape[-1] for s in trace.states]
-    out = {"kind": kind, "t": t, "lag": list(range(t + 1)), "samples": [int(n) for n in samples],
-           "exact": [], "product": []}
+    out = {
+        "kind": kind,
+        "t": t,
+        "lag": list(range(t + 1)),
+        "samples": [int(n) for n in samples],
+        "exact": [],
+        "product": [],
+    }
     if kind == "rnn":
-        out.update(gamma=layer.cell.activation.gamma, activation=layer.cell.activation.name,
-                   data=[], lecture=[])
+        out.update(
+            gamma=layer.cell.activation.gamma,
+            activation=layer.cell.activation.name,
+            data=[],
+            lecture=[],
+        )
     out["lambda"] = recurrent_weight_norm(layer)
     blocks = None
     if kind == "lstm":
@@ -177,7 +190,7 @@ def layer_jacobian_norms(layer, samples=(0,), t=None):
         J = step_jacobians(layer, n)
         res = product_norms(J, t, blocks)
         exact, block_norms = res if blocks else (res, {})
-        one = np.array([spectral_norm(J[j]) for j in range(t)])     # ‖J_j‖, j = 1..t
+        one = np.array([spectral_norm(J[j]) for j in range(t)])  # ‖J_j‖, j = 1..t
         prod = np.ones(t + 1)
         for lag in range(1, t + 1):
             prod[lag] = prod[lag - 1] * one[t - lag]
@@ -208,5 +221,13 @@ def jacobian_norms(model, x, samples=(0,), t=None, mask=None, layers=None):
     return {l.name: layer_jacobian_norms(l, samples, t) for l in chosen}
 
 
-__all__ = ["step_jacobians", "product_norms", "norm_matrix", "spectral_norm",
-           "recurrent_weight_norm", "layer_jacobian_norms", "jacobian_norms", "state_names"]
+__all__ = [
+    "step_jacobians",
+    "product_norms",
+    "norm_matrix",
+    "spectral_norm",
+    "recurrent_weight_norm",
+    "layer_jacobian_norms",
+    "jacobian_norms",
+    "state_names",
+]

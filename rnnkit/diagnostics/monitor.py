@@ -1,17 +1,18 @@
 """Watching training: the recurrent weights' spectral norm and gradient clipping.
 
-    SpectralNormTracker()     a callback for ``fit``: λ = ‖W‖₂ of every recurrent layer
-                              (and of each gate block of LSTM/GRU) at the start and after
-                              every epoch (or every ``every`` updates).  For an Elman
-                              layer the lecture's threshold is λ = 1/γ: below it every
-                              Jacobian ∂s_t/∂s_{t-1} has norm < 1 and gradients must
-                              vanish; above it they may explode.
-    clipping_telemetry(h)     from a History: per epoch, how often clipping fired
-                              (clip_fraction), by how much (clip_scale_mean: mean of
-                              ‖g_clipped‖/‖g‖ over the updates where it fired), and the
-                              gradient norms before clipping; per update, the norm and
-                              whether clipping fired.
+SpectralNormTracker()     a callback for ``fit``: λ = ‖W‖₂ of every recurrent layer
+                          (and of each gate block of LSTM/GRU) at the start and after
+                          every epoch (or every ``every`` updates).  For an Elman
+                          layer the lecture's threshold is λ = 1/γ: below it every
+                          Jacobian ∂s_t/∂s_{t-1} has norm < 1 and gradients must
+                          vanish; above it they may explode.
+clipping_telemetry(h)     from a History: per epoch, how often clipping fired
+                          (clip_fraction), by how much (clip_scale_mean: mean of
+                          ‖g_clipped‖/‖g‖ over the updates where it fired), and the
+                          gradient norms before clipping; per update, the norm and
+                          whether clipping fired.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -32,7 +33,7 @@ def weight_norms(model):
         names = GATE_NAMES.get(cell_kind(layer), ())
         H = layer.units
         for i, g in enumerate(names):
-            d[f"W_{g}"] = spectral_norm(W[:, i * H:(i + 1) * H])
+            d[f"W_{g}"] = spectral_norm(W[:, i * H : (i + 1) * H])
         out[layer.name] = d
     return out
 
@@ -77,12 +78,18 @@ class SpectralNormTracker(Callback):
             self._record(epoch)
 
     def summary(self):
-        return {"steps": list(self.steps), "epochs": list(self.epochs),
-                "norms": self.norms, "gamma": self.gamma, "kind": self.kind,
-                "threshold": {n: 1.0 / g for n, g in self.gamma.items()}}
+        return {
+            "steps": list(self.steps),
+            "epochs": list(self.epochs),
+            "norms": self.norms,
+            "gamma": self.gamma,
+            "kind": self.kind,
+            "threshold": {n: 1.0 / g for n, g in self.gamma.items()},
+        }
 
     def plot(self, path, title=None):
         from .plots import plot_weight_norms
+
         return plot_weight_norms(self.summary(), path, title=title)
 
 
@@ -93,11 +100,15 @@ def clipping_telemetry(history):
     record them."""
     h, s = history.history, history.steps
     keys = ("clip_fraction", "clip_scale_mean", "grad_norm_mean", "grad_norm_max")
-    return {"epochs": {k: [float(v) for v in h.get(k, [])] for k in keys},
-            "steps": {"grad_norm": [float(v) for v in s.get("grad_norm", [])],
-                      "clipped": [bool(v) for v in s.get("clipped", [])],
-                      "grad_norm_after": [float(v) for v in s.get("grad_norm_after", [])],
-                      "loss": [float(v) for v in s.get("loss", [])]}}
+    return {
+        "epochs": {k: [float(v) for v in h.get(k, [])] for k in keys},
+        "steps": {
+            "grad_norm": [float(v) for v in s.get("grad_norm", [])],
+            "clipped": [bool(v) for v in s.get("clipped", [])],
+            "grad_norm_after": [float(v) for v in s.get("grad_norm_after", [])],
+            "loss": [float(v) for v in s.get("loss", [])],
+        },
+    }
 
 
 __all__ = ["SpectralNormTracker", "weight_norms", "clipping_telemetry"]

@@ -5,14 +5,21 @@ Each ``figure_*`` builds a matplotlib figure from the numbers the diagnostics re
 returns the path.  Every panel has a title, axis labels and, where it shows more than
 one series, a legend.
 """
+
 from __future__ import annotations
 
 import numpy as np
 
 from ..plotting import pyplot, save
 
-COLORS = {"exact": "C0", "product": "C2", "data": "C1", "lecture": "C3", "cell": "C4",
-          "carousel": "C5"}
+COLORS = {
+    "exact": "C0",
+    "product": "C2",
+    "data": "C1",
+    "lecture": "C3",
+    "cell": "C4",
+    "carousel": "C5",
+}
 
 
 def _as_dict(obj):
@@ -45,8 +52,9 @@ def figure_step_gradients(records, title=None, params=("W", "U")):
     for i, (name, rec) in enumerate(layers.items()):
         ax = axes[2 * i]
         for state, norms in rec["delta_norms"].items():
-            ax.semilogy(np.arange(len(norms)), _positive(norms), marker=".",
-                        label=f"‖∂L/∂{state}_t‖")
+            ax.semilogy(
+                np.arange(len(norms)), _positive(norms), marker=".", label=f"‖∂L/∂{state}_t‖"
+            )
         ax.set_xlabel("step t (0: initial state)")
         ax.set_ylabel("gradient norm (batch)")
         ax.set_title(f"{name} ({rec['kind']}): ∂L/∂s_t at each step")
@@ -56,8 +64,9 @@ def figure_step_gradients(records, title=None, params=("W", "U")):
         for p in params:
             if p in rec["term_norms"]:
                 v = rec["term_norms"][p]
-                ax.semilogy(np.arange(1, len(v) + 1), _positive(v), marker=".",
-                            label=f"‖term_t of ∂L/∂{p}‖")
+                ax.semilogy(
+                    np.arange(1, len(v) + 1), _positive(v), marker=".", label=f"‖term_t of ∂L/∂{p}‖"
+                )
         check = rec.get("sum_check", {})
         worst = max(check.values()) if check else float("nan")
         ax.set_xlabel("step t")
@@ -104,8 +113,9 @@ def figure_gradient_flow(flow, title=None, state="h", shared_scale=True):
         else:
             extent = (-0.5, a.shape[1] - 0.5, steps[-1] + 0.5, steps[0] - 0.5)
             ylabel = "loss step t (L_t)"
-        im = ax.imshow(img, aspect="auto", cmap="viridis", extent=extent, interpolation="nearest",
-                       **limits)
+        im = ax.imshow(
+            img, aspect="auto", cmap="viridis", extent=extent, interpolation="nearest", **limits
+        )
         cb = plt.colorbar(im, ax=ax)
         cb.set_label(f"log10 ‖∂L_t/∂{state}_k‖")
         ax.set_xlabel("state step k (0: initial state)")
@@ -121,12 +131,14 @@ def plot_gradient_flow(flow, path, title=None):
 
 
 # -- Jacobians and bounds ------------------------------------------------------------------------------
-_LABELS = {"exact": "exact ‖∂s_t/∂s_k‖₂",
-           "product": "Π‖∂s_j/∂s_{j-1}‖₂ (submultiplicative)",
-           "data": "Π max σ'(a_j)·λ (data bound)",
-           "lecture": "(γλ)^(t-k) (lecture's bound)",
-           "cell": "exact ‖∂c_t/∂c_k‖₂ (cell block)",
-           "carousel": "max Π f_j (cell path alone)"}
+_LABELS = {
+    "exact": "exact ‖∂s_t/∂s_k‖₂",
+    "product": "Π‖∂s_j/∂s_{j-1}‖₂ (submultiplicative)",
+    "data": "Π max σ'(a_j)·λ (data bound)",
+    "lecture": "(γλ)^(t-k) (lecture's bound)",
+    "cell": "exact ‖∂c_t/∂c_k‖₂ (cell block)",
+    "carousel": "max Π f_j (cell path alone)",
+}
 
 
 def figure_jacobians(jac, title=None):
@@ -139,14 +151,19 @@ def figure_jacobians(jac, title=None):
         for key in ("exact", "cell", "carousel", "product", "data", "lecture"):
             if key not in d or not d[key]:
                 continue
-            v = np.asarray(d[key], dtype=np.float64)               # (samples, lags)
+            v = np.asarray(d[key], dtype=np.float64)  # (samples, lags)
             with np.errstate(divide="ignore", invalid="ignore"):
-                mean = np.exp(np.log(_positive(v)).mean(axis=0))   # geometric mean
+                mean = np.exp(np.log(_positive(v)).mean(axis=0))  # geometric mean
             style = "-" if key in ("exact", "cell") else "--"
             ax.semilogy(lag, mean, style, color=COLORS[key], label=_LABELS[key])
             if key == "exact" and v.shape[0] > 1:
-                ax.fill_between(lag, _positive(v.min(axis=0)), _positive(v.max(axis=0)),
-                                color=COLORS[key], alpha=0.2)
+                ax.fill_between(
+                    lag,
+                    _positive(v.min(axis=0)),
+                    _positive(v.max(axis=0)),
+                    color=COLORS[key],
+                    alpha=0.2,
+                )
         info = f"λ=‖W‖₂={d['lambda']:.3g}"
         if "gamma" in d:
             info += f", γ={d['gamma']:.3g} ({d['activation']}), γλ={d['gamma'] * d['lambda']:.3g}"
@@ -173,12 +190,21 @@ def figure_weight_norms(summary, title=None):
     steps = np.asarray(s["steps"])
     for ax, name in zip(axes, names):
         for block, v in s["norms"][name].items():
-            ax.plot(steps, v, marker=".", lw=2 if block == "W" else 1,
-                    label=f"‖{block}‖₂" if block == "W" else f"‖{block}‖₂ (gate block)")
+            ax.plot(
+                steps,
+                v,
+                marker=".",
+                lw=2 if block == "W" else 1,
+                label=f"‖{block}‖₂" if block == "W" else f"‖{block}‖₂ (gate block)",
+            )
         if s["kind"].get(name) == "rnn":
             g = s["gamma"][name]
-            ax.axhline(1.0 / g, color="k", ls="--",
-                       label=f"1/γ = {1 / g:g}: above it gradients may explode, below they vanish")
+            ax.axhline(
+                1.0 / g,
+                color="k",
+                ls="--",
+                label=f"1/γ = {1 / g:g}: above it gradients may explode, below they vanish",
+            )
         ax.set_xlabel("updates")
         ax.set_ylabel("spectral norm")
         ax.set_title(f"{name} ({s['kind'].get(name)}): recurrent weights during training")
@@ -225,13 +251,19 @@ def figure_gates(stats, title=None):
         if key in d:
             tau = np.asarray(d[key]["per_unit"], dtype=np.float64)
             tau = np.clip(tau[np.isfinite(tau)], 1e-2, None)
-            bins = np.logspace(np.log10(max(tau.min(), 1e-2)), np.log10(max(tau.max(), 1.0)) + 0.01, 20)
-            ax.hist(tau, bins=bins, color="C2", label=f"units (median {d[key]['median']:.3g} steps)")
+            bins = np.logspace(
+                np.log10(max(tau.min(), 1e-2)), np.log10(max(tau.max(), 1.0)) + 0.01, 20
+            )
+            ax.hist(
+                tau, bins=bins, color="C2", label=f"units (median {d[key]['median']:.3g} steps)"
+            )
             ax.set_xscale("log")
             gate = "f" if key == "forget_timescale" else "z"
             ax.set_xlabel(f"timescale -1/ln(mean {gate}) (steps)")
             ax.set_ylabel("units")
-            ax.set_title(f"{name}: memory timescales of the {'forget' if gate == 'f' else 'update'} gate")
+            ax.set_title(
+                f"{name}: memory timescales of the {'forget' if gate == 'f' else 'update'} gate"
+            )
             ax.legend(fontsize=8)
         else:
             ax.set_visible(False)
@@ -281,6 +313,7 @@ def figure_clipping(telemetry, threshold=None, title=None):
     ‖g_clipped‖/‖g‖ of those updates.  ``telemetry``: ``clipping_telemetry(history)``
     or a History."""
     from .monitor import clipping_telemetry
+
     if hasattr(telemetry, "history") and hasattr(telemetry, "steps"):
         telemetry = clipping_telemetry(telemetry)
     plt = pyplot()

@@ -29,16 +29,24 @@ These functions run forward and backward on the model they are given (in its dty
 use ``as_float64(model)`` for float64 precision) and leave its gradients as the full
 loss's; the carried states of stateful layers are restored.
 """
+
 from __future__ import annotations
 
-import contextlib
 import copy
 
 import numpy as np
 
 from .. import backend, bptt, losses
-from .traces import (as_float64, capture_backward, cell_kind, kept_states, layer_inputs,
-                     recurrent_layers, state_names, trace_of)
+from .traces import (
+    as_float64,
+    capture_backward,
+    cell_kind,
+    kept_states,
+    layer_inputs,
+    recurrent_layers,
+    state_names,
+    trace_of,
+)
 
 
 # -- the reverse loop, replayed with every step kept ---------------------------------------------
@@ -52,8 +60,9 @@ def replay_backward(cell, params, trace, d_outputs=None, d_final=None):
     step t+1 (the state of the recurrence is the pair (h_t, c_t)).
     """
     np_ = trace.xp
-    deltas = [np_.empty((trace.T + 1, trace.N, s.shape[-1]), dtype=trace.dtype)
-              for s in trace.states]
+    deltas = [
+        np_.empty((trace.T + 1, trace.N, s.shape[-1]), dtype=trace.dtype) for s in trace.states
+    ]
     dxw, _ = bptt.backward(cell, params, trace, d_outputs, d_final, deltas=deltas)
     return dxw, deltas
 
@@ -62,11 +71,13 @@ def _step_view(trace, t):
     """A one-step Trace that shares step t's buffers (no copies)."""
     view = copy.copy(trace)
     view.T = 1
-    view.states = [s[t:t + 2] for s in trace.states]
-    view.cache = {k: (v[t:t + 1] if v.shape[:2] == (trace.T, trace.N) else v)
-                  for k, v in trace.cache.items()}
-    view.mask = None if trace.mask is None else trace.mask[t:t + 1]
-    view.full_step = None if trace.full_step is None else trace.full_step[t:t + 1]
+    view.states = [s[t : t + 2] for s in trace.states]
+    view.cache = {
+        k: (v[t : t + 1] if v.shape[:2] == (trace.T, trace.N) else v)
+        for k, v in trace.cache.items()
+    }
+    view.mask = None if trace.mask is None else trace.mask[t : t + 1]
+    view.full_step = None if trace.full_step is None else trace.full_step[t : t + 1]
     return view
 
 
@@ -87,14 +98,15 @@ def step_terms(layer, dxw, trace=None, names=None):
     np_ = tr.xp
     terms = {}
     if "U" in want:
-        X = layer_inputs(layer)                                    # (T, N, D)
-        terms["U"] = np_.matmul(X.transpose(0, 2, 1), dxw)         # x_tᵀ ∂L/∂a_t
+        X = layer_inputs(layer)  # (T, N, D)
+        terms["U"] = np_.matmul(X.transpose(0, 2, 1), dxw)  # x_tᵀ ∂L/∂a_t
     if "b" in want:
         terms["b"] = dxw.sum(axis=1, dtype=np.float64).astype(dxw.dtype)
     rec = [n for n in want if n not in ("U", "b")]
     if rec:
-        per_step = [layer.cell.recurrent_grads(p, _step_view(tr, t), dxw[t:t + 1])
-                    for t in range(tr.T)]
+        per_step = [
+            layer.cell.recurrent_grads(p, _step_view(tr, t), dxw[t : t + 1]) for t in range(tr.T)
+        ]
         for n in rec:
             terms[n] = np_.stack([g[n] for g in per_step])
     return {n: terms[n] for n in want}
@@ -170,8 +182,9 @@ class LayerRecord:
             "go_backwards": self.go_backwards,
             "delta_norms": {k: v.tolist() for k, v in self.delta_norms.items()},
             "term_norms": {k: v.tolist() for k, v in self.term_norms.items()},
-            "grad_norms": {k: float(np.linalg.norm(backend.to_numpy(g)))
-                           for k, g in self.grads.items()},
+            "grad_norms": {
+                k: float(np.linalg.norm(backend.to_numpy(g))) for k, g in self.grads.items()
+            },
             "sum_check": self.sum_check(),
         }
 
@@ -197,9 +210,18 @@ class GradientRecords:
         return {"loss": self.loss, "layers": {n: r.summary() for n, r in self.layers.items()}}
 
 
-
-def gradient_records(model, x, y=None, loss=None, mask=None, sample_weight=None, terms=True,
-                     training=False, record=None, output_grad=None):
+def gradient_records(
+    model,
+    x,
+    y=None,
+    loss=None,
+    mask=None,
+    sample_weight=None,
+    terms=True,
+    training=False,
+    record=None,
+    output_grad=None,
+):
     """Forward and backward one batch, and replay every recurrent layer's reverse loop
     keeping each step: δ_t = ∂L/∂s_t, ∂L/∂a_t and each step's term of each parameter's
     gradient (``terms``: True, False or a list of parameter names).  Returns
@@ -216,8 +238,10 @@ def gradient_records(model, x, y=None, loss=None, mask=None, sample_weight=None,
     with kept_states(model):
         if output_grad is None:
             if y is None:
-                raise ValueError("gradient_records: give targets y (with the model's loss or "
-                                 "loss=...) or output_grad")
+                raise ValueError(
+                    "gradient_records: give targets y (with the model's loss or "
+                    "loss=...) or output_grad"
+                )
             value, dy, _ = loss_and_output_grad(model, x, y, loss, mask, sample_weight, training)
         else:
             kwargs = {"training": training}
@@ -228,6 +252,7 @@ def gradient_records(model, x, y=None, loss=None, mask=None, sample_weight=None,
         recorded = None
         if record:
             from .gates import layer_record
+
             recorded = {l.name: layer_record(l, record) for l in layers}
         with capture_backward(layers) as captured:
             model.backward(dy)
@@ -258,12 +283,15 @@ class GradientFlow:
         self.loss = loss
 
     def summary(self):
-        return {"steps": None if self.steps is None else list(self.steps),
-                "maps": {n: {k: v.tolist() for k, v in m.items()} for n, m in self.maps.items()}}
+        return {
+            "steps": None if self.steps is None else list(self.steps),
+            "maps": {n: {k: v.tolist() for k, v in m.items()} for n, m in self.maps.items()},
+        }
 
 
-def gradient_flow(model, x, y, loss=None, mask=None, sample_weight=None, steps=None,
-                  training=False):
+def gradient_flow(
+    model, x, y, loss=None, mask=None, sample_weight=None, steps=None, training=False
+):
     """The map ‖∂L_t/∂s_k‖: for each output step t (all, or ``steps``), the loss of that
     step alone is backpropagated through the whole model and each recurrent layer's
     reverse loop is replayed, keeping ∂L_t/∂s_k for every k.  For a model with one output
@@ -279,27 +307,39 @@ def gradient_flow(model, x, y, loss=None, mask=None, sample_weight=None, steps=N
         else:
             rows = None
         maps = {l.name: {k: [] for k in state_names(l)} for l in layers}
-        for t in (rows if rows is not None else [None]):
+        for t in rows if rows is not None else [None]:
             if t is None:
                 dy_t = dy
             else:
                 dy_t = np_.zeros_like(dy)
-                dy_t[:, t] = dy[:, t]                          # ∂L_t/∂ŷ_t alone
+                dy_t[:, t] = dy[:, t]  # ∂L_t/∂ŷ_t alone
             with capture_backward(layers) as captured:
                 model.backward(dy_t)
             for layer in layers:
                 if layer.name not in captured:
                     continue
                 d_out, d_final = layer.bptt_inputs(captured[layer.name])
-                _, deltas = replay_backward(layer.cell, layer.params, trace_of(layer),
-                                            d_out, d_final)
+                _, deltas = replay_backward(
+                    layer.cell, layer.params, trace_of(layer), d_out, d_final
+                )
                 for k, d in zip(state_names(layer), deltas):
                     maps[layer.name][k].append(_norms(d, (1, 2)))
-        model.backward(dy)                                    # leave the full loss's gradient
+        model.backward(dy)  # leave the full loss's gradient
     maps = {n: {k: np.array(v) for k, v in m.items()} for n, m in maps.items() if m["h"]}
     return GradientFlow(rows, maps, value)
 
 
-__all__ = ["recurrent_layers", "trace_of", "as_float64", "replay_backward", "step_terms",
-           "gradient_records", "gradient_flow", "GradientRecords", "LayerRecord",
-           "GradientFlow", "capture_backward", "loss_and_output_grad"]
+__all__ = [
+    "recurrent_layers",
+    "trace_of",
+    "as_float64",
+    "replay_backward",
+    "step_terms",
+    "gradient_records",
+    "gradient_flow",
+    "GradientRecords",
+    "LayerRecord",
+    "GradientFlow",
+    "capture_backward",
+    "loss_and_output_grad",
+]

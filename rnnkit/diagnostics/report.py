@@ -13,6 +13,7 @@
 
 The diagnostics run on a float64 copy of the model; the model itself is not changed.
 """
+
 from __future__ import annotations
 
 import json
@@ -49,6 +50,7 @@ def _jsonable(obj):
 
 def write_json(data, path):
     from ..atomicfile import atomic_write
+
     text = json.dumps(_jsonable(data), indent=1)
     atomic_write(path, lambda f: f.write(text.encode("utf-8")))
     return path
@@ -59,9 +61,22 @@ def _as64(a):
     return a.astype(np.float64) if a.dtype.kind == "f" else a
 
 
-def diagnose(model, x, y, out_dir, samples=4, k2_values=None, k1=1, history=None,
-             tracker=None, clip_threshold=None, flow_steps=None, truncation=True,
-             config=None, verbose=False):
+def diagnose(
+    model,
+    x,
+    y,
+    out_dir,
+    samples=4,
+    k2_values=None,
+    k1=1,
+    history=None,
+    tracker=None,
+    clip_threshold=None,
+    flow_steps=None,
+    truncation=True,
+    config=None,
+    verbose=False,
+):
     """Compute every diagnostic of ``model`` on the batch (x, y), write the PNGs and
     diagnostics.json into ``out_dir``, and return the JSON's content (with a "files"
     entry listing what was written).  ``samples``: how many sequences of the batch get
@@ -84,9 +99,10 @@ def diagnose(model, x, y, out_dir, samples=4, k2_values=None, k1=1, history=None
             print(f"  {name}: {timings[name]:.2f} s")
         return r
 
-    out["layers"] = {l.name: {"class": type(l).__name__, "units": l.units,
-                              "activation": l.cell.activation.name}
-                     for l in recurrent_layers(m)}
+    out["layers"] = {
+        l.name: {"class": type(l).__name__, "units": l.units, "activation": l.cell.activation.name}
+        for l in recurrent_layers(m)
+    }
     rec = timed("gradient_records", lambda: gradient_records(m, x, y))
     out["gradient_records"] = rec.summary()
     files["step_gradients"] = plots.plot_step_gradients(rec, path("step_gradients.png"))

@@ -1,19 +1,20 @@
 """Long-range synthetic tasks for the gradient experiments, and models for them.
 
-    adding_problem(n, lag)   Hochreiter & Schmidhuber's adding problem as Le et al. (2015)
-                             use it: T = lag steps of two features, a random value in
-                             [0, 1) and a marker; exactly two steps are marked, one in the
-                             first half and one in the second; the target (at the end) is
-                             the sum of the two marked values.  Predicting the mean (1.0)
-                             scores MSE 1/6 ≈ 0.167; remembering only the second value
-                             scores 1/12 ≈ 0.083.  Solved: |error| < 0.04 ("accuracy").
-    copy_memory(n, lag)      Arjovsky et al.'s copy task: `length` random symbols from an
-                             alphabet of `n_symbols`, lag - 1 blanks, a delimiter, then
-                             `length` blanks during which the model must output the
-                             symbols; T = lag + 2·length.  Baseline (blanks, then a uniform
-                             guess): cross-entropy length·ln(n_symbols) per sequence.
-    build_model(task, cell)  a compiled model for either task.
+adding_problem(n, lag)   Hochreiter & Schmidhuber's adding problem as Le et al. (2015)
+                         use it: T = lag steps of two features, a random value in
+                         [0, 1) and a marker; exactly two steps are marked, one in the
+                         first half and one in the second; the target (at the end) is
+                         the sum of the two marked values.  Predicting the mean (1.0)
+                         scores MSE 1/6 ≈ 0.167; remembering only the second value
+                         scores 1/12 ≈ 0.083.  Solved: |error| < 0.04 ("accuracy").
+copy_memory(n, lag)      Arjovsky et al.'s copy task: `length` random symbols from an
+                         alphabet of `n_symbols`, lag - 1 blanks, a delimiter, then
+                         `length` blanks during which the model must output the
+                         symbols; T = lag + 2·length.  Baseline (blanks, then a uniform
+                         guess): cross-entropy length·ln(n_symbols) per sequence.
+build_model(task, cell)  a compiled model for either task.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -55,9 +56,9 @@ def copy_memory(n, lag, n_symbols=8, length=10, seed=None, dtype="float32"):
     seq = rng.integers(1, n_symbols + 1, (n, length))
     ids = np.zeros((n, T), dtype=np.int64)
     ids[:, :length] = seq
-    ids[:, length + lag - 1] = n_symbols + 1                       # the delimiter
+    ids[:, length + lag - 1] = n_symbols + 1  # the delimiter
     y = np.zeros((n, T), dtype=np.int64)
-    y[:, T - length:] = seq
+    y[:, T - length :] = seq
     x = np.eye(K, dtype=dtype)[ids]
     return x, y
 
@@ -77,9 +78,20 @@ def baseline_loss(task, lag=None, n_symbols=8, length=10):
     return length * float(np.log(n_symbols))
 
 
-def build_model(task, cell="lstm", units=32, activation="tanh", lag=None, seed=0,
-                optimizer=None, learning_rate=1e-2, clip_global_norm=1.0, dtype=None,
-                recurrent_initializer="orthogonal", n_symbols=8):
+def build_model(
+    task,
+    cell="lstm",
+    units=32,
+    activation="tanh",
+    lag=None,
+    seed=0,
+    optimizer=None,
+    learning_rate=1e-2,
+    clip_global_norm=1.0,
+    dtype=None,
+    recurrent_initializer="orthogonal",
+    n_symbols=8,
+):
     """A compiled model: one recurrent layer (``cell`` 'rnn' with ``activation``, 'lstm'
     or 'gru') and a Dense read-out, with Adam and clipping by global norm unless an
     ``optimizer`` is given.  Adding: the last state → 1 value, mse.  Copy: every state →
@@ -88,8 +100,12 @@ def build_model(task, cell="lstm", units=32, activation="tanh", lag=None, seed=0
         raise ValueError(f"cell must be one of {list(CELLS)}; got {cell!r}")
     seq = task == "copy"
     D = 2 if task == "adding" else n_symbols + 2
-    common = dict(return_sequences=seq, input_shape=[None, D], seed=seed,
-                  recurrent_initializer=recurrent_initializer)
+    common = dict(
+        return_sequences=seq,
+        input_shape=[None, D],
+        seed=seed,
+        recurrent_initializer=recurrent_initializer,
+    )
     if dtype is not None:
         common["dtype"] = dtype
     if cell == "rnn":
@@ -107,8 +123,9 @@ def build_model(task, cell="lstm", units=32, activation="tanh", lag=None, seed=0
     if task == "adding":
         model.compile("mse", opt)
     else:
-        model.compile("sparse_categorical_crossentropy", opt, metrics=["accuracy"],
-                      from_logits=True)
+        model.compile(
+            "sparse_categorical_crossentropy", opt, metrics=["accuracy"], from_logits=True
+        )
     return model
 
 
@@ -117,5 +134,13 @@ def adding_accuracy(pred, y, tol=0.04):
     return float((np.abs(np.asarray(pred) - np.asarray(y)) < tol).mean())
 
 
-__all__ = ["adding_problem", "copy_memory", "make_batch", "build_model", "baseline_loss",
-           "adding_accuracy", "TASKS", "CELLS"]
+__all__ = [
+    "adding_problem",
+    "copy_memory",
+    "make_batch",
+    "build_model",
+    "baseline_loss",
+    "adding_accuracy",
+    "TASKS",
+    "CELLS",
+]

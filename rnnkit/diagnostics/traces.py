@@ -3,12 +3,12 @@ pass kept (the ``bptt.Trace``), float64 copies, the ``dy`` each layer's backward
 and carried states kept across a measurement.  Shared by the gradient records, the gate
 and Jacobian measurements and the truncation study, none of which imports another for it.
 """
+
 from __future__ import annotations
 
 import contextlib
 import copy
 
-from .. import bptt
 from ..layers.recurrent import Recurrent
 
 
@@ -67,7 +67,8 @@ def capture_backward(layers):
         def backward(dy):
             captured[layer.name] = dy
             return method(layer, dy)
-        layer.backward = backward                 # an instance attribute shadows the method
+
+        layer.backward = backward  # an instance attribute shadows the method
 
     for layer in layers:
         wrap(layer)
@@ -81,8 +82,11 @@ def capture_backward(layers):
 @contextlib.contextmanager
 def kept_states(model):
     """Restore the carried states of stateful layers after the block."""
-    saved = [(l, None if l.states is None else [s.copy() for s in l.states])
-             for l in recurrent_layers(model) if l.stateful]
+    saved = [
+        (l, None if l.states is None else [s.copy() for s in l.states])
+        for l in recurrent_layers(model)
+        if l.stateful
+    ]
     try:
         yield
     finally:
@@ -90,5 +94,13 @@ def kept_states(model):
             layer.states = states
 
 
-__all__ = ["recurrent_layers", "cell_kind", "state_names", "trace_of", "layer_inputs",
-           "as_float64", "capture_backward", "kept_states"]
+__all__ = [
+    "recurrent_layers",
+    "cell_kind",
+    "state_names",
+    "trace_of",
+    "layer_inputs",
+    "as_float64",
+    "capture_backward",
+    "kept_states",
+]

@@ -21,6 +21,7 @@ Both run forward/backward on ``model`` in training mode (as fit does: models wit
 dropout get fresh masks in every window, which adds noise to the comparison) and leave
 its parameters unchanged.
 """
+
 from __future__ import annotations
 
 import math
@@ -84,10 +85,12 @@ def _window_gradient(model, x, y, k2, sample_weight):
             l.states = None
         if k2 < T:
             if any(l.go_backwards for l in layers):
-                raise ValueError("truncation_bias: a layer runs backwards in time; truncation "
-                                 "keeps the last k2 steps of forward-running layers only")
-            model.forward(x[:, :T - k2], training=True)     # carries the states forward
-        out = model.forward(x[:, T - k2:], training=True)
+                raise ValueError(
+                    "truncation_bias: a layer runs backwards in time; truncation "
+                    "keeps the last k2 steps of forward-running layers only"
+                )
+            model.forward(x[:, : T - k2], training=True)  # carries the states forward
+        out = model.forward(x[:, T - k2 :], training=True)
         value, dy = model.loss(y, out, sample_weight=sample_weight)
         if not math.isfinite(value):
             raise FloatingPointError(f"truncation_bias: the loss is {value}")
@@ -110,8 +113,10 @@ def _compare(g, ref):
     for k in keys:
         u, v = g[k].ravel(), ref[k].ravel()
         nu, nv = np.linalg.norm(u), np.linalg.norm(v)
-        per[k] = {"cosine": float(u @ v / (nu * nv)) if nu > 0 and nv > 0 else float("nan"),
-                  "relative_error": float(np.linalg.norm(u - v) / nv) if nv > 0 else float("nan")}
+        per[k] = {
+            "cosine": float(u @ v / (nu * nv)) if nu > 0 and nv > 0 else float("nan"),
+            "relative_error": float(np.linalg.norm(u - v) / nv) if nv > 0 else float("nan"),
+        }
     return cos, rel, per
 
 
@@ -130,15 +135,25 @@ def truncation_bias(model, x, y, k2_values=None, k1=1, loss=None, sample_weight=
     "full_grad_norm": ‖g‖}, against the full-BPTT gradient g (see the module docstring)."""
     T = int(x.shape[1])
     k2_values = default_k2_values(T) if k2_values is None else [int(k) for k in k2_values]
-    fn = losses.get(loss) if loss is not None else (getattr(model, "loss", None) or
-                                                     losses.get("mse"))
+    fn = (
+        losses.get(loss)
+        if loss is not None
+        else (getattr(model, "loss", None) or losses.get("mse"))
+    )
     # the reference: with L = Σ_t L_t one window of all T steps is the full gradient;
     # with time_reduction="mean" each window's loss is its own mean, so the reference
     # is the same k1-window scheme with k2 = T
     k1_full = T if fn.time_reduction == "sum" else k1
     full = truncated_gradient(model, x, y, T, k1_full, loss, sample_weight)
-    out = {"T": T, "k1": k1, "k2": [], "cosine": [], "relative_error": [], "per_param": {},
-           "full_grad_norm": float(math.sqrt(sum(float((g * g).sum()) for g in full.values())))}
+    out = {
+        "T": T,
+        "k1": k1,
+        "k2": [],
+        "cosine": [],
+        "relative_error": [],
+        "per_param": {},
+        "full_grad_norm": float(math.sqrt(sum(float((g * g).sum()) for g in full.values()))),
+    }
     for k2 in k2_values:
         g = truncated_gradient(model, x, y, k2, k1, loss, sample_weight)
         cos, rel, per = _compare(g, full)

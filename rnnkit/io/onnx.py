@@ -40,14 +40,26 @@ Not representable: LSTM ``proj_size`` (ONNX's LSTM has no projection), stateful
 layers (no carried state across calls), ``return_state``.  onnxruntime runs the
 recurrent operators in float32 only, so the export is float32 by default.
 """
+
 from __future__ import annotations
 
 import os
 
 import numpy as np
 
-from ..layers import (GRU, LSTM, Bidirectional, Dense, Dropout, Embedding, Masking, Recurrent,
-                      RepeatVector, SimpleRNN, TimeDistributed)
+from ..layers import (
+    GRU,
+    LSTM,
+    Bidirectional,
+    Dense,
+    Dropout,
+    Embedding,
+    Masking,
+    Recurrent,
+    RepeatVector,
+    SimpleRNN,
+    TimeDistributed,
+)
 from ..layers.base import Layer
 from ..models import RNNStack, Sequential
 
@@ -59,9 +71,14 @@ SUPPORTED_OPSETS = (15, 16, 17)
 # Column blocks of rnnkit's U/W/b, in ONNX's gate order.
 _ONNX_BLOCKS = {"RNN": [0], "LSTM": [0, 3, 1, 2], "GRU": [0, 1, 2]}
 # rnnkit activation -> (ONNX RNN-operator activation name, alpha, beta) (None: no parameter)
-_RNN_ACTIVATIONS = {"tanh": ("Tanh", None, None), "sigmoid": ("Sigmoid", None, None),
-                    "relu": ("Relu", None, None), "softsign": ("Softsign", None, None),
-                    "linear": ("Affine", 1.0, 0.0), "hard_sigmoid": ("HardSigmoid", 1 / 6, 0.5)}
+_RNN_ACTIVATIONS = {
+    "tanh": ("Tanh", None, None),
+    "sigmoid": ("Sigmoid", None, None),
+    "relu": ("Relu", None, None),
+    "softsign": ("Softsign", None, None),
+    "linear": ("Affine", 1.0, 0.0),
+    "hard_sigmoid": ("HardSigmoid", 1 / 6, 0.5),
+}
 
 
 class OnnxExportError(ValueError):
@@ -72,8 +89,10 @@ def _onnx():
     try:
         import onnx
     except ImportError as e:  # pragma: no cover - depends on the environment
-        raise ImportError("rnnkit.io.to_onnx needs the onnx package: pip install 'rnnkit[onnx]' "
-                          "(or pip install onnx)") from e
+        raise ImportError(
+            "rnnkit.io.to_onnx needs the onnx package: pip install 'rnnkit[onnx]' "
+            "(or pip install onnx)"
+        ) from e
     return onnx
 
 
@@ -108,15 +127,19 @@ class _Graph:
 
     def op(self, op_type, inputs, hint=None, n_out=1, **attrs):
         outs = [self.name(hint or op_type.lower()) for _ in range(n_out)]
-        self.nodes.append(self.h.make_node(op_type, list(inputs), outs, name=self.name(op_type),
-                                           **attrs))
+        self.nodes.append(
+            self.h.make_node(op_type, list(inputs), outs, name=self.name(op_type), **attrs)
+        )
         return outs[0] if n_out == 1 else outs
 
     # -- small compositions ---------------------------------------------------------
     def reverse_time(self, x):
         """x[:, ::-1] for x (N, T, ...)."""
-        return self.op("Slice", [x, self.i64([-1]), self.i64([np.iinfo(np.int64).min]),
-                                 self.i64([1]), self.i64([-1])], "reversed")
+        return self.op(
+            "Slice",
+            [x, self.i64([-1]), self.i64([np.iinfo(np.int64).min]), self.i64([1]), self.i64([-1])],
+            "reversed",
+        )
 
     def unsqueeze(self, x, axis):
         return self.op("Unsqueeze", [x, self.i64([axis])])
@@ -142,24 +165,26 @@ def _kind(layer):
 def _check_recurrent(layer):
     who = f"to_onnx: {layer.who}"
     if not layer.built:
-        raise OnnxExportError(f"{who} is not built yet (call the model once, or give "
-                              f"input_shape)")
+        raise OnnxExportError(f"{who} is not built yet (call the model once, or give input_shape)")
     if getattr(layer, "proj_size", 0):
-        raise OnnxExportError(f"{who} has proj_size={layer.proj_size}; ONNX's LSTM operator "
-                              f"has no output projection")
+        raise OnnxExportError(
+            f"{who} has proj_size={layer.proj_size}; ONNX's LSTM operator has no output projection"
+        )
     if layer.stateful:
-        raise OnnxExportError(f"{who} is stateful; an ONNX model keeps no state between "
-                              f"calls: export it with stateful=False")
+        raise OnnxExportError(
+            f"{who} is stateful; an ONNX model keeps no state between "
+            f"calls: export it with stateful=False"
+        )
     if layer.return_state:
-        raise OnnxExportError(f"{who} has return_state=True; export a Sequential that passes "
-                              f"one output on")
+        raise OnnxExportError(
+            f"{who} has return_state=True; export a Sequential that passes one output on"
+        )
     names = [layer.cell.activation.name]
     if not isinstance(layer, SimpleRNN):
         names.insert(0, layer.cell.recurrent_activation.name)
     for n in names:
         if n not in _RNN_ACTIVATIONS:
-            raise OnnxExportError(f"{who}: activation {n!r} has no ONNX RNN-operator "
-                                  f"counterpart")
+            raise OnnxExportError(f"{who}: activation {n!r} has no ONNX RNN-operator counterpart")
 
 
 def _activation_attrs(layers):
@@ -175,8 +200,8 @@ def _activation_attrs(layers):
         for n in seq:
             name, alpha, beta = _RNN_ACTIVATIONS[n]
             acts.append(name)
-            if alpha is not None:              # onnxruntime consumes alpha/beta only for the
-                alphas.append(alpha)           # activations that take them, in order
+            if alpha is not None:  # onnxruntime consumes alpha/beta only for the
+                alphas.append(alpha)  # activations that take them, in order
                 betas.append(beta)
     attrs = {"activations": acts}
     if alphas:
@@ -205,22 +230,26 @@ class _Masked:
     def __init__(self, g, mask):
         self.g, self.mask = g, mask
         m64 = g.op("Cast", [mask], to=g.onnx.TensorProto.INT64)
-        self.lens = g.op("Cast", [g.op("ReduceSum", [m64, g.i64([1])], keepdims=0)],
-                         "sequence_lens", to=g.onnx.TensorProto.INT32)
-        T = g.op("Shape", [mask], start=1, end=2)                     # [T]
+        self.lens = g.op(
+            "Cast",
+            [g.op("ReduceSum", [m64, g.i64([1])], keepdims=0)],
+            "sequence_lens",
+            to=g.onnx.TensorProto.INT32,
+        )
+        T = g.op("Shape", [mask], start=1, end=2)  # [T]
         Tf = g.op("Cast", [g.squeeze(T, 0)], to=g.onnx.TensorProto.FLOAT)
         t = g.op("Range", [g.const(0.0, dtype=np.float32), Tf, g.const(1.0, dtype=np.float32)])
         mf = g.op("Cast", [mask], to=g.onnx.TensorProto.FLOAT)
         # key = t for valid steps, t + T for masked ones: ascending order puts the valid
         # steps first, each group in time order
-        key = g.op("Add", [t, g.op("Mul", [Tf, g.op("Sub", [g.const(1.0, dtype=np.float32),
-                                                                mf])])])
+        key = g.op("Add", [t, g.op("Mul", [Tf, g.op("Sub", [g.const(1.0, dtype=np.float32), mf])])])
         _, self.order = g.op("TopK", [key, T], n_out=2, axis=1, largest=0, sorted=1)
         # step t's output is the compacted output at (number of valid steps <= t) - 1
         pos = g.op("Sub", [g.op("CumSum", [m64, g.i64(1)]), g.i64(1)])
         self.pos = g.op("Max", [pos, g.i64(0)])
-        self.started = g.op("Cast", [g.op("GreaterOrEqual", [pos, g.i64(0)])],
-                            to=g.elem)                                # a valid step seen yet
+        self.started = g.op(
+            "Cast", [g.op("GreaterOrEqual", [pos, g.i64(0)])], to=g.elem
+        )  # a valid step seen yet
         self.maskf = g.op("Cast", [mask], to=g.elem)
 
     def compact(self, x):
@@ -239,9 +268,8 @@ def _run_op(g, layers, x, masked, direction):
     kind = _kind(layers[0])
     Ws, Rs, Bs = zip(*(_weights(l, g.dtype) for l in layers))
     H = layers[0].units
-    X = g.op("Transpose", [masked.compact(x) if masked else x], perm=[1, 0, 2])   # (T, N, D)
-    inputs = [X, g.const(np.stack(Ws), "W"), g.const(np.stack(Rs), "R"),
-              g.const(np.stack(Bs), "B")]
+    X = g.op("Transpose", [masked.compact(x) if masked else x], perm=[1, 0, 2])  # (T, N, D)
+    inputs = [X, g.const(np.stack(Ws), "W"), g.const(np.stack(Rs), "R"), g.const(np.stack(Bs), "B")]
     if masked is not None:
         inputs.append(masked.lens)
     attrs = dict(hidden_size=H, direction=direction, **_activation_attrs(layers))
@@ -249,13 +277,13 @@ def _run_op(g, layers, x, masked, direction):
         attrs["linear_before_reset"] = int(layers[0].reset_after)
     n_out = 3 if kind == "LSTM" else 2
     outs = g.op(kind, inputs, kind.lower(), n_out=n_out, **attrs)
-    Y, Yh = outs[0], outs[1]                                          # (T, dirs, N, H), (dirs, N, H)
-    Yb = g.op("Transpose", [Y], perm=[2, 0, 1, 3])                    # (N, T, dirs, H)
+    Y, Yh = outs[0], outs[1]  # (T, dirs, N, H), (dirs, N, H)
+    Yb = g.op("Transpose", [Y], perm=[2, 0, 1, 3])  # (N, T, dirs, H)
     results = []
     for d in range(len(layers)):
         idx = g.i64(d)
-        seq = g.op("Gather", [Yb, idx], axis=2)                       # (N, T, H)
-        last = g.op("Gather", [Yh, idx], axis=0)                      # (N, H)
+        seq = g.op("Gather", [Yb, idx], axis=2)  # (N, T, H)
+        last = g.op("Gather", [Yh, idx], axis=0)  # (N, H)
         results.append((seq, last))
     return results
 
@@ -267,7 +295,7 @@ def _recurrent(g, layer, x, mask):
         x = g.reverse_time(x)
         mask = None if mask is None else g.reverse_time(mask)
     masked = _Masked(g, mask) if mask is not None else None
-    (seq, last), = _run_op(g, [layer], x, masked, "forward")
+    ((seq, last),) = _run_op(g, [layer], x, masked, "forward")
     if not layer.return_sequences:
         return last
     return masked.expand(seq, layer.zero_output_for_mask) if masked else seq
@@ -276,9 +304,15 @@ def _recurrent(g, layer, x, mask):
 def _signature(layer):
     """What one ONNX operator must share across its two directions."""
     rec = getattr(layer.cell, "recurrent_activation", None)
-    return (type(layer), layer.units, layer.use_bias, layer.cell.activation.name,
-            None if isinstance(layer, SimpleRNN) or rec is None else rec.name,
-            getattr(layer, "reset_after", None), layer.zero_output_for_mask)
+    return (
+        type(layer),
+        layer.units,
+        layer.use_bias,
+        layer.cell.activation.name,
+        None if isinstance(layer, SimpleRNN) or rec is None else rec.name,
+        getattr(layer, "reset_after", None),
+        layer.zero_output_for_mask,
+    )
 
 
 def _bidirectional(g, layer, x, mask):
@@ -294,7 +328,7 @@ def _bidirectional(g, layer, x, mask):
             yf = masked.expand(sf, fw.zero_output_for_mask)
             yb = masked.expand(sb, bw.zero_output_for_mask)
         else:
-            yf, yb = sf, sb                       # ONNX's reverse output is in input order
+            yf, yb = sf, sb  # ONNX's reverse output is in input order
     else:
         yf = _recurrent(g, fw, x, mask)
         yb = _recurrent(g, bw, x, mask)
@@ -340,19 +374,23 @@ def _layer(g, layer, x, mask, last):
     if isinstance(layer, Bidirectional):
         y = _bidirectional(g, layer, x, mask)
         if isinstance(y, list) and not last:
-            raise OnnxExportError(f"to_onnx: {layer.who} has merge_mode=None (two outputs); "
-                                  f"only the model's last layer may")
+            raise OnnxExportError(
+                f"to_onnx: {layer.who} has merge_mode=None (two outputs); "
+                f"only the model's last layer may"
+            )
         return y, (mask if layer.return_sequences else None)
     if isinstance(layer, Dense):
         return _dense(g, layer, x), mask
     if isinstance(layer, TimeDistributed):
         inner = layer.layer
         if isinstance(inner, Dense):
-            return _dense(g, inner, x), mask       # MatMul applies to every step already
+            return _dense(g, inner, x), mask  # MatMul applies to every step already
         if isinstance(inner, Dropout):
             return x, mask
-        raise OnnxExportError(f"to_onnx: {layer.who} wraps a {type(inner).__name__}; "
-                              f"TimeDistributed(Dense) and TimeDistributed(Dropout) export")
+        raise OnnxExportError(
+            f"to_onnx: {layer.who} wraps a {type(inner).__name__}; "
+            f"TimeDistributed(Dense) and TimeDistributed(Dropout) export"
+        )
     if isinstance(layer, Dropout):
         return x, mask
     if isinstance(layer, Masking):
@@ -360,7 +398,7 @@ def _layer(g, layer, x, mask, last):
         anyf = g.op("ReduceMax", [g.op("Cast", [ne], to=g.elem)], axes=[2], keepdims=0)
         keep = g.op("Cast", [anyf], to=g.onnx.TensorProto.BOOL)
         return g.op("Mul", [x, g.unsqueeze(anyf, 2)]), keep
-    if isinstance(layer, RepeatVector):             # (N, F) -> (N, n, F)
+    if isinstance(layer, RepeatVector):  # (N, F) -> (N, n, F)
         return g.op("Expand", [g.unsqueeze(x, 1), g.i64([1, layer.n, 1])]), None
     if isinstance(layer, Embedding):
         y = g.op("Gather", [g.const(np.asarray(layer.params["E"]), "E"), x], axis=0)
@@ -387,16 +425,26 @@ def _input_spec(model, input_shape):
             return False, (None, layer.layer.input_dim)
         if not isinstance(layer, (Dropout, Masking)):
             break
-    raise OnnxExportError("to_onnx: cannot tell the model's input shape; pass input_shape "
-                          "(per example, e.g. (None, 3))")
+    raise OnnxExportError(
+        "to_onnx: cannot tell the model's input shape; pass input_shape "
+        "(per example, e.g. (None, 3))"
+    )
 
 
 def _dims(shape, names=("batch", "time")):
     return [names[i] if (s is None and i < len(names)) else s for i, s in enumerate(shape)]
 
 
-def to_onnx(model, path=None, *, input_shape=None, dtype="float32", opset=OPSET,
-            input_name="x", output_name="y"):
+def to_onnx(
+    model,
+    path=None,
+    *,
+    input_shape=None,
+    dtype="float32",
+    opset=OPSET,
+    input_name="x",
+    output_name="y",
+):
     """Export ``model`` (an rnnkit Sequential or a single layer) to ONNX.
 
     The graph input ``x`` is (batch, time, features) in ``dtype``, or (batch, time)
@@ -412,18 +460,23 @@ def to_onnx(model, path=None, *, input_shape=None, dtype="float32", opset=OPSET,
     ``SUPPORTED_OPSETS`` (15, 16, 17).
     """
     if isinstance(opset, bool) or not isinstance(opset, int) or opset not in SUPPORTED_OPSETS:
-        raise ValueError(f"to_onnx: opset must be one of {list(SUPPORTED_OPSETS)} (the opsets "
-                         f"whose operators the export uses); got {opset!r}")
+        raise ValueError(
+            f"to_onnx: opset must be one of {list(SUPPORTED_OPSETS)} (the opsets "
+            f"whose operators the export uses); got {opset!r}"
+        )
     onnx = _onnx()
     if isinstance(model, RNNStack):
-        raise OnnxExportError("to_onnx: an RNNStack has PyTorch's calling convention "
-                              "(output, h_n); export a Sequential of its layers with "
-                              "return_state=False")
+        raise OnnxExportError(
+            "to_onnx: an RNNStack has PyTorch's calling convention "
+            "(output, h_n); export a Sequential of its layers with "
+            "return_state=False"
+        )
     if isinstance(model, Layer) and not isinstance(model, Sequential):
         model = Sequential([model], name=f"sequential_{model.name}", dtype=model.dtype)
     if not isinstance(model, Sequential):
-        raise TypeError(f"to_onnx: expected an rnnkit Sequential or layer; "
-                        f"got {type(model).__name__}")
+        raise TypeError(
+            f"to_onnx: expected an rnnkit Sequential or layer; got {type(model).__name__}"
+        )
     if not model.layers:
         raise OnnxExportError("to_onnx: the model has no layers")
     dtype = np.dtype(dtype)
@@ -452,8 +505,12 @@ def to_onnx(model, path=None, *, input_shape=None, dtype="float32", opset=OPSET,
         g.nodes.append(h.make_node("Identity", [value], [name], name=g.name("output")))
         outputs.append(h.make_tensor_value_info(name, g.elem, _dims(shp)))
     graph = h.make_graph(g.nodes, model.name, inputs, outputs, g.inits)
-    proto = h.make_model(graph, opset_imports=[h.make_opsetid("", opset)],
-                         producer_name="rnnkit", doc_string=f"rnnkit model {model.name!r}")
+    proto = h.make_model(
+        graph,
+        opset_imports=[h.make_opsetid("", opset)],
+        producer_name="rnnkit",
+        doc_string=f"rnnkit model {model.name!r}",
+    )
     proto.ir_version = h.find_min_ir_version_for([h.make_opsetid("", opset)])
     onnx.checker.check_model(proto)
     if path is not None:

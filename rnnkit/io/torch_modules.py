@@ -6,6 +6,7 @@ recurrent layer inside an ``RNNBlock``: the thin adapter that makes nn.RNN/LSTM/
 fit in a Sequential (they return ``(output, h_n)``) and that gives them Keras's
 conventions (go_backwards, the final state as output, merge modes).
 """
+
 from __future__ import annotations
 
 import torch
@@ -30,22 +31,25 @@ class RNNBlock(nn.Module):
         if not isinstance(rnn, (nn.RNN, nn.LSTM, nn.GRU)) or not rnn.batch_first:
             raise TypeError("RNNBlock wraps a batch_first nn.RNN, nn.LSTM or nn.GRU")
         if merge_mode not in ("concat", "sum", "mul", "ave"):
-            raise ValueError(f"RNNBlock: merge_mode must be 'concat', 'sum', 'mul' or 'ave'; "
-                             f"got {merge_mode!r}")
+            raise ValueError(
+                f"RNNBlock: merge_mode must be 'concat', 'sum', 'mul' or 'ave'; got {merge_mode!r}"
+            )
         self.rnn = rnn
         self.return_sequences = bool(return_sequences)
         self.go_backwards = bool(go_backwards)
         self.merge_mode = merge_mode
 
     def extra_repr(self):
-        return (f"return_sequences={self.return_sequences}, go_backwards={self.go_backwards}, "
-                f"merge_mode={self.merge_mode!r}")
+        return (
+            f"return_sequences={self.return_sequences}, go_backwards={self.go_backwards}, "
+            f"merge_mode={self.merge_mode!r}"
+        )
 
     def forward(self, x):
         if self.go_backwards:
             x = torch.flip(x, dims=[1])
         out, h = self.rnn(x)
-        if isinstance(h, tuple):          # LSTM: (h_n, c_n)
+        if isinstance(h, tuple):  # LSTM: (h_n, c_n)
             h = h[0]
         if self.return_sequences:
             y = out
@@ -54,6 +58,7 @@ class RNNBlock(nn.Module):
             y = torch.cat(list(h[-dirs:]), dim=-1)
         if self.rnn.bidirectional and self.merge_mode != "concat":
             a, b = y.chunk(2, dim=-1)
-            y = {"sum": lambda: a + b, "mul": lambda: a * b,
-                 "ave": lambda: (a + b) * 0.5}[self.merge_mode]()
+            y = {"sum": lambda: a + b, "mul": lambda: a * b, "ave": lambda: (a + b) * 0.5}[
+                self.merge_mode
+            ]()
         return y

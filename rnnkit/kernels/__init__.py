@@ -31,25 +31,39 @@ Selecting the NumPy loops:
 ``rnnkit.kernels.info()`` says whether the compiled loops are in use (and why not), and
 which BLAS the install runs.
 """
+
 from __future__ import annotations
 
 import contextlib
 from typing import Any
 
 from . import blas, switch, threads
-from .loops import (IMPORT_ERROR, Untraced, _loops, available, backward, enabled, forward,
-                    matmul)
+from .loops import IMPORT_ERROR, Untraced, _loops, available, backward, enabled, forward, matmul
 from .switch import ENV_VAR, numpy_loops, set_enabled
 
-__all__ = ["available", "enabled", "set_enabled", "numpy_loops", "info", "own_threads",
-           "forward", "backward", "matmul", "Untraced"]
+__all__ = [
+    "available",
+    "enabled",
+    "set_enabled",
+    "numpy_loops",
+    "info",
+    "own_threads",
+    "forward",
+    "backward",
+    "matmul",
+    "Untraced",
+]
 
 
 def info() -> dict:
     """What is in use, and why the compiled loops are not, if they are not."""
     import os
-    out: dict[str, Any] = {"enabled": enabled(), "requested": switch.requested(),
-                           "built": _loops is not None}
+
+    out: dict[str, Any] = {
+        "enabled": enabled(),
+        "requested": switch.requested(),
+        "built": _loops is not None,
+    }
     if _loops is None:
         out["reason"] = f"rnnkit.kernels._loops is not available: {IMPORT_ERROR}"
     elif available():
@@ -58,8 +72,9 @@ def info() -> dict:
     else:
         out["reason"] = f"NumPy's BLAS could not be used: {blas.why_not()}"
     if not switch.requested():
-        out["reason"] = (f"switched off ({ENV_VAR}={os.environ.get(ENV_VAR)!r} or "
-                         f"set_enabled(False))")
+        out["reason"] = (
+            f"switched off ({ENV_VAR}={os.environ.get(ENV_VAR)!r} or set_enabled(False))"
+        )
     return out
 
 

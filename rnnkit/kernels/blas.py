@@ -8,6 +8,7 @@ and other builds use, and a one-step self-test catches a BLAS reached with the w
 integer size before anything relies on it.  The same ``threadpoolctl`` controller reads
 and sets the BLAS's thread count (``threads``, ``set_threads``).
 """
+
 from __future__ import annotations
 
 import ctypes
@@ -17,14 +18,21 @@ import numpy as np
 
 # CBLAS symbol sets, most specific first, with whether their integers are 64-bit (ILP64).
 _SYMBOL_SETS = (
-    (("scipy_cblas_sgemm64_", "scipy_cblas_dgemm64_", "scipy_cblas_sgemv64_",
-      "scipy_cblas_dgemv64_"), True),
+    (
+        (
+            "scipy_cblas_sgemm64_",
+            "scipy_cblas_dgemm64_",
+            "scipy_cblas_sgemv64_",
+            "scipy_cblas_dgemv64_",
+        ),
+        True,
+    ),
     (("cblas_sgemm64_", "cblas_dgemm64_", "cblas_sgemv64_", "cblas_dgemv64_"), True),
     (("scipy_cblas_sgemm", "scipy_cblas_dgemm", "scipy_cblas_sgemv", "scipy_cblas_dgemv"), False),
     (("cblas_sgemm", "cblas_dgemm", "cblas_sgemv", "cblas_dgemv"), False),
 )
 
-_found: dict | None = None     # None: not looked for yet; {} : not found; else what was found
+_found: dict | None = None  # None: not looked for yet; {} : not found; else what was found
 _why_not = ""
 
 
@@ -41,6 +49,7 @@ def _numpy_blas_ilp64():
 def _controllers():
     """threadpoolctl's controllers of the BLAS libraries loaded here, NumPy's own first."""
     from threadpoolctl import ThreadpoolController
+
     numpy_dir = os.path.dirname(os.path.dirname(os.path.abspath(np.__file__)))
     blas = ThreadpoolController().select(user_api="blas").lib_controllers
     return sorted(blas, key=lambda lc: not os.path.abspath(lc.filepath).startswith(numpy_dir))
@@ -77,14 +86,20 @@ def find(loops, self_test) -> dict:
             loops.set_blas(*[ctypes.cast(f, ctypes.c_void_p).value for f in functions], ilp64)
             if self_test():
                 info = lc.info()
-                _found = {"library": os.path.normpath(lc.filepath), "symbols": names[0],
-                          "ilp64": ilp64, "internal_api": info.get("internal_api"),
-                          "version": info.get("version"),
-                          "architecture": info.get("architecture"), "controller": lc}
+                _found = {
+                    "library": os.path.normpath(lc.filepath),
+                    "symbols": names[0],
+                    "ilp64": ilp64,
+                    "internal_api": info.get("internal_api"),
+                    "version": info.get("version"),
+                    "architecture": info.get("architecture"),
+                    "controller": lc,
+                }
                 return _found
     loops.set_blas(0, 0, 0, 0, False)
-    _why_not = "no CBLAS sgemm/dgemm that passes the self-test in " + \
-        ", ".join(lc.filepath for lc in controllers)
+    _why_not = "no CBLAS sgemm/dgemm that passes the self-test in " + ", ".join(
+        lc.filepath for lc in controllers
+    )
     return _found
 
 

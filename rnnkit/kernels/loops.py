@@ -7,6 +7,7 @@ activation it does not know, another array backend, a dtype other than float32/f
 and the layer then runs ``bptt``.  The arrays go to C as objects (buffer protocol), where
 their shapes, item sizes and strides are checked against the loop's sizes.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -18,17 +19,27 @@ from . import blas, switch, threads
 
 try:
     from . import _loops  # type: ignore[attr-defined]
+
     IMPORT_ERROR = None
 except ImportError as e:  # not built (no compiler at install time): the NumPy loops run
     import importlib.util
+
     _loops = None
-    IMPORT_ERROR = ("no compiled module (no C compiler when rnnkit was installed?)"
-                    if importlib.util.find_spec(f"{__package__}._loops") is None
-                    else f"{type(e).__name__}: {e}")
+    IMPORT_ERROR = (
+        "no compiled module (no C compiler when rnnkit was installed?)"
+        if importlib.util.find_spec(f"{__package__}._loops") is None
+        else f"{type(e).__name__}: {e}"
+    )
 
 # Activation codes shared with _loops.c; exact classes only (a subclass may change the math).
-ACTIVATIONS = {activations.Linear: 0, activations.Tanh: 1, activations.Sigmoid: 2,
-               activations.HardSigmoid: 3, activations.ReLU: 4, activations.Softsign: 5}
+ACTIVATIONS = {
+    activations.Linear: 0,
+    activations.Tanh: 1,
+    activations.Sigmoid: 2,
+    activations.HardSigmoid: 3,
+    activations.ReLU: 4,
+    activations.Softsign: 5,
+}
 CELLS = {SimpleCell: "simple", LSTMCell: "lstm", GRUCell: "gru"}
 
 # A product smaller than this (multiply-adds) stays one BLAS call: cutting it into blocks
@@ -61,8 +72,21 @@ def _self_test():
             xw = rng.standard_normal((1, N, 5)).astype(dtype)
             h = np.zeros((2, N, 5), dtype)
             h[0] = rng.standard_normal((N, 5))
-            _loops.forward("simple", {"itemsize": h.itemsize, "T": 1, "N": N, "H": 5, "act": 0,
-                                      "rec_act": 0, "xw": xw, "W": W, "h": h, "threads": 1})
+            _loops.forward(
+                "simple",
+                {
+                    "itemsize": h.itemsize,
+                    "T": 1,
+                    "N": N,
+                    "H": 5,
+                    "act": 0,
+                    "rec_act": 0,
+                    "xw": xw,
+                    "W": W,
+                    "h": h,
+                    "threads": 1,
+                },
+            )
             if not np.allclose(h[1], h[0] @ W + xw[0], rtol=1e-4, atol=1e-5):
                 return False
     return True
@@ -71,9 +95,17 @@ def _self_test():
 def matmul(a, b):
     """``a @ b``; inside ``own_threads``, a large float32/float64 product of two 2-d NumPy
     arrays is cut into blocks on rnnkit's team (the same numbers)."""
-    if (not threads.inside() or threads.team_size() < 2 or _loops is None
-            or type(a) is not np.ndarray or type(b) is not np.ndarray or a.ndim != 2
-            or b.ndim != 2 or a.dtype != b.dtype or a.dtype not in (np.float32, np.float64)):
+    if (
+        not threads.inside()
+        or threads.team_size() < 2
+        or _loops is None
+        or type(a) is not np.ndarray
+        or type(b) is not np.ndarray
+        or a.ndim != 2
+        or b.ndim != 2
+        or a.dtype != b.dtype
+        or a.dtype not in (np.float32, np.float64)
+    ):
         return a @ b
     (M, K), (K2, N) = a.shape, b.shape
     if K != K2 or M * N * K < MATMUL_MIN_WORK or not blas.describe():
@@ -83,7 +115,7 @@ def matmul(a, b):
     out = np.empty((M, N), a.dtype)
     try:
         _loops.matmul(a, b, out, 0.0, threads.team_size())
-    except ValueError:                        # a layout BLAS cannot read as it is (strided)
+    except ValueError:  # a layout BLAS cannot read as it is (strided)
         return a @ b
     return out
 
@@ -105,21 +137,23 @@ class Untraced(Trace):
         self.T, self.N, self.dtype = T, N, dtype
         self.h_ring = not keep_outputs
         self.slots = [T + 1 if keep_outputs else 2] + [2] * (len(state_sizes) - 1)
-        self.states = [np.empty((k, N, size), dtype=dtype)
-                       for k, size in zip(self.slots, state_sizes)]
+        self.states = [
+            np.empty((k, N, size), dtype=dtype) for k, size in zip(self.slots, state_sizes)
+        ]
         self.cache = {}
         self.mask = mask
         self.rec_mask = rec_mask
-        self.full_step = []                       # (masks are handled in C)
+        self.full_step = []  # (masks are handled in C)
 
     def buffer(self, name, width):
-        buf = np.empty((1, self.N, width), dtype=self.dtype)          # one step's slot
+        buf = np.empty((1, self.N, width), dtype=self.dtype)  # one step's slot
         self.cache[name] = buf
         return buf
 
     def final_states(self):
-        return [s[self.T if k == self.T + 1 else self.T % 2]
-                for s, k in zip(self.states, self.slots)]
+        return [
+            s[self.T if k == self.T + 1 else self.T % 2] for s, k in zip(self.states, self.slots)
+        ]
 
 
 def _kind(cell, params, dtype, N):
@@ -131,8 +165,10 @@ def _kind(cell, params, dtype, N):
     dtype = np.dtype(dtype)
     if kind is None or dtype not in (np.float32, np.float64) or not available():
         return None
-    if (ACTIVATIONS.get(type(cell.activation)) is None
-            or ACTIVATIONS.get(type(cell.recurrent_activation)) is None):
+    if (
+        ACTIVATIONS.get(type(cell.activation)) is None
+        or ACTIVATIONS.get(type(cell.recurrent_activation)) is None
+    ):
         return None
     if not blas.describe()["ilp64"] and max(N, cell.width) > 2**31 - 1:
         return None
@@ -145,16 +181,27 @@ def _kind(cell, params, dtype, N):
 def _args(kind, cell, params, trace):
     """The arguments every loop shares: sizes, codes and the trace's arrays."""
     dtype = trace.dtype
-    args = {"itemsize": np.dtype(dtype).itemsize, "T": trace.T, "N": trace.N, "H": cell.units,
-            "act": ACTIVATIONS[type(cell.activation)],
-            "rec_act": ACTIVATIONS[type(cell.recurrent_activation)],
-            "W": _c(params["W"], dtype), "h": trace.states[0],
-            "threads": threads.team_size(), "own_threads": int(threads.inside())}
+    args = {
+        "itemsize": np.dtype(dtype).itemsize,
+        "T": trace.T,
+        "N": trace.N,
+        "H": cell.units,
+        "act": ACTIVATIONS[type(cell.activation)],
+        "rec_act": ACTIVATIONS[type(cell.recurrent_activation)],
+        "W": _c(params["W"], dtype),
+        "h": trace.states[0],
+        "threads": threads.team_size(),
+        "own_threads": int(threads.inside()),
+    }
     if kind == "lstm":
         args.update(c=trace.states[1], gates=trace.cache["gates"], act_c=trace.cache["act_c"])
         if cell.proj_size:
-            args.update(proj_size=cell.proj_size, P=_c(params["P"], dtype), m=trace.cache["m"],
-                        dh_cache=trace.cache["dh"])
+            args.update(
+                proj_size=cell.proj_size,
+                P=_c(params["P"], dtype),
+                m=trace.cache["m"],
+                dh_cache=trace.cache["dh"],
+            )
     elif kind == "gru":
         args.update(gates=trace.cache["gates"], reset_after=int(cell.reset_after))
         if cell.reset_after:
@@ -164,15 +211,28 @@ def _args(kind, cell, params, trace):
         else:
             args["rh"] = trace.cache["rh"]
     if trace.rec_mask is not None:
-        args["rec_mask"] = _c(np.broadcast_to(trace.rec_mask, (trace.N, cell.recurrent_size)),
-                              dtype)
+        args["rec_mask"] = _c(
+            np.broadcast_to(trace.rec_mask, (trace.N, cell.recurrent_size)), dtype
+        )
     if trace.mask is not None:
         args["mask"] = _c(trace.mask.reshape(trace.T, trace.N), np.bool_)
     return args
 
 
-def forward(cell, params, initial_states, mask=None, rec_mask=None, *, xw=None, x=None,
-            bias=None, overwrite_xw=False, trace=True, keep_outputs=True):
+def forward(
+    cell,
+    params,
+    initial_states,
+    mask=None,
+    rec_mask=None,
+    *,
+    xw=None,
+    x=None,
+    bias=None,
+    overwrite_xw=False,
+    trace=True,
+    keep_outputs=True,
+):
     """The compiled ``bptt.forward``: a filled Trace, or None when not handled.
 
     xw (T, N, G): the input projections x_t U, without the bias ``bias`` (G,) when that is
@@ -185,9 +245,15 @@ def forward(cell, params, initial_states, mask=None, rec_mask=None, *, xw=None, 
     ``trace=False`` (inference that no backward follows): an ``Untraced`` instead of a
     Trace, keeping no per-step caches, and h of every step only with ``keep_outputs``."""
     src = x if xw is None else xw
-    if x is not None and xw is None and (CELLS.get(type(cell)) not in X_IN_LOOP_CELLS
-                                          or src.shape[1] < X_IN_LOOP_MIN_ROWS
-                                          or src.dtype != np.float32):
+    if (
+        x is not None
+        and xw is None
+        and (
+            CELLS.get(type(cell)) not in X_IN_LOOP_CELLS
+            or src.shape[1] < X_IN_LOOP_MIN_ROWS
+            or src.dtype != np.float32
+        )
+    ):
         return None
     if type(src) is not np.ndarray:
         return None
@@ -215,10 +281,16 @@ def forward(cell, params, initial_states, mask=None, rec_mask=None, *, xw=None, 
             xw = _c(xw, trace.dtype)
         args["xw"] = xw
         gates = trace.cache.get("gates")
-        if (overwrite_xw and isinstance(trace, Trace) and not isinstance(trace, Untraced)
-                and gates is not None and xw.shape == gates.shape
-                and xw.flags.c_contiguous and xw.flags.writeable):
-            trace.cache["gates"] = xw           # the gates are computed in place in xw
+        if (
+            overwrite_xw
+            and isinstance(trace, Trace)
+            and not isinstance(trace, Untraced)
+            and gates is not None
+            and xw.shape == gates.shape
+            and xw.flags.c_contiguous
+            and xw.flags.writeable
+        ):
+            trace.cache["gates"] = xw  # the gates are computed in place in xw
             args["gates"] = xw
     _loops.forward(kind, args)
     return trace

@@ -1,5 +1,6 @@
 """Whether the compiled loops are asked for: ``RNNKIT_KERNELS``, ``set_enabled``,
 ``numpy_loops``."""
+
 from __future__ import annotations
 
 import contextlib

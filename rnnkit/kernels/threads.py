@@ -8,6 +8,7 @@ would then share the cores with those spinning threads (measured in BENCHMARKS.m
 into chunks, and the large products of the layers (``kernels.matmul``) are cut into one
 block per thread.
 """
+
 from __future__ import annotations
 
 import contextlib

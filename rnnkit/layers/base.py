@@ -18,6 +18,7 @@ trace, ``output_mask``, ``final_states``) is kept per thread: several threads ma
 and states.  Training (``backward``, the optimizer's updates) and the carried state of a
 ``stateful`` layer are shared: train from one thread at a time.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -94,9 +95,9 @@ class PerThread:
 class Layer:
     """Base class: names, dtype, random generator, parameters and gradients."""
 
-    _ctx = PerThread()            # the last forward's trace/caches, for backward
-    output_mask = PerThread()     # the last forward's output mask
-    final_states = PerThread()    # a recurrent layer's final states of the last forward
+    _ctx = PerThread()  # the last forward's trace/caches, for backward
+    output_mask = PerThread()  # the last forward's output mask
+    final_states = PerThread()  # a recurrent layer's final states of the last forward
 
     def _per_thread(self):
         local = self.__dict__.get("_local")
@@ -104,8 +105,15 @@ class Layer:
             local = self.__dict__.setdefault("_local", threading.local())
         return local
 
-    def __init__(self, *, name: str | None = None, dtype=None, seed: int | None = None,
-                 trainable: bool = True, **kwargs) -> None:
+    def __init__(
+        self,
+        *,
+        name: str | None = None,
+        dtype=None,
+        seed: int | None = None,
+        trainable: bool = True,
+        **kwargs,
+    ) -> None:
         who = type(self).__name__
         shape_kwargs = {k: kwargs.pop(k) for k in _KERAS_SHAPE_KWARGS if k in kwargs}
         if kwargs:
@@ -176,13 +184,17 @@ class Layer:
         """Copy arrays into the parameters, in ``params`` order, checking shapes."""
         params = self.params
         if len(weights) != len(params):
-            raise ValueError(f"{self.who}: set_weights expected {len(params)} arrays "
-                             f"({list(params)}); got {len(weights)}")
+            raise ValueError(
+                f"{self.who}: set_weights expected {len(params)} arrays "
+                f"({list(params)}); got {len(weights)}"
+            )
         for (key, p), w in zip(params.items(), weights):
             w = np.asarray(w)
             if tuple(w.shape) != tuple(p.shape):
-                raise ValueError(f"{self.who}: weight {key!r} must have shape {tuple(p.shape)}; "
-                                 f"got {tuple(w.shape)}")
+                raise ValueError(
+                    f"{self.who}: weight {key!r} must have shape {tuple(p.shape)}; "
+                    f"got {tuple(w.shape)}"
+                )
             p[...] = backend.asarray(w, dtype=p.dtype)
 
     # -- the contract -----------------------------------------------------------
@@ -231,16 +243,20 @@ class Layer:
     def _add_param(self, name, shape, initializer, units=None):
         shape = tuple(int(n) for n in shape)
         budget = getattr(_building, "budget", None)
-        if budget is not None:                       # inside weights_without_init
+        if budget is not None:  # inside weights_without_init
             budget[0] += math.prod(shape) * np.dtype(self.dtype).itemsize
             if budget[0] > budget[1]:
-                raise WeightBudgetExceeded(f"with {self.who}'s weight {name!r} of shape "
-                                           f"{shape} the layers need {budget[0]} bytes of "
-                                           f"weights, more than the {budget[1]} allowed")
+                raise WeightBudgetExceeded(
+                    f"with {self.who}'s weight {name!r} of shape "
+                    f"{shape} the layers need {budget[0]} bytes of "
+                    f"weights, more than the {budget[1]} allowed"
+                )
             value = np.zeros(shape, self.dtype)
         else:
             value = initializers.get(initializer)(shape, self.rng, self.dtype, units)
-        self._params[name] = backend.xp().ascontiguousarray(backend.asarray(value, dtype=self.dtype))
+        self._params[name] = backend.xp().ascontiguousarray(
+            backend.asarray(value, dtype=self.dtype)
+        )
         return self._params[name]
 
     def _require_built(self, what="backward"):
@@ -261,8 +277,9 @@ def _declared_input_shape(kw, who):
     try:
         shape = tuple(None if s is None else int(s) for s in shape)
     except TypeError:
-        raise ValueError(f"{who}: input_shape must be a tuple or list such as [None, 1]; "
-                         f"got {shape!r}") from None
+        raise ValueError(
+            f"{who}: input_shape must be a tuple or list such as [None, 1]; got {shape!r}"
+        ) from None
     return shape
 
 
@@ -284,8 +301,9 @@ class Wrapper(Layer):
     def trainable_params(self):
         if not self.trainable:
             return {}
-        return {f"{c.name}/{k}": v for c in self.sublayers()
-                for k, v in c.trainable_params().items()}
+        return {
+            f"{c.name}/{k}": v for c in self.sublayers() for k, v in c.trainable_params().items()
+        }
 
     @property
     def built(self):

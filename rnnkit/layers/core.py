@@ -1,8 +1,8 @@
 """Non-recurrent layers: Dense (the lecture's output layer), Embedding, Dropout, Masking."""
+
 from __future__ import annotations
 
 import numbers
-
 
 import numpy as np
 
@@ -24,13 +24,22 @@ class Dense(Layer):
         ∂L/∂a = O'ᵀ ∂L/∂y    ∂L/∂V = Σ sᵀ ∂L/∂a    ∂L/∂c = Σ ∂L/∂a    ∂L/∂s = ∂L/∂a Vᵀ
     """
 
-    def __init__(self, units, activation=None, use_bias=True, kernel_initializer="glorot_uniform",
-                 bias_initializer="zeros", **kwargs):
+    def __init__(
+        self,
+        units,
+        activation=None,
+        use_bias=True,
+        kernel_initializer="glorot_uniform",
+        bias_initializer="zeros",
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         self.units = validation.positive_int(units, "units", self.who)
         self.activation = activations.get(activation, allow_softmax=True)
         self.use_bias = bool(use_bias)
-        self.kernel_initializer = initializers.get(kernel_initializer, argument="kernel_initializer")
+        self.kernel_initializer = initializers.get(
+            kernel_initializer, argument="kernel_initializer"
+        )
         self.bias_initializer = initializers.get(bias_initializer, argument="bias_initializer")
         self.input_dim = None
         self._ctx = None
@@ -38,7 +47,9 @@ class Dense(Layer):
             self.build(self.input_shape)
 
     def build(self, input_shape):
-        self.input_dim = validation.positive_int(input_shape[-1], "the input feature size", self.who)
+        self.input_dim = validation.positive_int(
+            input_shape[-1], "the input feature size", self.who
+        )
         self._add_param("V", (self.input_dim, self.units), self.kernel_initializer)
         if self.use_bias:
             self._add_param("c", (self.units,), self.bias_initializer)
@@ -49,16 +60,22 @@ class Dense(Layer):
 
     @own_threads()
     def forward(self, x, training=False, mask=None):
-        x = validation.as_float_array(x, "x", self.who, self.dtype, ndim=(2, 3, 4),
-                                      shape_doc=" (batch, ..., features)",
-                                      features=self.input_dim)
+        x = validation.as_float_array(
+            x,
+            "x",
+            self.who,
+            self.dtype,
+            ndim=(2, 3, 4),
+            shape_doc=" (batch, ..., features)",
+            features=self.input_dim,
+        )
         if not self.built:
             self.build(x.shape)
-        a = backend.matmul(x.reshape(-1, x.shape[-1]), self.params["V"])   # s V
+        a = backend.matmul(x.reshape(-1, x.shape[-1]), self.params["V"])  # s V
         a = a.reshape(x.shape[:-1] + (self.units,))
         if self.use_bias:
-            a += self.params["c"]                      #   + c
-        y = self.activation(a, out=a)                  # y = O(s V + c)
+            a += self.params["c"]  #   + c
+        y = self.activation(a, out=a)  # y = O(s V + c)
         self._ctx = (x, y)
         self.output_mask = mask
         return y
@@ -68,19 +85,23 @@ class Dense(Layer):
         self._require_built()
         x, y = self._ctx
         dy = validation.gradient(dy, y.shape, self.who, self.dtype)
-        da = self.activation.backprop(dy, y)                                          # ∂L/∂a
+        da = self.activation.backprop(dy, y)  # ∂L/∂a
         x2, da2 = x.reshape(-1, x.shape[-1]), da.reshape(-1, self.units)
         self._grads = {"V": backend.matmul(x2.T, da2)}  # Σ sᵀ ∂L/∂a
         if self.use_bias:
-            self._grads["c"] = row_sum(da2)            # Σ ∂L/∂a (accumulated in float64)
-        dx = backend.matmul(da2, self.params["V"].T)   # ∂L/∂s = ∂L/∂a Vᵀ
+            self._grads["c"] = row_sum(da2)  # Σ ∂L/∂a (accumulated in float64)
+        dx = backend.matmul(da2, self.params["V"].T)  # ∂L/∂s = ∂L/∂a Vᵀ
         return dx.reshape(x.shape)
 
     def get_config(self):
         config = super().get_config()
-        config.update(units=self.units, activation=self.activation.name, use_bias=self.use_bias,
-                      kernel_initializer=initializers.name_of(self.kernel_initializer),
-                      bias_initializer=initializers.name_of(self.bias_initializer))
+        config.update(
+            units=self.units,
+            activation=self.activation.name,
+            use_bias=self.use_bias,
+            kernel_initializer=initializers.name_of(self.kernel_initializer),
+            bias_initializer=initializers.name_of(self.bias_initializer),
+        )
         if self.input_dim is not None:
             config["input_shape"] = [self.input_dim]
         return config
@@ -93,13 +114,21 @@ class Embedding(Layer):
     recurrent layers downstream skip those steps (Keras semantics).
     """
 
-    def __init__(self, input_dim, output_dim, embeddings_initializer="uniform", mask_zero=False,
-                 input_length=None, **kwargs):
+    def __init__(
+        self,
+        input_dim,
+        output_dim,
+        embeddings_initializer="uniform",
+        mask_zero=False,
+        input_length=None,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         self.input_dim = validation.positive_int(input_dim, "input_dim", self.who)
         self.output_dim = validation.positive_int(output_dim, "output_dim", self.who)
-        self.embeddings_initializer = initializers.get(embeddings_initializer,
-                                                       argument="embeddings_initializer")
+        self.embeddings_initializer = initializers.get(
+            embeddings_initializer, argument="embeddings_initializer"
+        )
         self.mask_zero = bool(mask_zero)
         self._ctx = None
         self.build(None)
@@ -125,13 +154,16 @@ class Embedding(Layer):
         dE = backend.xp().zeros_like(self.params["E"])
         backend.scatter_add(dE, ids.ravel(), dy.reshape(-1, self.output_dim))
         self._grads = {"E": dE}
-        return None                                    # integer inputs have no gradient
+        return None  # integer inputs have no gradient
 
     def get_config(self):
         config = super().get_config()
-        config.update(input_dim=self.input_dim, output_dim=self.output_dim,
-                      embeddings_initializer=initializers.name_of(self.embeddings_initializer),
-                      mask_zero=self.mask_zero)
+        config.update(
+            input_dim=self.input_dim,
+            output_dim=self.output_dim,
+            embeddings_initializer=initializers.name_of(self.embeddings_initializer),
+            mask_zero=self.mask_zero,
+        )
         return config
 
 
@@ -158,11 +190,14 @@ class Dropout(Layer):
         shape = tuple(x.shape)
         if self.noise_shape is not None:
             if len(self.noise_shape) != x.ndim:
-                raise ValueError(f"{self.who}: noise_shape {self.noise_shape} must have one "
-                                 f"entry per axis of x (shape {tuple(x.shape)})")
+                raise ValueError(
+                    f"{self.who}: noise_shape {self.noise_shape} must have one "
+                    f"entry per axis of x (shape {tuple(x.shape)})"
+                )
             shape = tuple(s if n is None else n for n, s in zip(self.noise_shape, x.shape))
-        if not (self.freeze_dropout and self._keep is not None
-                and tuple(self._keep.shape) == shape):
+        if not (
+            self.freeze_dropout and self._keep is not None and tuple(self._keep.shape) == shape
+        ):
             keep = self.rng.random(shape) >= self.rate
             self._keep = backend.asarray(keep / (1.0 - self.rate), dtype=dtype)  # x's dtype
         self._ctx = ("mask",)
@@ -173,12 +208,13 @@ class Dropout(Layer):
         return dy if self._ctx[0] == "identity" else dy * self._keep
 
     def _on_astype(self, dtype):
-        self._keep = None                    # redrawn in the new dtype
+        self._keep = None  # redrawn in the new dtype
 
     def get_config(self):
         config = super().get_config()
-        config.update(rate=self.rate,
-                      noise_shape=None if self.noise_shape is None else list(self.noise_shape))
+        config.update(
+            rate=self.rate, noise_shape=None if self.noise_shape is None else list(self.noise_shape)
+        )
         return config
 
 
@@ -195,9 +231,10 @@ class Masking(Layer):
         self.built = True
 
     def forward(self, x, training=False, mask=None):
-        x = validation.as_float_array(x, "x", self.who, self.dtype, ndim=3,
-                                      shape_doc=" (batch, time, features)")
-        keep = (x != self.mask_value).any(axis=-1)          # (N, T)
+        x = validation.as_float_array(
+            x, "x", self.who, self.dtype, ndim=3, shape_doc=" (batch, time, features)"
+        )
+        keep = (x != self.mask_value).any(axis=-1)  # (N, T)
         self._ctx = keep[..., None]
         self.output_mask = keep
         return x * self._ctx
@@ -229,15 +266,16 @@ class RepeatVector(Layer):
         return (input_shape[0], self.n) + tuple(input_shape[1:])
 
     def forward(self, x, training=False, mask=None):
-        x = validation.as_float_array(x, "x", self.who, self.dtype, ndim=2,
-                                      shape_doc=" (batch, features)")
+        x = validation.as_float_array(
+            x, "x", self.who, self.dtype, ndim=2, shape_doc=" (batch, features)"
+        )
         self._ctx = True
         self.output_mask = None
         return backend.xp().repeat(x[:, None, :], self.n, axis=1)
 
     def backward(self, dy):
         self._require_built()
-        return dy.sum(axis=1)                          # the vector fed every step
+        return dy.sum(axis=1)  # the vector fed every step
 
     def get_config(self):
         config = super().get_config()

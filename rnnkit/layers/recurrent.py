@@ -14,6 +14,7 @@ first.  At inference the compiled LSTM loop forms each x_t U itself, inside the 
 Shapes: x (N, T, D) -> output (N, T, H) with return_sequences, else (N, H).
 Internally everything is time-major (T, N, ·) so that each step is a contiguous slice.
 """
+
 from __future__ import annotations
 
 from typing import Any, ClassVar
@@ -48,21 +49,39 @@ class Recurrent(Layer):
 
     cell_class: ClassVar[type[Cell]]
 
-    def __init__(self, units, *, activation="tanh", recurrent_activation="sigmoid",
-                 use_bias=True, kernel_initializer="glorot_uniform",
-                 recurrent_initializer="orthogonal", bias_initializer="zeros",
-                 dropout=0.0, recurrent_dropout=0.0, return_sequences=False,
-                 return_state=False, go_backwards=False, stateful=False,
-                 zero_output_for_mask=False, cell_kwargs=None, **kwargs):
+    def __init__(
+        self,
+        units,
+        *,
+        activation="tanh",
+        recurrent_activation="sigmoid",
+        use_bias=True,
+        kernel_initializer="glorot_uniform",
+        recurrent_initializer="orthogonal",
+        bias_initializer="zeros",
+        dropout=0.0,
+        recurrent_dropout=0.0,
+        return_sequences=False,
+        return_state=False,
+        go_backwards=False,
+        stateful=False,
+        zero_output_for_mask=False,
+        cell_kwargs=None,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         who = self.who
         self.units = validation.positive_int(units, "units", who)
-        self.cell = self.cell_class(self.units, activation, recurrent_activation,
-                                    bool(use_bias), **(cell_kwargs or {}))
+        self.cell = self.cell_class(
+            self.units, activation, recurrent_activation, bool(use_bias), **(cell_kwargs or {})
+        )
         self.use_bias = bool(use_bias)
-        self.kernel_initializer = initializers.get(kernel_initializer, argument="kernel_initializer")
-        self.recurrent_initializer = initializers.get(recurrent_initializer,
-                                                      argument="recurrent_initializer")
+        self.kernel_initializer = initializers.get(
+            kernel_initializer, argument="kernel_initializer"
+        )
+        self.recurrent_initializer = initializers.get(
+            recurrent_initializer, argument="recurrent_initializer"
+        )
         self.bias_initializer = initializers.get(bias_initializer, argument="bias_initializer")
         self.dropout = validation.rate(dropout, "dropout", who)
         self.recurrent_dropout = validation.rate(recurrent_dropout, "recurrent_dropout", who)
@@ -71,13 +90,13 @@ class Recurrent(Layer):
         self.go_backwards = bool(go_backwards)
         self.stateful = bool(stateful)
         self.zero_output_for_mask = bool(zero_output_for_mask)
-        self.states = None            # carried states of a stateful layer, [(N, size)]
-        self.final_states = None      # the final states of the last forward
+        self.states = None  # carried states of a stateful layer, [(N, size)]
+        self.final_states = None  # the final states of the last forward
         self.initial_state_grads = None  # ∂L/∂(initial states) after backward
         self.input_dim = None
         self._ctx = None
         self._dropout_masks = None
-        self.freeze_dropout = False   # reuse the last dropout masks (for gradient checks)
+        self.freeze_dropout = False  # reuse the last dropout masks (for gradient checks)
         if self.input_shape is not None and self.input_shape[-1] is not None:
             self.build(self.input_shape)
 
@@ -106,8 +125,11 @@ class Recurrent(Layer):
         self.built = True
 
     def _initializer_for(self, name):
-        return {"U": self.kernel_initializer, "W": self.recurrent_initializer,
-                "P": self.kernel_initializer}.get(name, self.bias_initializer)
+        return {
+            "U": self.kernel_initializer,
+            "W": self.recurrent_initializer,
+            "P": self.kernel_initializer,
+        }.get(name, self.bias_initializer)
 
     # -- state -----------------------------------------------------------------------
     def reset_state(self, states=None) -> None:
@@ -125,16 +147,21 @@ class Recurrent(Layer):
         sizes = self.state_sizes
         if len(states) != len(sizes):
             kinds = "[h, c]" if len(sizes) == 2 else "[h]"
-            raise ValueError(f"{self.who}: {name} must be a list of {len(sizes)} array(s) {kinds}; "
-                             f"got {len(states)}")
+            raise ValueError(
+                f"{self.who}: {name} must be a list of {len(sizes)} array(s) {kinds}; "
+                f"got {len(states)}"
+            )
         out = []
         for k, (s, size) in enumerate(zip(states, sizes)):
-            s = validation.as_float_array(s, f"{name}[{k}]", self.who, self.dtype, ndim=2,
-                                          shape_doc=f" (batch, {size})")
+            s = validation.as_float_array(
+                s, f"{name}[{k}]", self.who, self.dtype, ndim=2, shape_doc=f" (batch, {size})"
+            )
             if s.shape[1] != size or (N is not None and s.shape[0] != N):
-                raise ValueError(f"{self.who}: {name}[{k}] must have shape "
-                                 f"({N if N is not None else 'batch'}, {size}); "
-                                 f"got {tuple(s.shape)}")
+                raise ValueError(
+                    f"{self.who}: {name}[{k}] must have shape "
+                    f"({N if N is not None else 'batch'}, {size}); "
+                    f"got {tuple(s.shape)}"
+                )
             out.append(s)
         return out
 
@@ -144,9 +171,11 @@ class Recurrent(Layer):
             return self._check_states(initial_state, N, "initial_state")
         if self.stateful and self.states is not None:
             if self.states[0].shape[0] != N:
-                raise ValueError(f"{self.who}: this stateful layer carries state for a batch of "
-                                 f"{self.states[0].shape[0]}; got a batch of {N}. Use batches of "
-                                 f"equal size, or call reset_state() first")
+                raise ValueError(
+                    f"{self.who}: this stateful layer carries state for a batch of "
+                    f"{self.states[0].shape[0]}; got a batch of {N}. Use batches of "
+                    f"equal size, or call reset_state() first"
+                )
             return self.states
         return [np_.zeros((N, s), dtype=self.dtype) for s in self.state_sizes]
 
@@ -161,7 +190,7 @@ class Recurrent(Layer):
         if self.states is not None:
             self.states = [s.astype(dtype) for s in self.states]
         self._ctx = None
-        self._dropout_masks = None           # redrawn in the new dtype
+        self._dropout_masks = None  # redrawn in the new dtype
 
     # -- dropout -----------------------------------------------------------------------
     def _draw_dropout_masks(self, N, training):
@@ -169,9 +198,12 @@ class Recurrent(Layer):
         if not training or (self.dropout == 0.0 and self.recurrent_dropout == 0.0):
             return None, None
         frozen = self._dropout_masks
-        if self.freeze_dropout and frozen is not None and \
-                all(k is None or k.shape[0] == N for k in frozen):
-            return frozen                    # the masks of the last draw, for this batch size
+        if (
+            self.freeze_dropout
+            and frozen is not None
+            and all(k is None or k.shape[0] == N for k in frozen)
+        ):
+            return frozen  # the masks of the last draw, for this batch size
 
         def draw(rate, width):
             if rate == 0.0:
@@ -179,16 +211,24 @@ class Recurrent(Layer):
             keep = self.rng.random((N, width)) >= rate
             return backend.asarray(keep / (1.0 - rate), dtype=self.dtype)
 
-        self._dropout_masks = (draw(self.dropout, self.input_dim),
-                               draw(self.recurrent_dropout, self.cell.recurrent_size))
+        self._dropout_masks = (
+            draw(self.dropout, self.input_dim),
+            draw(self.recurrent_dropout, self.cell.recurrent_size),
+        )
         return self._dropout_masks
 
     # -- forward and backward ---------------------------------------------------------------
     @own_threads()
     def forward(self, x, training: bool = False, mask=None, initial_state=None) -> Any:
-        x = validation.as_float_array(x, "x", self.who, self.dtype, ndim=3,
-                                      shape_doc=" (batch, time, features)",
-                                      features=self.input_dim)
+        x = validation.as_float_array(
+            x,
+            "x",
+            self.who,
+            self.dtype,
+            ndim=3,
+            shape_doc=" (batch, time, features)",
+            features=self.input_dim,
+        )
         if not self.built:
             self.build(x.shape)
         np_ = backend.xp()
@@ -196,15 +236,15 @@ class Recurrent(Layer):
         mask = validation.as_mask(mask, N, T, self.who)
         s0 = self._initial_states(initial_state, N)
         x_mask, rec_mask = self._draw_dropout_masks(N, training)
-        self._ctx = None                     # the last call's trace goes before this one is built
+        self._ctx = None  # the last call's trace goes before this one is built
 
-        X = x.transpose(1, 0, 2)                                   # (T, N, D), time-major
-        m = None if mask is None else mask.T[:, :, None]           # (T, N, 1)
+        X = x.transpose(1, 0, 2)  # (T, N, D), time-major
+        m = None if mask is None else mask.T[:, :, None]  # (T, N, 1)
         if self.go_backwards:
             X = X[::-1]
             m = None if m is None else m[::-1]
         if x_mask is not None:
-            X = X * x_mask                                         # the same mask at every step
+            X = X * x_mask  # the same mask at every step
         X2 = np_.ascontiguousarray(X).reshape(T * N, D)
         p = self.params
         bias = p["b"] if self.use_bias else None
@@ -220,10 +260,10 @@ class Recurrent(Layer):
         self._ctx = (X2, trace, x_mask, m, ([s.copy() for s in s0], rec_mask, bias))
 
         if self.return_sequences:
-            out = trace.states[0][1:]                              # (T, N, H)
+            out = trace.states[0][1:]  # (T, N, H)
             if self.zero_output_for_mask and m is not None:
                 out = out * m
-            out = np_.ascontiguousarray(out.transpose(1, 0, 2))    # (N, T, H)
+            out = np_.ascontiguousarray(out.transpose(1, 0, 2))  # (N, T, H)
             self.output_mask = mask
         else:
             out = final[0]
@@ -237,18 +277,37 @@ class Recurrent(Layer):
         T, N, D = X.shape
         p, cell = self.params, self.cell
         keep = bool(training) if trace is None else trace
-        if not training:       # the compiled loop may form each x_t U inside the loop
-            done = kernels.forward(cell, p, s0, m, rec_mask, x=X, bias=bias, trace=keep,
-                                   keep_outputs=self.return_sequences)
+        if not training:  # the compiled loop may form each x_t U inside the loop
+            done = kernels.forward(
+                cell,
+                p,
+                s0,
+                m,
+                rec_mask,
+                x=X,
+                bias=bias,
+                trace=keep,
+                keep_outputs=self.return_sequences,
+            )
             if done is not None:
                 return done
         xw = kernels.matmul(X.reshape(T * N, D), p["U"]).reshape(T, N, cell.width)  # x_t U, all t
-        done = kernels.forward(cell, p, s0, m, rec_mask, xw=xw, bias=bias, overwrite_xw=True,
-                               trace=keep, keep_outputs=self.return_sequences)
+        done = kernels.forward(
+            cell,
+            p,
+            s0,
+            m,
+            rec_mask,
+            xw=xw,
+            bias=bias,
+            overwrite_xw=True,
+            trace=keep,
+            keep_outputs=self.return_sequences,
+        )
         if done is not None:
             return done
         if bias is not None:
-            xw += bias                                                # XW[t] = x_t U + b
+            xw += bias  # XW[t] = x_t U + b
         return bptt.forward(cell, p, xw, s0, m, rec_mask)
 
     def trace(self) -> bptt.Trace:
@@ -264,8 +323,9 @@ class Recurrent(Layer):
         s0, rec_mask, bias = redo
         T, N = trace.T, trace.N
         with kernels.own_threads():
-            trace = self._run_forward(X2.reshape(T, N, -1), s0, m, rec_mask, bias,
-                                      training=False, trace=True)
+            trace = self._run_forward(
+                X2.reshape(T, N, -1), s0, m, rec_mask, bias, training=False, trace=True
+            )
         self._ctx = (X2, trace, x_mask, m, redo)
         return trace
 
@@ -280,21 +340,25 @@ class Recurrent(Layer):
         d_final = [None] * len(self.state_sizes)
         if self.return_state:
             if not isinstance(dy, (list, tuple)) or len(dy) != 1 + len(self.state_sizes):
-                names = ", ".join(["d_output", "d_h", "d_c"][:1 + len(self.state_sizes)])
+                names = ", ".join(["d_output", "d_h", "d_c"][: 1 + len(self.state_sizes)])
                 got = f"{len(dy)} arrays" if isinstance(dy, (list, tuple)) else type(dy).__name__
-                raise ValueError(f"{self.who}: backward: with return_state, dy must be a list "
-                                 f"[{names}] (None for an unused one); got {got}")
+                raise ValueError(
+                    f"{self.who}: backward: with return_state, dy must be a list "
+                    f"[{names}] (None for an unused one); got {got}"
+                )
             dy, *d_states = dy
-            d_final = [None if d is None else
-                       validation.gradient(d, (N, size), self.who, self.dtype, f"dy[{k + 1}]")
-                       for k, (d, size) in enumerate(zip(d_states, self.state_sizes))]
+            d_final = [
+                None
+                if d is None
+                else validation.gradient(d, (N, size), self.who, self.dtype, f"dy[{k + 1}]")
+                for k, (d, size) in enumerate(zip(d_states, self.state_sizes))
+            ]
         d_out = None
         if dy is not None:
-            out_shape = (N, T, self.output_size) if self.return_sequences else \
-                (N, self.output_size)
+            out_shape = (N, T, self.output_size) if self.return_sequences else (N, self.output_size)
             dy = validation.gradient(dy, out_shape, self.who, self.dtype)
             if self.return_sequences:
-                d_out = dy.transpose(1, 0, 2)                      # (T, N, H)
+                d_out = dy.transpose(1, 0, 2)  # (T, N, H)
                 if self.zero_output_for_mask and m is not None:
                     d_out = d_out * m
             else:
@@ -311,23 +375,26 @@ class Recurrent(Layer):
         np_ = backend.xp()
 
         done = kernels.backward(self.cell, self.params, trace, d_out, d_final)  # compiled
-        dxw, d_init = done if done is not None else \
-            bptt.backward(self.cell, self.params, trace, d_out, d_final)
+        dxw, d_init = (
+            done
+            if done is not None
+            else bptt.backward(self.cell, self.params, trace, d_out, d_final)
+        )
 
-        p, dA = self.params, flat(dxw)                             # (T*N, G)
-        grads = {"U": kernels.matmul(X2.T, dA)}                    # Σ_t x_tᵀ ∂L/∂a_t
+        p, dA = self.params, flat(dxw)  # (T*N, G)
+        grads = {"U": kernels.matmul(X2.T, dA)}  # Σ_t x_tᵀ ∂L/∂a_t
         if self.use_bias:
-            grads["b"] = row_sum(dA)                               # Σ_t ∂L/∂a_t
+            grads["b"] = row_sum(dA)  # Σ_t ∂L/∂a_t
         grads.update(self.cell.recurrent_grads(p, trace, dxw, matmul=kernels.matmul))
-        self._grads = {k: grads[k] for k in p}                     # keyed exactly like params
+        self._grads = {k: grads[k] for k in p}  # keyed exactly like params
         self.initial_state_grads = d_init
 
-        dX = kernels.matmul(dA, p["U"].T).reshape(T, N, -1)        # ∂L/∂x_t = ∂L/∂a_t Uᵀ
+        dX = kernels.matmul(dA, p["U"].T).reshape(T, N, -1)  # ∂L/∂x_t = ∂L/∂a_t Uᵀ
         if x_mask is not None:
             dX *= x_mask
         if self.go_backwards:
             dX = dX[::-1]
-        return np_.ascontiguousarray(dX.transpose(1, 0, 2))        # (N, T, D)
+        return np_.ascontiguousarray(dX.transpose(1, 0, 2))  # (N, T, D)
 
     # -- configuration -------------------------------------------------------------------
     def get_config(self) -> dict[str, Any]:
@@ -366,9 +433,11 @@ class SimpleRNN(Recurrent):
     cell_class = SimpleCell
 
     def __init__(self, units, activation="tanh", **kwargs):
-        if "recurrent_activation" in kwargs:     # it would be silently ignored
-            raise TypeError("SimpleRNN() got an unexpected keyword argument "
-                            "'recurrent_activation': a SimpleRNN has one activation")
+        if "recurrent_activation" in kwargs:  # it would be silently ignored
+            raise TypeError(
+                "SimpleRNN() got an unexpected keyword argument "
+                "'recurrent_activation': a SimpleRNN has one activation"
+            )
         super().__init__(units, activation=activation, **kwargs)
 
 
@@ -387,27 +456,43 @@ class LSTM(Recurrent):
 
     cell_class = LSTMCell
 
-    def __init__(self, units, activation="tanh", recurrent_activation="sigmoid",
-                 unit_forget_bias=True, proj_size=0, **kwargs):
-        proj = validation.positive_int(proj_size, "proj_size", type(self).__name__) \
-            if proj_size else 0
+    def __init__(
+        self,
+        units,
+        activation="tanh",
+        recurrent_activation="sigmoid",
+        unit_forget_bias=True,
+        proj_size=0,
+        **kwargs,
+    ):
+        proj = (
+            validation.positive_int(proj_size, "proj_size", type(self).__name__) if proj_size else 0
+        )
         if proj and proj >= units:
             raise ValueError(f"LSTM: proj_size must be smaller than units ({units}); got {proj}")
         self.unit_forget_bias = bool(unit_forget_bias)
         self.proj_size = proj
-        super().__init__(units, activation=activation, recurrent_activation=recurrent_activation,
-                         cell_kwargs={"proj_size": proj}, **kwargs)
+        super().__init__(
+            units,
+            activation=activation,
+            recurrent_activation=recurrent_activation,
+            cell_kwargs={"proj_size": proj},
+            **kwargs,
+        )
 
     def build(self, input_shape):
         super().build(input_shape)
         if self.use_bias and self.unit_forget_bias:
             H = self.units
-            self._params["b"][H:2 * H] = 1.0     # as Keras: ones, whatever bias_initializer says
+            self._params["b"][H : 2 * H] = 1.0  # as Keras: ones, whatever bias_initializer says
 
     def get_config(self):
         config = super().get_config()
-        config.update(recurrent_activation=self.cell.recurrent_activation.name,
-                      unit_forget_bias=self.unit_forget_bias, proj_size=self.proj_size)
+        config.update(
+            recurrent_activation=self.cell.recurrent_activation.name,
+            unit_forget_bias=self.unit_forget_bias,
+            proj_size=self.proj_size,
+        )
         return config
 
 
@@ -425,14 +510,21 @@ class GRU(Recurrent):
 
     cell_class = GRUCell
 
-    def __init__(self, units, activation="tanh", recurrent_activation="sigmoid",
-                 reset_after=True, **kwargs):
+    def __init__(
+        self, units, activation="tanh", recurrent_activation="sigmoid", reset_after=True, **kwargs
+    ):
         self.reset_after = bool(reset_after)
-        super().__init__(units, activation=activation, recurrent_activation=recurrent_activation,
-                         cell_kwargs={"reset_after": self.reset_after}, **kwargs)
+        super().__init__(
+            units,
+            activation=activation,
+            recurrent_activation=recurrent_activation,
+            cell_kwargs={"reset_after": self.reset_after},
+            **kwargs,
+        )
 
     def get_config(self):
         config = super().get_config()
-        config.update(recurrent_activation=self.cell.recurrent_activation.name,
-                      reset_after=self.reset_after)
+        config.update(
+            recurrent_activation=self.cell.recurrent_activation.name, reset_after=self.reset_after
+        )
         return config

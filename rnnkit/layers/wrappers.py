@@ -1,4 +1,5 @@
 """Layers that wrap other layers: Bidirectional and TimeDistributed."""
+
 from __future__ import annotations
 
 from .. import backend, validation
@@ -23,8 +24,9 @@ class Bidirectional(Wrapper):
 
     def __init__(self, layer, merge_mode="concat", backward_layer=None, **kwargs):
         if not isinstance(layer, Recurrent):
-            raise TypeError(f"Bidirectional: layer must be a SimpleRNN, LSTM or GRU; "
-                            f"got {type(layer).__name__}")
+            raise TypeError(
+                f"Bidirectional: layer must be a SimpleRNN, LSTM or GRU; got {type(layer).__name__}"
+            )
         kwargs.setdefault("dtype", layer.dtype)
         super().__init__(**kwargs)
         self.merge_mode = validation.choice(merge_mode, "merge_mode", self.who, MERGE_MODES)
@@ -33,17 +35,20 @@ class Bidirectional(Wrapper):
             layer.name = f"forward_{layer.name}"
         if backward_layer is None:
             config = layer.get_config()
-            config["name"] = "backward_" + layer.name[len("forward_"):]
+            config["name"] = "backward_" + layer.name[len("forward_") :]
             config["go_backwards"] = not layer.go_backwards
             if config.get("seed") is not None:
                 config["seed"] = config["seed"] + 1
             backward_layer = type(layer).from_config(config)
         elif not isinstance(backward_layer, Recurrent):
-            raise TypeError(f"Bidirectional: backward_layer must be a recurrent layer; "
-                            f"got {type(backward_layer).__name__}")
+            raise TypeError(
+                f"Bidirectional: backward_layer must be a recurrent layer; "
+                f"got {type(backward_layer).__name__}"
+            )
         elif backward_layer.go_backwards == layer.go_backwards:
-            raise ValueError("Bidirectional: backward_layer must have the opposite go_backwards "
-                             "of layer")
+            raise ValueError(
+                "Bidirectional: backward_layer must have the opposite go_backwards of layer"
+            )
         self.backward_layer = backward_layer
         for attr in ("return_sequences", "return_state"):
             if getattr(layer, attr) != getattr(backward_layer, attr):
@@ -55,7 +60,7 @@ class Bidirectional(Wrapper):
         self.final_states = None
         self.initial_state_grads = None
         if self.input_shape is not None and self.input_shape[-1] is not None:
-            self.build((None,) + tuple(self.input_shape))      # Keras's input_shape=(T, D)
+            self.build((None,) + tuple(self.input_shape))  # Keras's input_shape=(T, D)
 
     # Keras-facing attributes of the wrapped layer
     return_sequences = property(lambda self: self.forward_layer.return_sequences)
@@ -99,8 +104,10 @@ class Bidirectional(Wrapper):
         if initial_state is not None:
             n, total = len(fw.state_sizes), len(self.state_sizes)
             if not isinstance(initial_state, (list, tuple)) or len(initial_state) != total:
-                raise ValueError(f"{self.who}: initial_state must be a list of {total} arrays "
-                                 f"(forward states, then backward states)")
+                raise ValueError(
+                    f"{self.who}: initial_state must be a list of {total} arrays "
+                    f"(forward states, then backward states)"
+                )
             init_f, init_b = list(initial_state[:n]), list(initial_state[n:])
         yf = fw.forward(x, training=training, mask=mask, initial_state=init_f)
         yb = bw.forward(x, training=training, mask=mask, initial_state=init_b)
@@ -108,7 +115,7 @@ class Bidirectional(Wrapper):
             yf, *_ = yf
             yb, *_ = yb
         if self.return_sequences:
-            yb = yb[:, ::-1]                                # back to input order
+            yb = yb[:, ::-1]  # back to input order
         self._ctx = (yf, yb)
         self.final_states = list(fw.final_states) + list(bw.final_states)
         self.output_mask = mask if self.return_sequences else None
@@ -136,19 +143,28 @@ class Bidirectional(Wrapper):
         d_states = [None] * len(self.state_sizes)
         if self.return_state:
             if not isinstance(dy, (list, tuple)) or len(dy) != 1 + len(self.state_sizes):
-                raise ValueError(f"{self.who}: backward: with return_state, dy must be a list "
-                                 f"of {1 + len(self.state_sizes)} (the output's gradient, then "
-                                 f"each final state's, None for an unused one)")
+                raise ValueError(
+                    f"{self.who}: backward: with return_state, dy must be a list "
+                    f"of {1 + len(self.state_sizes)} (the output's gradient, then "
+                    f"each final state's, None for an unused one)"
+                )
             dy, *d_states = dy
         if dy is not None and self.merge_mode is None:
             if not isinstance(dy, (list, tuple)) or len(dy) != 2:
-                raise ValueError(f"{self.who}: backward: with merge_mode=None, dy must be a "
-                                 f"list [d_forward, d_backward]")
-            dy = [validation.gradient(d, y.shape, self.who, y.dtype, f"dy[{k}]")
-                  for k, (d, y) in enumerate(zip(dy, (yf, yb)))]
+                raise ValueError(
+                    f"{self.who}: backward: with merge_mode=None, dy must be a "
+                    f"list [d_forward, d_backward]"
+                )
+            dy = [
+                validation.gradient(d, y.shape, self.who, y.dtype, f"dy[{k}]")
+                for k, (d, y) in enumerate(zip(dy, (yf, yb)))
+            ]
         elif dy is not None:
-            shape = yf.shape[:-1] + (yf.shape[-1] + yb.shape[-1],) \
-                if self.merge_mode == "concat" else yf.shape
+            shape = (
+                yf.shape[:-1] + (yf.shape[-1] + yb.shape[-1],)
+                if self.merge_mode == "concat"
+                else yf.shape
+            )
             dy = validation.gradient(dy, shape, self.who, yf.dtype)
         if dy is None:
             dyf = dyb = None
@@ -173,16 +189,23 @@ class Bidirectional(Wrapper):
 
     def get_config(self):
         config = super().get_config()
-        config.update(merge_mode=self.merge_mode,
-                      layer={"class_name": type(self.forward_layer).__name__,
-                             "config": self.forward_layer.get_config()},
-                      backward_layer={"class_name": type(self.backward_layer).__name__,
-                                      "config": self.backward_layer.get_config()})
+        config.update(
+            merge_mode=self.merge_mode,
+            layer={
+                "class_name": type(self.forward_layer).__name__,
+                "config": self.forward_layer.get_config(),
+            },
+            backward_layer={
+                "class_name": type(self.backward_layer).__name__,
+                "config": self.backward_layer.get_config(),
+            },
+        )
         return config
 
     @classmethod
     def from_config(cls, config):
         from . import deserialize
+
         config = dict(config)
         layer = deserialize(config.pop("layer"))
         backward = config.pop("backward_layer", None)
@@ -195,15 +218,17 @@ class TimeDistributed(Wrapper):
 
     def __init__(self, layer, **kwargs):
         from .base import Layer
+
         if not isinstance(layer, Layer):
-            raise TypeError(f"TimeDistributed: layer must be an rnnkit layer; "
-                            f"got {type(layer).__name__}")
+            raise TypeError(
+                f"TimeDistributed: layer must be an rnnkit layer; got {type(layer).__name__}"
+            )
         kwargs.setdefault("dtype", layer.dtype)
         super().__init__(**kwargs)
         self.layer = layer
         self._ctx = None
         if self.input_shape is not None and self.input_shape[-1] is not None:
-            self.build((None,) + tuple(self.input_shape))      # Keras's input_shape=(T, ...)
+            self.build((None,) + tuple(self.input_shape))  # Keras's input_shape=(T, ...)
 
     def sublayers(self):
         return [self.layer]
@@ -218,8 +243,10 @@ class TimeDistributed(Wrapper):
 
     def forward(self, x, training=False, mask=None):
         if not hasattr(x, "shape") or len(x.shape) < 3:
-            raise ValueError(f"{self.who}: x must have rank 3 or more (batch, time, ...); "
-                             f"got {validation.describe(x)}")
+            raise ValueError(
+                f"{self.who}: x must have rank 3 or more (batch, time, ...); "
+                f"got {validation.describe(x)}"
+            )
         N, T = x.shape[:2]
         y = self.layer.forward(x.reshape((N * T,) + tuple(x.shape[2:])), training=training)
         self._ctx = (N, T)
@@ -235,12 +262,15 @@ class TimeDistributed(Wrapper):
 
     def get_config(self):
         config = super().get_config()
-        config["layer"] = {"class_name": type(self.layer).__name__,
-                           "config": self.layer.get_config()}
+        config["layer"] = {
+            "class_name": type(self.layer).__name__,
+            "config": self.layer.get_config(),
+        }
         return config
 
     @classmethod
     def from_config(cls, config):
         from . import deserialize
+
         config = dict(config)
         return cls(deserialize(config.pop("layer")), **config)
