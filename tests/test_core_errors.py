@@ -77,7 +77,7 @@ def test_feature_size_of_dense_and_bidirectional():
 @pytest.mark.parametrize("cls", RECURRENT + [Dense])
 def test_non_finite_values(cls, bad, where):
     x = np.zeros((2, 4, 3))
-    index = tuple(int(i) for i in where.strip("()").split(", "))
+    index = tuple(int(i) for i in where.removeprefix(r"\(").removesuffix(r"\)").split(", "))
     x[index] = bad
     layer = cls(4, input_shape=(None, 3)) if cls is not Dense else Dense(4)
     with pytest.raises(ValueError, match=rf"x contains NaN or infinity \(first at index {where}\)"):

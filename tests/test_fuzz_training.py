@@ -122,8 +122,8 @@ def test_bad_arguments_get_a_clear_error_that_names_them(p, what, bad, where):
     before = [w.copy() for w in m.get_weights()]
     kwargs, name = {}, what
     if what in ("batch_size", "epochs"):
-        if what == "epochs" and bad is None:
-            bad = -1
+        if what == "epochs" and (bad is None or (bad == 0 and not isinstance(bad, bool))):
+            bad = -1  # epochs=0 is valid (Keras: nothing to train); None as -1
         kwargs[what] = bad
     elif what == "initial_epoch":
         kwargs.update(epochs=1, initial_epoch=bad if bad is not None else -1)
@@ -142,7 +142,7 @@ def test_bad_arguments_get_a_clear_error_that_names_them(p, what, bad, where):
     elif what == "x_empty":
         x, y, name = x[:0], y[:0], "no samples"
     elif what == "val_nan":
-        vx = x.copy()
+        vx = x.astype(float)  # ids as floats: inf is possible
         vx.flat[where % vx.size] = np.inf
         kwargs["validation_data"] = (vx, y)
         name = "validation_data"
