@@ -24,7 +24,14 @@ from ..layers import GRU, LSTM, Bidirectional, Dense, Dropout, Masking
 from ..models import Sequential
 from ..progress import ProgressBar
 from ..seeding import set_seed
-from ._baselines import accuracy, confusion
+from ._baselines import (
+    accuracy,
+    cached,
+    confusion,
+    dtw_distances,
+    majority_class,
+    nearest_neighbour,
+)
 from .task import AppInputError, positive_int
 
 CELLS = {"lstm": LSTM, "gru": GRU}
@@ -387,3 +394,70 @@ def read_recordings(path, channels: int, steps: int | None, what: str):
 def recording_inputs(inputs, args):
     """The files to answer: --file, else each positional input (or stdin line) as a path."""
     return [args.file] if getattr(args, "file", None) else list(inputs)
+
+
+def evaluation_result(task, split, report, train_accuracy, baselines, published, meta) -> dict:
+    """The evaluation dictionary the sequence -> class applications print."""
+    return {
+        "task": task,
+        "split": split,
+        "model": {
+            "test_accuracy": report["accuracy"],
+            "train_accuracy": train_accuracy,
+            **{k: v for k, v in report.items() if k != "accuracy"},
+        },
+        "baselines": baselines,
+        "published": published,
+        "training": {k: v for k, v in meta.get("training", {}).items() if k != "history"},
+    }
+
+
+def dtw_baselines(task, x_train, y_train, x_test, y_test, classes) -> dict:
+    """Majority class and 1-NN dependent DTW accuracy on raw recordings, cached per data."""
+
+    def compute():
+        dist = dtw_distances(list(x_test), list(x_train))
+        return {
+            "majority_class": classification_report(
+                y_test, majority_class(y_train, len(y_test)), classes
+            )["accuracy"],
+            "1nn_dtw_dependent": classification_report(
+                y_test, nearest_neighbour(dist, y_train), classes
+            )["accuracy"],
+        }
+
+    arrays = [
+        np.concatenate(list(x_train)),
+        np.concatenate(list(x_test)),
+        y_train,
+        y_test,
+        np.array([len(s) for s in x_train]),
+        np.array([len(s) for s in x_test]),
+    ]
+    return cached(task, arrays, compute)
+
+
+def standard_plots(task, out, rep, classes, meta):
+    """The confusion matrix of the test split and, when recorded, the training curves."""
+    yield plot_confusion(
+        out / f"{task}_confusion.png",
+        rep["confusion"],
+        classes,
+        f"rnnkit {task}: test accuracy {rep['accuracy']:.3f}",
+    )
+    hist = meta.get("training", {}).get("history")
+    if hist:
+        yield plot_training(out / f"{task}_training.png", hist, f"rnnkit {task}: training")
+
+
+def recording_lines(recs, probs, classes, label):
+    """A line per recording: its name, ``label(class, probability, series)`` and what the
+    file says the class is, where it says."""
+    lines = []
+    for (name, series, truth), p in zip(recs, probs):
+        best = int(np.argmax(p))
+        line = f"{name}: {label(classes[best], p[best], series)}"
+        if truth is not None:
+            line += f"  [file says {truth}]"
+        lines.append(line)
+    return lines

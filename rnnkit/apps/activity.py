@@ -19,18 +19,19 @@ from __future__ import annotations
 import numpy as np
 
 from ..datasets import basic_motions
-from ._baselines import cached, dtw_distances, majority_class, nearest_neighbour
 from ._seqclass import (
     add_plot_command,
     add_train_options,
     build_classifier,
     classification_report,
-    plot_confusion,
-    plot_training,
+    dtw_baselines,
+    evaluation_result,
     predict_classes,
     read_recordings,
     recording_inputs,
+    recording_lines,
     seed_everything,
+    standard_plots,
     train_classifier,
 )
 from .task import App
@@ -92,38 +93,15 @@ def _evaluate(model, meta, args):
         y_train, predict_classes(model, _normalize(x_train, meta)), classes
     )["accuracy"]
 
-    def compute():
-        dist = dtw_distances(list(x_test), list(x_train))
-        return {
-            "majority_class": classification_report(
-                y_test, majority_class(y_train, len(y_test)), classes
-            )["accuracy"],
-            "1nn_dtw_dependent": classification_report(
-                y_test, nearest_neighbour(dist, y_train), classes
-            )["accuracy"],
-        }
-
-    arrays = [
-        np.concatenate(list(x_train)),
-        np.concatenate(list(x_test)),
-        y_train,
-        y_test,
-        np.array([len(s) for s in x_train]),
-        np.array([len(s) for s in x_test]),
-    ]
-    baselines = cached("activity", arrays, compute)
-    return {
-        "task": "activity",
-        "split": f"UEA BasicMotions: {len(y_train)} train / {len(y_test)} test",
-        "model": {
-            "test_accuracy": report["accuracy"],
-            "train_accuracy": train_acc,
-            **{k: v for k, v in report.items() if k != "accuracy"},
-        },
-        "baselines": baselines,
-        "published": PUBLISHED,
-        "training": {k: v for k, v in meta.get("training", {}).items() if k != "history"},
-    }
+    return evaluation_result(
+        "activity",
+        f"UEA BasicMotions: {len(y_train)} train / {len(y_test)} test",
+        report,
+        train_acc,
+        dtw_baselines("activity", x_train, y_train, x_test, y_test, classes),
+        PUBLISHED,
+        meta,
+    )
 
 
 def _predict(model, meta, inputs, args):
@@ -135,29 +113,14 @@ def _predict(model, meta, inputs, args):
     x = _normalize(np.stack([r[1] for r in recs]), meta)
     probs = model.predict(x)
     classes = meta.get("classes", list(basic_motions.CLASSES))
-    lines = []
-    for (name, _, truth), p in zip(recs, probs):
-        best = int(np.argmax(p))
-        line = f"{name}: {classes[best]} (p {p[best]:.3f})"
-        if truth is not None:
-            line += f"  [file says {truth}]"
-        lines.append(line)
-    return lines
+    return recording_lines(recs, probs, classes, lambda c, p, s: f"{c} (p {p:.3f})")
 
 
 def _plots(model, meta, args, out):
     (x_train, y_train), (x_test, y_test) = basic_motions.load_data(args.data)
     classes = list(basic_motions.CLASSES)
     rep = classification_report(y_test, predict_classes(model, _normalize(x_test, meta)), classes)
-    yield plot_confusion(
-        out / "activity_confusion.png",
-        rep["confusion"],
-        classes,
-        f"rnnkit activity: test accuracy {rep['accuracy']:.3f}",
-    )
-    hist = meta.get("training", {}).get("history")
-    if hist:
-        yield plot_training(out / "activity_training.png", hist, "rnnkit activity: training")
+    yield from standard_plots("activity", out, rep, classes, meta)
 
 
 APP = App(

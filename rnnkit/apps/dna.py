@@ -27,10 +27,10 @@ from ._seqclass import (
     add_train_options,
     build_classifier,
     classification_report,
-    plot_confusion,
-    plot_training,
+    evaluation_result,
     predict_classes,
     seed_everything,
+    standard_plots,
     train_classifier,
 )
 from .task import App, AppInputError
@@ -148,22 +148,19 @@ def _evaluate(model, meta, args):
     train_acc = classification_report(
         y_train, predict_classes(model, encode(x_train, meta.get("order", "folded"))), classes
     )["accuracy"]
-    return {
-        "task": "dna",
-        "split": f"StatLog: {len(y_train)} train / {len(y_test)} test",
-        "model": {
-            "test_accuracy": report["accuracy"],
-            "train_accuracy": train_acc,
-            **{k: v for k, v in report.items() if k != "accuracy"},
-        },
-        "baselines": cached(
+    return evaluation_result(
+        "dna",
+        f"StatLog: {len(y_train)} train / {len(y_test)} test",
+        report,
+        train_acc,
+        cached(
             "dna",
             [x_train, y_train, x_test, y_test],
             lambda: _baselines(x_train, y_train, x_test, y_test),
         ),
-        "published": PUBLISHED,
-        "training": {k: v for k, v in meta.get("training", {}).items() if k != "history"},
-    }
+        PUBLISHED,
+        meta,
+    )
 
 
 def _predict(model, meta, inputs, args):
@@ -198,15 +195,7 @@ def _plots(model, meta, args, out):
     (x_train, y_train), (x_test, y_test) = splice_dna.load_data(args.data)
     pred = predict_classes(model, encode(x_test, meta.get("order", "folded")))
     rep = classification_report(y_test, pred, list(splice_dna.CLASSES))
-    yield plot_confusion(
-        out / "dna_confusion.png",
-        rep["confusion"],
-        list(splice_dna.CLASSES),
-        f"rnnkit dna: test accuracy {rep['accuracy']:.3f}",
-    )
-    hist = meta.get("training", {}).get("history")
-    if hist:
-        yield plot_training(out / "dna_training.png", hist, "rnnkit dna: training")
+    yield from standard_plots("dna", out, rep, list(splice_dna.CLASSES), meta)
 
 
 APP = App(

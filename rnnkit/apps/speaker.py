@@ -22,18 +22,19 @@ import numpy as np
 
 from ..datasets import japanese_vowels
 from ..datasets._uea import pad
-from ._baselines import cached, dtw_distances, majority_class, nearest_neighbour
 from ._seqclass import (
     add_plot_command,
     add_train_options,
     build_classifier,
     classification_report,
-    plot_confusion,
-    plot_training,
+    dtw_baselines,
+    evaluation_result,
     predict_classes,
     read_recordings,
     recording_inputs,
+    recording_lines,
     seed_everything,
+    standard_plots,
     train_classifier,
 )
 from .task import App
@@ -101,38 +102,15 @@ def _evaluate(model, meta, args):
         y_train, predict_classes(model, _inputs(x_train, meta)), classes
     )["accuracy"]
 
-    def compute():
-        dist = dtw_distances(x_test, x_train)
-        return {
-            "majority_class": classification_report(
-                y_test, majority_class(y_train, len(y_test)), classes
-            )["accuracy"],
-            "1nn_dtw_dependent": classification_report(
-                y_test, nearest_neighbour(dist, y_train), classes
-            )["accuracy"],
-        }
-
-    arrays = [
-        np.concatenate(list(x_train)),
-        np.concatenate(list(x_test)),
-        y_train,
-        y_test,
-        np.array([len(s) for s in x_train]),
-        np.array([len(s) for s in x_test]),
-    ]
-    baselines = cached("speaker", arrays, compute)
-    return {
-        "task": "speaker",
-        "split": f"UEA JapaneseVowels: {len(y_train)} train / {len(y_test)} test",
-        "model": {
-            "test_accuracy": report["accuracy"],
-            "train_accuracy": train_acc,
-            **{k: v for k, v in report.items() if k != "accuracy"},
-        },
-        "baselines": baselines,
-        "published": PUBLISHED,
-        "training": {k: v for k, v in meta.get("training", {}).items() if k != "history"},
-    }
+    return evaluation_result(
+        "speaker",
+        f"UEA JapaneseVowels: {len(y_train)} train / {len(y_test)} test",
+        report,
+        train_acc,
+        dtw_baselines("speaker", x_train, y_train, x_test, y_test, classes),
+        PUBLISHED,
+        meta,
+    )
 
 
 def _predict(model, meta, inputs, args):
@@ -143,29 +121,16 @@ def _predict(model, meta, inputs, args):
         )
     probs = model.predict(_inputs([r[1] for r in recs], meta))
     classes = meta.get("classes", list(japanese_vowels.CLASSES))
-    lines = []
-    for (name, s, truth), p in zip(recs, probs):
-        best = int(np.argmax(p))
-        line = f"{name}: speaker {classes[best]} (p {p[best]:.3f}, {len(s)} frames)"
-        if truth is not None:
-            line += f"  [file says {truth}]"
-        lines.append(line)
-    return lines
+    return recording_lines(
+        recs, probs, classes, lambda c, p, s: f"speaker {c} (p {p:.3f}, {len(s)} frames)"
+    )
 
 
 def _plots(model, meta, args, out):
     (x_train, y_train), (x_test, y_test) = japanese_vowels.load_data(args.data)
     classes = list(japanese_vowels.CLASSES)
     rep = classification_report(y_test, predict_classes(model, _inputs(x_test, meta)), classes)
-    yield plot_confusion(
-        out / "speaker_confusion.png",
-        rep["confusion"],
-        classes,
-        f"rnnkit speaker: test accuracy {rep['accuracy']:.3f}",
-    )
-    hist = meta.get("training", {}).get("history")
-    if hist:
-        yield plot_training(out / "speaker_training.png", hist, "rnnkit speaker: training")
+    yield from standard_plots("speaker", out, rep, classes, meta)
 
 
 APP = App(
