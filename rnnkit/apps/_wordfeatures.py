@@ -22,7 +22,7 @@ from collections import Counter
 
 import numpy as np
 
-from .. import backend, validation
+from .. import backend, optim, validation
 from ..layers import LAYER_CLASSES, Embedding, Wrapper
 from ..progress import ProgressBar, format_duration
 
@@ -606,3 +606,69 @@ def add_plot_command(app_name, evaluate, groups_of, score_name, history_scale=1.
         return 0
 
     return {"plot": (configure, run)}
+
+
+def add_labeller_options(p, *, unit, epochs, cell, units_help):
+    """--epochs, --units, --cell and --batch of the word labellers (tag, ner); ``unit`` names
+    what a batch holds (sentence, tweet)."""
+    from .task import positive_int
+
+    p.add_argument(
+        "--epochs",
+        type=positive_int,
+        default=epochs,
+        help=f"at most this many passes over the training {unit}s (default: {epochs})",
+    )
+    p.add_argument(
+        "--units",
+        type=positive_int,
+        default=100,
+        help=f"{units_help} in each direction (default: 100)",
+    )
+    other = "gru" if cell == "lstm" else "lstm"
+    p.add_argument(
+        "--cell", choices=(cell, other), default=cell, help=f"recurrent cell (default: {cell})"
+    )
+    p.add_argument("--batch", type=positive_int, default=32, help=f"{unit}s a batch (default: 32)")
+
+
+def compile_labeller(model):
+    """Sparse cross-entropy, Adam(2e-3) with global norm clipping at 5."""
+    model.compile(
+        loss="sparse_categorical_crossentropy", optimizer=optim.Adam(2e-3, clip_global_norm=5.0)
+    )
+
+
+def train_settings(args, **more) -> dict:
+    """The settings a labeller's model file records, then ``more``."""
+    return {
+        "units": args.units,
+        "cell": args.cell,
+        "batch": args.batch,
+        "epochs": args.epochs,
+        "minutes": args.minutes,
+        "seed": args.seed,
+        **more,
+    }
+
+
+def fit_summary(meta) -> dict:
+    """The training time and epoch count an evaluation reports."""
+    return {"train_seconds": meta.get("train_seconds"), "epochs": len(meta.get("history", []))}
+
+
+def read_token_inputs(inputs, max_words, *, verb, unit):
+    """The inputs tokenized; AppInputError for one without words or over ``max_words``."""
+    from .task import AppInputError
+
+    out = []
+    for text in inputs:
+        toks = tokenize(text)
+        if not toks:
+            raise AppInputError(f"nothing to {verb} in {text!r}: give a sentence with words")
+        if len(toks) > max_words:
+            raise AppInputError(
+                f"a {unit} of {len(toks)} tokens is too long; at most {max_words} a line"
+            )
+        out.append(toks)
+    return out

@@ -22,11 +22,10 @@ from collections import Counter, defaultdict
 
 import numpy as np
 
-from .. import optim
 from ..datasets import wnut16
 from ..seeding import make_rng, set_seed
 from . import _wordfeatures as wf
-from .task import App, AppInputError, positive_int
+from .task import App, positive_int
 
 MAX_WORDS = 200
 ENTITY_WEIGHT = 2.0  # loss weight of B-/I- tokens; O tokens weigh 1
@@ -136,22 +135,7 @@ def crossfold_gazetteer_features(words, tags, tagset, folds=GAZ_FOLDS):
 
 # -- the application -------------------------------------------------------------------------
 def configure_train(p):
-    p.add_argument(
-        "--epochs",
-        type=positive_int,
-        default=40,
-        help="at most this many passes over the training tweets (default: 40)",
-    )
-    p.add_argument(
-        "--units",
-        type=positive_int,
-        default=100,
-        help="recurrent units in each direction (default: 100)",
-    )
-    p.add_argument(
-        "--cell", choices=("gru", "lstm"), default="gru", help="recurrent cell (default: gru)"
-    )
-    p.add_argument("--batch", type=positive_int, default=32, help="tweets a batch (default: 32)")
+    wf.add_labeller_options(p, unit="tweet", epochs=40, cell="gru", units_help="recurrent units")
     p.add_argument(
         "--entity-weight",
         type=_weight,
@@ -224,9 +208,7 @@ def train(args):
         extra_sizes=[len(tagset) + 1],
         char_units=args.chars or 25,
     )
-    model.compile(
-        loss="sparse_categorical_crossentropy", optimizer=optim.Adam(2e-3, clip_global_norm=5.0)
-    )
+    wf.compile_labeller(model)
     weights = np.full(len(tagset), args.entity_weight)
     weights[tag_id["O"]] = 1.0
     if not args.quiet:
@@ -260,18 +242,13 @@ def train(args):
         "tags": tagset,
         "features": vocab.to_json(),
         "gazetteer": [[list(k), v] for k, v in sorted(gazetteer.items())],
-        "settings": {
-            "units": args.units,
-            "cell": args.cell,
-            "batch": args.batch,
-            "epochs": args.epochs,
-            "minutes": args.minutes,
-            "seed": args.seed,
-            "entity_weight": args.entity_weight,
-            "chars": args.chars,
-            "average_from": args.average_from,
-            "gazetteer_feature": not args.no_gazetteer,
-        },
+        "settings": wf.train_settings(
+            args,
+            entity_weight=args.entity_weight,
+            chars=args.chars,
+            average_from=args.average_from,
+            gazetteer_feature=not args.no_gazetteer,
+        ),
         "history": history,
         "fit_seconds": round(time.perf_counter() - start, 1),
     }
@@ -322,8 +299,7 @@ def evaluate(model, meta, args):
         },
         "model": {
             **model_scores,
-            "train_seconds": meta.get("train_seconds"),
-            "epochs": len(meta.get("history", [])),
+            **wf.fit_summary(meta),
         },
         "baselines": {
             "gazetteer": {
@@ -337,16 +313,7 @@ def evaluate(model, meta, args):
 
 
 def predict(model, meta, inputs, args):
-    tweets = []
-    for text in inputs:
-        toks = wf.tokenize(text)
-        if not toks:
-            raise AppInputError(f"nothing to read in {text!r}: give a sentence with words")
-        if len(toks) > MAX_WORDS:
-            raise AppInputError(
-                f"a text of {len(toks)} tokens is too long; at most {MAX_WORDS} a line"
-            )
-        tweets.append(toks)
+    tweets = wf.read_token_inputs(inputs, MAX_WORDS, verb="read", unit="text")
     out = []
     for toks, tags in zip(tweets, tag_tweets(model, meta, tweets)):
         found = [f"{' '.join(toks[s:e])} ({k})" for s, e, k in spans(tags)]

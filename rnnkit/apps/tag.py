@@ -17,11 +17,10 @@ from collections import Counter, defaultdict
 
 import numpy as np
 
-from .. import optim
 from ..datasets import oanc_pos
 from ..seeding import make_rng, set_seed
 from . import _wordfeatures as wf
-from .task import App, AppInputError, positive_int
+from .task import App
 
 UNKNOWN_TAG = "NN"
 MAX_WORDS = 200  # longest input sentence predict accepts
@@ -36,22 +35,7 @@ PUBLISHED = {
 
 
 def configure_train(p):
-    p.add_argument(
-        "--epochs",
-        type=positive_int,
-        default=20,
-        help="at most this many passes over the training sentences (default: 20)",
-    )
-    p.add_argument(
-        "--units",
-        type=positive_int,
-        default=100,
-        help="LSTM units in each direction (default: 100)",
-    )
-    p.add_argument(
-        "--cell", choices=("lstm", "gru"), default="lstm", help="recurrent cell (default: lstm)"
-    )
-    p.add_argument("--batch", type=positive_int, default=32, help="sentences a batch (default: 32)")
+    wf.add_labeller_options(p, unit="sentence", epochs=20, cell="lstm", units_help="LSTM units")
 
 
 def _baseline(train_words, train_tags):
@@ -84,9 +68,7 @@ def train(args):
     X = [vocab.encode(w) for w in words]
     Y = [np.asarray([tag_id[t] for t in ts], dtype=np.int64) for ts in tags]
     model = wf.build_tagger(vocab, len(tagset), units=args.units, cell=args.cell)
-    model.compile(
-        loss="sparse_categorical_crossentropy", optimizer=optim.Adam(2e-3, clip_global_norm=5.0)
-    )
+    wf.compile_labeller(model)
     if not args.quiet:
         print(
             f"rnnkit tag: {len(fit_idx)} training sentences ({sum(len(words[i]) for i in fit_idx)} "
@@ -113,14 +95,7 @@ def train(args):
         "data": "oanc_pos",
         "tags": tagset,
         "features": vocab.to_json(),
-        "settings": {
-            "units": args.units,
-            "cell": args.cell,
-            "batch": args.batch,
-            "epochs": args.epochs,
-            "minutes": args.minutes,
-            "seed": args.seed,
-        },
+        "settings": wf.train_settings(args),
         "history": history,
         "fit_seconds": round(time.perf_counter() - start, 1),
     }
@@ -173,8 +148,7 @@ def evaluate(model, meta, args):
         },
         "model": {
             **scores(pred),
-            "train_seconds": meta.get("train_seconds"),
-            "epochs": len(meta.get("history", [])),
+            **wf.fit_summary(meta),
         },
         "baselines": {
             "most_frequent_tag": {
@@ -188,16 +162,7 @@ def evaluate(model, meta, args):
 
 def predict(model, meta, inputs, args):
     out = []
-    sentences = []
-    for text in inputs:
-        toks = wf.tokenize(text)
-        if not toks:
-            raise AppInputError(f"nothing to tag in {text!r}: give a sentence with words")
-        if len(toks) > MAX_WORDS:
-            raise AppInputError(
-                f"a sentence of {len(toks)} tokens is too long; at most {MAX_WORDS} a line"
-            )
-        sentences.append(toks)
+    sentences = wf.read_token_inputs(inputs, MAX_WORDS, verb="tag", unit="sentence")
     for toks, tags in zip(sentences, tag_sentences(model, meta, sentences)):
         out.append(" ".join(f"{w}/{t}" for w, t in zip(toks, tags)))
     return out
