@@ -13,6 +13,39 @@ import numpy as np
 from ..progress import ProgressBar
 
 
+def keep_best(model, score, *, key, digits, describe, higher, worst, quiet):
+    """An ``after_epoch`` for :func:`train_for` that scores the model on validation data
+    (``score()``), appends the epoch to a history (its ``key`` rounded to ``digits``), reports
+    ``validation {describe(score)}`` on standard error unless ``quiet`` and keeps the weights
+    of the best epoch so far (``higher`` or lower is better, starting from ``worst``).
+
+    Returns ``(after_epoch, history, best)``; ``best`` holds ``score`` and ``weights``."""
+    start = time.perf_counter()
+    best = {"score": worst, "weights": None}
+    history: list[dict] = []
+
+    def after_epoch(epoch, loss):
+        v = score()
+        history.append(
+            {
+                "epoch": epoch,
+                "loss": round(loss, 4),
+                key: round(v, digits),
+                "seconds": round(time.perf_counter() - start, 1),
+            }
+        )
+        better = v > best["score"] if higher else v < best["score"]
+        if not quiet:
+            print(
+                f"epoch {epoch}: validation {describe(v)}{' (best so far)' if better else ''}",
+                file=sys.stderr,
+            )
+        if better:
+            best.update(score=v, weights=model.get_weights())
+
+    return after_epoch, history, best
+
+
 def bucket_batches(lengths, batch_size, rng):
     """Index arrays of batches whose sequences have similar lengths, in random order:
     sorted by length (ties in random order), cut into batches, the batches shuffled."""

@@ -25,13 +25,12 @@ import math
 import re
 import struct
 import sys
-import time
 from collections import Counter, defaultdict
 from pathlib import Path
 
 import numpy as np
 
-from ._buckets import plot_curve, train_for
+from ._buckets import keep_best, plot_curve, train_for
 from .task import App, AppInputError, default_model_path, load_app_model, positive_int
 
 PAD, BOS, UNK = 0, 1, 2
@@ -414,30 +413,21 @@ def train(args):
             f"{args.minutes:g} minutes; validation: {len(val)} chorales.",
             file=sys.stderr,
         )
-    start = time.perf_counter()
-    best = {"nll": math.inf, "weights": None}
-    history = []
 
-    def after_epoch(epoch, loss):
+    def val_nll():
         total, count = model_nll(model, val)
-        v = total / count
-        history.append(
-            {
-                "epoch": epoch,
-                "loss": round(loss, 4),
-                "val_nll": round(v, 4),
-                "seconds": round(time.perf_counter() - start, 1),
-            }
-        )
-        if not args.quiet:
-            print(
-                f"epoch {epoch}: validation NLL {v:.3f} nats/note"
-                f"{' (best so far)' if v < best['nll'] else ''}",
-                file=sys.stderr,
-            )
-        if v < best["nll"]:
-            best.update(nll=v, weights=model.get_weights())
+        return total / count
 
+    after_epoch, history, best = keep_best(
+        model,
+        val_nll,
+        key="val_nll",
+        digits=4,
+        describe=lambda v: f"NLL {v:.3f} nats/note",
+        higher=False,
+        worst=math.inf,
+        quiet=args.quiet,
+    )
     epoch = train_for(
         model,
         [len(s) for s in seqs],
@@ -450,7 +440,7 @@ def train(args):
         schedule,
     )
     best_weights = best["weights"]
-    best = best["nll"]
+    best = best["score"]
     V = len(vocab) - 2
     lines = {
         "unigram (add-one)": unigram_nll(seqs[: len(train_notes)], val, V),

@@ -25,14 +25,13 @@ from __future__ import annotations
 import math
 import re
 import sys
-import time
 from collections import Counter
 from pathlib import Path
 
 import numpy as np
 
 from .. import seq2seq_attention  # noqa: F401  (registers the attention model for loading)
-from ._buckets import plot_curve, train_for
+from ._buckets import keep_best, plot_curve, train_for
 from .task import App, AppInputError, positive_int
 
 PAD, START, END, UNK = 0, 1, 2, 3
@@ -363,29 +362,16 @@ def train(args):
     translator_meta = dict(meta)
     # every other validation verse: translating them all after each epoch costs time
     val_en, val_es = [r[2] for r in val_rows[::2]], [r[3] for r in val_rows[::2]]
-    start = time.perf_counter()
-    best = {"chrf": -1.0, "weights": None}
-    history = []
-
-    def after_epoch(epoch, loss):
-        chrf = _chrf(Translator(model, translator_meta).translate(val_en), val_es)
-        history.append(
-            {
-                "epoch": epoch,
-                "loss": round(loss, 4),
-                "val_chrf": round(chrf, 2),
-                "seconds": round(time.perf_counter() - start, 1),
-            }
-        )
-        if not args.quiet:
-            print(
-                f"epoch {epoch}: validation chrF {chrf:.1f}"
-                f"{' (best so far)' if chrf > best['chrf'] else ''}",
-                file=sys.stderr,
-            )
-        if chrf > best["chrf"]:
-            best.update(chrf=chrf, weights=model.get_weights())
-
+    after_epoch, history, best = keep_best(
+        model,
+        lambda: _chrf(Translator(model, translator_meta).translate(val_en), val_es),
+        key="val_chrf",
+        digits=2,
+        describe=lambda v: f"chrF {v:.1f}",
+        higher=True,
+        worst=-1.0,
+        quiet=args.quiet,
+    )
     epoch = train_for(
         model,
         tgt_len + src_len,
@@ -397,7 +383,7 @@ def train(args):
         after_epoch,
         schedule,
     )
-    best_weights, best = best["weights"], best["chrf"]
+    best_weights, best = best["weights"], best["score"]
     from .task import default_model_path
 
     path = Path(args.model) if args.model else default_model_path("translate")
