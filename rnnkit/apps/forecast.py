@@ -28,7 +28,7 @@ from ..layers import GRU, LSTM, Dense
 from ..models import Sequential
 from ..progress import ProgressBar
 from ..seeding import set_seed
-from .task import App, AppInputError, positive_int
+from .task import App, AppInputError, add_batch_and_learning_rate, positive_int
 
 CELLS = {"gru": GRU, "lstm": LSTM}
 VAL_WINDOWS = 184  # the validation tail: 2014-07-01 .. 2014-12-31 on the real data
@@ -118,10 +118,7 @@ def configure_train(p):
         default=20,
         help="stop a member after this many epochs without a better validation loss (default: 20)",
     )
-    g.add_argument("--batch", type=positive_int, default=32, help="batch size (default: 32)")
-    g.add_argument(
-        "--learning-rate", type=float, default=3e-3, help="Adam's learning rate (default: 0.003)"
-    )
+    add_batch_and_learning_rate(g, batch=32, learning_rate=3e-3)
 
 
 class _Progress(Callback):

@@ -30,7 +30,7 @@ from ..layers import GRU, LSTM, Bidirectional, Dense, Dropout, Embedding
 from ..models import Sequential
 from ..progress import ProgressBar
 from ..seeding import set_seed
-from .task import App, AppInputError, positive_int
+from .task import App, AppInputError, add_batch_and_learning_rate, positive_int
 
 PAD, UNK = 0, 1
 CELLS = {"lstm": LSTM, "gru": GRU}
@@ -168,10 +168,7 @@ def configure_train(p):
         default=2,
         help="validation checks per epoch; the best check's weights are kept (default: 2)",
     )
-    g.add_argument("--batch", type=positive_int, default=16, help="batch size (default: 16)")
-    g.add_argument(
-        "--learning-rate", type=float, default=1e-3, help="Adam's learning rate (default: 0.001)"
-    )
+    add_batch_and_learning_rate(g, batch=16, learning_rate=1e-3)
 
 
 def train(args):

@@ -77,6 +77,19 @@ def positive_minutes(text):
     return v
 
 
+def add_batch_and_learning_rate(g, *, batch, learning_rate):
+    """--batch and --learning-rate (Adam's), with the application's defaults."""
+    g.add_argument(
+        "--batch", type=positive_int, default=batch, help=f"batch size (default: {batch})"
+    )
+    g.add_argument(
+        "--learning-rate",
+        type=float,
+        default=learning_rate,
+        help=f"Adam's learning rate (default: {learning_rate})",
+    )
+
+
 class TimeLimit(Callback):
     """Stops ``fit`` once ``seconds`` of wall clock have passed (checked after each update)."""
 
