@@ -28,6 +28,7 @@ FLOORS = [
         "progress",
         "plotting",
         "summary",
+        "argtypes",
     },
     {"cells"},
     {"bptt"},

@@ -19,6 +19,7 @@ import time
 import numpy as np
 
 from .. import optim
+from ..argtypes import dropout_rate, positive_int, unit_rate
 from ..callbacks import Callback
 from ..layers import GRU, LSTM, Bidirectional, Dense, Dropout, Masking
 from ..models import Sequential
@@ -32,33 +33,9 @@ from ._baselines import (
     majority_class,
     nearest_neighbour,
 )
-from .task import AppInputError, positive_int
+from .task import AppInputError
 
 CELLS = {"lstm": LSTM, "gru": GRU}
-
-
-def _rate(text):
-    try:
-        v = float(text)
-    except ValueError:
-        v = math.nan
-    if not (math.isfinite(v) and 0 < v <= 1):
-        import argparse
-
-        raise argparse.ArgumentTypeError(f"expected a number in (0, 1]; got {text!r}")
-    return v
-
-
-def _dropout(text):
-    try:
-        v = float(text)
-    except ValueError:
-        v = math.nan
-    if not (math.isfinite(v) and 0 <= v < 1):
-        import argparse
-
-        raise argparse.ArgumentTypeError(f"expected a number in [0, 1); got {text!r}")
-    return v
 
 
 def add_train_options(p, *, cell, hidden, epochs, batch, learning_rate, dropout):
@@ -90,14 +67,14 @@ def add_train_options(p, *, cell, hidden, epochs, batch, learning_rate, dropout)
     )
     g.add_argument(
         "--learning-rate",
-        type=_rate,
+        type=unit_rate,
         default=learning_rate,
         help="Adam's initial learning rate, decayed along a cosine to 5%% of it "
         "over the epochs (default: %(default)s)",
     )
     g.add_argument(
         "--dropout",
-        type=_dropout,
+        type=dropout_rate,
         default=dropout,
         help="dropout before the output layer (default: %(default)s)",
     )

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 import time
 from collections.abc import Callable
@@ -27,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..argtypes import positive_int, positive_minutes
 from ..callbacks import Callback
 from ..data.fetch import cache_dir
 
@@ -55,26 +55,6 @@ class App:
 
 def default_model_path(name: str) -> Path:
     return cache_dir() / "models" / f"{name}.rnnkit"
-
-
-def positive_int(text):
-    try:
-        v = int(text)
-    except ValueError:
-        v = 0
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer; got {text!r}")
-    return v
-
-
-def positive_minutes(text):
-    try:
-        v = float(text)
-    except ValueError:
-        v = math.nan
-    if not (math.isfinite(v) and 0 < v <= 24 * 60):
-        raise argparse.ArgumentTypeError(f"expected minutes in (0, 1440]; got {text!r}")
-    return v
 
 
 def add_batch_and_learning_rate(g, *, batch, learning_rate):

@@ -16,6 +16,7 @@ import os
 import sys
 import time
 
+from ..argtypes import non_negative_float, non_negative_int, positive_float, positive_int
 from ..seeding import set_seed
 from . import tasks
 from .monitor import SpectralNormTracker
@@ -23,50 +24,6 @@ from .report import diagnose
 from .traces import recurrent_layers
 
 HELP = "gradient diagnostics: vanishing/exploding gradients, Jacobians, gates, truncation"
-
-
-def _positive(text):
-    try:
-        v = int(text)
-    except ValueError:
-        v = 0
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer; got {text!r}")
-    return v
-
-
-def _non_negative(text):
-    try:
-        v = int(text)
-    except ValueError:
-        v = -1
-    if v < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer ≥ 0; got {text!r}")
-    return v
-
-
-def _positive_float(text):
-    import math
-
-    try:
-        v = float(text)
-    except ValueError:
-        v = math.nan
-    if not (math.isfinite(v) and v > 0):
-        raise argparse.ArgumentTypeError(f"expected a finite number > 0; got {text!r}")
-    return v
-
-
-def _non_negative_float(text):
-    import math
-
-    try:
-        v = float(text)
-    except ValueError:
-        v = math.nan
-    if not (math.isfinite(v) and v >= 0):
-        raise argparse.ArgumentTypeError(f"expected a finite number ≥ 0; got {text!r}")
-    return v
 
 
 def _int_list(text):
@@ -100,7 +57,7 @@ def configure(p):
     )
     src.add_argument(
         "--lag",
-        type=_positive,
+        type=positive_int,
         help="the task's time lag: adding: sequence length; copy: steps between "
         "the symbols and their recall (default: the saved model's, else 50)",
     )
@@ -115,33 +72,37 @@ def configure(p):
         default="tanh",
         help="fresh rnn model: its activation σ (tanh, sigmoid, relu, linear, ...)",
     )
-    src.add_argument("--units", type=_positive, default=32, help="fresh model: hidden units (32)")
+    src.add_argument(
+        "--units", type=positive_int, default=32, help="fresh model: hidden units (32)"
+    )
     tr = p.add_argument_group("training before the diagnostics")
     tr.add_argument(
         "--epochs",
-        type=_non_negative,
+        type=non_negative_int,
         help="train for this many epochs first (default: 2 for a fresh model, 0 "
         "for a saved one); the clipping and ‖W‖ plots need training",
     )
-    tr.add_argument("--train-size", type=_positive, default=1024, help="training sequences (1024)")
-    tr.add_argument("--batch-size", type=_positive, default=32, help="training batch size (32)")
     tr.add_argument(
-        "--lr", type=_positive_float, default=1e-2, help="fresh model: Adam's learning rate"
+        "--train-size", type=positive_int, default=1024, help="training sequences (1024)"
+    )
+    tr.add_argument("--batch-size", type=positive_int, default=32, help="training batch size (32)")
+    tr.add_argument(
+        "--lr", type=positive_float, default=1e-2, help="fresh model: Adam's learning rate"
     )
     tr.add_argument(
         "--clip",
-        type=_non_negative_float,
+        type=non_negative_float,
         default=1.0,
         help="fresh model: clip the global gradient norm at this value (1.0; 0: off)",
     )
     tr.add_argument("--save", metavar="PATH", help="save the (trained) model here")
     dg = p.add_argument_group("diagnostics")
     dg.add_argument(
-        "--batch", type=_positive, default=32, help="sequences in the diagnosed batch (32)"
+        "--batch", type=positive_int, default=32, help="sequences in the diagnosed batch (32)"
     )
     dg.add_argument(
         "--samples",
-        type=_positive,
+        type=positive_int,
         default=4,
         help="sequences whose exact Jacobians are computed (4)",
     )
@@ -153,7 +114,7 @@ def configure(p):
     )
     dg.add_argument(
         "--k1",
-        type=_positive,
+        type=positive_int,
         default=1,
         help="truncated BPTT's step k1 for the meter (1: every loss truncated at k2)",
     )
