@@ -13,16 +13,12 @@
  * until the loop ends (run_loop in _loops_impl.h); a smaller batch shares each product's
  * panels out among the threads instead (one hand-off and one join per product).
  *
- * On a machine with as many cores as threads, BLAS's own pool threads compete with the team:
- * OpenBLAS's idle workers keep spinning (sched_yield) for about 0.1 s after each call (its
- * THREAD_TIMEOUT), e.g. after the input projection that precedes a loop.  Measured on 2
- * cores, the chunked loops still beat BLAS-threaded steps for batches up to 64 (and ran
- * about 1.5x faster again with OPENBLAS_THREAD_TIMEOUT=4, which is the user's to set).
+ * BLAS's own pool threads would compete with the team (they spin after each call), so the
+ * layers hold BLAS at one thread while they run (rnnkit/kernels/threads.py).
  *
  * Used for float32 on x86-64 Linux with AVX2 and FMA (checked at run time) when the state
- * has 4 to 64 rows, where it was measured faster than BLAS (about 1.05-1.9x per loop on the
- * 2-core AMD EPYC of BENCHMARKS.md, the most at small batches); every other product goes
- * to BLAS (F(gemm) in _loops_impl.h).
+ * has 4 to 64 rows, where it measured faster than BLAS (BENCHMARKS.md); every other product
+ * goes to BLAS (F(gemm) in _loops_impl.h).
  */
 #if defined(__GNUC__) && defined(__x86_64__) && defined(__linux__) && !defined(RNNKIT_NO_PACKED)
 #define RNNKIT_PACKED 1
@@ -120,10 +116,8 @@ static inline void kernel_body(Py_ssize_t kc, const float *Ap, const float *Bp, 
             next_pf += pf_every;
         }
         __m256 b0 = _mm256_load_ps(b), b1 = _mm256_load_ps(b + 8), b2 = _mm256_load_ps(b + 16);
-        /* Hold the row of B in registers.  Without this, GCC tuned for AMD Zen
-         * (-march=native) folds the three loads into the twelve multiply-adds as memory
-         * operands: 16 loads per 12 FMAs instead of 7, and the loads set the pace (a lone
-         * product measured 1.2-1.35x slower; the default build kept them in registers). */
+        /* Hold the row of B in registers: else GCC tuned for Zen folds the loads into the
+         * FMAs as memory operands and the loads set the pace (BENCHMARKS.md). */
         __asm__("" : "+x"(b0), "+x"(b1), "+x"(b2));
         __m256 x = _mm256_broadcast_ss(a);
         c00 = _mm256_fmadd_ps(x, b0, c00); c01 = _mm256_fmadd_ps(x, b1, c01); c02 = _mm256_fmadd_ps(x, b2, c02);
@@ -186,10 +180,7 @@ typedef struct {
  * lines and the others are too few to hide it.  For such products (at most
  * PREFETCH_MAX_ROWS rows, packed weights over PREFETCH_MIN_BYTES) the kernel prefetches
  * the panel that comes next while it works on the current one, a share of its lines in each
- * row block's call.  Measured on the 2-core EPYC of BENCHMARKS.md: LSTM, H = 1024 (16 MB),
- * 16 rows a thread: about 1.15-1.3x faster per step, training and inference; with 64 rows a
- * thread, or with the 4-12 MB weights of SimpleRNN and GRU at H = 1024, whole layers ran up
- * to 1.2x slower with it, hence the two limits. */
+ * row block's call.  The two limits are where it measured faster (BENCHMARKS.md). */
 static void product_part(const Product *w, Py_ssize_t p0, Py_ssize_t p1)
 {
     const PackedB *B = w->B;
