@@ -140,3 +140,39 @@ def padded_ids(
             for t in holes:
                 x[1, t] = 0
     return x
+
+
+# The applications' command lines (tests/test_app_*.py).
+
+
+def run_cli(args, capsys):
+    """(exit code, standard output, standard error) of ``rnnkit ARGS``."""
+    from rnnkit import cli
+
+    code = cli.main(args)
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def train_args(app, data, model, *options):
+    """``APP train --data DATA --model MODEL --quiet OPTIONS`` as strings."""
+    return [app, "train", "--data", str(data), "--model", str(model), "--quiet"] + [
+        str(o) for o in options
+    ]
+
+
+def train_app(app, data, model, *options):
+    """Trains ``app`` quietly on ``data`` into ``model``; the command must succeed."""
+    from rnnkit import cli
+
+    assert cli.main(train_args(app, data, model, *options)) == 0
+
+
+def write_uea_split(folder, problem, classes, make, n):
+    """``{problem}_TRAIN.ts`` and ``_TEST.ts`` in ``folder``: ``make(n, seed)`` cases (seeds 0
+    and 1) written in the UEA archive's .ts format."""
+    from rnnkit.datasets._uea import write_ts
+
+    for part, seed in (("TRAIN", 0), ("TEST", 1)):
+        xs, labels = make(n, seed)
+        write_ts(folder / f"{problem}_{part}.ts", xs, labels, problem, list(classes))

@@ -9,7 +9,9 @@ import pytest
 from rnnkit import cli
 from rnnkit.apps._baselines import dtw_distances, dtw_reference, majority_class, nearest_neighbour
 from rnnkit.datasets import basic_motions
-from rnnkit.datasets._uea import TsFormatError, parse_ts, write_ts
+from rnnkit.datasets._uea import TsFormatError, parse_ts
+
+from helpers import train_app, write_uea_split
 
 TS = """# a comment
 @problemName Tiny
@@ -90,15 +92,7 @@ def data(tmp_path, monkeypatch):
     monkeypatch.setenv("RNNKIT_CACHE", str(tmp_path / "cache"))
     folder = tmp_path / "bm"
     folder.mkdir()
-    for part, seed in (("TRAIN", 0), ("TEST", 1)):
-        xs, labels = _recordings(8, seed)
-        write_ts(
-            folder / f"BasicMotions_{part}.ts",
-            xs,
-            labels,
-            "BasicMotions",
-            list(basic_motions.CLASSES),
-        )
+    write_uea_split(folder, "BasicMotions", basic_motions.CLASSES, _recordings, 8)
     return folder
 
 
@@ -117,26 +111,7 @@ def test_loader_refuses_a_folder_without_the_files(tmp_path):
 
 def test_command_train_evaluate_predict(data, tmp_path, capsys):
     model = tmp_path / "act.rnnkit"
-    assert (
-        cli.main(
-            [
-                "activity",
-                "train",
-                "--data",
-                str(data),
-                "--model",
-                str(model),
-                "--quiet",
-                "--hidden",
-                "4",
-                "--epochs",
-                "3",
-                "--batch",
-                "4",
-            ]
-        )
-        == 0
-    )
+    train_app("activity", data, model, "--hidden", "4", "--epochs", "3", "--batch", "4")
     capsys.readouterr()
     assert (
         cli.main(["activity", "evaluate", "--json", "--data", str(data), "--model", str(model)])
@@ -193,24 +168,7 @@ def test_command_train_evaluate_predict(data, tmp_path, capsys):
 )
 def test_predict_refuses_a_recording_of_the_wrong_shape(data, tmp_path, capsys, rows, message):
     model = tmp_path / "act.rnnkit"
-    assert (
-        cli.main(
-            [
-                "activity",
-                "train",
-                "--data",
-                str(data),
-                "--model",
-                str(model),
-                "--quiet",
-                "--hidden",
-                "2",
-                "--epochs",
-                "1",
-            ]
-        )
-        == 0
-    )
+    train_app("activity", data, model, "--hidden", "2", "--epochs", "1")
     csv = tmp_path / "bad.csv"
     csv.write_text("\n".join(",".join(str(v) for v in r) for r in rows))
     capsys.readouterr()

@@ -11,6 +11,8 @@ from rnnkit.apps import dna
 from rnnkit.apps._baselines import LogisticRegression, choose_l2
 from rnnkit.datasets import splice_dna
 
+from helpers import train_app
+
 rdata = pytest.importorskip("rdata")
 pd = pytest.importorskip("pandas")
 
@@ -122,26 +124,7 @@ def test_logistic_regression_learns_a_separable_rule():
 def test_command_train_evaluate_predict(data, tmp_path, capsys):
     path, seqs, labels = data
     model = tmp_path / "dna.rnnkit"
-    assert (
-        cli.main(
-            [
-                "dna",
-                "train",
-                "--data",
-                str(path),
-                "--model",
-                str(model),
-                "--quiet",
-                "--hidden",
-                "4",
-                "--epochs",
-                "2",
-                "--batch",
-                "8",
-            ]
-        )
-        == 0
-    )
+    train_app("dna", path, model, "--hidden", "4", "--epochs", "2", "--batch", "8")
     capsys.readouterr()
     assert cli.main(["dna", "evaluate", "--json", "--data", str(path), "--model", str(model)]) == 0
     out = json.loads(capsys.readouterr().out)
@@ -173,24 +156,7 @@ def test_command_train_evaluate_predict(data, tmp_path, capsys):
 def test_predict_refuses_bad_sequences_in_one_line(data, tmp_path, capsys, text, message):
     path, _, _ = data
     model = tmp_path / "dna.rnnkit"
-    assert (
-        cli.main(
-            [
-                "dna",
-                "train",
-                "--data",
-                str(path),
-                "--model",
-                str(model),
-                "--quiet",
-                "--hidden",
-                "2",
-                "--epochs",
-                "1",
-            ]
-        )
-        == 0
-    )
+    train_app("dna", path, model, "--hidden", "2", "--epochs", "1")
     capsys.readouterr()
     assert cli.main(["dna", "predict", "--model", str(model), text]) == 2
     err = capsys.readouterr().err

@@ -14,6 +14,8 @@ from rnnkit.apps import forecast
 from rnnkit.apps.task import load_app_model
 from rnnkit.datasets import seattle_weather as sw
 
+from helpers import run_cli, train_app
+
 try:
     import matplotlib  # noqa: F401
 
@@ -53,12 +55,6 @@ def data(tmp_path):
     path = tmp_path / "seattle-weather.csv"
     path.write_text(HEADER + "\n" + "\n".join(weather_rows()) + "\n", encoding="utf-8")
     return path
-
-
-def run_cli(args, capsys):
-    code = cli.main(args)
-    out = capsys.readouterr()
-    return code, out.out, out.err
 
 
 TINY = [
@@ -172,27 +168,8 @@ def test_train_evaluate_predict(data, capsys, tmp_path, monkeypatch):
 )
 def test_predict_errors(data, tmp_path, capsys, rows, message):
     model = tmp_path / "f.rnnkit"
-    assert (
-        cli.main(
-            [
-                "forecast",
-                "train",
-                "--data",
-                str(data),
-                "--model",
-                str(model),
-                "--window",
-                "3",
-                "--units",
-                "2",
-                "--members",
-                "1",
-                "--epochs",
-                "1",
-                "--quiet",
-            ]
-        )
-        == 0
+    train_app(
+        "forecast", data, model, "--window", "3", "--units", "2", "--members", "1", "--epochs", "1"
     )
     capsys.readouterr()
     code, _, err = run_cli(["forecast", "predict", "--model", str(model), *rows], capsys)

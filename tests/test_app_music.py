@@ -9,9 +9,10 @@ import zipfile
 import numpy as np
 import pytest
 
-from rnnkit import cli
 from rnnkit.apps import music
 from rnnkit.datasets import bach_chorales
+
+from helpers import run_cli, train_args
 
 STEPS = ["C", "D", "E", "F", "G", "A", "B"]
 
@@ -164,34 +165,14 @@ def test_music21_reads_the_midi(tmp_path):
     assert got == [(67, 1.0), (69, 0.5), (71, 2.0)]
 
 
-def _run(args, capsys):
-    code = cli.main(args)
-    out = capsys.readouterr()
-    return code, out.out, out.err
-
-
 def test_train_evaluate_predict_generate(corpus, tmp_path, capsys):
     model = str(tmp_path / "m.rnnkit")
-    code, _, err = _run(
-        [
-            "music",
-            "train",
-            "--data",
-            str(corpus),
-            "--model",
-            model,
-            "--minutes",
-            "0.05",
-            "--units",
-            "8",
-            "--embed",
-            "4",
-            "--quiet",
-        ],
+    code, _, err = run_cli(
+        train_args("music", corpus, model, "--minutes", "0.05", "--units", "8", "--embed", "4"),
         capsys,
     )
     assert code == 0, err
-    code, out, err = _run(
+    code, out, err = run_cli(
         ["music", "evaluate", "--data", str(corpus), "--model", model, "--json"], capsys
     )
     assert code == 0, err
@@ -207,12 +188,14 @@ def test_train_evaluate_predict_generate(corpus, tmp_path, capsys):
     assert np.isfinite(r["model"]["LSTM"]["nll"])
     # the test tune is a training tune: the bigram knows it far better than the unigram
     assert b["bigram (Kneser-Ney)"]["nll"] < 0.8 * b["unigram (add-one)"]["nll"]
-    code, out, err = _run(["music", "predict", "--model", model, "--top", "3", "C5:0.5 D5"], capsys)
+    code, out, err = run_cli(
+        ["music", "predict", "--model", model, "--top", "3", "C5:0.5 D5"], capsys
+    )
     assert code == 0, err
     probs = [float(x) for x in out.split()[1::2]]
     assert len(probs) == 3 and probs == sorted(probs, reverse=True) and sum(probs) <= 1.0
     mid = tmp_path / "out" / "new.mid"
-    code, out, err = _run(
+    code, out, err = run_cli(
         [
             "music",
             "generate",
@@ -232,7 +215,7 @@ def test_train_evaluate_predict_generate(corpus, tmp_path, capsys):
     assert code == 0, err
     assert len(out.split()) == 12 and out.split()[:2] == ["C5:0.5", "D5:1"]
     assert len(music.read_midi_notes(mid.read_bytes())) == 12  # no rests in this corpus
-    code, out2, _ = _run(
+    code, out2, _ = run_cli(
         [
             "music",
             "generate",
@@ -254,7 +237,7 @@ def test_train_evaluate_predict_generate(corpus, tmp_path, capsys):
 
 def test_bad_inputs_are_one_line_errors(corpus, tmp_path, capsys):
     (tmp_path / "empty").mkdir()
-    code, _, err = _run(
+    code, _, err = run_cli(
         [
             "music",
             "train",
@@ -270,29 +253,15 @@ def test_bad_inputs_are_one_line_errors(corpus, tmp_path, capsys):
     assert code == 1 and "no .mxl or .xml" in err
     model = str(tmp_path / "m.rnnkit")
     assert (
-        _run(
-            [
-                "music",
-                "train",
-                "--data",
-                str(corpus),
-                "--model",
-                model,
-                "--minutes",
-                "0.05",
-                "--units",
-                "4",
-                "--embed",
-                "4",
-                "--quiet",
-            ],
+        run_cli(
+            train_args("music", corpus, model, "--minutes", "0.05", "--units", "4", "--embed", "4"),
             capsys,
         )[0]
         == 0
     )
-    code, _, err = _run(["music", "predict", "--model", model, "C5 H9"], capsys)
+    code, _, err = run_cli(["music", "predict", "--model", model, "C5 H9"], capsys)
     assert code == 2 and "'H9'" in err
-    code, _, err = _run(
+    code, _, err = run_cli(
         [
             "music",
             "generate",
@@ -306,5 +275,5 @@ def test_bad_inputs_are_one_line_errors(corpus, tmp_path, capsys):
         capsys,
     )
     assert code == 2 and "--temperature" in err
-    code, _, err = _run(["music", "generate", "--model", model, "--out", str(tmp_path)], capsys)
+    code, _, err = run_cli(["music", "generate", "--model", model, "--out", str(tmp_path)], capsys)
     assert code == 2 and "directory" in err

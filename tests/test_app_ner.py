@@ -9,17 +9,13 @@ from rnnkit.apps import ner
 from rnnkit.data.fetch import DataUnavailable
 from rnnkit.datasets import wnut16
 
+from helpers import run_cli, train_args
+
 
 @pytest.fixture
 def cache(tmp_path, monkeypatch):
     monkeypatch.setenv("RNNKIT_CACHE", str(tmp_path / "cache"))
     return tmp_path
-
-
-def _run(args, capsys):
-    code = cli.main(args)
-    out = capsys.readouterr()
-    return code, out.out, out.err
 
 
 def _tweets(n=50):
@@ -114,28 +110,14 @@ def test_train_evaluate_predict_end_to_end(cache, capsys):
     data = cache / "ner.txt"
     data.write_text(_tweets(), encoding="utf-8")
     model = cache / "ner.rnnkit"
-    code, out, err = _run(
-        [
-            "ner",
-            "train",
-            "--data",
-            str(data),
-            "--model",
-            str(model),
-            "--epochs",
-            "30",
-            "--units",
-            "16",
-            "--batch",
-            "4",
-            "--minutes",
-            "30",
-            "--quiet",
-        ],
+    code, out, err = run_cli(
+        train_args(
+            "ner", data, model, "--epochs", "30", "--units", "16", "--batch", "4", "--minutes", "30"
+        ),
         capsys,
     )
     assert code == 0 and model.is_file(), err
-    code, out, err = _run(
+    code, out, err = run_cli(
         ["ner", "evaluate", "--data", str(data), "--model", str(model), "--json"], capsys
     )
     assert code == 0, err
@@ -145,12 +127,12 @@ def test_train_evaluate_predict_end_to_end(cache, capsys):
     assert r["baselines"]["gazetteer"]["f1"] == pytest.approx(100.0)
     assert r["model"]["f1"] >= 90.0
     assert r["published"]["winner_f1"] == 52.4
-    code, out, err = _run(
+    code, out, err = run_cli(
         ["ner", "predict", "--model", str(model), "lunch with Zoe Smith in Rome today"], capsys
     )
     assert code == 0, err
     assert "Rome (geo-loc)" in out and "person" in out
-    code, out, err = _run(["ner", "predict", "--model", str(model), "   "], capsys)
+    code, out, err = run_cli(["ner", "predict", "--model", str(model), "   "], capsys)
     assert code == 2 and "nothing to read" in err and "Traceback" not in err
 
 
@@ -170,7 +152,7 @@ def test_bad_options_and_files_are_one_line(cache, capsys):
     assert e.value.code == 2 and "--entity-weight" in capsys.readouterr().err
     bad = cache / "bad.txt"
     bad.write_text("only-one-column\n", encoding="utf-8")
-    code, out, err = _run(
+    code, out, err = run_cli(
         ["ner", "train", "--data", str(bad), "--model", str(cache / "m.rnnkit")], capsys
     )
     assert code != 0 and "line 1" in err and "Traceback" not in err

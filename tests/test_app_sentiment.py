@@ -7,9 +7,10 @@ import json
 import numpy as np
 import pytest
 
-from rnnkit import cli
 from rnnkit.apps import sentiment
 from rnnkit.datasets import movie_reviews
+
+from helpers import run_cli, train_app
 
 POS = ["gripping", "beautiful", "moving", "funny", "brilliant", "charming", "superb"]
 NEG = ["dull", "tedious", "awful", "boring", "clumsy", "lifeless", "mess"]
@@ -44,12 +45,6 @@ def data(tmp_path):
     path = tmp_path / "movieReviewSnippets_GroundTruth.txt"
     path.write_bytes(snippets().encode("utf-8"))
     return path
-
-
-def run_cli(args, capsys):
-    code = cli.main(args)
-    out = capsys.readouterr()
-    return code, out.out, out.err
 
 
 TINY = [
@@ -160,26 +155,7 @@ def test_train_evaluate_predict(data, capsys, tmp_path):
 
 def test_predict_probability_matches_the_model(data, tmp_path, capsys):
     model_path = tmp_path / "s.rnnkit"
-    assert (
-        cli.main(
-            [
-                "sentiment",
-                "train",
-                "--data",
-                str(data),
-                "--model",
-                str(model_path),
-                "--embed",
-                "8",
-                "--units",
-                "4",
-                "--epochs",
-                "2",
-                "--quiet",
-            ]
-        )
-        == 0
-    )
+    train_app("sentiment", data, model_path, "--embed", "8", "--units", "4", "--epochs", "2")
     from rnnkit.apps.task import load_app_model
 
     model, meta = load_app_model(model_path, sentiment.APP)

@@ -11,6 +11,8 @@ from rnnkit.apps import speaker
 from rnnkit.datasets import japanese_vowels
 from rnnkit.datasets._uea import pad, write_ts
 
+from helpers import train_app, write_uea_split
+
 
 def _utterances(n, seed):
     """Three toy speakers (1, 2, 3): each has its own mean cepstrum; 5 to 12 frames."""
@@ -30,15 +32,7 @@ def data(tmp_path, monkeypatch):
     monkeypatch.setenv("RNNKIT_CACHE", str(tmp_path / "cache"))
     folder = tmp_path / "jv"
     folder.mkdir()
-    for part, seed in (("TRAIN", 0), ("TEST", 1)):
-        xs, labels = _utterances(9, seed)
-        write_ts(
-            folder / f"JapaneseVowels_{part}.ts",
-            xs,
-            labels,
-            "JapaneseVowels",
-            list(japanese_vowels.CLASSES),
-        )
+    write_uea_split(folder, "JapaneseVowels", japanese_vowels.CLASSES, _utterances, 9)
     return folder
 
 
@@ -68,26 +62,7 @@ def test_loader_refuses_a_wrong_number_of_coefficients(tmp_path):
 
 def test_command_train_evaluate_predict_and_masking(data, tmp_path, capsys):
     model_path = tmp_path / "spk.rnnkit"
-    assert (
-        cli.main(
-            [
-                "speaker",
-                "train",
-                "--data",
-                str(data),
-                "--model",
-                str(model_path),
-                "--quiet",
-                "--hidden",
-                "4",
-                "--epochs",
-                "3",
-                "--batch",
-                "3",
-            ]
-        )
-        == 0
-    )
+    train_app("speaker", data, model_path, "--hidden", "4", "--epochs", "3", "--batch", "3")
     capsys.readouterr()
     assert (
         cli.main(["speaker", "evaluate", "--json", "--data", str(data), "--model", str(model_path)])
@@ -115,24 +90,7 @@ def test_command_train_evaluate_predict_and_masking(data, tmp_path, capsys):
 
 def test_predict_refuses_a_frame_of_the_wrong_width(data, tmp_path, capsys):
     model_path = tmp_path / "spk.rnnkit"
-    assert (
-        cli.main(
-            [
-                "speaker",
-                "train",
-                "--data",
-                str(data),
-                "--model",
-                str(model_path),
-                "--quiet",
-                "--hidden",
-                "2",
-                "--epochs",
-                "1",
-            ]
-        )
-        == 0
-    )
+    train_app("speaker", data, model_path, "--hidden", "2", "--epochs", "1")
     csv = tmp_path / "utt.csv"
     csv.write_text("\n".join(",".join(["0.5"] * 12) for _ in range(4)) + "\n1,2,3\n")
     capsys.readouterr()

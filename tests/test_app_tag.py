@@ -6,11 +6,12 @@ import numpy as np
 import pytest
 
 import rnnkit
-from rnnkit import cli
 from rnnkit.apps import _wordfeatures as wf
 from rnnkit.apps import tag
 from rnnkit.data.fetch import DataUnavailable
 from rnnkit.datasets import oanc_pos
+
+from helpers import run_cli, train_args
 
 # A toy language where a word's tag depends on its neighbours: "run" and "walks" are nouns
 # after "the" and verbs after a pronoun; the most-frequent-tag baseline cannot see that.
@@ -42,12 +43,6 @@ def _fixture_text(n=60):
 def cache(tmp_path, monkeypatch):
     monkeypatch.setenv("RNNKIT_CACHE", str(tmp_path / "cache"))
     return tmp_path
-
-
-def _run(args, capsys):
-    code = cli.main(args)
-    out = capsys.readouterr()
-    return code, out.out, out.err
 
 
 def test_tokenize_splits_punctuation_and_clitics():
@@ -139,28 +134,14 @@ def test_train_evaluate_predict_end_to_end(cache, capsys):
     data = cache / "tagged-en-oanc.txt"
     data.write_text(_fixture_text(), encoding="utf-8")
     model = cache / "tag.rnnkit"
-    code, out, err = _run(
-        [
-            "tag",
-            "train",
-            "--data",
-            str(data),
-            "--model",
-            str(model),
-            "--epochs",
-            "25",
-            "--units",
-            "16",
-            "--batch",
-            "4",
-            "--minutes",
-            "30",
-            "--quiet",
-        ],
+    code, out, err = run_cli(
+        train_args(
+            "tag", data, model, "--epochs", "25", "--units", "16", "--batch", "4", "--minutes", "30"
+        ),
         capsys,
     )
     assert code == 0 and model.is_file(), err
-    code, out, err = _run(
+    code, out, err = run_cli(
         ["tag", "evaluate", "--data", str(data), "--model", str(model), "--json"], capsys
     )
     assert code == 0, err
@@ -173,7 +154,7 @@ def test_train_evaluate_predict_end_to_end(cache, capsys):
     assert base == pytest.approx(28 / 32)
     assert r["model"]["accuracy"] >= 31 / 32 > base  # context resolves the ambiguity
     assert r["published"]["accuracy"] == 0.9724
-    code, out, err = _run(
+    code, out, err = run_cli(
         ["tag", "predict", "--model", str(model), "the run sleeps.", "she walks the cat."], capsys
     )
     assert code == 0, err
@@ -185,7 +166,7 @@ def test_train_evaluate_predict_end_to_end(cache, capsys):
     assert m.metadata["app"] == "tag" and type(m.layers[0]).__name__ == "FeatureEmbedding"
     pytest.importorskip("matplotlib")
     png = cache / "tag.png"
-    code, out, err = _run(
+    code, out, err = run_cli(
         ["tag", "plot", "--data", str(data), "--model", str(model), "--out", str(png)], capsys
     )
     assert code == 0 and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", err
@@ -195,34 +176,18 @@ def test_predict_and_data_errors_are_one_line(cache, capsys):
     data = cache / "tagged-en-oanc.txt"
     data.write_text(_fixture_text(12), encoding="utf-8")
     model = cache / "tag.rnnkit"
-    assert (
-        _run(
-            [
-                "tag",
-                "train",
-                "--data",
-                str(data),
-                "--model",
-                str(model),
-                "--epochs",
-                "1",
-                "--units",
-                "4",
-                "--quiet",
-            ],
-            capsys,
-        )[0]
-        == 0
-    )
-    code, out, err = _run(["tag", "predict", "--model", str(model), "  "], capsys)
+    assert run_cli(train_args("tag", data, model, "--epochs", "1", "--units", "4"), capsys)[0] == 0
+    code, out, err = run_cli(["tag", "predict", "--model", str(model), "  "], capsys)
     assert code == 2 and "nothing to tag" in err and "Traceback" not in err
-    code, out, err = _run(["tag", "predict", "--model", str(model), "word " * 300], capsys)
+    code, out, err = run_cli(["tag", "predict", "--model", str(model), "word " * 300], capsys)
     assert code == 2 and "too long" in err
-    code, out, err = _run(["tag", "predict", "--model", str(model), "an unseenword here"], capsys)
+    code, out, err = run_cli(
+        ["tag", "predict", "--model", str(model), "an unseenword here"], capsys
+    )
     assert code == 0 and len(out.split()) == 3  # unseen words get a tag too
     bad = cache / "bad.txt"
     bad.write_text("the/DT dog/\n", encoding="utf-8")
-    code, out, err = _run(["tag", "train", "--data", str(bad), "--model", str(model)], capsys)
+    code, out, err = run_cli(["tag", "train", "--data", str(bad), "--model", str(model)], capsys)
     assert code != 0 and "line 1" in err and "Traceback" not in err
-    code, out, err = _run(["tag", "evaluate", "--model", str(cache / "none.rnnkit")], capsys)
+    code, out, err = run_cli(["tag", "evaluate", "--model", str(cache / "none.rnnkit")], capsys)
     assert code != 0 and "rnnkit tag train" in err

@@ -10,9 +10,10 @@ import pytest
 pytest.importorskip("pysword")
 pytest.importorskip("sacrebleu")
 
-from rnnkit import cli  # noqa: E402
 from rnnkit.apps import translate as tr  # noqa: E402
 from rnnkit.datasets import bible_en_es  # noqa: E402
+
+from helpers import run_cli, train_args
 
 GEN_CHAPTERS = [31, 25]  # verses of Genesis 1 and 2 in the KJV versification
 
@@ -127,34 +128,16 @@ def test_unknown_words_are_copied_in_order():
     assert t._words(["Moses", "the", "Zorro"], [tr.UNK, 4, tr.UNK, tr.UNK]) == "Moisés el Zorro"
 
 
-def _run(args, capsys):
-    code = cli.main(args)
-    out = capsys.readouterr()
-    return code, out.out, out.err
-
-
 def test_train_evaluate_predict(library, tmp_path, capsys):
     model = str(tmp_path / "t.rnnkit")
-    code, _, err = _run(
-        [
-            "translate",
-            "train",
-            "--data",
-            str(library),
-            "--model",
-            model,
-            "--minutes",
-            "0.05",
-            "--units",
-            "8",
-            "--embed",
-            "8",
-            "--quiet",
-        ],
+    code, _, err = run_cli(
+        train_args(
+            "translate", library, model, "--minutes", "0.05", "--units", "8", "--embed", "8"
+        ),
         capsys,
     )
     assert code == 0, err
-    code, out, err = _run(
+    code, out, err = run_cli(
         ["translate", "evaluate", "--data", str(library), "--model", model, "--json"], capsys
     )
     assert code == 0, err
@@ -173,7 +156,7 @@ def test_train_evaluate_predict(library, tmp_path, capsys):
     assert base["copy the source"]["chrF"] < 40
     for v in result["model"].values():
         assert 0.0 <= v["chrF"] <= 100.0 and np.isfinite(v["BLEU"])
-    code, out, err = _run(
+    code, out, err = run_cli(
         ["translate", "predict", "--model", model, "--beam", "2", "And the dog sees Zorblax."],
         capsys,
     )
@@ -182,7 +165,7 @@ def test_train_evaluate_predict(library, tmp_path, capsys):
 
 
 def test_bad_inputs_are_one_line_errors(library, tmp_path, capsys):
-    code, _, err = _run(
+    code, _, err = run_cli(
         [
             "translate",
             "train",
@@ -198,13 +181,10 @@ def test_bad_inputs_are_one_line_errors(library, tmp_path, capsys):
     assert code == 1 and "not a SWORD library" in err and "Traceback" not in err
     model = str(tmp_path / "t.rnnkit")
     assert (
-        _run(
-            [
+        run_cli(
+            train_args(
                 "translate",
-                "train",
-                "--data",
-                str(library),
-                "--model",
+                library,
                 model,
                 "--minutes",
                 "0.05",
@@ -212,16 +192,15 @@ def test_bad_inputs_are_one_line_errors(library, tmp_path, capsys):
                 "4",
                 "--embed",
                 "4",
-                "--quiet",
                 "--attention",
-            ],
+            ),
             capsys,
         )[0]
         == 0
     )
-    code, _, err = _run(["translate", "predict", "--model", model, "?!"], capsys)
+    code, _, err = run_cli(["translate", "predict", "--model", model, "?!"], capsys)
     assert code == 2 and "nothing to translate" in err
-    code, _, err = _run(
+    code, _, err = run_cli(
         [
             "translate",
             "train",
