@@ -373,8 +373,13 @@ def recording_inputs(inputs, args):
     return [args.file] if getattr(args, "file", None) else list(inputs)
 
 
-def evaluation_result(task, split, report, train_accuracy, baselines, published, meta) -> dict:
-    """The evaluation dictionary the sequence -> class applications print."""
+def evaluation_result(task, split, model, classes, test, train, baselines, published, meta):
+    """The evaluation dictionary the sequence -> class applications print: the model's
+    accuracy on ``test`` and ``train`` (each (model inputs, labels)), then ``baselines()``."""
+    report = classification_report(test[1], predict_classes(model, test[0]), classes)
+    train_accuracy = classification_report(train[1], predict_classes(model, train[0]), classes)[
+        "accuracy"
+    ]
     return {
         "task": task,
         "split": split,
@@ -383,7 +388,7 @@ def evaluation_result(task, split, report, train_accuracy, baselines, published,
             "train_accuracy": train_accuracy,
             **{k: v for k, v in report.items() if k != "accuracy"},
         },
-        "baselines": baselines,
+        "baselines": baselines(),
         "published": published,
         "training": {k: v for k, v in meta.get("training", {}).items() if k != "history"},
     }

@@ -86,19 +86,14 @@ def _configure_train(p):
 def _evaluate(model, meta, args):
     (x_train, y_train), (x_test, y_test) = basic_motions.load_data(args.data)
     classes = list(basic_motions.CLASSES)
-    report = classification_report(
-        y_test, predict_classes(model, _normalize(x_test, meta)), classes
-    )
-    train_acc = classification_report(
-        y_train, predict_classes(model, _normalize(x_train, meta)), classes
-    )["accuracy"]
-
     return evaluation_result(
         "activity",
         f"UEA BasicMotions: {len(y_train)} train / {len(y_test)} test",
-        report,
-        train_acc,
-        dtw_baselines("activity", x_train, y_train, x_test, y_test, classes),
+        model,
+        classes,
+        (_normalize(x_test, meta), y_test),
+        (_normalize(x_train, meta), y_train),
+        lambda: dtw_baselines("activity", x_train, y_train, x_test, y_test, classes),
         PUBLISHED,
         meta,
     )

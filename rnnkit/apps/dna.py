@@ -143,17 +143,15 @@ def _baselines(x_train, y_train, x_test, y_test):
 def _evaluate(model, meta, args):
     (x_train, y_train), (x_test, y_test) = splice_dna.load_data(args.data)
     classes = list(splice_dna.CLASSES)
-    pred = predict_classes(model, encode(x_test, meta.get("order", "folded")))
-    report = classification_report(y_test, pred, classes)
-    train_acc = classification_report(
-        y_train, predict_classes(model, encode(x_train, meta.get("order", "folded"))), classes
-    )["accuracy"]
+    order = meta.get("order", "folded")
     return evaluation_result(
         "dna",
         f"StatLog: {len(y_train)} train / {len(y_test)} test",
-        report,
-        train_acc,
-        cached(
+        model,
+        classes,
+        (encode(x_test, order), y_test),
+        (encode(x_train, order), y_train),
+        lambda: cached(
             "dna",
             [x_train, y_train, x_test, y_test],
             lambda: _baselines(x_train, y_train, x_test, y_test),

@@ -97,17 +97,14 @@ def _configure_train(p):
 def _evaluate(model, meta, args):
     (x_train, y_train), (x_test, y_test) = japanese_vowels.load_data(args.data)
     classes = list(japanese_vowels.CLASSES)
-    report = classification_report(y_test, predict_classes(model, _inputs(x_test, meta)), classes)
-    train_acc = classification_report(
-        y_train, predict_classes(model, _inputs(x_train, meta)), classes
-    )["accuracy"]
-
     return evaluation_result(
         "speaker",
         f"UEA JapaneseVowels: {len(y_train)} train / {len(y_test)} test",
-        report,
-        train_acc,
-        dtw_baselines("speaker", x_train, y_train, x_test, y_test, classes),
+        model,
+        classes,
+        (_inputs(x_test, meta), y_test),
+        (_inputs(x_train, meta), y_train),
+        lambda: dtw_baselines("speaker", x_train, y_train, x_test, y_test, classes),
         PUBLISHED,
         meta,
     )
