@@ -176,3 +176,18 @@ def write_uea_split(folder, problem, classes, make, n):
     for part, seed in (("TRAIN", 0), ("TEST", 1)):
         xs, labels = make(n, seed)
         write_ts(folder / f"{problem}_{part}.ts", xs, labels, problem, list(classes))
+
+
+def train_and_evaluate(capsys, app, data, model, *options):
+    """Trains ``app`` as :func:`train_app` does, then returns what ``evaluate --json`` prints,
+    parsed; both commands must succeed."""
+    import json
+    from pathlib import Path
+
+    code, _, err = run_cli(train_args(app, data, model, *options), capsys)
+    assert code == 0 and Path(model).is_file(), err
+    code, out, err = run_cli(
+        [app, "evaluate", "--data", str(data), "--model", str(model), "--json"], capsys
+    )
+    assert code == 0, err
+    return json.loads(out)

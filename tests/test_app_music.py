@@ -2,7 +2,6 @@
 on tiny MusicXML scores written here (plain .xml and compressed .mxl)."""
 
 import io
-import json
 import math
 import zipfile
 
@@ -12,7 +11,7 @@ import pytest
 from rnnkit.apps import music
 from rnnkit.datasets import bach_chorales
 
-from helpers import run_cli, train_args
+from helpers import run_cli, train_and_evaluate, train_args
 
 STEPS = ["C", "D", "E", "F", "G", "A", "B"]
 
@@ -167,22 +166,15 @@ def test_music21_reads_the_midi(tmp_path):
 
 def test_train_evaluate_predict_generate(corpus, tmp_path, capsys):
     model = str(tmp_path / "m.rnnkit")
-    code, _, err = run_cli(
-        train_args("music", corpus, model, "--minutes", "0.05", "--units", "8", "--embed", "4"),
-        capsys,
+    r = train_and_evaluate(
+        capsys, "music", corpus, model, "--minutes", "0.05", "--units", "8", "--embed", "4"
     )
-    assert code == 0, err
-    code, out, err = run_cli(
-        ["music", "evaluate", "--data", str(corpus), "--model", model, "--json"], capsys
-    )
-    assert code == 0, err
     try:
         import matplotlib  # noqa: F401
 
         assert (tmp_path / "m.rnnkit.png").stat().st_size > 1000  # the training curve
     except ImportError:
         pass
-    r = json.loads(out)
     assert r["test_chorales"] == 1 and r["test_notes"] == 8
     b = r["baselines"]
     assert np.isfinite(r["model"]["LSTM"]["nll"])

@@ -1,7 +1,5 @@
 """rnnkit ner: WNUT-16 named entities (tiny fixtures in the source format, no network)."""
 
-import json
-
 import pytest
 
 from rnnkit import cli
@@ -9,7 +7,7 @@ from rnnkit.apps import ner
 from rnnkit.data.fetch import DataUnavailable
 from rnnkit.datasets import wnut16
 
-from helpers import run_cli, train_args
+from helpers import run_cli, train_and_evaluate
 
 
 @pytest.fixture
@@ -110,18 +108,20 @@ def test_train_evaluate_predict_end_to_end(cache, capsys):
     data = cache / "ner.txt"
     data.write_text(_tweets(), encoding="utf-8")
     model = cache / "ner.rnnkit"
-    code, out, err = run_cli(
-        train_args(
-            "ner", data, model, "--epochs", "30", "--units", "16", "--batch", "4", "--minutes", "30"
-        ),
+    r = train_and_evaluate(
         capsys,
+        "ner",
+        data,
+        model,
+        "--epochs",
+        "30",
+        "--units",
+        "16",
+        "--batch",
+        "4",
+        "--minutes",
+        "30",
     )
-    assert code == 0 and model.is_file(), err
-    code, out, err = run_cli(
-        ["ner", "evaluate", "--data", str(data), "--model", str(model), "--json"], capsys
-    )
-    assert code == 0, err
-    r = json.loads(out)
     # the last 10 tweets, 2 entities each; every one of them is in the training gazetteer
     assert r["data"]["test_tweets"] == 10 and r["model"]["gold"] == 20
     assert r["baselines"]["gazetteer"]["f1"] == pytest.approx(100.0)

@@ -11,7 +11,7 @@ from rnnkit.apps import tag
 from rnnkit.data.fetch import DataUnavailable
 from rnnkit.datasets import oanc_pos
 
-from helpers import run_cli, train_args
+from helpers import run_cli, train_and_evaluate, train_args
 
 # A toy language where a word's tag depends on its neighbours: "run" and "walks" are nouns
 # after "the" and verbs after a pronoun; the most-frequent-tag baseline cannot see that.
@@ -134,18 +134,20 @@ def test_train_evaluate_predict_end_to_end(cache, capsys):
     data = cache / "tagged-en-oanc.txt"
     data.write_text(_fixture_text(), encoding="utf-8")
     model = cache / "tag.rnnkit"
-    code, out, err = run_cli(
-        train_args(
-            "tag", data, model, "--epochs", "25", "--units", "16", "--batch", "4", "--minutes", "30"
-        ),
+    r = train_and_evaluate(
         capsys,
+        "tag",
+        data,
+        model,
+        "--epochs",
+        "25",
+        "--units",
+        "16",
+        "--batch",
+        "4",
+        "--minutes",
+        "30",
     )
-    assert code == 0 and model.is_file(), err
-    code, out, err = run_cli(
-        ["tag", "evaluate", "--data", str(data), "--model", str(model), "--json"], capsys
-    )
-    assert code == 0, err
-    r = json.loads(out)
     # test split: the last 6 sentences; the baseline tags "run"/"walks" by their majority only
     # (training majorities: run NN 14 : VBP 9, walks NN 13 : VBZ 12, so it misses run/VBP
     # and three walks/VBZ of the 32 test tokens)

@@ -1,7 +1,6 @@
 """rnnkit translate: the Bible verse pairs, the baselines and the command, on a tiny SWORD
 library written here in the packages' own format (two RawText modules, KJV versification)."""
 
-import json
 import struct
 
 import numpy as np
@@ -13,7 +12,7 @@ pytest.importorskip("sacrebleu")
 from rnnkit.apps import translate as tr  # noqa: E402
 from rnnkit.datasets import bible_en_es  # noqa: E402
 
-from helpers import run_cli, train_args
+from helpers import run_cli, train_and_evaluate, train_args
 
 GEN_CHAPTERS = [31, 25]  # verses of Genesis 1 and 2 in the KJV versification
 
@@ -130,24 +129,15 @@ def test_unknown_words_are_copied_in_order():
 
 def test_train_evaluate_predict(library, tmp_path, capsys):
     model = str(tmp_path / "t.rnnkit")
-    code, _, err = run_cli(
-        train_args(
-            "translate", library, model, "--minutes", "0.05", "--units", "8", "--embed", "8"
-        ),
-        capsys,
+    result = train_and_evaluate(
+        capsys, "translate", library, model, "--minutes", "0.05", "--units", "8", "--embed", "8"
     )
-    assert code == 0, err
-    code, out, err = run_cli(
-        ["translate", "evaluate", "--data", str(library), "--model", model, "--json"], capsys
-    )
-    assert code == 0, err
     try:
         import matplotlib  # noqa: F401
 
         assert (tmp_path / "t.rnnkit.png").stat().st_size > 1000  # the training curve
     except ImportError:
         pass
-    result = json.loads(out)
     assert result["test_verses"] == 5
     base = result["baselines"]
     word = base["word-for-word dictionary (IBM model 1)"]
