@@ -443,3 +443,38 @@ def recording_lines(recs, probs, classes, label):
             line += f"  [file says {truth}]"
         lines.append(line)
     return lines
+
+
+def recording_evaluate(task, dataset, title, inputs, published):
+    """The ``evaluate`` of a classifier of UEA recordings (activity, speaker): ``dataset`` is
+    the loader module, ``inputs(series, meta)`` the model inputs; DTW baselines."""
+
+    def evaluate(model, meta, args):
+        (x_train, y_train), (x_test, y_test) = dataset.load_data(args.data)
+        classes = list(dataset.CLASSES)
+        return evaluation_result(
+            task,
+            f"UEA {title}: {len(y_train)} train / {len(y_test)} test",
+            model,
+            classes,
+            (inputs(x_test, meta), y_test),
+            (inputs(x_train, meta), y_train),
+            lambda: dtw_baselines(task, x_train, y_train, x_test, y_test, classes),
+            published,
+            meta,
+        )
+
+    return evaluate
+
+
+def recording_plots(task, dataset, inputs):
+    """The ``plot`` command's plots of a classifier of UEA recordings (see
+    :func:`recording_evaluate`)."""
+
+    def plots(model, meta, args, out):
+        _, (x_test, y_test) = dataset.load_data(args.data)
+        classes = list(dataset.CLASSES)
+        rep = classification_report(y_test, predict_classes(model, inputs(x_test, meta)), classes)
+        yield from standard_plots(task, out, rep, classes, meta)
+
+    return plots

@@ -23,15 +23,12 @@ from ._seqclass import (
     add_plot_command,
     add_train_options,
     build_classifier,
-    classification_report,
-    dtw_baselines,
-    evaluation_result,
-    predict_classes,
     read_recordings,
+    recording_evaluate,
     recording_inputs,
     recording_lines,
+    recording_plots,
     seed_everything,
-    standard_plots,
     train_classifier,
 )
 from .task import App
@@ -83,20 +80,7 @@ def _configure_train(p):
     )
 
 
-def _evaluate(model, meta, args):
-    (x_train, y_train), (x_test, y_test) = basic_motions.load_data(args.data)
-    classes = list(basic_motions.CLASSES)
-    return evaluation_result(
-        "activity",
-        f"UEA BasicMotions: {len(y_train)} train / {len(y_test)} test",
-        model,
-        classes,
-        (_normalize(x_test, meta), y_test),
-        (_normalize(x_train, meta), y_train),
-        lambda: dtw_baselines("activity", x_train, y_train, x_test, y_test, classes),
-        PUBLISHED,
-        meta,
-    )
+_evaluate = recording_evaluate("activity", basic_motions, "BasicMotions", _normalize, PUBLISHED)
 
 
 def _predict(model, meta, inputs, args):
@@ -111,11 +95,7 @@ def _predict(model, meta, inputs, args):
     return recording_lines(recs, probs, classes, lambda c, p, s: f"{c} (p {p:.3f})")
 
 
-def _plots(model, meta, args, out):
-    (x_train, y_train), (x_test, y_test) = basic_motions.load_data(args.data)
-    classes = list(basic_motions.CLASSES)
-    rep = classification_report(y_test, predict_classes(model, _normalize(x_test, meta)), classes)
-    yield from standard_plots("activity", out, rep, classes, meta)
+_plots = recording_plots("activity", basic_motions, _normalize)
 
 
 APP = App(

@@ -26,15 +26,12 @@ from ._seqclass import (
     add_plot_command,
     add_train_options,
     build_classifier,
-    classification_report,
-    dtw_baselines,
-    evaluation_result,
-    predict_classes,
     read_recordings,
+    recording_evaluate,
     recording_inputs,
     recording_lines,
+    recording_plots,
     seed_everything,
-    standard_plots,
     train_classifier,
 )
 from .task import App
@@ -94,20 +91,7 @@ def _configure_train(p):
     )
 
 
-def _evaluate(model, meta, args):
-    (x_train, y_train), (x_test, y_test) = japanese_vowels.load_data(args.data)
-    classes = list(japanese_vowels.CLASSES)
-    return evaluation_result(
-        "speaker",
-        f"UEA JapaneseVowels: {len(y_train)} train / {len(y_test)} test",
-        model,
-        classes,
-        (_inputs(x_test, meta), y_test),
-        (_inputs(x_train, meta), y_train),
-        lambda: dtw_baselines("speaker", x_train, y_train, x_test, y_test, classes),
-        PUBLISHED,
-        meta,
-    )
+_evaluate = recording_evaluate("speaker", japanese_vowels, "JapaneseVowels", _inputs, PUBLISHED)
 
 
 def _predict(model, meta, inputs, args):
@@ -123,11 +107,7 @@ def _predict(model, meta, inputs, args):
     )
 
 
-def _plots(model, meta, args, out):
-    (x_train, y_train), (x_test, y_test) = japanese_vowels.load_data(args.data)
-    classes = list(japanese_vowels.CLASSES)
-    rep = classification_report(y_test, predict_classes(model, _inputs(x_test, meta)), classes)
-    yield from standard_plots("speaker", out, rep, classes, meta)
+_plots = recording_plots("speaker", japanese_vowels, _inputs)
 
 
 APP = App(
