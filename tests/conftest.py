@@ -15,3 +15,12 @@ def _rnnkit_defaults():
     rnnkit.set_seed(1234)
     yield
     backend.set_floatx(floatx)
+
+
+@pytest.fixture
+def rnnkit_cache(tmp_path, monkeypatch):
+    """RNNKIT_CACHE points at ``tmp_path / "cache"`` for the test (the application tests
+    write models and parsed data there); returns that folder."""
+    path = tmp_path / "cache"
+    monkeypatch.setenv("RNNKIT_CACHE", str(path))
+    return path

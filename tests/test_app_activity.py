@@ -88,8 +88,7 @@ def _recordings(n, seed):
 
 
 @pytest.fixture
-def data(tmp_path, monkeypatch):
-    monkeypatch.setenv("RNNKIT_CACHE", str(tmp_path / "cache"))
+def data(tmp_path, rnnkit_cache):
     folder = tmp_path / "bm"
     folder.mkdir()
     write_uea_split(folder, "BasicMotions", basic_motions.CLASSES, _recordings, 8)

@@ -51,8 +51,7 @@ def write_rda(path, seqs, labels, bits=None):
 
 
 @pytest.fixture
-def data(tmp_path, monkeypatch):
-    monkeypatch.setenv("RNNKIT_CACHE", str(tmp_path / "cache"))
+def data(tmp_path, rnnkit_cache):
     seqs, labels = _sequences(36)
     return write_rda(tmp_path / "DNA.rda", seqs, labels), seqs, labels
 

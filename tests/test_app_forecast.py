@@ -45,9 +45,8 @@ def weather_rows(start="2014-01-01", days=424, seed=0):
 
 
 @pytest.fixture(autouse=True)
-def cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("RNNKIT_CACHE", str(tmp_path / "cache"))
-    return tmp_path / "cache"
+def cache(rnnkit_cache):
+    return rnnkit_cache
 
 
 @pytest.fixture

@@ -71,8 +71,7 @@ def write_chorales(folder, n=12):
 
 
 @pytest.fixture
-def corpus(tmp_path, monkeypatch):
-    monkeypatch.setenv("RNNKIT_CACHE", str(tmp_path / "cache"))
+def corpus(tmp_path, rnnkit_cache):
     return write_chorales(tmp_path / "chorales")
 
 

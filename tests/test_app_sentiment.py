@@ -35,9 +35,8 @@ def snippets(n=300, seed=0):
 
 
 @pytest.fixture(autouse=True)
-def cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("RNNKIT_CACHE", str(tmp_path / "cache"))
-    return tmp_path / "cache"
+def cache(rnnkit_cache):
+    return rnnkit_cache
 
 
 @pytest.fixture

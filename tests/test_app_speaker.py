@@ -28,8 +28,7 @@ def _utterances(n, seed):
 
 
 @pytest.fixture
-def data(tmp_path, monkeypatch):
-    monkeypatch.setenv("RNNKIT_CACHE", str(tmp_path / "cache"))
+def data(tmp_path, rnnkit_cache):
     folder = tmp_path / "jv"
     folder.mkdir()
     write_uea_split(folder, "JapaneseVowels", japanese_vowels.CLASSES, _utterances, 9)

@@ -61,8 +61,7 @@ def write_module(root, name, lang, texts):
 
 
 @pytest.fixture
-def library(tmp_path, monkeypatch):
-    monkeypatch.setenv("RNNKIT_CACHE", str(tmp_path / "cache"))
+def library(tmp_path, rnnkit_cache):
     root = tmp_path / "sword"
     pairs = sentences()
     write_module(root, "TestEn", "en", [e for e, _ in pairs])
