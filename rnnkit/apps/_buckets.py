@@ -13,6 +13,22 @@ import numpy as np
 from ..progress import ProgressBar
 
 
+def compile_for_budget(model, learning_rate, clip_global_norm, **loss_options):
+    """Compiles ``model`` for :func:`train_for`: sparse cross-entropy on logits (with
+    ``loss_options``), Adam with global norm clipping and a cosine decay of the learning rate
+    whose length ``train_for`` sets.  Returns the schedule, to hand to ``train_for``."""
+    from .. import optim
+
+    schedule = optim.CosineDecay(learning_rate, 10**6, alpha=0.05)
+    model.compile(
+        loss="sparse_categorical_crossentropy",
+        from_logits=True,
+        optimizer=optim.Adam(schedule, clip_global_norm=clip_global_norm),
+        **loss_options,
+    )
+    return schedule
+
+
 def keep_best(model, score, *, key, digits, describe, higher, worst, quiet):
     """An ``after_epoch`` for :func:`train_for` that scores the model on validation data
     (``score()``), appends the epoch to a history (its ``key`` rounded to ``digits``), reports

@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ._buckets import keep_best, plot_curve, train_for
+from ._buckets import compile_for_budget, keep_best, plot_curve, train_for
 from .task import App, AppInputError, default_model_path, load_app_model, positive_int
 
 PAD, BOS, UNK = 0, 1, 2
@@ -380,7 +380,7 @@ def model_nll(model, sequences, batch=32):
 
 
 def train(args):
-    from .. import optim, set_seed
+    from .. import set_seed
 
     if not (0.0 <= args.dropout < 1.0):
         raise AppInputError(f"--dropout must be in [0, 1); got {args.dropout}")
@@ -397,13 +397,8 @@ def train(args):
     seqs = [vocab.encode(c) for c in augmented]
     val = [vocab.encode(c) for c in val_notes]
     model = build_model(len(vocab), args.units, args.embed, args.layers, args.dropout)
-    schedule = optim.CosineDecay(args.learning_rate, 10**6, alpha=0.05)
-    model.compile(
-        loss="sparse_categorical_crossentropy",
-        from_logits=True,
-        ignore_class=PAD,
-        time_reduction="mean",
-        optimizer=optim.Adam(schedule, clip_global_norm=1.0),
+    schedule = compile_for_budget(
+        model, args.learning_rate, 1.0, ignore_class=PAD, time_reduction="mean"
     )
     if not args.quiet:
         print(

@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import seq2seq_attention  # noqa: F401  (registers the attention model for loading)
-from ._buckets import keep_best, plot_curve, train_for
+from ._buckets import compile_for_budget, keep_best, plot_curve, train_for
 from .task import App, AppInputError, positive_int
 
 PAD, START, END, UNK = 0, 1, 2, 3
@@ -287,7 +287,7 @@ def _require_sacrebleu():
 
 
 def train(args):
-    from .. import optim, set_seed
+    from .. import set_seed
     from ..seq2seq import EncoderDecoder
     from ..seq2seq_attention import AttentionEncoderDecoder
 
@@ -343,13 +343,7 @@ def train(args):
         start_id=START,
         end_id=END,
     )
-    schedule = optim.CosineDecay(args.learning_rate, 10**6, alpha=0.05)
-    model.compile(
-        loss="sparse_categorical_crossentropy",
-        from_logits=True,
-        ignore_class=PAD,
-        optimizer=optim.Adam(schedule, clip_global_norm=5.0),
-    )
+    schedule = compile_for_budget(model, args.learning_rate, 5.0, ignore_class=PAD)
     if not args.quiet:
         print(
             f"Training a {args.cell.upper()} encoder–decoder"
