@@ -373,6 +373,14 @@ def recording_inputs(inputs, args):
     return [args.file] if getattr(args, "file", None) else list(inputs)
 
 
+def read_input_recordings(inputs, args, channels: int, steps: int | None, what: str):
+    """:func:`read_recordings` of every file :func:`recording_inputs` names, in order."""
+    recs = []
+    for f in recording_inputs(inputs, args):
+        recs += read_recordings(f, channels, steps, what)
+    return recs
+
+
 def evaluation_result(task, split, model, classes, test, train, baselines, published, meta):
     """The evaluation dictionary the sequence -> class applications print: the model's
     accuracy on ``test`` and ``train`` (each (model inputs, labels)), then ``baselines()``."""

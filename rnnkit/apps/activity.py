@@ -23,9 +23,8 @@ from ._seqclass import (
     add_plot_command,
     add_train_options,
     build_classifier,
-    read_recordings,
+    read_input_recordings,
     recording_evaluate,
-    recording_inputs,
     recording_lines,
     recording_plots,
     seed_everything,
@@ -84,11 +83,9 @@ _evaluate = recording_evaluate("activity", basic_motions, "BasicMotions", _norma
 
 
 def _predict(model, meta, inputs, args):
-    recs = []
-    for f in recording_inputs(inputs, args):
-        recs += read_recordings(
-            f, len(basic_motions.CHANNELS), basic_motions.STEPS, "acc x, y, z, gyro x, y, z"
-        )
+    recs = read_input_recordings(
+        inputs, args, len(basic_motions.CHANNELS), basic_motions.STEPS, "acc x, y, z, gyro x, y, z"
+    )
     x = _normalize(np.stack([r[1] for r in recs]), meta)
     probs = model.predict(x)
     classes = meta.get("classes", list(basic_motions.CLASSES))

@@ -26,9 +26,8 @@ from ._seqclass import (
     add_plot_command,
     add_train_options,
     build_classifier,
-    read_recordings,
+    read_input_recordings,
     recording_evaluate,
-    recording_inputs,
     recording_lines,
     recording_plots,
     seed_everything,
@@ -95,11 +94,9 @@ _evaluate = recording_evaluate("speaker", japanese_vowels, "JapaneseVowels", _in
 
 
 def _predict(model, meta, inputs, args):
-    recs = []
-    for f in recording_inputs(inputs, args):
-        recs += read_recordings(
-            f, japanese_vowels.COEFFICIENTS, None, "12 cepstral coefficients per frame"
-        )
+    recs = read_input_recordings(
+        inputs, args, japanese_vowels.COEFFICIENTS, None, "12 cepstral coefficients per frame"
+    )
     probs = model.predict(_inputs([r[1] for r in recs], meta))
     classes = meta.get("classes", list(japanese_vowels.CLASSES))
     return recording_lines(
