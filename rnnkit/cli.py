@@ -18,6 +18,7 @@ from pathlib import Path
 
 EXIT_USAGE, EXIT_FAILURE = 2, 1
 MAX_LENGTH = 1_000_000  # --length: a completion is written one character per forward step
+REPORT_WORDS = 200  # word boundaries of the held-out text scored after training (seconds)
 
 
 def _fail(message, code=EXIT_FAILURE):
@@ -98,6 +99,13 @@ def _add_model_options(p):
         default=0,
         help="sample only among the k most likely characters (default: 0, all)",
     )
+    g.add_argument(
+        "--top-p",
+        type=float,
+        default=1.0,
+        help="sample only from the nucleus: the fewest most likely characters whose "
+        "probabilities sum to at least p, in (0, 1] (default: 1, all)",
+    )
 
 
 def _settings(args):
@@ -118,6 +126,11 @@ def _settings(args):
         raise ValueError(f"--temperature must be a finite number ≥ 0; got {args.temperature}")
     if args.top_k < 0:
         raise ValueError(f"--top-k must not be negative; got {args.top_k}")
+    if not (0.0 < args.top_p <= 1.0):  # NaN fails too
+        raise ValueError(f"--top-p must be a number in (0, 1]; got {args.top_p}")
+    for name in ("suggestions", "beam"):
+        if getattr(args, name, 1) < 1:
+            raise ValueError(f"--{name} must be at least 1; got {getattr(args, name)}")
     if args.length < 1:
         raise ValueError(f"--length must be at least 1; got {args.length}")
     if args.length > MAX_LENGTH:
@@ -200,6 +213,9 @@ def prepare_model(args, out=None):
         if not args.resume:
             if meta.get("complete", True):
                 state = f"validation {meta.get('val_bpc') or float('nan'):.3f} bits per character"
+                words = meta.get("next_word_top3")
+                if isinstance(words, dict) and "accuracy" in words:  # optional: newer files
+                    state += f", top-3 next-word accuracy {100 * words['accuracy']:.1f} %"
             else:
                 state = (
                     "not validated yet: its training was interrupted; --resume trains it further"
@@ -270,6 +286,11 @@ def prepare_model(args, out=None):
         return model, vocab  # rank 0 validates and saves
     try:
         val_bpc = app.evaluate_bpc(model, val_ids)
+        accuracy = (  # top-3 next-word accuracy on the held-out text: a few seconds
+            app.next_word_accuracy(model, vocab, vocab.decode(val_ids), k=3, samples=REPORT_WORDS)
+            if val_bpc <= app.absurd_bpc(len(vocab))
+            else None
+        )
     except KeyboardInterrupt:  # trained, not yet validated: keep the training
         checkpoint(position, seconds)
         print(
@@ -287,13 +308,29 @@ def prepare_model(args, out=None):
     uni = app.ngram_bpc(train_ids, val_ids, 1, len(vocab))
     bi = app.ngram_bpc(train_ids, val_ids, 2, len(vocab))
     history.append({"trained_seconds": seconds, "val_bpc": val_bpc})
-    app.save(model, path, vocab, settings, position, seconds, val_bpc=val_bpc, history=history)
+    app.save(
+        model,
+        path,
+        vocab,
+        settings,
+        position,
+        seconds,
+        val_bpc=val_bpc,
+        history=history,
+        next_word=accuracy if accuracy and accuracy.boundaries else None,
+    )
     print(
         f"Validation: {val_bpc:.3f} bits per character after {seconds / 60:.1f} min of "
         f"training (unigram model: {uni[0]:.3f}, bigram model: {bi[0]:.3f}). "
         f"Saved to {path}.",
         file=out,
     )
+    if accuracy and accuracy.boundaries:
+        print(
+            f"Validation: top-3 next-word accuracy: {100 * accuracy.fraction:.1f} % "
+            f"({accuracy.boundaries} boundaries of the held-out text).",
+            file=out,
+        )
     if val_bpc > bi[0]:
         why = (
             f"the training text is small ({len(train_ids):,} characters; a character model "
@@ -357,6 +394,42 @@ def _warn_unknown(vocab, prompt):
         )
 
 
+def _quote(text):
+    """A completion between double quotes, its newlines and tabs visible."""
+    return '"' + text.replace("\n", "\\n").replace("\t", "\\t") + '"'
+
+
+def _percent(p):
+    return f"{100 * p:.1f} %" if p >= 0.001 else f"{100 * p:.2g} %"
+
+
+def _suggestions(suggest, prompt, k, print_fn, first=1):
+    """Print the top-k completions of ``prompt`` to the end of the word and of the phrase,
+    numbered from ``first``; returns them in the order of their numbers."""
+    shown = []
+    for until in ("word", "phrase"):
+        found = suggest(prompt, until)
+        print_fn(f"  to the end of the {until}:" + ("" if found else " (none found)"))
+        for s in found:
+            shown.append(s)
+            print_fn(f"  {first + len(shown) - 1:2d}. {_quote(s.text)} {_percent(s.probability)}")
+    return shown
+
+
+def _suggest_fn(app, model, vocab, args):
+    """suggest(prompt, until) with the command's --suggestions and --beam."""
+
+    def suggest(prompt, until):
+        return app.suggest(model, vocab, prompt, k=args.suggestions, until=until, beam=args.beam)
+
+    return suggest
+
+
+def _sampling(args):
+    """Sample (the old behaviour) rather than suggest: --sample, or any sampling option."""
+    return args.sample or args.temperature > 0 or args.top_k > 0 or args.top_p < 1
+
+
 def run_autocomplete(args):
     import numpy as np
 
@@ -368,6 +441,7 @@ def run_autocomplete(args):
     if launched_size() > 1 and rank() != 0:
         return 0  # under mpiexec the other ranks only train
     rng = np.random.default_rng(args.seed)
+    suggest = _suggest_fn(app, model, vocab, args)
 
     def show(prompt):
         _warn_unknown(vocab, prompt)
@@ -378,26 +452,48 @@ def run_autocomplete(args):
             length=args.length,
             temperature=args.temperature,
             top_k=args.top_k,
+            top_p=args.top_p,
             rng=rng,
         )
 
+    def answer(prompt):
+        if _sampling(args):
+            print(prompt + show(prompt))
+        else:
+            _warn_unknown(vocab, prompt)
+            print(prompt)
+            _suggestions(suggest, prompt, args.suggestions, print)
+
     if args.prompt is not None:
-        print(args.prompt + show(args.prompt))
+        answer(args.prompt)
         return 0
     if launched_size() > 1 or not sys.stdin.isatty():  # mpiexec: no typing, some completions
         lines = [] if launched_size() > 1 else [line.rstrip("\n") for line in sys.stdin]
         if lines:
             for line in lines:
-                print(line + show(line))
+                answer(line)
             return 0
         print("Some completions:")
         for prompt in ("To be, or not to ", "What light through yon", "My lord, I ", "The king"):
-            print(f"  {prompt!r} -> {prompt + show(prompt)!r}")
+            if _sampling(args):
+                print(f"  {prompt!r} -> {prompt + show(prompt)!r}")
+            else:
+                answer(prompt)
         return 0
-    return _interactive(show)
+    if _sampling(args):
+        return _interactive(lambda i, p: _complete_lines(show, i, p))
+
+    def next_chars(prompt):
+        return app.next_chars(model, vocab, prompt, k=10)
+
+    return _interactive(
+        lambda i, p: suggestion_session(suggest, next_chars, i, p, args.suggestions)
+    )
 
 
-def _interactive(show):
+def _interactive(session):
+    """Run ``session(input, print)`` with readline's line editing and history (kept in the
+    cache directory); Ctrl-C ends it quietly."""
     from .data.fetch import cache_dir
 
     try:
@@ -411,22 +507,8 @@ def _interactive(show):
             pass
     except ImportError:  # pragma: no cover - Windows without pyreadline
         readline = history = None
-    print(
-        "Type the beginning of a line and press Enter; rnnkit completes it. "
-        "Ctrl-D (or an empty line) quits; the arrow keys edit and recall lines."
-    )
     try:
-        while True:
-            try:
-                prompt = input("> ")
-            except EOFError:
-                print()
-                break
-            if not prompt:
-                break
-            completion = show(prompt)
-            bold, end = ("\033[1m", "\033[0m") if sys.stdout.isatty() else ("", "")
-            print(f"  {prompt}{bold}{completion}{end}")
+        session(input, print)
     except KeyboardInterrupt:
         print()
     finally:
@@ -436,6 +518,64 @@ def _interactive(show):
             except OSError:
                 pass
     return 0
+
+
+def _complete_lines(show, input_fn, print_fn):
+    """--sample: each line typed is completed by sampling (or greedily at temperature 0)."""
+    print_fn(
+        "Type the beginning of a line and press Enter; rnnkit completes it. "
+        "Ctrl-D (or an empty line) quits; the arrow keys edit and recall lines."
+    )
+    while True:
+        try:
+            prompt = input_fn("> ")
+        except EOFError:
+            print_fn()
+            return
+        if not prompt:
+            return
+        completion = show(prompt)
+        bold, end = ("\033[1m", "\033[0m") if sys.stdout.isatty() else ("", "")
+        print_fn(f"  {prompt}{bold}{completion}{end}")
+
+
+def suggestion_session(suggest, next_chars, input_fn, print_fn, k=3):
+    """The interactive suggestions, line by line.  Each line typed is appended to the
+    current line, which is shown with its numbered suggestions (1..k to the end of the
+    word, k+1..2k to the end of the phrase).  Typing a shown number accepts that
+    suggestion (its text and the space or punctuation that ends it are appended); ``?``
+    lists the 10 most likely next characters; an empty line starts a new line (on an empty
+    line it quits, as Ctrl-D does).  ``suggest(prompt, until)`` and ``next_chars(prompt)``
+    are the model's; ``input_fn``/``print_fn`` are input and print, or a test's script."""
+    print_fn(
+        "Type text and press Enter to see suggestions; type a suggestion's number to accept "
+        "it, ? for the likeliest next characters, an empty line to start over. Ctrl-D quits."
+    )
+    line, shown = "", []
+    while True:
+        try:
+            typed = input_fn("+ " if line else "> ")
+        except EOFError:
+            print_fn()
+            return
+        if not typed:
+            if not line:
+                return
+            line, shown = "", []
+            print_fn("  (a new line)")
+            continue
+        if typed.strip() == "?":
+            for ch, p in next_chars(line):
+                print_fn(f"    {_quote(ch)} {_percent(p)}")
+            continue
+        number = typed.strip()
+        if number.isdigit() and 1 <= int(number) <= len(shown):
+            chosen = shown[int(number) - 1]
+            line += chosen.text + (chosen.end if chosen.end != "\n" else "")
+        else:
+            line += typed
+        print_fn(f"  {line}")
+        shown = _suggestions(suggest, line, k, print_fn)
 
 
 def run_generate(args):
@@ -458,6 +598,7 @@ def run_generate(args):
         length=args.length,
         temperature=args.temperature,
         top_k=args.top_k,
+        top_p=args.top_p,
         rng=rng,
         stop_at_newline=False,
     )
@@ -488,12 +629,36 @@ def build_parser():
         "time unless --retrain or --resume is given.",
     )
     _add_model_options(p)
-    p.add_argument("--prompt", help="complete this one line and exit (no interactive prompt)")
+    p.add_argument(
+        "--prompt",
+        help="show the suggestions for this text (or complete it with --sample) and exit "
+        "(no interactive prompt)",
+    )
+    p.add_argument(
+        "--sample",
+        action="store_true",
+        help="complete each line by sampling (greedy at --temperature 0), instead of "
+        "suggesting words and phrases; --temperature > 0, --top-k or --top-p imply it",
+    )
+    p.add_argument(
+        "--suggestions",
+        type=int,
+        default=3,
+        metavar="K",
+        help="suggestions to the end of the word and of the phrase (default: 3)",
+    )
+    p.add_argument(
+        "--beam",
+        type=int,
+        default=8,
+        help="hypotheses the beam search keeps per character (default: 8)",
+    )
     p.add_argument(
         "--length",
         type=int,
         default=60,
-        help="at most this many characters per completion (default: 60; a newline ends it earlier)",
+        help="--sample: at most this many characters per completion (default: 60; a "
+        "newline ends it earlier)",
     )
     p.set_defaults(func=run_autocomplete, temperature=0.0)
 

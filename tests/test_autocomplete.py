@@ -51,11 +51,18 @@ def test_trains_saves_reuses_and_completes(capsys, cache):
     code, out, err = run_cli(["autocomplete", *FAST, "--prompt", "Shall I compare thee"], capsys)
     assert code == 0, err
     assert "Validation:" in out and "bits per character" in out and "bigram model" in out
-    assert out.strip().splitlines()[-1].startswith("Shall I compare thee")
+    assert "top-3 next-word accuracy:" in out and "boundaries of the held-out text" in out
+    lines = out.strip().splitlines()
+    at = lines.index("Shall I compare thee")  # the prompt, then its numbered suggestions
+    assert lines[at + 1] == "  to the end of the word:" and lines[at + 2].startswith('   1. "')
+    assert "to the end of the phrase:" in out and lines[-1].endswith(" %")
     models = list((cache / "models").glob("autocomplete-sonnets-*.rnnkit"))
     assert len(models) == 1
+    meta = app.load(models[0])[3]
+    assert 0 <= meta["next_word_top3"]["accuracy"] <= 1 and meta["next_word_top3"]["boundaries"] > 0
     code, out, _ = run_cli(["autocomplete", *FAST, "--prompt", "Thy"], capsys)
     assert code == 0 and "Using the model in" in out and "Training" not in out
+    assert "top-3 next-word accuracy" in out
     code, out, _ = run_cli(["autocomplete", *FAST, "--retrain", "--prompt", "Thy"], capsys)
     assert code == 0 and "Training a 1-layer LSTM" in out
     code, out, _ = run_cli(["autocomplete", *FAST, "--resume", "--prompt", "Thy"], capsys)
@@ -311,3 +318,206 @@ def test_architecture_options_on_a_saved_model_get_a_note(capsys, cache):
         ["autocomplete", "--model", str(model), "--hidden", "8", "--prompt", "x"], capsys
     )
     assert code == 0 and "is a 1-layer LSTM with 16 units" in out and "--retrain" in out
+
+
+# -- suggestions, sampling options, the interactive session, the library API -----------------
+@pytest.fixture(scope="module")
+def tiny():
+    """A tiny model trained through the library API (a fixed number of updates)."""
+    return app.Autocompleter.train(
+        str(SONNETS), minutes=30, max_updates=60, hidden=16, batch=8, bptt=16, accuracy_samples=0
+    )
+
+
+def step_by_step_probability(model, vocab, prompt, chars):
+    """Π p(c_t | prompt, c_<t) with one (1, 1) forward call per character, as complete does."""
+    app.reset(model)
+    logits = model.forward(vocab.encode(prompt)[None])[0, -1]
+    p = 1.0
+    for c in chars:
+        i = vocab.index[c]
+        p *= float(np.exp(app.log_softmax(logits)[i]))
+        logits = model.forward(np.array([[i]]))[0, -1]
+    app.reset(model)
+    return p
+
+
+@pytest.mark.parametrize("until", ["word", "phrase"])
+def test_suggestions_are_distinct_sorted_and_their_probabilities_are_products(tiny, until):
+    prompt = "Shall I compare thee to a "
+    got = tiny.suggest(prompt, k=3, until=until)
+    assert len(got) == 3 and len({s.text for s in got}) == 3
+    probs = [s.probability for s in got]
+    assert probs == sorted(probs, reverse=True) and all(0 < p <= 1 for p in probs)
+    for s in got:
+        assert any(c.isalpha() for c in s.text)
+        if until == "word":
+            assert s.text.isalpha() and not s.end.isalpha()
+        else:
+            assert s.end in app.PHRASE_END and not any(c in app.PHRASE_END for c in s.text)
+    best = got[0]
+    expected = step_by_step_probability(tiny.model, tiny.vocab, prompt, best.text + best.end)
+    assert best.probability == pytest.approx(expected, abs=1e-6, rel=1e-4)
+    assert tiny.suggest(prompt, k=3, until=until) == got  # deterministic
+
+
+class Bigram:
+    """A hand-made model: p(next | last character) from a table (rows: the last character,
+    columns: the next, over " abc" after "unknown").  ``stateful_layer``: it then carries
+    a stateful layer without gatherable states, so suggest recomputes from the text."""
+
+    P = np.array(
+        [
+            [0.0, 1.0, 0.0, 0.0, 0.0],  # after "unknown"
+            [0.30, 0.0, 0.35, 0.28, 0.07],  # after " ": "unknown" likely, then a, b
+            [0.0, 0.3, 0.0, 0.3, 0.4],  # after a
+            [0.0, 0.9, 0.05, 0.05, 0.0],  # after b
+            [0.0, 0.9, 0.05, 0.05, 0.0],  # after c
+        ]
+    )
+
+    class Layer:
+        stateful = True
+
+        def reset_state(self):
+            pass
+
+    def __init__(self, stateful_layer=False):
+        self.layers = [self.Layer()] if stateful_layer else []
+
+    def forward(self, x):  # (N, T) -> (N, T, V) logits
+        return np.log(np.maximum(self.P[np.asarray(x)], 1e-12))
+
+
+@pytest.mark.parametrize("stateful_layer", [False, True])
+def test_beam_search_finds_the_word_greedy_misses(stateful_layer):
+    """Greedy decoding goes " a" (0.35) then "c" (0.4): the word "ac", 0.35 · 0.4 · 0.9 =
+    0.126; the most probable word is "b", 0.28 · 0.9 = 0.252, which beam search finds
+    (with a beam of one it is greedy too)."""
+    model, vocab = Bigram(stateful_layer), CharVocab(" abc")
+    assert app.complete(model, vocab, "x ", length=3).startswith("ac ")
+    got = app.suggest(model, vocab, "x ", k=3, until="word")
+    assert [s.text for s in got] == ["b", "ac", "a"]
+    assert [s.probability for s in got] == pytest.approx([0.252, 0.126, 0.105])
+    assert all(s.end == " " for s in got)
+    assert app.suggest(model, vocab, "x ", k=1, beam=1)[0].text == "ac"
+    text = "b ac c b a"  # next words ac, c, b, a: all but "c" are among the top 3
+    assert app.next_word_accuracy(model, vocab, text) == (0.75, 4)
+
+
+def test_top_p_nucleus_semantics(tiny):
+    logits = np.log([1e-9, 0.4, 0.35, 0.25])  # "unknown", then three characters
+    draws = [app.pick(logits, 1.0, 0, np.random.default_rng(s), top_p=0.5) for s in range(200)]
+    assert set(draws) == {1, 2}  # 0.4 < 0.5 ≤ 0.4 + 0.35: the nucleus is {1, 2}
+    tiny_p = [app.pick(logits, 2.0, 0, np.random.default_rng(s), top_p=1e-6) for s in range(50)]
+    assert set(tiny_p) == {1}  # a tiny nucleus is the most likely character: greedy
+    for seed in range(20):  # top_p = 1 draws exactly as plain sampling does
+        a = app.pick(logits, 0.7, 0, np.random.default_rng(seed))
+        assert app.pick(logits, 0.7, 0, np.random.default_rng(seed), top_p=1.0) == a
+    greedy = tiny.generate("Love", 40, temperature=0.0, seed=0)
+    assert tiny.generate("Love", 40, temperature=1.0, top_p=1e-9, seed=5) == greedy
+    assert tiny.generate("Love", 40, top_p=0.9, seed=3) == tiny.generate(
+        "Love", 40, top_p=0.9, seed=3
+    )
+
+
+def test_interactive_session_from_a_script(tiny):
+    """Type a line, accept suggestion 2, ask ?, start over, quit with Ctrl-D."""
+    from rnnkit.cli import suggestion_session
+
+    script = iter(["Shall I compare", "2", "?", "", "Thy"])
+    printed: list[str] = []
+
+    def typed(prompt):
+        try:
+            return next(script)
+        except StopIteration:
+            raise EOFError from None
+
+    def suggest(prompt, until):
+        return tiny.suggest(prompt, k=3, until=until)
+
+    suggestion_session(suggest, tiny.next_chars, typed, lambda *a: printed.append(" ".join(a)))
+    second = tiny.suggest("Shall I compare", k=3, until="word")[1]
+    line = "Shall I compare" + second.text + second.end
+    assert "  Shall I compare" in printed and f"  {line}" in printed
+    at = printed.index(f"  {line}")
+    assert printed[at + 1] == "  to the end of the word:" and printed[at + 2].startswith("   1. ")
+    chars = [p for p in printed[at:] if p.startswith('    "')][:10]  # the "?" answer
+    assert len(chars) == 10 and all(p.endswith(" %") for p in chars)
+    assert "  (a new line)" in printed and "  Thy" in printed  # Thy starts a new line
+
+
+def test_next_word_accuracy_on_a_tiny_text(tiny):
+    text = SONNETS.read_text()[-1500:]
+    acc = tiny.word_accuracy(text, k=3, samples=30)
+    assert 0.0 <= acc.fraction <= 1.0 and acc.boundaries == 30
+    assert app.word_boundaries("to be or") == [3, 6] and app.next_word("a bee's", 2) == "bee"
+    short = text[:600]  # every boundary: the batched contexts give suggest's own answers
+    found = app.word_boundaries(short)
+    hits = sum(
+        app.next_word(short, i) in {s.text for s in tiny.suggest(short[max(0, i - 200) : i])}
+        for i in found
+    )
+    assert tiny.word_accuracy(short, samples=1000) == (hits / len(found), len(found))
+
+
+def test_library_round_trip_and_the_cli_reads_its_files(tiny, tmp_path, capsys):
+    path = tmp_path / "tiny.rnnkit"
+    tiny.save(path)
+    again = app.Autocompleter.load(path)
+    for until in ("word", "phrase"):
+        assert again.suggest("Thy beauty ", until=until) == tiny.suggest("Thy beauty ", until=until)
+    assert again.generate("Love", 50, seed=7) == tiny.generate("Love", 50, seed=7)
+    chars = again.next_chars("Shall I compar", k=10)
+    assert len(chars) == 10 and [p for _, p in chars] == sorted((p for _, p in chars), reverse=True)
+    assert sum(p for _, p in chars) <= 1 + 1e-9 and "\ufffd" not in {c for c, _ in chars}
+    assert 0 < again.bits_per_char(SONNETS.read_text()[:2000]) < 10
+    assert again.val_bpc == tiny.val_bpc and "Autocompleter(1xLSTM(16)" in repr(again)
+    code, out, err = run_cli(["autocomplete", "--model", str(path), "--prompt", "Thy"], capsys)
+    assert code == 0 and "Using the model in" in out and "   1. " in out, err
+
+
+def test_suggestions_for_lines_on_stdin_and_sampling_with_top_p(capsys, monkeypatch):
+    import io
+
+    assert run_cli(["autocomplete", *FAST, "--prompt", "x"], capsys)[0] == 0
+    monkeypatch.setattr(sys, "stdin", io.StringIO("Thy beauty\nMine eye\n"))
+    code, out, err = run_cli(["autocomplete", *FAST, "--suggestions", "2"], capsys)
+    assert code == 0 and "Thy beauty\n" in out and "Mine eye\n" in out, err
+    assert out.count("to the end of the word:") == 2 and "   4. " in out and "   5. " not in out
+    code, out, _ = run_cli(["autocomplete", *FAST, "--prompt", "Love", "--top-p", "0.9"], capsys)
+    assert code == 0 and out.strip().splitlines()[-1].startswith("Love") and "1. " not in out
+    code, out, _ = run_cli(["generate", *FAST, "--top-p", "0.5", "--length", "30"], capsys)
+    assert code == 0 and len(out.rstrip("\n")) == 30
+
+
+def test_bad_suggestion_and_sampling_options_are_refused(tiny, capsys, monkeypatch):
+    monkeypatch.setattr(app, "train", lambda *a, **k: pytest.fail("training started"))
+    for extra, message in [
+        (["--top-p", "0"], "--top-p must be a number in (0, 1]; got 0.0"),
+        (["--top-p", "1.5"], "--top-p must be a number in (0, 1]; got 1.5"),
+        (["--top-p", "nan"], "--top-p must be a number in (0, 1]"),
+        (["--temperature", "-1"], "--temperature must be a finite number ≥ 0; got -1.0"),
+        (["--suggestions", "0"], "--suggestions must be at least 1; got 0"),
+        (["--beam", "0"], "--beam must be at least 1; got 0"),
+    ]:
+        code, _, err = run_cli(["autocomplete", *FAST, "--prompt", "x", *extra], capsys)
+        assert code != 0 and message in err and "Traceback" not in err, (extra, err)
+    code, _, err = run_cli(["generate", *FAST, "--top-p", "2"], capsys)
+    assert code != 0 and "--top-p must be a number in (0, 1]" in err
+    calls = [
+        (lambda: tiny.suggest("x", k=0), "k must be an integer ≥ 1; got 0"),
+        (lambda: tiny.suggest("x", until="line"), 'until must be "word" or "phrase"; got \'line\''),
+        (lambda: tiny.suggest("x", beam=0), "beam must be an integer ≥ 1; got 0"),
+        (lambda: tiny.generate("x", 5, top_p=0), "top_p must be a number in (0, 1]; got 0"),
+        (lambda: tiny.generate("x", 5, temperature=-1), "temperature must be a finite number ≥ 0"),
+        (lambda: tiny.next_chars("x", k=0), "k must be an integer ≥ 1; got 0"),
+        (lambda: app.Autocompleter.train(str(SONNETS), hiden=8), "unknown settings ['hiden']"),
+        (lambda: app.Autocompleter.train("nope.txt"), "is neither a file nor a text of at least"),
+        (lambda: tiny.bits_per_char("x"), "text must be a str of at least 2 characters"),
+    ]
+    for call, message in calls:
+        with pytest.raises(ValueError) as e:
+            call()
+        assert message in str(e.value), str(e.value)

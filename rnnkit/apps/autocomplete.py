@@ -400,6 +400,30 @@ def train(
 
 
 # -- completion --------------------------------------------------------------------------------------
+def check_sampling(temperature=0.0, top_k=0, top_p=1.0, names=None):
+    """Refuse sampling options outside their ranges: temperature a finite number ≥ 0,
+    top_k an integer ≥ 0 (0: all characters), top_p a number in (0, 1].  ``names`` maps
+    each to the name the message uses (the CLI's --option names)."""
+    names = {"temperature": "temperature", "top_k": "top_k", "top_p": "top_p", **(names or {})}
+    if not (_is_number(temperature) and math.isfinite(temperature) and temperature >= 0):
+        raise ValueError(f"{names['temperature']} must be a finite number ≥ 0; got {temperature!r}")
+    if isinstance(top_k, bool) or not isinstance(top_k, (int, np.integer)) or top_k < 0:
+        raise ValueError(
+            f"{names['top_k']} must be an integer ≥ 0 (0: all characters); got {top_k!r}"
+        )
+    if not (_is_number(top_p) and 0.0 < top_p <= 1.0):
+        raise ValueError(f"{names['top_p']} must be a number in (0, 1]; got {top_p!r}")
+
+
+def _is_number(x) -> bool:
+    return isinstance(x, (int, float, np.integer, np.floating)) and not isinstance(x, bool)
+
+
+def _prompt_ids(vocab: CharVocab, prompt: str) -> np.ndarray:
+    """The prompt's ids (T,); an empty prompt reads as the start of a line (one newline)."""
+    return vocab.encode(prompt) if prompt else np.array([vocab.index.get("\n", 1)])
+
+
 def complete(
     model,
     vocab: CharVocab,
@@ -409,18 +433,20 @@ def complete(
     top_k=0,
     stop_at_newline=True,
     rng=None,
+    top_p=1.0,
 ):
-    """Continue ``prompt``: greedy (temperature 0), sampled at ``temperature``, or sampled
-    from the ``top_k`` most likely characters.  With ``stop_at_newline`` the completion ends
+    """Continue ``prompt``: greedy (temperature 0), sampled at ``temperature``, sampled
+    from the ``top_k`` most likely characters, or from the nucleus of the ``top_p`` most
+    likely probability mass (see ``pick``).  With ``stop_at_newline`` the completion ends
     at the end of a line that has some text in it (after "ROMEO:" the speech on the next
     line is the completion)."""
+    check_sampling(temperature, top_k, top_p)
     rng = rng or np.random.default_rng()
     reset(model)
-    ids = vocab.encode(prompt) if prompt else np.array([vocab.index.get("\n", 1)])
-    logits = model.forward(ids[None])[0, -1]
+    logits = model.forward(_prompt_ids(vocab, prompt)[None])[0, -1]
     out: list[str] = []
     for _ in range(length):
-        nxt = pick(logits, temperature, top_k, rng)
+        nxt = pick(logits, temperature, top_k, rng, top_p=top_p)
         ch = vocab.chars[nxt]
         if stop_at_newline and ch == "\n" and "".join(out).strip():
             break
@@ -430,10 +456,16 @@ def complete(
     return "".join(out)
 
 
-def pick(logits, temperature, top_k, rng):
+def pick(logits, temperature, top_k, rng, top_p=1.0):
+    """The id of the next character, never 0 ("unknown").  Greedy (argmax) at temperature
+    0 without top_k or top_p; otherwise drawn from p = softmax(logits / T) (T = 1 when the
+    temperature is 0) restricted to the ``top_k`` most likely characters (0: all), then to
+    the nucleus: the smallest set of most likely characters whose probabilities sum to at
+    least ``top_p`` (1: all), renormalised.  A tiny top_p keeps one character (greedy);
+    top_p = 1 draws exactly as plain sampling does."""
     logits = np.asarray(logits, dtype=np.float64).copy()
     logits[0] = -np.inf  # never emit "unknown"
-    if temperature <= 0 and not top_k:
+    if temperature <= 0 and not top_k and top_p >= 1.0:
         return int(np.argmax(logits))
     t = temperature if temperature > 0 else 1.0
     with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
@@ -446,7 +478,252 @@ def pick(logits, temperature, top_k, rng):
     z -= z.max()
     p = np.exp(z)
     p /= p.sum()
+    if top_p < 1.0:
+        p = _nucleus(p, top_p)
     return int(rng.choice(len(p), p=p))
+
+
+def _nucleus(p, top_p):
+    """p (V,) restricted to its smallest most-likely set with Σ p ≥ top_p, renormalised
+    (ties in the order of the ids, so the set is deterministic)."""
+    order = np.argsort(-p, kind="stable")
+    cum = np.cumsum(p[order])
+    n = int(np.searchsorted(cum, top_p * cum[-1]) + 1)  # the first prefix reaching top_p
+    keep = np.zeros_like(p)
+    keep[order[:n]] = p[order[:n]]
+    return keep / keep.sum()
+
+
+def log_softmax(logits) -> np.ndarray:
+    """log p = z - log Σ exp z over the last axis, in float64."""
+    z = np.asarray(logits, dtype=np.float64)
+    z = z - z.max(axis=-1, keepdims=True)
+    return z - np.log(np.exp(z).sum(axis=-1, keepdims=True))
+
+
+def next_chars(model, vocab: CharVocab, prompt: str, k=10) -> list[tuple[str, float]]:
+    """The ``k`` most likely next characters after ``prompt`` with their probabilities,
+    most likely first (the "unknown" character left out; ties in vocabulary order)."""
+    _check_count(k, "k")
+    reset(model)
+    logp = log_softmax(model.forward(_prompt_ids(vocab, prompt)[None])[0, -1])  # (V,)
+    reset(model)
+    order = [int(i) for i in np.argsort(-logp, kind="stable") if i != 0][:k]
+    return [(vocab.chars[i], float(np.exp(logp[i]))) for i in order]
+
+
+def _check_count(value, name, minimum=1):
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise ValueError(f"{name} must be an integer ≥ {minimum}; got {value!r}")
+
+
+# -- suggestions: beam search ------------------------------------------------------------------------
+PHRASE_END = ",;:.!?\n"  # the characters that end a phrase
+UNTIL = ("word", "phrase")
+MAX_CHARS = {"word": 20, "phrase": 80}  # suggest's default max_chars
+
+
+class Suggestion(NamedTuple):
+    """A completion of a prompt: ``text`` (what follows the prompt, the terminating
+    character left out), its ``probability`` (the product of the model's probabilities of
+    text's characters and of the terminating one), and that terminating character ``end``
+    (a space, punctuation or a newline)."""
+
+    text: str
+    probability: float
+    end: str = ""
+
+
+def _ends(vocab: CharVocab, until: str) -> np.ndarray:
+    """(V,) bool: the characters that end a completion once it has a letter in it: for
+    "word" any character that is not a letter, for "phrase" , ; : . ! ? and newline."""
+    if until == "word":
+        return np.array([not c.isalpha() for c in vocab.chars])
+    return np.array([c in PHRASE_END for c in vocab.chars])
+
+
+def _gather_states(model, rows) -> bool:
+    """Reorder the carried states of the model's stateful layers: row i of each becomes
+    its row ``rows[i]`` (one row per beam).  False when a layer keeps no ``states`` list
+    that can be indexed (then the caller recomputes from the text)."""
+    layers = [l for l in model.layers if getattr(l, "stateful", False)]
+    if not all(isinstance(getattr(l, "states", None), list) for l in layers):
+        return False
+    for layer in layers:
+        layer.states = [s[rows] for s in layer.states]  # (beams, size) each
+    return True
+
+
+def _beam_logp(model, vocab, prompt_ids, texts, parents, last_ids) -> np.ndarray:
+    """(n, V) log-probabilities of the next character of each of n hypotheses: the
+    carried states gathered by ``parents`` and one step on ``last_ids`` (n,), or, for a
+    model whose states cannot be gathered, the whole prompt + text run again."""
+    if _gather_states(model, np.asarray(parents)):
+        return log_softmax(model.forward(np.asarray(last_ids)[:, None])[:, -1])
+    reset(model)
+    batch = np.stack([np.concatenate([prompt_ids, vocab.encode(t)]) for t in texts])  # (n, T)
+    return log_softmax(model.forward(batch)[:, -1])
+
+
+def suggest(
+    model,
+    vocab: CharVocab,
+    prompt: str,
+    k=3,
+    until="word",
+    beam=8,
+    max_chars=None,
+) -> list[Suggestion]:
+    """The ``k`` most probable completions of ``prompt`` by beam search over characters,
+    most probable first, each a Suggestion(text, probability, end).
+
+    A completion ends at the first character of ``_ends(until)`` after at least one
+    letter of the completion: with until="word" at the end of the current word (or, when
+    the prompt ends with a space or punctuation, of the next whole word: leading spaces
+    and punctuation belong to the completion), with until="phrase" at , ; : . ! ? or a
+    newline.  Its probability is Π_t p(c_t | prompt, c_<t) over its characters and the
+    terminating one; the "unknown" character is never emitted.
+
+    The prompt is read once; then each step runs the ``beam`` best unfinished hypotheses
+    as one (beam, 1) batch, each with its own row of the carried LSTM/GRU state.  Finished
+    hypotheses go to a separate pool (one per text: the most probable ending); the search
+    stops when no unfinished hypothesis is more probable than the pool's k-th, or when
+    the completions reach ``max_chars`` characters (default: 20 for a word, 80 for a
+    phrase; fewer than k suggestions then when fewer ended).  Deterministic: ties go to
+    the earlier hypothesis and the lower character id."""
+    _check_count(k, "k")
+    _check_count(beam, "beam")
+    if until not in UNTIL:
+        raise ValueError(f'until must be "word" or "phrase"; got {until!r}')
+    max_chars = MAX_CHARS[until] if max_chars is None else max_chars
+    _check_count(max_chars, "max_chars")
+    prompt_ids = _prompt_ids(vocab, prompt)
+    reset(model)
+    try:
+        logp = log_softmax(model.forward(prompt_ids[None])[:, -1])  # (1, V)
+        return _search(model, vocab, prompt_ids, logp, k, until, beam, max_chars)
+    finally:
+        reset(model)
+
+
+def _search(model, vocab, prompt_ids, logp, k, until, beam, max_chars) -> list[Suggestion]:
+    """suggest's beam search, from the model's carried state after the prompt (one row)
+    and ``logp`` (1, V), the log-probabilities of the character after it."""
+    ends = _ends(vocab, until)  # (V,)
+    letters = np.array([c.isalpha() for c in vocab.chars])  # (V,)
+    texts, scores, lettered = [""], np.zeros(1), np.zeros(1, dtype=bool)
+    pool: dict[str, tuple[float, str]] = {}  # text -> (log-probability, end)
+    for step in range(max_chars + 1):
+        cand = scores[:, None] + logp  # (n, V): log p of each one-character extension
+        cand[:, 0] = -np.inf  # never "unknown"
+        done = lettered[:, None] & ends[None, :]  # (n, V): extensions that finish
+        _add_finished(pool, texts, cand, done, vocab)
+        if step == max_chars:
+            break
+        live = np.where(done, -np.inf, cand).ravel()  # (n V,)
+        order = np.argsort(-live, kind="stable")[:beam]
+        order = order[live[order] > _kth(pool, k)]  # the others can never reach the top k
+        if not len(order):
+            break
+        parents, chars = np.divmod(order, len(vocab))
+        texts = [texts[b] + vocab.chars[c] for b, c in zip(parents, chars)]
+        scores, lettered = live[order], lettered[parents] | letters[chars]
+        logp = _beam_logp(model, vocab, prompt_ids, texts, parents, chars)  # (n, V)
+    best = sorted(pool.items(), key=lambda kv: (-kv[1][0], kv[0]))[:k]
+    return [Suggestion(text, float(np.exp(score)), end) for text, (score, end) in best]
+
+
+def _add_finished(pool, texts, cand, done, vocab):
+    """Put the finished extensions (rows, chars where ``done``) into ``pool``, keeping
+    for each text its most probable ending."""
+    for b, c in zip(*np.nonzero(done & np.isfinite(cand))):
+        score, text = float(cand[b, c]), texts[b]
+        if text not in pool or score > pool[text][0]:
+            pool[text] = (score, vocab.chars[c])
+
+
+def _kth(pool, k) -> float:
+    """The k-th best log-probability in the pool (-inf while it holds fewer than k)."""
+    if len(pool) < k:
+        return -np.inf
+    return sorted((s for s, _ in pool.values()), reverse=True)[k - 1]
+
+
+# -- top-k next-word accuracy --------------------------------------------------------------------------
+class WordAccuracy(NamedTuple):
+    fraction: float  # of the boundaries whose next word is among the top k (nan: none)
+    boundaries: int  # word boundaries asked
+
+
+def word_boundaries(text: str) -> list[int]:
+    """Positions i where a word starts after a space that follows a word: text[i-2] is a
+    letter, text[i-1] a space, text[i] a letter."""
+    return [
+        i
+        for i in range(2, len(text))
+        if text[i - 1] == " " and text[i - 2].isalpha() and text[i].isalpha()
+    ]
+
+
+def next_word(text: str, i: int) -> str:
+    """The word starting at ``i``: its letters up to the next non-letter."""
+    j = i
+    while j < len(text) and text[j].isalpha():
+        j += 1
+    return text[i:j]
+
+
+def _suggest_many(model, vocab, prompts, k, beam, until="word", chunk=64) -> list:
+    """suggest(prompt) for each of ``prompts``, in order; the prompts of equal length are
+    read together, ``chunk`` at a time as one (chunk, T) batch (a batch of one reads
+    a long prompt several times slower per character), and each beam search then starts
+    from its row of the carried states."""
+    out: list = [None] * len(prompts)
+    by_length: dict[int, list[int]] = {}
+    for j, p in enumerate(prompts):
+        by_length.setdefault(len(p), []).append(j)
+    for group in by_length.values():
+        for start in range(0, len(group), chunk):
+            rows = group[start : start + chunk]
+            ids = np.stack([_prompt_ids(vocab, prompts[j]) for j in rows])  # (n, T)
+            reset(model)
+            try:
+                logp = log_softmax(model.forward(ids)[:, -1])  # (n, V)
+                layers = [l for l in model.layers if getattr(l, "stateful", False)]
+                carried = [list(getattr(l, "states", None) or []) for l in layers]
+                for r, j in enumerate(rows):
+                    if not _gather_states(model, np.array([r])):  # no states to gather:
+                        out[j] = suggest(model, vocab, prompts[j], k, until, beam)  # one by one
+                        continue
+                    out[j] = _search(
+                        model, vocab, ids[r], logp[r : r + 1], k, until, beam, MAX_CHARS[until]
+                    )
+                    for layer, states in zip(layers, carried):  # back to all the rows
+                        layer.states = list(states)
+            finally:
+                reset(model)
+    return out
+
+
+def next_word_accuracy(
+    model, vocab: CharVocab, text: str, k=3, samples=200, context=200, beam=8
+) -> WordAccuracy:
+    """Top-k next-word accuracy on ``text``: at m = min(samples, N) of its N word
+    boundaries (``word_boundaries``), evenly spaced (boundary ⌊j N / m⌋ for j < m),
+    ``suggest(..., until="word")`` reads the ``context`` characters before the boundary;
+    a hit is the true next word (its letters up to the next non-letter) among the top
+    ``k`` texts.  Returns WordAccuracy(fraction of hits, boundaries asked)."""
+    _check_count(k, "k")
+    _check_count(samples, "samples")
+    _check_count(context, "context")
+    found = word_boundaries(text)
+    n = min(samples, len(found))
+    chosen = [found[j * len(found) // n] for j in range(n)]  # evenly spaced, from the first
+    hits = 0
+    guesses = _suggest_many(model, vocab, [text[max(0, i - context) : i] for i in chosen], k, beam)
+    for i, got in zip(chosen, guesses):
+        hits += next_word(text, i) in {s.text for s in got}
+    return WordAccuracy(hits / len(chosen) if chosen else float("nan"), len(chosen))
 
 
 # -- model files -------------------------------------------------------------------------------------
@@ -460,10 +737,21 @@ def default_model_path(corpus_name: str, text: str, s: Settings) -> Path:
 
 
 def save(
-    model, path, vocab, s: Settings, position, seconds, val_bpc=None, history=None, complete=True
+    model,
+    path,
+    vocab,
+    s: Settings,
+    position,
+    seconds,
+    val_bpc=None,
+    history=None,
+    complete=True,
+    next_word=None,
 ):
     """Write the model with everything needed to use it or to train it further; a
-    checkpoint of an unfinished (interrupted) training has ``complete=False``."""
+    checkpoint of an unfinished (interrupted) training has ``complete=False``.
+    ``next_word``: a WordAccuracy measured on the held-out text, kept as the optional
+    key "next_word_top3" ({"accuracy", "boundaries"}; files without it load as before)."""
     meta = {
         "app": "autocomplete",
         "app_version": APP_VERSION,
@@ -475,6 +763,11 @@ def save(
         "history": history or [],
         "complete": complete,
     }
+    if next_word is not None:
+        meta["next_word_top3"] = {
+            "accuracy": float(next_word.fraction),
+            "boundaries": int(next_word.boundaries),
+        }
     model.save(path, metadata=meta)
 
 
@@ -509,6 +802,176 @@ def load(path):
     return model, vocab, settings, meta
 
 
+# -- the library API ---------------------------------------------------------------------------------
+def _read_text_or_path(text_or_path) -> tuple[str, str]:
+    """(text, where it came from): a path (str shorter than MIN_CHARS without a newline,
+    or os.PathLike) is read as a UTF-8 file; a longer str is the text itself."""
+    if isinstance(text_or_path, os.PathLike) or (
+        isinstance(text_or_path, str) and len(text_or_path) < MIN_CHARS and "\n" not in text_or_path
+    ):
+        if not Path(text_or_path).exists():
+            raise TextError(
+                f"text_or_path: {str(text_or_path)!r} is neither a file nor a text of at "
+                f"least {MIN_CHARS} characters"
+            )
+        return read_text_file(text_or_path), str(text_or_path)
+    if not isinstance(text_or_path, str):
+        raise TypeError(
+            f"text_or_path must be a str (a text or a file name) or a path; "
+            f"got {type(text_or_path).__name__}"
+        )
+    return text_or_path.replace("\r\n", "\n"), "the text"
+
+
+def _settings_from(settings: dict) -> Settings:
+    known = {f.name for f in fields(Settings)}
+    unknown = sorted(set(settings) - known)
+    if unknown:
+        raise ValueError(
+            f"Autocompleter.train: unknown settings {unknown}; the settings are {sorted(known)}"
+        )
+    s = Settings(**settings)
+    if s.cell not in CELLS:
+        raise ValueError(f"cell must be one of {sorted(CELLS)}; got {s.cell!r}")
+    for name in ("hidden", "layers", "embed", "batch", "bptt"):
+        _check_count(getattr(s, name), name)
+    return s
+
+
+class Autocompleter:
+    """A trained character model and its vocabulary: the Python face of ``rnnkit
+    autocomplete``, reading and writing the same model files.
+
+    >>> ac = Autocompleter.train("sonnets.txt", minutes=1)      # or Autocompleter.load(path)
+    >>> ac.suggest("Shall I compare thee to a ", k=3)           # [Suggestion(text, p, end)]
+    >>> ac.generate("ROMEO:", 200, temperature=0.8, top_p=0.95, seed=1)
+    """
+
+    def __init__(self, model, vocab: CharVocab, settings: Settings | None = None, metadata=None):
+        self.model, self.vocab = model, vocab
+        self.settings = settings or Settings()
+        self.metadata: dict = dict(metadata or {})
+
+    # -- training and files --
+    @classmethod
+    def train(
+        cls,
+        text_or_path,
+        minutes: float = 3.0,
+        max_updates: int | None = None,
+        verbose: bool = False,
+        accuracy_samples: int = 200,
+        **settings,
+    ) -> Autocompleter:
+        """Train a new model on a text (a str of at least 1,000 characters) or a UTF-8
+        file (a path) for ``minutes`` of wall clock or ``max_updates`` updates, as ``rnnkit
+        autocomplete`` does (``settings``: the Settings fields, e.g. hidden=128, cell="gru",
+        seed=1); then score it on the held-out tail: ``val_bpc`` and, on
+        ``accuracy_samples`` word boundaries (0: skip), top-3 next-word accuracy."""
+        text, source = _read_text_or_path(text_or_path)
+        check_text(text, source)
+        s = _settings_from(settings)
+        vocab = CharVocab.from_text(text)
+        train_ids, val_ids = split(vocab.encode(text), s.val_fraction)
+        check_size(len(vocab), s, chars=len(train_ids))
+        model = build_model(len(vocab), s)
+        result = train(model, train_ids, s, minutes, verbose=verbose, max_updates=max_updates)
+        val_bpc = evaluate_bpc(model, val_ids)
+        meta = {
+            "position": result.position,
+            "trained_seconds": result.seconds,
+            "val_bpc": val_bpc,
+            "history": [{"trained_seconds": result.seconds, "val_bpc": val_bpc}],
+        }
+        if accuracy_samples:
+            acc = next_word_accuracy(model, vocab, vocab.decode(val_ids), samples=accuracy_samples)
+            meta["next_word_top3"] = {"accuracy": acc.fraction, "boundaries": acc.boundaries}
+        return cls(model, vocab, s, meta)
+
+    @classmethod
+    def load(cls, path) -> Autocompleter:
+        """An autocomplete model file, written by ``save`` or by ``rnnkit autocomplete``."""
+        model, vocab, s, meta = load(path)
+        return cls(model, vocab, s, meta)
+
+    def save(self, path) -> None:
+        """Write the model file (``rnnkit autocomplete --model PATH`` uses it as it is)."""
+        m = self.metadata
+        acc = m.get("next_word_top3")
+        save(
+            self.model,
+            path,
+            self.vocab,
+            self.settings,
+            m.get("position", 0),
+            m.get("trained_seconds", 0.0),
+            val_bpc=m.get("val_bpc"),
+            history=m.get("history"),
+            complete=m.get("complete", True),
+            next_word=WordAccuracy(acc["accuracy"], acc["boundaries"]) if acc else None,
+        )
+
+    @property
+    def val_bpc(self) -> float | None:
+        """Bits per character on the held-out text when it was trained (None: unknown)."""
+        return self.metadata.get("val_bpc")
+
+    # -- using it --
+    def suggest(self, prompt: str, k=3, until="word", beam=8, max_chars=None) -> list[Suggestion]:
+        """The k most probable completions to the end of the word or phrase (``suggest``)."""
+        return suggest(self.model, self.vocab, prompt, k, until, beam, max_chars)
+
+    def next_chars(self, prompt: str, k=10) -> list[tuple[str, float]]:
+        """The k most likely next characters with their probabilities (``next_chars``)."""
+        return next_chars(self.model, self.vocab, prompt, k)
+
+    def generate(
+        self,
+        prompt: str = "",
+        length=200,
+        temperature=0.8,
+        top_k=0,
+        top_p=1.0,
+        seed=None,
+        stop_at_newline=False,
+    ) -> str:
+        """``length`` characters that continue ``prompt`` (the prompt not repeated),
+        sampled as ``complete`` does; the same ``seed`` gives the same text."""
+        _check_count(length, "length")
+        rng = np.random.default_rng(seed)
+        return complete(
+            self.model,
+            self.vocab,
+            prompt,
+            length=length,
+            temperature=temperature,
+            top_k=top_k,
+            top_p=top_p,
+            stop_at_newline=stop_at_newline,
+            rng=rng,
+        )
+
+    def bits_per_char(self, text: str, streams=1) -> float:
+        """Bits per character the model spends on text[1:], each character predicted from
+        those before it (read as ``streams`` parallel pieces; more is faster on a long
+        text, and each piece then starts from an empty state)."""
+        if not isinstance(text, str) or len(text) < 2:
+            raise ValueError(f"text must be a str of at least 2 characters; got {text!r:.40}")
+        _check_count(streams, "streams")
+        return evaluate_bpc(self.model, self.vocab.encode(text), batch=streams)
+
+    def word_accuracy(self, text: str, k=3, samples=200) -> WordAccuracy:
+        """Top-k next-word accuracy on ``text`` (``next_word_accuracy``)."""
+        return next_word_accuracy(self.model, self.vocab, text, k=k, samples=samples)
+
+    def __repr__(self):
+        s = self.settings
+        bpc = f", val_bpc={self.val_bpc:.3f}" if self.val_bpc is not None else ""
+        return (
+            f"Autocompleter({s.layers}x{s.cell.upper()}({s.hidden}), {len(self.vocab)} chars{bpc})"
+        )
+
+
 __all__ = [
     "Settings",
     "TextError",
@@ -521,6 +984,14 @@ __all__ = [
     "evaluate_bpc",
     "train",
     "complete",
+    "pick",
+    "check_sampling",
+    "next_chars",
+    "Suggestion",
+    "suggest",
+    "WordAccuracy",
+    "next_word_accuracy",
+    "Autocompleter",
     "default_model_path",
     "save",
     "load",
