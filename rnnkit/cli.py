@@ -405,13 +405,13 @@ def _percent(p):
 
 def _suggestions(suggest, prompt, k, print_fn, first=1):
     """Print the top-k completions of ``prompt`` to the end of the word and of the phrase,
-    numbered from ``first``; returns them in the order of their numbers."""
+    numbered from ``first``; returns [(until, Suggestion)] in the order of their numbers."""
     shown = []
     for until in ("word", "phrase"):
         found = suggest(prompt, until)
         print_fn(f"  to the end of the {until}:" + ("" if found else " (none found)"))
         for s in found:
-            shown.append(s)
+            shown.append((until, s))
             print_fn(f"  {first + len(shown) - 1:2d}. {_quote(s.text)} {_percent(s.probability)}")
     return shown
 
@@ -543,7 +543,9 @@ def suggestion_session(suggest, next_chars, input_fn, print_fn, k=3):
     """The interactive suggestions, line by line.  Each line typed is appended to the
     current line, which is shown with its numbered suggestions (1..k to the end of the
     word, k+1..2k to the end of the phrase).  Typing a shown number accepts that
-    suggestion (its text and the space or punctuation that ends it are appended); ``?``
+    suggestion: its text is appended, and the character that ends it when that is a
+    space, or the punctuation that ends a phrase (a word's "summer" before "'s" stays
+    open, so the next suggestions can go on with "'s"); other numbers are text.  ``?``
     lists the 10 most likely next characters; an empty line starts a new line (on an empty
     line it quits, as Ctrl-D does).  ``suggest(prompt, until)`` and ``next_chars(prompt)``
     are the model's; ``input_fn``/``print_fn`` are input and print, or a test's script."""
@@ -570,8 +572,9 @@ def suggestion_session(suggest, next_chars, input_fn, print_fn, k=3):
             continue
         number = typed.strip()
         if number.isdigit() and 1 <= int(number) <= len(shown):
-            chosen = shown[int(number) - 1]
-            line += chosen.text + (chosen.end if chosen.end != "\n" else "")
+            until, chosen = shown[int(number) - 1]
+            closes = chosen.end == " " or (until == "phrase" and chosen.end != "\n")
+            line += chosen.text + (chosen.end if closes else "")
         else:
             line += typed
         print_fn(f"  {line}")
@@ -624,9 +627,10 @@ def build_parser():
         help="learn a text character by character and complete what you type",
         description="Train (once) a character-level LSTM language model on "
         "Shakespeare's works, or on --text FILE, with truncated "
-        "BPTT, report its validation bits per character, save it, "
-        "and complete the lines you type. The model is reused next "
-        "time unless --retrain or --resume is given.",
+        "BPTT, report its validation bits per character and top-3 next-word "
+        "accuracy, save it, and suggest the most probable ends of the word and "
+        "of the phrase for the lines you type (--sample: complete them). The model "
+        "is reused next time unless --retrain or --resume is given.",
     )
     _add_model_options(p)
     p.add_argument(

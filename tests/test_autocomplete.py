@@ -439,7 +439,7 @@ def test_interactive_session_from_a_script(tiny):
 
     suggestion_session(suggest, tiny.next_chars, typed, lambda *a: printed.append(" ".join(a)))
     second = tiny.suggest("Shall I compare", k=3, until="word")[1]
-    line = "Shall I compare" + second.text + second.end
+    line = "Shall I compare" + second.text + (" " if second.end == " " else "")
     assert "  Shall I compare" in printed and f"  {line}" in printed
     at = printed.index(f"  {line}")
     assert printed[at + 1] == "  to the end of the word:" and printed[at + 2].startswith("   1. ")
