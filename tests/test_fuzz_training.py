@@ -284,6 +284,7 @@ def autocomplete_options(draw):
 def test_autocomplete_options_are_refused_by_name_or_train_a_finite_model(cache, capsys, drawn):
     opts, bad = drawn
     args = ["autocomplete", "--text", str(SONNETS), "--quiet", "--retrain", "--prompt", "Thy"]
+    args.append("--sample")  # one sampled completion (the default prints suggestions)
     for flag, v in opts.items():
         args += [flag, v]
     code = cli.main(args)
