@@ -27,9 +27,10 @@ def main(argv=None, path=None):
     args = p.parse_args(argv)
     rnnkit.set_seed(0)
     (_, train), (test_names, test) = bach_chorales.load_data(path)
+    train, held = train[: -len(train) // 10], train[-len(train) // 10 :]  # held: sets the cache
     vocab = music.NoteVocab.from_chorales(train)  # e.g. "G4:1", "R:0.5"
     x, y = music.batch_arrays([vocab.encode(c) for c in train])  # <s> x1 .. -> x1 x2 ..
-    model = music.build_model(len(vocab), units=256, embed=32, layers=1, dropout=0.1)
+    model = music.build_model(len(vocab), units=256, embed=32, layers=1, dropout=0.3)
     model.compile(
         loss="sparse_categorical_crossentropy",
         from_logits=True,
@@ -38,12 +39,20 @@ def main(argv=None, path=None):
         optimizer=optim.Adam(3e-3, clip_global_norm=1.0),
     )
     model.fit(x, y, batch_size=16, epochs=args.epochs)
-    total, count = music.model_nll(model, [vocab.encode(c) for c in test])
+    tests = [vocab.encode(c) for c in test]
+    total, count = music.model_nll(model, tests)
     print(
         f"test NLL {total / count:.3f} nats per note on {len(test)} chorales "
         f"({', '.join(test_names[:3])}, ...)"
     )
-    meta = {"tokens": vocab.tokens[len(music.SPECIALS) :]}
+    # the continuous cache of the chorale so far: θ and λ set on the held-out chorales
+    theta, weight, _ = music.fit_cache(model, [vocab.encode(c) for c in held])
+    cached = -sum(a.sum() for a in music.cache_logprobs(model, tests, theta, weight)) / count
+    print(f"with its cache (θ {theta:g}, λ {weight:g}): {cached:.3f} nats per note")
+    meta = {
+        "tokens": vocab.tokens[len(music.SPECIALS) :],
+        "cache": {"theta": theta, "weight": weight},
+    }
     notes = music.generate_notes(
         model,
         meta,

@@ -145,6 +145,51 @@ def test_kneser_ney_is_a_distribution_and_beats_unigram_on_a_pattern():
     assert kn / n < 0.5 * uni / n
 
 
+def test_continuous_cache_is_the_formula_causal_and_a_distribution():
+    rng = np.random.default_rng(0)
+    T, units, V = 7, 5, 6
+    H = rng.normal(size=(T, units))
+    P = rng.dirichlet(np.ones(V), size=T)
+    notes = [3, 4, 3, 5, 3, 4, 2]
+    theta, lam = 0.7, 0.2
+    Q = music.cached_probs(H, P, notes, theta, lam)
+    assert np.allclose(Q.sum(axis=1), 1.0) and np.allclose(Q[0], P[0])
+    for t in range(1, T):  # p = (1-λ) P[t] + λ Σ_{i<t} softmax_i(θ h_t·h_i) onehot(notes[i])
+        s = np.array([theta * H[t] @ H[i] for i in range(t)])
+        a = np.exp(s - s.max()) / np.exp(s - s.max()).sum()
+        cache = np.zeros(V)
+        for i in range(t):
+            cache[notes[i]] += a[i]
+        assert np.allclose(Q[t], (1 - lam) * P[t] + lam * cache, rtol=1e-12, atol=1e-15)
+    # causal: changing later states or notes leaves the earlier rows alone
+    H2, notes2 = H.copy(), list(notes)
+    H2[6:] += 1.0  # row t reads h_0..h_t and the notes before t
+    notes2[5] = 1
+    assert np.allclose(music.cached_probs(H2, P, notes2, theta, lam)[:6], Q[:6])
+    assert music.cached_probs(H, P, notes, theta, 0.0) is P  # λ = 0: the LSTM alone
+    A = music.cache_weights(H, theta)
+    assert np.allclose(A[1:].sum(axis=1), 1.0) and not A[0].any() and not np.triu(A).any()
+
+
+def test_the_cache_learns_to_copy_a_repeated_phrase():
+    """A model that knows nothing (uniform P) but whose states tell the positions of a
+    repeated phrase apart: the cache set on such melodies gives the repeat most of the
+    probability, so fit_cache picks λ > 0 and lowers the NLL below log V."""
+
+    phrase = [3, 5, 4, 6]
+    seq = phrase + phrase + phrase
+    T = len(seq)
+    H = np.stack([np.eye(4)[t % 4] * 3 for t in range(T)])  # h_t codes the position in the phrase
+    P = np.full((T, 8), 1 / 8)
+    base = -np.log(P[np.arange(T), seq]).mean()
+    best = min(
+        (-np.log(music.cached_probs(H, P, seq, th, lam)[np.arange(T), seq]).mean(), lam)
+        for th in music.CACHE_THETAS
+        for lam in music.CACHE_WEIGHTS
+    )
+    assert best[1] > 0 and best[0] < 0.8 * base
+
+
 def test_midi_round_trip():
     notes = [(67, 1.0), (None, 0.5), (69, 0.5), (71, 2.0)]
     data = music.midi_bytes(notes)
@@ -177,6 +222,9 @@ def test_train_evaluate_predict_generate(corpus, tmp_path, capsys):
     assert r["test_chorales"] == 1 and r["test_notes"] == 8
     b = r["baselines"]
     assert np.isfinite(r["model"]["LSTM"]["nll"])
+    cached = [v["nll"] for k, v in r["model"].items() if k.startswith("LSTM with its")]
+    assert all(np.isfinite(v) for v in cached)  # the cache is there when λ > 0 was chosen
+    assert "reduction_vs_best_ngram_lstm_alone" in r
     # the test tune is a training tune: the bigram knows it far better than the unigram
     assert b["bigram (Kneser-Ney)"]["nll"] < 0.8 * b["unigram (add-one)"]["nll"]
     code, out, err = run_cli(
@@ -268,3 +316,16 @@ def test_bad_inputs_are_one_line_errors(corpus, tmp_path, capsys):
     assert code == 2 and "--temperature" in err
     code, _, err = run_cli(["music", "generate", "--model", model, "--out", str(tmp_path)], capsys)
     assert code == 2 and "directory" in err
+
+
+def test_the_example_runs_with_the_cache(corpus, tmp_path, capsys):
+    import pathlib
+    import runpy
+
+    script = pathlib.Path(__file__).parent.parent / "examples" / "music.py"
+    main = runpy.run_path(str(script), run_name="example")["main"]
+    out_mid = tmp_path / "e.mid"
+    main(["--epochs", "1", "--out", str(out_mid)], path=corpus)
+    out = capsys.readouterr().out
+    assert "test NLL" in out and "with its cache" in out
+    assert music.read_midi_notes(out_mid.read_bytes())
