@@ -70,6 +70,14 @@ def _add_model_options(p):
     )
     g.add_argument("--batch", type=int, default=32, help="parallel text streams (default: 32)")
     g.add_argument(
+        "--dropout",
+        type=float,
+        default=None,
+        help="variational dropout on the recurrent layers' inputs and output, in [0, 1) "
+        "(default: from the budget and the text's size: 0 while the budget reads the text "
+        "at most 3 times, 0.1 up to 10 times, 0.2 beyond)",
+    )
+    g.add_argument(
         "--learning-rate",
         type=float,
         default=1e-2,
@@ -126,6 +134,8 @@ def _settings(args):
         raise ValueError(f"--temperature must be a finite number ≥ 0; got {args.temperature}")
     if args.top_k < 0:
         raise ValueError(f"--top-k must not be negative; got {args.top_k}")
+    if args.dropout is not None and not (0.0 <= args.dropout < 1.0):  # NaN fails too
+        raise ValueError(f"--dropout must be a number in [0, 1); got {args.dropout}")
     if not (0.0 < args.top_p <= 1.0):  # NaN fails too
         raise ValueError(f"--top-p must be a number in (0, 1]; got {args.top_p}")
     for name in ("suggestions", "beam"):
@@ -143,6 +153,7 @@ def _settings(args):
         bptt=args.bptt,
         learning_rate=args.learning_rate,
         seed=args.seed,
+        dropout=args.dropout or 0.0,  # None: set from the budget once the text is read
     )
 
 
@@ -236,11 +247,16 @@ def prepare_model(args, out=None):
     train_ids, val_ids = app.split(ids, settings.val_fraction)
 
     if model is None:
+        if args.dropout is None:
+            settings.dropout = app.dropout_for(
+                len(train_ids), args.minutes, getattr(args, "max_updates", None), settings
+            )
         app.check_size(len(vocab), settings, chars=len(train_ids))  # before allocating it
         model = app.build_model(len(vocab), settings)
+        regularized = f", dropout {settings.dropout:g}" if settings.dropout else ""
         print(
             f"Training a {settings.layers}-layer {settings.cell.upper()} with {settings.hidden} "
-            f"units on {source} ({len(train_ids):,} characters; {len(val_ids):,} held out for "
+            f"units{regularized} on {source} ({len(train_ids):,} characters; {len(val_ids):,} held out for "
             f"validation; {len(vocab) - 1} distinct characters) for {args.minutes:g} minutes"
             f"{_updates_note(args)}.",
             file=out,

@@ -521,3 +521,51 @@ def test_bad_suggestion_and_sampling_options_are_refused(tiny, capsys, monkeypat
         with pytest.raises(ValueError) as e:
             call()
         assert message in str(e.value), str(e.value)
+
+
+def test_dropout_follows_the_budget_and_can_be_set():
+    # a budget that reads the text at most 3 times: none; up to 10 times: 0.1; beyond: 0.2
+    rate = app.NOMINAL_CHARS_PER_SECOND
+    assert app.dropout_for(rate * 60 * 3 // 2, minutes=1) == 0.0  # 2 passes
+    assert app.dropout_for(rate * 60 // 5, minutes=1) == 0.1  # 5 passes
+    assert app.dropout_for(rate * 60 // 50, minutes=1) == 0.2  # 50 passes
+    s = app.Settings(hidden=8, embed=4, dropout=0.2)
+    model = app.build_model(20, s)
+    kinds = [type(l).__name__ for l in model.layers]
+    assert kinds == ["Embedding", "LSTM", "Dropout", "Dense"] and model.layers[1].dropout == 0.2
+    assert [type(l).__name__ for l in app.build_model(20, app.Settings(hidden=8)).layers] == [
+        "Embedding",
+        "LSTM",
+        "Dense",
+    ]
+    with pytest.raises(ValueError, match="dropout must be a number in \\[0, 1\\)"):
+        app.Autocompleter.train(SONNETS, max_updates=1, dropout=1.5)
+
+
+def test_dropout_option_is_checked_and_saved(capsys, cache):
+    code, out, err = run_cli(
+        ["autocomplete", "--text", str(SONNETS), "--dropout", "-0.1", "--prompt", "a"], capsys
+    )
+    assert code != 0 and "--dropout" in err
+    code, out, err = run_cli(
+        [
+            "autocomplete",
+            "--text",
+            str(SONNETS),
+            "--quiet",
+            "--retrain",
+            "--max-updates",
+            "2",
+            "--dropout",
+            "0.25",
+            "--hidden",
+            "16",
+            "--prompt",
+            "Thy",
+        ],
+        capsys,
+    )
+    assert code == 0, err
+    assert "dropout 0.25" in out
+    _, _, settings, _ = app.load(next((cache / "models").glob("*.rnnkit")))
+    assert settings.dropout == 0.25

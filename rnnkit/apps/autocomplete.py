@@ -25,7 +25,7 @@ from .. import optim
 from ..data.fetch import cache_dir
 from ..data.text import CharVocab
 from ..io.saving import ModelFileError, load_model
-from ..layers import GRU, LSTM, Dense, Embedding, SimpleRNN
+from ..layers import GRU, LSTM, Dense, Dropout, Embedding, SimpleRNN
 from ..models import Sequential
 from ..progress import ProgressBar, format_duration
 from ..seeding import set_seed
@@ -55,6 +55,32 @@ class Settings:
     clip: float = 5.0  # global-norm clipping
     val_fraction: float = 0.05
     seed: int = 0
+    dropout: float = 0.0  # variational dropout on each recurrent layer's input and on its output
+
+
+# The budget decides the regularization: a budget that reads the training text many times
+# over overfits it (measured in docs/autocomplete.md, "Regularization for the budget").
+NOMINAL_CHARS_PER_SECOND = 50_000  # LSTM(256), 32 streams, 2 cores: 36 k (AMD EPYC) .. 71 k (Xeon)
+DROPOUT_BY_PASSES = ((3.0, 0.0), (10.0, 0.1), (math.inf, 0.2))  # (passes up to, dropout)
+
+
+def expected_passes(train_chars: int, minutes: float, max_updates=None, s=None) -> float:
+    """How many times the budget reads a training text of ``train_chars`` characters:
+    ``max_updates`` updates of ``s.batch`` × ``s.bptt`` characters when that is given,
+    else ``minutes`` at NOMINAL_CHARS_PER_SECOND."""
+    if max_updates is not None:
+        s = s or Settings()
+        chars = float(max_updates) * s.batch * s.bptt
+    else:
+        chars = NOMINAL_CHARS_PER_SECOND * 60.0 * minutes
+    return chars / max(int(train_chars), 1)
+
+
+def dropout_for(train_chars: int, minutes: float, max_updates=None, s=None) -> float:
+    """The dropout the budget asks for: none while it reads the text at most 3 times,
+    0.1 up to 10 times, 0.2 beyond (DROPOUT_BY_PASSES)."""
+    passes = expected_passes(train_chars, minutes, max_updates, s)
+    return next(d for limit, d in DROPOUT_BY_PASSES if passes <= limit)
 
 
 # -- text ------------------------------------------------------------------------------------
@@ -234,7 +260,11 @@ def build_model(vocab_size, s: Settings):
     if s.cell == "lstm":
         rec_init["unit_forget_bias"] = False
     for _ in range(s.layers):
-        layers.append(Cell(s.hidden, return_sequences=True, stateful=True, **rec_init))
+        layers.append(
+            Cell(s.hidden, return_sequences=True, stateful=True, dropout=s.dropout, **rec_init)
+        )
+    if s.dropout:
+        layers.append(Dropout(s.dropout))
     layers.append(Dense(vocab_size))  # logits
     model = Sequential(layers, name="autocomplete")
     model.compile(
@@ -835,7 +865,14 @@ def _settings_from(settings: dict) -> Settings:
         raise ValueError(f"cell must be one of {sorted(CELLS)}; got {s.cell!r}")
     for name in ("hidden", "layers", "embed", "batch", "bptt"):
         _check_count(getattr(s, name), name)
+    check_dropout(s.dropout, "dropout")
     return s
+
+
+def check_dropout(rate, name="dropout"):
+    """Refuse a dropout rate outside [0, 1)."""
+    if not (_is_number(rate) and 0.0 <= rate < 1.0):
+        raise ValueError(f"{name} must be a number in [0, 1); got {rate!r}")
 
 
 class Autocompleter:
@@ -866,13 +903,16 @@ class Autocompleter:
         """Train a new model on a text (a str of at least 1,000 characters) or a UTF-8
         file (a path) for ``minutes`` of wall clock or ``max_updates`` updates, as ``rnnkit
         autocomplete`` does (``settings``: the Settings fields, e.g. hidden=128, cell="gru",
-        seed=1); then score it on the held-out tail: ``val_bpc`` and, on
+        seed=1; without ``dropout``, ``dropout_for`` picks it from the budget and the
+        text's size); then score it on the held-out tail: ``val_bpc`` and, on
         ``accuracy_samples`` word boundaries (0: skip), top-3 next-word accuracy."""
         text, source = _read_text_or_path(text_or_path)
         check_text(text, source)
         s = _settings_from(settings)
         vocab = CharVocab.from_text(text)
         train_ids, val_ids = split(vocab.encode(text), s.val_fraction)
+        if "dropout" not in settings:  # the budget and the text's size decide
+            s.dropout = dropout_for(len(train_ids), minutes, max_updates, s)
         check_size(len(vocab), s, chars=len(train_ids))
         model = build_model(len(vocab), s)
         result = train(model, train_ids, s, minutes, verbose=verbose, max_updates=max_updates)
@@ -974,6 +1014,7 @@ class Autocompleter:
 
 __all__ = [
     "Settings",
+    "dropout_for",
     "TextError",
     "read_text_file",
     "check_text",
