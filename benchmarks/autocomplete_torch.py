@@ -30,6 +30,13 @@ def main(argv=None):
     p.add_argument("--batch", type=int, default=32)
     p.add_argument("--bptt", type=int, default=32)
     p.add_argument("--learning-rate", type=float, default=1e-2)
+    p.add_argument(
+        "--dropout",
+        type=float,
+        default=0.0,
+        help="dropout on the recurrent layer's input and output (rnnkit: variational, one "
+        "mask per stream and chunk; PyTorch: nn.Dropout, one mask per step)",
+    )
     p.add_argument("--threads", type=int, default=int(os.environ.get("THREADS", "2")))
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", help="write the result here")
@@ -50,6 +57,7 @@ def main(argv=None):
             bptt=args.bptt,
             learning_rate=args.learning_rate,
             seed=args.seed,
+            dropout=args.dropout,
         )
         model = app.build_model(len(vocab), s)
         r = app.train(model, train_ids, s, args.minutes, verbose=False)
@@ -65,6 +73,8 @@ def main(argv=None):
         "chars_per_second": chars / seconds,
         "hidden": args.hidden,
         "layers": args.layers,
+        "batch": args.batch,
+        "dropout": args.dropout,
         "threads": args.threads,
     }
     print(json.dumps(result))
@@ -89,12 +99,14 @@ def train_torch(args, train_ids, val_ids, V):
             self.embed = nn.Embedding(V, args.embed)
             self.rnn = nn.LSTM(args.embed, args.hidden, num_layers=args.layers, batch_first=True)
             self.head = nn.Linear(args.hidden, V)
+            self.drop = nn.Dropout(args.dropout)
 
         def forward(self, x, state=None):
-            h, state = self.rnn(self.embed(x), state)
-            return self.head(h), state
+            h, state = self.rnn(self.drop(self.embed(x)), state)
+            return self.head(self.drop(h)), state
 
     model = CharLM()
+    model.train()
     opt = torch.optim.Adam(model.parameters(), lr=args.learning_rate, eps=1e-7)  # as rnnkit (Keras)
     x, y = (torch.from_numpy(a) for a in streams(train_ids, args.batch))
     L = x.shape[1]

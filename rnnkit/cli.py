@@ -323,6 +323,10 @@ def prepare_model(args, out=None):
         )
     uni = app.ngram_bpc(train_ids, val_ids, 1, len(vocab))
     bi = app.ngram_bpc(train_ids, val_ids, 2, len(vocab))
+    try:  # the smoothed 5-gram the issue compares with (needs V^5 < 2^62: V up to 5,404)
+        five = app.kneser_ney_bpc(train_ids, val_ids, 5, len(vocab))
+    except ValueError:
+        five = None
     history.append({"trained_seconds": seconds, "val_bpc": val_bpc})
     app.save(
         model,
@@ -337,7 +341,9 @@ def prepare_model(args, out=None):
     )
     print(
         f"Validation: {val_bpc:.3f} bits per character after {seconds / 60:.1f} min of "
-        f"training (unigram model: {uni[0]:.3f}, bigram model: {bi[0]:.3f}). "
+        f"training (unigram model: {uni[0]:.3f}, bigram model: {bi[0]:.3f}"
+        + (f", Kneser-Ney 5-gram: {five:.3f}" if five is not None else "")
+        + "). "
         f"Saved to {path}.",
         file=out,
     )

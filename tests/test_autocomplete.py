@@ -569,3 +569,22 @@ def test_dropout_option_is_checked_and_saved(capsys, cache):
     assert "dropout 0.25" in out
     _, _, settings, _ = app.load(next((cache / "models").glob("*.rnnkit")))
     assert settings.dropout == 0.25
+
+
+def test_kneser_ney_is_a_distribution_and_improves_with_order():
+    text = SONNETS.read_text()
+    vocab = CharVocab.from_text(text)
+    ids = vocab.encode(text)
+    train, val = app.split(ids, 0.1)
+    V = len(vocab)
+    rng = np.random.default_rng(0)
+    for order in (1, 2, 3, 5):
+        for start in rng.integers(0, len(val) - order, size=3):
+            h = val[start : start + order - 1]  # a context, then every possible next character
+            probs = [app.kneser_ney_probs(train, np.append(h, w), order, V)[-1] for w in range(V)]
+            assert sum(probs) == pytest.approx(1.0, abs=1e-9) and min(probs) > 0
+        unseen = np.array([V - 1] * order)  # contexts never seen fall back to lower orders
+        assert np.isfinite(app.kneser_ney_bpc(train, unseen, order, V))
+    bpc = [app.kneser_ney_bpc(train, val, n, V) for n in (1, 2, 3, 4)]
+    assert bpc == sorted(bpc, reverse=True)
+    assert bpc[1] <= app.ngram_bpc(train, val, 2, V)[0] + 0.01  # KN bigram ≈ the add-α one

@@ -174,6 +174,69 @@ def ngram_bpc(train, val, order, vocab_size, alpha=None):
     return best
 
 
+def _gram_keys(ids, k, V):
+    """(len(ids) - k + 1,) int64: each k-gram x_{i-k+1} .. x_i as one number in base V."""
+    keys = np.zeros(len(ids) - k + 1, dtype=np.int64)
+    for j in range(k):
+        keys = keys * V + ids[j : len(ids) - k + 1 + j]
+    return keys
+
+
+def _lookup(sorted_keys, values, keys):
+    """values[i] where sorted_keys[i] == key, else 0, for each key."""
+    if not len(sorted_keys):
+        return np.zeros(len(keys), dtype=np.float64)
+    at = np.minimum(np.searchsorted(sorted_keys, keys), len(sorted_keys) - 1)
+    return np.where(sorted_keys[at] == keys, values[at], 0).astype(np.float64)
+
+
+def kneser_ney_bpc(train, val, order, vocab_size) -> float:
+    """Validation bits per character of the interpolated Kneser-Ney character n-gram model
+    of ``kneser_ney_probs``."""
+    return float(-np.log2(kneser_ney_probs(train, val, order, vocab_size)).mean())
+
+
+def kneser_ney_probs(train, val, order, vocab_size) -> np.ndarray:
+    """(len(val),) the probability of each validation character under an interpolated
+    Kneser-Ney character n-gram model of ``order`` counted on ``train`` (Chen & Goodman's interpolated KN with one discount
+    per order, D_k = n1 / (n1 + 2 n2)):
+
+        P_k(w | h) = max(c_k(h w) - D_k, 0) / c_k(h) + D_k N1+(h •) / c_k(h) · P_{k-1}(w | h')
+
+    where h' drops h's first character, c_k is the count at the top order and the number of
+    distinct left neighbours (continuation count) below it, P_0 = 1 / V, and a context never
+    seen falls back to P_{k-1}.  Each validation character is predicted from the
+    ``order - 1`` before it (the end of ``train`` before the first ones)."""
+    V = int(vocab_size)
+    if V**order >= 2**62:
+        raise ValueError(f"order {order} over {V} characters is too large for int64 keys")
+    train = np.asarray(train, dtype=np.int64)
+    history = np.concatenate([train[len(train) - (order - 1) :], np.asarray(val, np.int64)])
+    p = np.full(len(val), 1.0 / V)  # P_0
+    for k in range(1, order + 1):
+        grams = _gram_keys(train, k, V)
+        if k == order:  # counts of the k-grams
+            keys, counts = np.unique(grams, return_counts=True)
+        else:  # continuation counts: distinct (k+1)-grams ending in each k-gram
+            keys, counts = np.unique(
+                np.unique(_gram_keys(train, k + 1, V)) % V**k, return_counts=True
+            )
+        cc = np.bincount(np.minimum(counts, 3), minlength=4)
+        D = cc[1] / (cc[1] + 2 * cc[2]) if cc[1] + 2 * cc[2] > 0 else 0.5
+        contexts = keys // V  # the k-1 characters before w
+        ctx_keys, first = np.unique(contexts, return_index=True)
+        totals = np.add.reduceat(counts, first)  # c_k(h): keys are sorted, so are contexts
+        types = np.diff(np.append(first, len(keys)))  # N1+(h •)
+        q = _gram_keys(history, k, V)[order - k :]  # the validation k-grams (len(val),)
+        c = _lookup(keys, counts, q)
+        total = _lookup(ctx_keys, totals, q // V)
+        n = _lookup(ctx_keys, types, q // V)
+        seen = total > 0
+        safe = np.where(seen, total, 1.0)
+        p = np.where(seen, np.maximum(c - D, 0.0) / safe + D * n / safe * p, p)
+    return p
+
+
 # -- the model -----------------------------------------------------------------------------------
 GATES = {"lstm": 4, "gru": 3, "rnn": 1}
 
@@ -1021,6 +1084,7 @@ __all__ = [
     "split",
     "streams",
     "ngram_bpc",
+    "kneser_ney_bpc",
     "build_model",
     "evaluate_bpc",
     "train",
