@@ -205,8 +205,9 @@ def test_inference_takes_x_training_takes_xw(spy):
 
 
 @pytest.fixture(params=[True, False], ids=["packed", "blas"])
-def packed(request):
+def packed(request, monkeypatch):
     """float32 products with packed weights on the loops' own threads, or BLAS calls."""
+    monkeypatch.setenv("RNNKIT_PRODUCTS", "packed" if request.param else "blas")
     used = kernels._loops.set_packed(request.param)
     yield used
     kernels._loops.set_packed(True)
@@ -357,12 +358,13 @@ def test_team_paths_agree(cls, kw, N, dtype, rtol, atol, team_of_two, spy):
 
 
 @pytest.mark.parametrize("N", [10, 32])
-def test_prefetching_products_agree(N, team_of_two, spy):
+def test_prefetching_products_agree(N, team_of_two, spy, monkeypatch):
     """Weights over 12 MB multiplied with at most 16 rows (a product of its own at N = 10,
     two chunks of 16 at N = 32) take the packed kernel that prefetches the next panel; K =
     1000 leaves a last block of 232 rows and 4000 columns a partial last panel: float32
     rounding only, forward and backward."""
     rng = np.random.default_rng(5)
+    monkeypatch.setenv("RNNKIT_PRODUCTS", "packed")
     layer = LSTM(1000, return_sequences=True, seed=6, dtype="float32")
     x = 2 * rng.standard_normal((N, 3, 8)).astype("float32")
     layer.build(x.shape)
@@ -370,6 +372,7 @@ def test_prefetching_products_agree(N, team_of_two, spy):
     ref = run(layer, x, fast=False)
     fast = run(layer, x, fast=True)
     assert len(spy.calls) == 2 and spy.args[0]["threads"] == 2
+    assert spy.args[0]["products"] == kernels.choose.CODES["packed"]
     assert_same(fast, ref, rtol=2e-3, atol=2e-4)
 
 
@@ -400,3 +403,162 @@ def test_matmul_on_the_team(dtype, rtol, team_of_two):
             for A, B in (small, strided):  # one BLAS call / NumPy's matmul
                 np.testing.assert_allclose(kernels.matmul(A, B), A @ B, rtol=rtol, atol=rtol * K)
         assert kernels.blas.threads() == before  # restored
+
+
+# -- the recurrent products' way: measured per shape (auto) or forced (RNNKIT_PRODUCTS) ------
+@pytest.fixture
+def fresh_choices(monkeypatch):
+    """An empty cache of choices for the test, the process's own restored after it."""
+    monkeypatch.setattr(kernels.choose, "_cache", {})
+    monkeypatch.delenv("RNNKIT_PRODUCTS", raising=False)
+
+
+def expected_way(way, dtype, N, chunks):
+    """What a forced way becomes: packed needs float32 and 4 rows a product; split a team
+    of two (the batch not cut into chunks); else one BLAS call."""
+    packed_cpu = kernels._loops.plan(N, 2, 4, True)[1]
+    if way == "packed" and (dtype != "float32" or not packed_cpu or -(-N // chunks) < 4):
+        return "blas"
+    if way == "split" and chunks > 1:
+        return "blas"
+    return way
+
+
+@pytest.mark.parametrize("way", ["packed", "blas", "split"])
+@pytest.mark.parametrize("dtype,rtol,atol", [("float64", 1e-10, 1e-12), ("float32", 2e-3, 2e-4)])
+@pytest.mark.parametrize("N", [1, 6, 20])
+@pytest.mark.parametrize(
+    "cls,kw",
+    [
+        (SimpleRNN, {}),
+        (LSTM, {"proj_size": 24}),
+        (LSTM, {}),
+        (GRU, {}),
+        (GRU, {"reset_after": False}),
+    ],
+)
+def test_forced_products_agree(
+    cls, kw, N, dtype, rtol, atol, way, team_of_two, spy, monkeypatch, fresh_choices
+):
+    """RNNKIT_PRODUCTS=packed|blas|split: each way reaches the loop where it applies (one
+    BLAS call where it does not) and gives the NumPy loops' numbers, training forward and
+    backward and inference (x_t U in the loop at 4 rows or more)."""
+    monkeypatch.setenv("RNNKIT_PRODUCTS", way)
+    rng = np.random.default_rng(7)
+    layer = cls(40, return_sequences=True, seed=8, dtype=dtype, **kw)
+    x = 2 * rng.standard_normal((N, 5, 12)).astype(dtype)
+    mask = np.ones((N, 5), bool)
+    mask[::2, 3:] = False
+    layer.build(x.shape)
+    ref = run(layer, x, fast=False, mask=mask)
+    fast = run(layer, x, fast=True, mask=mask)
+    chunks = kernels._loops.plan(N, 2, np.dtype(dtype).itemsize, True)[0]
+    code = kernels.choose.CODES[expected_way(way, dtype, N, chunks)]
+    assert [a["products"] for a in spy.args] == [code]
+    assert_same(fast, ref, rtol=rtol, atol=atol)
+    ref_inf = run(layer, x, fast=False, mask=mask, training=False)
+    fast_inf = run(layer, x, fast=True, mask=mask, training=False)
+    assert spy.args[1].get("no_trace") == 1 and spy.args[1]["products"] == code
+    assert_same(fast_inf, ref_inf, rtol=rtol, atol=atol)
+    recs = [r for r in kernels.choices() if r["N"] == N and r["H"] == 40]
+    assert recs and all(r["mode"] == way and r["times"] == {} for r in recs)
+    assert all(("note" in r) == (r["way"] != way) for r in recs)
+
+
+def fake_timer(times, calls):
+    """A timer that answers from a table (seconds by way) and records what it was asked."""
+
+    def timer(key, way, plan, loops):
+        calls.append((key, way))
+        return times[way]
+
+    return timer
+
+
+def lstm_key(N=8, itemsize=4, threads=2, own_threads=True, H=64):
+    return kernels.choose.Key("lstm", False, False, N, H, 0, 0, itemsize, threads, own_threads)
+
+
+@pytest.mark.parametrize(
+    "times,best",
+    [
+        ({"packed": 3e-6, "blas": 2e-6, "split": 5e-6}, "blas"),
+        ({"packed": 1e-6, "blas": 2e-6, "split": 5e-6}, "packed"),
+        ({"packed": 3e-6, "blas": 2e-6, "split": 1e-6}, "split"),
+    ],
+)
+def test_chooser_takes_the_fastest_way_once_per_key(times, best, fresh_choices, monkeypatch):
+    if not kernels._loops.plan(8, 2, 4, True)[1]:
+        pytest.skip("no packed kernel on this CPU")
+    calls = []
+    monkeypatch.setattr(kernels.choose, "timer", fake_timer(times, calls))
+    key = lstm_key()
+    rec = kernels.choose.choose(key, kernels._loops)
+    assert rec["way"] == best and rec["code"] == kernels.choose.CODES[best]
+    assert {w for _, w in calls} == {"packed", "blas", "split"}
+    assert rec["times"] == times
+    n = len(calls)
+    assert kernels.choose.choose(key, kernels._loops) is rec and len(calls) == n  # cached
+    other = lstm_key(H=65)
+    kernels.choose.choose(other, kernels._loops)  # another key is measured on its own
+    assert len(calls) == 2 * n and {k for k, _ in calls[n:]} == {other}
+    assert [(r["H"], r["way"]) for r in kernels.choices()] == [(64, best), (65, best)]
+
+
+def test_chooser_respects_the_override(fresh_choices, monkeypatch):
+    calls = []
+    monkeypatch.setattr(
+        kernels.choose, "timer", fake_timer({"packed": 1, "blas": 2, "split": 3}, calls)
+    )
+    for way in ("blas", "split", "packed"):
+        monkeypatch.setenv("RNNKIT_PRODUCTS", way)
+        assert kernels.choose.choose(lstm_key(N=1), kernels._loops)["way"] == (
+            "blas" if way == "packed" else way  # packed does not apply at one row
+        )
+    assert calls == []  # forced: nothing measured
+    monkeypatch.setenv("RNNKIT_PRODUCTS", "fastest")
+    with pytest.raises(ValueError, match="RNNKIT_PRODUCTS"):
+        kernels.choose.choose(lstm_key(), kernels._loops)
+    monkeypatch.setenv("RNNKIT_PRODUCTS", "auto")
+    kernels.choose.choose(lstm_key(N=1), kernels._loops)
+    assert {w for _, w in calls} == {"blas", "split"}
+
+
+@pytest.mark.parametrize(
+    "key,never",
+    [
+        (lstm_key(N=1), "packed"),  # one row a product
+        (lstm_key(N=3), "packed"),
+        (lstm_key(itemsize=8), "packed"),  # float64
+        (lstm_key(threads=1), "split"),  # no team
+        (lstm_key(own_threads=False), "split"),  # BLAS keeps its own threads
+        (lstm_key(N=64), "split"),  # two chunks of the batch, one per thread
+    ],
+)
+def test_chooser_never_picks_a_way_that_does_not_apply(key, never, fresh_choices, monkeypatch):
+    calls = []
+    times = {"packed": 1e-9, "blas": 2e-6, "split": 1e-9}
+    times[never] = 0.0
+    monkeypatch.setattr(kernels.choose, "timer", fake_timer(times, calls))
+    rec = kernels.choose.choose(key, kernels._loops)
+    assert rec["way"] != never and never in rec["why_not"]
+    assert never not in {w for _, w in calls}
+
+
+def test_layers_report_their_choices(fresh_choices):
+    """A loop asks the chooser for its shape; kernels.choices() reports it with the times."""
+    x = np.random.default_rng(0).standard_normal((1, 4, 3)).astype("float32")
+    with kernels.own_threads():
+        LSTM(8, seed=0)(x)
+    (rec,) = kernels.choices()
+    assert (rec["kind"], rec["N"], rec["H"], rec["backward"], rec["mode"]) == (
+        "lstm",
+        1,
+        8,
+        False,
+        "auto",
+    )
+    assert rec["way"] in ("blas", "split") and "packed" in rec["why_not"]
+    assert set(rec["times"]) == ({"blas", "split"} if "split" not in rec["why_not"] else set())
+    assert all(t > 0 for t in rec["times"].values())
+    assert kernels.info()["choices"] == 1

@@ -18,6 +18,8 @@ the compiled loop does not apply, and the layer runs ``bptt``.  The package, by 
     threads.py   own_threads: the BLAS on one thread, rnnkit's team does the parallel work
     loops.py     the calls: forward, backward, matmul (arrays reach C through the buffer
                  protocol; C checks every shape, item size and stride)
+    choose.py    how each loop's recurrent products run (packed kernel, BLAS, or cut by
+                 columns over the team), measured once per shape; RNNKIT_PRODUCTS
 
 Selecting the NumPy loops:
 
@@ -29,7 +31,8 @@ Selecting the NumPy loops:
         ...
 
 ``rnnkit.kernels.info()`` says whether the compiled loops are in use (and why not), and
-which BLAS the install runs.
+which BLAS the install runs; ``rnnkit.kernels.choices()`` what each loop shape's recurrent
+products were found fastest with (``RNNKIT_PRODUCTS=auto|packed|blas|split`` forces one).
 """
 
 from __future__ import annotations
@@ -37,7 +40,7 @@ from __future__ import annotations
 import contextlib
 from typing import Any
 
-from . import blas, switch, threads
+from . import blas, choose, switch, threads
 from .loops import IMPORT_ERROR, Untraced, _loops, available, backward, enabled, forward, matmul
 from .switch import ENV_VAR, numpy_loops, set_enabled
 
@@ -47,6 +50,7 @@ __all__ = [
     "set_enabled",
     "numpy_loops",
     "info",
+    "choices",
     "own_threads",
     "forward",
     "backward",
@@ -69,6 +73,8 @@ def info() -> dict:
     elif available():
         out["blas"] = blas.describe()
         out["threads"] = threads.team_size()
+        out["products"] = os.environ.get(choose.ENV_VAR, "auto")
+        out["choices"] = len(choose.choices())
     else:
         out["reason"] = f"NumPy's BLAS could not be used: {blas.why_not()}"
     if not switch.requested():
@@ -76,6 +82,14 @@ def info() -> dict:
             f"switched off ({ENV_VAR}={os.environ.get(ENV_VAR)!r} or set_enabled(False))"
         )
     return out
+
+
+def choices() -> list[dict]:
+    """How the recurrent products of each loop shape run (``choose.py``): one record per
+    shape (cell kind, N, H, D, proj, itemsize, threads, direction) with the way chosen
+    (``way``: packed, blas or split), ``mode`` (auto or forced by ``RNNKIT_PRODUCTS``), the
+    measured seconds per step of each way (``times``) and why the others do not apply."""
+    return choose.choices()
 
 
 @contextlib.contextmanager

@@ -14,6 +14,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 /* ---- CPU dispatch: the element-wise loops get an AVX2/FMA clone where GCC can make one. */
 #if defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 11 && defined(__x86_64__) \
@@ -151,6 +152,7 @@ typedef struct {
     int threads;                    /* threads the loop may use (the team's size) */
     int own_threads;                /* 1: BLAS is held at one thread, the team does it all */
     int no_trace, h_ring;           /* inference without a trace (see STEP, CSLOT, HSLOT) */
+    int products;                   /* how the recurrent products run: PRODUCTS_* below */
     char *xw; Py_ssize_t xw_st, xw_sn;
     char *x, *U; Py_ssize_t D;      /* inference: x (T, N, D) and U instead of xw (x_t U per step) */
     char *W, *b_in, *b_rec, *P;    /* P: LSTM projection (H, p); b_in: the input bias b, added
@@ -164,6 +166,13 @@ typedef struct {
 } LoopArgs;
 
 enum { CELL_SIMPLE = 0, CELL_LSTM = 1, CELL_GRU = 2 };
+
+/* How a loop computes its recurrent products (rnnkit/kernels/choose.py measures which is
+ * fastest per shape and passes it as `products`): LEGACY picks by the fixed thresholds of
+ * products_open; the others are that way for every product of the loop where it can run
+ * (PACKED: float32 with AVX2/FMA, else BLAS; SPLIT: a team of two or more threads and
+ * own_threads, else BLAS). */
+enum { PRODUCTS_LEGACY = 0, PRODUCTS_PACKED = 1, PRODUCTS_BLAS = 2, PRODUCTS_SPLIT = 3 };
 
 /* Where step t's values live.  With a trace (training, or a backward to follow) every step
  * has its own slot.  An inference forward without a trace (no_trace) reuses one slot for the
@@ -187,6 +196,7 @@ typedef struct {                    /* one matrix a loop multiplies by: op(B) is
 typedef struct {
     int on, borrowed;
     int split;                      /* > 1: BLAS products cut by columns over this many threads */
+    double split_min;               /* ... those of at least this many multiply-adds */
 #ifdef RNNKIT_PACKED
     Packer pk;
     PackedB b[MAX_PACKED];
@@ -351,12 +361,12 @@ static int parse_args(PyObject *d, LoopArgs *a, int *itemsize, int cell, int bac
     INT("T", T); INT("N", N); INT("H", H); INT("proj_size", proj); INT("D", D);
     INT("act", act); INT("rec_act", rec_act); INT("reset_after", reset_after);
     INT("threads", threads); INT("own_threads", own_threads);
-    INT("no_trace", no_trace); INT("h_ring", h_ring);
+    INT("no_trace", no_trace); INT("h_ring", h_ring); INT("products", products);
 #undef INT
     a->NT = a->N;
     if (a->T < 0 || a->N < 1 || a->H < 1 || a->proj < 0 || a->D < 0 || a->threads < 0
         || (cell != CELL_LSTM && a->proj) || a->act < 0 || a->act > 5 || a->rec_act < 0
-        || a->rec_act > 5) {
+        || a->rec_act > 5 || a->products < PRODUCTS_LEGACY || a->products > PRODUCTS_SPLIT) {
         PyErr_SetString(PyExc_ValueError, "loop sizes out of range");
         return -1;
     }
@@ -668,7 +678,89 @@ static PyObject *py_set_packed(PyObject *self, PyObject *args)
 #endif
 }
 
+/* plan(N, threads, itemsize, own_threads) -> (chunks, packed, team): how a loop of N samples
+ * would run here: the chunks of its batch, whether the packed kernel can run (float32 on a
+ * CPU with AVX2 and FMA), whether the loops have a team of threads at all. */
+static PyObject *py_plan(PyObject *self, PyObject *args)
+{
+    Py_ssize_t N;
+    int threads, itemsize, own_threads;
+    if (!PyArg_ParseTuple(args, "niip", &N, &threads, &itemsize, &own_threads))
+        return NULL;
+    int chunks = chunk_plan(N, threads, itemsize == 4, own_threads);
+#ifdef RNNKIT_PACKED
+    int team_ok = 1;
+#else
+    int team_ok = 0;
+#endif
+    return Py_BuildValue("iOO", chunks, itemsize == 4 && packed_available() ? Py_True : Py_False,
+                         team_ok ? Py_True : Py_False);
+}
+
+/* time_products(itemsize, mode, rows, threads, own_threads, specs, reps) -> [seconds per step]:
+ * specs is a sequence of (K, Nc, transB), the products of one step (F(time_products)). */
+static PyObject *py_time_products(PyObject *self, PyObject *args)
+{
+    int itemsize, mode, threads, own_threads, reps;
+    Py_ssize_t rows;
+    PyObject *specs;
+    if (!PyArg_ParseTuple(args, "iiniiOi", &itemsize, &mode, &rows, &threads, &own_threads,
+                          &specs, &reps))
+        return NULL;
+    PyObject *seq = PySequence_Fast(specs, "specs: a sequence of (K, Nc, transB)");
+    if (!seq)
+        return NULL;
+    Py_ssize_t ns = PySequence_Fast_GET_SIZE(seq);
+    Py_ssize_t K[MAX_PACKED], Nc[MAX_PACKED];
+    int tr[MAX_PACKED];
+    const char *err = NULL;
+    if ((itemsize != 4 && itemsize != 8) || mode < PRODUCTS_LEGACY || mode > PRODUCTS_SPLIT
+        || rows < 1 || threads < 1 || reps < 1 || reps > 1000 || ns < 1 || ns > MAX_PACKED)
+        err = "time_products: arguments out of range";
+    for (Py_ssize_t i = 0; !err && i < ns; i++) {
+        if (!PyArg_ParseTuple(PySequence_Fast_GET_ITEM(seq, i), "nnp", &K[i], &Nc[i], &tr[i])) {
+            Py_DECREF(seq);
+            return NULL;
+        }
+        if (K[i] < 1 || Nc[i] < 1 || K[i] > (1 << 20) || Nc[i] > (1 << 20))
+            err = "time_products: product sizes out of range";
+    }
+    Py_DECREF(seq);
+    if (err) {
+        PyErr_SetString(PyExc_ValueError, err);
+        return NULL;
+    }
+    if ((itemsize == 4 && !p_sgemm) || (itemsize == 8 && !p_dgemm)) {
+        PyErr_SetString(PyExc_RuntimeError, "no BLAS: call set_blas() first");
+        return NULL;
+    }
+    double *out = (double *)malloc((size_t)reps * sizeof(double));
+    if (!out)
+        return PyErr_NoMemory();
+    int rc;
+    Py_BEGIN_ALLOW_THREADS
+    if (itemsize == 4)
+        rc = time_products_f32(mode, rows, threads, own_threads, (int)ns, K, Nc, tr, reps, out);
+    else
+        rc = time_products_f64(mode, rows, threads, own_threads, (int)ns, K, Nc, tr, reps, out);
+    Py_END_ALLOW_THREADS
+    if (rc < 0) {
+        free(out);
+        return PyErr_NoMemory();
+    }
+    PyObject *list = PyList_New(reps);
+    for (int r = 0; list && r < reps; r++)
+        PyList_SET_ITEM(list, r, PyFloat_FromDouble(out[r]));
+    free(out);
+    return list;
+}
+
 static PyMethodDef methods[] = {
+    {"plan", py_plan, METH_VARARGS,
+     "plan(N, threads, itemsize, own_threads) -> (chunks, packed, team): how a loop would run"},
+    {"time_products", py_time_products, METH_VARARGS,
+     "time_products(itemsize, mode, rows, threads, own_threads, specs, reps): seconds of each "
+     "of reps steps of the products specs [(K, Nc, transB)] run as `mode` runs them"},
     {"forward", py_forward, METH_VARARGS, "forward(cell, args): the forward time loop"},
     {"backward", py_backward, METH_VARARGS, "backward(cell, args): the reverse time loop"},
     {"set_blas", py_set_blas, METH_VARARGS,

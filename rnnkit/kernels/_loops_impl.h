@@ -45,29 +45,36 @@ static void F(gemm)(int transB, Py_ssize_t M, Py_ssize_t Nc, Py_ssize_t K,
          (REAL)1, A, lda, B, ldb, beta, C, ldc);
 }
 
-/* The recurrent products of one loop.  float32 on CPUs with AVX2 and FMA, with MR to
- * PACKED_MAX_ROWS rows per product: the weights are packed once per loop and multiplied
- * with the packed kernel, on `threads` threads (_packed.h); otherwise each product is one
- * BLAS call.  `slot` names the packed matrix; a chunk of the batch borrows the packed
- * matrices of the whole loop (`borrowed`) and has its own workspace. */
+/* The recurrent products of one loop, as `mode` says (PRODUCTS_* in _loops.c).  LEGACY:
+ * float32 on CPUs with AVX2 and FMA, with MR to PACKED_MAX_ROWS rows per product: the
+ * weights are packed once per loop and multiplied with the packed kernel, on `threads`
+ * threads (_packed.h); otherwise each product is one BLAS call, cut by columns over the
+ * team when BLAS is held at one thread (own_threads) and the product is large enough.
+ * PACKED, BLAS, SPLIT: that way for every product, where it can run (else one BLAS call).
+ * `slot` names the packed matrix; a chunk of the batch borrows the packed matrices of the
+ * whole loop (`borrowed`) and has its own workspace. */
 static void F(products_open)(Products *pr, Py_ssize_t rows, Py_ssize_t Kmax, int threads,
-                             int own_threads)
+                             int own_threads, int mode)
 {
     pr->on = 0;
     pr->borrowed = 0;
     pr->split = 1;
+    pr->split_min = mode == PRODUCTS_SPLIT ? 0.0 : 16384.0;
 #if IS_F32 && defined(RNNKIT_PACKED)
     for (int i = 0; i < MAX_PACKED; i++)
         pr->b[i].data = NULL;
-    /* BLAS is better where the state has many rows (its blocking) or very few (gemv) */
-    if (rows >= MR && rows <= PACKED_MAX_ROWS && packed_available()
-        && packer_open(&pr->pk, threads, rows, Kmax) == 0)
+    /* BLAS is better where the state has many rows (its blocking) or very few (gemv), on
+     * the CPU these limits were measured on */
+    int want = mode == PRODUCTS_PACKED
+               || (mode == PRODUCTS_LEGACY && rows >= MR && rows <= PACKED_MAX_ROWS);
+    if (want && packed_available() && packer_open(&pr->pk, threads, rows, Kmax) == 0)
         pr->on = 1;
 #endif
 #ifdef RNNKIT_PACKED
     /* BLAS held at one thread: the products the packed kernel does not take (a few rows,
      * float64) are cut by columns over the team instead */
-    if (!pr->on && own_threads && threads > 1 && pthread_mutex_trylock(&team.lock) == 0) {
+    if (!pr->on && (mode == PRODUCTS_LEGACY || mode == PRODUCTS_SPLIT) && own_threads
+        && threads > 1 && pthread_mutex_trylock(&team.lock) == 0) {
         pr->split = team_start(threads);
         if (pr->split < 2) {
             pr->split = 1;
@@ -93,6 +100,7 @@ static int F(products_borrow)(Products *pr, const Products *loop, Py_ssize_t row
     pr->on = 0;
     pr->borrowed = 1;
     pr->split = 1;
+    pr->split_min = 0.0;
 #if IS_F32 && defined(RNNKIT_PACKED)
     for (int i = 0; i < MAX_PACKED; i++)
         pr->b[i] = loop->b[i];
@@ -132,7 +140,7 @@ static void F(product)(Products *pr, int slot, int transB, Py_ssize_t M, Py_ssiz
     }
 #endif
 #ifdef RNNKIT_PACKED
-    if (pr->split > 1 && Nc >= 32 && M * Nc * K >= 16384) {
+    if (pr->split > 1 && Nc >= 32 && (double)M * (double)Nc * (double)K >= pr->split_min) {
         F(SplitJob) j = {transB, M, Nc, K, lda, ldb, ldc, A, B, beta, C};
         team_run(F(split_job), &j, pr->split);
         return;
@@ -807,7 +815,8 @@ static int F(run_loop)(F(loop_fn) fn, const LoopArgs *a, int cell, int backward)
     int chunks = chunk_count(a->N, a->threads, IS_F32, a->own_threads);
     Products loop;
     Py_ssize_t rows = (a->N + chunks - 1) / chunks;
-    F(products_open)(&loop, rows, Kmax, chunks > 1 ? 1 : a->threads, a->own_threads);
+    F(products_open)(&loop, rows, Kmax, chunks > 1 ? 1 : a->threads, a->own_threads,
+                     a->products);
     for (int i = 0; i < ns; i++)
         F(products_pack)(&loop, i, &sp[i]);
     int rc;
@@ -824,6 +833,54 @@ static int F(run_loop)(F(loop_fn) fn, const LoopArgs *a, int cell, int backward)
     }
     F(products_close)(&loop);
     return rc;
+}
+
+/* Time one step's recurrent products as a loop would run them with `mode`: `rows` rows (a
+ * chunk's, when the loop cuts the batch), the products op(B_i) (K[i] x Nc[i], transposed
+ * where tr[i]) of a state A (rows x max K), weights and state filled with small values.
+ * One step untimed first (the team wakes, the weights come into cache), then `reps` steps;
+ * out[r]: the seconds of step r.  Returns 0, or -1 when there is no memory. */
+static int F(time_products)(int mode, Py_ssize_t rows, int threads, int own_threads, int ns,
+                            const Py_ssize_t *K, const Py_ssize_t *Nc, const int *tr, int reps,
+                            double *out)
+{
+    Py_ssize_t Kmax = 1, nb = 0, nc = 0;
+    for (int i = 0; i < ns; i++) {
+        Kmax = K[i] > Kmax ? K[i] : Kmax;
+        nb += K[i] * Nc[i];
+        nc += rows * Nc[i];
+    }
+    REAL *A = (REAL *)malloc((size_t)(rows * Kmax + nb + nc) * sizeof(REAL));
+    if (!A)
+        return -1;
+    REAL *B = A + rows * Kmax, *C = B + nb;
+    for (Py_ssize_t j = 0; j < rows * Kmax + nb + nc; j++)
+        A[j] = (REAL)(0.001 * (double)(j % 7 + 1));
+    Products pr;
+    F(products_open)(&pr, rows, Kmax, threads, own_threads, mode);
+    REAL *b = B;
+    for (int i = 0; i < ns; i++) {
+        PackSpec sp = {b, tr[i], K[i], Nc[i], tr[i] ? K[i] : Nc[i]};
+        F(products_pack)(&pr, i, &sp);
+        b += K[i] * Nc[i];
+    }
+    for (int r = -1; r < reps; r++) {
+        struct timespec t0, t1;
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        REAL *bi = B, *ci = C;
+        for (int i = 0; i < ns; i++) {
+            F(product)(&pr, i, tr[i], rows, Nc[i], K[i], A, Kmax, bi, tr[i] ? K[i] : Nc[i],
+                       (REAL)1, ci, Nc[i]);
+            bi += K[i] * Nc[i];
+            ci += rows * Nc[i];
+        }
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        if (r >= 0)
+            out[r] = (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
+    }
+    F(products_close)(&pr);
+    free(A);
+    return 0;
 }
 
 #undef F

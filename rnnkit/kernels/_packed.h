@@ -398,7 +398,8 @@ static void gemm_packed(Packer *pk, Py_ssize_t M, const float *A, Py_ssize_t lda
 }
 
 /* ---- chunks of the batch, one per thread, each running a whole loop */
-static int chunk_count(Py_ssize_t N, int threads, int is_f32, int own_threads)
+/* How many chunks a loop of N samples would cut its batch into (the team not asked) */
+static int chunk_plan(Py_ssize_t N, int threads, int is_f32, int own_threads)
 {
     /* With BLAS's threads in use: larger batches run faster on BLAS's threads for each
      * step's product.  With BLAS held at one thread (own_threads), every batch large enough
@@ -411,6 +412,14 @@ static int chunk_count(Py_ssize_t N, int threads, int is_f32, int own_threads)
     int chunks = threads < MAX_CHUNKS ? threads : MAX_CHUNKS;
     if (chunks > N / CHUNK_MIN_ROWS)
         chunks = (int)(N / CHUNK_MIN_ROWS);
+    return chunks;
+}
+
+static int chunk_count(Py_ssize_t N, int threads, int is_f32, int own_threads)
+{
+    int chunks = chunk_plan(N, threads, is_f32, own_threads);
+    if (chunks <= 1)
+        return 1;
     if (pthread_mutex_trylock(&team.lock) != 0)      /* another loop has the team */
         return 1;
     int size = team_start(chunks);
@@ -432,6 +441,8 @@ static void chunks_done(void)
 }
 
 #else /* no packed products, no team: every loop runs on one thread, products on BLAS */
+static int chunk_plan(Py_ssize_t N, int threads, int is_f32, int own_threads) { return 1; }
+static int packed_available(void) { return 0; }
 static int chunk_count(Py_ssize_t N, int threads, int is_f32, int own_threads) { return 1; }
 static void team_run_chunks(void (*fn)(void *, int, int), void *ctx, int chunks) { fn(ctx, 0, 1); }
 static void chunks_done(void) {}

@@ -15,7 +15,7 @@ import numpy as np
 from .. import activations
 from ..bptt import Trace
 from ..cells import GRUCell, LSTMCell, SimpleCell
-from . import blas, switch, threads
+from . import blas, choose, switch, threads
 
 try:
     from . import _loops  # type: ignore[attr-defined]
@@ -219,6 +219,23 @@ def _args(kind, cell, params, trace):
     return args
 
 
+def _choose_products(kind, cell, args, backward):
+    """How this loop computes its recurrent products (``choose.py``): the code for C."""
+    key = choose.Key(
+        kind,
+        bool(kind == "gru" and cell.reset_after),
+        backward,
+        args["N"],
+        args["H"],
+        args.get("D", 0),
+        args.get("proj_size", 0),
+        args["itemsize"],
+        args["threads"],
+        bool(args["own_threads"]),
+    )
+    return choose.choose(key, _loops)["code"]
+
+
 def forward(
     cell,
     params,
@@ -292,6 +309,7 @@ def forward(
         ):
             trace.cache["gates"] = xw  # the gates are computed in place in xw
             args["gates"] = xw
+    args["products"] = _choose_products(kind, cell, args, False)
     _loops.forward(kind, args)
     return trace
 
@@ -315,5 +333,6 @@ def backward(cell, params, trace, d_outputs=None, d_final=None):
     args.update(dxw=dxw, dh=ds[0])
     if kind == "lstm":
         args["dc"] = ds[1]
+    args["products"] = _choose_products(kind, cell, args, True)
     _loops.backward(kind, args)
     return dxw, ds

@@ -1,0 +1,175 @@
+"""How a compiled loop computes its recurrent products, chosen by measurement on this CPU.
+
+Every step of a loop multiplies a small state by the same weights (h_{t-1} W, and with
+inference's x in the loop x_t U, LSTM's m_t P).  There are up to three ways to do it
+(``CANDIDATES``): the packed float32 kernel of ``_packed.h`` (on the team of threads, as
+the loop runs it), one BLAS call per product, or each product cut by columns over the team
+(``split``: BLAS held at one thread inside ``own_threads``).  Which is fastest depends on
+the CPU, the shape, and on whether other processes share the cores (a team barrier per step
+costs microseconds on an idle machine, a scheduler's time slice on a busy one).  So the
+first loop of each shape (``key``) times one step's products each way that applies, a few
+times, takes the fastest of each way's best times, and remembers it for the process.
+
+``RNNKIT_PRODUCTS=auto|packed|blas|split`` (auto, the default, measures); a forced way that
+cannot run for a shape (packed in float64, with fewer than ``PACKED_MIN_ROWS`` rows a
+product or without AVX2/FMA; split without a team of two) runs as one BLAS call and says
+so in ``choices()``.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+ENV_VAR = "RNNKIT_PRODUCTS"
+MODES = ("auto", "packed", "blas", "split")
+CANDIDATES = ("packed", "blas", "split")
+# the codes of _loops.c (PRODUCTS_*); 0 is its fixed thresholds (calls that pass nothing)
+CODES = {"legacy": 0, "packed": 1, "blas": 2, "split": 3}
+PACKED_MIN_ROWS = 4  # the packed kernel's register tile has 4 rows (MR in _packed.h)
+REPEATS = 5  # timed steps per way (after one untimed)
+ROUNDS = 2  # the ways alternate this many times; each way's best round counts
+BUDGET_S = 0.002  # seconds of timed steps per way and round (at least one step)
+
+
+class Key(NamedTuple):
+    """What a loop's products depend on: the cell, its sizes and how the loop runs."""
+
+    kind: str  # simple, lstm, gru
+    reset_after: bool  # GRU: one product h W, or two (W_zr, W_n)
+    backward: bool
+    N: int  # rows (samples) of the loop
+    H: int
+    D: int  # input size when x_t U is formed in the loop, else 0
+    proj: int  # LSTM projection size, 0 for none
+    itemsize: int  # 4: float32, 8: float64
+    threads: int
+    own_threads: bool
+
+
+_cache: dict[tuple[str, Key], dict[str, Any]] = {}  # by (mode, key)
+_lock = threading.Lock()
+
+
+def mode() -> str:
+    """``RNNKIT_PRODUCTS``: auto (the default), packed, blas or split."""
+    value = os.environ.get(ENV_VAR, "auto").strip().lower() or "auto"
+    if value not in MODES:
+        raise ValueError(f"{ENV_VAR} must be one of {', '.join(MODES)}; got {value!r}")
+    return value
+
+
+def products(key: Key) -> list[tuple[int, int, bool]]:
+    """One step's recurrent products (K, Nc, transB): op(B) is K x Nc, in the order of the
+    loop's packed slots (``loop_packs`` in ``_loops_impl.h``)."""
+    H, D, P = key.H, key.D, key.proj
+    R = P or H
+    if key.kind == "simple":
+        return [(H, H, True)] if key.backward else [(H, H, False)] + ([(D, H, False)] if D else [])
+    if key.kind == "lstm":
+        G = 4 * H
+        if key.backward:
+            return [(G, R, True)] + ([(R, H, True)] if P else [])
+        return [(R, G, False)] + ([(H, R, False)] if P else []) + ([(D, G, False)] if D else [])
+    G = 3 * H
+    if key.backward:
+        return [(G, H, True)] if key.reset_after else [(2 * H, H, True), (H, H, True)]
+    own = [(H, G, False)] if key.reset_after else [(H, 2 * H, False), (H, H, False)]
+    return own + ([(D, G, False)] if D else [])
+
+
+def plan(key: Key, loops) -> dict[str, Any]:
+    """How the loop runs at this key: rows and threads per product (a chunk's when the batch
+    is cut into chunks), and why each way does not apply (None where it does)."""
+    chunks, packed_cpu, team = loops.plan(key.N, key.threads, key.itemsize, key.own_threads)
+    rows = -(-key.N // chunks)
+    threads = 1 if chunks > 1 else key.threads
+    why: dict[str, str | None] = {"blas": None}
+    if key.itemsize != 4:
+        why["packed"] = "float64"
+    elif not packed_cpu:
+        why["packed"] = "no AVX2/FMA (or RNNKIT_NO_PACKED, set_packed(False))"
+    elif rows < PACKED_MIN_ROWS:
+        why["packed"] = f"{rows} rows a product (< {PACKED_MIN_ROWS})"
+    else:
+        why["packed"] = None
+    if not team:
+        why["split"] = "no team of threads in this build"
+    elif not key.own_threads or threads < 2:
+        why["split"] = (
+            "the batch is cut into chunks, one per thread"
+            if chunks > 1
+            else "no team of two threads holding BLAS at one"
+        )
+    elif all(nc < 32 for _, nc, _ in products(key)):
+        why["split"] = "fewer than 32 columns a product"
+    else:
+        why["split"] = None
+    return {"chunks": chunks, "rows": rows, "threads": threads, "why_not": why}
+
+
+def time_way(key: Key, way: str, pl: dict[str, Any], loops) -> float:
+    """Seconds of one step of the key's products done ``way``: the median of up to
+    ``REPEATS`` timed steps (as many as fit in ``BUDGET_S`` by a first guess of 20 GFLOP/s,
+    at least one).  The median, not the best: a team barrier that waits for a preempted
+    thread on a busy machine is the typical step there, not an outlier."""
+    specs = products(key)
+    flops = 2.0 * pl["rows"] * sum(k * nc for k, nc, _ in specs)
+    reps = max(1, min(REPEATS, int(BUDGET_S / (flops / 20e9))))
+    steps = loops.time_products(
+        key.itemsize, CODES[way], pl["rows"], pl["threads"], int(key.own_threads), specs, reps
+    )
+    return sorted(steps)[len(steps) // 2]
+
+
+# What measures one way for a key: (key, way, plan, loops) -> seconds.  Tests put a fake here.
+timer: Callable[[Key, str, dict[str, Any], Any], float] = time_way
+
+
+def choose(key: Key, loops) -> dict[str, Any]:
+    """The way for ``key``: forced by ``RNNKIT_PRODUCTS``, or measured once (auto) and
+    remembered.  A record: ``way``, ``code`` (for the loop), ``mode``, ``times`` (seconds
+    per step of each way measured), ``why_not`` (the ways that do not apply)."""
+    m = mode()
+    rec = _cache.get((m, key))
+    if rec is not None:
+        return rec
+    pl = plan(key, loops)
+    why_not = {k: v for k, v in pl["why_not"].items() if v}
+    rec = {"mode": m, "plan": {k: pl[k] for k in ("chunks", "rows", "threads")}}
+    if m != "auto":
+        way = m if m not in why_not else "blas"
+        rec.update(way=way, times={}, why_not=why_not)
+        if way != m:
+            rec["note"] = f"{m} forced but does not apply ({why_not[m]}): one BLAS call"
+    else:
+        ways = [w for w in CANDIDATES if w not in why_not]
+        times: dict[str, float] = {}
+        t0 = time.perf_counter()
+        if len(ways) > 1:
+            for _ in range(ROUNDS):  # alternated, so that a busy moment does not pick one way
+                for w in ways:
+                    t = timer(key, w, pl, loops)
+                    times[w] = min(times.get(w, t), t)
+        way = min(ways, key=lambda w: times.get(w, 0.0))
+        rec.update(way=way, times=times, why_not=why_not, cost_s=time.perf_counter() - t0)
+    rec["code"] = CODES[way]
+    with _lock:
+        _cache[(m, key)] = rec
+    return rec
+
+
+def choices() -> list[dict[str, Any]]:
+    """What was chosen so far, one record per shape key (its fields included)."""
+    with _lock:
+        items = list(_cache.items())
+    return [{**k._asdict(), **v} for (_, k), v in items]
+
+
+def clear() -> None:
+    """Forget every choice (the next loop of each shape measures again)."""
+    with _lock:
+        _cache.clear()
