@@ -203,3 +203,78 @@ def test_ab_layers_runs_and_names_bad_shapes():
         and "'N T H' or 'N T H CELL'" in bad.stderr
         and "'4 3 lstm'" in bad.stderr
     )
+
+
+# ---------------------------------------------------------------------------------------------
+# benchmarks/bench_gpu.py: its CPU dry run (NumPy and PyTorch on the CPU, a tiny grid)
+# ---------------------------------------------------------------------------------------------
+GPU_SCRIPT = os.path.join(ROOT, "benchmarks", "bench_gpu.py")
+
+
+def load_bench_gpu():
+    spec = importlib.util.spec_from_file_location("bench_gpu", GPU_SCRIPT)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_bench_gpu_arguments_and_table():
+    bench = load_bench_gpu()
+    args = bench.parse_args([])
+    assert args.N == [1, 32, 256] and args.T == [50, 200] and args.H == [256, 1024]
+    assert len(bench.grid_points(vars(args))) == 3 * 2 * 3 * 2 * 2
+    assert args.variants == ["fused"] and args.repeats == 3
+    assert bench.parse_args(["--dry-run"]).variants == ["numpy"]
+    with pytest.raises(SystemExit):
+        bench.parse_args(["--repeats", "0"])
+    s = bench.summary([2.0, 4.0, 3.0])
+    assert s["median"] == 3.0 and s["iqr"] == 1.0
+    assert bench.fmt_ms(s) == "3.00 ±17%"
+    meta = {"variants": ["fused", "eager"], "torch": True}
+    r = {
+        "cell": "lstm",
+        "mode": "train",
+        "N": 32,
+        "T": 50,
+        "H": 256,
+        "ms": {"fused": s, "eager": s, "torch": bench.summary([1.5])},
+        "ratio": {"fused": bench.summary([2.0]), "eager": bench.summary([2.5])},
+        "max_rel_error": 5e-3,
+    }
+    table = bench.markdown([r], meta)
+    assert (
+        "| lstm | train | 32 | 50 | 256 | 3.00 ±17% | 3.00 ±17% | 1.50 ±0% | 2.00 | 2.50 |" in table
+    )
+    assert "5.0e-03 **NO**" in table  # above the agreement tolerance: flagged
+    assert "| fused | train | 1 | 2.00 |" in table
+
+
+def test_bench_gpu_dry_run(tmp_path):
+    out = tmp_path / "dry"
+    cmd = [sys.executable, GPU_SCRIPT, "--dry-run", "--repeats", "1", "--warmup", "0"]
+    cmd += ["--min-time", "0", "--cells", "lstm", "gru", "--out", str(out)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    data = json.loads((tmp_path / "dry.json").read_text())
+    assert data["meta"]["complete"] and data["meta"]["CUPY_TF32"] == "0"
+    results = data["results"]
+    assert {(r["cell"], r["mode"], r["N"]) for r in results} == {
+        (c, m, n) for c in ("lstm", "gru") for m in ("train", "infer") for n in (1, 2)
+    }
+    if importlib.util.find_spec("torch"):
+        # same weights and inputs: rnnkit (NumPy) and PyTorch agree to float32 rounding
+        assert all(r["max_rel_error"] < 1e-5 for r in results), [
+            r["max_rel_error"] for r in results
+        ]
+    assert "| gru | train | 2 | 3 | 4 |" in (tmp_path / "dry.md").read_text()
+
+
+def test_bench_gpu_without_cupy_says_why_in_one_line():
+    if importlib.util.find_spec("cupy"):
+        pytest.skip("CuPy is installed here")
+    proc = subprocess.run(
+        [sys.executable, GPU_SCRIPT, "--quick"], capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 2
+    lines = (proc.stdout + proc.stderr).strip().splitlines()
+    assert len(lines) == 1 and "CuPy cannot be imported" in lines[0], lines

@@ -32,7 +32,7 @@ FLOORS = [
     },
     {"cells"},
     {"bptt"},
-    {"kernels"},
+    {"kernels", "gpu"},
     {"layers"},
     {"losses", "metrics", "optim", "callbacks"},
     {"models", "seq2seq", "seq2seq_attention", "training", "distributed", "gradcheck", "io"},

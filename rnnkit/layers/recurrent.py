@@ -7,9 +7,9 @@ recurrence: checking shapes, the input projection of all steps at once
 carried (stateful) states, variational dropout, and the input-side gradients
 after the reverse loop (dU = Xᵀ dXW, db = Σ dXW, dX = dXW Uᵀ).
 
-The loops run compiled where ``rnnkit.kernels`` applies (it returns None where it does
-not, and ``bptt`` runs), as Keras's recurrent layers try their backend's fused kernel
-first.  At inference the compiled LSTM loop forms each x_t U itself, inside the loop.
+The loops run compiled where ``rnnkit.kernels`` applies, or fused on the GPU where
+``rnnkit.gpu`` does (each returns None where it does not, and ``bptt`` runs), as Keras's
+recurrent layers try their backend's fused kernel first.  At inference the compiled LSTM loop forms each x_t U itself, inside the loop.
 
 Shapes: x (N, T, D) -> output (N, T, H) with return_sequences, else (N, H).
 Internally everything is time-major (T, N, ·) so that each step is a contiguous slice.
@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from .. import backend, bptt, initializers, kernels, validation
+from .. import backend, bptt, gpu, initializers, kernels, validation
 from ..cells import Cell, GRUCell, LSTMCell, SimpleCell
 from ..cells.base import flat, row_sum
 from ..kernels import own_threads
@@ -308,6 +308,9 @@ class Recurrent(Layer):
             return done
         if bias is not None:
             xw += bias  # XW[t] = x_t U + b
+        done = gpu.forward(cell, p, xw, s0, m, rec_mask)  # fused CUDA loops (CuPy backend)
+        if done is not None:
+            return done
         return bptt.forward(cell, p, xw, s0, m, rec_mask)
 
     def trace(self) -> bptt.Trace:
@@ -375,6 +378,8 @@ class Recurrent(Layer):
         np_ = backend.xp()
 
         done = kernels.backward(self.cell, self.params, trace, d_out, d_final)  # compiled
+        if done is None:  # fused CUDA loops (CuPy backend)
+            done = gpu.backward(self.cell, self.params, trace, d_out, d_final)
         dxw, d_init = (
             done
             if done is not None
