@@ -8,7 +8,8 @@ the loop runs it), one BLAS call per product, or each product cut by columns ove
 the CPU, the shape, and on whether other processes share the cores (a team barrier per step
 costs microseconds on an idle machine, a scheduler's time slice on a busy one).  So the
 first loop of each shape (``key``) times one step's products each way that applies, a few
-times, takes the fastest of each way's best times, and remembers it for the process.
+times, takes the fastest (one BLAS call unless another way is ``MARGIN`` faster), and
+remembers it for the process.
 
 ``RNNKIT_PRODUCTS=auto|packed|blas|split`` (auto, the default, measures); a forced way that
 cannot run for a shape (packed in float64, with fewer than ``PACKED_MIN_ROWS`` rows a
@@ -32,6 +33,11 @@ CODES = {"legacy": 0, "packed": 1, "blas": 2, "split": 3}
 PACKED_MIN_ROWS = 4  # the packed kernel's register tile has 4 rows (MR in _packed.h)
 REPEATS = 5  # timed steps per way (after one untimed)
 ROUNDS = 2  # the ways alternate this many times; each way's best round counts
+# Another way than one BLAS call must beat it by this factor: timed alone, back to back, a
+# team barrier costs less than between a loop's gate arithmetic (LSTM N = 8, H = 64 on the
+# Xeon of benchmarks/results/products-xeon-avx512: split 3.6 µs against BLAS 3.7 µs a step
+# alone, 7.7 against 6.0 µs a step in the layer).
+MARGIN = 0.9
 BUDGET_S = 0.002  # seconds of timed steps per way and round (at least one step)
 
 
@@ -155,6 +161,8 @@ def choose(key: Key, loops) -> dict[str, Any]:
                     t = timer(key, w, pl, loops)
                     times[w] = min(times.get(w, t), t)
         way = min(ways, key=lambda w: times.get(w, 0.0))
+        if way != "blas" and "blas" in times and times[way] > MARGIN * times["blas"]:
+            way = "blas"
         rec.update(way=way, times=times, why_not=why_not, cost_s=time.perf_counter() - t0)
     rec["code"] = CODES[way]
     with _lock:
