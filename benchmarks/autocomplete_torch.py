@@ -27,7 +27,7 @@ def main(argv=None):
     p.add_argument("--hidden", type=int, default=256)
     p.add_argument("--layers", type=int, default=1)
     p.add_argument("--embed", type=int, default=32)
-    p.add_argument("--batch", type=int, default=32)
+    p.add_argument("--batch", type=int, default=64)
     p.add_argument("--bptt", type=int, default=32)
     p.add_argument("--learning-rate", type=float, default=1e-2)
     p.add_argument(

@@ -68,7 +68,7 @@ def _add_model_options(p):
     g.add_argument(
         "--bptt", type=int, default=32, help="truncated-BPTT length in characters (default: 32)"
     )
-    g.add_argument("--batch", type=int, default=32, help="parallel text streams (default: 32)")
+    g.add_argument("--batch", type=int, default=64, help="parallel text streams (default: 64)")
     g.add_argument(
         "--dropout",
         type=float,
