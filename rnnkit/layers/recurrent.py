@@ -9,7 +9,8 @@ after the reverse loop (dU = Xᵀ dXW, db = Σ dXW, dX = dXW Uᵀ).
 
 The loops run compiled where ``rnnkit.kernels`` applies, or fused on the GPU where
 ``rnnkit.gpu`` does (each returns None where it does not, and ``bptt`` runs), as Keras's
-recurrent layers try their backend's fused kernel first.  At inference the compiled LSTM loop forms each x_t U itself, inside the loop.
+recurrent layers try their backend's fused kernel first.  At inference the compiled LSTM
+loop forms each x_t U itself, inside the loop.
 
 Shapes: x (N, T, D) -> output (N, T, H) with return_sequences, else (N, H).
 Internally everything is time-major (T, N, ·) so that each step is a contiguous slice.
