@@ -278,7 +278,8 @@ def prepare_model(args, out=None):
             },
         )
     try:
-        position, seconds, *_ = app.train(
+        before = seconds
+        position, seconds, _, _, chars = app.train(
             model,
             train_ids,
             settings,
@@ -327,7 +328,10 @@ def prepare_model(args, out=None):
         five = app.kneser_ney_bpc(train_ids, val_ids, 5, len(vocab))
     except ValueError:
         five = None
-    history.append({"trained_seconds": seconds, "val_bpc": val_bpc})
+    rate = chars / (seconds - before) if seconds > before else 0.0  # this session's speed
+    history.append(
+        {"trained_seconds": seconds, "val_bpc": val_bpc, "chars_per_second": round(rate)}
+    )
     app.save(
         model,
         path,
@@ -341,7 +345,7 @@ def prepare_model(args, out=None):
     )
     print(
         f"Validation: {val_bpc:.3f} bits per character after {seconds / 60:.1f} min of "
-        f"training (unigram model: {uni[0]:.3f}, bigram model: {bi[0]:.3f}"
+        f"training at {rate:,.0f} characters a second (unigram model: {uni[0]:.3f}, bigram model: {bi[0]:.3f}"
         + (f", Kneser-Ney 5-gram: {five:.3f}" if five is not None else "")
         + "). "
         f"Saved to {path}.",
