@@ -13,9 +13,16 @@ for all steps at once; its backward pass is written out in ``Attention.backward`
 (greedy and beam search) is ``EncoderDecoder``'s: the encoder outputs and the source mask
 travel with the decoder states as one more "layer" of state, so beam search reorders them
 with the beams.
+
+``LexiconAttentionEncoderDecoder`` adds a fixed translation lexicon L[x, y] = p_lex(y | x) to
+the output as a bias (Arthur, Neubig & Nakamura 2016):
+
+    logits_t = h̃_t V + c + log(Σ_s a_ts L[x_s, ·] + ε)
 """
 
 from __future__ import annotations
+
+import numpy as np
 
 from . import backend
 from .kernels import own_threads
@@ -59,7 +66,9 @@ class Attention(Layer):
         return out
 
     @own_threads()
-    def backward(self, dy):
+    def backward(self, dy, da=None):
+        """(dh, de) from dh̃; ``da`` (N, T, S), if given, is a further gradient of the loss
+        with respect to the attention weights a (a lexicon bias reads them too)."""
         h, e, k, a, z, out = self._ctx
         xp = backend.xp()
         H = self.units
@@ -68,7 +77,8 @@ class Attention(Layer):
         self._grads = {"Wc": backend.matmul(z.reshape(-1, 2 * H).T, dpre), "bc": dpre.sum(axis=0)}
         dz = backend.matmul(dpre, P["Wc"].T).reshape(z.shape)
         dc, dh = dz[..., :H], dz[..., H:].copy()
-        da = xp.matmul(dc, xp.swapaxes(e, 1, 2))  # (N, T, S)
+        da_c = xp.matmul(dc, xp.swapaxes(e, 1, 2))  # (N, T, S)
+        da = da_c if da is None else da_c + da
         de = xp.matmul(xp.swapaxes(a, 1, 2), dc)  # (N, S, H)
         ds = a * (da - (da * a).sum(axis=-1, keepdims=True))
         dh += xp.matmul(ds, k)
@@ -120,14 +130,14 @@ class AttentionEncoderDecoder(EncoderDecoder):
             out = dec.forward(d, training=training, mask=mask, initial_state=s0)
             d, st = out[0], out[1:]
             new_states.append(st)
-        e, m = states[-1]
+        e, m = states[-1][:2]
         att = self.attention.forward((d, e, m), training=training)
         return self.head.forward(att, training=training), mask, new_states + [states[-1]]
 
     def backward(self, dy):
         if self._ctx is None:
             raise RuntimeError(f"{self.who}: backward called before forward")
-        d, de = self.attention.backward(self.head.backward(dy))
+        d, de = self._attention_backward(dy)
         d_init = []
         for dec in reversed(self.decoders):
             d = dec.backward([d] + [None] * self.n_states)
@@ -140,7 +150,104 @@ class AttentionEncoderDecoder(EncoderDecoder):
         self.source_embedding.backward(dh)
         return None
 
+    def _attention_backward(self, dy):
+        """(d decoder outputs, d encoder outputs) from d logits."""
+        return self.attention.backward(self.head.backward(dy))
+
+
+class Lexicon(Layer):
+    """A fixed translation lexicon L (source_vocab, target_vocab), L[x, y] = p_lex(y | x):
+    a parameter that is saved with the model but not trained (``trainable=False``).
+    forward(source ids (N, S)) -> the rows L[x] (N, S, target_vocab); no gradient."""
+
+    def __init__(self, source_vocab, target_vocab, **kwargs):
+        kwargs["trainable"] = False
+        super().__init__(**kwargs)
+        self.source_vocab, self.target_vocab = int(source_vocab), int(target_vocab)
+        self._add_param("L", (self.source_vocab, self.target_vocab), "zeros")
+        self.built = True
+
+    def forward(self, x, training=False, mask=None):
+        return self.params["L"][backend.xp().asarray(x)]
+
+    def backward(self, dy):
+        return None
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(source_vocab=self.source_vocab, target_vocab=self.target_vocab)
+        return config
+
+
+class LexiconAttentionEncoderDecoder(AttentionEncoderDecoder):
+    """``AttentionEncoderDecoder`` with a discrete translation lexicon added to the output
+    as a bias (Arthur, Neubig & Nakamura 2016, "Incorporating Discrete Translation Lexicons
+    into Neural Machine Translation", the bias method):
+
+        lex_t(y) = Σ_s a_ts L[x_s, y]        (a_ts: the attention weights)
+        logits_t = h̃_t V + c + log(lex_t(y) + ε)
+
+    L (source_vocab, target_vocab) is p_lex(target word | source word), e.g. from IBM model
+    1; it is fixed (not trained), saved in the model file and set with ``set_lexicon``.
+    It starts at zero, where the bias is the constant log ε and the model is the plain
+    attention model.  ``lexicon_eps``: ε (0.001 in the paper).  The rows L[x] travel with
+    the decoder states, next to the encoder outputs and the source mask, so beam search
+    reorders them with the beams.  Backward: the bias adds
+    ∂L/∂a_ts = Σ_y ∂L/∂logits_ty · L[x_s, y] / (lex_t(y) + ε) to the attention's gradient."""
+
+    def __init__(self, *args, lexicon_eps=1e-3, **kwargs):
+        super().__init__(*args, **kwargs)
+        eps = lexicon_eps
+        if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not 0 < eps < float("inf"):
+            raise ValueError(f"{self.who}: lexicon_eps must be a positive number; got {eps!r}")
+        self.lexicon_eps = float(eps)
+        self.lexicon = Lexicon(
+            self.source_vocab, self.target_vocab, name="lexicon", dtype=self.dtype
+        )
+        self.layers = self.sublayers()
+        self._lex_ctx = None
+
+    def sublayers(self):
+        lex = getattr(self, "lexicon", None)
+        return super().sublayers() + ([lex] if lex is not None else [])
+
+    def set_lexicon(self, table):
+        """Copy ``table`` (source_vocab, target_vocab), finite and not negative, into L."""
+        t = np.asarray(table)
+        shape = (self.source_vocab, self.target_vocab)
+        if t.shape != shape:
+            raise ValueError(f"{self.who}: the lexicon must have shape {shape}; got {t.shape}")
+        if t.dtype.kind not in "fiu" or not np.isfinite(t).all() or (t < 0).any():
+            raise ValueError(f"{self.who}: the lexicon must hold finite numbers >= 0")
+        self.lexicon.params["L"][...] = backend.asarray(t, dtype=self.dtype)
+
+    def encode(self, source, training=False):
+        states = super().encode(source, training=training)
+        states[-1] = states[-1] + [self.lexicon.forward(source)]
+        return states
+
+    def _decode(self, target_in, states, training=False):
+        logits, mask, new_states = super()._decode(target_in, states, training=training)
+        xp = backend.xp()
+        lx = states[-1][2]
+        lex = xp.matmul(self.attention.last_weights, lx)  # (N, T, V)
+        lex += self.lexicon_eps
+        self._lex_ctx = (lx, lex)
+        return logits + xp.log(lex), mask, new_states
+
+    def _attention_backward(self, dy):
+        xp = backend.xp()
+        lx, lex = self._lex_ctx
+        da = xp.matmul(dy / lex, xp.swapaxes(lx, 1, 2))  # (N, T, S)
+        return self.attention.backward(self.head.backward(dy), da=da)
+
+    def get_config(self):
+        config = super().get_config()
+        config["lexicon_eps"] = self.lexicon_eps
+        return config
+
 
 MODEL_CLASSES.setdefault("AttentionEncoderDecoder", AttentionEncoderDecoder)
+MODEL_CLASSES.setdefault("LexiconAttentionEncoderDecoder", LexiconAttentionEncoderDecoder)
 
-__all__ = ["Attention", "AttentionEncoderDecoder"]
+__all__ = ["Attention", "AttentionEncoderDecoder", "Lexicon", "LexiconAttentionEncoderDecoder"]

@@ -240,3 +240,62 @@ def test_attention_backward_matches_finite_differences():
             arr[idx] = keep
             num[idx] = (up - down) / 2e-6
         assert np.abs(num - grad).max() <= 1e-6 * np.abs(num).max(), name
+
+
+def test_ibm1_lexicon_is_the_dictionarys_table_over_the_vocabularies():
+    en = [tr.tokenize(e.lower()) for e, _ in sentences()]
+    es = [tr.tokenize(s.lower()) for _, s in sentences()]
+    src = tr.Vocab.from_sentences(en, ["<pad>", "<unk>"], 1)
+    tgt = tr.Vocab.from_sentences(es, tr.SPECIALS, 1)
+    n = max(len(t) for t in en + es)
+    x, y = tr.encode_sources(en, src, n), tr.encode_targets(es, tgt, n)
+    L = tr.ibm1_lexicon(x, y, len(src), len(tgt))
+    assert L.shape == (len(src), len(tgt))
+    assert (L[tr.SRC_PAD] == 0).all() and (L[:, [tr.PAD, tr.START, tr.END]] == 0).all()
+    np.testing.assert_allclose(L[2:].sum(axis=1), 1.0, rtol=1e-12)  # p(· | English word)
+    d = tr.ibm1_dictionary(list(zip(en, es)))
+    for e, s in d.items():  # every word known: the dictionary's word is a best one
+        row = L[src.index[e]]  # ("." and "y" tie for "." and "and": in every sentence)
+        assert row[tgt.index[s]] >= row.max() * (1 - 1e-12), e
+    # unknown words: a made-up pair seen once each becomes <unk> on both sides
+    en2, es2 = en + [["zorblax", "eats", "bread"]], es + [["zorblax", "come", "pan"]]
+    src2 = tr.Vocab.from_sentences(en2, ["<pad>", "<unk>"], 2)
+    tgt2 = tr.Vocab.from_sentences(es2, tr.SPECIALS, 2)
+    L2 = tr.ibm1_lexicon(
+        tr.encode_sources(en2, src2, n), tr.encode_targets(es2, tgt2, n), len(src2), len(tgt2)
+    )
+    assert L2[tr.SRC_UNK].argmax() == tr.UNK
+
+
+def test_train_evaluate_predict_with_the_lexicon(library, tmp_path, capsys):
+    import rnnkit
+
+    model = str(tmp_path / "lex.rnnkit")
+    result = train_and_evaluate(
+        capsys,
+        "translate",
+        library,
+        model,
+        "--minutes",
+        "0.05",
+        "--units",
+        "8",
+        "--embed",
+        "8",
+        "--lexicon",
+    )
+    for v in result["model"].values():
+        assert 0.0 <= v["chrF"] <= 100.0 and np.isfinite(v["BLEU"])
+    m = rnnkit.load_model(model)
+    assert type(m).__name__ == "LexiconAttentionEncoderDecoder"
+    assert m.metadata["settings"]["lexicon"] and m.metadata["settings"]["attention"]
+    L = m.params["lexicon/L"]  # the IBM-1 table, stored in the model file
+    src = tr.Vocab(m.metadata["source_vocab"], ["<pad>", "<unk>"])
+    tgt = tr.Vocab(m.metadata["target_vocab"], tr.SPECIALS)
+    assert tgt.words[int(L[src.index["dog"]].argmax())] == "perro"
+    code, out, err = run_cli(
+        ["translate", "predict", "--model", model, "--beam", "2", "And the dog sees Zorblax."],
+        capsys,
+    )
+    assert code == 0, err
+    assert len(out.strip().splitlines()) == 1

@@ -8,7 +8,8 @@ Model: word level, lowercased (the output is recased from the training text), wo
 once in training are unknown.  An LSTM encoder reads the English words in reverse order
 (the source reversed, as Sutskever et al. do, so that the first words to translate are
 the last ones read); its final state starts an LSTM decoder trained with teacher forcing
-(``--attention`` adds Luong attention, ``rnnkit/seq2seq_attention.py``).
+(``--attention`` adds Luong attention, ``rnnkit/seq2seq_attention.py``; ``--lexicon`` adds
+to it a fixed word lexicon, IBM model 1's table, as a bias on the output).
 Greedy decoding by default, ``--beam K`` for beam search.  A word the model does not know
 comes out as <unk>: each <unk> is replaced, in order, by the next source word the model
 did not know, through the word dictionary when the dictionary knows it (names mostly:
@@ -138,6 +139,37 @@ def ibm1_dictionary(pairs, iterations=8):
     }
 
 
+def ibm1_lexicon(x, y, source_size, target_size, iterations=8):
+    """IBM model 1's table t(target word | source word) over the model's vocabularies, as a
+    (source_size, target_size) array: the lexicon of ``--lexicon``.
+
+    x (N, S) source ids (0: padding), y (N, T) target ids (ids below <unk> are not words:
+    padding, <s>, </s>).  The same EM as ``ibm1_dictionary`` (an empty source word, started
+    uniform over the co-occurring words), run on the ids the model reads and writes, so
+    that the rows and columns of <unk> are learned too (unknown English words, names
+    mostly, go to the Spanish <unk>, which the translator replaces by the source word).
+    The empty word's row is dropped; the <pad> row and the <pad>, <s>, </s> columns are 0
+    (attention gives padding no weight; </s> is left to the network)."""
+    x, y = np.asarray(x, dtype=np.int64), np.asarray(y, dtype=np.int64)
+    null = source_size
+    src = np.concatenate([x, np.full((len(x), 1), null, dtype=np.int64)], axis=1)
+    both = (src != SRC_PAD)[:, :, None] & (y >= UNK)[:, None, :]  # (N, S + 1, T)
+    flat = src[:, :, None] * target_size + y[:, None, :]
+    shape, size = (source_size + 1, target_size), (source_size + 1) * target_size
+    cooc = np.bincount(flat[both], minlength=size).reshape(shape) > 0
+    t = cooc / np.maximum(cooc.sum(axis=1, keepdims=True), 1)
+    for _ in range(iterations):
+        g = t.reshape(-1)[flat] * both
+        z = g.sum(axis=1, keepdims=True)
+        c = np.divide(g, z, out=np.zeros_like(g), where=z > 0)
+        count = np.bincount(flat.ravel(), weights=c.ravel(), minlength=size).reshape(shape)
+        total = count.sum(axis=1, keepdims=True)
+        t = np.divide(count, total, out=np.zeros_like(count), where=total > 0)
+    lexicon = t[:source_size].copy()
+    lexicon[SRC_PAD] = 0.0
+    return lexicon
+
+
 def dictionary_translate(tokens, dictionary) -> list[str]:
     """Word for word: each (lowercased) token through the dictionary, unknown ones copied."""
     return [dictionary.get(t.lower(), t.lower()) for t in tokens]
@@ -242,6 +274,13 @@ def configure_train(p):
         "7-minute budget it learned more slowly than the plain model)",
     )
     p.add_argument(
+        "--lexicon",
+        action="store_true",
+        help="attention (implies --attention) plus a fixed word lexicon, IBM model 1's "
+        "t(Spanish | English) from the training pairs, added to the output as a bias "
+        "(Arthur et al. 2016)",
+    )
+    p.add_argument(
         "--learning-rate",
         type=float,
         default=3e-3,
@@ -289,7 +328,7 @@ def _require_sacrebleu():
 def train(args):
     from .. import set_seed
     from ..seq2seq import EncoderDecoder
-    from ..seq2seq_attention import AttentionEncoderDecoder
+    from ..seq2seq_attention import AttentionEncoderDecoder, LexiconAttentionEncoderDecoder
 
     _require_sacrebleu()
     if not (math.isfinite(args.learning_rate) and args.learning_rate > 0):
@@ -328,12 +367,16 @@ def train(args):
             "units": args.units,
             "embed": args.embed,
             "cell": args.cell,
-            "attention": args.attention,
+            "attention": args.attention or args.lexicon,
+            "lexicon": args.lexicon,
             "batch": args.batch,
             "learning_rate": args.learning_rate,
         },
     }
-    Model = AttentionEncoderDecoder if args.attention else EncoderDecoder
+    if args.lexicon:
+        Model = LexiconAttentionEncoderDecoder
+    else:
+        Model = AttentionEncoderDecoder if args.attention else EncoderDecoder
     model = Model(
         len(src),
         len(tgt),
@@ -343,11 +386,14 @@ def train(args):
         start_id=START,
         end_id=END,
     )
+    if args.lexicon:
+        model.set_lexicon(ibm1_lexicon(x, y, len(src), len(tgt)))
     schedule = compile_for_budget(model, args.learning_rate, 5.0, ignore_class=PAD)
     if not args.quiet:
         print(
             f"Training a {args.cell.upper()} encoder–decoder"
-            f"{' with attention' if args.attention else ''} ({args.units} units) on "
+            f"{' with attention' if args.attention or args.lexicon else ''}"
+            f"{' and a word lexicon' if args.lexicon else ''} ({args.units} units) on "
             f"{len(train_rows):,} verse pairs (vocabularies: {len(src):,} English, "
             f"{len(tgt):,} Spanish words) for {args.minutes:g} minutes; validation: "
             f"{len(val_rows[::2])} verses.",
