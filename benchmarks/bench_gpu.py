@@ -36,6 +36,9 @@ import time
 
 os.environ["CUPY_TF32"] = "0"  # before CuPy is imported: no TF32 in cuBLAS
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from bench_cpu import percentile  # noqa: E402  (the same statistics as the CPU benchmark)
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 GATES = {"simple": 1, "lstm": 4, "gru": 3}
@@ -62,15 +65,6 @@ AGREE_TOL = 1e-3  # float32 over T steps, two different summation orders: flag a
 # ---------------------------------------------------------------------------------------------
 # Statistics and formatting (tested on the CPU: tests/test_bench_smoke.py)
 # ---------------------------------------------------------------------------------------------
-def percentile(xs, q):
-    xs = sorted(xs)
-    if len(xs) == 1:
-        return xs[0]
-    pos = (len(xs) - 1) * q
-    lo, hi = int(math.floor(pos)), int(math.ceil(pos))
-    return xs[lo] + (xs[hi] - xs[lo]) * (pos - lo)
-
-
 def summary(xs):
     return {
         "median": percentile(xs, 0.5),
