@@ -7,9 +7,10 @@ test; a further tenth of the rest for validation).
 Model: word level, lowercased (the output is recased from the training text), words seen
 once in training are unknown.  An LSTM encoder reads the English words in reverse order
 (the source reversed, as Sutskever et al. do, so that the first words to translate are
-the last ones read); its final state starts an LSTM decoder trained with teacher forcing
-(``--attention`` adds Luong attention, ``rnnkit/seq2seq_attention.py``; ``--lexicon`` adds
-to it a fixed word lexicon, IBM model 1's table, as a bias on the output).
+the last ones read); its final state starts an LSTM decoder trained with teacher forcing, with
+Luong attention and a fixed word lexicon, IBM model 1's table, as a bias on the output
+(Arthur et al. 2016; ``rnnkit/seq2seq_attention.py``).  ``--no-lexicon`` trains the
+lecture's plain encoder-decoder, ``--no-lexicon --attention`` the attention model alone.
 Greedy decoding by default, ``--beam K`` for beam search.  A word the model does not know
 comes out as <unk>: each <unk> is replaced, in order, by the next source word the model
 did not know, through the word dictionary when the dictionary knows it (names mostly:
@@ -23,6 +24,7 @@ word for word through a dictionary learned from the training pairs with IBM mode
 
 from __future__ import annotations
 
+import argparse
 import math
 import re
 import sys
@@ -275,10 +277,13 @@ def configure_train(p):
     )
     p.add_argument(
         "--lexicon",
-        action="store_true",
-        help="attention (implies --attention) plus a fixed word lexicon, IBM model 1's "
-        "t(Spanish | English) from the training pairs, added to the output as a bias "
-        "(Arthur et al. 2016)",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="attention plus a fixed word lexicon, IBM model 1's t(Spanish | English) from "
+        "the training pairs, added to the output as a bias (Arthur et al. 2016; the "
+        "default: test chrF 38.8 against the plain model's 18.5 in 7 minutes); "
+        "--no-lexicon trains the lecture's plain encoder-decoder (or, with --attention, "
+        "the attention model)",
     )
     p.add_argument(
         "--learning-rate",
