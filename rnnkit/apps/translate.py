@@ -484,7 +484,7 @@ def evaluate(model, meta, args):
     out["target"] = "chrF at least 10 points above the word-for-word dictionary"
     out["published"] = {
         "note": "no published result uses this data and split (KJV -> RV1909 "
-        "verses of at most 15 words, every tenth verse held out)"
+        f"verses of at most {args.max_words} words, every tenth verse held out)"
     }
     out["examples"] = [
         {"english": en[i], "reference": es[i], "model": tr.translate([en[i]])[0]}
