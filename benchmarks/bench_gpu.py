@@ -37,11 +37,14 @@ import time
 os.environ["CUPY_TF32"] = "0"  # before CuPy is imported: no TF32 in cuBLAS
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench_cpu import percentile  # noqa: E402  (the same statistics as the CPU benchmark)
+from bench_cpu import (  # noqa: E402  (the CPU benchmark's statistics and weights)
+    GATES,
+    percentile,
+    torch_layout_weights,
+)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
-GATES = {"simple": 1, "lstm": 4, "gru": 3}
 BLOCKS = {"simple": [0], "lstm": [0, 1, 2, 3], "gru": [1, 0, 2]}  # torch's gate order -> rnnkit's
 FULL_GRID = dict(
     cells=["simple", "lstm", "gru"],
@@ -175,20 +178,6 @@ def why_no_gpu():
     if not torch.cuda.is_available():
         return "bench_gpu: torch.cuda.is_available() is False"
     return None
-
-
-def torch_layout_weights(cell, D, H, seed):
-    import numpy as np
-
-    rng = np.random.default_rng(seed)
-    G, k = GATES[cell] * H, 1.0 / math.sqrt(H)
-    shapes = {
-        "weight_ih_l0": (G, D),
-        "weight_hh_l0": (G, H),
-        "bias_ih_l0": (G,),
-        "bias_hh_l0": (G,),
-    }
-    return {n: rng.uniform(-k, k, size=s).astype(np.float32) for n, s in shapes.items()}
 
 
 def reorder(a, cell):

@@ -117,7 +117,7 @@ def _add_model_options(p):
 
 
 def _settings(args):
-    from .apps.autocomplete import Settings
+    from .apps.autocomplete import Settings, check_dropout
 
     for name in ("hidden", "layers", "bptt", "batch"):
         if getattr(args, name) < 1:
@@ -134,8 +134,8 @@ def _settings(args):
         raise ValueError(f"--temperature must be a finite number ≥ 0; got {args.temperature}")
     if args.top_k < 0:
         raise ValueError(f"--top-k must not be negative; got {args.top_k}")
-    if args.dropout is not None and not (0.0 <= args.dropout < 1.0):  # NaN fails too
-        raise ValueError(f"--dropout must be a number in [0, 1); got {args.dropout}")
+    if args.dropout is not None:
+        check_dropout(args.dropout, "--dropout")
     if not (0.0 < args.top_p <= 1.0):  # NaN fails too
         raise ValueError(f"--top-p must be a number in (0, 1]; got {args.top_p}")
     for name in ("suggestions", "beam"):

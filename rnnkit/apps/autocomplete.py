@@ -216,9 +216,8 @@ def kneser_ney_probs(train, val, order, vocab_size) -> np.ndarray:
     history = np.concatenate([train[len(train) - (order - 1) :], np.asarray(val, np.int64)])
     p = np.full(len(val), 1.0 / V)  # P_0
     for k in range(1, order + 1):
-        grams = _gram_keys(train, k, V)
         if k == order:  # counts of the k-grams
-            keys, counts = np.unique(grams, return_counts=True)
+            keys, counts = np.unique(_gram_keys(train, k, V), return_counts=True)
         else:  # continuation counts: distinct (k+1)-grams ending in each k-gram
             keys, counts = np.unique(
                 np.unique(_gram_keys(train, k + 1, V)) % V**k, return_counts=True
