@@ -33,7 +33,11 @@ extensions = (
         Extension(
             "rnnkit.kernels._loops",
             ["rnnkit/kernels/_loops.c"],
-            depends=["rnnkit/kernels/_loops_impl.h", "rnnkit/kernels/_packed.h"],
+            depends=[
+                "rnnkit/kernels/_loops_impl.h",
+                "rnnkit/kernels/_packed.h",
+                "rnnkit/kernels/_gates_avx512.h",
+            ],
             optional=True,
         ),
     ]

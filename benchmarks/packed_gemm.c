@@ -6,6 +6,8 @@
  *   gcc -O3 -fno-trapping-math benchmarks/packed_gemm.c -o /tmp/packed_gemm "$LIB" -lpthread -Wl,-rpath,"$(dirname "$LIB")"
  *   /tmp/packed_gemm 16 1024 4096        # M K N: one thread's step of an LSTM, H = 1024, N = 32
  *
+ * The register kernel is the best the CPU has (AVX-512: 8 x 32, AVX2: 4 x 24);
+ * RNNKIT_PACKED_ISA=avx2 runs the AVX2 one on a CPU with AVX-512.
  * -DPREFETCH_MAX_ROWS=0 builds the kernel that never prefetches the next weight panel,
  * -DPREFETCH_MIN_BYTES=0 one that always does (for M <= PREFETCH_MAX_ROWS); -march=native
  * shows what GCC's tuning for the build machine does to the kernel.  Prints the best of
@@ -74,6 +76,7 @@ int main(int argc, char **argv)
         d = (now() - t) / n;
         best_blas = d < best_blas ? d : best_blas;
     }
+    printf("%s ", packed_isa() == ISA_AVX512 ? "avx512 8x32" : "avx2 4x24");
     printf("M=%ld K=%ld N=%ld (weights %.1f MB): packed %.1f GFLOP/s, OpenBLAS %.1f GFLOP/s "
            "(time packed/OpenBLAS %.2f; largest difference after one product %.1e)\n",
            (long)M, (long)K, (long)N, K * N * 4 / 1048576.0, flops / best_packed / 1e9,

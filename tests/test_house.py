@@ -121,3 +121,21 @@ def test_ruff_format():
 
 def test_mypy():
     _run(sys.executable, "-m", "mypy")
+
+
+def test_the_compiled_loops_were_built_where_they_can_be():
+    """The extension is optional (setup.py: optional=True), so a C error in it would only
+    show as a warning in the install's log and every compiled-loop test would skip.  Where
+    a C compiler is on the PATH and RNNKIT_NO_EXTENSION is not set, it must be there."""
+    import os
+
+    from rnnkit import kernels
+
+    if os.environ.get("RNNKIT_NO_EXTENSION"):
+        pytest.skip("RNNKIT_NO_EXTENSION is set")
+    if not (shutil.which("cc") or shutil.which("gcc")):
+        pytest.skip("no C compiler on the PATH")
+    assert kernels.available(), (
+        "rnnkit.kernels._loops is not built although a C compiler is here: reinstall with "
+        "`pip install -v -e .` and read the compiler's error"
+    )

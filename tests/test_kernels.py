@@ -204,13 +204,35 @@ def test_inference_takes_x_training_takes_xw(spy):
     assert xs == [True, False] * 4
 
 
-@pytest.fixture(params=[True, False], ids=["packed", "blas"])
+@pytest.fixture(params=["avx512", "avx2", "blas"])
 def packed(request, monkeypatch):
-    """float32 products with packed weights on the loops' own threads, or BLAS calls."""
-    monkeypatch.setenv("RNNKIT_PRODUCTS", "packed" if request.param else "blas")
-    used = kernels._loops.set_packed(request.param)
+    """float32 products with packed weights on the loops' own threads (the AVX-512 or the
+    AVX2 register kernel, each where the CPU has it), or BLAS calls."""
+    isa = request.param
+    monkeypatch.setenv("RNNKIT_PRODUCTS", "blas" if isa == "blas" else "packed")
+    used = kernels._loops.set_packed(isa != "blas", "" if isa == "blas" else isa)
+    if isa != "blas" and kernels._loops.packed_isa() != isa:
+        kernels._loops.set_packed(True)
+        pytest.skip(f"this CPU has no {isa} register kernel")
     yield used
     kernels._loops.set_packed(True)
+
+
+def test_packed_isa_is_named_and_capped():
+    """The packed products name their register kernel; 'avx2' caps a CPU with AVX-512, a
+    bad name is refused, and set_packed(True) restores the best the CPU has."""
+    best = kernels._loops.packed_isa()
+    assert best in ("avx512", "avx2", "")
+    with pytest.raises(ValueError, match="isa must be"):
+        kernels._loops.set_packed(True, "sse")
+    try:
+        kernels._loops.set_packed(True, "avx2")
+        assert kernels._loops.packed_isa() == ("avx2" if best else "")
+        kernels._loops.set_packed(False)
+        assert kernels._loops.packed_isa() == ""
+    finally:
+        kernels._loops.set_packed(True)
+    assert kernels._loops.packed_isa() == best
 
 
 @pytest.mark.parametrize("N", [33, 130])
@@ -250,6 +272,28 @@ def test_stateful_and_inference(spy):
     np.testing.assert_allclose(f1, r1, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(f2, r2, rtol=1e-5, atol=1e-6)
     assert spy.calls == [("forward", "lstm")] * 2
+
+
+@pytest.mark.parametrize("scale", [1.0, 30.0, 1e4])
+@pytest.mark.parametrize("H", [5, 16, 37])
+def test_lstm_gates_agree_at_any_scale(scale, H, packed):
+    """LSTM's element-wise step (in one AVX-512 pass where the CPU has it, H not a multiple
+    of 16 included): the same as NumPy's from small pre-activations to saturated ones, and
+    finite there.  (Saturated gates' derivatives y (1 - y) are a few float32 units apart
+    and differ relatively: at 1e4 the gradients are only checked finite.)"""
+    rng = np.random.default_rng(H)
+    layer = LSTM(H, return_sequences=True, seed=3)
+    x = (scale * rng.standard_normal((9, 6, 4))).astype("float32")
+    layer.build(x.shape)
+    for training in (False, True):
+        ref = run(layer, x, fast=False, training=training)
+        fast = run(layer, x, fast=True, training=training)
+        assert np.isfinite(fast["out"][0]).all() and np.isfinite(fast["dx"]).all()
+        assert all(np.isfinite(g).all() for g in fast["grads"].values())
+        if scale > 100:
+            np.testing.assert_allclose(fast["out"][0], ref["out"][0], rtol=2e-4, atol=2e-5)
+        else:
+            assert_same(fast, ref, rtol=2e-4, atol=2e-5)
 
 
 def test_float32_tanh_is_accurate():

@@ -20,7 +20,7 @@
 #if defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 11 && defined(__x86_64__) \
     && defined(__linux__) && !defined(RNNKIT_NO_CLONES)
 /* x86-64-v3 (AVX2, FMA, ...) is chosen by the CPU's features, whatever its vendor */
-#define CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
+#define CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
 #else
 #define CLONES
 #endif
@@ -184,6 +184,7 @@ enum { PRODUCTS_LEGACY = 0, PRODUCTS_PACKED = 1, PRODUCTS_BLAS = 2, PRODUCTS_SPL
 #define MAX_CHUNKS 16
 
 #include "_packed.h"
+#include "_gates_avx512.h"
 
 /* ---- the recurrent products of one loop: packed weights (float32, _packed.h) or BLAS */
 #define MAX_PACKED 3
@@ -668,13 +669,31 @@ static PyObject *py_tanh_f32(PyObject *self, PyObject *args)
 static PyObject *py_set_packed(PyObject *self, PyObject *args)
 {
     int flag;
-    if (!PyArg_ParseTuple(args, "p", &flag))
+    const char *isa = "";
+    if (!PyArg_ParseTuple(args, "p|s", &flag, &isa))
         return NULL;
+    if (strcmp(isa, "") != 0 && strcmp(isa, "avx2") != 0 && strcmp(isa, "avx512") != 0) {
+        PyErr_Format(PyExc_ValueError, "set_packed: isa must be 'avx2', 'avx512' or '' (the "
+                     "best this CPU has); got %R", PyTuple_GET_ITEM(args, 1));
+        return NULL;
+    }
 #ifdef RNNKIT_PACKED
+    packed_cap = strcmp(isa, "avx2") == 0 ? ISA_AVX2 : ISA_AVX512;
     packed_cpu = flag ? -1 : 0;              /* on: ask the CPU (and RNNKIT_NO_PACKED) again */
     return PyBool_FromLong(packed_available());
 #else
     Py_RETURN_FALSE;
+#endif
+}
+
+/* packed_isa() -> "avx512", "avx2" or "": the register kernel of the packed products */
+static PyObject *py_packed_isa(PyObject *self, PyObject *args)
+{
+#ifdef RNNKIT_PACKED
+    int isa = packed_isa();
+    return PyUnicode_FromString(isa == ISA_AVX512 ? "avx512" : isa == ISA_AVX2 ? "avx2" : "");
+#else
+    return PyUnicode_FromString("");
 #endif
 }
 
@@ -772,7 +791,10 @@ static PyMethodDef methods[] = {
     {"set_packed", py_set_packed, METH_VARARGS,
      "set_packed(flag): float32 recurrent products with packed weights on the loops' own "
      "threads (True, the default where the CPU has AVX2 and FMA) or one BLAS call each; "
-     "returns whether the packed products are in use"},
+     "returns whether the packed products are in use; set_packed(True, 'avx2') keeps the AVX2 "
+     "kernel on a CPU with AVX-512"},
+    {"packed_isa", py_packed_isa, METH_NOARGS,
+     "packed_isa() -> 'avx512', 'avx2' or '': the register kernel of the packed products"},
     {NULL, NULL, 0, NULL}};
 
 static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_loops",

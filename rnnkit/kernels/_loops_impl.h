@@ -448,6 +448,9 @@ static int F(lstm_forward)(const LoopArgs *a, Products *pr)
     REAL *buf = a->rec_mask ? (REAL *)malloc((size_t)(N * Hs) * sizeof(REAL)) : NULL;
     if (a->rec_mask && !buf)
         return -1;
+#if IS_F32 && defined(RNNKIT_GATES_AVX512)
+    const int fused = a->rec_act == ACT_SIGMOID && a->act == ACT_TANH && packed_isa() == ISA_AVX512;
+#endif
     for (Py_ssize_t t = 0; t < T; t++) {
         const REAL *h_prev = h + HSLOT(a, t) * NT * Hs, *c_prev = c + CSLOT(a, t) * NT * H;
         REAL *h_next = h + HSLOT(a, t + 1) * NT * Hs, *c_next = c + CSLOT(a, t + 1) * NT * H;
@@ -464,6 +467,13 @@ static int F(lstm_forward)(const LoopArgs *a, Products *pr)
         for (Py_ssize_t n = 0; n < N; n++) {
             REAL *zi = z + n * G;
             REAL *i = zi, *f = zi + H, *g = zi + 2 * H, *o = zi + 3 * H;
+#if IS_F32 && defined(RNNKIT_GATES_AVX512)
+            if (fused) {                                    /* the same, in one pass */
+                lstm_gates_avx512(zi, (const float *)a->b_in, c_prev + n * H, c_next + n * H,
+                                  act_c + n * H, a->proj ? m + n * H : h_next + n * Hs, H);
+                continue;
+            }
+#endif
             F(add_bias)(a, zi, 0, G);
             F(act)(a->rec_act, i, 2 * H);                   /* i, f */
             F(act)(a->act, g, H);                           /* g */

@@ -3,9 +3,16 @@
  *
  * Inside the time loop the same weights W multiply a new small state every step.  A BLAS
  * call repacks W every time (at N = 32, H = 1024 that repacking costs a third of the
- * product); here W (or Wᵀ) is packed once per forward or reverse loop into panels of 24
- * columns, K rows in blocks of 256, and a 4 x 24 AVX2/FMA register kernel multiplies them
- * with the step's state (packed per step, it is small).
+ * product); here W (or Wᵀ) is packed once per forward or reverse loop into panels of NR
+ * columns, K rows in blocks of KC, and a register kernel multiplies them with the step's
+ * state (packed per step, it is small).  Two register kernels, chosen once per process
+ * from the CPU (RNNKIT_PACKED_ISA=avx2 keeps the first on a CPU that has both):
+ *
+ *   AVX2 + FMA:  MR x NR = 4 x 24 (3 ymm a row of B, 12 accumulators), KC = 256
+ *   AVX-512F:    MR x NR = 8 x 32 (2 zmm a row of B, 16 accumulators), KC = 256
+ *
+ * The AVX-512 tile doubles the floats a register and the rows a tile: on a CPU with two
+ * 512-bit FMA units it is the only way to more than half of the machine's peak.
  *
  * Threads (as many as NumPy's BLAS is told to use, threadpoolctl limits included): the
  * samples of a batch never meet inside the recurrence, so a batch of 16 to 64 is cut into
@@ -16,19 +23,24 @@
  * BLAS's own pool threads would compete with the team (they spin after each call), so the
  * layers hold BLAS at one thread while they run (rnnkit/kernels/threads.py).
  *
- * Used for float32 on x86-64 Linux with AVX2 and FMA (checked at run time) when the state
- * has 4 to 64 rows, where it measured faster than BLAS (BENCHMARKS.md); every other product
- * goes to BLAS (F(gemm) in _loops_impl.h).
+ * Used for float32 on x86-64 Linux with AVX2 and FMA (checked at run time) where it measures
+ * faster than BLAS (rnnkit/kernels/choose.py); every other product goes to BLAS (F(gemm) in
+ * _loops_impl.h).
  */
 #if defined(__GNUC__) && defined(__x86_64__) && defined(__linux__) && !defined(RNNKIT_NO_PACKED)
 #define RNNKIT_PACKED 1
 #include <immintrin.h>
 #include <pthread.h>
 #include <sched.h>
+#include <string.h>
 
-#define MR 4                                  /* rows of the register kernel */
-#define NR 24                                 /* columns of a panel (3 AVX registers) */
-#define KC 256                                /* rows of a panel per block (24 KB) */
+#define MR 4                                  /* rows of the AVX2 register kernel */
+#define NR 24                                 /* columns of its panel (3 ymm registers) */
+#define MR16 8                                /* rows of the AVX-512 register kernel */
+#define NR16 32                               /* columns of its panel (2 zmm registers) */
+#define MR_MAX 8
+#define NR_MAX 32
+#define KC 256                                /* rows of a panel per block (24 or 32 KB) */
 #define MAX_TEAM MAX_CHUNKS
 #define CHUNK_MIN_ROWS 8                      /* a chunk of the batch has at least 8 samples */
 #define PACKED_MAX_ROWS 64                    /* above: BLAS blocks the products better */
@@ -42,42 +54,58 @@
 /* ---- packed weights: blocks of KC rows, panels of NR columns, zero padded */
 typedef struct {
     Py_ssize_t K, Nc, np;                     /* np = number of panels */
-    float *data;                              /* block kb, panel p at (kb*KC*np + p*kc) * NR */
+    int nr, mr;                               /* the kernel's tile: NR, MR or NR16, MR16 */
+    float *data;                              /* block kb, panel p at (kb*KC*np + p*kc) * nr */
 } PackedB;
 
-static int packed_cpu = -1;                   /* -1: not asked yet */
+enum { ISA_NONE = 0, ISA_AVX2 = 1, ISA_AVX512 = 2 };
+static int packed_cpu = -1;                   /* -1: not asked yet, else ISA_* */
+static int packed_cap = ISA_AVX512;           /* the most a caller allows (set_packed) */
 
-static int packed_available(void)
+/* The register kernel this CPU runs: ISA_AVX512 where it has AVX-512F, ISA_AVX2 with AVX2
+ * and FMA, else none; RNNKIT_NO_PACKED turns it off, RNNKIT_PACKED_ISA=avx2 caps it. */
+static int packed_isa(void)
 {
     if (packed_cpu < 0) {
         __builtin_cpu_init();
-        packed_cpu = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")
-                     && getenv("RNNKIT_NO_PACKED") == NULL;
+        const char *cap = getenv("RNNKIT_PACKED_ISA");
+        int isa = ISA_NONE;
+        if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+            isa = __builtin_cpu_supports("avx512f") ? ISA_AVX512 : ISA_AVX2;
+        if (cap && strcmp(cap, "avx2") == 0 && isa > ISA_AVX2)
+            isa = ISA_AVX2;
+        if (isa > packed_cap)
+            isa = packed_cap;
+        packed_cpu = getenv("RNNKIT_NO_PACKED") == NULL ? isa : ISA_NONE;
     }
     return packed_cpu;
 }
+
+static int packed_available(void) { return packed_isa() != ISA_NONE; }
 
 /* Pack op(B) (K x Nc): B itself (stored K x Nc) or Bᵀ (B stored Nc x K), leading
  * dimension ldb.  Returns 0, or -1 when there is no memory (the caller uses BLAS). */
 static int pack_b(PackedB *pb, const float *B, int transB, Py_ssize_t K, Py_ssize_t Nc,
                   Py_ssize_t ldb)
 {
-    Py_ssize_t np = (Nc + NR - 1) / NR;
+    const int wide = packed_isa() == ISA_AVX512;
+    const Py_ssize_t nr = wide ? NR16 : NR, np = (Nc + nr - 1) / nr;
     pb->K = K; pb->Nc = Nc; pb->np = np; pb->data = NULL;
-    if (posix_memalign((void **)&pb->data, 64, (size_t)(K * np * NR) * sizeof(float)) != 0) {
+    pb->nr = (int)nr; pb->mr = wide ? MR16 : MR;
+    if (posix_memalign((void **)&pb->data, 64, (size_t)(K * np * nr) * sizeof(float)) != 0) {
         pb->data = NULL;
         return -1;
     }
     for (Py_ssize_t k0 = 0; k0 < K; k0 += KC) {
         Py_ssize_t kc = K - k0 < KC ? K - k0 : KC;
         for (Py_ssize_t p = 0; p < np; p++) {
-            float *dst = pb->data + (k0 * np + p * kc) * NR;
-            Py_ssize_t c0 = p * NR, w = Nc - c0 < NR ? Nc - c0 : NR;
+            float *dst = pb->data + (k0 * np + p * kc) * nr;
+            Py_ssize_t c0 = p * nr, w = Nc - c0 < nr ? Nc - c0 : nr;
             for (Py_ssize_t k = 0; k < kc; k++) {
                 for (Py_ssize_t j = 0; j < w; j++)
-                    dst[k * NR + j] = transB ? B[(c0 + j) * ldb + k0 + k] : B[(k0 + k) * ldb + c0 + j];
-                for (Py_ssize_t j = w; j < NR; j++)
-                    dst[k * NR + j] = 0.0f;
+                    dst[k * nr + j] = transB ? B[(c0 + j) * ldb + k0 + k] : B[(k0 + k) * ldb + c0 + j];
+                for (Py_ssize_t j = w; j < nr; j++)
+                    dst[k * nr + j] = 0.0f;
             }
         }
     }
@@ -165,11 +193,77 @@ static void kernel_4x24_pf(Py_ssize_t kc, const float *Ap, const float *Bp, floa
     kernel_body(kc, Ap, Bp, C, ldc, rows, cols, accumulate, 1, pf, pf_lines, pf_every);
 }
 
+/* ---- the AVX-512 register kernel: C[0:rows, 0:cols] (+)= Ap (MR16 x kc) Bp (kc x NR16),
+ * the same contract as kernel_body; partial tiles are stored through masks. */
+__attribute__((target("avx512f"), always_inline))
+static inline void kernel16_body(Py_ssize_t kc, const float *Ap, const float *Bp, float *C,
+                                 Py_ssize_t ldc, int rows, int cols, int accumulate,
+                                 const int with_pf, const float *pf, Py_ssize_t pf_lines,
+                                 Py_ssize_t pf_every)
+{
+    __m512 c0[MR16], c1[MR16];
+#pragma GCC unroll 8
+    for (int r = 0; r < MR16; r++)
+        c0[r] = c1[r] = _mm512_setzero_ps();
+    for (int r = 0; r < rows; r++) {                 /* see kernel_body */
+        _mm_prefetch((const char *)(C + r * ldc), _MM_HINT_T0);
+        _mm_prefetch((const char *)(C + r * ldc + NR16 - 1), _MM_HINT_T0);
+    }
+    for (Py_ssize_t k = 0, next_pf = 0; k < kc; k++) {
+        const float *b = Bp + k * NR16, *a = Ap + k * MR16;
+        if (with_pf && k == next_pf && pf_lines > 0) {
+            _mm_prefetch((const char *)pf, _MM_HINT_T1);
+            pf += 16;
+            pf_lines--;
+            next_pf += pf_every;
+        }
+        __m512 b0 = _mm512_load_ps(b), b1 = _mm512_load_ps(b + 16);
+        __asm__("" : "+v"(b0), "+v"(b1));             /* held in registers (kernel_body) */
+#pragma GCC unroll 8
+        for (int r = 0; r < MR16; r++) {
+            __m512 x = _mm512_set1_ps(a[r]);
+            c0[r] = _mm512_fmadd_ps(x, b0, c0[r]);
+            c1[r] = _mm512_fmadd_ps(x, b1, c1[r]);
+        }
+    }
+    const __mmask16 m0 = cols >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << cols) - 1u);
+    const __mmask16 m1 = cols >= 32 ? (__mmask16)0xFFFF
+                         : cols <= 16 ? (__mmask16)0 : (__mmask16)((1u << (cols - 16)) - 1u);
+#pragma GCC unroll 8
+    for (int r = 0; r < MR16; r++) {
+        if (r >= rows)
+            break;
+        float *c = C + r * ldc;
+        __m512 v0 = c0[r], v1 = c1[r];
+        if (accumulate) {
+            v0 = _mm512_add_ps(_mm512_maskz_loadu_ps(m0, c), v0);
+            v1 = _mm512_add_ps(_mm512_maskz_loadu_ps(m1, c + 16), v1);
+        }
+        _mm512_mask_storeu_ps(c, m0, v0);
+        _mm512_mask_storeu_ps(c + 16, m1, v1);
+    }
+}
+
+__attribute__((target("avx512f")))
+static void kernel_8x32(Py_ssize_t kc, const float *Ap, const float *Bp, float *C, Py_ssize_t ldc,
+                        int rows, int cols, int accumulate)
+{
+    kernel16_body(kc, Ap, Bp, C, ldc, rows, cols, accumulate, 0, NULL, 0, 1);
+}
+
+__attribute__((target("avx512f")))
+static void kernel_8x32_pf(Py_ssize_t kc, const float *Ap, const float *Bp, float *C,
+                           Py_ssize_t ldc, int rows, int cols, int accumulate, const float *pf,
+                           Py_ssize_t pf_lines, Py_ssize_t pf_every)
+{
+    kernel16_body(kc, Ap, Bp, C, ldc, rows, cols, accumulate, 1, pf, pf_lines, pf_every);
+}
+
 /* ---- one product, split by panels: C (M x Nc) = Ap op(B) + beta C */
 typedef struct {
     Py_ssize_t M;
     const float *Ap;                          /* A packed: block kb, row block i at (kb*KC*Mp + i*kc) */
-    Py_ssize_t Mp;                            /* M rounded up to MR */
+    Py_ssize_t Mp;                            /* M rounded up to the kernel's MR */
     const PackedB *B;
     float beta, *C;
     Py_ssize_t ldc;
@@ -184,34 +278,40 @@ typedef struct {
 static void product_part(const Product *w, Py_ssize_t p0, Py_ssize_t p1)
 {
     const PackedB *B = w->B;
+    const Py_ssize_t nr = B->nr, mr = B->mr;
+    const int wide = nr == NR16;
     const int prefetch = w->M <= PREFETCH_MAX_ROWS
-                         && (double)B->K * (double)B->np * NR * sizeof(float) > PREFETCH_MIN_BYTES;
-    const Py_ssize_t row_blocks = (w->M + MR - 1) / MR;
+                         && (double)B->K * (double)B->np * nr * sizeof(float) > PREFETCH_MIN_BYTES;
+    const Py_ssize_t row_blocks = (w->M + mr - 1) / mr;
     for (Py_ssize_t k0 = 0; k0 < B->K; k0 += KC) {
         Py_ssize_t kc = B->K - k0 < KC ? B->K - k0 : KC;
         int accumulate = k0 > 0 || w->beta != 0.0f;
-        Py_ssize_t lines = kc * NR * sizeof(float) / 64;                 /* of one panel */
+        Py_ssize_t lines = kc * nr * sizeof(float) / 64;                 /* of one panel */
         Py_ssize_t per_call = (lines + row_blocks - 1) / row_blocks;
         Py_ssize_t every = kc / per_call > 0 ? kc / per_call : 1;
         for (Py_ssize_t p = p0; p < p1; p++) {
-            const float *bp = B->data + (k0 * B->np + p * kc) * NR, *next = NULL;
+            const float *bp = B->data + (k0 * B->np + p * kc) * nr, *next = NULL;
             if (prefetch && p + 1 < p1)                                  /* this block's next panel */
-                next = bp + kc * NR;
+                next = bp + kc * nr;
             else if (prefetch && k0 + KC < B->K)                         /* the next block's first */
-                next = B->data + ((k0 + KC) * B->np + p0 * (B->K - k0 - KC < KC ? B->K - k0 - KC : KC)) * NR;
-            Py_ssize_t c0 = p * NR;
-            int cols = (int)(B->Nc - c0 < NR ? B->Nc - c0 : NR);
-            for (Py_ssize_t i = 0, r = 0; i < w->M; i += MR, r++) {
-                int rows = (int)(w->M - i < MR ? w->M - i : MR);
+                next = B->data + ((k0 + KC) * B->np + p0 * (B->K - k0 - KC < KC ? B->K - k0 - KC : KC)) * nr;
+            Py_ssize_t c0 = p * nr;
+            int cols = (int)(B->Nc - c0 < nr ? B->Nc - c0 : nr);
+            for (Py_ssize_t i = 0, r = 0; i < w->M; i += mr, r++) {
+                int rows = (int)(w->M - i < mr ? w->M - i : mr);
+                const float *ap = w->Ap + k0 * w->Mp + i * kc;
+                float *c = w->C + i * w->ldc + c0;
                 Py_ssize_t first = r * per_call, n = 0;
                 if (next && first < lines)
                     n = lines - first < per_call ? lines - first : per_call;
-                if (n)
-                    kernel_4x24_pf(kc, w->Ap + k0 * w->Mp + i * kc, bp, w->C + i * w->ldc + c0,
-                                   w->ldc, rows, cols, accumulate, next + first * 16, n, every);
+                if (wide && n)
+                    kernel_8x32_pf(kc, ap, bp, c, w->ldc, rows, cols, accumulate, next + first * 16, n, every);
+                else if (wide)
+                    kernel_8x32(kc, ap, bp, c, w->ldc, rows, cols, accumulate);
+                else if (n)
+                    kernel_4x24_pf(kc, ap, bp, c, w->ldc, rows, cols, accumulate, next + first * 16, n, every);
                 else
-                    kernel_4x24(kc, w->Ap + k0 * w->Mp + i * kc, bp, w->C + i * w->ldc + c0,
-                                w->ldc, rows, cols, accumulate);
+                    kernel_4x24(kc, ap, bp, c, w->ldc, rows, cols, accumulate);
             }
         }
     }
@@ -348,7 +448,7 @@ static int packer_open(Packer *pk, int threads, Py_ssize_t M, Py_ssize_t Kmax)
     pk->threads = 1;
     pk->locked = 0;
     pk->Ap = NULL;
-    Py_ssize_t Mp = (M + MR - 1) / MR * MR;
+    Py_ssize_t Mp = (M + MR_MAX - 1) / MR_MAX * MR_MAX;           /* room for either kernel */
     if (posix_memalign((void **)&pk->Ap, 64, (size_t)(Mp * Kmax) * sizeof(float)) != 0) {
         pk->Ap = NULL;
         return -1;
@@ -372,19 +472,20 @@ static void packer_close(Packer *pk)
 static void gemm_packed(Packer *pk, Py_ssize_t M, const float *A, Py_ssize_t lda,
                         const PackedB *B, float beta, float *C, Py_ssize_t ldc)
 {
-    Py_ssize_t K = B->K, Mp = (M + MR - 1) / MR * MR;
-    for (Py_ssize_t k0 = 0; k0 < K; k0 += KC) {          /* pack the state: MR rows interleaved */
+    const int mr = B->mr;
+    Py_ssize_t K = B->K, Mp = (M + mr - 1) / mr * mr;
+    for (Py_ssize_t k0 = 0; k0 < K; k0 += KC) {          /* pack the state: mr rows interleaved */
         Py_ssize_t kc = K - k0 < KC ? K - k0 : KC;
-        for (Py_ssize_t i = 0; i < Mp; i += MR) {
+        for (Py_ssize_t i = 0; i < Mp; i += mr) {
             float *dst = pk->Ap + k0 * Mp + i * kc;
-            for (int r = 0; r < MR; r++) {
+            for (int r = 0; r < mr; r++) {
                 if (i + r < M) {
                     const float *src = A + (i + r) * lda + k0;
                     for (Py_ssize_t k = 0; k < kc; k++)
-                        dst[k * MR + r] = src[k];
+                        dst[k * mr + r] = src[k];
                 } else {
                     for (Py_ssize_t k = 0; k < kc; k++)
-                        dst[k * MR + r] = 0.0f;
+                        dst[k * mr + r] = 0.0f;
                 }
             }
         }
