@@ -5,7 +5,8 @@
  * call repacks W every time (at N = 32, H = 1024 that repacking costs a third of the
  * product); here W (or Wᵀ) is packed once per forward or reverse loop into panels of NR
  * columns, K rows in blocks of KC, and a register kernel multiplies them with the step's
- * state (packed per step, it is small).  Two register kernels, chosen once per process
+ * state (the AVX2 kernel packs it per step, it is small; the AVX-512 kernel reads it in
+ * place).  Two register kernels, chosen once per process
  * from the CPU (RNNKIT_PACKED_ISA=avx2 keeps the first on a CPU that has both):
  *
  *   AVX2 + FMA:  MR x NR = 4 x 24 (3 ymm a row of B, 12 accumulators), KC = 256
@@ -196,11 +197,18 @@ static void kernel_4x24_pf(Py_ssize_t kc, const float *Ap, const float *Bp, floa
 /* ---- the AVX-512 register kernel: C[0:rows, 0:cols] (+)= Ap (MR16 x kc) Bp (kc x NR16),
  * the same contract as kernel_body; partial tiles are stored through masks. */
 __attribute__((target("avx512f"), always_inline))
-static inline void kernel16_body(Py_ssize_t kc, const float *Ap, const float *Bp, float *C,
-                                 Py_ssize_t ldc, int rows, int cols, int accumulate,
+static inline void kernel16_body(Py_ssize_t kc, const float *A, Py_ssize_t lda, const float *Bp,
+                                 float *C, Py_ssize_t ldc, int rows, int cols, int accumulate,
                                  const int with_pf, const float *pf, Py_ssize_t pf_lines,
                                  Py_ssize_t pf_every)
 {
+    /* A is read where it lies (rows lda apart; a missing row reads the last one, its
+     * results are not stored): with 16 lanes a broadcast per row and k costs less than
+     * packing the state at every step, which at H = 64 took a tenth of the loop */
+    const float *ar[MR16];
+#pragma GCC unroll 8
+    for (int r = 0; r < MR16; r++)
+        ar[r] = A + (r < rows ? r : rows - 1) * lda;
     __m512 c0[MR16], c1[MR16];
 #pragma GCC unroll 8
     for (int r = 0; r < MR16; r++)
@@ -210,7 +218,7 @@ static inline void kernel16_body(Py_ssize_t kc, const float *Ap, const float *Bp
         _mm_prefetch((const char *)(C + r * ldc + NR16 - 1), _MM_HINT_T0);
     }
     for (Py_ssize_t k = 0, next_pf = 0; k < kc; k++) {
-        const float *b = Bp + k * NR16, *a = Ap + k * MR16;
+        const float *b = Bp + k * NR16;
         if (with_pf && k == next_pf && pf_lines > 0) {
             _mm_prefetch((const char *)pf, _MM_HINT_T1);
             pf += 16;
@@ -221,7 +229,7 @@ static inline void kernel16_body(Py_ssize_t kc, const float *Ap, const float *Bp
         __asm__("" : "+v"(b0), "+v"(b1));             /* held in registers (kernel_body) */
 #pragma GCC unroll 8
         for (int r = 0; r < MR16; r++) {
-            __m512 x = _mm512_set1_ps(a[r]);
+            __m512 x = _mm512_set1_ps(ar[r][k]);
             c0[r] = _mm512_fmadd_ps(x, b0, c0[r]);
             c1[r] = _mm512_fmadd_ps(x, b1, c1[r]);
         }
@@ -245,18 +253,18 @@ static inline void kernel16_body(Py_ssize_t kc, const float *Ap, const float *Bp
 }
 
 __attribute__((target("avx512f")))
-static void kernel_8x32(Py_ssize_t kc, const float *Ap, const float *Bp, float *C, Py_ssize_t ldc,
-                        int rows, int cols, int accumulate)
+static void kernel_8x32(Py_ssize_t kc, const float *A, Py_ssize_t lda, const float *Bp, float *C,
+                        Py_ssize_t ldc, int rows, int cols, int accumulate)
 {
-    kernel16_body(kc, Ap, Bp, C, ldc, rows, cols, accumulate, 0, NULL, 0, 1);
+    kernel16_body(kc, A, lda, Bp, C, ldc, rows, cols, accumulate, 0, NULL, 0, 1);
 }
 
 __attribute__((target("avx512f")))
-static void kernel_8x32_pf(Py_ssize_t kc, const float *Ap, const float *Bp, float *C,
-                           Py_ssize_t ldc, int rows, int cols, int accumulate, const float *pf,
-                           Py_ssize_t pf_lines, Py_ssize_t pf_every)
+static void kernel_8x32_pf(Py_ssize_t kc, const float *A, Py_ssize_t lda, const float *Bp,
+                           float *C, Py_ssize_t ldc, int rows, int cols, int accumulate,
+                           const float *pf, Py_ssize_t pf_lines, Py_ssize_t pf_every)
 {
-    kernel16_body(kc, Ap, Bp, C, ldc, rows, cols, accumulate, 1, pf, pf_lines, pf_every);
+    kernel16_body(kc, A, lda, Bp, C, ldc, rows, cols, accumulate, 1, pf, pf_lines, pf_every);
 }
 
 /* ---- one product, split by panels: C (M x Nc) = Ap op(B) + beta C */
@@ -264,6 +272,8 @@ typedef struct {
     Py_ssize_t M;
     const float *Ap;                          /* A packed: block kb, row block i at (kb*KC*Mp + i*kc) */
     Py_ssize_t Mp;                            /* M rounded up to the kernel's MR */
+    const float *A;                           /* A itself (the AVX-512 kernel reads it there) */
+    Py_ssize_t lda;
     const PackedB *B;
     float beta, *C;
     Py_ssize_t ldc;
@@ -304,10 +314,12 @@ static void product_part(const Product *w, Py_ssize_t p0, Py_ssize_t p1)
                 Py_ssize_t first = r * per_call, n = 0;
                 if (next && first < lines)
                     n = lines - first < per_call ? lines - first : per_call;
+                const float *a = w->A + i * w->lda + k0;
                 if (wide && n)
-                    kernel_8x32_pf(kc, ap, bp, c, w->ldc, rows, cols, accumulate, next + first * 16, n, every);
+                    kernel_8x32_pf(kc, a, w->lda, bp, c, w->ldc, rows, cols, accumulate,
+                                   next + first * 16, n, every);
                 else if (wide)
-                    kernel_8x32(kc, ap, bp, c, w->ldc, rows, cols, accumulate);
+                    kernel_8x32(kc, a, w->lda, bp, c, w->ldc, rows, cols, accumulate);
                 else if (n)
                     kernel_4x24_pf(kc, ap, bp, c, w->ldc, rows, cols, accumulate, next + first * 16, n, every);
                 else
@@ -474,7 +486,7 @@ static void gemm_packed(Packer *pk, Py_ssize_t M, const float *A, Py_ssize_t lda
 {
     const int mr = B->mr;
     Py_ssize_t K = B->K, Mp = (M + mr - 1) / mr * mr;
-    for (Py_ssize_t k0 = 0; k0 < K; k0 += KC) {          /* pack the state: mr rows interleaved */
+    for (Py_ssize_t k0 = 0; mr == MR && k0 < K; k0 += KC) {  /* AVX2: pack the state, mr rows interleaved */
         Py_ssize_t kc = K - k0 < KC ? K - k0 : KC;
         for (Py_ssize_t i = 0; i < Mp; i += mr) {
             float *dst = pk->Ap + k0 * Mp + i * kc;
@@ -490,7 +502,7 @@ static void gemm_packed(Packer *pk, Py_ssize_t M, const float *A, Py_ssize_t lda
             }
         }
     }
-    Product w = {M, pk->Ap, Mp, B, beta, C, ldc};
+    Product w = {M, pk->Ap, Mp, A, lda, B, beta, C, ldc};
     /* small products are not worth a hand-off */
     int threads = (double)M * (double)K * (double)B->Nc < 65536.0 ? 1 : pk->threads;
     if (threads > B->np)
