@@ -454,6 +454,7 @@ def test_matmul_on_the_team(dtype, rtol, team_of_two):
 def fresh_choices(monkeypatch):
     """An empty cache of choices for the test, the process's own restored after it."""
     monkeypatch.setattr(kernels.choose, "_cache", {})
+    monkeypatch.setattr(kernels.choose, "RETRY_WAIT_S", 0.0)
     monkeypatch.delenv("RNNKIT_PRODUCTS", raising=False)
 
 
@@ -548,6 +549,30 @@ def test_chooser_takes_the_fastest_way_once_per_key(times, best, fresh_choices, 
     kernels.choose.choose(other, kernels._loops)  # another key is measured on its own
     assert len(calls) == 2 * n and {k for k, _ in calls[n:]} == {other}
     assert [(r["H"], r["way"]) for r in kernels.choices()] == [(64, best), (65, best)]
+
+
+def test_chooser_measures_a_far_slower_way_again(fresh_choices, monkeypatch):
+    """A way SUSPECT times slower than the best is measured again (a transient, e.g. BLAS's
+    pool threads spinning after a multi-threaded call), and wins if it was only disturbed;
+    one that stays slow is measured RETRIES more times and loses."""
+    if not kernels._loops.plan(8, 2, 4, True)[1]:
+        pytest.skip("no packed kernel on this CPU")
+    answers = {"packed": [3e-6] * 9, "blas": [2e-6] * 9, "split": [225e-6, 225e-6, 1e-6]}
+    calls = []
+
+    def timer(key, way, plan, loops):
+        calls.append(way)
+        return answers[way].pop(0)
+
+    monkeypatch.setattr(kernels.choose, "timer", timer)
+    rec = kernels.choose.choose(lstm_key(), kernels._loops)
+    assert rec["way"] == "split" and rec["times"]["split"] == 1e-6
+    assert calls.count("split") == 3 and calls.count("blas") == 2
+    calls.clear()
+    answers["split"] = [225e-6] * 9
+    rec = kernels.choose.choose(lstm_key(H=65), kernels._loops)
+    assert rec["way"] == "blas"
+    assert calls.count("split") == 2 + kernels.choose.RETRIES
 
 
 def test_chooser_respects_the_override(fresh_choices, monkeypatch):
