@@ -27,7 +27,7 @@ import numbers
 from collections.abc import Callable
 from typing import Any
 
-from . import backend
+from . import backend, kernels
 from .backend import xp
 
 
@@ -101,13 +101,22 @@ _SCHEDULES = {c.__name__: c for c in (ExponentialDecay, CosineDecay, PiecewiseCo
 LearningRate = float | Schedule | Callable[[int], float] | dict
 
 
+def _sum_of_squares(g) -> float:
+    """‖g‖², one dot product (no g * g temporary)."""
+    flat = g.reshape(-1)
+    return float(xp().dot(flat, flat))
+
+
 def global_norm(grads) -> float:
     """‖G‖ = √(Σ_tensors ‖g‖²)."""
-    return math.sqrt(sum(float((g * g).sum()) for g in grads.values()))
+    return math.sqrt(sum(_sum_of_squares(g) for g in grads.values()))
 
 
-def clip_gradients(grads, clip_value=None, clip_norm_per_tensor=None, clip_global_norm=None):
-    """Clipped copies of ``grads`` and whether any clipping changed them."""
+def clip_gradients(
+    grads, clip_value=None, clip_norm_per_tensor=None, clip_global_norm=None, norm=None
+):
+    """Clipped copies of ``grads`` and whether any clipping changed them.  ``norm``: the
+    global norm of ``grads`` when the caller has it already."""
     np_ = xp()
     fired = False
     out = dict(grads)
@@ -118,12 +127,12 @@ def clip_gradients(grads, clip_value=None, clip_norm_per_tensor=None, clip_globa
                 out[k] = np_.clip(g, -clip_value, clip_value)
     if clip_norm_per_tensor is not None:
         for k, g in out.items():
-            n = math.sqrt(float((g * g).sum()))
+            n = math.sqrt(_sum_of_squares(g))
             if n > clip_norm_per_tensor:
                 fired = True
                 out[k] = g * (clip_norm_per_tensor / n)
     if clip_global_norm is not None:
-        n = global_norm(out)
+        n = norm if norm is not None and not fired else global_norm(out)
         if n > clip_global_norm:
             fired = True
             scale = clip_global_norm / n
@@ -208,7 +217,7 @@ class Optimizer:
                 "skipped": True,
             }
         grads, fired = clip_gradients(
-            grads, self.clip_value, self.clip_norm_per_tensor, self.clip_global_norm
+            grads, self.clip_value, self.clip_norm_per_tensor, self.clip_global_norm, norm
         )
         after = global_norm(grads) if fired else norm
         self.iterations += 1
@@ -370,9 +379,12 @@ class Adam(Optimizer):
     def update(self, p, g, slots, lr):
         t = self.iterations  # already counts this step
         m, v = slots["m"], slots["v"]
-        m += (1.0 - self.beta_1) * (g - m)  # m = β₁ m + (1-β₁) g
-        v += (1.0 - self.beta_2) * (g * g - v)  # v = β₂ v + (1-β₂) g²
         alpha = lr * math.sqrt(1.0 - self.beta_2**t) / (1.0 - self.beta_1**t)
+        c1, c2 = 1.0 - self.beta_1, 1.0 - self.beta_2
+        if kernels.adam(p, g, m, v, alpha, c1, c2, self.epsilon):  # the same, in one pass
+            return
+        m += c1 * (g - m)  # m = β₁ m + (1-β₁) g
+        v += c2 * (g * g - v)  # v = β₂ v + (1-β₂) g²
         p -= alpha * m / (xp().sqrt(v) + self.epsilon)
 
     def _hyper(self):

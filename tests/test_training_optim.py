@@ -59,6 +59,39 @@ def test_adam_formula():
     np.testing.assert_allclose(got, w, rtol=1e-10)
 
 
+@pytest.mark.parametrize("dtype,rtol", [(np.float64, 1e-12), (np.float32, 2e-6)])
+# (atol: the moments are differences of O(1) gradients, rounded once or twice apart)
+@pytest.mark.parametrize("shape", [(7,), (33, 65), (3, 4, 5)])
+def test_adam_one_pass_update_matches_numpy(dtype, rtol, shape):
+    """Adam's compiled one-pass update (rnnkit.kernels.adam) and NumPy's passes: the same
+    weights and moments after a few steps, float32 and float64, odd sizes; where it does
+    not apply (a strided view, mixed dtypes) NumPy does the update."""
+    from rnnkit import kernels
+
+    if not kernels.available():
+        pytest.skip("rnnkit.kernels._loops not built")
+    r = np.random.default_rng(3)
+    start = r.standard_normal(shape).astype(dtype)
+    grads = [r.standard_normal(shape).astype(dtype) for _ in range(4)]
+    out, before = {}, kernels.switch.requested()
+    for compiled in (True, False):
+        kernels.set_enabled(compiled)
+        try:
+            opt, p = optim.Adam(0.01), {"w": start.copy()}
+            for g in grads:
+                opt.apply(p, {"w": g})
+            out[compiled] = (p["w"], opt.state["w"]["m"], opt.state["w"]["v"])
+        finally:
+            kernels.set_enabled(before)
+    for a, b in zip(out[True], out[False]):
+        assert a.dtype == dtype
+        np.testing.assert_allclose(a, b, rtol=rtol, atol=rtol / 2)
+    p = r.standard_normal((6, 8)).astype(dtype)
+    view, g = p[:, ::2], np.ones((6, 4), dtype)
+    assert not kernels.adam(view, g, np.zeros_like(g), np.zeros_like(g), 0.1, 0.1, 0.001, 1e-7)
+    assert not kernels.adam(g.astype(np.float16), g, g, g, 0.1, 0.1, 0.001, 1e-7)
+
+
 def test_adamw_decays_weights_and_rmsprop_matches_formula():
     start, grads, got = run(optim.AdamW(0.01, weight_decay=0.1))
     _, _, plain = run(optim.Adam(0.01))

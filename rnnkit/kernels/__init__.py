@@ -41,7 +41,17 @@ import contextlib
 from typing import Any
 
 from . import blas, choose, switch, threads
-from .loops import IMPORT_ERROR, Untraced, _loops, available, backward, enabled, forward, matmul
+from .loops import (
+    IMPORT_ERROR,
+    Untraced,
+    _loops,
+    adam,
+    available,
+    backward,
+    enabled,
+    forward,
+    matmul,
+)
 from .switch import ENV_VAR, numpy_loops, set_enabled
 
 __all__ = [
@@ -55,6 +65,7 @@ __all__ = [
     "forward",
     "backward",
     "matmul",
+    "adam",
     "Untraced",
 ]
 

@@ -120,6 +120,26 @@ def matmul(a, b):
     return out
 
 
+def adam(p, g, m, v, alpha: float, c1: float, c2: float, eps: float) -> bool:
+    """Adam's update of ``p`` (and its moments ``m``, ``v``) in place in one compiled pass:
+    m += c1 (g - m); v += c2 (g² - v); p -= alpha m / (√v + eps).  Returns False, having
+    done nothing, where it does not apply (the loops switched off or not built, not four
+    C-contiguous NumPy arrays of one float dtype and shape): the caller then uses NumPy."""
+    if _loops is None or not switch.requested():
+        return False
+    arrays = (p, g, m, v)
+    if any(type(a) is not np.ndarray or not a.flags.c_contiguous for a in arrays):
+        return False
+    if p.dtype not in (np.float32, np.float64) or any(
+        a.dtype != p.dtype or a.shape != p.shape for a in arrays
+    ):
+        return False
+    if not p.flags.writeable or not m.flags.writeable or not v.flags.writeable:
+        return False
+    _loops.adam(p, g, m, v, float(alpha), float(c1), float(c2), float(eps), p.itemsize)
+    return True
+
+
 def _c(a, dtype):
     """``a`` as a C-contiguous array of ``dtype`` (the same array when it already is)."""
     return np.ascontiguousarray(a, dtype=dtype)
