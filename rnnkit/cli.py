@@ -303,11 +303,13 @@ def prepare_model(args, out=None):
         return model, vocab  # rank 0 validates and saves
     try:
         val_bpc = app.evaluate_bpc(model, val_ids)
-        accuracy = (  # top-3 next-word accuracy on the held-out text: a few seconds
-            app.next_word_accuracy(model, vocab, vocab.decode(val_ids), k=3, samples=REPORT_WORDS)
-            if val_bpc <= app.absurd_bpc(len(vocab))
-            else None
-        )
+        accuracy = typed1 = None  # top-3 next-word accuracy on the held-out text: seconds
+        if val_bpc <= app.absurd_bpc(len(vocab)):
+            held_out = vocab.decode(val_ids)
+            accuracy = app.next_word_accuracy(model, vocab, held_out, k=3, samples=REPORT_WORDS)
+            typed1 = app.next_word_accuracy(
+                model, vocab, held_out, k=3, samples=REPORT_WORDS, typed=1
+            )
     except KeyboardInterrupt:  # trained, not yet validated: keep the training
         checkpoint(position, seconds)
         print(
@@ -352,9 +354,14 @@ def prepare_model(args, out=None):
         file=out,
     )
     if accuracy and accuracy.boundaries:
+        after_one = (
+            f"; with the word's first letter typed: {100 * typed1.fraction:.1f} %"
+            if typed1 and typed1.boundaries
+            else ""
+        )
         print(
             f"Validation: top-3 next-word accuracy: {100 * accuracy.fraction:.1f} % "
-            f"({accuracy.boundaries} boundaries of the held-out text).",
+            f"({accuracy.boundaries} boundaries of the held-out text){after_one}.",
             file=out,
         )
     if val_bpc > bi[0]:

@@ -52,6 +52,7 @@ def test_trains_saves_reuses_and_completes(capsys, cache):
     assert code == 0, err
     assert "Validation:" in out and "bits per character" in out and "bigram model" in out
     assert "top-3 next-word accuracy:" in out and "boundaries of the held-out text" in out
+    assert "with the word's first letter typed:" in out
     lines = out.strip().splitlines()
     at = lines.index("Shall I compare thee")  # the prompt, then its numbered suggestions
     assert lines[at + 1] == "  to the end of the word:" and lines[at + 2].startswith('   1. "')
@@ -460,6 +461,16 @@ def test_next_word_accuracy_on_a_tiny_text(tiny):
         for i in found
     )
     assert tiny.word_accuracy(short, samples=1000) == (hits / len(found), len(found))
+    # with the first letter typed: the prompt ends in it, a hit is the rest of the word
+    longer = [i for i in found if len(app.next_word(short, i)) > 1]
+    hits = sum(
+        app.next_word(short, i)[1:]
+        in {s.text for s in tiny.suggest(short[max(0, i - 200) : i + 1])}
+        for i in longer
+    )
+    assert tiny.word_accuracy(short, samples=1000, typed=1) == (hits / len(longer), len(longer))
+    with pytest.raises(ValueError, match="typed must be an integer"):
+        tiny.word_accuracy(short, typed=-1)
 
 
 def test_library_round_trip_and_the_cli_reads_its_files(tiny, tmp_path, capsys):

@@ -800,23 +800,29 @@ def _suggest_many(model, vocab, prompts, k, beam, until="word", chunk=64) -> lis
 
 
 def next_word_accuracy(
-    model, vocab: CharVocab, text: str, k=3, samples=200, context=200, beam=8
+    model, vocab: CharVocab, text: str, k=3, samples=200, context=200, beam=8, typed=0
 ) -> WordAccuracy:
     """Top-k next-word accuracy on ``text``: at m = min(samples, N) of its N word
     boundaries (``word_boundaries``), evenly spaced (boundary ⌊j N / m⌋ for j < m),
     ``suggest(..., until="word")`` reads the ``context`` characters before the boundary;
     a hit is the true next word (its letters up to the next non-letter) among the top
-    ``k`` texts.  Returns WordAccuracy(fraction of hits, boundaries asked)."""
+    ``k`` texts.  ``typed``: the first ``typed`` letters of the word are part of the
+    prompt, as when an editor offers completions after a keystroke (then only boundaries
+    whose word is longer count, and a hit is the rest of the word).  Returns
+    WordAccuracy(fraction of hits, boundaries asked)."""
     _check_count(k, "k")
     _check_count(samples, "samples")
     _check_count(context, "context")
-    found = word_boundaries(text)
+    if isinstance(typed, bool) or not isinstance(typed, (int, np.integer)) or typed < 0:
+        raise ValueError(f"typed must be an integer ≥ 0; got {typed!r}")
+    found = [i for i in word_boundaries(text) if len(next_word(text, i)) > typed]
     n = min(samples, len(found))
     chosen = [found[j * len(found) // n] for j in range(n)]  # evenly spaced, from the first
     hits = 0
-    guesses = _suggest_many(model, vocab, [text[max(0, i - context) : i] for i in chosen], k, beam)
+    prompts = [text[max(0, i - context) : i + typed] for i in chosen]
+    guesses = _suggest_many(model, vocab, prompts, k, beam)
     for i, got in zip(chosen, guesses):
-        hits += next_word(text, i) in {s.text for s in got}
+        hits += next_word(text, i)[typed:] in {s.text for s in got}
     return WordAccuracy(hits / len(chosen) if chosen else float("nan"), len(chosen))
 
 
@@ -1064,9 +1070,10 @@ class Autocompleter:
         _check_count(streams, "streams")
         return evaluate_bpc(self.model, self.vocab.encode(text), batch=streams)
 
-    def word_accuracy(self, text: str, k=3, samples=200) -> WordAccuracy:
-        """Top-k next-word accuracy on ``text`` (``next_word_accuracy``)."""
-        return next_word_accuracy(self.model, self.vocab, text, k=k, samples=samples)
+    def word_accuracy(self, text: str, k=3, samples=200, typed=0) -> WordAccuracy:
+        """Top-k next-word accuracy on ``text`` (``next_word_accuracy``; ``typed``: with the
+        word's first letters typed)."""
+        return next_word_accuracy(self.model, self.vocab, text, k=k, samples=samples, typed=typed)
 
     def __repr__(self):
         s = self.settings
