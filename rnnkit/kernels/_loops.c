@@ -16,10 +16,12 @@
 #include <string.h>
 #include <time.h>
 
-/* ---- CPU dispatch: the element-wise loops get an AVX2/FMA clone where GCC can make one. */
+/* ---- CPU dispatch: the element-wise loops get AVX-512 and AVX2/FMA clones where GCC can make
+ * them (chosen at load time by the CPU's features). */
 #if defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 11 && defined(__x86_64__) \
     && defined(__linux__) && !defined(RNNKIT_NO_CLONES)
-/* x86-64-v3 (AVX2, FMA, ...) is chosen by the CPU's features, whatever its vendor */
+/* x86-64-v4 (AVX-512F/BW/DQ/VL) or x86-64-v3 (AVX2, FMA, ...), by the CPU's features,
+ * whatever its vendor */
 #define CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
 #else
 #define CLONES

@@ -30,7 +30,7 @@ MODES = ("auto", "packed", "blas", "split")
 CANDIDATES = ("packed", "blas", "split")
 # the codes of _loops.c (PRODUCTS_*); 0 is its fixed thresholds (calls that pass nothing)
 CODES = {"legacy": 0, "packed": 1, "blas": 2, "split": 3}
-PACKED_MIN_ROWS = 4  # the packed kernel's register tile has 4 rows (MR in _packed.h)
+PACKED_MIN_ROWS = 4  # the AVX2 register tile's rows (MR in _packed.h; AVX-512's: 8)
 REPEATS = 5  # timed steps per way (after one untimed)
 ROUNDS = 2  # the ways alternate this many times; each way's best round counts
 # Another way than one BLAS call must beat it by this factor: timed alone, back to back, a
