@@ -128,6 +128,8 @@ class Loss:
         for attr in ("from_logits", "ignore_class"):
             if hasattr(self, attr):
                 config[attr] = getattr(self, attr)
+        if getattr(self, "label_smoothing", 0.0):
+            config["label_smoothing"] = self.label_smoothing
         return config
 
 
@@ -223,14 +225,26 @@ class CategoricalCrossentropy(_ProbabilisticLoss):
 
 class SparseCategoricalCrossentropy(_ProbabilisticLoss):
     """Integer labels (N,) or (N, T) against scores (N, K) or (N, T, K).
-    ``ignore_class``: steps whose label equals it count for nothing (padding)."""
+    ``ignore_class``: steps whose label equals it count for nothing (padding).
+    ``label_smoothing`` ε (with from_logits=True, as PyTorch's CrossEntropyLoss): the target
+    is (1 - ε) on the label and ε/K on every class, L = -(1 - ε) log p_y - ε/K Σ_k log p_k."""
 
     name = "sparse_categorical_crossentropy"
     sparse = True
 
-    def __init__(self, from_logits=False, time_reduction="sum", ignore_class=None):
+    def __init__(
+        self, from_logits=False, time_reduction="sum", ignore_class=None, label_smoothing=0.0
+    ):
         super().__init__(from_logits, time_reduction)
         self.ignore_class = ignore_class
+        eps = label_smoothing
+        if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not 0.0 <= eps <= 1.0:
+            raise ValueError(
+                f"loss {self.name!r}: label_smoothing must be a number in [0, 1]; got {eps!r}"
+            )
+        if eps and not from_logits:
+            raise ValueError(f"loss {self.name!r}: label_smoothing needs from_logits=True")
+        self.label_smoothing = float(eps)
 
     def check_targets(self, y_true, y_pred):
         y = np.asarray(y_true) if not hasattr(y_true, "shape") else y_true
@@ -272,12 +286,18 @@ class SparseCategoricalCrossentropy(_ProbabilisticLoss):
         K = yhat.shape[-1]
         yc = np_.clip(y, 0, K - 1)[..., None]  # ignored labels may be out of range
         if self.from_logits:
-            z = yhat - yhat.max(axis=-1, keepdims=True)
-            d = np_.exp(z)
+            eps = self.label_smoothing
+            d = yhat - yhat.max(axis=-1, keepdims=True)  # z, then exp(z), then the gradient
+            zy = np_.take_along_axis(d, yc, axis=-1)[..., 0]
+            if eps:
+                zy = (1.0 - eps) * zy + eps * d.mean(axis=-1)
+            np_.exp(d, out=d)
             total = d.sum(axis=-1, keepdims=True)
-            loss = np_.log(total)[..., 0] - np_.take_along_axis(z, yc, axis=-1)[..., 0]
-            d /= total  # softmax(ŷ) - onehot(y)
-            _flat_rows(d)[np_.arange(yc.size), yc.ravel()] -= 1.0
+            loss = np_.log(total)[..., 0] - zy
+            d /= total  # softmax(ŷ) - the target: onehot(y), or smoothed
+            if eps:
+                d -= eps / K
+            _flat_rows(d)[np_.arange(yc.size), yc.ravel()] -= 1.0 - eps
             return loss, d
         total = yhat.sum(axis=-1, keepdims=True)
         p = yhat / total

@@ -5,6 +5,10 @@ example, and its vector-to-sequence variant.
               (or, with source="vector", s = tanh(v B + d): a vector as the initial state)
     decoder:  h_0 = s,   h_t = cell(E[y_{t-1}], h_{t-1}),   p(y_t | y_<t, x) = softmax(h_t V + c)
 
+``dropout`` (training only): variational dropout on the inputs of every recurrent layer
+(one mask per sequence, as in the layers' own ``dropout``) and ordinary dropout on the
+top decoder outputs where they enter the output layer (Zaremba et al. 2014's places).
+
 Training uses teacher forcing: the decoder reads the true previous target token,
 ``fit([source, target_in], target_out)`` with ``target_in = target[:, :-1]`` and
 ``target_out = target[:, 1:]`` (see ``shift_targets``); id 0 is padding and counts
@@ -16,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import backend, validation
-from .layers import GRU, LSTM, Dense, Embedding, SimpleRNN
+from .layers import GRU, LSTM, Bidirectional, Dense, Dropout, Embedding, SimpleRNN
 from .models import MODEL_CLASSES, Model
 
 CELLS = {"rnn": SimpleRNN, "simple": SimpleRNN, "lstm": LSTM, "gru": GRU}
@@ -40,6 +44,12 @@ class EncoderDecoder(Model):
     source         "tokens" (a sequence of ids) or "vector" (a (N, source_dim) vector that
                    becomes the decoder's initial state: vector-to-sequence)
     start_id, end_id   the tokens that begin and end a target sequence
+    dropout        rate of dropout on the recurrent layers' inputs and before the output
+                   layer, in training (0: none)
+    bidirectional  each encoder layer reads the source both ways, ``units // 2`` units a
+                   direction (``units`` must be even): its outputs are the two directions'
+                   outputs side by side, and the decoder starts from the two final states
+                   side by side, [h→; h←] (and [c→; c←] for the LSTM)
 
     ``forward((source, target_in))`` returns logits (N, T, target_vocab); compile with
     ``loss="sparse_categorical_crossentropy", ignore_class=0``: a cross-entropy given by
@@ -59,6 +69,8 @@ class EncoderDecoder(Model):
         source_dim=None,
         start_id=1,
         end_id=2,
+        dropout=0.0,
+        bidirectional=False,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -70,6 +82,13 @@ class EncoderDecoder(Model):
         self.num_layers = validation.positive_int(num_layers, "num_layers", who)
         self.target_vocab = validation.positive_int(target_vocab, "target_vocab", who)
         self.start_id, self.end_id = int(start_id), int(end_id)
+        self.dropout = validation.rate(dropout, "dropout", who)
+        self.bidirectional = bool(bidirectional)
+        if self.bidirectional and (source != "tokens" or self.units % 2):
+            raise ValueError(
+                f"{who}: bidirectional needs a token source and an even number of units "
+                f"(units // 2 a direction); got source={source!r}, units={self.units}"
+            )
         for name, tok in (("start_id", self.start_id), ("end_id", self.end_id)):
             if not 0 < tok < self.target_vocab:
                 raise ValueError(
@@ -84,16 +103,7 @@ class EncoderDecoder(Model):
             self.source_embedding = Embedding(
                 self.source_vocab, self.embed_dim, mask_zero=True, name="source_embedding", dtype=dt
             )
-            self.encoders = [
-                Cell(
-                    self.units,
-                    return_sequences=True,
-                    return_state=True,
-                    name=f"encoder_{i}",
-                    dtype=dt,
-                )
-                for i in range(self.num_layers)
-            ]
+            self.encoders = [self._encoder(Cell, i) for i in range(self.num_layers)]
             self.bridges = []
         else:
             self.source_vocab = None
@@ -116,10 +126,16 @@ class EncoderDecoder(Model):
         )
         self.decoders = [
             Cell(
-                self.units, return_sequences=True, return_state=True, name=f"decoder_{i}", dtype=dt
+                self.units,
+                return_sequences=True,
+                return_state=True,
+                dropout=self.dropout,
+                name=f"decoder_{i}",
+                dtype=dt,
             )
             for i in range(self.num_layers)
         ]
+        self.head_dropout = Dropout(self.dropout, name="head_dropout", dtype=dt)
         self.head = Dense(self.target_vocab, name="head", dtype=dt)
         for i, layer in enumerate(self.encoders + self.decoders):  # weights exist up front
             layer.build(
@@ -128,6 +144,27 @@ class EncoderDecoder(Model):
         self.head.build((None, self.units))
         self.layers = self.sublayers()
         self._ctx = None
+
+    def _encoder(self, Cell, i):
+        """Encoder layer i: a recurrent layer, or two of half the units reading both ways."""
+        if not self.bidirectional:
+            return Cell(
+                self.units,
+                return_sequences=True,
+                return_state=True,
+                dropout=self.dropout,
+                name=f"encoder_{i}",
+                dtype=self.dtype,
+            )
+        one_way = Cell(
+            self.units // 2,
+            return_sequences=True,
+            return_state=True,
+            dropout=self.dropout,
+            name=f"encoder_{i}",
+            dtype=self.dtype,
+        )
+        return Bidirectional(one_way, name=f"encoder_{i}", dtype=self.dtype)
 
     def compile(self, loss, optimizer="adam", metrics=None, time_reduction=None, **loss_kwargs):
         """As Model.compile, but the outputs are logits: a cross-entropy named by a string
@@ -159,7 +196,7 @@ class EncoderDecoder(Model):
 
     def sublayers(self):
         pre = [self.source_embedding] + self.encoders if self.source == "tokens" else self.bridges
-        return pre + [self.target_embedding] + self.decoders + [self.head]
+        return pre + [self.target_embedding] + self.decoders + [self.head_dropout, self.head]
 
     # -- the two halves ---------------------------------------------------------------------
     def encode(self, source, training=False):
@@ -173,14 +210,34 @@ class EncoderDecoder(Model):
                 ]
                 for i in range(self.num_layers)
             ]
+        return self._encode_tokens(source, training)[1]
+
+    def _encode_tokens(self, source, training):
+        """(top encoder outputs (N, S, units), the decoder's initial states per layer)."""
         h = self.source_embedding.forward(source, training=training)
         mask = self.source_embedding.output_mask
         states = []
+        n = self.n_states
         for enc in self.encoders:
             out = enc.forward(h, training=training, mask=mask)
             h, st = out[0], out[1:]
+            if self.bidirectional:  # [h→, c→, h←, c←] -> [[h→; h←], [c→; c←]]
+                xp = backend.xp()
+                st = [xp.concatenate([f, b], axis=-1) for f, b in zip(st[:n], st[n:])]
             states.append(st)
-        return states
+        return h, states
+
+    def _encoder_backward(self, dh, d_init):
+        """Backward through the encoder stack from the gradients of its top outputs (or
+        None) and of the decoder's initial states, one list per layer."""
+        half = self.units // 2
+        for enc, ds in zip(reversed(self.encoders), reversed(d_init)):
+            if self.bidirectional:
+                ds = [None if d is None else d[..., :half] for d in ds] + [
+                    None if d is None else d[..., half:] for d in ds
+                ]
+            dh = enc.backward([dh, *ds])
+        self.source_embedding.backward(dh)
 
     def _decode(self, target_in, states, training=False):
         d = self.target_embedding.forward(target_in, training=training)
@@ -190,6 +247,7 @@ class EncoderDecoder(Model):
             out = dec.forward(d, training=training, mask=mask, initial_state=s0)
             d, st = out[0], out[1:]
             new_states.append(st)
+        d = self.head_dropout.forward(d, training=training)
         return self.head.forward(d, training=training), mask, new_states
 
     # -- the layer contract --------------------------------------------------------------------
@@ -211,7 +269,7 @@ class EncoderDecoder(Model):
     def backward(self, dy):
         if self._ctx is None:
             raise RuntimeError(f"{self.who}: backward called before forward")
-        d = self.head.backward(dy)
+        d = self.head_dropout.backward(self.head.backward(dy))
         d_init = []
         for dec in reversed(self.decoders):
             d = dec.backward([d] + [None] * self.n_states)
@@ -224,10 +282,7 @@ class EncoderDecoder(Model):
                 for k in range(self.n_states):
                     dv = dv + self.bridges[i * self.n_states + k].backward(d_init[i][k])
             return dv
-        dh = None
-        for enc, ds in zip(reversed(self.encoders), reversed(d_init)):
-            dh = enc.backward([dh, *ds])
-        self.source_embedding.backward(dh)
+        self._encoder_backward(None, d_init)
         return None
 
     # -- decoding ------------------------------------------------------------------------------
@@ -238,10 +293,29 @@ class EncoderDecoder(Model):
         z -= z.max(axis=-1, keepdims=True)
         return z - np.log(np.exp(z).sum(axis=-1, keepdims=True)), states
 
-    def generate(self, source, max_length=50, method="greedy", beam_width=4, length_penalty=0.0):
+    def _attended(self):
+        """After a decoder step: the source position each sequence attended to most, (B,)
+        ints; None for a model without attention."""
+        return None
+
+    def generate(
+        self,
+        source,
+        max_length=50,
+        method="greedy",
+        beam_width=4,
+        length_penalty=0.0,
+        return_attention=False,
+    ):
         """Decoded target ids for each source, without the start token and ending at (and
         excluding) the end token.  method: "greedy" or "beam" (``beam_width`` beams,
-        scores divided by length ** length_penalty)."""
+        scores divided by length ** length_penalty).
+
+        ``return_attention`` (models with attention): returns (ids, positions), where
+        positions[n][j] is the source position the decoder attended to most when it wrote
+        ids[n][j] (to replace an unknown word by a translation of the word it came from)."""
+        if return_attention and type(self)._attended is EncoderDecoder._attended:
+            raise ValueError(f"{self.who}: return_attention needs a model with attention")
         validation.choice(method, "method", self.who, ("greedy", "beam"))
         max_length = validation.positive_int(max_length, "max_length", self.who)
         if max_length > MAX_DECODE_LENGTH:
@@ -267,22 +341,32 @@ class EncoderDecoder(Model):
         if method == "greedy":
             tokens = np.full(N, self.start_id)
             out = np.zeros((N, max_length), dtype=np.int64)
+            where = np.zeros((N, max_length), dtype=np.int64)
             done = np.zeros(N, dtype=bool)
             for t in range(max_length):
                 logp, states = self._step(tokens, states)
                 tokens = np.where(done, 0, logp.argmax(axis=-1))
                 out[:, t] = tokens
+                if return_attention:
+                    where[:, t] = self._attended()
                 done |= tokens == self.end_id
                 if done.all():
                     break
-            return [self._trim(row) for row in out]
-        return self._beam_search(states, N, max_length, beam_width, length_penalty)
+        else:
+            out, where = self._beam_search(
+                states, N, max_length, beam_width, length_penalty, return_attention
+            )
+        ids = [self._trim(row) for row in out]
+        if return_attention:
+            return ids, [list(int(s) for s in w[: len(r)]) for w, r in zip(where, ids)]
+        return ids
 
     def _trim(self, row):
         row = list(int(t) for t in row)
         return row[: row.index(self.end_id)] if self.end_id in row else [t for t in row if t]
 
-    def _beam_search(self, states, N, max_length, B, alpha):
+    def _beam_search(self, states, N, max_length, B, alpha, attended=False):
+        """(the best sequence of each source (N, L), the attended positions (N, L))."""
         np_ = backend.xp()
         rep = np.repeat(np.arange(N), B)  # (N*B,) source of each beam
         states = [[np_.asarray(s)[rep] for s in layer] for layer in states]
@@ -290,6 +374,7 @@ class EncoderDecoder(Model):
         scores[:, 0] = 0.0  # one live beam to start
         tokens = np.full(N * B, self.start_id)
         seqs = np.zeros((N, B, 0), dtype=np.int64)
+        where = np.zeros((N, B, 0), dtype=np.int64)  # attended positions, with attended
         finished = np.zeros((N, B), dtype=bool)
         lengths = np.zeros((N, B))
         V = self.target_vocab
@@ -307,6 +392,15 @@ class EncoderDecoder(Model):
             seqs = np.concatenate(
                 [np.take_along_axis(seqs, beam[..., None], axis=1), tok[..., None]], axis=2
             )
+            if attended:
+                pos = np.asarray(self._attended()).reshape(N, B)
+                where = np.concatenate(
+                    [
+                        np.take_along_axis(where, beam[..., None], axis=1),
+                        np.take_along_axis(pos, beam, axis=1)[..., None],
+                    ],
+                    axis=2,
+                )
             was_finished = np.take_along_axis(finished, beam, axis=1)
             lengths = np.take_along_axis(lengths, beam, axis=1) + ~was_finished
             finished = was_finished | (tok == self.end_id)
@@ -317,7 +411,8 @@ class EncoderDecoder(Model):
                 break
         norm = scores / np.maximum(lengths, 1.0) ** alpha if alpha else scores
         pick = norm.argmax(axis=1)
-        return [self._trim(seqs[n, pick[n]]) for n in range(N)]
+        best = seqs[np.arange(N), pick]
+        return best, (where[np.arange(N), pick] if attended else np.zeros_like(best))
 
     def get_config(self):
         config = super().get_config()
@@ -332,6 +427,8 @@ class EncoderDecoder(Model):
             source_dim=self.source_dim,
             start_id=self.start_id,
             end_id=self.end_id,
+            dropout=self.dropout,
+            bidirectional=self.bidirectional,
         )
         return config
 

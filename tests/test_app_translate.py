@@ -242,6 +242,49 @@ def test_attention_backward_matches_finite_differences():
         assert np.abs(num - grad).max() <= 1e-6 * np.abs(num).max(), name
 
 
+def test_ibm1_matches_the_textbook_em_loop():
+    """The vectorised EM against Brown et al.'s loops, word by word, on the test pairs."""
+    pairs = [(tr.tokenize(e.lower()) + ["<null>"], tr.tokenize(s.lower())) for e, s in sentences()]
+    t = {}
+    for en, es in pairs:
+        for e in en:
+            t.setdefault(e, set()).update(es)
+    t = {e: {f: 1.0 / len(fs) for f in fs} for e, fs in t.items()}
+    for _ in range(5):
+        count = {e: dict.fromkeys(d, 0.0) for e, d in t.items()}
+        for en, es in pairs:
+            for f in es:
+                z = sum(t[e][f] for e in en)
+                for e in en:
+                    count[e][f] += t[e][f] / z
+        t = {e: {f: c / sum(d.values()) for f, c in d.items()} for e, d in count.items()}
+    ew = sorted(t)
+    fw = sorted({f for _, es in pairs for f in es})
+    src = tr._padded([[ew.index(w) for w in en] for en, _ in pairs])
+    tgt = tr._padded([[fw.index(w) for w in es] for _, es in pairs])
+    keys, got = tr.ibm1(src, tgt, len(fw), iterations=5)
+    want = [t[ew[k // len(fw)]][fw[k % len(fw)]] for k in keys]
+    assert len(keys) == sum(len(d) for d in t.values())
+    np.testing.assert_allclose(got, want, rtol=1e-12)
+    keys2, got2 = tr.ibm1(src, tgt, len(fw), iterations=5, chunk=2)  # pairs two at a time
+    np.testing.assert_array_equal(keys2, keys)
+    np.testing.assert_allclose(got2, got, rtol=1e-12)
+
+
+def test_the_sparse_lexicon_is_the_top_of_each_row():
+    en = [tr.tokenize(e.lower()) for e, _ in sentences()]
+    es = [tr.tokenize(s.lower()) for _, s in sentences()]
+    src = tr.Vocab.from_sentences(en, ["<pad>", "<unk>"], 1)
+    tgt = tr.Vocab.from_sentences(es, tr.SPECIALS, 1)
+    n = max(len(t) for t in en + es)
+    x, y = tr.encode_sources(en, src, n), tr.encode_targets(es, tgt, n)
+    dense = tr.ibm1_lexicon(x, y, len(src), len(tgt))
+    ids, p = tr.ibm1_lexicon(x, y, len(src), len(tgt), entries=3)
+    assert ids.shape == p.shape == (len(src), 3)
+    np.testing.assert_allclose(p, -np.sort(-dense, axis=1)[:, :3], rtol=1e-12)
+    np.testing.assert_array_equal(np.take_along_axis(dense, ids, axis=1), p)
+
+
 def test_ibm1_lexicon_is_the_dictionarys_table_over_the_vocabularies():
     en = [tr.tokenize(e.lower()) for e, _ in sentences()]
     es = [tr.tokenize(s.lower()) for _, s in sentences()]
@@ -289,7 +332,7 @@ def test_train_evaluate_predict_with_the_lexicon(library, tmp_path, capsys):
     m = rnnkit.load_model(model)
     assert type(m).__name__ == "LexiconAttentionEncoderDecoder"
     assert m.metadata["settings"]["lexicon"] and m.metadata["settings"]["attention"]
-    L = m.params["lexicon/L"]  # the IBM-1 table, stored in the model file
+    L = m.lexicon.table()  # the IBM-1 table, stored in the model file
     src = tr.Vocab(m.metadata["source_vocab"], ["<pad>", "<unk>"])
     tgt = tr.Vocab(m.metadata["target_vocab"], tr.SPECIALS)
     assert tgt.words[int(L[src.index["dog"]].argmax())] == "perro"
@@ -299,3 +342,22 @@ def test_train_evaluate_predict_with_the_lexicon(library, tmp_path, capsys):
     )
     assert code == 0, err
     assert len(out.strip().splitlines()) == 1
+
+
+def test_unknown_words_are_replaced_through_the_attended_source_word():
+    meta = {
+        "source_vocab": ["and", "bread", "ate"],
+        "target_vocab": ["y", "pan", "comió"],
+        "truecase": {},
+        "dictionary": {"manna": "maná", "ate": "comió"},
+        "max_tokens": 10,
+    }
+    t = tr.Translator(None, meta)
+    src = ["And", "Zorblax", "ate", "manna"]  # the encoder reads them reversed: 3 2 1 0
+    y, comio = t.tgt.index["y"], t.tgt.index["comió"]
+    ids = [y, tr.UNK, comio, tr.UNK]
+    # <unk> while attending to "Zorblax" (position 2), then to "manna" (position 0)
+    assert t._words(src, ids, [3, 2, 1, 0]) == "Y Zorblax comió maná"
+    # without attention: the source words the model does not know, in order
+    assert t._words(src, ids) == "Y Zorblax comió maná"
+    assert t._words(src, [tr.UNK, tr.UNK, tr.UNK]) == "Zorblax maná"

@@ -455,3 +455,18 @@ def test_a_save_over_a_symbolic_link_writes_through_it(tmp_path):
     assert link.is_symlink() and os.readlink(link) == str(real)
     np.testing.assert_array_equal(rnnkit.load_model(real).predict(X), m.predict(X))
     assert sorted(p.name for p in (tmp_path / "store").iterdir()) == ["model.rnnkit"]
+
+
+def test_weights_of_another_form_are_named_as_another_version(saved, tmp_path):
+    """A layer whose weights changed names between versions (the lexicon went from a dense
+    table L to sparse rows ids and p): the message names both and says what to do."""
+    m = members(saved)
+    (old,) = [k for k in m if k.startswith("params/dense/V")]
+    renamed = old.replace("params/dense/V", "params/dense/V_dense")
+    forge(saved, tmp_path / "old.rnnkit", drop=[old], add={renamed: m[old]})
+    with pytest.raises(
+        ModelFileError,
+        match=r"has weights \['dense/V_dense'\] where this "
+        r"version of rnnkit's Sequential has \['dense/V'\].*train the model again",
+    ):
+        rnnkit.load_model(tmp_path / "old.rnnkit")

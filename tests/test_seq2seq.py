@@ -21,6 +21,53 @@ def test_encoder_decoder_gradients(cell, layers):
     assert rnnkit.gradcheck(m, (src, tgt[:, :-1])) < 1e-6
 
 
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+@pytest.mark.parametrize("layers", [1, 2])
+@pytest.mark.parametrize("attention", [False, True])
+def test_bidirectional_encoder_gradients(cell, layers, attention):
+    """units // 2 a direction; the decoder starts from [h→; h←]: every weight of both
+    directions (and of the attention, which reads the two directions side by side)."""
+    from rnnkit.seq2seq_attention import AttentionEncoderDecoder
+
+    Model = AttentionEncoderDecoder if attention else EncoderDecoder
+    m = Model(
+        7,
+        6,
+        units=4,
+        embed_dim=3,
+        num_layers=layers,
+        cell=cell,
+        bidirectional=True,
+        dtype="float64",
+    )
+    for p in m.trainable_params().values():  # weights of size 0.5: gradients well away from 0
+        p[...] = rng.normal(0.0, 0.5, p.shape)
+    names = list(m.trainable_params())
+    assert any("forward_encoder_0" in k for k in names), names
+    assert any("backward_encoder_0" in k for k in names), names
+    src = rng.integers(1, 7, (3, 5))
+    src[0, 3:] = 0
+    tgt = np.concatenate([np.ones((3, 1), int), rng.integers(3, 6, (3, 4))], axis=1)
+    tgt[1, 3:] = 0
+    # eps 1e-4: attention/Wa's gradient is small beside the loss, and with eps 1e-6 the
+    # rounding of the loss differences alone makes its relative error about 1e-5
+    worst, report = rnnkit.gradcheck(m, (src, tgt[:, :-1]), eps=1e-4, return_report=True)
+    assert sorted(report) == sorted(names) and worst < 1e-6, report
+    # padding at the end of a source changes nothing, in either direction
+    short, padded = np.array([[3, 4, 5]]), np.array([[3, 4, 5, 0, 0]])
+    t = np.array([[1, 4, 5]])
+    np.testing.assert_allclose(m.forward((short, t)), m.forward((padded, t)), rtol=1e-12)
+
+
+def test_dropout_is_for_training_only_and_its_gradients_are_exact():
+    m = EncoderDecoder(7, 6, units=4, embed_dim=3, dropout=0.5, dtype="float64")
+    src = rng.integers(1, 7, (3, 5))
+    tgt = np.concatenate([np.ones((3, 1), int), rng.integers(3, 6, (3, 4))], axis=1)[:, :-1]
+    np.testing.assert_array_equal(m.forward((src, tgt)), m.forward((src, tgt)))
+    assert not np.allclose(m.forward((src, tgt), training=True), m.forward((src, tgt)))
+    assert rnnkit.gradcheck(m, (src, tgt), training=True) < 1e-6  # with the masks held
+
+
 def test_vector_to_sequence_gradients():
     m = EncoderDecoder(
         target_vocab=6,
@@ -99,6 +146,10 @@ def test_beam_search_with_width_one_is_greedy():
 
 
 def test_bad_arguments():
+    with pytest.raises(ValueError, match="bidirectional needs a token source and an even"):
+        EncoderDecoder(5, 5, units=3, bidirectional=True)
+    with pytest.raises(ValueError, match="dropout"):
+        EncoderDecoder(5, 5, dropout=1.5)
     with pytest.raises(ValueError, match="cell must be one of"):
         EncoderDecoder(5, 5, cell="transformer")
     with pytest.raises(ValueError, match="end_id must be a token id"):

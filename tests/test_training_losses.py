@@ -63,6 +63,12 @@ CASES = [
         lambda s: rng.standard_normal(s),
         lambda s: rng.integers(0, s[-1], s[:-1]),
     ),
+    (
+        "sparse_categorical_crossentropy",
+        {"from_logits": True, "label_smoothing": 0.1},
+        lambda s: rng.standard_normal(s),
+        lambda s: rng.integers(0, s[-1], s[:-1]),
+    ),
 ]
 
 
@@ -138,3 +144,36 @@ def test_bad_targets_are_named():
         losses.get("mse", time_reduction="avg")
     with pytest.raises(ValueError, match="loss must be one of"):
         losses.get("hinge")
+
+
+def test_label_smoothing_is_pytorchs():
+    """Against torch.nn.functional.cross_entropy(label_smoothing=ε, ignore_index=0), summed
+    over the steps (time_reduction="sum") and averaged over the batch."""
+    torch = pytest.importorskip("torch")
+    z = rng.standard_normal((3, 4, 6))
+    y = rng.integers(1, 6, (3, 4))
+    y[0, 2:] = 0  # padding
+    loss = losses.get(
+        "sparse_categorical_crossentropy", from_logits=True, ignore_class=0, label_smoothing=0.2
+    )
+    value, grad = loss(y, z)
+    zt = torch.tensor(z, requires_grad=True)
+    ref = (
+        torch.nn.functional.cross_entropy(
+            zt.reshape(-1, 6),
+            torch.tensor(y).reshape(-1),
+            ignore_index=0,
+            label_smoothing=0.2,
+            reduction="sum",
+        )
+        / 3
+    )
+    ref.backward()
+    assert abs(value - ref.item()) < 1e-12
+    np.testing.assert_allclose(grad, zt.grad.numpy(), atol=1e-14)
+    plain = losses.get("sparse_categorical_crossentropy", from_logits=True, ignore_class=0)
+    assert loss.get_config()["label_smoothing"] == 0.2 and abs(plain(y, z)[0] - value) > 1e-3
+    with pytest.raises(ValueError, match="label_smoothing must be a number in"):
+        losses.get("sparse_categorical_crossentropy", from_logits=True, label_smoothing=1.5)
+    with pytest.raises(ValueError, match="label_smoothing needs from_logits=True"):
+        losses.get("sparse_categorical_crossentropy", label_smoothing=0.1)

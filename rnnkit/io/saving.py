@@ -436,12 +436,18 @@ def _load(mf, path, compile):
 
     # 1. everything the file declares is checked against the architecture ...
     missing = [k for k in params if f"params/{k}" not in files]
+    extra = sorted(k[len("params/") :] for k in files if k[len("params/") :] not in params)
+    if missing and extra:  # e.g. a layer whose weights changed form between versions
+        raise ModelFileError(
+            f"{path!r}: the file has weights {extra[:5]} where this version of rnnkit's "
+            f"{type(model).__name__} has {missing[:5]}: it was written by another version; "
+            f"train the model again"
+        )
     if missing:
         raise ModelFileError(
             f"{path!r}: the file has no weights for {missing[:5]}"
             f"{' ...' if len(missing) > 5 else ''}"
         )
-    extra = sorted(k[len("params/") :] for k in files if k[len("params/") :] not in params)
     if extra:
         raise ModelFileError(f"{path!r}: weights {extra[:5]} do not belong to the architecture")
     for key, p in params.items():

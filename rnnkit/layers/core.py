@@ -8,7 +8,7 @@ import numpy as np
 
 from .. import activations, backend, initializers, validation
 from ..cells.base import row_sum
-from ..kernels import own_threads
+from ..kernels import matmul, own_threads
 from .base import Layer
 
 
@@ -71,7 +71,7 @@ class Dense(Layer):
         )
         if not self.built:
             self.build(x.shape)
-        a = backend.matmul(x.reshape(-1, x.shape[-1]), self.params["V"])  # s V
+        a = matmul(x.reshape(-1, x.shape[-1]), self.params["V"])  # s V
         a = a.reshape(x.shape[:-1] + (self.units,))
         if self.use_bias:
             a += self.params["c"]  #   + c
@@ -85,12 +85,13 @@ class Dense(Layer):
         self._require_built()
         x, y = self._ctx
         dy = validation.gradient(dy, y.shape, self.who, self.dtype)
-        da = self.activation.backprop(dy, y)  # ∂L/∂a
+        # ∂L/∂a (for the identity, dy itself: it is only read below)
+        da = dy if self.activation.name == "linear" else self.activation.backprop(dy, y)
         x2, da2 = x.reshape(-1, x.shape[-1]), da.reshape(-1, self.units)
-        self._grads = {"V": backend.matmul(x2.T, da2)}  # Σ sᵀ ∂L/∂a
+        self._grads = {"V": matmul(x2.T, da2)}  # Σ sᵀ ∂L/∂a
         if self.use_bias:
             self._grads["c"] = row_sum(da2)  # Σ ∂L/∂a (accumulated in float64)
-        dx = backend.matmul(da2, self.params["V"].T)  # ∂L/∂s = ∂L/∂a Vᵀ
+        dx = matmul(da2, self.params["V"].T)  # ∂L/∂s = ∂L/∂a Vᵀ
         return dx.reshape(x.shape)
 
     def get_config(self):
