@@ -271,13 +271,19 @@ def test_ibm1_matches_the_textbook_em_loop():
     np.testing.assert_allclose(got2, got, rtol=1e-12)
 
 
-def test_the_sparse_lexicon_is_the_top_of_each_row():
+def encoded_sentences():
+    """(en, es, src vocab, tgt vocab, x, y, longest) of the test sentences, every word known."""
     en = [tr.tokenize(e.lower()) for e, _ in sentences()]
     es = [tr.tokenize(s.lower()) for _, s in sentences()]
     src = tr.Vocab.from_sentences(en, ["<pad>", "<unk>"], 1)
     tgt = tr.Vocab.from_sentences(es, tr.SPECIALS, 1)
     n = max(len(t) for t in en + es)
     x, y = tr.encode_sources(en, src, n), tr.encode_targets(es, tgt, n)
+    return en, es, src, tgt, x, y, n
+
+
+def test_the_sparse_lexicon_is_the_top_of_each_row():
+    _, _, src, tgt, x, y, _ = encoded_sentences()
     dense = tr.ibm1_lexicon(x, y, len(src), len(tgt))
     ids, p = tr.ibm1_lexicon(x, y, len(src), len(tgt), entries=3)
     assert ids.shape == p.shape == (len(src), 3)
@@ -286,12 +292,7 @@ def test_the_sparse_lexicon_is_the_top_of_each_row():
 
 
 def test_ibm1_lexicon_is_the_dictionarys_table_over_the_vocabularies():
-    en = [tr.tokenize(e.lower()) for e, _ in sentences()]
-    es = [tr.tokenize(s.lower()) for _, s in sentences()]
-    src = tr.Vocab.from_sentences(en, ["<pad>", "<unk>"], 1)
-    tgt = tr.Vocab.from_sentences(es, tr.SPECIALS, 1)
-    n = max(len(t) for t in en + es)
-    x, y = tr.encode_sources(en, src, n), tr.encode_targets(es, tgt, n)
+    en, es, src, tgt, x, y, n = encoded_sentences()
     L = tr.ibm1_lexicon(x, y, len(src), len(tgt))
     assert L.shape == (len(src), len(tgt))
     assert (L[tr.SRC_PAD] == 0).all() and (L[:, [tr.PAD, tr.START, tr.END]] == 0).all()
