@@ -147,24 +147,17 @@ class EncoderDecoder(Model):
 
     def _encoder(self, Cell, i):
         """Encoder layer i: a recurrent layer, or two of half the units reading both ways."""
-        if not self.bidirectional:
-            return Cell(
-                self.units,
-                return_sequences=True,
-                return_state=True,
-                dropout=self.dropout,
-                name=f"encoder_{i}",
-                dtype=self.dtype,
-            )
-        one_way = Cell(
-            self.units // 2,
+        layer = Cell(
+            self.units // 2 if self.bidirectional else self.units,
             return_sequences=True,
             return_state=True,
             dropout=self.dropout,
             name=f"encoder_{i}",
             dtype=self.dtype,
         )
-        return Bidirectional(one_way, name=f"encoder_{i}", dtype=self.dtype)
+        if self.bidirectional:
+            return Bidirectional(layer, name=f"encoder_{i}", dtype=self.dtype)
+        return layer
 
     def compile(self, loss, optimizer="adam", metrics=None, time_reduction=None, **loss_kwargs):
         """As Model.compile, but the outputs are logits: a cross-entropy named by a string
@@ -356,14 +349,19 @@ class EncoderDecoder(Model):
             out, where = self._beam_search(
                 states, N, max_length, beam_width, length_penalty, return_attention
             )
-        ids = [self._trim(row) for row in out]
+        keep = [self._kept(row) for row in out]
+        ids = [[int(row[j]) for j in k] for row, k in zip(out, keep)]
         if return_attention:
-            return ids, [list(int(s) for s in w[: len(r)]) for w, r in zip(where, ids)]
+            return ids, [[int(w[j]) for j in k] for w, k in zip(where, keep)]
         return ids
 
-    def _trim(self, row):
-        row = list(int(t) for t in row)
-        return row[: row.index(self.end_id)] if self.end_id in row else [t for t in row if t]
+    def _kept(self, row):
+        """The positions of ``row`` that generate returns: those before the end token, or
+        without one, all but the padding."""
+        row = [int(t) for t in row]
+        if self.end_id in row:
+            return list(range(row.index(self.end_id)))
+        return [j for j, t in enumerate(row) if t]
 
     def _beam_search(self, states, N, max_length, B, alpha, attended=False):
         """(the best sequence of each source (N, L), the attended positions (N, L))."""
