@@ -286,10 +286,12 @@ class EncoderDecoder(Model):
         z -= z.max(axis=-1, keepdims=True)
         return z - np.log(np.exp(z).sum(axis=-1, keepdims=True)), states
 
+    has_attention = False  # generate(return_attention=True) needs a model with attention
+
     def _attended(self):
         """After a decoder step: the source position each sequence attended to most, (B,)
-        ints; None for a model without attention."""
-        return None
+        ints (models with attention)."""
+        raise NotImplementedError
 
     def generate(
         self,
@@ -307,7 +309,7 @@ class EncoderDecoder(Model):
         ``return_attention`` (models with attention): returns (ids, positions), where
         positions[n][j] is the source position the decoder attended to most when it wrote
         ids[n][j] (to replace an unknown word by a translation of the word it came from)."""
-        if return_attention and type(self)._attended is EncoderDecoder._attended:
+        if return_attention and not self.has_attention:
             raise ValueError(f"{self.who}: return_attention needs a model with attention")
         validation.choice(method, "method", self.who, ("greedy", "beam"))
         max_length = validation.positive_int(max_length, "max_length", self.who)

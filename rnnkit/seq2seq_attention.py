@@ -97,6 +97,8 @@ class AttentionEncoderDecoder(EncoderDecoder):
     """``EncoderDecoder`` (source="tokens") with Luong attention between the decoder's top
     layer and the output layer; same arguments, same training and decoding."""
 
+    has_attention = True
+
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         if self.source != "tokens":
@@ -243,16 +245,16 @@ class LexiconAttentionEncoderDecoder(AttentionEncoderDecoder):
         logits_t = h̃_t V + c + log(1 + lex_t(y) / ε)
 
     (the paper's log(lex_t(y) + ε) less the constant log ε: the same probabilities, and a
-    bias of 0 wherever the lexicon has nothing to say.)  L (source_vocab, target_vocab) is p_lex(target word | source word), e.g. from IBM model
-    1; it is fixed (not trained), saved in the model file and set with ``set_lexicon``.
-    It is kept sparse, the ``lexicon_entries`` largest values of each row (``Lexicon``):
-    lex_t is then a scatter of N·T·S·K products, not a product with the whole table.  It
-    starts at zero, where the bias is 0 and the model is the plain
-    attention model.  ``lexicon_eps``: ε (0.001 in the paper).  The rows L[x] travel with
-    the decoder states, next to the encoder outputs and the source mask, so beam search
-    reorders them with the beams.  Backward: the bias adds
-    ∂L/∂a_ts = Σ_y ∂L/∂logits_ty · L[x_s, y] / (lex_t(y) + ε) to the attention's gradient,
-    a gather at the same N·T·S·K places."""
+    bias of 0 wherever the lexicon has nothing to say.)  L (source_vocab, target_vocab) is
+    p_lex(target word | source word), e.g. from IBM model 1; it is fixed (not trained),
+    saved in the model file and set with ``set_lexicon``.  It is kept sparse, the
+    ``lexicon_entries`` largest values of each row (``Lexicon``): lex_t is then a scatter
+    of N·T·S·K products, not a product with the whole table.  It starts at zero, where the
+    bias is 0 and the model is the plain attention model.  ``lexicon_eps``: ε (0.001 in
+    the paper).  The rows L[x] travel with the decoder states, next to the encoder outputs
+    and the source mask, so beam search reorders them with the beams.  Backward: the bias
+    adds ∂L/∂a_ts = Σ_y ∂L/∂logits_ty · L[x_s, y] / (lex_t(y) + ε) to the attention's
+    gradient, a gather at the same N·T·S·K places."""
 
     def __init__(self, *args, lexicon_eps=1e-3, lexicon_entries=32, **kwargs):
         super().__init__(*args, **kwargs)

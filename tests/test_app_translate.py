@@ -168,6 +168,11 @@ def test_bad_inputs_are_one_line_errors(library, tmp_path, capsys):
         capsys,
     )
     assert code == 1 and "not a SWORD library" in err and "Traceback" not in err
+    code, _, err = run_cli(
+        train_args("translate", library, str(tmp_path / "odd.rnnkit"), "--units", "7"), capsys
+    )
+    assert code != 0 and "--units must be even with --bidirectional" in err
+    assert "got 7" in err and "Traceback" not in err
     model = str(tmp_path / "t.rnnkit")
     assert (
         run_cli(

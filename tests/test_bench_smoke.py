@@ -278,3 +278,21 @@ def test_bench_gpu_without_cupy_says_why_in_one_line():
     assert proc.returncode == 2
     lines = (proc.stdout + proc.stderr).strip().splitlines()
     assert len(lines) == 1 and "CuPy cannot be imported" in lines[0], lines
+
+
+def test_ab_dense_prints_both_ways_and_restores_the_layer(capsys):
+    """benchmarks/ab_dense.py on a tiny shape: one table row with two times; afterwards
+    Dense uses rnnkit's matmul again."""
+    import rnnkit.layers.core as core
+    from rnnkit.kernels import matmul
+
+    spec = importlib.util.spec_from_file_location(
+        "ab_dense", os.path.join(ROOT, "benchmarks", "ab_dense.py")
+    )
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    mod.main(["--shapes", "8 4 3", "--repeats", "1"])
+    out = capsys.readouterr().out
+    row = [line for line in out.splitlines() if line.startswith("| 8 | 4 | 3 |")]
+    assert len(row) == 1 and len(row[0].split("|")) == 7, out
+    assert core.matmul is matmul

@@ -37,7 +37,6 @@ import numpy as np
 
 from .. import seq2seq_attention  # noqa: F401  (registers the attention model for loading)
 from ..argtypes import dropout_rate
-from ..seq2seq import EncoderDecoder
 from ._buckets import compile_for_budget, keep_best, plot_curve, train_for
 from .task import App, AppInputError, positive_int
 
@@ -269,7 +268,7 @@ class Translator:
         """English sentences -> Spanish sentences; ``beam`` > 1 decodes with beam search,
         the beams' log-probabilities divided by their length ** ``length_penalty``."""
         token_lists = [tokenize(s) for s in sentences]
-        attention = type(self.model)._attended is not EncoderDecoder._attended
+        attention = self.model.has_attention
         out = []
         for b in range(0, len(token_lists), batch):
             chunk = token_lists[b : b + batch]
@@ -285,7 +284,7 @@ class Translator:
             )
             ids, where = ids if attention else (ids, [None] * len(ids))
             for toks, row, at in zip(chunk, ids, where):
-                out.append(self._words(toks[:length], row, at))
+                out.append(self._words(toks, row, at))
         return out
 
     def _words(self, source_tokens, ids, attended=None):
@@ -441,11 +440,17 @@ def _require_sacrebleu():
 
 def train(args):
     from .. import set_seed
+    from ..seq2seq import EncoderDecoder
     from ..seq2seq_attention import AttentionEncoderDecoder, LexiconAttentionEncoderDecoder
 
     _require_sacrebleu()
     if not (math.isfinite(args.learning_rate) and args.learning_rate > 0):
         raise AppInputError(f"--learning-rate must be a positive number; got {args.learning_rate}")
+    if args.bidirectional and args.units % 2:
+        raise AppInputError(
+            f"--units must be even with --bidirectional (units // 2 a direction); got "
+            f"{args.units} (or give --no-bidirectional)"
+        )
     set_seed(args.seed)
     parts = _data(args)
     train_rows, val_rows = parts["train"], parts["validation"] or parts["train"][:50]
