@@ -123,7 +123,7 @@ def test_unknown_words_are_copied_in_order():
         "max_tokens": 10,
     }
     t = tr.Translator(None, meta)
-    assert t._words(["Moses", "the", "Zorro"], [tr.UNK, 4, tr.UNK, tr.UNK]) == "Moisés el Zorro"
+    assert t._sentence(["Moses", "the", "Zorro"], [tr.UNK, 4, tr.UNK, tr.UNK]) == "Moisés el Zorro"
 
 
 def test_train_evaluate_predict(library, tmp_path, capsys):
@@ -341,7 +341,8 @@ def test_train_evaluate_predict_with_the_lexicon(library, tmp_path, capsys):
     L = m.lexicon.table()  # the IBM-1 table, stored in the model file
     src = tr.Vocab(m.metadata["source_vocab"], ["<pad>", "<unk>"])
     tgt = tr.Vocab(m.metadata["target_vocab"], tr.SPECIALS)
-    assert tgt.words[int(L[src.index["dog"]].argmax())] == "perro"
+    (dog,), (perro,) = tr.Translator(m, m.metadata).units(["dog"]), ["perro</w>"]
+    assert tgt.words[int(L[src.index[dog]].argmax())] == perro
     code, out, err = run_cli(
         ["translate", "predict", "--model", model, "--beam", "2", "And the dog sees Zorblax."],
         capsys,
@@ -363,7 +364,75 @@ def test_unknown_words_are_replaced_through_the_attended_source_word():
     y, comio = t.tgt.index["y"], t.tgt.index["comió"]
     ids = [y, tr.UNK, comio, tr.UNK]
     # <unk> while attending to "Zorblax" (position 2), then to "manna" (position 0)
-    assert t._words(src, ids, [3, 2, 1, 0]) == "Y Zorblax comió maná"
+    assert t._sentence(src, ids, [3, 2, 1, 0]) == "Y Zorblax comió maná"
     # without attention: the source words the model does not know, in order
-    assert t._words(src, ids) == "Y Zorblax comió maná"
-    assert t._words(src, [tr.UNK, tr.UNK, tr.UNK]) == "Zorblax maná"
+    assert t._sentence(src, ids) == "Y Zorblax comió maná"
+    assert t._sentence(src, [tr.UNK, tr.UNK, tr.UNK]) == "Zorblax maná"
+
+
+def test_subwords_split_and_join_any_word():
+    from rnnkit.data.subwords import Subwords
+
+    words = {"dijo": 50, "dijeron": 20, "hijo": 30, "hijos": 25, "moisés": 5, "a": 9}
+    sw = Subwords.learn(words, merges=100)
+    assert all(sw.split(w) == [w + "</w>"] for w in words)  # frequent enough: one unit each
+    assert Subwords.learn(words, merges=100).merges == sw.merges  # the same merges each time
+    for w in ["dijimos", "hijas", "zorblax", "ñ", "moisés"]:  # new words, new letters too
+        assert Subwords.join(sw.split(w)) == [w]
+    assert Subwords.join(sw.split_all(["hijas", "de", "moisés"])) == ["hijas", "de", "moisés"]
+    assert len(Subwords.learn(words, merges=3).merges) == 3
+    # a pair seen once is never merged: the learning stops early
+    assert Subwords.learn({"xy": 1}, merges=10).merges == []
+    # pieces shared by words: "hijo" and "hijos" share the merges of h i j o
+    assert sw.split("hijitos")[0].startswith("hij")
+
+
+def test_subword_units_become_words_and_unknown_units_are_copied():
+    from rnnkit.data.subwords import Subwords
+
+    sw = Subwords.learn({"comió": 9, "pan": 9, "y": 9, "and": 9, "ate": 9, "bread": 9}, 50)
+    meta = {
+        "source_vocab": sw.split_all(["and", "ate", "bread"]),
+        "target_vocab": sw.split_all(["y", "comió", "pan"]),
+        "truecase": {},
+        "dictionary": {},
+        "max_tokens": 10,
+        "subwords": sw.merges,
+    }
+    t = tr.Translator(None, meta)
+    assert t.units(["And", "Zorblax"])[:1] == ["and</w>"]
+    assert Subwords.join(t.units(["And", "Zorblax"])) == ["and", "zorblax"]
+    ids = [t.tgt.index[u] for u in sw.split_all(["y", "comió"])]
+    src = ["And", "Zorblax", "ate"]
+    units = t.units(src)  # read reversed: the last unit is position 0
+    z = [len(units) - 1 - k for k, u in enumerate(units) if k > 0 and k < len(units) - 1]
+    # the units of the unknown name, each an <unk> written while attending to it
+    out = t._sentence(src, ids + [tr.UNK] * len(z), [0] * len(ids) + z)
+    assert out == "Y comió Zorblax"  # the name keeps the source's capital
+
+
+def test_word_level_model_with_subwords_0(library, tmp_path, capsys):
+    import rnnkit
+
+    model = str(tmp_path / "w.rnnkit")
+    result = train_and_evaluate(
+        capsys,
+        "translate",
+        library,
+        model,
+        "--minutes",
+        "0.05",
+        "--units",
+        "8",
+        "--embed",
+        "8",
+        "--subwords",
+        "0",
+    )
+    assert 0.0 <= result["model"]["greedy"]["chrF"] <= 100.0
+    meta = rnnkit.load_model(model).metadata
+    assert meta["subwords"] == [] and "dog" in meta["source_vocab"]
+    code, _, err = run_cli(
+        train_args("translate", library, str(tmp_path / "x.rnnkit"), "--subwords", "-1"), capsys
+    )
+    assert code == 2 and "--subwords" in err and "'-1'" in err

@@ -29,15 +29,18 @@ def compile_for_budget(model, learning_rate, clip_global_norm, **loss_options):
     return schedule
 
 
-def keep_best(model, score, *, key, digits, describe, higher, worst, quiet):
+def keep_best(model, score, *, key, digits, describe, higher, worst, quiet, average=0):
     """An ``after_epoch`` for :func:`train_for` that scores the model on validation data
     (``score()``), appends the epoch to a history (its ``key`` rounded to ``digits``), reports
     ``validation {describe(score)}`` on standard error unless ``quiet`` and keeps the weights
     of the best epoch so far (``higher`` or lower is better, starting from ``worst``).
 
+    With ``average`` = k, the weights of the last k epochs are kept too, and
+    :func:`average_last_epochs` tries their mean when the training is over.
+
     Returns ``(after_epoch, history, best)``; ``best`` holds ``score`` and ``weights``."""
     start = time.perf_counter()
-    best = {"score": worst, "weights": None}
+    best: dict = {"score": worst, "weights": None, "recent": [], "average": average}
     history: list[dict] = []
 
     def after_epoch(epoch, loss):
@@ -56,10 +59,36 @@ def keep_best(model, score, *, key, digits, describe, higher, worst, quiet):
                 f"epoch {epoch}: validation {describe(v)}{' (best so far)' if better else ''}",
                 file=sys.stderr,
             )
+        weights = model.get_weights() if better or average else None
         if better:
-            best.update(score=v, weights=model.get_weights())
+            best.update(score=v, weights=weights)
+        if average:
+            best["recent"] = (best["recent"] + [weights])[-average:]
 
     return after_epoch, history, best
+
+
+def average_last_epochs(model, score, best, *, higher, describe, quiet):
+    """Checkpoint averaging: the mean of the weights of the last epochs kept by
+    :func:`keep_best` (``average`` of them, when there were that many) replaces ``best``'s
+    weights if it scores better on the validation data.  Leaves the model with the mean's
+    weights; returns its score, or None when there was nothing to average."""
+    recent = best["recent"]
+    if best["average"] < 2 or len(recent) < best["average"]:
+        return None
+    mean = [np.mean([w[k] for w in recent], axis=0) for k in range(len(recent[0]))]
+    model.set_weights(mean)
+    v = score()
+    better = v > best["score"] if higher else v < best["score"]
+    if not quiet:
+        print(
+            f"the mean of the last {len(recent)} epochs' weights: validation {describe(v)}"
+            f"{' (kept)' if better else ''}",
+            file=sys.stderr,
+        )
+    if better:
+        best.update(score=v, weights=mean)
+    return v
 
 
 def bucket_batches(lengths, batch_size, rng):

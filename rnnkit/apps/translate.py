@@ -5,18 +5,23 @@ Data: Bible verses, the King James Version against the Reina-Valera 1909
 tenth for validation; both keep the verses of at most 15 words on each side.  The model
 learns from the other verses of up to ``--train-words`` (40) words.
 
-Model: word level, lowercased (the output is recased from the training text), words seen
-once in training are unknown.  An LSTM encoder reads the English words (in reverse order,
-and with ``--bidirectional``, the default, both ways); its final state starts an LSTM
-decoder trained with teacher forcing, with Luong attention and a fixed word lexicon, IBM
-model 1's table, as a bias on the output (Arthur et al. 2016;
+Model: lowercased text (the output is recased from the training text) cut into subword
+units by byte-pair encoding (``--subwords`` merges learned from both languages together,
+``rnnkit/data/subwords.py``: frequent words stay whole, rare ones and names become a few
+pieces, so no word is unknown), or with ``--subwords 0`` whole words, those seen once in
+training unknown.  An LSTM encoder reads the English units (in reverse order, and with
+``--bidirectional``, the default, both ways); its final state starts an LSTM decoder
+trained with teacher forcing, with Luong attention and a fixed lexicon, IBM model 1's table
+over the units, as a bias on the output (Arthur et al. 2016;
 ``rnnkit/seq2seq_attention.py``), and dropout.  ``--no-lexicon`` trains the lecture's plain
-encoder-decoder, ``--no-lexicon --attention`` the attention model alone.  Beam search
-(``--beam``, 4 by default) with a length penalty, or greedy decoding with ``--beam 1``.  A
-Spanish word outside the model's vocabulary comes out as <unk>: each <unk> is replaced by
-the dictionary's translation of the English word the decoder attended to most when it wrote
-it (Luong et al. 2015), or the English word itself when the dictionary does not know it
-either (names mostly: "Zorblax" stays "Zorblax").
+encoder-decoder, ``--no-lexicon --attention`` the attention model alone.  After training,
+the mean of the last epochs' weights is kept if it translates the validation verses better
+(checkpoint averaging).  Beam search (``--beam``, 4 by default) with a length penalty, or
+greedy decoding with ``--beam 1``.  An unknown Spanish word or unit (<unk>) is replaced
+through the source position the decoder attended to most when it wrote it (Luong et al.
+2015): by the dictionary's translation of that English word (word level), or by the
+source unit itself (subwords; a word of new letters), or copied when the dictionary does
+not know it (names mostly: "Zorblax" stays "Zorblax").
 
 Baselines, computed by rnnkit on the same test verses: the source copied unchanged, and
 word for word through a dictionary learned from the same training pairs with IBM model 1
@@ -36,8 +41,15 @@ from pathlib import Path
 import numpy as np
 
 from .. import seq2seq_attention  # noqa: F401  (registers the attention model for loading)
-from ..argtypes import dropout_rate
-from ._buckets import compile_for_budget, keep_best, plot_curve, train_for
+from ..argtypes import dropout_rate, non_negative_int
+from ..data.subwords import Subwords
+from ._buckets import (
+    average_last_epochs,
+    compile_for_budget,
+    keep_best,
+    plot_curve,
+    train_for,
+)
 from .task import App, AppInputError, positive_int
 
 PAD, START, END, UNK = 0, 1, 2, 3
@@ -48,6 +60,8 @@ SPECIALS = ["<pad>", "<s>", "</s>", "<unk>"]
 # it 40.9 on the test verses, with the default model of 2026-12-03)
 LENGTH_PENALTY = 1.0
 TRAIN_WORDS = 40  # the longest training verses, in words (the test keeps those of <= 15)
+SUBWORDS = 8000  # byte-pair merges, for both languages together
+AVERAGE_EPOCHS = 3  # checkpoint averaging over the last epochs
 BEAM = 4  # predict's default beam width, and the decoding evaluate's headline number uses
 _TOKEN = re.compile(r"\w+|[^\w\s]")
 _NO_SPACE_BEFORE = set(".,;:!?)»]’")
@@ -263,6 +277,12 @@ class Translator:
         self.truecase = meta["truecase"]
         self.dictionary = meta["dictionary"]
         self.max_tokens = int(meta["max_tokens"])
+        self.subwords = Subwords(meta["subwords"]) if meta.get("subwords") else None
+
+    def units(self, tokens) -> list[str]:
+        """Tokens -> what the model reads: the lowercased words, or their subword units."""
+        words = [t.lower() for t in tokens]
+        return self.subwords.split_all(words) if self.subwords else words
 
     def translate(self, sentences, beam=1, batch=128, length_penalty=LENGTH_PENALTY):
         """English sentences -> Spanish sentences; ``beam`` > 1 decodes with beam search,
@@ -272,8 +292,9 @@ class Translator:
         out = []
         for b in range(0, len(token_lists), batch):
             chunk = token_lists[b : b + batch]
-            length = max(1, max(len(t) for t in chunk))
-            x = encode_sources(chunk, self.src, length)
+            units = [self.units(t) for t in chunk]
+            length = max(1, max(len(u) for u in units))
+            x = encode_sources(units, self.src, length)
             ids = self.model.generate(
                 x,
                 max_length=max(8, int(1.5 * length) + 4),
@@ -284,11 +305,27 @@ class Translator:
             )
             ids, where = ids if attention else (ids, [None] * len(ids))
             for toks, row, at in zip(chunk, ids, where):
-                out.append(self._words(toks, row, at))
+                out.append(self._sentence(toks, row, at))
         return out
 
-    def _words(self, source_tokens, ids, attended=None):
-        """Target ids -> a sentence.  Each <unk> becomes the dictionary's translation of
+    def _sentence(self, source_tokens, ids, attended=None) -> str:
+        """Target ids -> a sentence, recased; a word spelled as in the source keeps the
+        source's capitals where the training text does not know it (a new name)."""
+        case = {t.lower(): t for t in source_tokens[1:] if t[:1].isupper()}
+        case.update(self.truecase)
+        if self.subwords is None:
+            return recase(self._words(source_tokens, ids, attended), case)
+        source = self.units(source_tokens)
+        units = []
+        for j, i in enumerate(ids):  # an unknown unit (a new letter): the attended source unit
+            if i > UNK:
+                units.append(self.tgt.words[i])
+            elif i == UNK and attended is not None and 0 <= attended[j] < len(source):
+                units.append(source[len(source) - 1 - attended[j]])
+        return recase(Subwords.join(units), case)
+
+    def _words(self, source_tokens, ids, attended=None) -> list[str]:
+        """Target ids -> words.  Each <unk> becomes the dictionary's translation of
         the source word the decoder attended to most when it wrote it (``attended``: source
         positions, in the reversed order the encoder reads; Luong et al. 2015's unknown
         word replacement), or, without attention, of the next source word the model does
@@ -307,7 +344,7 @@ class Translator:
                 words.append(self.dictionary.get(w.lower(), w))
             elif i > UNK:
                 words.append(self.tgt.words[i])
-        return recase(words, self.truecase)
+        return words
 
 
 # -- the application ----------------------------------------------------------------------------------
@@ -403,6 +440,22 @@ def configure_train(p):
         "vocabulary (default: %(default)s)",
     )
     p.add_argument(
+        "--subwords",
+        type=non_negative_int,
+        default=SUBWORDS,
+        help="byte-pair-encoding merges learned from the training verses (Sennrich et al. "
+        "2016): the model reads and writes subword units; 0 keeps whole words (default: "
+        "%(default)s)",
+    )
+    p.add_argument(
+        "--average-epochs",
+        type=non_negative_int,
+        default=AVERAGE_EPOCHS,
+        help="after training, try the mean of the last epochs' weights (checkpoint "
+        "averaging) and keep it if it translates the validation verses better; 0 or 1: "
+        "never (default: %(default)s)",
+    )
+    p.add_argument(
         "--min-count",
         type=positive_int,
         default=2,
@@ -454,15 +507,17 @@ def train(args):
     set_seed(args.seed)
     parts = _data(args)
     train_rows, val_rows = parts["train"], parts["validation"] or parts["train"][:50]
-    en = [tokenize(r[2]) for r in train_rows]
-    es = [tokenize(r[3]) for r in train_rows]
-    src = Vocab.from_sentences(
-        [[t.lower() for t in s] for s in en], ["<pad>", "<unk>"], args.min_count
-    )
-    tgt = Vocab.from_sentences([[t.lower() for t in s] for s in es], SPECIALS, args.min_count)
-    dictionary = ibm1_dictionary(
-        [([t.lower() for t in a], [t.lower() for t in b]) for a, b in zip(en, es)]
-    )
+    en = [[t.lower() for t in tokenize(r[2])] for r in train_rows]
+    es = [[t.lower() for t in tokenize(r[3])] for r in train_rows]
+    dictionary = ibm1_dictionary(list(zip(en, es)))
+    min_count = args.min_count
+    subwords = None
+    if args.subwords:  # one set of merges for both languages: a name is split alike in both
+        subwords = Subwords.learn(Counter(w for s in en + es for w in s), args.subwords)
+        en, es = [subwords.split_all(s) for s in en], [subwords.split_all(s) for s in es]
+        min_count = 1  # every unit the training text is made of
+    src = Vocab.from_sentences(en, ["<pad>", "<unk>"], min_count)
+    tgt = Vocab.from_sentences(es, SPECIALS, min_count)
     max_tokens = max(max(len(s) for s in en), max(len(s) for s in es))
     x = encode_sources(en, src, max_tokens)
     y = encode_targets(es, tgt, max_tokens)
@@ -478,6 +533,7 @@ def train(args):
         "target_vocab": tgt.words[4:],
         "truecase": truecase_map(r[3] for r in train_rows),
         "dictionary": dictionary,
+        "subwords": [list(m) for m in subwords.merges] if subwords else [],
         "max_tokens": max_tokens,
         "max_words": args.max_words,
         "min_count": args.min_count,
@@ -493,6 +549,8 @@ def train(args):
             "train_words": args.train_words,
             "bidirectional": args.bidirectional,
             "label_smoothing": args.label_smoothing,
+            "subwords": args.subwords,
+            "average_epochs": args.average_epochs,
         },
     }
     if args.lexicon:
@@ -522,22 +580,30 @@ def train(args):
             f"{' with attention' if args.attention or args.lexicon else ''}"
             f"{' and a word lexicon' if args.lexicon else ''} ({args.units} units) on "
             f"{len(train_rows):,} verse pairs (vocabularies: {len(src):,} English, "
-            f"{len(tgt):,} Spanish words) for {args.minutes:g} minutes; validation: "
+            f"{len(tgt):,} Spanish {'units' if subwords else 'words'}) for {args.minutes:g} minutes; validation: "
             f"{len(val_rows[::2])} verses.",
             file=sys.stderr,
         )
     translator_meta = dict(meta)
     # every other validation verse: translating them all after each epoch costs time
     val_en, val_es = [r[2] for r in val_rows[::2]], [r[3] for r in val_rows[::2]]
+
+    def score():
+        return _chrf(Translator(model, translator_meta).translate(val_en), val_es)
+
+    def describe(v):
+        return f"chrF {v:.1f}"
+
     after_epoch, history, best = keep_best(
         model,
-        lambda: _chrf(Translator(model, translator_meta).translate(val_en), val_es),
+        score,
         key="val_chrf",
         digits=2,
-        describe=lambda v: f"chrF {v:.1f}",
+        describe=describe,
         higher=True,
         worst=-1.0,
         quiet=args.quiet,
+        average=args.average_epochs,
     )
     epoch = train_for(
         model,
@@ -549,6 +615,9 @@ def train(args):
         args.quiet,
         after_epoch,
         schedule,
+    )
+    averaged = average_last_epochs(
+        model, score, best, higher=True, describe=describe, quiet=args.quiet
     )
     best_weights, best = best["weights"], best["score"]
     from .task import default_model_path
@@ -569,6 +638,8 @@ def train(args):
     if best_weights is not None:
         model.set_weights(best_weights)
     meta.update(val_chrf=round(best, 2), epochs=epoch, history=history)
+    if averaged is not None:
+        meta["val_chrf_averaged"] = round(averaged, 2)
     return model, meta
 
 
