@@ -411,6 +411,31 @@ def test_subword_units_become_words_and_unknown_units_are_copied():
     assert out == "Y comió Zorblax"  # the name keeps the source's capital
 
 
+def test_a_new_name_spelled_wrong_through_known_units_is_copied():
+    from rnnkit.data.subwords import Subwords
+
+    sw = Subwords.learn({"y": 9, "and": 9, "zorra": 9, "dijo": 9, "said": 9, "moses": 9}, 50)
+    meta = {
+        "source_vocab": sw.split_all(["and", "said", "moses"]),
+        "target_vocab": sw.split_all(["y", "dijo", "zorra", ":"]),
+        "truecase": {},
+        "dictionary": {"and": "y", "said": "dijo", "moses": "moisés"},
+        "max_tokens": 10,
+        "subwords": sw.merges,
+    }
+    t = tr.Translator(None, meta)
+    src = ["And", "Zorblax", "said"]
+    n = len(t.units(src))
+    at_name = n - 1 - t.units(src).index(t.units(["zorblax"])[0])  # reversed position
+    y, zorra, dijo = (t.tgt.index[u] for u in sw.split_all(["y", "zorra", "dijo"]))
+    # "y" written while attending to the name keeps its word; "zorra" becomes the name
+    assert t._sentence(src, [y, zorra, dijo], [at_name, at_name, 0]) == "Y Zorblax dijo"
+    # twice in a row: once; a known word (Moses) is never replaced
+    assert t._sentence(src, [zorra, zorra, dijo], [at_name, at_name, 0]) == "Zorblax dijo"
+    assert t._sentence(["Moses", "said"], [zorra], [1]) == "Zorra"
+    assert t._sentence(src, [zorra]) == "Zorra"  # without attention: as written
+
+
 def test_word_level_model_with_subwords_0(library, tmp_path, capsys):
     import rnnkit
 
@@ -432,7 +457,9 @@ def test_word_level_model_with_subwords_0(library, tmp_path, capsys):
     assert 0.0 <= result["model"]["greedy"]["chrF"] <= 100.0
     meta = rnnkit.load_model(model).metadata
     assert meta["subwords"] == [] and "dog" in meta["source_vocab"]
-    code, _, err = run_cli(
-        train_args("translate", library, str(tmp_path / "x.rnnkit"), "--subwords", "-1"), capsys
-    )
-    assert code == 2 and "--subwords" in err and "'-1'" in err
+    from rnnkit import cli
+
+    with pytest.raises(SystemExit) as e:
+        cli.main(train_args("translate", library, str(tmp_path / "x.rnnkit"), "--subwords", "-1"))
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and "--subwords" in err and "'-1'" in err

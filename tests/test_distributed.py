@@ -245,15 +245,17 @@ def test_bench_mpi_quick_runs_and_models_the_ring():
 
 @needs_mpi
 def test_a_killed_rank_ends_the_job_and_the_last_checkpoint_loads(tmp_path):
-    """Rank 1 dies (SIGKILL) at its 5th update: mpiexec ends rank 0 too, names the lost
-    process id, which rnnkit's start line maps to rank 1; checkpoint 4 is intact."""
+    """Rank 1 dies (SIGKILL) at its 5th update: mpiexec ends rank 0 too and names a lost
+    process id, which rnnkit's start line maps to its rank; checkpoint 4 is intact."""
     r = mpiexec("killed", str(tmp_path), timeout=60)
     assert r.returncode != 0
     out = r.stdout + r.stderr
     pids = dict(re.findall(r"rank (\d): pid (\d+)", out))
     assert set(pids) == {"0", "1"}, out
-    # the launcher's own message names the lost process (MPICH: "PID 123 RUNNING AT host")
-    assert len(re.findall(rf"\b{pids['1']}\b", out)) >= 2, out
+    # the launcher's own message names a process it lost (MPICH: "PID 123 RUNNING AT
+    # host"): usually rank 1, but it reports whichever exit it sees first, and rank 0 is
+    # killed by it right after rank 1 died, so either pid may be the one named
+    assert any(len(re.findall(rf"\b{pid}\b", out)) >= 2 for pid in pids.values()), out
     m, states = _checkpoint(tmp_path / "ckpt.rnnkit")
     assert m.optimizer.iterations == 4 and m.metadata["position"] == 4 * 6
     assert [s.shape for s in states] == [(5, 8), (5, 8)]

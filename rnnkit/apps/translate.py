@@ -42,6 +42,7 @@ import numpy as np
 
 from .. import seq2seq_attention  # noqa: F401  (registers the attention model for loading)
 from ..argtypes import dropout_rate, non_negative_int
+from ..data.subwords import END as SUBWORD_END
 from ..data.subwords import Subwords
 from ._buckets import (
     average_last_epochs,
@@ -317,14 +318,50 @@ class Translator:
         case.update(self.truecase)
         if self.subwords is None:
             return recase(self._words(source_tokens, ids, attended), case)
-        source = self.units(source_tokens)
-        units = []
-        for j, i in enumerate(ids):  # an unknown unit (a new letter): the attended source unit
-            if i > UNK:
-                units.append(self.tgt.words[i])
-            elif i == UNK and attended is not None and 0 <= attended[j] < len(source):
-                units.append(source[len(source) - 1 - attended[j]])
-        return recase(Subwords.join(units), case)
+        return recase(self._joined(source_tokens, ids, attended), case)
+
+    def _joined(self, source_tokens, ids, attended=None) -> list[str]:
+        """Target unit ids -> words.  With the attended source positions (``attended``, in
+        the reversed order the encoder reads): an unknown unit (a new letter) becomes the
+        attended source unit, and a word whose first unit was written while attending to
+        a new name (a capitalised English word the training text never had) and begins
+        with the name's first three letters becomes that name, once: the units would
+        otherwise spell a Spanish word that looks like it ("Zorblax" -> "zorra")."""
+        per_token = [self.units([t]) for t in source_tokens]
+        source = [u for units in per_token for u in units]
+        owner = [k for k, units in enumerate(per_token) for _ in units]  # unit -> token
+        names = {
+            k
+            for k, t in enumerate(source_tokens)
+            if t[:1].isupper() and t.isalpha() and t.lower() not in self.dictionary
+        }
+        words: list[str] = []
+        part: list[str] = []
+        first = copied = None
+        for j, i in enumerate(ids):
+            if i <= UNK and (i != UNK or attended is None):
+                continue
+            at = None
+            if attended is not None and 0 <= attended[j] < len(source):
+                at = len(source) - 1 - attended[j]
+            unit = self.tgt.words[i] if i > UNK else source[at] if at is not None else ""
+            if not part:
+                first = owner[at] if at is not None else None
+            part.append(unit)
+            if unit.endswith(SUBWORD_END) or j == len(ids) - 1:
+                word = "".join(Subwords.join(part))
+                name = source_tokens[first].lower() if first in names else ""
+                if name and word[:3] == name[:3]:  # the name, misspelled
+                    if first != copied:
+                        words.append(source_tokens[first])
+                    copied = first
+                else:
+                    words.append(word)
+                    copied = None
+                part = []
+        if part:
+            words.extend(Subwords.join(part))
+        return words
 
     def _words(self, source_tokens, ids, attended=None) -> list[str]:
         """Target ids -> words.  Each <unk> becomes the dictionary's translation of
@@ -378,7 +415,10 @@ def configure_train(p):
         help="LSTM units of the encoder and decoder (default: %(default)s)",
     )
     p.add_argument(
-        "--embed", type=positive_int, default=128, help="word embedding size (default: %(default)s)"
+        "--embed",
+        type=positive_int,
+        default=128,
+        help="embedding size of the words or subword units (default: %(default)s)",
     )
     p.add_argument(
         "--cell",
@@ -580,7 +620,7 @@ def train(args):
         print(
             f"Training a {args.cell.upper()} encoder–decoder"
             f"{' with attention' if args.attention or args.lexicon else ''}"
-            f"{' and a word lexicon' if args.lexicon else ''} ({args.units} units) on "
+            f"{' and a lexicon' if args.lexicon else ''} ({args.units} units) on "
             f"{len(train_rows):,} verse pairs (vocabularies: {len(src):,} English, "
             f"{len(tgt):,} Spanish {'units' if subwords else 'words'}) for {args.minutes:g} minutes; validation: "
             f"{len(val_rows[::2])} verses.",
