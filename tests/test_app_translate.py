@@ -26,6 +26,14 @@ VERBS = [("eats", "come"), ("sees", "ve"), ("takes", "toma"), ("loves", "ama")]
 OBJECTS = [("bread", "pan"), ("water", "agua"), ("the house", "la casa"), ("fish", "pescado")]
 
 
+TINY = ("--minutes", "0.05", "--units", "8", "--embed", "8")  # a model trained in 3 s
+
+
+def train_tiny(capsys, library, model, *options):
+    """``evaluate --json``'s result for a tiny model trained into ``model``."""
+    return train_and_evaluate(capsys, "translate", library, model, *TINY, *options)
+
+
 def sentences():
     out = []
     for i in range(sum(GEN_CHAPTERS)):
@@ -128,9 +136,7 @@ def test_unknown_words_are_copied_in_order():
 
 def test_train_evaluate_predict(library, tmp_path, capsys):
     model = str(tmp_path / "t.rnnkit")
-    result = train_and_evaluate(
-        capsys, "translate", library, model, "--minutes", "0.05", "--units", "8", "--embed", "8"
-    )
+    result = train_tiny(capsys, library, model)
     try:
         import matplotlib  # noqa: F401
 
@@ -320,19 +326,7 @@ def test_train_evaluate_predict_with_the_lexicon(library, tmp_path, capsys):
     import rnnkit
 
     model = str(tmp_path / "lex.rnnkit")
-    result = train_and_evaluate(
-        capsys,
-        "translate",
-        library,
-        model,
-        "--minutes",
-        "0.05",
-        "--units",
-        "8",
-        "--embed",
-        "8",
-        "--lexicon",
-    )
+    result = train_tiny(capsys, library, model, "--lexicon")
     for v in result["model"].values():
         assert 0.0 <= v["chrF"] <= 100.0 and np.isfinite(v["BLEU"])
     m = rnnkit.load_model(model)
@@ -440,20 +434,7 @@ def test_word_level_model_with_subwords_0(library, tmp_path, capsys):
     import rnnkit
 
     model = str(tmp_path / "w.rnnkit")
-    result = train_and_evaluate(
-        capsys,
-        "translate",
-        library,
-        model,
-        "--minutes",
-        "0.05",
-        "--units",
-        "8",
-        "--embed",
-        "8",
-        "--subwords",
-        "0",
-    )
+    result = train_tiny(capsys, library, model, "--subwords", "0")
     assert 0.0 <= result["model"]["greedy"]["chrF"] <= 100.0
     meta = rnnkit.load_model(model).metadata
     assert meta["subwords"] == [] and "dog" in meta["source_vocab"]
