@@ -14,9 +14,9 @@ training unknown.  An LSTM encoder reads the English units (in reverse order, an
 trained with teacher forcing, with Luong attention and a fixed lexicon, IBM model 1's table
 over the units, as a bias on the output (Arthur et al. 2016;
 ``rnnkit/seq2seq_attention.py``), and dropout.  ``--no-lexicon`` trains the lecture's plain
-encoder-decoder, ``--no-lexicon --attention`` the attention model alone.  After training,
-the mean of the last epochs' weights is kept if it translates the validation verses better
-(checkpoint averaging).  Beam search (``--beam``, 4 by default) with a length penalty, or
+encoder-decoder, ``--no-lexicon --attention`` the attention model alone.  With
+``--average-epochs K`` (off by default), the mean of the last K epochs' weights is kept if
+it translates the validation verses better (checkpoint averaging).  Beam search (``--beam``, 4 by default) with a length penalty, or
 greedy decoding with ``--beam 1``.  An unknown Spanish word or unit (<unk>) is replaced
 through the source position the decoder attended to most when it wrote it (Luong et al.
 2015): by the dictionary's translation of that English word (word level), or by the
@@ -338,6 +338,20 @@ class Translator:
         words: list[str] = []
         part: list[str] = []
         first = copied = None
+
+        def end_word():
+            nonlocal copied
+            word = "".join(Subwords.join(part))
+            name = source_tokens[first].lower() if first in names else ""
+            if name and word[:3] == name[:3]:  # the name, misspelled
+                if first != copied:
+                    words.append(source_tokens[first])
+                copied = first
+            else:
+                words.append(word)
+                copied = None
+            part.clear()
+
         for j, i in enumerate(ids):
             if i <= UNK and (i != UNK or attended is None):
                 continue
@@ -348,19 +362,10 @@ class Translator:
             if not part:
                 first = owner[at] if at is not None else None
             part.append(unit)
-            if unit.endswith(SUBWORD_END) or j == len(ids) - 1:
-                word = "".join(Subwords.join(part))
-                name = source_tokens[first].lower() if first in names else ""
-                if name and word[:3] == name[:3]:  # the name, misspelled
-                    if first != copied:
-                        words.append(source_tokens[first])
-                    copied = first
-                else:
-                    words.append(word)
-                    copied = None
-                part = []
-        if part:
-            words.extend(Subwords.join(part))
+            if unit.endswith(SUBWORD_END):
+                end_word()
+        if part:  # a last word without its end mark
+            end_word()
         return words
 
     def _words(self, source_tokens, ids, attended=None) -> list[str]:
