@@ -63,7 +63,13 @@ def _add_model_options(p):
         default="lstm",
         help="recurrent cell (default: lstm)",
     )
-    g.add_argument("--hidden", type=int, default=256, help="hidden units per layer (default: 256)")
+    g.add_argument(
+        "--hidden",
+        type=int,
+        default=None,
+        help="hidden units per layer (default: from the budget and the text's size: 512 "
+        "for a budget of 10 minutes or more on a text of 2 M characters or more, else 256)",
+    )
     g.add_argument("--layers", type=int, default=1, help="stacked recurrent layers (default: 1)")
     g.add_argument(
         "--bptt", type=int, default=32, help="truncated-BPTT length in characters (default: 32)"
@@ -120,7 +126,7 @@ def _settings(args):
     from .apps.autocomplete import Settings, check_dropout
 
     for name in ("hidden", "layers", "bptt", "batch"):
-        if getattr(args, name) < 1:
+        if getattr(args, name) is not None and getattr(args, name) < 1:
             raise ValueError(f"--{name} must be at least 1; got {getattr(args, name)}")
     if not (math.isfinite(args.minutes) and args.minutes > 0):
         raise ValueError(f"--minutes must be a finite number > 0; got {args.minutes}")
@@ -147,13 +153,13 @@ def _settings(args):
         raise ValueError(f"--length must be at most {MAX_LENGTH:,} characters; got {args.length}")
     return Settings(
         cell=args.cell,
-        hidden=args.hidden,
-        layers=args.layers,
+        hidden=args.hidden or Settings.hidden,  # None: set from the budget once the text
+        layers=args.layers,  # is read, as the dropout is
         batch=args.batch,
         bptt=args.bptt,
         learning_rate=args.learning_rate,
         seed=args.seed,
-        dropout=args.dropout or 0.0,  # None: set from the budget once the text is read
+        dropout=args.dropout or 0.0,
     )
 
 
@@ -200,6 +206,16 @@ def prepare_model(args, out=None):
         if dp is None
         else dp.root_first(_corpus, args)
     )
+    if text is not None:  # what is not given, the budget and the text's size decide
+        n_train = len(text) - len(app.split(range(len(text)), settings.val_fraction)[1])
+        app.fit_to_budget(
+            settings,
+            n_train,
+            args.minutes,
+            getattr(args, "max_updates", None),
+            size=args.hidden is None,
+            dropout=args.dropout is None,
+        )
     path = Path(args.model) if args.model else app.default_model_path(name, text, settings)
 
     model = None
@@ -213,17 +229,20 @@ def prepare_model(args, out=None):
         position, seconds = meta.get("position", 0), meta.get("trained_seconds", 0.0)
         history = meta.get("history", [])
         asked = {k: getattr(args, k) for k in ("cell", "hidden", "layers")}
+        asked = {k: v for k, v in asked.items() if v is not None}  # --hidden: when given
         saved = {k: getattr(settings, k) for k in asked}
         if asked != saved:
             print(
-                f"note: {path} is a {saved['layers']}-layer {saved['cell'].upper()} with "
-                f"{saved['hidden']} units; --cell/--hidden/--layers apply to a new model "
+                f"note: {path} is a {settings.layers}-layer {settings.cell.upper()} with "
+                f"{settings.hidden} units; --cell/--hidden/--layers apply to a new model "
                 f"(--retrain).",
                 file=out,
             )
         if not args.resume:
             if meta.get("complete", True):
                 state = f"validation {meta.get('val_bpc') or float('nan'):.3f} bits per character"
+                if isinstance(meta.get("val_bpc_adaptive"), float):  # optional: newer files
+                    state += f" ({meta['val_bpc_adaptive']:.3f} adapting)"
                 words = meta.get("next_word_top3")
                 if isinstance(words, dict) and "accuracy" in words:  # optional: newer files
                     state += f", top-3 next-word accuracy {100 * words['accuracy']:.1f} %"
@@ -247,10 +266,6 @@ def prepare_model(args, out=None):
     train_ids, val_ids = app.split(ids, settings.val_fraction)
 
     if model is None:
-        if args.dropout is None:
-            settings.dropout = app.dropout_for(
-                len(train_ids), args.minutes, getattr(args, "max_updates", None), settings
-            )
         app.check_size(len(vocab), settings, chars=len(train_ids))  # before allocating it
         model = app.build_model(len(vocab), settings)
         regularized = f", dropout {settings.dropout:g}" if settings.dropout else ""
@@ -303,8 +318,16 @@ def prepare_model(args, out=None):
         return model, vocab  # rank 0 validates and saves
     try:
         val_bpc = app.evaluate_bpc(model, val_ids)
-        accuracy = typed1 = None  # top-3 next-word accuracy on the held-out text: seconds
+        accuracy = typed1 = adaptive = None  # top-3 next-word accuracy: seconds
         if val_bpc <= app.absurd_bpc(len(vocab)):
+            if not args.quiet:
+                print(
+                    f"Held-out text: {val_bpc:.3f} bits per character. Reading it again, "
+                    f"learning as it goes (each character predicted before it is learned "
+                    f"from):",
+                    file=out,
+                )
+            adaptive = app.adaptive_bpc(model, val_ids, stream=None if args.quiet else out)
             held_out = vocab.decode(val_ids)
             accuracy = app.next_word_accuracy(model, vocab, held_out, k=3, samples=REPORT_WORDS)
             typed1 = app.next_word_accuracy(
@@ -344,9 +367,11 @@ def prepare_model(args, out=None):
         val_bpc=val_bpc,
         history=history,
         next_word=accuracy if accuracy and accuracy.boundaries else None,
+        val_bpc_adaptive=adaptive,
     )
     print(
-        f"Validation: {val_bpc:.3f} bits per character after {seconds / 60:.1f} min of "
+        f"Validation: {val_bpc:.3f} bits per character ({adaptive:.3f} adapting to the "
+        f"held-out text as it reads it) after {seconds / 60:.1f} min of "
         f"training at {rate:,.0f} characters a second (unigram model: {uni[0]:.3f}, bigram model: {bi[0]:.3f}"
         + (f", Kneser-Ney 5-gram: {five:.3f}" if five is not None else "")
         + "). "
@@ -519,8 +544,9 @@ def run_autocomplete(args):
     def next_chars(prompt):
         return app.next_chars(model, vocab, prompt, k=10)
 
+    learn = app.Autocompleter(model, vocab).adapt if args.adapt else None
     return _interactive(
-        lambda i, p: suggestion_session(suggest, next_chars, i, p, args.suggestions)
+        lambda i, p: suggestion_session(suggest, next_chars, i, p, args.suggestions, learn)
     )
 
 
@@ -572,7 +598,7 @@ def _complete_lines(show, input_fn, print_fn):
         print_fn(f"  {prompt}{bold}{completion}{end}")
 
 
-def suggestion_session(suggest, next_chars, input_fn, print_fn, k=3):
+def suggestion_session(suggest, next_chars, input_fn, print_fn, k=3, learn=None):
     """The interactive suggestions, line by line.  Each line typed is appended to the
     current line, which is shown with its numbered suggestions (1..k to the end of the
     word, k+1..2k to the end of the phrase).  Typing a shown number accepts that
@@ -581,7 +607,9 @@ def suggestion_session(suggest, next_chars, input_fn, print_fn, k=3):
     open, so the next suggestions can go on with "'s"); other numbers are text.  ``?``
     lists the 10 most likely next characters; an empty line starts a new line (on an empty
     line it quits, as Ctrl-D does).  ``suggest(prompt, until)`` and ``next_chars(prompt)``
-    are the model's; ``input_fn``/``print_fn`` are input and print, or a test's script."""
+    are the model's; ``input_fn``/``print_fn`` are input and print, or a test's script.
+    ``learn(text)``, when given, is called with each line that is finished (an empty line
+    or Ctrl-D after it): the model adapts to what is written."""
     print_fn(
         "Type text and press Enter to see suggestions; type a suggestion's number to accept "
         "it, ? for the likeliest next characters, an empty line to start over. Ctrl-D quits."
@@ -591,10 +619,13 @@ def suggestion_session(suggest, next_chars, input_fn, print_fn, k=3):
         try:
             typed = input_fn("+ " if line else "> ")
         except EOFError:
-            print_fn()
-            return
+            typed = None
         if not typed:
-            if not line:
+            if learn and len(line) >= 2:
+                learn(line + "\n")
+            if not line or typed is None:
+                if typed is None:
+                    print_fn()
                 return
             line, shown = "", []
             print_fn("  (a new line)")
@@ -689,6 +720,14 @@ def build_parser():
         type=int,
         default=8,
         help="hypotheses the beam search keeps per character (default: 8)",
+    )
+    p.add_argument(
+        "--no-adapt",
+        dest="adapt",
+        action="store_false",
+        help="do not learn from the lines you type (by default the model, in memory only, "
+        "goes on learning from each line you finish, as an editor's autocomplete adapts "
+        "to the document)",
     )
     p.add_argument(
         "--length",

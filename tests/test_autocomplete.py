@@ -53,6 +53,7 @@ def test_trains_saves_reuses_and_completes(capsys, cache):
     assert "Validation:" in out and "bits per character" in out and "bigram model" in out
     assert "top-3 next-word accuracy:" in out and "boundaries of the held-out text" in out
     assert "with the word's first letter typed:" in out
+    assert "adapting to the held-out text as it reads it" in out
     lines = out.strip().splitlines()
     at = lines.index("Shall I compare thee")  # the prompt, then its numbered suggestions
     assert lines[at + 1] == "  to the end of the word:" and lines[at + 2].startswith('   1. "')
@@ -63,7 +64,7 @@ def test_trains_saves_reuses_and_completes(capsys, cache):
     assert 0 <= meta["next_word_top3"]["accuracy"] <= 1 and meta["next_word_top3"]["boundaries"] > 0
     code, out, _ = run_cli(["autocomplete", *FAST, "--prompt", "Thy"], capsys)
     assert code == 0 and "Using the model in" in out and "Training" not in out
-    assert "top-3 next-word accuracy" in out
+    assert "top-3 next-word accuracy" in out and " adapting)" in out
     code, out, _ = run_cli(["autocomplete", *FAST, "--retrain", "--prompt", "Thy"], capsys)
     assert code == 0 and "Training a 1-layer LSTM" in out
     code, out, _ = run_cli(["autocomplete", *FAST, "--resume", "--prompt", "Thy"], capsys)
@@ -485,6 +486,7 @@ def test_library_round_trip_and_the_cli_reads_its_files(tiny, tmp_path, capsys):
     assert sum(p for _, p in chars) <= 1 + 1e-9 and "\ufffd" not in {c for c, _ in chars}
     assert 0 < again.bits_per_char(SONNETS.read_text()[:2000]) < 10
     assert again.val_bpc == tiny.val_bpc and "Autocompleter(1xLSTM(16)" in repr(again)
+    assert again.val_bpc_adaptive == tiny.val_bpc_adaptive and 0 < tiny.val_bpc_adaptive < 10
     code, out, err = run_cli(["autocomplete", "--model", str(path), "--prompt", "Thy"], capsys)
     assert code == 0 and "Using the model in" in out and "   1. " in out, err
 
@@ -553,6 +555,34 @@ def test_dropout_follows_the_budget_and_can_be_set():
         app.Autocompleter.train(SONNETS, max_updates=1, dropout=1.5)
 
 
+def test_the_model_size_follows_the_budget_and_the_text():
+    # 512 units (and dropout at least 0.2) from 10 minutes on a text of 2 M characters
+    big, small = 4_800_000, 600_000
+    assert app.hidden_for(big, minutes=3) == 256 and app.hidden_for(big, minutes=10) == 512
+    assert app.hidden_for(small, minutes=30) == 256 and app.hidden_for(big, minutes=9.9) == 256
+    updates_of_10_min = app.NOMINAL_CHARS_PER_SECOND * 600 // (64 * 32) + 1
+    assert app.hidden_for(big, 1, max_updates=updates_of_10_min) == 512  # by characters read
+    s = app.fit_to_budget(app.Settings(), big, minutes=20)
+    assert (s.hidden, s.dropout) == (512, 0.2)  # 20 minutes read it 2.5 times: no rule dropout
+    s = app.fit_to_budget(app.Settings(hidden=64, dropout=0.05), big, 20, size=False, dropout=False)
+    assert (s.hidden, s.dropout) == (64, 0.05)  # what is given stays
+    s = app.fit_to_budget(app.Settings(hidden=512), big, minutes=3, size=False)
+    assert s.dropout == 0.2  # a model of 512 units given: dropout follows its size
+
+
+def test_the_command_sizes_the_model_by_the_budget(capsys, cache, monkeypatch):
+    monkeypatch.setattr(app, "LARGE_FROM_CHARS", 1000)  # the sonnets count as a large text
+    monkeypatch.setattr(app, "LARGE_FROM_MINUTES", 0.001)  # and 2 updates as a long budget
+    args = ["autocomplete", "--text", str(SONNETS), "--quiet", "--max-updates", "2"]
+    code, out, err = run_cli([*args, "--minutes", "10", "--prompt", "Thy"], capsys)
+    assert code == 0 and "with 512 units, dropout 0.2" in out, err
+    assert len(list((cache / "models").glob("autocomplete-sonnets-*-lstm512x1.rnnkit"))) == 1
+    code, out, err = run_cli([*args, "--minutes", "10", "--prompt", "Thy"], capsys)
+    assert "Using the model in" in out and "note:" not in out  # no --hidden: no mismatch
+    code, out, err = run_cli([*args, "--retrain", "--hidden", "16", "--prompt", "Th"], capsys)
+    assert code == 0 and "with 16 units, dropout 0.2" not in out and "with 16 units" in out, err
+
+
 def test_dropout_option_is_checked_and_saved(capsys, cache):
     code, out, err = run_cli(
         ["autocomplete", "--text", str(SONNETS), "--dropout", "-0.1", "--prompt", "a"], capsys
@@ -599,3 +629,102 @@ def test_kneser_ney_is_a_distribution_and_improves_with_order():
     bpc = [app.kneser_ney_bpc(train, val, n, V) for n in (1, 2, 3, 4)]
     assert bpc == sorted(bpc, reverse=True)
     assert bpc[1] <= app.ngram_bpc(train, val, 2, V)[0] + 0.01  # KN bigram ≈ the add-α one
+
+
+# -- adapting to the text being read (dynamic evaluation) -------------------------------------
+def weights_of(model):
+    return [w.copy() for w in model.get_weights()]
+
+
+def same_weights(a, b):
+    return all(np.array_equal(x, y) for x, y in zip(a, b))
+
+
+def test_adapting_predicts_each_segment_before_learning_from_it(tiny):
+    ids = tiny.vocab.encode(SONNETS.read_text()[-2000:])
+    before = weights_of(tiny.model)
+    # with a learning rate of 0 it is the weights-fixed figure of one stream
+    assert app.adaptive_bpc(tiny.model, ids, learning_rate=0.0) == pytest.approx(
+        app.evaluate_bpc(tiny.model, ids, batch=1), rel=1e-6
+    )
+    # a segment's bits depend on the text up to its last character only: change the text
+    # from position 1000 on, and the segments whose targets end before it are unchanged
+    changed = ids.copy()
+    changed[1000:] = (changed[1000:] + 1) % len(tiny.vocab)
+    runs = []
+    for text in (ids, changed):
+        runs.append(list(app.adapt_steps(tiny.model, text, learning_rate=1e-2, segment=32)))
+        tiny.model.set_weights(before)
+    (a, b), first = runs, 1000 // 32  # segment 31 is [992, 1024): its targets reach 1000
+    assert [e for e, _ in a] == [e for e, _ in b] and a[-1][0] == len(ids) - 1
+    assert a[:first] == b[:first] and a[first] != b[first]
+    assert app.adaptive_bpc(tiny.model, ids, segment=7) > 0
+    assert same_weights(weights_of(tiny.model), before)  # adaptive_bpc restores them
+
+
+def test_adapting_learns_a_repeated_text_and_keeps_the_file_weights(tiny):
+    passage = SONNETS.read_text()[:400]
+    ids = tiny.vocab.encode(passage * 4)
+    before = weights_of(tiny.model)
+    static = app.evaluate_bpc(tiny.model, ids, batch=1)
+    adaptive = app.adaptive_bpc(tiny.model, ids, learning_rate=1e-2)
+    assert adaptive < static - 0.3  # it has read the passage before, three times of four
+    assert same_weights(weights_of(tiny.model), before)
+    acc = app.adaptive_word_accuracy(tiny.model, tiny.vocab, passage * 2, samples=40)
+    assert 0 <= acc.fraction <= 1 and acc.boundaries == 40
+    fixed = app.adaptive_word_accuracy(
+        tiny.model, tiny.vocab, passage * 2, samples=40, learning_rate=0.0
+    )
+    assert fixed == tiny.word_accuracy(passage * 2, samples=40)  # the same boundaries
+    assert same_weights(weights_of(tiny.model), before)
+
+
+def test_dropout_is_off_while_adapting_and_restored_after():
+    vocab = CharVocab.from_text(SONNETS.read_text())
+    model = app.build_model(len(vocab), app.Settings(hidden=8, embed=4, dropout=0.5))
+    ids = vocab.encode(SONNETS.read_text()[:500])
+    assert app.adaptive_bpc(model, ids, learning_rate=0.0) == pytest.approx(
+        app.evaluate_bpc(model, ids, batch=1), rel=1e-6
+    )  # with dropout on, the two would differ
+    rates = [getattr(l, "dropout", getattr(l, "rate", None)) for l in model.layers]
+    assert rates.count(0.5) == 2
+
+
+def test_autocompleter_adapt_changes_the_weights_in_memory(tiny, tmp_path):
+    path = tmp_path / "tiny.rnnkit"
+    tiny.save(path)
+    ac = app.Autocompleter.load(path)
+    passage = SONNETS.read_text()[:300]
+    first = ac.adapt(passage, learning_rate=1e-2)
+    assert 0 < first < 10 and not same_weights(weights_of(ac.model), weights_of(tiny.model))
+    assert ac.bits_per_char(passage) < tiny.bits_per_char(passage)
+    kept = weights_of(ac.model)
+    assert 0 < ac.bits_per_char(passage, adapt=True) < 10
+    assert same_weights(weights_of(ac.model), kept)  # measuring does not adapt for good
+    with pytest.raises(ValueError, match="text must be a str"):
+        ac.adapt("")
+    with pytest.raises(ValueError, match="learning_rate must be a finite number"):
+        ac.adapt(passage, learning_rate=-1.0)
+    with pytest.raises(ValueError, match="segment"):
+        next(app.adapt_steps(ac.model, ac.vocab.encode(passage), segment=0))
+
+
+def test_the_interactive_session_learns_each_finished_line(tiny):
+    from rnnkit.cli import build_parser, suggestion_session
+
+    script = iter(["Shall I compare", "", "Thy", "x"])
+    learned: list[str] = []
+
+    def typed(prompt):
+        try:
+            return next(script)
+        except StopIteration:
+            raise EOFError from None
+
+    def suggest(prompt, until):
+        return tiny.suggest(prompt, k=2, until=until)
+
+    suggestion_session(suggest, tiny.next_chars, typed, lambda *a: None, 2, learned.append)
+    assert learned == ["Shall I compare\n", "Thyx\n"]  # the empty line, then Ctrl-D
+    assert build_parser().parse_args(["autocomplete"]).adapt is True
+    assert build_parser().parse_args(["autocomplete", "--no-adapt"]).adapt is False

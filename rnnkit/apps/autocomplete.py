@@ -15,6 +15,7 @@ import hashlib
 import math
 import os
 import time
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import NamedTuple
@@ -83,6 +84,39 @@ def dropout_for(train_chars: int, minutes: float, max_updates=None, s=None) -> f
     0.1 up to 10 times, 0.2 beyond (DROPOUT_BY_PASSES)."""
     passes = expected_passes(train_chars, minutes, max_updates, s)
     return next(d for limit, d in DROPOUT_BY_PASSES if passes <= limit)
+
+
+# The budget and the text's size decide the model's size too (docs/autocomplete.md, "The
+# size for the budget"): on Shakespeare an LSTM(256) levels off at about 2.03 bits per
+# character held out after 3 minutes, while an LSTM(512) with dropout 0.2, 3.5 times
+# slower, is behind at 3 minutes (2.14 after 2) and ahead from 10 (2.022; 1.985 at 20).
+LARGE_HIDDEN, LARGE_DROPOUT = 512, 0.2
+LARGE_FROM_MINUTES = 10.0  # of budget, at NOMINAL_CHARS_PER_SECOND
+LARGE_FROM_CHARS = 2_000_000  # training characters
+
+
+def hidden_for(train_chars: int, minutes: float, max_updates=None, s=None) -> int:
+    """The units the budget asks for: LARGE_HIDDEN (512) when the budget reads at least
+    as much as LARGE_FROM_MINUTES (10 minutes) do at NOMINAL_CHARS_PER_SECOND and the text
+    has at least LARGE_FROM_CHARS (2 M) training characters; else 256."""
+    chars = expected_passes(train_chars, minutes, max_updates, s) * max(int(train_chars), 1)
+    long_budget = chars >= NOMINAL_CHARS_PER_SECOND * 60.0 * LARGE_FROM_MINUTES
+    return LARGE_HIDDEN if long_budget and train_chars >= LARGE_FROM_CHARS else 256
+
+
+def fit_to_budget(
+    s: Settings, train_chars: int, minutes: float, max_updates=None, size=True, dropout=True
+) -> Settings:
+    """Set what the budget and the text decide on ``s`` (in place; returned): the units
+    (``hidden_for``) when ``size``, the dropout (``dropout_for``, and at least
+    LARGE_DROPOUT for a model of LARGE_HIDDEN units or more) when ``dropout``."""
+    if size:
+        s.hidden = hidden_for(train_chars, minutes, max_updates, s)
+    if dropout:
+        s.dropout = dropout_for(train_chars, minutes, max_updates, s)
+        if s.hidden >= LARGE_HIDDEN:
+            s.dropout = max(s.dropout, LARGE_DROPOUT)
+    return s
 
 
 # -- text ------------------------------------------------------------------------------------
@@ -360,6 +394,80 @@ def evaluate_bpc(model, ids, batch=32, chunk=256):
         count += target.size
     reset(model)
     return total / count / math.log(2.0)
+
+
+# -- adapting to the text being read (dynamic evaluation) -------------------------------------------
+ADAPT_LEARNING_RATE = 3e-4  # Adam's; Shakespeare's held-out plays: 1e-4: 1.865, 3e-4: 1.822
+ADAPT_SEGMENT = 32  # characters scored, then learned from, per update
+
+
+def adapt_steps(model, ids, learning_rate=ADAPT_LEARNING_RATE, segment=ADAPT_SEGMENT):
+    """Read ``ids`` as one stream, in order, and go on learning from it (dynamic
+    evaluation, Krause et al. 2018): each ``segment`` of characters is first predicted
+    with the weights learned so far, then learned from by one step of a fresh Adam
+    (clipped at norm 5) through the segment.  No character is learned from before it
+    is predicted, so the bits it yields are held-out figures of a model that adapts to
+    what it reads, as an editor's autocomplete adapts to the document.  Dropout is off.
+    Yields (end, bits) per segment: ``end`` the position after the segment, ``bits``
+    the segment's cost in bits.  The weights change; ``adaptive_bpc`` restores them."""
+    _check_count(segment, "segment")
+    if not (_is_number(learning_rate) and math.isfinite(learning_rate) and learning_rate >= 0):
+        raise ValueError(f"learning_rate must be a finite number >= 0; got {learning_rate!r}")
+    ids = np.asarray(ids)
+    opt = optim.Adam(float(learning_rate), clip_global_norm=5.0)
+    reset(model)
+    with _dropout_off(model):
+        for start in range(0, len(ids) - 1, segment):
+            y = ids[start + 1 : start + segment + 1][None]  # (1, n)
+            x = ids[start : start + y.shape[1]][None]
+            logits = model.forward(x, training=True)  # (1, n, V); the state carries on
+            value, dy = model.loss(y, logits)  # summed over the n steps: scored first,
+            if not math.isfinite(value):
+                raise diverged(f"adapting: the loss became {value} at character {start}")
+            model.backward(dy)  # then learned from
+            if learning_rate:
+                opt.apply(model.trainable_params(), model.trainable_grads())
+            yield start + x.shape[1], value / math.log(2.0)
+
+
+@contextmanager
+def _dropout_off(model):
+    """The model's dropout rates set to 0 for the block (restored after it)."""
+    rates = [
+        (layer, name, getattr(layer, name))
+        for layer in model.walk()
+        for name in ("dropout", "recurrent_dropout", "rate")
+        if isinstance(getattr(layer, name, None), float)
+    ]
+    try:
+        for layer, name, _ in rates:
+            setattr(layer, name, 0.0)
+        yield
+    finally:
+        for layer, name, rate in rates:
+            setattr(layer, name, rate)
+
+
+def adaptive_bpc(
+    model, ids, learning_rate=ADAPT_LEARNING_RATE, segment=ADAPT_SEGMENT, stream=None
+) -> float:
+    """Bits per character on ``ids`` while the model adapts to it (``adapt_steps``); the
+    weights are restored afterwards.  ``stream``: where a progress bar is drawn (None:
+    none)."""
+    saved = [w.copy() for w in model.get_weights()]
+    bar = ProgressBar(len(ids) - 1, unit="chars", stream=stream) if stream else None
+    bits = 0.0
+    try:
+        for end, b in adapt_steps(model, ids, learning_rate, segment):
+            bits += b
+            if bar:
+                bar.update(end, {"bpc": round(bits / end, 3)})
+        if bar:
+            bar.finish(len(ids) - 1, {"bpc": round(bits / max(len(ids) - 1, 1), 3)})
+    finally:
+        model.set_weights(saved)
+        reset(model)
+    return bits / max(len(ids) - 1, 1)
 
 
 # -- training --------------------------------------------------------------------------------------
@@ -815,14 +923,65 @@ def next_word_accuracy(
     _check_count(context, "context")
     if isinstance(typed, bool) or not isinstance(typed, (int, np.integer)) or typed < 0:
         raise ValueError(f"typed must be an integer ≥ 0; got {typed!r}")
+    chosen = _chosen_boundaries(text, samples, typed)
+    hits = _word_hits(model, vocab, text, chosen, k, context, beam, typed)
+    return WordAccuracy(hits / len(chosen) if chosen else float("nan"), len(chosen))
+
+
+def _chosen_boundaries(text, samples, typed) -> list[int]:
     found = [i for i in word_boundaries(text) if len(next_word(text, i)) > typed]
     n = min(samples, len(found))
-    chosen = [found[j * len(found) // n] for j in range(n)]  # evenly spaced, from the first
-    hits = 0
+    return [found[j * len(found) // n] for j in range(n)]  # evenly spaced, from the first
+
+
+def _word_hits(model, vocab, text, chosen, k, context, beam, typed) -> int:
     prompts = [text[max(0, i - context) : i + typed] for i in chosen]
     guesses = _suggest_many(model, vocab, prompts, k, beam)
-    for i, got in zip(chosen, guesses):
-        hits += next_word(text, i)[typed:] in {s.text for s in got}
+    return sum(
+        next_word(text, i)[typed:] in {s.text for s in got} for i, got in zip(chosen, guesses)
+    )
+
+
+def adaptive_word_accuracy(
+    model,
+    vocab: CharVocab,
+    text: str,
+    k=3,
+    samples=200,
+    context=200,
+    beam=8,
+    typed=0,
+    learning_rate=ADAPT_LEARNING_RATE,
+    segment=ADAPT_SEGMENT,
+) -> WordAccuracy:
+    """``next_word_accuracy`` of a model that adapts to ``text`` as it reads it
+    (``adapt_steps``): each boundary is asked with the weights learned from the text
+    before it (up to the last whole segment that ends before the word begins), never
+    from the word itself.  The weights are restored afterwards."""
+    _check_count(k, "k")
+    _check_count(samples, "samples")
+    _check_count(context, "context")
+    chosen = _chosen_boundaries(text, samples, typed)
+    layers = [l for l in model.layers if getattr(l, "stateful", False)]
+    saved = [w.copy() for w in model.get_weights()]
+    hits, todo = 0, list(reversed(chosen))
+    try:
+        learned = 0  # the model has learned from the characters up to this index
+        steps = adapt_steps(model, vocab.encode(text), learning_rate, segment)
+        while todo:
+            asked = []  # the words that start within the next segment's targets
+            while todo and todo[-1] <= learned + segment:
+                asked.append(todo.pop())
+            if asked:
+                states = [l.states for l in layers]  # the stream's, kept for the next segment
+                hits += _word_hits(model, vocab, text, asked, k, context, beam, typed)
+                for l, st in zip(layers, states):
+                    l.states = st
+            learned, _ = next(steps)
+        steps.close()
+    finally:
+        model.set_weights(saved)
+        reset(model)
     return WordAccuracy(hits / len(chosen) if chosen else float("nan"), len(chosen))
 
 
@@ -847,11 +1006,14 @@ def save(
     history=None,
     complete=True,
     next_word=None,
+    val_bpc_adaptive=None,
 ):
     """Write the model with everything needed to use it or to train it further; a
     checkpoint of an unfinished (interrupted) training has ``complete=False``.
     ``next_word``: a WordAccuracy measured on the held-out text, kept as the optional
-    key "next_word_top3" ({"accuracy", "boundaries"}; files without it load as before)."""
+    key "next_word_top3" ({"accuracy", "boundaries"}; files without it load as before);
+    ``val_bpc_adaptive``: the held-out figure while adapting (``adaptive_bpc``), the
+    optional key "val_bpc_adaptive"."""
     meta = {
         "app": "autocomplete",
         "app_version": APP_VERSION,
@@ -863,6 +1025,8 @@ def save(
         "history": history or [],
         "complete": complete,
     }
+    if val_bpc_adaptive is not None:
+        meta["val_bpc_adaptive"] = float(val_bpc_adaptive)
     if next_word is not None:
         meta["next_word_top3"] = {
             "accuracy": float(next_word.fraction),
@@ -973,16 +1137,22 @@ class Autocompleter:
         """Train a new model on a text (a str of at least 1,000 characters) or a UTF-8
         file (a path) for ``minutes`` of wall clock or ``max_updates`` updates, as ``rnnkit
         autocomplete`` does (``settings``: the Settings fields, e.g. hidden=128, cell="gru",
-        seed=1; without ``dropout``, ``dropout_for`` picks it from the budget and the
-        text's size); then score it on the held-out tail: ``val_bpc`` and, on
+        seed=1; without ``hidden`` or ``dropout``, ``fit_to_budget`` picks them from the
+        budget and the text's size); then score it on the held-out tail: ``val_bpc`` and, on
         ``accuracy_samples`` word boundaries (0: skip), top-3 next-word accuracy."""
         text, source = _read_text_or_path(text_or_path)
         check_text(text, source)
         s = _settings_from(settings)
         vocab = CharVocab.from_text(text)
         train_ids, val_ids = split(vocab.encode(text), s.val_fraction)
-        if "dropout" not in settings:  # the budget and the text's size decide
-            s.dropout = dropout_for(len(train_ids), minutes, max_updates, s)
+        fit_to_budget(  # what is not given, the budget and the text's size decide
+            s,
+            len(train_ids),
+            minutes,
+            max_updates,
+            "hidden" not in settings,
+            "dropout" not in settings,
+        )
         check_size(len(vocab), s, chars=len(train_ids))
         model = build_model(len(vocab), s)
         result = train(model, train_ids, s, minutes, verbose=verbose, max_updates=max_updates)
@@ -991,6 +1161,7 @@ class Autocompleter:
             "position": result.position,
             "trained_seconds": result.seconds,
             "val_bpc": val_bpc,
+            "val_bpc_adaptive": adaptive_bpc(model, val_ids),
             "history": [{"trained_seconds": result.seconds, "val_bpc": val_bpc}],
         }
         if accuracy_samples:
@@ -1019,6 +1190,7 @@ class Autocompleter:
             history=m.get("history"),
             complete=m.get("complete", True),
             next_word=WordAccuracy(acc["accuracy"], acc["boundaries"]) if acc else None,
+            val_bpc_adaptive=m.get("val_bpc_adaptive"),
         )
 
     @property
@@ -1026,7 +1198,27 @@ class Autocompleter:
         """Bits per character on the held-out text when it was trained (None: unknown)."""
         return self.metadata.get("val_bpc")
 
+    @property
+    def val_bpc_adaptive(self) -> float | None:
+        """The same held-out figure with the model adapting to the text as it reads it
+        (``adaptive_bpc``; None: not measured)."""
+        return self.metadata.get("val_bpc_adaptive")
+
     # -- using it --
+    def adapt(self, text: str, learning_rate=ADAPT_LEARNING_RATE) -> float:
+        """Go on learning from ``text`` (your own writing, the document being edited), as
+        ``adapt_steps`` does: the weights change in memory (``save`` keeps them).
+        Returns the bits per character ``text`` cost as it was read."""
+        if not isinstance(text, str) or len(text) < 2:
+            raise ValueError(f"text must be a str of at least 2 characters; got {text!r:.40}")
+        try:
+            bits = sum(
+                b for _, b in adapt_steps(self.model, self.vocab.encode(text), learning_rate)
+            )
+        finally:
+            reset(self.model)
+        return bits / (len(text) - 1)
+
     def suggest(self, prompt: str, k=3, until="word", beam=8, max_chars=None) -> list[Suggestion]:
         """The k most probable completions to the end of the word or phrase (``suggest``)."""
         return suggest(self.model, self.vocab, prompt, k, until, beam, max_chars)
@@ -1061,19 +1253,23 @@ class Autocompleter:
             rng=rng,
         )
 
-    def bits_per_char(self, text: str, streams=1) -> float:
+    def bits_per_char(self, text: str, streams=1, adapt=False) -> float:
         """Bits per character the model spends on text[1:], each character predicted from
         those before it (read as ``streams`` parallel pieces; more is faster on a long
-        text, and each piece then starts from an empty state)."""
+        text, and each piece then starts from an empty state).  ``adapt``: read as one
+        stream while learning from it (``adaptive_bpc``; the weights are restored)."""
         if not isinstance(text, str) or len(text) < 2:
             raise ValueError(f"text must be a str of at least 2 characters; got {text!r:.40}")
         _check_count(streams, "streams")
+        if adapt:
+            return adaptive_bpc(self.model, self.vocab.encode(text))
         return evaluate_bpc(self.model, self.vocab.encode(text), batch=streams)
 
-    def word_accuracy(self, text: str, k=3, samples=200, typed=0) -> WordAccuracy:
+    def word_accuracy(self, text: str, k=3, samples=200, typed=0, adapt=False) -> WordAccuracy:
         """Top-k next-word accuracy on ``text`` (``next_word_accuracy``; ``typed``: with the
-        word's first letters typed)."""
-        return next_word_accuracy(self.model, self.vocab, text, k=k, samples=samples, typed=typed)
+        word's first letters typed; ``adapt``: ``adaptive_word_accuracy``)."""
+        measure = adaptive_word_accuracy if adapt else next_word_accuracy
+        return measure(self.model, self.vocab, text, k=k, samples=samples, typed=typed)
 
     def __repr__(self):
         s = self.settings
@@ -1086,6 +1282,8 @@ class Autocompleter:
 __all__ = [
     "Settings",
     "dropout_for",
+    "hidden_for",
+    "fit_to_budget",
     "TextError",
     "read_text_file",
     "check_text",
@@ -1095,6 +1293,8 @@ __all__ = [
     "kneser_ney_bpc",
     "build_model",
     "evaluate_bpc",
+    "adapt_steps",
+    "adaptive_bpc",
     "train",
     "complete",
     "pick",
@@ -1104,6 +1304,7 @@ __all__ = [
     "suggest",
     "WordAccuracy",
     "next_word_accuracy",
+    "adaptive_word_accuracy",
     "Autocompleter",
     "default_model_path",
     "save",
