@@ -423,18 +423,25 @@ def test_top_p_nucleus_semantics(tiny):
     )
 
 
-def test_interactive_session_from_a_script(tiny):
-    """Type a line, accept suggestion 2, ask ?, start over, quit with Ctrl-D."""
-    from rnnkit.cli import suggestion_session
-
-    script = iter(["Shall I compare", "2", "?", "", "Thy"])
-    printed: list[str] = []
+def scripted(lines):
+    """An input() that answers with ``lines``, then raises EOFError as Ctrl-D does."""
+    script = iter(lines)
 
     def typed(prompt):
         try:
             return next(script)
         except StopIteration:
             raise EOFError from None
+
+    return typed
+
+
+def test_interactive_session_from_a_script(tiny):
+    """Type a line, accept suggestion 2, ask ?, start over, quit with Ctrl-D."""
+    from rnnkit.cli import suggestion_session
+
+    typed = scripted(["Shall I compare", "2", "?", "", "Thy"])
+    printed: list[str] = []
 
     def suggest(prompt, until):
         return tiny.suggest(prompt, k=3, until=until)
@@ -712,14 +719,8 @@ def test_autocompleter_adapt_changes_the_weights_in_memory(tiny, tmp_path):
 def test_the_interactive_session_learns_each_finished_line(tiny):
     from rnnkit.cli import build_parser, suggestion_session
 
-    script = iter(["Shall I compare", "", "Thy", "x"])
+    typed = scripted(["Shall I compare", "", "Thy", "x"])
     learned: list[str] = []
-
-    def typed(prompt):
-        try:
-            return next(script)
-        except StopIteration:
-            raise EOFError from None
 
     def suggest(prompt, until):
         return tiny.suggest(prompt, k=2, until=until)
@@ -728,3 +729,21 @@ def test_the_interactive_session_learns_each_finished_line(tiny):
     assert learned == ["Shall I compare\n", "Thyx\n"]  # the empty line, then Ctrl-D
     assert build_parser().parse_args(["autocomplete"]).adapt is True
     assert build_parser().parse_args(["autocomplete", "--no-adapt"]).adapt is False
+
+
+def test_the_adapting_example_plots_where_adapting_gains(tiny, tmp_path, capsys):
+    import runpy
+
+    path = tmp_path / "tiny.rnnkit"
+    tiny.save(path)
+    script = pathlib.Path(__file__).parent.parent / "examples" / "adapting.py"
+    main = runpy.run_path(str(script), run_name="example")["main"]
+    main([str(path), "--text", str(SONNETS), "--png", str(tmp_path / "a.png")])
+    out = capsys.readouterr().out
+    fixed = f"weights fixed: {app.evaluate_bpc(tiny.model, split_tail(tiny), batch=1):.3f}"
+    assert fixed in out and "adapting:" in out and "bits saved on" in out
+    assert (tmp_path / "a.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def split_tail(ac):
+    return app.split(ac.vocab.encode(SONNETS.read_text()), ac.settings.val_fraction)[1]

@@ -6,7 +6,10 @@ An LSTM language model reads text one character at a time and predicts the next,
 
 trained with truncated BPTT on B parallel streams of the training text (char-rnn's
 setup: the state is carried from chunk to chunk, gradients flow back k steps).
-Quality is measured in bits per character (bpc) on a held-out tail of the text.
+Quality is measured in bits per character (bpc) on a held-out tail of the text, with
+the weights fixed and while the model adapts to it as it reads it (``adapt_steps``:
+each segment is predicted, then learned from).  The budget and the text's size pick
+the model's size and dropout (``fit_to_budget``).
 """
 
 from __future__ import annotations
@@ -47,7 +50,7 @@ class TextError(ValueError):
 @dataclass
 class Settings:
     cell: str = "lstm"
-    hidden: int = 256
+    hidden: int = 256  # the command and Autocompleter.train: hidden_for decides when not given
     layers: int = 1
     embed: int = 32
     batch: int = 64  # parallel streams (64 beat 16, 32 and 128 in 2-minute runs)
