@@ -712,6 +712,8 @@ def test_autocompleter_adapt_changes_the_weights_in_memory(tiny, tmp_path):
         ac.adapt("")
     with pytest.raises(ValueError, match="learning_rate must be a finite number"):
         ac.adapt(passage, learning_rate=-1.0)
+    with pytest.raises(ValueError, match="ids must hold at least 2 characters; got 1"):
+        app.adaptive_bpc(ac.model, ac.vocab.encode("a"))
     with pytest.raises(ValueError, match="segment"):
         next(app.adapt_steps(ac.model, ac.vocab.encode(passage), segment=0))
 

@@ -457,6 +457,8 @@ def adaptive_bpc(
     """Bits per character on ``ids`` while the model adapts to it (``adapt_steps``); the
     weights are restored afterwards.  ``stream``: where a progress bar is drawn (None:
     none)."""
+    if len(ids) < 2:
+        raise ValueError(f"ids must hold at least 2 characters; got {len(ids)}")
     saved = [w.copy() for w in model.get_weights()]
     bar = ProgressBar(len(ids) - 1, unit="chars", stream=stream) if stream else None
     bits = 0.0
