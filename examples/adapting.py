@@ -21,12 +21,8 @@ from rnnkit.plotting import pyplot, save
 
 def per_segment(model, ids, learning_rate):
     """(ends, bits) of each segment as adapt_steps reads ``ids``; the weights restored."""
-    kept = [w.copy() for w in model.get_weights()]
-    try:
+    with app.keeping_weights(model):
         ends, bits = zip(*app.adapt_steps(model, ids, learning_rate))
-    finally:
-        model.set_weights(kept)
-        app.reset(model)
     return np.array(ends), np.array(bits)
 
 

@@ -207,7 +207,7 @@ def prepare_model(args, out=None):
         else dp.root_first(_corpus, args)
     )
     if text is not None:  # what is not given, the budget and the text's size decide
-        n_train = len(text) - len(app.split(range(len(text)), settings.val_fraction)[1])
+        n_train = len(app.split(range(len(text)), settings.val_fraction)[0])
         app.fit_to_budget(
             settings,
             n_train,

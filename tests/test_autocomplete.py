@@ -479,6 +479,10 @@ def test_next_word_accuracy_on_a_tiny_text(tiny):
     assert tiny.word_accuracy(short, samples=1000, typed=1) == (hits / len(longer), len(longer))
     with pytest.raises(ValueError, match="typed must be an integer"):
         tiny.word_accuracy(short, typed=-1)
+    with pytest.raises(ValueError, match="typed must be an integer"):
+        tiny.word_accuracy(short, typed=-1, adapt=True)
+    with pytest.raises(ValueError, match="samples"):
+        tiny.word_accuracy(short, samples=0, adapt=True)
 
 
 def test_library_round_trip_and_the_cli_reads_its_files(tiny, tmp_path, capsys):

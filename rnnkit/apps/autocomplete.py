@@ -434,6 +434,18 @@ def adapt_steps(model, ids, learning_rate=ADAPT_LEARNING_RATE, segment=ADAPT_SEG
 
 
 @contextmanager
+def keeping_weights(model):
+    """The model's weights as they were before the block, whatever it does to them (and an
+    empty state after it)."""
+    saved = [w.copy() for w in model.get_weights()]
+    try:
+        yield model
+    finally:
+        model.set_weights(saved)
+        reset(model)
+
+
+@contextmanager
 def _dropout_off(model):
     """The model's dropout rates set to 0 for the block (restored after it)."""
     rates = [
@@ -459,20 +471,17 @@ def adaptive_bpc(
     none)."""
     if len(ids) < 2:
         raise ValueError(f"ids must hold at least 2 characters; got {len(ids)}")
-    saved = [w.copy() for w in model.get_weights()]
-    bar = ProgressBar(len(ids) - 1, unit="chars", stream=stream) if stream else None
+    n = len(ids) - 1  # characters predicted
+    bar = ProgressBar(n, unit="chars", stream=stream) if stream else None
     bits = 0.0
-    try:
+    with keeping_weights(model):
         for end, b in adapt_steps(model, ids, learning_rate, segment):
             bits += b
             if bar:
                 bar.update(end, {"bpc": round(bits / end, 3)})
-        if bar:
-            bar.finish(len(ids) - 1, {"bpc": round(bits / max(len(ids) - 1, 1), 3)})
-    finally:
-        model.set_weights(saved)
-        reset(model)
-    return bits / max(len(ids) - 1, 1)
+    if bar:
+        bar.finish(n, {"bpc": round(bits / n, 3)})
+    return bits / n
 
 
 # -- training --------------------------------------------------------------------------------------
@@ -923,17 +932,18 @@ def next_word_accuracy(
     prompt, as when an editor offers completions after a keystroke (then only boundaries
     whose word is longer count, and a hit is the rest of the word).  Returns
     WordAccuracy(fraction of hits, boundaries asked)."""
+    chosen = _chosen_boundaries(text, k, samples, context, typed)
+    hits = _word_hits(model, vocab, text, chosen, k, context, beam, typed)
+    return WordAccuracy(hits / len(chosen) if chosen else float("nan"), len(chosen))
+
+
+def _chosen_boundaries(text, k, samples, context, typed) -> list[int]:
+    """The boundaries ``next_word_accuracy`` asks, once its arguments are checked."""
     _check_count(k, "k")
     _check_count(samples, "samples")
     _check_count(context, "context")
     if isinstance(typed, bool) or not isinstance(typed, (int, np.integer)) or typed < 0:
         raise ValueError(f"typed must be an integer ≥ 0; got {typed!r}")
-    chosen = _chosen_boundaries(text, samples, typed)
-    hits = _word_hits(model, vocab, text, chosen, k, context, beam, typed)
-    return WordAccuracy(hits / len(chosen) if chosen else float("nan"), len(chosen))
-
-
-def _chosen_boundaries(text, samples, typed) -> list[int]:
     found = [i for i in word_boundaries(text) if len(next_word(text, i)) > typed]
     n = min(samples, len(found))
     return [found[j * len(found) // n] for j in range(n)]  # evenly spaced, from the first
@@ -963,14 +973,10 @@ def adaptive_word_accuracy(
     (``adapt_steps``): each boundary is asked with the weights learned from the text
     before it (up to the last whole segment that ends before the word begins), never
     from the word itself.  The weights are restored afterwards."""
-    _check_count(k, "k")
-    _check_count(samples, "samples")
-    _check_count(context, "context")
-    chosen = _chosen_boundaries(text, samples, typed)
+    chosen = _chosen_boundaries(text, k, samples, context, typed)
     layers = [l for l in model.layers if getattr(l, "stateful", False)]
-    saved = [w.copy() for w in model.get_weights()]
     hits, todo = 0, list(reversed(chosen))
-    try:
+    with keeping_weights(model):
         learned = 0  # the model has learned from the characters up to this index
         steps = adapt_steps(model, vocab.encode(text), learning_rate, segment)
         while todo:
@@ -984,9 +990,6 @@ def adaptive_word_accuracy(
                     l.states = st
             learned, _ = next(steps)
         steps.close()
-    finally:
-        model.set_weights(saved)
-        reset(model)
     return WordAccuracy(hits / len(chosen) if chosen else float("nan"), len(chosen))
 
 
@@ -1143,8 +1146,10 @@ class Autocompleter:
         file (a path) for ``minutes`` of wall clock or ``max_updates`` updates, as ``rnnkit
         autocomplete`` does (``settings``: the Settings fields, e.g. hidden=128, cell="gru",
         seed=1; without ``hidden`` or ``dropout``, ``fit_to_budget`` picks them from the
-        budget and the text's size); then score it on the held-out tail: ``val_bpc`` and, on
-        ``accuracy_samples`` word boundaries (0: skip), top-3 next-word accuracy."""
+        budget and the text's size); then score it on the held-out tail: ``val_bpc``,
+        ``val_bpc_adaptive`` (``adaptive_bpc``: seconds, a minute or more for 512 units on
+        a long text) and, on ``accuracy_samples`` word boundaries (0: skip), top-3
+        next-word accuracy."""
         text, source = _read_text_or_path(text_or_path)
         check_text(text, source)
         s = _settings_from(settings)
@@ -1300,6 +1305,7 @@ __all__ = [
     "evaluate_bpc",
     "adapt_steps",
     "adaptive_bpc",
+    "keeping_weights",
     "train",
     "complete",
     "pick",
