@@ -262,6 +262,33 @@ def test_larger_float32_layers_agree(cls, kw, N, packed, spy):
     assert_same(fast, ref, rtol=2e-3, atol=2e-4)
 
 
+@pytest.mark.parametrize("training", [True, False])
+@pytest.mark.parametrize(
+    "cls,H,kw",
+    [
+        (SimpleRNN, 300, {}),
+        (LSTM, 130, {}),
+        (LSTM, 130, {"proj_size": 70}),
+        (GRU, 150, {}),
+        (GRU, 200, {"reset_after": False}),
+    ],
+)
+def test_one_row_products_on_the_team(cls, H, kw, training, packed, team_of_two, spy):
+    """A batch of one with packed weights: the one-row kernel, each thread on its own
+    panels (products large enough for the team, a partial last group of panels and a
+    partial last panel; K over one block of 256 for SimpleRNN(300)), forward and backward
+    and inference: float32 rounding only."""
+    rng = np.random.default_rng(3)
+    layer = cls(H, return_sequences=True, seed=4, **kw)
+    x = 3 * rng.standard_normal((1, 6, 20)).astype("float32")
+    layer.build(x.shape)
+    ref = run(layer, x, fast=False, training=training)
+    fast = run(layer, x, fast=True, training=training)
+    code = kernels.choose.CODES["blas" if packed is False else "packed"]
+    assert spy.args and all(a["products"] == code for a in spy.args)
+    assert_same(fast, ref, rtol=2e-3, atol=2e-4)
+
+
 def test_stateful_and_inference(spy):
     layer = LSTM(5, stateful=True, return_sequences=True, seed=0)
     x = np.random.default_rng(0).standard_normal((2, 6, 3)).astype("float32")
@@ -458,10 +485,11 @@ def fresh_choices(monkeypatch):
 
 
 def expected_way(way, dtype, N, chunks):
-    """What a forced way becomes: packed needs float32 and 4 rows a product; split a team
-    of two (the batch not cut into chunks); else one BLAS call."""
+    """What a forced way becomes: packed needs float32 and one row or at least 4 a product;
+    split a team of two (the batch not cut into chunks); else one BLAS call."""
     packed_cpu = kernels._loops.plan(N, 2, 4, True)[1]
-    if way == "packed" and (dtype != "float32" or not packed_cpu or -(-N // chunks) < 4):
+    rows = -(-N // chunks)
+    if way == "packed" and (dtype != "float32" or not packed_cpu or 1 < rows < 4):
         return "blas"
     if way == "split" and chunks > 1:
         return "blas"
@@ -601,22 +629,28 @@ def test_chooser_respects_the_override(fresh_choices, monkeypatch):
     )
     for way in ("blas", "split", "packed"):
         monkeypatch.setenv("RNNKIT_PRODUCTS", way)
-        assert kernels.choose.choose(lstm_key(N=1), kernels._loops)["way"] == (
-            "blas" if way == "packed" else way  # packed does not apply at one row
+        assert kernels.choose.choose(lstm_key(N=3), kernels._loops)["way"] == (
+            "blas" if way == "packed" else way  # packed does not apply at three rows
         )
     assert calls == []  # forced: nothing measured
     monkeypatch.setenv("RNNKIT_PRODUCTS", "fastest")
     with pytest.raises(ValueError, match="RNNKIT_PRODUCTS"):
         kernels.choose.choose(lstm_key(), kernels._loops)
     monkeypatch.setenv("RNNKIT_PRODUCTS", "auto")
-    kernels.choose.choose(lstm_key(N=1), kernels._loops)
+    kernels.choose.choose(lstm_key(N=3), kernels._loops)
     assert {w for _, w in calls} == {"blas", "split"}
+    calls.clear()
+    kernels.choose.choose(lstm_key(N=1), kernels._loops)  # one row: its own packed kernel
+    packed_cpu = kernels._loops.plan(1, 2, 4, True)[1]
+    assert {w for _, w in calls} == (
+        {"packed", "blas", "split"} if packed_cpu else {"blas", "split"}
+    )
 
 
 @pytest.mark.parametrize(
     "key,never",
     [
-        (lstm_key(N=1), "packed"),  # one row a product
+        (lstm_key(N=2), "packed"),  # two rows a product
         (lstm_key(N=3), "packed"),
         (lstm_key(itemsize=8), "packed"),  # float64
         (lstm_key(threads=1), "split"),  # no team
@@ -636,13 +670,13 @@ def test_chooser_never_picks_a_way_that_does_not_apply(key, never, fresh_choices
 
 def test_layers_report_their_choices(fresh_choices):
     """A loop asks the chooser for its shape; kernels.choices() reports it with the times."""
-    x = np.random.default_rng(0).standard_normal((1, 4, 3)).astype("float32")
+    x = np.random.default_rng(0).standard_normal((2, 4, 3)).astype("float32")
     with kernels.own_threads():
         LSTM(8, seed=0)(x)
     (rec,) = kernels.choices()
     assert (rec["kind"], rec["N"], rec["H"], rec["backward"], rec["mode"]) == (
         "lstm",
-        1,
+        2,
         8,
         False,
         "auto",

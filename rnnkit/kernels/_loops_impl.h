@@ -90,7 +90,8 @@ static void F(products_pack)(Products *pr, int slot, const PackSpec *sp)
 {
 #if IS_F32 && defined(RNNKIT_PACKED)
     if (pr->on)                                           /* no memory: that product uses BLAS */
-        pack_b(&pr->b[slot], (const float *)sp->B, sp->transB, sp->K, sp->Nc, sp->ldb);
+        pack_b(&pr->b[slot], (const float *)sp->B, sp->transB, sp->K, sp->Nc, sp->ldb,
+               pr->pk.rows == 1);
 #endif
 }
 

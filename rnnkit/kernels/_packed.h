@@ -13,7 +13,9 @@
  *   AVX-512F:    MR x NR = 8 x 32 (2 zmm a row of B, 16 accumulators), KC = 256
  *
  * The AVX-512 tile doubles the floats a register and the rows a tile: on a CPU with two
- * 512-bit FMA units it is the only way to more than half of the machine's peak.
+ * 512-bit FMA units it is the only way to more than half of the machine's peak.  A loop of
+ * one row (a batch of one) packs its weights in wide panels instead, for a kernel that
+ * streams them (gemv_x128, gemv_x96).
  *
  * Threads (as many as NumPy's BLAS is told to use, threadpoolctl limits included): the
  * samples of a batch never meet inside the recurrence, so a batch of 16 to 64 is cut into
@@ -39,6 +41,8 @@
 #define NR 24                                 /* columns of its panel (3 ymm registers) */
 #define MR16 8                                /* rows of the AVX-512 register kernel */
 #define NR16 32                               /* columns of its panel (2 zmm registers) */
+#define NRW16 128                             /* one-row products' wide panels: AVX-512 */
+#define NRW 96                                /* and AVX2 (gemv_x128, gemv_x96) */
 #define MR_MAX 8
 #define NR_MAX 32
 #define KC 256                                /* rows of a panel per block (24 or 32 KB) */
@@ -56,6 +60,7 @@
 typedef struct {
     Py_ssize_t K, Nc, np;                     /* np = number of panels */
     int nr, mr;                               /* the kernel's tile: NR, MR or NR16, MR16 */
+    int one_row;                              /* panels of NRW(16) columns over all K rows */
     float *data;                              /* block kb, panel p at (kb*KC*np + p*kc) * nr */
 } PackedB;
 
@@ -85,28 +90,48 @@ static int packed_isa(void)
 static int packed_available(void) { return packed_isa() != ISA_NONE; }
 
 /* Pack op(B) (K x Nc): B itself (stored K x Nc) or Bᵀ (B stored Nc x K), leading
- * dimension ldb.  Returns 0, or -1 when there is no memory (the caller uses BLAS). */
+ * dimension ldb; for products of one row (one_row), in the wide panels of gemv_x128.
+ * Returns 0, or -1 when there is no memory (the caller uses BLAS). */
 static int pack_b(PackedB *pb, const float *B, int transB, Py_ssize_t K, Py_ssize_t Nc,
-                  Py_ssize_t ldb)
+                  Py_ssize_t ldb, int one_row)
 {
     const int wide = packed_isa() == ISA_AVX512;
-    const Py_ssize_t nr = wide ? NR16 : NR, np = (Nc + nr - 1) / nr;
-    pb->K = K; pb->Nc = Nc; pb->np = np; pb->data = NULL;
+    const Py_ssize_t nr = one_row ? (wide ? NRW16 : NRW) : (wide ? NR16 : NR);
+    const Py_ssize_t np = (Nc + nr - 1) / nr, KB = one_row ? K : KC;
+    pb->K = K; pb->Nc = Nc; pb->np = np; pb->data = NULL; pb->one_row = one_row;
     pb->nr = (int)nr; pb->mr = wide ? MR16 : MR;
     if (posix_memalign((void **)&pb->data, 64, (size_t)(K * np * nr) * sizeof(float)) != 0) {
         pb->data = NULL;
         return -1;
     }
-    for (Py_ssize_t k0 = 0; k0 < K; k0 += KC) {
-        Py_ssize_t kc = K - k0 < KC ? K - k0 : KC;
-        for (Py_ssize_t p = 0; p < np; p++) {
-            float *dst = pb->data + (k0 * np + p * kc) * nr;
-            Py_ssize_t c0 = p * nr, w = Nc - c0 < nr ? Nc - c0 : nr;
-            for (Py_ssize_t k = 0; k < kc; k++) {
-                for (Py_ssize_t j = 0; j < w; j++)
-                    dst[k * nr + j] = transB ? B[(c0 + j) * ldb + k0 + k] : B[(k0 + k) * ldb + c0 + j];
-                for (Py_ssize_t j = w; j < nr; j++)
-                    dst[k * nr + j] = 0.0f;
+    /* in the order B lies in memory: a weight matrix of 16 MB read down its columns a panel
+     * at a time (a page per row) took 3 ms, as long as ten steps of its product at N = 1 */
+    for (Py_ssize_t k0 = 0; k0 < K; k0 += KB) {
+        Py_ssize_t kc = K - k0 < KB ? K - k0 : KB;
+        float *block = pb->data + k0 * np * nr;                   /* panel p at p * kc * nr */
+        if (!transB) {
+            for (Py_ssize_t k = 0; k < kc; k++) {                 /* row k0 + k of B */
+                const float *src = B + (k0 + k) * ldb;
+                for (Py_ssize_t p = 0; p < np; p++) {
+                    float *dst = block + (p * kc + k) * nr;
+                    Py_ssize_t c0 = p * nr, w = Nc - c0 < nr ? Nc - c0 : nr;
+                    for (Py_ssize_t j = 0; j < w; j++)
+                        dst[j] = src[c0 + j];
+                    for (Py_ssize_t j = w; j < nr; j++)
+                        dst[j] = 0.0f;
+                }
+            }
+        } else {
+            for (Py_ssize_t c = 0; c < np * nr; c++) {            /* row c of B, column of op(B) */
+                float *dst = block + (c / nr * kc) * nr + c % nr;
+                if (c < Nc) {
+                    const float *src = B + c * ldb + k0;
+                    for (Py_ssize_t k = 0; k < kc; k++)
+                        dst[k * nr] = src[k];
+                } else {
+                    for (Py_ssize_t k = 0; k < kc; k++)
+                        dst[k * nr] = 0.0f;
+                }
             }
         }
     }
@@ -267,6 +292,61 @@ static void kernel_8x32_pf(Py_ssize_t kc, const float *A, Py_ssize_t lda, const 
     kernel16_body(kc, A, lda, Bp, C, ldc, rows, cols, accumulate, 1, pf, pf_lines, pf_every);
 }
 
+/* ---- one row times the packed weights (a batch of one).  Such a product reads every weight
+ * once for two flops: the memory sets its pace, not the FMAs.  So a loop of one row packs
+ * its weights in wide panels of NRW columns over all K rows (pack_b's one_row layout): a
+ * thread's share of the panels is one contiguous stream, the hardware prefetchers' best
+ * case (the register kernels above would spend 8 or 4 FMAs on every vector loaded, for rows
+ * that are not there; a column-split BLAS gemv reads half of every row of W instead).
+ * C[0:cols] (+)= a (1 x K) Bp (K x NRW). */
+__attribute__((target("avx512f")))
+static void gemv_x128(Py_ssize_t K, const float *a, const float *Bp, float *C, Py_ssize_t cols,
+                      int accumulate)
+{
+    __m512 acc[8];
+#pragma GCC unroll 8
+    for (int q = 0; q < 8; q++)
+        acc[q] = _mm512_setzero_ps();
+    for (Py_ssize_t k = 0; k < K; k++) {
+        const __m512 x = _mm512_set1_ps(a[k]);
+        const float *b = Bp + k * NRW16;
+#pragma GCC unroll 8
+        for (int q = 0; q < 8; q++)
+            acc[q] = _mm512_fmadd_ps(x, _mm512_load_ps(b + 16 * q), acc[q]);
+    }
+    for (int q = 0; q < 8 && 16 * q < cols; q++) {
+        Py_ssize_t left = cols - 16 * q;
+        const __mmask16 m = left >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1u);
+        __m512 v = acc[q];
+        if (accumulate)
+            v = _mm512_add_ps(_mm512_maskz_loadu_ps(m, C + 16 * q), v);
+        _mm512_mask_storeu_ps(C + 16 * q, m, v);
+    }
+}
+
+__attribute__((target("avx2,fma")))
+static void gemv_x96(Py_ssize_t K, const float *a, const float *Bp, float *C, Py_ssize_t cols,
+                     int accumulate)
+{
+    __m256 acc[12];
+#pragma GCC unroll 12
+    for (int q = 0; q < 12; q++)
+        acc[q] = _mm256_setzero_ps();
+    for (Py_ssize_t k = 0; k < K; k++) {
+        const __m256 x = _mm256_broadcast_ss(a + k);
+        const float *b = Bp + k * NRW;
+#pragma GCC unroll 12
+        for (int q = 0; q < 12; q++)
+            acc[q] = _mm256_fmadd_ps(x, _mm256_load_ps(b + 8 * q), acc[q]);
+    }
+    for (int q = 0; q < 12 && 8 * q < cols; q++) {
+        float tile[8];
+        _mm256_storeu_ps(tile, acc[q]);
+        for (Py_ssize_t j = 0; j < 8 && 8 * q + j < cols; j++)
+            C[8 * q + j] = accumulate ? C[8 * q + j] + tile[j] : tile[j];
+    }
+}
+
 /* ---- one product, split by panels: C (M x Nc) = Ap op(B) + beta C */
 typedef struct {
     Py_ssize_t M;
@@ -289,9 +369,23 @@ static void product_part(const Product *w, Py_ssize_t p0, Py_ssize_t p1)
 {
     const PackedB *B = w->B;
     const Py_ssize_t nr = B->nr, mr = B->mr;
-    const int wide = nr == NR16;
+    const int wide = nr == NR16 || nr == NRW16;
     const int prefetch = w->M <= PREFETCH_MAX_ROWS
                          && (double)B->K * (double)B->np * nr * sizeof(float) > PREFETCH_MIN_BYTES;
+    if (B->one_row) {                         /* wide panels over all K, a row at a time */
+        for (Py_ssize_t p = p0; p < p1; p++) {
+            Py_ssize_t c0 = p * nr, cols = B->Nc - c0 < nr ? B->Nc - c0 : nr;
+            for (Py_ssize_t i = 0; i < w->M; i++) {
+                if (wide)
+                    gemv_x128(B->K, w->A + i * w->lda, B->data + p * B->K * nr, w->C + i * w->ldc + c0,
+                              cols, w->beta != 0.0f);
+                else
+                    gemv_x96(B->K, w->A + i * w->lda, B->data + p * B->K * nr, w->C + i * w->ldc + c0,
+                             cols, w->beta != 0.0f);
+            }
+        }
+        return;
+    }
     const Py_ssize_t row_blocks = (w->M + mr - 1) / mr;
     for (Py_ssize_t k0 = 0; k0 < B->K; k0 += KC) {
         Py_ssize_t kc = B->K - k0 < KC ? B->K - k0 : KC;
@@ -452,6 +546,7 @@ static void team_run(team_fn fn, void *ctx, int threads)
 typedef struct {
     int threads;                              /* team size for this loop (1: alone) */
     int locked;                               /* holds team.lock */
+    Py_ssize_t rows;                          /* of every product (one: pack_b's one_row) */
     float *Ap;                                /* packed state, Mp x Kmax */
 } Packer;
 
@@ -459,6 +554,7 @@ static int packer_open(Packer *pk, int threads, Py_ssize_t M, Py_ssize_t Kmax)
 {
     pk->threads = 1;
     pk->locked = 0;
+    pk->rows = M;
     pk->Ap = NULL;
     Py_ssize_t Mp = (M + MR_MAX - 1) / MR_MAX * MR_MAX;           /* room for either kernel */
     if (posix_memalign((void **)&pk->Ap, 64, (size_t)(Mp * Kmax) * sizeof(float)) != 0) {
@@ -486,7 +582,7 @@ static void gemm_packed(Packer *pk, Py_ssize_t M, const float *A, Py_ssize_t lda
 {
     const int mr = B->mr;
     Py_ssize_t K = B->K, Mp = (M + mr - 1) / mr * mr;
-    for (Py_ssize_t k0 = 0; mr == MR && k0 < K; k0 += KC) {  /* AVX2: pack the state, mr rows interleaved */
+    for (Py_ssize_t k0 = 0; mr == MR && !B->one_row && k0 < K; k0 += KC) {  /* AVX2: pack the state, mr rows interleaved */
         Py_ssize_t kc = K - k0 < KC ? K - k0 : KC;
         for (Py_ssize_t i = 0; i < Mp; i += mr) {
             float *dst = pk->Ap + k0 * Mp + i * kc;

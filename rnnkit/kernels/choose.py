@@ -12,8 +12,9 @@ times, takes the fastest (one BLAS call unless another way is ``MARGIN`` faster)
 remembers it for the process.
 
 ``RNNKIT_PRODUCTS=auto|packed|blas|split`` (auto, the default, measures); a forced way that
-cannot run for a shape (packed in float64, with fewer than ``PACKED_MIN_ROWS`` rows a
-product or without AVX2/FMA; split without a team of two) runs as one BLAS call and says
+cannot run for a shape (packed in float64, with 2 or 3 rows a product (one row has a
+kernel of its own, from ``PACKED_MIN_ROWS`` the register tile) or without AVX2/FMA; split
+without a team of two) runs as one BLAS call and says
 so in ``choices()``.
 """
 
@@ -112,8 +113,8 @@ def plan(key: Key, loops) -> dict[str, Any]:
         why["packed"] = "float64"
     elif not packed_cpu:
         why["packed"] = "no AVX2/FMA (or RNNKIT_NO_PACKED, set_packed(False))"
-    elif rows < PACKED_MIN_ROWS:
-        why["packed"] = f"{rows} rows a product (< {PACKED_MIN_ROWS})"
+    elif 1 < rows < PACKED_MIN_ROWS:
+        why["packed"] = f"{rows} rows a product (one, or at least {PACKED_MIN_ROWS})"
     else:
         why["packed"] = None
     if not team:
