@@ -537,12 +537,13 @@ def test_forced_products_agree(
     assert all(("note" in r) == (r["way"] != way) for r in recs)
 
 
-def fake_timer(times, calls):
-    """A timer that answers from a table (seconds by way) and records what it was asked."""
+def fake_timer(times, calls, setup=None):
+    """A timer that answers from tables (seconds a step by way, and of the loop's setup:
+    none unless given) and records what it was asked."""
 
     def timer(key, way, plan, loops):
         calls.append((key, way))
-        return times[way]
+        return times[way], (setup or {}).get(way, 0.0)
 
     return timer
 
@@ -591,7 +592,7 @@ def test_chooser_measures_a_far_slower_way_again_later(fresh_choices, monkeypatc
 
     def timer(key, way, plan, loops):
         calls.append(way)
-        return answers[way].pop(0)
+        return answers[way].pop(0), 0.0
 
     clock = [100.0]
     monkeypatch.setattr(kernels.choose, "timer", timer)
@@ -645,6 +646,38 @@ def test_chooser_respects_the_override(fresh_choices, monkeypatch):
     assert {w for _, w in calls} == (
         {"packed", "blas", "split"} if packed_cpu else {"blas", "split"}
     )
+
+
+def test_short_loops_count_the_packing(fresh_choices, monkeypatch):
+    """The packed way's setup (packing the weights once a loop) counts a T-th a step: a
+    loop of one step (text generation) takes the next fastest way, a long loop the packed
+    one; a forced way stays whatever T."""
+    calls = []
+    times = {"packed": 10e-6, "blas": 30e-6, "split": 20e-6}
+    monkeypatch.setattr(kernels.choose, "timer", fake_timer(times, calls, setup={"packed": 400e-6}))
+    rec = kernels.choose.choose(lstm_key(N=1), kernels._loops)
+    if rec["way"] != "packed":
+        pytest.skip("no packed kernel on this CPU")
+    assert rec["setup"]["packed"] == 400e-6
+    code = kernels.choose.CODES
+    # packed: 10 + 400 / T µs a step, split 20: packed from T = 40 on
+    assert [kernels.choose.code_for(rec, T) for T in (1, 39, 40, 1000)] == [
+        code["split"],
+        code["split"],
+        code["packed"],
+        code["packed"],
+    ]
+    monkeypatch.setenv("RNNKIT_PRODUCTS", "packed")
+    forced = kernels.choose.choose(lstm_key(N=1), kernels._loops)
+    assert kernels.choose.code_for(forced, 1) == code["packed"]
+
+
+def test_time_products_reports_the_setup():
+    """time_products measures the steps and the setup before them (packing, for packed)."""
+    specs = [(256, 1024, False)]
+    for way in ("packed", "blas"):
+        steps, setup = kernels._loops.time_products(4, kernels.choose.CODES[way], 8, 1, 0, specs, 3)
+        assert len(steps) == 3 and all(t > 0 for t in steps) and setup >= 0
 
 
 @pytest.mark.parametrize(

@@ -780,7 +780,8 @@ static PyObject *py_plan(PyObject *self, PyObject *args)
                          team_ok ? Py_True : Py_False);
 }
 
-/* time_products(itemsize, mode, rows, threads, own_threads, specs, reps) -> [seconds per step]:
+/* time_products(itemsize, mode, rows, threads, own_threads, specs, reps) -> ([seconds per
+ * step], seconds of the setup):
  * specs is a sequence of (K, Nc, transB), the products of one step (F(time_products)). */
 static PyObject *py_time_products(PyObject *self, PyObject *args)
 {
@@ -817,7 +818,7 @@ static PyObject *py_time_products(PyObject *self, PyObject *args)
         PyErr_SetString(PyExc_RuntimeError, "no BLAS: call set_blas() first");
         return NULL;
     }
-    double *out = (double *)malloc((size_t)reps * sizeof(double));
+    double *out = (double *)malloc((size_t)(reps + 1) * sizeof(double));
     if (!out)
         return PyErr_NoMemory();
     int rc;
@@ -834,16 +835,18 @@ static PyObject *py_time_products(PyObject *self, PyObject *args)
     PyObject *list = PyList_New(reps);
     for (int r = 0; list && r < reps; r++)
         PyList_SET_ITEM(list, r, PyFloat_FromDouble(out[r]));
+    PyObject *result = list ? Py_BuildValue("(Nd)", list, out[reps]) : NULL;
     free(out);
-    return list;
+    return result;
 }
 
 static PyMethodDef methods[] = {
     {"plan", py_plan, METH_VARARGS,
      "plan(N, threads, itemsize, own_threads) -> (chunks, packed, team): how a loop would run"},
     {"time_products", py_time_products, METH_VARARGS,
-     "time_products(itemsize, mode, rows, threads, own_threads, specs, reps): seconds of each "
-     "of reps steps of the products specs [(K, Nc, transB)] run as `mode` runs them"},
+     "time_products(itemsize, mode, rows, threads, own_threads, specs, reps) -> (steps, setup): "
+     "seconds of each of reps steps of the products specs [(K, Nc, transB)] run as `mode` runs "
+     "them, and of the loop's setup (packing the weights) before them"},
     {"forward", py_forward, METH_VARARGS, "forward(cell, args): the forward time loop"},
     {"backward", py_backward, METH_VARARGS, "backward(cell, args): the reverse time loop"},
     {"set_blas", py_set_blas, METH_VARARGS,

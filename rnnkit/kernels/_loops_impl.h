@@ -850,7 +850,8 @@ static int F(run_loop)(F(loop_fn) fn, const LoopArgs *a, int cell, int backward)
  * chunk's, when the loop cuts the batch), the products op(B_i) (K[i] x Nc[i], transposed
  * where tr[i]) of a state A (rows x max K), weights and state filled with small values.
  * One step untimed first (the team wakes, the weights come into cache), then `reps` steps;
- * out[r]: the seconds of step r.  Returns 0, or -1 when there is no memory. */
+ * out[r]: the seconds of step r; out[reps]: of the loop's setup before its first step
+ * (packing the weights, where the way packs them).  Returns 0, or -1 when there is no memory. */
 static int F(time_products)(int mode, Py_ssize_t rows, int threads, int own_threads, int ns,
                             const Py_ssize_t *K, const Py_ssize_t *Nc, const int *tr, int reps,
                             double *out)
@@ -868,12 +869,20 @@ static int F(time_products)(int mode, Py_ssize_t rows, int threads, int own_thre
     for (Py_ssize_t j = 0; j < rows * Kmax + nb + nc; j++)
         A[j] = (REAL)(0.001 * (double)(j % 7 + 1));
     Products pr;
-    F(products_open)(&pr, rows, Kmax, threads, own_threads, mode);
-    REAL *b = B;
-    for (int i = 0; i < ns; i++) {
-        PackSpec sp = {b, tr[i], K[i], Nc[i], tr[i] ? K[i] : Nc[i]};
-        F(products_pack)(&pr, i, &sp);
-        b += K[i] * Nc[i];
+    for (int first = 1; first >= 0; first--) {    /* the second setup is a loop's typical one: */
+        struct timespec s0, s1;                    /* the first one's fresh pages fault in */
+        clock_gettime(CLOCK_MONOTONIC, &s0);
+        F(products_open)(&pr, rows, Kmax, threads, own_threads, mode);
+        REAL *b = B;
+        for (int i = 0; i < ns; i++) {
+            PackSpec sp = {b, tr[i], K[i], Nc[i], tr[i] ? K[i] : Nc[i]};
+            F(products_pack)(&pr, i, &sp);
+            b += K[i] * Nc[i];
+        }
+        clock_gettime(CLOCK_MONOTONIC, &s1);
+        out[reps] = (double)(s1.tv_sec - s0.tv_sec) + 1e-9 * (double)(s1.tv_nsec - s0.tv_nsec);
+        if (first)
+            F(products_close)(&pr);
     }
     for (int r = -1; r < reps; r++) {
         struct timespec t0, t1;

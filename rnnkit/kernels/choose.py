@@ -9,7 +9,10 @@ the CPU, the shape, and on whether other processes share the cores (a team barri
 costs microseconds on an idle machine, a scheduler's time slice on a busy one).  So the
 first loop of each shape (``key``) times one step's products each way that applies, a few
 times, takes the fastest (one BLAS call unless another way is ``MARGIN`` faster), and
-remembers it for the process.
+remembers it for the process.  The packed way also costs its loop a setup (packing the
+weights, about one pass over them), measured with it: a loop of T steps counts a T-th of it
+a step (``code_for``), so that a short loop (a step of text generation, T = 1) does not pay
+for a packing that only long ones earn back.
 
 ``RNNKIT_PRODUCTS=auto|packed|blas|split`` (auto, the default, measures); a forced way that
 cannot run for a shape (packed in float64, with 2 or 3 rows a product (one row has a
@@ -132,22 +135,24 @@ def plan(key: Key, loops) -> dict[str, Any]:
     return {"chunks": chunks, "rows": rows, "threads": threads, "why_not": why}
 
 
-def time_way(key: Key, way: str, pl: dict[str, Any], loops) -> float:
-    """Seconds of one step of the key's products done ``way``: the median of up to
-    ``REPEATS`` timed steps (as many as fit in ``BUDGET_S`` by a first guess of 20 GFLOP/s,
-    at least one).  The median, not the best: a team barrier that waits for a preempted
-    thread on a busy machine is the typical step there, not an outlier."""
+def time_way(key: Key, way: str, pl: dict[str, Any], loops) -> tuple[float, float]:
+    """Seconds of one step of the key's products done ``way``, and of the loop's setup
+    for that way (packing the weights; about 0 for the others).  The step: the median of up
+    to ``REPEATS`` timed steps (as many as fit in ``BUDGET_S`` by a first guess of 20
+    GFLOP/s, at least one).  The median, not the best: a team barrier that waits for a
+    preempted thread on a busy machine is the typical step there, not an outlier."""
     specs = products(key)
     flops = 2.0 * pl["rows"] * sum(k * nc for k, nc, _ in specs)
     reps = max(1, min(REPEATS, int(BUDGET_S / (flops / 20e9))))
-    steps = loops.time_products(
+    steps, setup = loops.time_products(
         key.itemsize, CODES[way], pl["rows"], pl["threads"], int(key.own_threads), specs, reps
     )
-    return sorted(steps)[len(steps) // 2]
+    return sorted(steps)[len(steps) // 2], setup
 
 
-# What measures one way for a key: (key, way, plan, loops) -> seconds.  Tests put a fake here.
-timer: Callable[[Key, str, dict[str, Any], Any], float] = time_way
+# What measures one way for a key: (key, way, plan, loops) -> (seconds a step, seconds of
+# the loop's setup).  Tests put a fake here.
+timer: Callable[[Key, str, dict[str, Any], Any], tuple[float, float]] = time_way
 
 
 def _suspects(times: dict[str, float]) -> list[str]:
@@ -170,7 +175,7 @@ def _recheck(key: Key, rec: dict[str, Any], loops) -> None:
     pl = plan(key, loops)
     times = dict(rec["times"])
     for w in _suspects(times):
-        times[w] = min(times[w], timer(key, w, pl, loops))
+        times[w] = min(times[w], timer(key, w, pl, loops)[0])
     ways = list(times)
     with _lock:
         rec["times"] = times
@@ -206,20 +211,35 @@ def choose(key: Key, loops) -> dict[str, Any]:
     else:
         ways = [w for w in CANDIDATES if w not in why_not]
         times: dict[str, float] = {}
+        setup: dict[str, float] = {}
         t0 = time.perf_counter()
         if len(ways) > 1:
             for _ in range(ROUNDS):  # alternated, so that a busy moment does not pick one way
                 for w in ways:
-                    t = timer(key, w, pl, loops)
+                    t, s = timer(key, w, pl, loops)
                     times[w] = min(times.get(w, t), t)
+                    setup[w] = min(setup.get(w, s), s)
         way = _decide(times, ways)
-        rec.update(way=way, times=times, why_not=why_not, cost_s=time.perf_counter() - t0)
+        rec.update(
+            way=way, times=times, setup=setup, why_not=why_not, cost_s=time.perf_counter() - t0
+        )
         if len(ways) > 1 and _suspects(times):
             rec["recheck_at"] = time.perf_counter() + RECHECK_S
     rec["code"] = CODES[way]
     with _lock:
         _cache[(m, key)] = rec
     return rec
+
+
+def code_for(rec: dict[str, Any], T: int) -> int:
+    """The code of the way a loop of ``T`` steps takes at the record's key: its ``way``
+    (the fastest a step), unless the packed way's setup, a T-th of it a step, makes another
+    faster for so short a loop (measured ways only: a forced way stays)."""
+    if rec.get("way") != "packed" or not rec.get("setup"):
+        return int(rec["code"])
+    times, setup = rec["times"], rec["setup"]
+    way = _decide({w: t + setup.get(w, 0.0) / T for w, t in times.items()}, list(times))
+    return CODES[way]
 
 
 def choices() -> list[dict[str, Any]]:

@@ -253,7 +253,7 @@ def _choose_products(kind, cell, args, backward):
         args["threads"],
         bool(args["own_threads"]),
     )
-    return choose.choose(key, _loops)["code"]
+    return choose.code_for(choose.choose(key, _loops), args["T"])
 
 
 def forward(
