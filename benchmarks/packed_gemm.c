@@ -1,6 +1,7 @@
 /* The packed float32 product of rnnkit's time loops (rnnkit/kernels/_packed.h) alone, on one
  * thread, against OpenBLAS's sgemm (the one inside NumPy's wheel) on the same data:
  * C (M x N) += A (M x K) B (K x N), B packed once as the loops do, A packed at every call.
+ * With M = 1, the one-row kernel (wide panels) against OpenBLAS's sgemv.
  *
  *   LIB=$(python -c "import glob, os, numpy; print(glob.glob(os.path.join(os.path.dirname(numpy.__file__), '..', 'numpy.libs', 'libscipy_openblas64_*.so'))[0])")
  *   gcc -O3 -fno-trapping-math benchmarks/packed_gemm.c -o /tmp/packed_gemm "$LIB" -lpthread -Wl,-rpath,"$(dirname "$LIB")"
@@ -25,7 +26,19 @@ typedef ptrdiff_t Py_ssize_t;
 typedef int64_t blasint;
 extern void scipy_cblas_sgemm64_(int, int, int, blasint, blasint, blasint, float, const float *,
                                  blasint, const float *, blasint, float, float *, blasint);
+extern void scipy_cblas_sgemv64_(int, int, blasint, blasint, float, const float *, blasint,
+                                 const float *, blasint, float, float *, blasint);
 extern void scipy_openblas_set_num_threads64_(int);
+
+/* OpenBLAS as a loop would call it: sgemm, or for one row sgemv (as F(gemm) does) */
+static void blas_product(Py_ssize_t M, Py_ssize_t K, Py_ssize_t N, const float *A, const float *B,
+                         float *C)
+{
+    if (M == 1)
+        scipy_cblas_sgemv64_(101, 112, K, N, 1.0f, B, N, A, 1, 1.0f, C, 1);
+    else
+        scipy_cblas_sgemm64_(101, 111, 111, M, N, K, 1.0f, A, K, B, N, 1.0f, C, N);
+}
 
 static double now(void)
 {
@@ -54,7 +67,7 @@ int main(int argc, char **argv)
     if (pack_b(&pb, B, 0, K, N, N, M == 1) != 0 || packer_open(&pk, 1, M, K) != 0)
         return 1;
     gemm_packed(&pk, M, A, K, &pb, 1.0f, C, N);                   /* the same numbers first */
-    scipy_cblas_sgemm64_(101, 111, 111, M, N, K, 1.0f, A, K, B, N, 1.0f, C2, N);
+    blas_product(M, K, N, A, B, C2);
     double err = 0;
     for (Py_ssize_t i = 0; i < M * N; i++) {
         double e = C[i] > C2[i] ? C[i] - C2[i] : C2[i] - C[i];
@@ -70,13 +83,16 @@ int main(int argc, char **argv)
         n = 0;
         t = now();
         while (now() - t < round_s) {
-            scipy_cblas_sgemm64_(101, 111, 111, M, N, K, 1.0f, A, K, B, N, 1.0f, C2, N);
+            blas_product(M, K, N, A, B, C2);
             n++;
         }
         d = (now() - t) / n;
         best_blas = d < best_blas ? d : best_blas;
     }
-    printf("%s ", packed_isa() == ISA_AVX512 ? "avx512 8x32" : "avx2 4x24");
+    if (M == 1)                                                   /* the one-row kernel */
+        printf("%s ", packed_isa() == ISA_AVX512 ? "avx512 1x128" : "avx2 1x96");
+    else
+        printf("%s ", packed_isa() == ISA_AVX512 ? "avx512 8x32" : "avx2 4x24");
     printf("M=%ld K=%ld N=%ld (weights %.1f MB): packed %.1f GFLOP/s, OpenBLAS %.1f GFLOP/s "
            "(time packed/OpenBLAS %.2f; largest difference after one product %.1e)\n",
            (long)M, (long)K, (long)N, K * N * 4 / 1048576.0, flops / best_packed / 1e9,
