@@ -648,6 +648,19 @@ def test_chooser_respects_the_override(fresh_choices, monkeypatch):
     )
 
 
+def test_the_margin_is_for_ways_that_hand_off_each_step(fresh_choices, monkeypatch):
+    """Packed 5 % faster than one BLAS call: within the margin where the team shares each
+    step's product (BLAS kept), the faster way where chunks of the batch run on their own."""
+    times = {"packed": 0.95e-3, "blas": 1e-3, "split": 2e-3}
+    monkeypatch.setattr(kernels.choose, "timer", fake_timer(times, []))
+    whole, chunked = lstm_key(N=8, H=300), lstm_key(N=64, H=300)
+    plans = [kernels.choose.plan(k, kernels._loops)["chunks"] for k in (whole, chunked)]
+    if plans != [1, 2] or not kernels._loops.plan(8, 2, 4, True)[1]:
+        pytest.skip("needs the packed kernel and a team of two")
+    assert kernels.choose.choose(whole, kernels._loops)["way"] == "blas"
+    assert kernels.choose.choose(chunked, kernels._loops)["way"] == "packed"
+
+
 def test_short_loops_count_the_packing(fresh_choices, monkeypatch):
     """The packed way's setup (packing the weights once a loop) counts a T-th a step: a
     loop of one step (text generation) takes the next fastest way, a long loop the packed
@@ -672,12 +685,19 @@ def test_short_loops_count_the_packing(fresh_choices, monkeypatch):
     assert kernels.choose.code_for(forced, 1) == code["packed"]
 
 
-def test_time_products_reports_the_setup():
-    """time_products measures the steps and the setup before them (packing, for packed)."""
-    specs = [(256, 1024, False)]
-    for way in ("packed", "blas"):
-        steps, setup = kernels._loops.time_products(4, kernels.choose.CODES[way], 8, 1, 0, specs, 3)
-        assert len(steps) == 3 and all(t > 0 for t in steps) and setup >= 0
+@pytest.mark.parametrize("chunks", [1, 2])
+def test_time_products_reports_the_setup(chunks, team_of_two):
+    """time_products measures the steps and the setup before them (packing, for packed),
+    with the chunks of a batch running at once where the loop would cut it."""
+    LSTM(3, seed=0)(np.zeros((1, 2, 2), "float32"))  # the loops know NumPy's BLAS
+    specs = [(256, 1024, False), (64, 1024, False)]
+    with kernels.own_threads():
+        for way in ("packed", "blas"):
+            code = kernels.choose.CODES[way]
+            steps, setup = kernels._loops.time_products(4, code, 8, 2, 1, specs, 3, chunks)
+            assert len(steps) == 3 and all(t > 0 for t in steps) and setup >= 0
+    with pytest.raises(ValueError, match="out of range"):
+        kernels._loops.time_products(4, 1, 8, 2, 1, specs, 3, 0)
 
 
 @pytest.mark.parametrize(

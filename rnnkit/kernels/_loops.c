@@ -780,16 +780,16 @@ static PyObject *py_plan(PyObject *self, PyObject *args)
                          team_ok ? Py_True : Py_False);
 }
 
-/* time_products(itemsize, mode, rows, threads, own_threads, specs, reps) -> ([seconds per
- * step], seconds of the setup):
+/* time_products(itemsize, mode, rows, threads, own_threads, specs, reps, chunks=1) -> ([seconds
+ * per step], seconds of the setup):
  * specs is a sequence of (K, Nc, transB), the products of one step (F(time_products)). */
 static PyObject *py_time_products(PyObject *self, PyObject *args)
 {
-    int itemsize, mode, threads, own_threads, reps;
+    int itemsize, mode, threads, own_threads, reps, chunks = 1;
     Py_ssize_t rows;
     PyObject *specs;
-    if (!PyArg_ParseTuple(args, "iiniiOi", &itemsize, &mode, &rows, &threads, &own_threads,
-                          &specs, &reps))
+    if (!PyArg_ParseTuple(args, "iiniiOi|i", &itemsize, &mode, &rows, &threads, &own_threads,
+                          &specs, &reps, &chunks))
         return NULL;
     PyObject *seq = PySequence_Fast(specs, "specs: a sequence of (K, Nc, transB)");
     if (!seq)
@@ -799,7 +799,8 @@ static PyObject *py_time_products(PyObject *self, PyObject *args)
     int tr[MAX_PACKED];
     const char *err = NULL;
     if ((itemsize != 4 && itemsize != 8) || mode < PRODUCTS_LEGACY || mode > PRODUCTS_SPLIT
-        || rows < 1 || threads < 1 || reps < 1 || reps > 1000 || ns < 1 || ns > MAX_PACKED)
+        || rows < 1 || threads < 1 || reps < 1 || reps > 1000 || ns < 1 || ns > MAX_PACKED
+        || chunks < 1 || chunks > MAX_CHUNKS)
         err = "time_products: arguments out of range";
     for (Py_ssize_t i = 0; !err && i < ns; i++) {
         if (!PyArg_ParseTuple(PySequence_Fast_GET_ITEM(seq, i), "nnp", &K[i], &Nc[i], &tr[i])) {
@@ -824,9 +825,11 @@ static PyObject *py_time_products(PyObject *self, PyObject *args)
     int rc;
     Py_BEGIN_ALLOW_THREADS
     if (itemsize == 4)
-        rc = time_products_f32(mode, rows, threads, own_threads, (int)ns, K, Nc, tr, reps, out);
+        rc = time_products_f32(mode, rows, chunks, threads, own_threads, (int)ns, K, Nc, tr, reps,
+                               out);
     else
-        rc = time_products_f64(mode, rows, threads, own_threads, (int)ns, K, Nc, tr, reps, out);
+        rc = time_products_f64(mode, rows, chunks, threads, own_threads, (int)ns, K, Nc, tr, reps,
+                               out);
     Py_END_ALLOW_THREADS
     if (rc < 0) {
         free(out);
@@ -844,9 +847,10 @@ static PyMethodDef methods[] = {
     {"plan", py_plan, METH_VARARGS,
      "plan(N, threads, itemsize, own_threads) -> (chunks, packed, team): how a loop would run"},
     {"time_products", py_time_products, METH_VARARGS,
-     "time_products(itemsize, mode, rows, threads, own_threads, specs, reps) -> (steps, setup): "
-     "seconds of each of reps steps of the products specs [(K, Nc, transB)] run as `mode` runs "
-     "them, and of the loop's setup (packing the weights) before them"},
+     "time_products(itemsize, mode, rows, threads, own_threads, specs, reps, chunks=1) -> "
+     "(steps, setup): seconds of each of reps steps of the products specs [(K, Nc, transB)] "
+     "run as `mode` runs them (on `chunks` chunks of `rows` rows at once), and of the loop's "
+     "setup (packing the weights) before them"},
     {"forward", py_forward, METH_VARARGS, "forward(cell, args): the forward time loop"},
     {"backward", py_backward, METH_VARARGS, "backward(cell, args): the reverse time loop"},
     {"set_blas", py_set_blas, METH_VARARGS,

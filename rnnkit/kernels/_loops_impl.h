@@ -846,15 +846,58 @@ static int F(run_loop)(F(loop_fn) fn, const LoopArgs *a, int cell, int backward)
     return rc;
 }
 
-/* Time one step's recurrent products as a loop would run them with `mode`: `rows` rows (a
- * chunk's, when the loop cuts the batch), the products op(B_i) (K[i] x Nc[i], transposed
+/* Time one step's recurrent products as a loop would run them with `mode`: `rows` rows a
+ * product, on `chunks` chunks of the batch at once where the loop cuts it (each chunk on its
+ * own thread, all reading the same weights: they share the caches and the memory as in the
+ * loop), else on the loop's `threads`; the products op(B_i) (K[i] x Nc[i], transposed
  * where tr[i]) of a state A (rows x max K), weights and state filled with small values.
  * One step untimed first (the team wakes, the weights come into cache), then `reps` steps;
- * out[r]: the seconds of step r; out[reps]: of the loop's setup before its first step
- * (packing the weights, where the way packs them).  Returns 0, or -1 when there is no memory. */
-static int F(time_products)(int mode, Py_ssize_t rows, int threads, int own_threads, int ns,
-                            const Py_ssize_t *K, const Py_ssize_t *Nc, const int *tr, int reps,
-                            double *out)
+ * out[r]: the seconds of step r (the first chunk's); out[reps]: of the loop's setup before
+ * its first step (packing the weights, where the way packs them).  Returns 0, or -1 when
+ * there is no memory. */
+typedef struct {
+    Py_ssize_t rows, Kmax, nc;
+    int ns, reps;
+    const Py_ssize_t *K, *Nc;
+    const int *tr;
+    REAL *A, *B, *C;                    /* A: chunks x rows x Kmax; C: chunks x nc */
+    const Products *loop;
+    double *out;
+    int rc[MAX_CHUNKS];
+} F(TimeJob);
+
+static void F(time_steps)(const F(TimeJob) *j, Products *pr, int part, double *out)
+{
+    const REAL *A = j->A + part * j->rows * j->Kmax;
+    for (int r = -1; r < j->reps; r++) {
+        struct timespec t0, t1;
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        REAL *bi = j->B, *ci = j->C + part * j->nc;
+        for (int i = 0; i < j->ns; i++) {
+            F(product)(pr, i, j->tr[i], j->rows, j->Nc[i], j->K[i], A, j->Kmax, bi,
+                       j->tr[i] ? j->K[i] : j->Nc[i], (REAL)1, ci, j->Nc[i]);
+            bi += j->K[i] * j->Nc[i];
+            ci += j->rows * j->Nc[i];
+        }
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        if (r >= 0 && out)
+            out[r] = (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
+    }
+}
+
+static void F(time_chunk)(void *ctx, int part, int parts)
+{
+    F(TimeJob) *j = (F(TimeJob) *)ctx;
+    Products pr;
+    (void)parts;
+    F(products_borrow)(&pr, j->loop, j->rows, j->Kmax);
+    F(time_steps)(j, &pr, part, part == 0 ? j->out : NULL);
+    F(products_close)(&pr);
+}
+
+static int F(time_products)(int mode, Py_ssize_t rows, int chunks, int threads, int own_threads,
+                            int ns, const Py_ssize_t *K, const Py_ssize_t *Nc, const int *tr,
+                            int reps, double *out)
 {
     Py_ssize_t Kmax = 1, nb = 0, nc = 0;
     for (int i = 0; i < ns; i++) {
@@ -862,18 +905,27 @@ static int F(time_products)(int mode, Py_ssize_t rows, int threads, int own_thre
         nb += K[i] * Nc[i];
         nc += rows * Nc[i];
     }
-    REAL *A = (REAL *)malloc((size_t)(rows * Kmax + nb + nc) * sizeof(REAL));
-    if (!A)
+    if (chunks > 1)                     /* the team, as run_loop takes it (else one chunk alone) */
+        chunks = chunk_count(rows * chunks, chunks, IS_F32, own_threads);
+    if (chunks < 1)
+        chunks = 1;
+    size_t n = (size_t)(chunks * rows * Kmax + nb + chunks * nc);
+    REAL *A = (REAL *)malloc(n * sizeof(REAL));
+    if (!A) {
+        if (chunks > 1)
+            chunks_done();
         return -1;
-    REAL *B = A + rows * Kmax, *C = B + nb;
-    for (Py_ssize_t j = 0; j < rows * Kmax + nb + nc; j++)
-        A[j] = (REAL)(0.001 * (double)(j % 7 + 1));
+    }
+    for (size_t i = 0; i < n; i++)
+        A[i] = (REAL)(0.001 * (double)(i % 7 + 1));
+    F(TimeJob) j = {rows, Kmax, nc, ns, reps, K, Nc, tr, A, A + chunks * rows * Kmax,
+                    A + chunks * rows * Kmax + nb, NULL, out, {0}};
     Products pr;
     for (int first = 1; first >= 0; first--) {    /* the second setup is a loop's typical one: */
         struct timespec s0, s1;                    /* the first one's fresh pages fault in */
         clock_gettime(CLOCK_MONOTONIC, &s0);
-        F(products_open)(&pr, rows, Kmax, threads, own_threads, mode);
-        REAL *b = B;
+        F(products_open)(&pr, rows, Kmax, chunks > 1 ? 1 : threads, own_threads, mode);
+        REAL *b = j.B;
         for (int i = 0; i < ns; i++) {
             PackSpec sp = {b, tr[i], K[i], Nc[i], tr[i] ? K[i] : Nc[i]};
             F(products_pack)(&pr, i, &sp);
@@ -884,19 +936,12 @@ static int F(time_products)(int mode, Py_ssize_t rows, int threads, int own_thre
         if (first)
             F(products_close)(&pr);
     }
-    for (int r = -1; r < reps; r++) {
-        struct timespec t0, t1;
-        clock_gettime(CLOCK_MONOTONIC, &t0);
-        REAL *bi = B, *ci = C;
-        for (int i = 0; i < ns; i++) {
-            F(product)(&pr, i, tr[i], rows, Nc[i], K[i], A, Kmax, bi, tr[i] ? K[i] : Nc[i],
-                       (REAL)1, ci, Nc[i]);
-            bi += K[i] * Nc[i];
-            ci += rows * Nc[i];
-        }
-        clock_gettime(CLOCK_MONOTONIC, &t1);
-        if (r >= 0)
-            out[r] = (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
+    if (chunks > 1) {
+        j.loop = &pr;
+        team_run_chunks(F(time_chunk), &j, chunks);
+        chunks_done();
+    } else {
+        F(time_steps)(&j, &pr, 0, out);
     }
     F(products_close)(&pr);
     free(A);

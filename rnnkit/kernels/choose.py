@@ -8,8 +8,10 @@ the loop runs it), one BLAS call per product, or each product cut by columns ove
 the CPU, the shape, and on whether other processes share the cores (a team barrier per step
 costs microseconds on an idle machine, a scheduler's time slice on a busy one).  So the
 first loop of each shape (``key``) times one step's products each way that applies, a few
-times, takes the fastest (one BLAS call unless another way is ``MARGIN`` faster), and
-remembers it for the process.  The packed way also costs its loop a setup (packing the
+times, as the loop runs them (where the loop cuts the batch into chunks, every chunk's at
+once: they share the caches and the memory), takes the fastest (one BLAS call unless a way
+that hands each step to the team is ``MARGIN`` faster), and remembers it for the
+process.  The packed way also costs its loop a setup (packing the
 weights, about one pass over them), measured with it: a loop of T steps counts a T-th of it
 a step (``code_for``), so that a short loop (a step of text generation, T = 1) does not pay
 for a packing that only long ones earn back.
@@ -17,8 +19,7 @@ for a packing that only long ones earn back.
 ``RNNKIT_PRODUCTS=auto|packed|blas|split`` (auto, the default, measures); a forced way that
 cannot run for a shape (packed in float64, with 2 or 3 rows a product (one row has a
 kernel of its own, from ``PACKED_MIN_ROWS`` the register tile) or without AVX2/FMA; split
-without a team of two) runs as one BLAS call and says
-so in ``choices()``.
+without a team of two) runs as one BLAS call and says so in ``choices()``.
 """
 
 from __future__ import annotations
@@ -37,10 +38,14 @@ CODES = {"legacy": 0, "packed": 1, "blas": 2, "split": 3}
 PACKED_MIN_ROWS = 4  # the AVX2 register tile's rows (MR in _packed.h; AVX-512's: 8)
 REPEATS = 5  # timed steps per way (after one untimed)
 ROUNDS = 2  # the ways alternate this many times; each way's best round counts
-# Another way than one BLAS call must beat it by this factor: timed alone, back to back, a
-# team barrier costs less than between a loop's gate arithmetic (LSTM N = 8, H = 64 on the
-# Xeon of benchmarks/results/products-xeon-avx512: split 3.6 µs against BLAS 3.7 µs a step
-# alone, 7.7 against 6.0 µs a step in the layer).
+# A way that hands each step's product to the team (split; packed when the batch is not cut
+# into chunks) must beat one BLAS call by this factor: timed alone, back to back, a team
+# barrier costs less than between a loop's gate arithmetic (LSTM N = 8, H = 64 on the Xeon
+# of benchmarks/results/products-xeon-avx512: split 3.6 µs against BLAS 3.7 µs a step
+# alone, 7.7 against 6.0 µs a step in the layer).  Chunks of the batch run their whole loops
+# without a barrier, and are timed all at once (as they share the caches and the memory),
+# so there the fastest way wins (LSTM(1024), N = 128, two chunks: packed 5.46 ms against
+# BLAS 6.05 timed, 5.9 against 7.1 a step in the loop).
 MARGIN = 0.9
 BUDGET_S = 0.002  # seconds of timed steps per way and round (at least one step)
 # A way measured SUSPECT times slower than the fastest, and SUSPECT_S seconds a step slower,
@@ -145,7 +150,14 @@ def time_way(key: Key, way: str, pl: dict[str, Any], loops) -> tuple[float, floa
     flops = 2.0 * pl["rows"] * sum(k * nc for k, nc, _ in specs)
     reps = max(1, min(REPEATS, int(BUDGET_S / (flops / 20e9))))
     steps, setup = loops.time_products(
-        key.itemsize, CODES[way], pl["rows"], pl["threads"], int(key.own_threads), specs, reps
+        key.itemsize,
+        CODES[way],
+        pl["rows"],
+        pl["threads"],
+        int(key.own_threads),
+        specs,
+        reps,
+        pl["chunks"],
     )
     return sorted(steps)[len(steps) // 2], setup
 
@@ -161,9 +173,10 @@ def _suspects(times: dict[str, float]) -> list[str]:
     return [w for w, t in times.items() if t > max(SUSPECT * best, best + SUSPECT_S)]
 
 
-def _decide(times: dict[str, float], ways: list[str]) -> str:
+def _decide(times: dict[str, float], ways: list[str], chunks: int) -> str:
     way = min(ways, key=lambda w: times.get(w, 0.0))
-    if way != "blas" and "blas" in times and times[way] > MARGIN * times["blas"]:
+    hands_off = way == "split" or (way == "packed" and chunks <= 1)
+    if hands_off and "blas" in times and times[way] > MARGIN * times["blas"]:
         way = "blas"
     return way
 
@@ -179,7 +192,7 @@ def _recheck(key: Key, rec: dict[str, Any], loops) -> None:
     ways = list(times)
     with _lock:
         rec["times"] = times
-        rec["way"] = way = _decide(times, ways)
+        rec["way"] = way = _decide(times, ways, pl["chunks"])
         rec["code"] = CODES[way]
         rec["rechecks"] = rec.get("rechecks", 0) + 1
         if _suspects(times) and rec["rechecks"] < RETRIES:
@@ -219,7 +232,7 @@ def choose(key: Key, loops) -> dict[str, Any]:
                     t, s = timer(key, w, pl, loops)
                     times[w] = min(times.get(w, t), t)
                     setup[w] = min(setup.get(w, s), s)
-        way = _decide(times, ways)
+        way = _decide(times, ways, pl["chunks"])
         rec.update(
             way=way, times=times, setup=setup, why_not=why_not, cost_s=time.perf_counter() - t0
         )
@@ -238,7 +251,8 @@ def code_for(rec: dict[str, Any], T: int) -> int:
     if rec.get("way") != "packed" or not rec.get("setup"):
         return int(rec["code"])
     times, setup = rec["times"], rec["setup"]
-    way = _decide({w: t + setup.get(w, 0.0) / T for w, t in times.items()}, list(times))
+    costs = {w: t + setup.get(w, 0.0) / T for w, t in times.items()}
+    way = _decide(costs, list(times), rec["plan"]["chunks"])
     return CODES[way]
 
 
