@@ -162,15 +162,64 @@ def test_packed_gemm_microbenchmark_builds_and_agrees(tmp_path):
             timeout=120,
         )
         assert build.returncode == 0, build.stderr[-3000:]
-        run = subprocess.run(
-            [str(exe), "7", "300", "50", "0.01"], capture_output=True, text=True, timeout=60
-        )
-        if run.returncode == 2:
-            pytest.skip("this CPU has no AVX2/FMA: the packed kernel is not used")
-        assert run.returncode == 0, run.stderr
-        assert "packed" in run.stdout and "OpenBLAS" in run.stdout
-        err = float(run.stdout.rsplit("product ", 1)[1].rstrip(")\n"))
-        assert err < 1e-3, run.stdout
+        for shape in (["7", "300", "50"], ["1", "300", "200"]):  # one row: against sgemv
+            run = subprocess.run(
+                [str(exe), *shape, "0.01"], capture_output=True, text=True, timeout=60
+            )
+            if run.returncode == 2:
+                pytest.skip("this CPU has no AVX2/FMA: the packed kernel is not used")
+            assert run.returncode == 0, run.stderr
+            assert "packed" in run.stdout and "OpenBLAS" in run.stdout
+            err = float(run.stdout.rsplit("product ", 1)[1].rstrip(")\n"))
+            assert err < 1e-3, run.stdout
+
+
+def test_read_bandwidth_builds_and_runs(tmp_path):
+    """benchmarks/read_bandwidth.c (the memory ceiling BENCHMARKS.md quotes) compiles and
+    prints its figures; a bad argument is refused."""
+    import shutil
+
+    cc = shutil.which("gcc") or shutil.which("cc")
+    if cc is None or sys.platform != "linux":
+        pytest.skip("needs a C compiler on Linux")
+    exe = tmp_path / "read_bandwidth"
+    src = os.path.join(ROOT, "benchmarks", "read_bandwidth.c")
+    build = subprocess.run(
+        [cc, "-O2", "-pthread", src, "-o", str(exe)], capture_output=True, text=True, timeout=120
+    )
+    assert build.returncode == 0, build.stderr[-3000:]
+    run = subprocess.run([str(exe), "1", "2"], capture_output=True, text=True, timeout=60)
+    if run.returncode == 2 and "AVX-512F" in run.stderr:
+        pytest.skip("this CPU has no AVX-512F")
+    assert run.returncode == 0, run.stderr
+    assert "GB/s" in run.stdout and "a pass" in run.stdout
+    bad = subprocess.run([str(exe), "0", "2"], capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 2
+
+
+def test_generate_speed_runs_each_way(tmp_path):
+    """benchmarks/generate_speed.py times generation in a fresh process per way."""
+    from rnnkit.apps import autocomplete as app
+
+    sonnets = os.path.join(ROOT, "tests", "data", "sonnets.txt")
+    ac = app.Autocompleter.train(
+        sonnets, minutes=1, max_updates=2, hidden=8, batch=4, bptt=8, accuracy_samples=0
+    )
+    model = tmp_path / "tiny.rnnkit"
+    ac.save(model)
+    script = os.path.join(ROOT, "benchmarks", "generate_speed.py")
+    run = subprocess.run(
+        [sys.executable, script, str(model), "--chars", "5", "--ways", "auto", "blas"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "auto:" in run.stdout and "blas:" in run.stdout and "characters a second" in run.stdout
+    bad = subprocess.run(
+        [sys.executable, script, str(tmp_path / "none.rnnkit")], capture_output=True, text=True
+    )
+    assert bad.returncode == 2 and "no such file" in bad.stderr
 
 
 def test_a_framework_that_is_not_installed_is_named(monkeypatch, capsys):
