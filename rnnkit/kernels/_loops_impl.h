@@ -863,7 +863,6 @@ typedef struct {
     REAL *A, *B, *C;                    /* A: chunks x rows x Kmax; C: chunks x nc */
     const Products *loop;
     double *out;
-    int rc[MAX_CHUNKS];
 } F(TimeJob);
 
 static void F(time_steps)(const F(TimeJob) *j, Products *pr, int part, double *out)
@@ -919,7 +918,7 @@ static int F(time_products)(int mode, Py_ssize_t rows, int chunks, int threads, 
     for (size_t i = 0; i < n; i++)
         A[i] = (REAL)(0.001 * (double)(i % 7 + 1));
     F(TimeJob) j = {rows, Kmax, nc, ns, reps, K, Nc, tr, A, A + chunks * rows * Kmax,
-                    A + chunks * rows * Kmax + nb, NULL, out, {0}};
+                    A + chunks * rows * Kmax + nb, NULL, out};
     Products pr;
     for (int first = 1; first >= 0; first--) {    /* the second setup is a loop's typical one: */
         struct timespec s0, s1;                    /* the first one's fresh pages fault in */
