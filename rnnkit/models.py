@@ -15,7 +15,7 @@ import numpy as np
 import numpy.typing as npt
 
 from . import backend, validation
-from .layers import Bidirectional, Dropout, Layer, Recurrent, Wrapper
+from .layers import Bidirectional, Dropout, Embedding, Layer, Recurrent, Wrapper
 
 if TYPE_CHECKING:
     from .callbacks import Callback, History
@@ -178,6 +178,14 @@ class Model(Wrapper):
             )
 
 
+def _takes_lookup(layer, training, embedding, x) -> bool:
+    """Whether ``layer``, after ``embedding`` in a Sequential, takes its output as a
+    ``Lookup`` in this forward (``Recurrent.takes_lookup``)."""
+    return isinstance(layer, Recurrent) and layer.takes_lookup(
+        training, embedding.input_dim, int(np.size(x))
+    )
+
+
 class Sequential(Model):
     """A linear stack of layers, as Keras's ``Sequential``::
 
@@ -227,8 +235,11 @@ class Sequential(Model):
     def forward(self, x, training=False, mask=None):
         if not self.layers:
             raise ValueError(f"{self.who} has no layers; add some first")
-        for layer in self.layers:
-            x = layer.forward(x, training=training, mask=mask)
+        for layer, after in zip(self.layers, [*self.layers[1:], None]):
+            if isinstance(layer, Embedding) and _takes_lookup(after, training, layer, x):
+                x = layer.lookup(x, mask)  # the recurrent layer gathers (E U)[ids] itself
+            else:
+                x = layer.forward(x, training=training, mask=mask)
             mask = layer.output_mask
         self.output_mask = mask
         return x

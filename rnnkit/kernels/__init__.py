@@ -16,8 +16,8 @@ the compiled loop does not apply, and the layer runs ``bptt``.  The package, by 
     switch.py    RNNKIT_KERNELS, set_enabled, numpy_loops
     blas.py      NumPy's BLAS, found and its threads held through threadpoolctl
     threads.py   own_threads: the BLAS on one thread, rnnkit's team does the parallel work
-    loops.py     the calls: forward, backward, matmul (arrays reach C through the buffer
-                 protocol; C checks every shape, item size and stride)
+    loops.py     the calls: forward, backward, matmul, adam, add_rows (arrays reach C
+                 through the buffer protocol; C checks every shape, item size and stride)
     choose.py    how each loop's recurrent products run (packed kernel, BLAS, or cut by
                  columns over the team), measured once per shape; RNNKIT_PRODUCTS
 
@@ -46,6 +46,7 @@ from .loops import (
     Untraced,
     _loops,
     adam,
+    add_rows,
     available,
     backward,
     enabled,
@@ -66,6 +67,7 @@ __all__ = [
     "backward",
     "matmul",
     "adam",
+    "add_rows",
     "Untraced",
 ]
 

@@ -27,6 +27,14 @@
 #define CLONES
 #endif
 
+/* Pointers that no other argument of the function reaches: without it GCC leaves element-wise
+ * loops over many arrays scalar (more possible overlaps than it will check at run time). */
+#if defined(__GNUC__) || defined(__clang__) || defined(_MSC_VER)
+#define RESTRICT __restrict
+#else
+#define RESTRICT
+#endif
+
 #if defined(__GNUC__)
 #define ALWAYS_INLINE static inline __attribute__((always_inline))   /* also into the clones */
 #else
@@ -707,6 +715,105 @@ static PyObject *py_adam(PyObject *self, PyObject *args)
     Py_RETURN_NONE;
 }
 
+/* ---- Rows added up by index:  T[ids[r]] += S[r]  for r < n.  T (V, G) and S (n, G)
+ * C-contiguous, of one float type.  An embedding's gradient, and ∂L/∂(E U) of an Embedding
+ * fused with the recurrent layer after it (rnnkit/layers/recurrent.py).  Cut by columns over
+ * the team, so that no two threads write one element. */
+typedef struct {
+    char *T;
+    const char *S;
+    const long long *ids;
+    Py_ssize_t n, G;
+    int isz;
+} AddRowsJob;
+
+CLONES static void add_rows_f32(float *RESTRICT T, const float *RESTRICT S,
+                                const long long *RESTRICT ids, Py_ssize_t n,
+                                Py_ssize_t G, Py_ssize_t c0, Py_ssize_t c1)
+{
+    for (Py_ssize_t r = 0; r < n; r++) {
+        float *t = T + (Py_ssize_t)ids[r] * G;
+        const float *s = S + r * G;
+        for (Py_ssize_t c = c0; c < c1; c++)
+            t[c] += s[c];
+    }
+}
+
+CLONES static void add_rows_f64(double *RESTRICT T, const double *RESTRICT S,
+                                const long long *RESTRICT ids, Py_ssize_t n,
+                                Py_ssize_t G, Py_ssize_t c0, Py_ssize_t c1)
+{
+    for (Py_ssize_t r = 0; r < n; r++) {
+        double *t = T + (Py_ssize_t)ids[r] * G;
+        const double *s = S + r * G;
+        for (Py_ssize_t c = c0; c < c1; c++)
+            t[c] += s[c];
+    }
+}
+
+static void add_rows_job(void *ctx, int part, int parts)
+{
+    const AddRowsJob *j = (const AddRowsJob *)ctx;
+    Py_ssize_t blocks = (j->G + 15) / 16;                    /* 64-byte blocks of float32 */
+    Py_ssize_t c0 = blocks * part / parts * 16, c1 = blocks * (part + 1) / parts * 16;
+    if (c1 > j->G)
+        c1 = j->G;
+    if (c0 >= c1)
+        return;
+    if (j->isz == 4)
+        add_rows_f32((float *)j->T, (const float *)j->S, j->ids, j->n, j->G, c0, c1);
+    else
+        add_rows_f64((double *)j->T, (const double *)j->S, j->ids, j->n, j->G, c0, c1);
+}
+
+/* add_rows(T, ids, S, G, itemsize, threads): T[ids[r]] += S[r]; ids int64, each in [0, V) */
+static PyObject *py_add_rows(PyObject *self, PyObject *args)
+{
+    Py_buffer bt, bi, bs;
+    Py_ssize_t G;
+    int isz, threads;
+    if (!PyArg_ParseTuple(args, "w*y*y*nii", &bt, &bi, &bs, &G, &isz, &threads))
+        return NULL;
+    const char *err = NULL;
+    Py_ssize_t n = bi.len / 8, V = 0;
+    if (isz != 4 && isz != 8)
+        err = "add_rows: itemsize must be 4 or 8";
+    else if (G <= 0 || bt.len % (G * isz) || bi.len % 8 || bs.len != n * G * isz)
+        err = "add_rows: T (V, G), ids (n,) int64 and S (n, G) expected";
+    else {
+        V = bt.len / (G * isz);
+        const long long *ids = (const long long *)bi.buf;
+        for (Py_ssize_t r = 0; r < n; r++)
+            if (ids[r] < 0 || ids[r] >= V) {
+                err = "add_rows: an index is out of range";
+                break;
+            }
+    }
+    if (!err && n > 0) {
+        AddRowsJob j = {(char *)bt.buf, (const char *)bs.buf, (const long long *)bi.buf, n, G, isz};
+        Py_BEGIN_ALLOW_THREADS
+#ifdef RNNKIT_PACKED
+        if (threads > 1 && G >= 32 && pthread_mutex_trylock(&team.lock) == 0) {
+            int size = team_start(threads);
+            team_run(add_rows_job, &j, size);
+            pthread_mutex_unlock(&team.lock);
+        } else
+            add_rows_job(&j, 0, 1);
+#else
+        add_rows_job(&j, 0, 1);
+#endif
+        Py_END_ALLOW_THREADS
+    }
+    PyBuffer_Release(&bt);
+    PyBuffer_Release(&bi);
+    PyBuffer_Release(&bs);
+    if (err) {
+        PyErr_SetString(PyExc_ValueError, err);
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
 /* tanh of a float32 buffer with the loops' own tanh (for tests of its accuracy) */
 static PyObject *py_tanh_f32(PyObject *self, PyObject *args)
 {
@@ -861,6 +968,9 @@ static PyMethodDef methods[] = {
     {"adam", py_adam, METH_VARARGS,
      "adam(p, g, m, v, alpha, c1, c2, eps, itemsize): Adam's update in place, one pass "
      "(c1 = 1 - beta_1, c2 = 1 - beta_2)"},
+    {"add_rows", py_add_rows, METH_VARARGS,
+     "add_rows(T, ids, S, G, itemsize, threads): T[ids[r]] += S[r] (T (V, G), S (n, G) "
+     "C-contiguous of one float type, ids int64 in [0, V)), cut by columns over the team"},
     {"tanh_f32", py_tanh_f32, METH_VARARGS, "tanh_f32(x, out): the loops' float32 tanh"},
     {"set_packed", py_set_packed, METH_VARARGS,
      "set_packed(flag): float32 recurrent products with packed weights on the loops' own "

@@ -423,8 +423,10 @@ static int F(simple_backward)(const LoopArgs *a, Products *pr)
 /* ========================================================================================= */
 /* LSTM (gates i, f, g, o), with the optional projection h_t = m_t P                          */
 /* ========================================================================================= */
-CLONES static void F(lstm_cell_fwd)(const REAL *i, const REAL *f, const REAL *g, const REAL *o,
-                                   const REAL *c_prev, REAL *c, REAL *act_c, Py_ssize_t H)
+CLONES static void F(lstm_cell_fwd)(const REAL *RESTRICT i, const REAL *RESTRICT f,
+                                   const REAL *RESTRICT g, const REAL *RESTRICT o,
+                                   const REAL *RESTRICT c_prev, REAL *RESTRICT c,
+                                   REAL *RESTRICT act_c, Py_ssize_t H)
 {
     for (Py_ssize_t j = 0; j < H; j++) {
         REAL cf = f[j] * c_prev[j];                        /* c_t = f ⊙ c_{t-1} + i ⊙ g */
@@ -433,7 +435,8 @@ CLONES static void F(lstm_cell_fwd)(const REAL *i, const REAL *f, const REAL *g,
     }
 }
 
-CLONES static void F(lstm_mul)(const REAL *o, const REAL *act_c, REAL *out, Py_ssize_t H)
+CLONES static void F(lstm_mul)(const REAL *RESTRICT o, const REAL *RESTRICT act_c,
+                              REAL *RESTRICT out, Py_ssize_t H)
 {
     for (Py_ssize_t j = 0; j < H; j++)
         out[j] = o[j] * act_c[j];                          /* o ⊙ σ(c_t) */
@@ -495,9 +498,11 @@ static int F(lstm_forward)(const LoopArgs *a, Products *pr)
 }
 
 /* One sample's reverse step through the gates; `dd` holds 5H scratch values. */
-CLONES static void F(lstm_cell_bwd)(const LoopArgs *a, const REAL *zi, const REAL *act_c,
-                                   const REAL *c_prev, const REAL *dm, const REAL *dc_in,
-                                   REAL *dxw, REAL *dc_prev, REAL *dd, Py_ssize_t H)
+CLONES static void F(lstm_cell_bwd)(const LoopArgs *a, const REAL *RESTRICT zi,
+                                   const REAL *RESTRICT act_c, const REAL *RESTRICT c_prev,
+                                   const REAL *RESTRICT dm, const REAL *RESTRICT dc_in,
+                                   REAL *RESTRICT dxw, REAL *RESTRICT dc_prev, REAL *RESTRICT dd,
+                                   Py_ssize_t H)
 {
     const REAL *i = zi, *f = zi + H, *g = zi + 2 * H, *o = zi + 3 * H;
     F(dact)(a->rec_act, i, dd, 2 * H);                      /* ρ'(i), ρ'(f) */
@@ -562,8 +567,8 @@ static int F(lstm_backward)(const LoopArgs *a, Products *pr)
 /* ========================================================================================= */
 /* GRU (gates z, r, n), reset_after (PyTorch, cuDNN) or before (Keras's other variant)        */
 /* ========================================================================================= */
-CLONES static void F(gru_new_state)(const REAL *h_prev, const REAL *z, const REAL *nn, REAL *h,
-                                   Py_ssize_t H)
+CLONES static void F(gru_new_state)(const REAL *RESTRICT h_prev, const REAL *RESTRICT z,
+                                   const REAL *RESTRICT nn, REAL *RESTRICT h, Py_ssize_t H)
 {
     for (Py_ssize_t j = 0; j < H; j++)                     /* h_t = n + z ⊙ (h_{t-1} - n) */
         h[j] = (h_prev[j] - nn[j]) * z[j] + nn[j];
@@ -641,8 +646,9 @@ static int F(gru_forward)(const LoopArgs *a, Products *pr)
 }
 
 /* The gate part of one sample's reverse step: ∂L/∂a_z and ∂L/∂a_n; `dd` holds 2H values. */
-CLONES static void F(gru_bwd_zn)(const LoopArgs *a, const REAL *g, const REAL *h_prev,
-                                const REAL *dh, REAL *dxw, REAL *dd, Py_ssize_t H)
+CLONES static void F(gru_bwd_zn)(const LoopArgs *a, const REAL *RESTRICT g,
+                                const REAL *RESTRICT h_prev, const REAL *RESTRICT dh,
+                                REAL *RESTRICT dxw, REAL *RESTRICT dd, Py_ssize_t H)
 {
     const REAL *z = g, *nn = g + 2 * H;
     F(dact)(a->rec_act, z, dd, H);
@@ -651,6 +657,45 @@ CLONES static void F(gru_bwd_zn)(const LoopArgs *a, const REAL *g, const REAL *h
         dxw[j] = (dh[j] * (h_prev[j] - nn[j])) * dd[j];             /* ∂L/∂a_z */
         dxw[2 * H + j] = (dh[j] * ((REAL)1 - z[j])) * dd[H + j];    /* ∂L/∂a_n */
     }
+}
+
+/* reset_after: ∂L/∂a_r = ∂L/∂a_n ⊙ h_n ⊙ ρ'(r) (dd), and ∂L/∂h_n = ∂L/∂a_n ⊙ r, kept in dhn and
+ * in the n part of dw (∂L/∂(h_{t-1} W)) */
+CLONES static void F(gru_bwd_r_after)(const REAL *RESTRICT r, const REAL *RESTRICT hn,
+                                     const REAL *RESTRICT dd, REAL *RESTRICT dx,
+                                     REAL *RESTRICT dw, REAL *RESTRICT dhn, Py_ssize_t H)
+{
+    for (Py_ssize_t j = 0; j < H; j++) {
+        REAL dan = dx[2 * H + j];
+        dx[H + j] = (dan * hn[j]) * dd[j];                          /* ∂L/∂a_r */
+        dw[2 * H + j] = dhn[j] = dan * r[j];                        /* ∂L/∂h_n */
+    }
+}
+
+/* reset before: with drh = ∂L/∂(r ⊙ h) in, ∂L/∂a_r = drh ⊙ h_{t-1} (⊙ rec_mask) ⊙ ρ'(r) (dd),
+ * and drh ⊙ r out (h_{t-1}'s share through r ⊙ h) */
+CLONES static void F(gru_bwd_r_before)(const REAL *RESTRICT r, const REAL *RESTRICT hp,
+                                      const REAL *RESTRICT rmn, const REAL *RESTRICT dd,
+                                      REAL *RESTRICT dx, REAL *RESTRICT drh, Py_ssize_t H)
+{
+    if (rmn)
+        for (Py_ssize_t j = 0; j < H; j++) {
+            dx[H + j] = (drh[j] * (hp[j] * rmn[j])) * dd[j];         /* ∂L/∂a_r */
+            drh[j] = drh[j] * r[j];                                  /* ∂L/∂(r⊙h) ⊙ r */
+        }
+    else
+        for (Py_ssize_t j = 0; j < H; j++) {
+            dx[H + j] = (drh[j] * hp[j]) * dd[j];
+            drh[j] = drh[j] * r[j];
+        }
+}
+
+/* out += d ⊙ z */
+CLONES static void F(add_product)(REAL *RESTRICT out, const REAL *RESTRICT d,
+                                 const REAL *RESTRICT z, Py_ssize_t H)
+{
+    for (Py_ssize_t j = 0; j < H; j++)
+        out[j] += d[j] * z[j];
 }
 
 static int F(gru_backward)(const LoopArgs *a, Products *pr)
@@ -682,11 +727,7 @@ static int F(gru_backward)(const LoopArgs *a, Products *pr)
                 const REAL *r = gt + n * G + H;
                 REAL *dx = dxw + n * G, *dw = dhw + n * G;
                 F(dact)(a->rec_act, r, dd, H);
-                for (Py_ssize_t j = 0; j < H; j++) {
-                    REAL dan = dx[2 * H + j];
-                    dx[H + j] = (dan * hn[n * H + j]) * dd[j];          /* ∂L/∂a_r */
-                    dw[2 * H + j] = dhn[n * H + j] = dan * r[j];        /* ∂L/∂h_n */
-                }
+                F(gru_bwd_r_after)(r, hn + n * H, dd, dx, dw, dhn + n * H, H);
                 memcpy(dw, dx, (size_t)(2 * H) * sizeof(REAL));         /* z, r */
             }
             F(product)(pr, 0, 1, N, H, G, dhw, G, W, G, (REAL)0, d_new, H);      /* ∂L/∂(h W) Wᵀ */
@@ -694,25 +735,16 @@ static int F(gru_backward)(const LoopArgs *a, Products *pr)
             /* ∂L/∂(r ⊙ h_{t-1}) = ∂L/∂a_n W_nᵀ */
             F(product)(pr, 1, 1, N, H, H, dxw + 2 * H, G, W + 2 * H, G, (REAL)0, d_new, H);
             for (Py_ssize_t n = 0; n < N; n++) {
-                const REAL *r = gt + n * G + H, *hp = h_prev + n * H;
-                const REAL *rmn = rm ? rm + n * H : NULL;
-                REAL *drh = d_new + n * H, *dx = dxw + n * G;
+                const REAL *r = gt + n * G + H;
                 F(dact)(a->rec_act, r, dd, H);
-                for (Py_ssize_t j = 0; j < H; j++) {
-                    REAL hd = rmn ? hp[j] * rmn[j] : hp[j];
-                    dx[H + j] = (drh[j] * hd) * dd[j];                  /* ∂L/∂a_r */
-                    drh[j] = drh[j] * r[j];                             /* ∂L/∂(r⊙h) ⊙ r */
-                }
+                F(gru_bwd_r_before)(r, h_prev + n * H, rm ? rm + n * H : NULL, dd, dxw + n * G,
+                                    d_new + n * H, H);
             }
             F(product)(pr, 0, 1, N, H, 2 * H, dxw, G, W, G, (REAL)1, d_new, H);  /* + ∂L/∂a_zr W_zrᵀ */
         }
         F(mul_rec_mask)(a, d_new, H);
-        for (Py_ssize_t n = 0; n < N; n++) {                           /* + ∂L/∂h_t ⊙ z */
-            const REAL *z = gt + n * G, *d = dh + n * H;
-            REAL *out = d_new + n * H;
-            for (Py_ssize_t j = 0; j < H; j++)
-                out[j] += d[j] * z[j];
-        }
+        for (Py_ssize_t n = 0; n < N; n++)                             /* + ∂L/∂h_t ⊙ z */
+            F(add_product)(d_new + n * H, dh + n * H, gt + n * G, H);
         F(pass_masked)(a, t, full, d_cur, d_new, H);
         REAL *tmp = d_cur; d_cur = d_new; d_new = tmp;
     }

@@ -10,9 +10,11 @@ their shapes, item sizes and strides are checked against the loop's sizes.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
-from .. import activations
+from .. import activations, backend
 from ..bptt import Trace
 from ..cells import GRUCell, LSTMCell, SimpleCell
 from . import blas, choose, switch, threads
@@ -118,6 +120,48 @@ def matmul(a, b):
     except ValueError:  # a layout BLAS cannot read as it is (strided)
         return a @ b
     return out
+
+
+# add_rows cuts by columns over the team from this many values (measured on the 2-core
+# Xeon: 12,800 x 2,048 float32 rows 9.5 ms alone, 5.6 on two threads; 12,800 x 512 1.3 ms
+# alone, 1.8 on two: below this the hand-off costs more than the second thread's reads)
+ADD_ROWS_TEAM_MIN = 1 << 24
+
+
+def add_rows(target, ids, values) -> Any:
+    """``target[ids[r]] += values[r]`` for every row r, repeated ids adding up: an
+    embedding's gradient (``target`` (V, G), ``ids`` (n,) in [0, V), ``values`` (n, G)).
+    One compiled pass, cut by columns over the team, where the loops are on and the arrays
+    are C-contiguous NumPy arrays of one float dtype; else ``backend.scatter_add`` (the same
+    sums, to rounding).  Returns ``target``."""
+    ids = np.asarray(ids)
+    if (
+        _loops is None
+        or not switch.requested()
+        or type(target) is not np.ndarray
+        or type(values) is not np.ndarray
+        or target.ndim != 2
+        or values.ndim != 2
+        or ids.ndim != 1
+        or values.shape != (ids.size, target.shape[1])
+        or target.dtype not in (np.float32, np.float64)
+        or values.dtype != target.dtype
+        or not target.flags.c_contiguous
+        or not target.flags.writeable
+        or ids.dtype.kind not in "iu"
+    ):
+        return backend.scatter_add(target, ids, values)
+    if ids.size and (ids.min() < 0 or ids.max() >= target.shape[0]):
+        return backend.scatter_add(target, ids, values)  # its own error, or NumPy's wrap
+    _loops.add_rows(
+        target,
+        np.ascontiguousarray(ids, dtype=np.int64),
+        np.ascontiguousarray(values),
+        target.shape[1],
+        target.itemsize,
+        threads.team_size() if threads.inside() and values.size >= ADD_ROWS_TEAM_MIN else 1,
+    )
+    return target
 
 
 def adam(p, g, m, v, alpha: float, c1: float, c2: float, eps: float) -> bool:

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import numbers
+from typing import Any, NamedTuple
 
 import numpy as np
 
 from .. import activations, backend, initializers, validation
 from ..cells.base import row_sum
-from ..kernels import matmul, own_threads
+from ..kernels import add_rows, matmul, own_threads
 from .base import Layer
 
 
@@ -108,6 +109,22 @@ class Dense(Layer):
         return config
 
 
+class Lookup(NamedTuple):
+    """An Embedding's output left as what it is made of: the rows ``table[ids]``.  A layer
+    whose first step is a product with its input can take it whole: (table[ids]) U =
+    (table U)[ids], one small product and a gather instead of a product over every token."""
+
+    table: Any  # (V, E), the embedding matrix
+    ids: Any  # (N, T) integer ids
+
+
+class LookupGrad(NamedTuple):
+    """What a layer that took a ``Lookup`` hands back: ∂L/∂table (V, E), already summed
+    over the ids."""
+
+    d_table: Any
+
+
 class Embedding(Layer):
     """Token ids (N, T) -> vectors (N, T, output_dim): row lookup in E (input_dim, output_dim).
 
@@ -143,17 +160,26 @@ class Embedding(Layer):
         return tuple(input_shape) + (self.output_dim,)
 
     def forward(self, x, training=False, mask=None):
+        return self.params["E"][self.lookup(x, mask).ids]
+
+    def lookup(self, x, mask=None) -> Lookup:
+        """``forward`` without the gather: the ids and the table, for a layer that takes them
+        (``Sequential`` hands a recurrent layer its Embedding's output this way; see
+        ``Recurrent.takes_lookup``).  Its ``backward`` then receives a ``LookupGrad``."""
         ids = validation.as_int_array(x, "x", self.who, high=self.input_dim)
         self._ctx = ids
         self.output_mask = (ids != 0) if self.mask_zero else mask
-        return self.params["E"][ids]
+        return Lookup(self.params["E"], ids)
 
     def backward(self, dy):
         self._require_built()
         ids = self._ctx
+        if isinstance(dy, LookupGrad):  # the layer after summed over the ids already
+            self._grads = {"E": dy.d_table}
+            return None
         dy = validation.gradient(dy, tuple(ids.shape) + (self.output_dim,), self.who, self.dtype)
         dE = backend.xp().zeros_like(self.params["E"])
-        backend.scatter_add(dE, ids.ravel(), dy.reshape(-1, self.output_dim))
+        add_rows(dE, ids.ravel(), dy.reshape(-1, self.output_dim))  # ∂L/∂E[v] = Σ_{ids = v} dy
         self._grads = {"E": dE}
         return None  # integer inputs have no gradient
 

@@ -25,6 +25,15 @@ from ..cells import Cell, GRUCell, LSTMCell, SimpleCell
 from ..cells.base import flat, row_sum
 from ..kernels import own_threads
 from .base import Layer
+from .core import Lookup, LookupGrad
+
+
+def _steps(X2, T, N):
+    """The layer's kept input as the loop takes it: (T, N, D) from the (T*N, D) rows, or a
+    ``Lookup`` with ids (T, N)."""
+    if isinstance(X2, Lookup):
+        return Lookup(X2.table, X2.ids.reshape(T, N))
+    return X2.reshape(T, N, -1)
 
 
 class Recurrent(Layer):
@@ -219,37 +228,62 @@ class Recurrent(Layer):
         return self._dropout_masks
 
     # -- forward and backward ---------------------------------------------------------------
+    def takes_lookup(self, training: bool, vocabulary: int, tokens: int) -> bool:
+        """Whether a training forward should take the Embedding before it as a ``Lookup``
+        (``Sequential`` asks): x_t U = (E U)[id_t] then costs one (V, E) x (E, G) product
+        and a gather instead of a product over every token, and backward sums ∂L/∂a_t per
+        id once (V rows) instead of two products over every token.  Where there are fewer
+        ids in the table than tokens in the batch, no input dropout (its mask is per
+        sequence, not per id) and NumPy arrays."""
+        return (
+            bool(training)
+            and self.dropout == 0.0
+            and backend.backend_name() == "numpy"
+            and vocabulary <= tokens
+        )
+
     @own_threads()
     def forward(self, x, training: bool = False, mask=None, initial_state=None) -> Any:
-        x = validation.as_float_array(
-            x,
-            "x",
-            self.who,
-            self.dtype,
-            ndim=3,
-            shape_doc=" (batch, time, features)",
-            features=self.input_dim,
-        )
+        lookup = x if isinstance(x, Lookup) else None
+        if lookup is None:
+            x = validation.as_float_array(
+                x,
+                "x",
+                self.who,
+                self.dtype,
+                ndim=3,
+                shape_doc=" (batch, time, features)",
+                features=self.input_dim,
+            )
+            N, T, D = x.shape
+        else:
+            (N, T), D = lookup.ids.shape, lookup.table.shape[1]
         if not self.built:
-            self.build(x.shape)
+            self.build((N, T, D))
         np_ = backend.xp()
-        N, T, D = x.shape
         mask = validation.as_mask(mask, N, T, self.who)
         s0 = self._initial_states(initial_state, N)
         x_mask, rec_mask = self._draw_dropout_masks(N, training)
         self._ctx = None  # the last call's trace goes before this one is built
 
-        X = x.transpose(1, 0, 2)  # (T, N, D), time-major
         m = None if mask is None else mask.T[:, :, None]  # (T, N, 1)
         if self.go_backwards:
-            X = X[::-1]
             m = None if m is None else m[::-1]
-        if x_mask is not None:
-            X = X * x_mask  # the same mask at every step
-        X2 = np_.ascontiguousarray(X).reshape(T * N, D)
+        if lookup is None:
+            X = x.transpose(1, 0, 2)  # (T, N, D), time-major
+            if self.go_backwards:
+                X = X[::-1]
+            if x_mask is not None:
+                X = X * x_mask  # the same mask at every step
+            X2 = np_.ascontiguousarray(X).reshape(T * N, D)
+        else:
+            if x_mask is not None:
+                raise ValueError(f"{self.who}: input dropout cannot take a Lookup")
+            ids = lookup.ids.T[::-1] if self.go_backwards else lookup.ids.T  # (T, N)
+            X2 = Lookup(lookup.table, np_.ascontiguousarray(ids).reshape(T * N))
         p = self.params
         bias = p["b"] if self.use_bias else None
-        trace = self._run_forward(X2.reshape(T, N, D), s0, m, rec_mask, bias, training)
+        trace = self._run_forward(_steps(X2, T, N), s0, m, rec_mask, bias, training)
 
         untraced = isinstance(trace, kernels.Untraced)
         final = trace.final_states() if untraced else [s[T] for s in trace.states]
@@ -275,9 +309,32 @@ class Recurrent(Layer):
         """The forward loop over X (T, N, D): compiled where it applies, else ``bptt``.
         An inference forward (``training`` False) keeps no per-step trace where the compiled
         loop runs (``trace`` True asks for one: see ``trace()``)."""
-        T, N, D = X.shape
         p, cell = self.params, self.cell
         keep = bool(training) if trace is None else trace
+        if isinstance(X, Lookup):  # ids (T, N): x_t U + b = (E U + b)[id_t]
+            T, N = X.ids.shape
+            table = backend.xp().asarray(X.table, dtype=self.dtype)
+            xw_table = kernels.matmul(table, p["U"])  # (V, G)
+            if bias is not None:
+                xw_table += bias
+            xw = xw_table[X.ids]  # (T, N, G)
+            done = kernels.forward(
+                cell,
+                p,
+                s0,
+                m,
+                rec_mask,
+                xw=xw,
+                bias=None,
+                overwrite_xw=True,
+                trace=keep,
+                keep_outputs=self.return_sequences,
+            )
+            if done is not None:
+                return done
+            done = gpu.forward(cell, p, xw, s0, m, rec_mask)
+            return done if done is not None else bptt.forward(cell, p, xw, s0, m, rec_mask)
+        T, N, D = X.shape
         if not training:  # the compiled loop may form each x_t U inside the loop
             done = kernels.forward(
                 cell,
@@ -328,7 +385,7 @@ class Recurrent(Layer):
         T, N = trace.T, trace.N
         with kernels.own_threads():
             trace = self._run_forward(
-                X2.reshape(T, N, -1), s0, m, rec_mask, bias, training=False, trace=True
+                _steps(X2, T, N), s0, m, rec_mask, bias, training=False, trace=True
             )
         self._ctx = (X2, trace, x_mask, m, redo)
         return trace
@@ -388,13 +445,23 @@ class Recurrent(Layer):
         )
 
         p, dA = self.params, flat(dxw)  # (T*N, G)
-        grads = {"U": kernels.matmul(X2.T, dA)}  # Σ_t x_tᵀ ∂L/∂a_t
-        if self.use_bias:
-            grads["b"] = row_sum(dA)  # Σ_t ∂L/∂a_t
+        if isinstance(X2, Lookup):  # x_t = E[id_t]: sum ∂L/∂a_t per id first
+            table = np_.asarray(X2.table, dtype=self.dtype)
+            dA_ids = kernels.add_rows(np_.zeros((len(table), dA.shape[1]), dA.dtype), X2.ids, dA)
+            grads = {"U": kernels.matmul(table.T, dA_ids)}  # Σ_v E[v]ᵀ Σ_{id_t = v} ∂L/∂a_t
+            if self.use_bias:
+                grads["b"] = row_sum(dA_ids)
+        else:
+            dA_ids = None
+            grads = {"U": kernels.matmul(X2.T, dA)}  # Σ_t x_tᵀ ∂L/∂a_t
+            if self.use_bias:
+                grads["b"] = row_sum(dA)  # Σ_t ∂L/∂a_t
         grads.update(self.cell.recurrent_grads(p, trace, dxw, matmul=kernels.matmul))
         self._grads = {k: grads[k] for k in p}  # keyed exactly like params
         self.initial_state_grads = d_init
 
+        if dA_ids is not None:  # ∂L/∂E = (Σ per id ∂L/∂a) Uᵀ, for the Embedding
+            return LookupGrad(kernels.matmul(dA_ids, p["U"].T).astype(X2.table.dtype, copy=False))
         dX = kernels.matmul(dA, p["U"].T).reshape(T, N, -1)  # ∂L/∂x_t = ∂L/∂a_t Uᵀ
         if x_mask is not None:
             dX *= x_mask
