@@ -5,7 +5,10 @@ and the BPTT loops (``rnnkit.bptt``).  The shell does what is the same for every
 recurrence: checking shapes, the input projection of all steps at once
 (XW = X U + b, one matrix product), direction (go_backwards), masks, initial and
 carried (stateful) states, variational dropout, and the input-side gradients
-after the reverse loop (dU = Xᵀ dXW, db = Σ dXW, dX = dXW Uᵀ).
+after the reverse loop (dU = Xᵀ dXW, db = Σ dXW, dX = dXW Uᵀ).  After an Embedding (a
+``Lookup``: ids and the table E) the projection is a gather, XW = (E U + b)[ids], and the
+gradients go through the per-id sums S = Σ_{id_t = v} dXW_t: dU = Eᵀ S, db = Σ_v S_v,
+dE = S Uᵀ.
 
 The loops run compiled where ``rnnkit.kernels`` applies, or fused on the GPU where
 ``rnnkit.gpu`` does (each returns None where it does not, and ``bptt`` runs), as Keras's
