@@ -152,3 +152,23 @@ def test_add_rows_matches_np_add_at(dtype):
     np.testing.assert_allclose(strided, want, rtol=1e-6 if dtype == "float32" else 1e-13)
     with pytest.raises((IndexError, ValueError)):
         kernels.add_rows(np.zeros((5, 37), dtype), np.r_[idx[:-1], 5], values)
+
+
+def test_diagnostics_split_the_gradient_after_a_lookup():
+    """The per-step terms of ∂L/∂U (x_tᵀ ∂L/∂a_t) read the inputs the layer used, which it
+    gathers from the table after a Lookup; they sum to the gradient."""
+    from rnnkit.diagnostics.records import replay_backward, step_terms
+
+    m = model("lstm")
+    x = ids(11)
+    dy = np.random.default_rng(12).standard_normal((N, T, 2))
+    fused(m, x, dy)
+    layer = m.layers[1]
+    np.testing.assert_array_equal(
+        layer.step_inputs(), m.layers[0].params["E"][x].transpose(1, 0, 2)
+    )
+    d_out, d_final = layer.bptt_inputs(m.layers[2].backward(dy))
+    dxw, _ = replay_backward(layer.cell, layer.params, layer.trace(), d_out, d_final)
+    terms = step_terms(layer, dxw)
+    for name in ("U", "b", "W"):
+        np.testing.assert_allclose(terms[name].sum(axis=0), layer.grads[name], rtol=1e-10)

@@ -41,9 +41,7 @@ def trace_of(layer):
 def layer_inputs(layer):
     """(T, N, D): the inputs x_t of every step as the layer used them (processing order,
     after input dropout)."""
-    tr = trace_of(layer)
-    X2 = layer._ctx[0]
-    return X2.reshape(tr.T, tr.N, -1)
+    return layer.step_inputs()
 
 
 def as_float64(model):

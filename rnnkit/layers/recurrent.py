@@ -393,6 +393,17 @@ class Recurrent(Layer):
         self._ctx = (X2, trace, x_mask, m, redo)
         return trace
 
+    def step_inputs(self) -> Any:
+        """(T, N, D): the inputs x_t of every step of the last forward, as the layer used
+        them (processing order, after input dropout; gathered from the table where the
+        layer took a ``Lookup``)."""
+        if self._ctx is None:
+            raise RuntimeError(f"{self.who}: no forward pass to look at; call forward first")
+        X2, trace = self._ctx[0], self._ctx[1]
+        if isinstance(X2, Lookup):
+            X2 = backend.xp().asarray(X2.table, dtype=self.dtype)[X2.ids]
+        return X2.reshape(trace.T, trace.N, -1)
+
     def bptt_inputs(self, dy) -> tuple[Any, list]:
         """What the reverse loop starts from, given ``dy`` as ``backward`` takes it:
         (d_out (T, N, H) ∂L/∂(output of step t) or None, d_final [∂L/∂(final state k)]).
