@@ -392,37 +392,6 @@ def test_compiled_forward_leaves_xw_alone_unless_allowed():
     np.testing.assert_array_equal(tr2.states[0], tr.states[0])
 
 
-@pytest.mark.parametrize("kind", ["simple", "lstm", "gru"])
-@pytest.mark.parametrize("dtype", ["float32", "float64"])
-@pytest.mark.parametrize("N", [3, 64])  # 64 rows: the loop cuts the batch into chunks
-def test_compiled_forward_reads_rows_of_a_table_by_id(kind, dtype, N):
-    """kernels.forward(xw=table, xw_ids=ids): each step copies row ids[t, n] of the table
-    (x_t U + b after an Embedding) into its gates; the same trace as with xw = table[ids]."""
-    rng = np.random.default_rng(1)
-    H = 4
-    cell = {"simple": rnnkit.cells.SimpleCell, "lstm": rnnkit.cells.LSTMCell}.get(
-        kind, rnnkit.cells.GRUCell
-    )(H)
-    G = cell.width
-    params = {"W": rng.standard_normal((H, G)).astype(dtype) * 0.5}
-    if kind == "gru":
-        params["b_rec"] = rng.standard_normal(G).astype(dtype)
-    table = rng.standard_normal((7, G)).astype(dtype)
-    ids = rng.integers(0, 7, size=(5, N))
-    s0 = [rng.standard_normal((N, H)).astype(dtype) for _ in cell.state_sizes]
-    with kernels.own_threads():
-        by_id = kernels.forward(cell, params, s0, xw=table, xw_ids=ids)
-        gathered = kernels.forward(cell, params, s0, xw=table[ids])
-    assert by_id is not None and gathered is not None
-    for a, b in zip(by_id.states, gathered.states):
-        np.testing.assert_array_equal(a, b)
-    for k in gathered.cache:
-        if not k.startswith("d"):  # dhn, dh_cache: the reverse loop's, not yet written
-            np.testing.assert_array_equal(by_id.cache[k], gathered.cache[k])
-    with pytest.raises(ValueError, match="xw_ids"):
-        kernels.forward(cell, params, s0, xw=table, xw_ids=np.full((5, N), 7))
-
-
 # -- rnnkit's own threads: BLAS held at one thread, the team does the parallel work ----------
 @pytest.fixture
 def team_of_two(monkeypatch):

@@ -164,9 +164,6 @@ typedef struct {
     int no_trace, h_ring;           /* inference without a trace (see STEP, CSLOT, HSLOT) */
     int products;                   /* how the recurrent products run: PRODUCTS_* below */
     char *xw; Py_ssize_t xw_st, xw_sn;
-    const long long *xw_ids;        /* or NULL; else xw is a table (V, G) and the row of step t,
-                                       sample n is xw[xw_ids[t, n]]: (E U + b)[id], an Embedding's
-                                       ids (rnnkit/layers/recurrent.py, Lookup) */
     char *x, *U; Py_ssize_t D;      /* inference: x (T, N, D) and U instead of xw (x_t U per step) */
     char *W, *b_in, *b_rec, *P;    /* P: LSTM projection (H, p); b_in: the input bias b, added
                                       in the loop (or NULL: already in xw) */
@@ -283,9 +280,7 @@ static int format_is(const char *format, char want)
  * `ndim` axes.  The last axis must have unit stride; `contig`: C-contiguous as a whole, else
  * the strides of the first two axes (in items, of any sign: buf points at element [0, 0, 0],
  * and the exporter vouches for every element of the shape) go to *st and *sn.  `write`:
- * writable.  `isz`: 1 (bool), 4 (float32), 8 (float64) or ISZ_INT64. */
-#define ISZ_INT64 (-8)                                    /* take's isz for int64 ids */
-
+ * writable. */
 static int take(PyObject *d, const char *key, Held *held, int isz, int write, int contig,
                 int ndim, const Py_ssize_t *shape, char **ptr, Py_ssize_t *st, Py_ssize_t *sn)
 {
@@ -302,14 +297,11 @@ static int take(PyObject *d, const char *key, Held *held, int isz, int write, in
         return -1;
     held->n++;
     int ok_type = isz == 1 ? (format_is(v->format, '?') || format_is(v->format, 'B'))
-                : isz == ISZ_INT64 ? (format_is(v->format, 'q') || format_is(v->format, 'l'))
                 : format_is(v->format, isz == 4 ? 'f' : 'd');
-    if (isz == ISZ_INT64)
-        isz = 8;
     if (!ok_type || v->itemsize != isz) {
         PyErr_Format(PyExc_ValueError, "loop array %s: expected items of %d bytes (%s), got "
                      "format %s of %zd bytes", key, isz,
-                     isz == 1 ? "bool" : isz == 4 ? "float32" : ok_type ? "float64" : "int64",
+                     isz == 1 ? "bool" : isz == 4 ? "float32" : "float64",
                      v->format ? v->format : "B", v->itemsize);
         return -1;
     }
@@ -433,30 +425,7 @@ static int parse_args(PyObject *d, LoopArgs *a, int *itemsize, int cell, int bac
     }
     if (!backward) {
         TAKE("b_in", b_in, 0, 1, G);
-        if (PyDict_GetItemString(d, "xw_ids") != NULL) {   /* xw: a table (V, G), and ids */
-            Py_ssize_t V;
-            char *p_;
-            if (get_int(d, "xw_rows", &V) < 0)
-                return -1;
-            const Py_ssize_t tshape[] = {V, G}, ishape[] = {T, N};
-            if (take(d, "xw", held, (int)isz, 0, 1, 2, tshape, &p_, NULL, NULL) < 0)
-                return -1;
-            a->xw = p_;
-            a->xw_st = 0;
-            a->xw_sn = G;
-            if (take(d, "xw_ids", held, ISZ_INT64, 0, 1, 2, ishape, &p_, NULL, NULL) < 0)
-                return -1;
-            a->xw_ids = (const long long *)p_;
-            if (!a->xw_ids || !a->xw) {
-                PyErr_SetString(PyExc_ValueError, "xw_ids needs xw, a table (xw_rows, G)");
-                return -1;
-            }
-            for (Py_ssize_t k = 0; k < T * N; k++)
-                if (a->xw_ids[k] < 0 || a->xw_ids[k] >= V) {
-                    PyErr_SetString(PyExc_ValueError, "xw_ids: an id is out of the table's rows");
-                    return -1;
-                }
-        } else {
+        {
             const Py_ssize_t shape_[] = {T, N, G};
             char *p_;
             if (take(d, "xw", held, (int)isz, 0, 0, 3, shape_, &p_, &a->xw_st, &a->xw_sn) < 0)

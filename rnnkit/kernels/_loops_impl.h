@@ -313,8 +313,6 @@ static void F(mul_rec_mask)(const LoopArgs *a, REAL *d, Py_ssize_t R)
 
 static REAL *F(xw_row)(const LoopArgs *a, Py_ssize_t t, Py_ssize_t n)
 {
-    if (a->xw_ids)                                 /* a table: the row of this step's id */
-        return (REAL *)a->xw + (Py_ssize_t)a->xw_ids[t * a->NT + n] * a->xw_sn;
     return (REAL *)a->xw + t * a->xw_st + n * a->xw_sn;
 }
 
@@ -358,7 +356,6 @@ static LoopArgs F(xw_from)(const LoopArgs *a, REAL *xbuf, Py_ssize_t G)
         la.xw = (char *)xbuf;
         la.xw_st = 0;
         la.xw_sn = G;
-        la.xw_ids = NULL;
     }
     return la;
 }
@@ -821,11 +818,7 @@ static LoopArgs F(chunk_args)(const LoopArgs *a, int cell, Py_ssize_t n0, Py_ssi
     ca.N = n1 - n0;
 #define OFFSET(field, width) \
     if (ca.field) ca.field += (size_t)(n0 * (width)) * sizeof(REAL)
-    if (ca.xw_ids)                                 /* the table is every chunk's */
-        ca.xw_ids += n0;
-    else
-        OFFSET(xw, a->xw_sn);
-    OFFSET(x, a->D); OFFSET(dout, a->dout_sn);
+    OFFSET(xw, a->xw_sn); OFFSET(x, a->D); OFFSET(dout, a->dout_sn);
     OFFSET(h, Hs); OFFSET(c, H); OFFSET(gates, G); OFFSET(act_c, H); OFFSET(m, H);
     OFFSET(hn, H); OFFSET(rh, H); OFFSET(dh_cache, Hs); OFFSET(dhn, H); OFFSET(dxw, G);
     OFFSET(rec_mask, Hs); OFFSET(dh, Hs); OFFSET(dc, H);

@@ -309,7 +309,6 @@ def forward(
     *,
     xw=None,
     x=None,
-    xw_ids=None,
     bias=None,
     overwrite_xw=False,
     trace=True,
@@ -322,17 +321,11 @@ def forward(
     ``overwrite_xw``: the caller no longer needs ``xw``, which then becomes the trace's gate
     cache (one buffer less).  Or, in float32 with ``X_IN_LOOP_MIN_ROWS`` rows or more
     (``X_IN_LOOP_CELLS``): x (T, N, D) instead of xw, and each step's x_t U is computed inside the loop
-    (U = params["U"]), straight into that step's gates.  Or xw a table (V, G) and xw_ids
-    (T, N) integer ids: step t of sample n reads row xw_ids[t, n] (x_t U + b = (E U + b)[id]
-    after an Embedding), copied into that step's gates (no (T, N, G) gather before the loop).
+    (U = params["U"]), straight into that step's gates.
 
     ``trace=False`` (inference that no backward follows): an ``Untraced`` instead of a
     Trace, keeping no per-step caches, and h of every step only with ``keep_outputs``."""
     src = x if xw is None else xw
-    if xw_ids is not None:
-        if type(xw) is not np.ndarray or xw.ndim != 2:
-            return None
-        src = np.empty(xw_ids.shape + (0,), xw.dtype)  # (T, N) and the dtype, for what follows
     if (
         x is not None
         and xw is None
@@ -364,12 +357,6 @@ def forward(
     if xw is None:
         U = params["U"]
         args.update(x=_c(x, trace.dtype), U=_c(U, trace.dtype), D=U.shape[0])
-    elif xw_ids is not None:
-        args.update(
-            xw=_c(xw, trace.dtype),
-            xw_ids=np.ascontiguousarray(xw_ids, dtype=np.int64),
-            xw_rows=xw.shape[0],
-        )
     else:
         if xw.dtype != trace.dtype or xw.strides[-1] != xw.itemsize:
             xw = _c(xw, trace.dtype)

@@ -320,20 +320,21 @@ class Recurrent(Layer):
             xw_table = kernels.matmul(table, p["U"])  # (V, G)
             if bias is not None:
                 xw_table += bias
-            done = kernels.forward(  # each step copies its rows from the table
+            xw = xw_table[X.ids]  # (T, N, G)
+            done = kernels.forward(
                 cell,
                 p,
                 s0,
                 m,
                 rec_mask,
-                xw=xw_table,
-                xw_ids=X.ids,
+                xw=xw,
+                bias=None,
+                overwrite_xw=True,
                 trace=keep,
                 keep_outputs=self.return_sequences,
             )
             if done is not None:
                 return done
-            xw = xw_table[X.ids]  # (T, N, G)
             done = gpu.forward(cell, p, xw, s0, m, rec_mask)
             return done if done is not None else bptt.forward(cell, p, xw, s0, m, rec_mask)
         T, N, D = X.shape
