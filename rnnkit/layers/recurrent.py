@@ -309,34 +309,17 @@ class Recurrent(Layer):
         return [out, *final] if self.return_state else out
 
     def _run_forward(self, X, s0, m, rec_mask, bias, training, trace=None):
-        """The forward loop over X (T, N, D): compiled where it applies, else ``bptt``.
-        An inference forward (``training`` False) keeps no per-step trace where the compiled
+        """The forward loop over X (T, N, D), or a ``Lookup`` with ids (T, N): compiled where it
+        applies, else ``bptt``.  An inference forward (``training`` False) keeps no per-step trace where the compiled
         loop runs (``trace`` True asks for one: see ``trace()``)."""
         p, cell = self.params, self.cell
         keep = bool(training) if trace is None else trace
         if isinstance(X, Lookup):  # ids (T, N): x_t U + b = (E U + b)[id_t]
-            T, N = X.ids.shape
             table = backend.xp().asarray(X.table, dtype=self.dtype)
             xw_table = kernels.matmul(table, p["U"])  # (V, G)
             if bias is not None:
                 xw_table += bias
-            xw = xw_table[X.ids]  # (T, N, G)
-            done = kernels.forward(
-                cell,
-                p,
-                s0,
-                m,
-                rec_mask,
-                xw=xw,
-                bias=None,
-                overwrite_xw=True,
-                trace=keep,
-                keep_outputs=self.return_sequences,
-            )
-            if done is not None:
-                return done
-            done = gpu.forward(cell, p, xw, s0, m, rec_mask)
-            return done if done is not None else bptt.forward(cell, p, xw, s0, m, rec_mask)
+            return self._loop_over(xw_table[X.ids], s0, m, rec_mask, None, keep)  # (T, N, G)
         T, N, D = X.shape
         if not training:  # the compiled loop may form each x_t U inside the loop
             done = kernels.forward(
@@ -353,6 +336,12 @@ class Recurrent(Layer):
             if done is not None:
                 return done
         xw = kernels.matmul(X.reshape(T * N, D), p["U"]).reshape(T, N, cell.width)  # x_t U, all t
+        return self._loop_over(xw, s0, m, rec_mask, bias, keep)
+
+    def _loop_over(self, xw, s0, m, rec_mask, bias, keep):
+        """The forward loop from the projections xw (T, N, G), a temporary it may overwrite
+        (b is added in the loop, or before it where the loop is ``bptt``'s)."""
+        p, cell = self.params, self.cell
         done = kernels.forward(
             cell,
             p,
