@@ -570,6 +570,23 @@ static int operand(const Py_buffer *v, int *trans, Py_ssize_t *ld)
     return -1;
 }
 
+/* fn(ctx, part, parts) on `threads` threads of the team when it is free (a loop on another
+ * Python thread may hold it), else on this thread alone.  Called without the GIL. */
+static void run_on_team(void (*fn)(void *, int, int), void *ctx, int threads)
+{
+#ifdef RNNKIT_PACKED
+    if (threads > 1 && pthread_mutex_trylock(&team.lock) == 0) {
+        int size = team_start(threads);
+        team_run(fn, ctx, size);
+        pthread_mutex_unlock(&team.lock);
+        return;
+    }
+#else
+    (void)threads;
+#endif
+    fn(ctx, 0, 1);
+}
+
 static PyObject *py_matmul(PyObject *self, PyObject *args)
 {
     PyObject *oa, *ob, *oc;
@@ -623,16 +640,7 @@ static PyObject *py_matmul(PyObject *self, PyObject *args)
     g.by_rows = g.M >= g.N;
     if (g.M > 0 && g.N > 0) {
         Py_BEGIN_ALLOW_THREADS
-#ifdef RNNKIT_PACKED
-        if (threads > 1 && pthread_mutex_trylock(&team.lock) == 0) {
-            int size = team_start(threads);
-            team_run(gemm_job, &g, size);
-            pthread_mutex_unlock(&team.lock);
-        } else
-            gemm_job(&g, 0, 1);
-#else
-        gemm_job(&g, 0, 1);
-#endif
+        run_on_team(gemm_job, &g, threads);
         Py_END_ALLOW_THREADS
     }
     PyBuffer_Release(&va);
@@ -792,16 +800,7 @@ static PyObject *py_add_rows(PyObject *self, PyObject *args)
     if (!err && n > 0) {
         AddRowsJob j = {(char *)bt.buf, (const char *)bs.buf, (const long long *)bi.buf, n, G, isz};
         Py_BEGIN_ALLOW_THREADS
-#ifdef RNNKIT_PACKED
-        if (threads > 1 && G >= 32 && pthread_mutex_trylock(&team.lock) == 0) {
-            int size = team_start(threads);
-            team_run(add_rows_job, &j, size);
-            pthread_mutex_unlock(&team.lock);
-        } else
-            add_rows_job(&j, 0, 1);
-#else
-        add_rows_job(&j, 0, 1);
-#endif
+        run_on_team(add_rows_job, &j, G >= 32 ? threads : 1);
         Py_END_ALLOW_THREADS
     }
     PyBuffer_Release(&bt);
