@@ -735,29 +735,21 @@ typedef struct {
     int isz;
 } AddRowsJob;
 
-CLONES static void add_rows_f32(float *RESTRICT T, const float *RESTRICT S,
-                                const long long *RESTRICT ids, Py_ssize_t n,
-                                Py_ssize_t G, Py_ssize_t c0, Py_ssize_t c1)
-{
-    for (Py_ssize_t r = 0; r < n; r++) {
-        float *t = T + (Py_ssize_t)ids[r] * G;
-        const float *s = S + r * G;
-        for (Py_ssize_t c = c0; c < c1; c++)
-            t[c] += s[c];
+#define ADD_ROWS(REAL)                                                                          \
+    CLONES static void add_rows_##REAL(REAL *RESTRICT T, const REAL *RESTRICT S,                \
+                                       const long long *RESTRICT ids, Py_ssize_t n,              \
+                                       Py_ssize_t G, Py_ssize_t c0, Py_ssize_t c1)               \
+    {                                                                                           \
+        for (Py_ssize_t r = 0; r < n; r++) {                                                    \
+            REAL *t = T + (Py_ssize_t)ids[r] * G;                                               \
+            const REAL *s = S + r * G;                                                          \
+            for (Py_ssize_t c = c0; c < c1; c++)                                                \
+                t[c] += s[c];                                                                   \
+        }                                                                                       \
     }
-}
-
-CLONES static void add_rows_f64(double *RESTRICT T, const double *RESTRICT S,
-                                const long long *RESTRICT ids, Py_ssize_t n,
-                                Py_ssize_t G, Py_ssize_t c0, Py_ssize_t c1)
-{
-    for (Py_ssize_t r = 0; r < n; r++) {
-        double *t = T + (Py_ssize_t)ids[r] * G;
-        const double *s = S + r * G;
-        for (Py_ssize_t c = c0; c < c1; c++)
-            t[c] += s[c];
-    }
-}
+ADD_ROWS(float)
+ADD_ROWS(double)
+#undef ADD_ROWS
 
 static void add_rows_job(void *ctx, int part, int parts)
 {
@@ -769,9 +761,9 @@ static void add_rows_job(void *ctx, int part, int parts)
     if (c0 >= c1)
         return;
     if (j->isz == 4)
-        add_rows_f32((float *)j->T, (const float *)j->S, j->ids, j->n, j->G, c0, c1);
+        add_rows_float((float *)j->T, (const float *)j->S, j->ids, j->n, j->G, c0, c1);
     else
-        add_rows_f64((double *)j->T, (const double *)j->S, j->ids, j->n, j->G, c0, c1);
+        add_rows_double((double *)j->T, (const double *)j->S, j->ids, j->n, j->G, c0, c1);
 }
 
 /* add_rows(T, ids, S, G, itemsize, threads): T[ids[r]] += S[r]; ids int64, each in [0, V) */
