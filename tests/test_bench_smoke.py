@@ -254,6 +254,18 @@ def test_ab_layers_runs_and_names_bad_shapes():
     )
 
 
+def test_scatter_rows_runs_and_names_bad_shapes():
+    """benchmarks/scatter_rows.py (the scatter-add timings BENCHMARKS.md quotes) runs on a
+    tiny shape, and refuses a shape it cannot read."""
+    script = os.path.join(ROOT, "benchmarks", "scatter_rows.py")
+    cmd = [sys.executable, script, "--repeats", "1", "--shapes"]
+    proc = subprocess.run(cmd + ["40 8 5"], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert any(l.startswith("| 40 | 8 | 5 |") for l in proc.stdout.splitlines())
+    bad = subprocess.run(cmd + ["40 8"], capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 2 and "'ROWS WIDTH IDS'" in bad.stderr and "'40 8'" in bad.stderr
+
+
 # ---------------------------------------------------------------------------------------------
 # benchmarks/bench_gpu.py: its CPU dry run (NumPy and PyTorch on the CPU, a tiny grid)
 # ---------------------------------------------------------------------------------------------

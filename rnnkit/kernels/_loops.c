@@ -785,7 +785,9 @@ static PyObject *py_add_rows(PyObject *self, PyObject *args)
         const long long *ids = (const long long *)bi.buf;
         for (Py_ssize_t r = 0; r < n; r++)
             if (ids[r] < 0 || ids[r] >= V) {
-                err = "add_rows: an index is out of range";
+                PyErr_Format(PyExc_ValueError, "add_rows: ids must be in [0, %zd) (the rows of "
+                             "the target); got %lld at position %zd", V, ids[r], r);
+                err = "";
                 break;
             }
     }
@@ -799,7 +801,8 @@ static PyObject *py_add_rows(PyObject *self, PyObject *args)
     PyBuffer_Release(&bi);
     PyBuffer_Release(&bs);
     if (err) {
-        PyErr_SetString(PyExc_ValueError, err);
+        if (!PyErr_Occurred())
+            PyErr_SetString(PyExc_ValueError, err);
         return NULL;
     }
     Py_RETURN_NONE;

@@ -122,9 +122,10 @@ def matmul(a, b):
     return out
 
 
-# add_rows cuts by columns over the team from this many values (measured on the 2-core
-# Xeon: 12,800 x 2,048 float32 rows 9.5 ms alone, 5.6 on two threads; 12,800 x 512 1.3 ms
-# alone, 1.8 on two: below this the hand-off costs more than the second thread's reads)
+# add_rows cuts by columns over the team from this many values: below it the hand-off
+# costs more than the second thread's reads.  On the 2-core Xeon, 12,800 x 2,048 float32
+# rows took 9.2 ms alone and 4.3 on two threads (`python benchmarks/scatter_rows.py`), while
+# 12,800 x 512 rows took 1.3 ms alone and 1.8 on two.
 ADD_ROWS_TEAM_MIN = 1 << 24
 
 
@@ -133,7 +134,7 @@ def add_rows(target, ids, values) -> Any:
     embedding's gradient (``target`` (V, G), ``ids`` (n,) in [0, V), ``values`` (n, G)).
     One compiled pass, cut by columns over the team, where the loops are on and the arrays
     are C-contiguous NumPy arrays of one float dtype; else ``backend.scatter_add`` (the same
-    sums, to rounding).  Returns ``target``."""
+    sums, to rounding).  An id outside [0, V) is refused (ValueError).  Returns ``target``."""
     ids = np.asarray(ids)
     if (
         _loops is None
@@ -150,9 +151,13 @@ def add_rows(target, ids, values) -> Any:
         or not target.flags.writeable
         or ids.dtype.kind not in "iu"
     ):
+        V = target.shape[0] if getattr(target, "ndim", 0) else 0
+        if ids.size and (int(ids.min()) < 0 or int(ids.max()) >= V):  # np.add.at would wrap
+            bad = int(ids.min()) if int(ids.min()) < 0 else int(ids.max())
+            raise ValueError(
+                f"add_rows: ids must be in [0, {V}) (the rows of the target); got {bad}"
+            )
         return backend.scatter_add(target, ids, values)
-    if ids.size and (ids.min() < 0 or ids.max() >= target.shape[0]):
-        return backend.scatter_add(target, ids, values)  # its own error, or NumPy's wrap
     _loops.add_rows(
         target,
         np.ascontiguousarray(ids, dtype=np.int64),
