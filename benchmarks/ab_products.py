@@ -1,6 +1,6 @@
 """The recurrent products' way (rnnkit/kernels/choose.py) on this CPU: LSTM inference, float32,
 D = 64, ms per step of a whole layer's forward with each way forced (RNNKIT_PRODUCTS=packed,
-blas, split) and with the measured choice (auto), alternated within one process; best of
+blas, split, mkl: MKL's packed GEMM, where ``pip install rnnkit[mkl]`` put it) and with the measured choice (auto), alternated within one process; best of
 each round's forwards, best round.  Writes ``--out``.json and .md with the CPU (lscpu's
 model name, avx2/avx512f), the load around the run and what auto chose with its measured
 step times.  Run:  python benchmarks/ab_products.py --out benchmarks/results/products-NAME
@@ -18,7 +18,7 @@ import numpy as np
 
 from rnnkit import LSTM, kernels
 
-WAYS = ("packed", "blas", "split", "auto")
+WAYS = ("packed", "blas", "split", "mkl", "auto")
 
 
 def cpu():
@@ -122,6 +122,7 @@ def main():
         "platform": platform.platform(),
         "threads": info.get("threads"),
         "blas": {k: info.get("blas", {}).get(k) for k in ("version", "architecture")},
+        "mkl": info.get("mkl"),
         "load_before": load0,
         "load_after": os.getloadavg(),
         "what": f"LSTM inference (forward, training=False), float32, D={args.D}, "
@@ -146,21 +147,21 @@ def main():
         "call ran. Auto's step µs: its own measurement of one step's products (median of a "
         "few steps, best of 2 rounds) when the shape was first seen.",
         "",
-        "| N | H | packed ms/step | blas | split | auto | auto chose | auto's measured step µs (packed / blas / split) | choice cost ms |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| N | H | packed ms/step | blas | split | mkl | auto | auto chose | auto's measured step µs (packed / blas / split / mkl) | choice cost ms |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         ms, run = r["ms_per_step"], r["way_run"]
         cell = [
             f"{ms[w]:.4f}" + ("" if run[w] == w else f" (={run[w]})")
-            for w in ("packed", "blas", "split")
+            for w in ("packed", "blas", "split", "mkl")
         ]
         us = " / ".join(
             f"{r['auto_step_us'][w]:.1f}" if w in r["auto_step_us"] else "–"
-            for w in ("packed", "blas", "split")
+            for w in ("packed", "blas", "split", "mkl")
         )
         lines.append(
-            f"| {r['N']} | {r['H']} | {cell[0]} | {cell[1]} | {cell[2]} | {ms['auto']:.4f} | "
+            f"| {r['N']} | {r['H']} | {' | '.join(cell)} | {ms['auto']:.4f} | "
             f"{r['auto_chose']} | {us} | {r['auto_cost_ms']:.1f} |"
         )
     with open(args.out + ".md", "w") as f:

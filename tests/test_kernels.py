@@ -479,24 +479,39 @@ def test_matmul_on_the_team(dtype, rtol, team_of_two):
 # -- the recurrent products' way: measured per shape (auto) or forced (RNNKIT_PRODUCTS) ------
 @pytest.fixture
 def fresh_choices(monkeypatch):
-    """An empty cache of choices for the test, the process's own restored after it."""
+    """An empty cache of choices for the test, the process's own restored after it; MKL's
+    way left out (RNNKIT_MKL=0) unless a test asks for it (the chooser's logic is tested
+    on the three ways every install has)."""
     monkeypatch.setattr(kernels.choose, "_cache", {})
     monkeypatch.delenv("RNNKIT_PRODUCTS", raising=False)
+    monkeypatch.setenv("RNNKIT_MKL", "0")
+
+
+def mkl_found():
+    monkeypatch = pytest.MonkeyPatch()
+    monkeypatch.delenv("RNNKIT_MKL", raising=False)
+    try:
+        return bool(kernels.blas.find_mkl(kernels._loops))
+    finally:
+        monkeypatch.undo()
 
 
 def expected_way(way, dtype, N, chunks):
     """What a forced way becomes: packed needs float32 and one row or at least 4 a product;
-    split a team of two (the batch not cut into chunks); else one BLAS call."""
+    split a team of two (the batch not cut into chunks); mkl float32 and MKL installed;
+    else one BLAS call."""
     packed_cpu = kernels._loops.plan(N, 2, 4, True)[1]
     rows = -(-N // chunks)
     if way == "packed" and (dtype != "float32" or not packed_cpu or 1 < rows < 4):
         return "blas"
     if way == "split" and chunks > 1:
         return "blas"
+    if way == "mkl" and (dtype != "float32" or not mkl_found()):
+        return "blas"
     return way
 
 
-@pytest.mark.parametrize("way", ["packed", "blas", "split"])
+@pytest.mark.parametrize("way", ["packed", "blas", "split", "mkl"])
 @pytest.mark.parametrize("dtype,rtol,atol", [("float64", 1e-10, 1e-12), ("float32", 2e-3, 2e-4)])
 @pytest.mark.parametrize("N", [1, 6, 20])
 @pytest.mark.parametrize(
@@ -512,10 +527,11 @@ def expected_way(way, dtype, N, chunks):
 def test_forced_products_agree(
     cls, kw, N, dtype, rtol, atol, way, team_of_two, spy, monkeypatch, fresh_choices
 ):
-    """RNNKIT_PRODUCTS=packed|blas|split: each way reaches the loop where it applies (one
+    """RNNKIT_PRODUCTS=packed|blas|split|mkl: each way reaches the loop where it applies (one
     BLAS call where it does not) and gives the NumPy loops' numbers, training forward and
     backward and inference (x_t U in the loop at 4 rows or more)."""
     monkeypatch.setenv("RNNKIT_PRODUCTS", way)
+    monkeypatch.delenv("RNNKIT_MKL")
     rng = np.random.default_rng(7)
     layer = cls(40, return_sequences=True, seed=8, dtype=dtype, **kw)
     x = 2 * rng.standard_normal((N, 5, 12)).astype(dtype)
@@ -698,6 +714,57 @@ def test_time_products_reports_the_setup(chunks, team_of_two):
             assert len(steps) == 3 and all(t > 0 for t in steps) and setup >= 0
     with pytest.raises(ValueError, match="out of range"):
         kernels._loops.time_products(4, 1, 8, 2, 1, specs, 3, 0)
+
+
+needs_mkl = pytest.mark.skipif(not mkl_found(), reason="MKL not installed (rnnkit[mkl])")
+
+
+@needs_mkl
+def test_mkl_is_measured_and_taken_when_fastest(fresh_choices, monkeypatch):
+    """With MKL installed it is one more way the chooser measures (float32 only), taken when
+    the fastest, its packing counted as the packed kernel's for short loops."""
+    monkeypatch.delenv("RNNKIT_MKL")
+    calls = []
+    times = {"packed": 30e-6, "blas": 40e-6, "split": 35e-6, "mkl": 10e-6}
+    monkeypatch.setattr(kernels.choose, "timer", fake_timer(times, calls, setup={"mkl": 400e-6}))
+    rec = kernels.choose.choose(lstm_key(N=64, H=300), kernels._loops)
+    assert rec["way"] == "mkl" and rec["code"] == kernels.choose.CODES["mkl"] == 4
+    assert "mkl" in {w for _, w in calls} and "mkl" not in rec["why_not"]
+    # 10 + 400 / T µs a step against packed's 30: mkl from T = 21 on
+    assert kernels.choose.code_for(rec, 20) == kernels.choose.CODES["packed"]
+    assert kernels.choose.code_for(rec, 21) == kernels.choose.CODES["mkl"]
+    rec64 = kernels.choose.choose(lstm_key(N=64, H=300, itemsize=8), kernels._loops)
+    assert rec64["why_not"]["mkl"] == "float64" and rec64["way"] != "mkl"
+    info = kernels.info()["mkl"]
+    assert "libmkl_rt" in info["library"] and info["sequential"]
+
+
+@needs_mkl
+@pytest.mark.parametrize("chunks", [1, 2])
+def test_mkl_time_products(chunks, team_of_two, monkeypatch):
+    """time_products runs MKL's way: the steps and the packing before them."""
+    monkeypatch.delenv("RNNKIT_MKL", raising=False)
+    kernels.blas.find_mkl(kernels._loops)
+    specs = [(256, 1024, False), (1024, 256, True)]
+    with kernels.own_threads():
+        steps, setup = kernels._loops.time_products(4, 4, 16, 2, 1, specs, 3, chunks)
+    assert len(steps) == 3 and all(t > 0 for t in steps) and setup > 0
+
+
+def test_mkl_not_found_says_why(monkeypatch):
+    """RNNKIT_MKL names a library that is not there, or turns MKL off: the chooser leaves the
+    way out and says why; a forced mkl runs one BLAS call and notes it."""
+    monkeypatch.setattr(kernels.blas, "_mkl", None)
+    monkeypatch.setenv("RNNKIT_MKL", "/nonexistent/libmkl_rt.so.9")
+    assert kernels.blas.find_mkl(kernels._loops) == {}
+    assert "/nonexistent/libmkl_rt.so.9" in kernels.blas.mkl_why_not()
+    monkeypatch.setattr(kernels.choose, "_cache", {})
+    monkeypatch.setenv("RNNKIT_PRODUCTS", "mkl")
+    rec = kernels.choose.choose(lstm_key(N=64, H=300), kernels._loops)
+    assert rec["way"] == "blas" and "mkl forced but does not apply" in rec["note"]
+    monkeypatch.setenv("RNNKIT_MKL", "0")
+    assert kernels.blas.find_mkl(kernels._loops) == {}
+    assert kernels.blas.mkl_why_not() == "RNNKIT_MKL='0'"
 
 
 @pytest.mark.parametrize(

@@ -18,8 +18,9 @@ the compiled loop does not apply, and the layer runs ``bptt``.  The package, by 
     threads.py   own_threads: the BLAS on one thread, rnnkit's team does the parallel work
     loops.py     the calls: forward, backward, matmul, adam, add_rows (arrays reach C
                  through the buffer protocol; C checks every shape, item size and stride)
-    choose.py    how each loop's recurrent products run (packed kernel, BLAS, or cut by
-                 columns over the team), measured once per shape; RNNKIT_PRODUCTS
+    choose.py    how each loop's recurrent products run (packed kernel, BLAS, cut by
+                 columns over the team, or MKL's packed GEMM), measured once per shape;
+                 RNNKIT_PRODUCTS
 
 Selecting the NumPy loops:
 
@@ -32,7 +33,8 @@ Selecting the NumPy loops:
 
 ``rnnkit.kernels.info()`` says whether the compiled loops are in use (and why not), and
 which BLAS the install runs; ``rnnkit.kernels.choices()`` what each loop shape's recurrent
-products were found fastest with (``RNNKIT_PRODUCTS=auto|packed|blas|split`` forces one).
+products were found fastest with (``RNNKIT_PRODUCTS=auto|packed|blas|split|mkl`` forces
+one; mkl: MKL's packed GEMM, where ``pip install rnnkit[mkl]`` put it).
 """
 
 from __future__ import annotations
@@ -85,6 +87,7 @@ def info() -> dict:
         out["reason"] = f"rnnkit.kernels._loops is not available: {IMPORT_ERROR}"
     elif available():
         out["blas"] = blas.describe()
+        out["mkl"] = blas.describe_mkl() or blas.mkl_why_not() or "not looked for yet"
         out["threads"] = threads.team_size()
         out["products"] = os.environ.get(choose.ENV_VAR, "auto")
         out["choices"] = len(choose.choices())
@@ -100,7 +103,7 @@ def info() -> dict:
 def choices() -> list[dict]:
     """How the recurrent products of each loop shape run (``choose.py``): one record per
     shape (cell kind, N, H, D, proj, itemsize, threads, direction) with the way chosen
-    (``way``: packed, blas or split), ``mode`` (auto or forced by ``RNNKIT_PRODUCTS``), the
+    (``way``: packed, blas, split or mkl), ``mode`` (auto or forced by ``RNNKIT_PRODUCTS``), the
     measured seconds per step of each way (``times``) and why the others do not apply."""
     return choose.choices()
 

@@ -65,6 +65,18 @@ typedef void (*dgemv32_t)(int, int, int32_t, int32_t, double, const double *, in
 static void *p_sgemm, *p_dgemm, *p_sgemv, *p_dgemv;
 static int blas_ilp64;
 
+/* ---- MKL's packed float32 GEMM (optional: the `mkl` wheel, found by blas.find_mkl and handed
+ * to set_mkl; LP64, sequential threading layer).  The weights are packed once per loop
+ * (cblas_sgemm_pack) and each step multiplies by them (cblas_sgemm_compute); a matrix packed
+ * for B serves products of any number of rows. */
+enum { CblasPacked = 151, CblasBMatrix = 162 };
+typedef size_t (*mkl_pack_size_t)(int, int32_t, int32_t, int32_t);
+typedef void (*mkl_pack_t)(int, int, int, int32_t, int32_t, int32_t, float, const float *,
+                           int32_t, float *);
+typedef void (*mkl_compute_t)(int, int32_t, int32_t, int32_t, int32_t, int32_t, const float *,
+                              int32_t, const float *, int32_t, float, float *, int32_t);
+static void *p_mkl_pack_size, *p_mkl_pack, *p_mkl_compute;
+
 static void sgemm_(int o, int ta, int tb, Py_ssize_t M, Py_ssize_t N, Py_ssize_t K, float al,
                    const float *A, Py_ssize_t lda, const float *B, Py_ssize_t ldb, float be,
                    float *C, Py_ssize_t ldc)
@@ -181,8 +193,9 @@ enum { CELL_SIMPLE = 0, CELL_LSTM = 1, CELL_GRU = 2 };
  * fastest per shape and passes it as `products`): LEGACY picks by the fixed thresholds of
  * products_open; the others are that way for every product of the loop where it can run
  * (PACKED: float32 with AVX2/FMA, else BLAS; SPLIT: a team of two or more threads and
- * own_threads, else BLAS). */
-enum { PRODUCTS_LEGACY = 0, PRODUCTS_PACKED = 1, PRODUCTS_BLAS = 2, PRODUCTS_SPLIT = 3 };
+ * own_threads, else BLAS; MKL: float32 with MKL found (set_mkl), else BLAS). */
+enum { PRODUCTS_LEGACY = 0, PRODUCTS_PACKED = 1, PRODUCTS_BLAS = 2, PRODUCTS_SPLIT = 3,
+       PRODUCTS_MKL = 4 };
 
 /* Where step t's values live.  With a trace (training, or a backward to follow) every step
  * has its own slot.  An inference forward without a trace (no_trace) reuses one slot for the
@@ -208,6 +221,9 @@ typedef struct {
     int on, borrowed;
     int split;                      /* > 1: BLAS products cut by columns over this many threads */
     double split_min;               /* ... those of at least this many multiply-adds */
+    int mkl;                        /* float32 products through MKL's packed weights mb[], */
+    Py_ssize_t mkl_rows;            /* packed for products of this many rows */
+    float *mb[MAX_PACKED];
 #ifdef RNNKIT_PACKED
     Packer pk;
     PackedB b[MAX_PACKED];
@@ -377,7 +393,7 @@ static int parse_args(PyObject *d, LoopArgs *a, int *itemsize, int cell, int bac
     a->NT = a->N;
     if (a->T < 0 || a->N < 1 || a->H < 1 || a->proj < 0 || a->D < 0 || a->threads < 0
         || (cell != CELL_LSTM && a->proj) || a->act < 0 || a->act > 5 || a->rec_act < 0
-        || a->rec_act > 5 || a->products < PRODUCTS_LEGACY || a->products > PRODUCTS_SPLIT) {
+        || a->rec_act > 5 || a->products < PRODUCTS_LEGACY || a->products > PRODUCTS_MKL) {
         PyErr_SetString(PyExc_ValueError, "loop sizes out of range");
         return -1;
     }
@@ -650,6 +666,20 @@ static PyObject *py_matmul(PyObject *self, PyObject *args)
 }
 static PyObject *py_backward(PyObject *self, PyObject *args) { return run(args, 1); }
 
+/* set_mkl(pack_get_size, pack, compute): the addresses of MKL's cblas_sgemm_pack_get_size,
+ * cblas_sgemm_pack and cblas_sgemm_compute (0, 0, 0: none) */
+static PyObject *py_set_mkl(PyObject *self, PyObject *args)
+{
+    Py_ssize_t size, pack, compute;
+    if (!PyArg_ParseTuple(args, "nnn", &size, &pack, &compute))
+        return NULL;
+    int all = size && pack && compute;
+    p_mkl_pack_size = all ? (void *)size : NULL;
+    p_mkl_pack = all ? (void *)pack : NULL;
+    p_mkl_compute = all ? (void *)compute : NULL;
+    return PyBool_FromLong(all);
+}
+
 static PyObject *py_set_blas(PyObject *self, PyObject *args)
 {
     Py_ssize_t s, dd, sv, dv;
@@ -899,7 +929,7 @@ static PyObject *py_time_products(PyObject *self, PyObject *args)
     Py_ssize_t K[MAX_PACKED], Nc[MAX_PACKED];
     int tr[MAX_PACKED];
     const char *err = NULL;
-    if ((itemsize != 4 && itemsize != 8) || mode < PRODUCTS_LEGACY || mode > PRODUCTS_SPLIT
+    if ((itemsize != 4 && itemsize != 8) || mode < PRODUCTS_LEGACY || mode > PRODUCTS_MKL
         || rows < 1 || threads < 1 || reps < 1 || reps > 1000 || ns < 1 || ns > MAX_PACKED
         || chunks < 1 || chunks > MAX_CHUNKS)
         err = "time_products: arguments out of range";
@@ -954,6 +984,8 @@ static PyMethodDef methods[] = {
      "setup (packing the weights) before them"},
     {"forward", py_forward, METH_VARARGS, "forward(cell, args): the forward time loop"},
     {"backward", py_backward, METH_VARARGS, "backward(cell, args): the reverse time loop"},
+    {"set_mkl", py_set_mkl, METH_VARARGS,
+     "set_mkl(pack_get_size, pack, compute): MKL's packed sgemm functions (0, 0, 0: none)"},
     {"set_blas", py_set_blas, METH_VARARGS,
      "set_blas(sgemm, dgemm, sgemv, dgemv, ilp64): CBLAS function addresses"},
     {"matmul", py_matmul, METH_VARARGS,

@@ -50,7 +50,7 @@ static void F(gemm)(int transB, Py_ssize_t M, Py_ssize_t Nc, Py_ssize_t K,
  * weights are packed once per loop and multiplied with the packed kernel, on `threads`
  * threads (_packed.h); otherwise each product is one BLAS call, cut by columns over the
  * team when BLAS is held at one thread (own_threads) and the product is large enough.
- * PACKED, BLAS, SPLIT: that way for every product, where it can run (else one BLAS call).
+ * PACKED, BLAS, SPLIT, MKL: that way for every product, where it can run (else one BLAS call).
  * `slot` names the packed matrix; a chunk of the batch borrows the packed matrices of the
  * whole loop (`borrowed`) and has its own workspace. */
 static void F(products_open)(Products *pr, Py_ssize_t rows, Py_ssize_t Kmax, int threads,
@@ -60,6 +60,10 @@ static void F(products_open)(Products *pr, Py_ssize_t rows, Py_ssize_t Kmax, int
     pr->borrowed = 0;
     pr->split = 1;
     pr->split_min = mode == PRODUCTS_SPLIT ? 0.0 : 16384.0;
+    pr->mkl = IS_F32 && mode == PRODUCTS_MKL && p_mkl_compute != NULL;
+    pr->mkl_rows = rows;
+    for (int i = 0; i < MAX_PACKED; i++)
+        pr->mb[i] = NULL;
 #if IS_F32 && defined(RNNKIT_PACKED)
     for (int i = 0; i < MAX_PACKED; i++)
         pr->b[i].data = NULL;
@@ -88,6 +92,18 @@ static void F(products_open)(Products *pr, Py_ssize_t rows, Py_ssize_t Kmax, int
 
 static void F(products_pack)(Products *pr, int slot, const PackSpec *sp)
 {
+    if (pr->mkl) {                                        /* no memory: that product uses BLAS */
+        size_t bytes = ((mkl_pack_size_t)p_mkl_pack_size)(CblasBMatrix, (int32_t)pr->mkl_rows,
+                                                          (int32_t)sp->Nc, (int32_t)sp->K);
+        float *buf = (float *)malloc(bytes);
+        if (buf != NULL)
+            ((mkl_pack_t)p_mkl_pack)(CblasRowMajor, CblasBMatrix,
+                                     sp->transB ? CblasTrans : CblasNoTrans,
+                                     (int32_t)pr->mkl_rows, (int32_t)sp->Nc, (int32_t)sp->K, 1.0f,
+                                     (const float *)sp->B, (int32_t)sp->ldb, buf);
+        pr->mb[slot] = buf;
+        return;
+    }
 #if IS_F32 && defined(RNNKIT_PACKED)
     if (pr->on)                                           /* no memory: that product uses BLAS */
         pack_b(&pr->b[slot], (const float *)sp->B, sp->transB, sp->K, sp->Nc, sp->ldb,
@@ -102,6 +118,10 @@ static int F(products_borrow)(Products *pr, const Products *loop, Py_ssize_t row
     pr->borrowed = 1;
     pr->split = 1;
     pr->split_min = 0.0;
+    pr->mkl = loop->mkl;
+    pr->mkl_rows = loop->mkl_rows;
+    for (int i = 0; i < MAX_PACKED; i++)
+        pr->mb[i] = loop->mb[i];
 #if IS_F32 && defined(RNNKIT_PACKED)
     for (int i = 0; i < MAX_PACKED; i++)
         pr->b[i] = loop->b[i];
@@ -134,6 +154,13 @@ static void F(product)(Products *pr, int slot, int transB, Py_ssize_t M, Py_ssiz
                        Py_ssize_t K, const REAL *A, Py_ssize_t lda, const REAL *B, Py_ssize_t ldb,
                        REAL beta, REAL *C, Py_ssize_t ldc)
 {
+    if (pr->mkl && pr->mb[slot] != NULL && M > 0) {
+        ((mkl_compute_t)p_mkl_compute)(CblasRowMajor, CblasNoTrans, CblasPacked, (int32_t)M,
+                                       (int32_t)Nc, (int32_t)K, (const float *)A, (int32_t)lda,
+                                       pr->mb[slot], (int32_t)Nc, (float)beta, (float *)C,
+                                       (int32_t)ldc);
+        return;
+    }
 #if IS_F32 && defined(RNNKIT_PACKED)
     if (pr->on && pr->b[slot].data != NULL) {
         gemm_packed(&pr->pk, M, (const float *)A, lda, &pr->b[slot], beta, (float *)C, ldc);
@@ -152,6 +179,9 @@ static void F(product)(Products *pr, int slot, int transB, Py_ssize_t M, Py_ssiz
 
 static void F(products_close)(Products *pr)
 {
+    if (pr->mkl && !pr->borrowed)
+        for (int i = 0; i < MAX_PACKED; i++)
+            free(pr->mb[i]);
 #ifdef RNNKIT_PACKED
     if (pr->split > 1)
         pthread_mutex_unlock(&team.lock);

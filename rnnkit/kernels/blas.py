@@ -7,11 +7,19 @@ the symbol names that NumPy's wheels (scipy-openblas, ILP64: ``scipy_cblas_sgemm
 and other builds use, and a one-step self-test catches a BLAS reached with the wrong
 integer size before anything relies on it.  The same ``threadpoolctl`` controller reads
 and sets the BLAS's thread count (``threads``, ``set_threads``).
+
+MKL's packed float32 GEMM is an optional extra (``pip install rnnkit[mkl]``, Intel's ``mkl``
+wheel): where it is installed, ``find_mkl`` loads its ``libmkl_rt`` (the 32-bit-integer
+interface, the sequential threading layer: rnnkit's own team does the parallel work),
+self-tests it, and hands ``cblas_sgemm_pack_get_size``/``_pack``/``_compute`` to
+``loops.set_mkl``; ``choose.py`` then measures it as one more way of the recurrent products.
+``RNNKIT_MKL=0`` leaves it out; ``RNNKIT_MKL=/path/libmkl_rt.so.N`` names the library.
 """
 
 from __future__ import annotations
 
 import ctypes
+import ctypes.util
 import os
 
 import numpy as np
@@ -128,3 +136,145 @@ def set_threads(n: int) -> bool:
         return False
     lc.set_num_threads(int(n))
     return True
+
+
+# -- MKL's packed GEMM (optional) ---------------------------------------------------------------
+MKL_ENV_VAR = "RNNKIT_MKL"
+_MKL_LP64, _MKL_SEQUENTIAL = 0, 1  # MKL_INTERFACE_LP64, MKL_THREADING_SEQUENTIAL
+_CBLAS_ROW_MAJOR, _CBLAS_NO_TRANS, _CBLAS_TRANS, _CBLAS_PACKED, _CBLAS_B = 101, 111, 112, 151, 162
+_mkl: dict | None = None  # as _found, for MKL
+_mkl_why_not = ""
+
+
+def _mkl_candidates() -> list[str]:
+    """Where libmkl_rt may be: RNNKIT_MKL's path, the ``mkl`` wheel's files, the loader's
+    search path."""
+    named = os.environ.get(MKL_ENV_VAR, "").strip()
+    if named and named not in ("1", "auto"):
+        return [named]
+    paths = []
+    try:
+        from importlib.metadata import PackageNotFoundError, distribution
+
+        try:
+            files = distribution("mkl").files or []
+        except PackageNotFoundError:
+            files = []
+        paths += sorted(
+            (str(f.locate()) for f in files if os.path.basename(str(f)).startswith("libmkl_rt.so")),
+            reverse=True,  # the newest soname first
+        )
+    except ImportError:  # pragma: no cover (Python < 3.8)
+        pass
+    found = ctypes.util.find_library("mkl_rt")
+    return paths + ([found] if found else [])
+
+
+def _mkl_self_test(lib) -> bool:
+    """A 5 x 7 by 7 x 3 product through pack + compute, op(B) and op(B)ᵀ, against NumPy."""
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((5, 7)).astype(np.float32)
+    for trans in (False, True):
+        b = rng.standard_normal((3, 7) if trans else (7, 3)).astype(np.float32)
+        size = lib.cblas_sgemm_pack_get_size(_CBLAS_B, 5, 3, 7)
+        if not 0 < size < 1 << 30:
+            return False
+        packed = np.zeros(size // 4 + 16, np.float32)
+        flag = _CBLAS_TRANS if trans else _CBLAS_NO_TRANS
+        lib.cblas_sgemm_pack(
+            _CBLAS_ROW_MAJOR,
+            _CBLAS_B,
+            flag,
+            5,
+            3,
+            7,
+            1.0,
+            b.ctypes.data,
+            b.shape[1],
+            packed.ctypes.data,
+        )
+        c = np.ones((5, 3), np.float32)
+        lib.cblas_sgemm_compute(
+            _CBLAS_ROW_MAJOR,
+            _CBLAS_NO_TRANS,
+            _CBLAS_PACKED,
+            5,
+            3,
+            7,
+            a.ctypes.data,
+            7,
+            packed.ctypes.data,
+            3,
+            1.0,
+            c.ctypes.data,
+            3,
+        )
+        want = a.astype(np.float64) @ (b.T if trans else b) + 1
+        if not np.allclose(c, want, rtol=1e-4, atol=1e-4):
+            return False
+    return True
+
+
+def find_mkl(loops) -> dict:
+    """Look for MKL's packed sgemm once (see the module's docstring); hand it to
+    ``loops.set_mkl``.  Returns what was found ({} when nothing usable was, or
+    RNNKIT_MKL=0: then ``mkl_why_not`` says why)."""
+    global _mkl, _mkl_why_not
+    if os.environ.get(MKL_ENV_VAR, "").strip().lower() in ("0", "off", "no", "false"):
+        _mkl_why_not = f"{MKL_ENV_VAR}={os.environ[MKL_ENV_VAR]!r}"
+        return {}
+    if _mkl is not None:
+        return _mkl
+    _mkl = {}
+    candidates = _mkl_candidates()
+    if not candidates:
+        _mkl_why_not = "MKL is not installed (pip install rnnkit[mkl])"
+        return _mkl
+    i, f, p = ctypes.c_int, ctypes.c_float, ctypes.c_void_p
+    for path in candidates:
+        try:
+            lib = ctypes.CDLL(path)
+            lib.MKL_Set_Interface_Layer.argtypes = [i]
+            lib.MKL_Set_Threading_Layer.argtypes = [i]
+            lib.cblas_sgemm_pack_get_size.restype = ctypes.c_size_t
+            lib.cblas_sgemm_pack_get_size.argtypes = [i, i, i, i]
+            lib.cblas_sgemm_pack.argtypes = [i, i, i, i, i, i, f, p, i, p]
+            lib.cblas_sgemm_compute.argtypes = [i, i, i, i, i, i, p, i, p, i, f, p, i]
+        except (OSError, AttributeError) as e:
+            _mkl_why_not = f"{path}: {e}"
+            continue
+        # before any other MKL call; each returns the layer in force (another user of this
+        # libmkl_rt may have chosen first)
+        if lib.MKL_Set_Interface_Layer(_MKL_LP64) != _MKL_LP64:
+            _mkl_why_not = f"{path}: its integer interface is not LP64"
+            continue
+        sequential = lib.MKL_Set_Threading_Layer(_MKL_SEQUENTIAL) == _MKL_SEQUENTIAL
+        if not sequential:
+            lib.MKL_Set_Num_Threads(1)
+        if not _mkl_self_test(lib):
+            _mkl_why_not = f"{path}: the packed sgemm failed its self-test"
+            continue
+        fns = (lib.cblas_sgemm_pack_get_size, lib.cblas_sgemm_pack, lib.cblas_sgemm_compute)
+        loops.set_mkl(*[ctypes.cast(fn, ctypes.c_void_p).value for fn in fns])
+        version = ctypes.create_string_buffer(256)
+        try:
+            lib.MKL_Get_Version_String(version, 256)
+        except AttributeError:  # pragma: no cover
+            pass
+        _mkl = {
+            "library": os.path.normpath(path),
+            "version": version.value.decode(errors="replace"),
+            "sequential": sequential,
+            "lib": lib,
+        }
+        return _mkl
+    return _mkl
+
+
+def mkl_why_not() -> str:
+    return _mkl_why_not
+
+
+def describe_mkl() -> dict:
+    """The MKL in use for packed products ({} when none)."""
+    return {k: v for k, v in (_mkl or {}).items() if k != "lib"}

@@ -1,25 +1,27 @@
 """How a compiled loop computes its recurrent products, chosen by measurement on this CPU.
 
 Every step of a loop multiplies a small state by the same weights (h_{t-1} W, and with
-inference's x in the loop x_t U, LSTM's m_t P).  There are up to three ways to do it
+inference's x in the loop x_t U, LSTM's m_t P).  There are up to four ways to do it
 (``CANDIDATES``): the packed float32 kernel of ``_packed.h`` (on the team of threads, as
-the loop runs it), one BLAS call per product, or each product cut by columns over the team
-(``split``: BLAS held at one thread inside ``own_threads``).  Which is fastest depends on
+the loop runs it), one BLAS call per product, each product cut by columns over the team
+(``split``: BLAS held at one thread inside ``own_threads``), or MKL's packed float32 GEMM
+(``mkl``, where the optional ``mkl`` wheel is installed: ``blas.find_mkl``).  Which is fastest depends on
 the CPU, the shape, and on whether other processes share the cores (a team barrier per step
 costs microseconds on an idle machine, a scheduler's time slice on a busy one).  So the
 first loop of each shape (``key``) times one step's products each way that applies, a few
 times, as the loop runs them (where the loop cuts the batch into chunks, every chunk's at
 once: they share the caches and the memory), takes the fastest (one BLAS call unless a way
 that hands each step to the team is ``MARGIN`` faster), and remembers it for the
-process.  The packed way also costs its loop a setup (packing the
-weights, about one pass over them), measured with it: a loop of T steps counts a T-th of it
+process.  The packed ways also cost their loop a setup (packing the
+weights, about one pass over them), measured with them: a loop of T steps counts a T-th of it
 a step (``code_for``), so that a short loop (a step of text generation, T = 1) does not pay
 for a packing that only long ones earn back.
 
-``RNNKIT_PRODUCTS=auto|packed|blas|split`` (auto, the default, measures); a forced way that
-cannot run for a shape (packed in float64, with 2 or 3 rows a product (one row has a
+``RNNKIT_PRODUCTS=auto|packed|blas|split|mkl`` (auto, the default, measures); a forced way
+that cannot run for a shape (packed in float64, with 2 or 3 rows a product (one row has a
 kernel of its own, from ``PACKED_MIN_ROWS`` the register tile) or without AVX2/FMA; split
-without a team of two) runs as one BLAS call and says so in ``choices()``.
+without a team of two; mkl in float64 or without MKL) runs as one BLAS call and says so in
+``choices()``.
 """
 
 from __future__ import annotations
@@ -30,11 +32,14 @@ import time
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
+from . import blas
+
 ENV_VAR = "RNNKIT_PRODUCTS"
-MODES = ("auto", "packed", "blas", "split")
-CANDIDATES = ("packed", "blas", "split")
+MODES = ("auto", "packed", "blas", "split", "mkl")
+CANDIDATES = ("packed", "blas", "split", "mkl")
+PACKS = ("packed", "mkl")  # the ways that pack the weights before a loop's first step
 # the codes of _loops.c (PRODUCTS_*); 0 is its fixed thresholds (calls that pass nothing)
-CODES = {"legacy": 0, "packed": 1, "blas": 2, "split": 3}
+CODES = {"legacy": 0, "packed": 1, "blas": 2, "split": 3, "mkl": 4}
 PACKED_MIN_ROWS = 4  # the AVX2 register tile's rows (MR in _packed.h; AVX-512's: 8)
 REPEATS = 5  # timed steps per way (after one untimed)
 ROUNDS = 2  # the ways alternate this many times; each way's best round counts
@@ -84,7 +89,7 @@ _lock = threading.Lock()
 
 
 def mode() -> str:
-    """``RNNKIT_PRODUCTS``: auto (the default), packed, blas or split."""
+    """``RNNKIT_PRODUCTS``: auto (the default), packed, blas, split or mkl."""
     value = os.environ.get(ENV_VAR, "auto").strip().lower() or "auto"
     if value not in MODES:
         raise ValueError(f"{ENV_VAR} must be one of {', '.join(MODES)}; got {value!r}")
@@ -137,6 +142,10 @@ def plan(key: Key, loops) -> dict[str, Any]:
         why["split"] = "fewer than 32 columns a product"
     else:
         why["split"] = None
+    if key.itemsize != 4:
+        why["mkl"] = "float64"
+    else:
+        why["mkl"] = None if blas.find_mkl(loops) else blas.mkl_why_not()
     return {"chunks": chunks, "rows": rows, "threads": threads, "why_not": why}
 
 
@@ -246,9 +255,9 @@ def choose(key: Key, loops) -> dict[str, Any]:
 
 def code_for(rec: dict[str, Any], T: int) -> int:
     """The code of the way a loop of ``T`` steps takes at the record's key: its ``way``
-    (the fastest a step), unless the packed way's setup, a T-th of it a step, makes another
+    (the fastest a step), unless a packed way's setup, a T-th of it a step, makes another
     faster for so short a loop (measured ways only: a forced way stays)."""
-    if rec.get("way") != "packed" or not rec.get("setup"):
+    if rec.get("way") not in PACKS or not rec.get("setup"):
         return int(rec["code"])
     times, setup = rec["times"], rec["setup"]
     costs = {w: t + setup.get(w, 0.0) / T for w, t in times.items()}
