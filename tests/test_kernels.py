@@ -8,6 +8,9 @@ covers).
 """
 
 import copy
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -749,6 +752,32 @@ def test_mkl_time_products(chunks, team_of_two, monkeypatch):
     with kernels.own_threads():
         steps, setup = kernels._loops.time_products(4, 4, 16, 2, 1, specs, 3, chunks)
     assert len(steps) == 3 and all(t > 0 for t in steps) and setup > 0
+
+
+@needs_mkl
+def test_mkl_leaves_torch_its_threads():
+    """torch imported after rnnkit loaded MKL still runs on its own MKL and threads (its
+    wheel's MKL symbols would otherwise bind to the sequential MKL loaded first)."""
+    pytest.importorskip("torch")
+    code = (
+        "import sys\n"
+        "if sys.argv[1] == 'mkl':\n"
+        "    from rnnkit import kernels\n"
+        "    import numpy as np\n"
+        "    from rnnkit import LSTM\n"
+        "    LSTM(3, seed=0)(np.zeros((1, 2, 2), 'float32'))\n"
+        "    assert kernels.blas.find_mkl(kernels._loops)\n"
+        "import torch\n"
+        "print(torch.get_num_threads())\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "RNNKIT_MKL"}
+    counts = [
+        subprocess.run(
+            [sys.executable, "-c", code, arg], capture_output=True, text=True, env=env, check=True
+        ).stdout.strip()
+        for arg in ("alone", "mkl")
+    ]
+    assert counts[0] == counts[1], counts
 
 
 def test_mkl_not_found_says_why(monkeypatch):
