@@ -733,9 +733,13 @@ def test_mkl_is_measured_and_taken_when_fastest(fresh_choices, monkeypatch):
     rec = kernels.choose.choose(lstm_key(N=64, H=300), kernels._loops)
     assert rec["way"] == "mkl" and rec["code"] == kernels.choose.CODES["mkl"] == 4
     assert "mkl" in {w for _, w in calls} and "mkl" not in rec["why_not"]
-    # 10 + 400 / T µs a step against packed's 30: mkl from T = 21 on
-    assert kernels.choose.code_for(rec, 20) == kernels.choose.CODES["packed"]
-    assert kernels.choose.code_for(rec, 21) == kernels.choose.CODES["mkl"]
+    # 10 + 400 / T µs a step against packed's 30 (x MKL_MARGIN 0.88 = 26.4): mkl from T = 25
+    assert kernels.choose.code_for(rec, 24) == kernels.choose.CODES["packed"]
+    assert kernels.choose.code_for(rec, 25) == kernels.choose.CODES["mkl"]
+    # within MKL_MARGIN of the best other way it is not taken
+    monkeypatch.setattr(kernels.choose, "_cache", {})
+    times["mkl"] = 0.92 * times["packed"]
+    assert kernels.choose.choose(lstm_key(N=64, H=300), kernels._loops)["way"] == "packed"
     rec64 = kernels.choose.choose(lstm_key(N=64, H=300, itemsize=8), kernels._loops)
     assert rec64["why_not"]["mkl"] == "float64" and rec64["way"] != "mkl"
     info = kernels.info()["mkl"]

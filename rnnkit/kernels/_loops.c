@@ -75,7 +75,9 @@ typedef void (*mkl_pack_t)(int, int, int, int32_t, int32_t, int32_t, float, cons
                            int32_t, float *);
 typedef void (*mkl_compute_t)(int, int32_t, int32_t, int32_t, int32_t, int32_t, const float *,
                               int32_t, const float *, int32_t, float, float *, int32_t);
-static void *p_mkl_pack_size, *p_mkl_pack, *p_mkl_compute;
+typedef void (*mkl_sgemm_t)(int, int, int, int32_t, int32_t, int32_t, float, const float *,
+                            int32_t, const float *, int32_t, float, float *, int32_t);
+static void *p_mkl_pack_size, *p_mkl_pack, *p_mkl_compute, *p_mkl_sgemm;
 
 static void sgemm_(int o, int ta, int tb, Py_ssize_t M, Py_ssize_t N, Py_ssize_t K, float al,
                    const float *A, Py_ssize_t lda, const float *B, Py_ssize_t ldb, float be,
@@ -532,7 +534,7 @@ static PyObject *py_forward(PyObject *self, PyObject *args) { return run(args, 0
  * single-threaded BLAS call.  Used while rnnkit holds NumPy's BLAS at one thread
  * (rnnkit.kernels.own_threads), so that BLAS's own pool never wakes up to spin. */
 typedef struct {
-    int isz, ta, tb, by_rows;
+    int isz, ta, tb, by_rows, mkl;
     Py_ssize_t M, N, K, lda, ldb, ldc;
     const char *A, *B;
     char *C;
@@ -560,7 +562,11 @@ static void gemm_job(void *ctx, int part, int parts)
         N = i1 - i0;
     }
     int ta = g->ta ? CblasTrans : CblasNoTrans, tb = g->tb ? CblasTrans : CblasNoTrans;
-    if (g->isz == 4)
+    if (g->mkl)                                    /* float32, every size below 2^31 */
+        ((mkl_sgemm_t)p_mkl_sgemm)(CblasRowMajor, ta, tb, (int32_t)M, (int32_t)N, (int32_t)g->K,
+                                   1.0f, (const float *)A, (int32_t)g->lda, (const float *)B,
+                                   (int32_t)g->ldb, (float)g->beta, (float *)C, (int32_t)g->ldc);
+    else if (g->isz == 4)
         sgemm_(CblasRowMajor, ta, tb, M, N, g->K, 1.0f, (const float *)A, g->lda,
                (const float *)B, g->ldb, (float)g->beta, (float *)C, g->ldc);
     else
@@ -606,9 +612,9 @@ static void run_on_team(void (*fn)(void *, int, int), void *ctx, int threads)
 static PyObject *py_matmul(PyObject *self, PyObject *args)
 {
     PyObject *oa, *ob, *oc;
-    int threads;
+    int threads, mkl = 0;
     double beta;
-    if (!PyArg_ParseTuple(args, "OOOdi", &oa, &ob, &oc, &beta, &threads))
+    if (!PyArg_ParseTuple(args, "OOOdi|p", &oa, &ob, &oc, &beta, &threads, &mkl))
         return NULL;
     Py_buffer va, vb, vc;
     if (PyObject_GetBuffer(oa, &va, PyBUF_RECORDS_RO) < 0)
@@ -649,6 +655,8 @@ static PyObject *py_matmul(PyObject *self, PyObject *args)
     }
     g.M = va.shape[0]; g.K = va.shape[1]; g.N = vb.shape[1];
     g.ldc = g.N > 0 ? g.N : 1;
+    g.mkl = mkl && g.isz == 4 && p_mkl_sgemm != NULL && g.M < INT32_MAX && g.N < INT32_MAX
+            && g.K < INT32_MAX && g.lda < INT32_MAX && g.ldb < INT32_MAX;
     g.lda = g.lda > 0 ? g.lda : 1;
     g.ldb = g.ldb > 0 ? g.ldb : 1;
     g.A = (const char *)va.buf; g.B = (const char *)vb.buf; g.C = (char *)vc.buf;
@@ -666,17 +674,19 @@ static PyObject *py_matmul(PyObject *self, PyObject *args)
 }
 static PyObject *py_backward(PyObject *self, PyObject *args) { return run(args, 1); }
 
-/* set_mkl(pack_get_size, pack, compute): the addresses of MKL's cblas_sgemm_pack_get_size,
- * cblas_sgemm_pack and cblas_sgemm_compute (0, 0, 0: none) */
+/* set_mkl(pack_get_size, pack, compute, sgemm): the addresses of MKL's
+ * cblas_sgemm_pack_get_size, cblas_sgemm_pack, cblas_sgemm_compute and cblas_sgemm
+ * (all 0: none) */
 static PyObject *py_set_mkl(PyObject *self, PyObject *args)
 {
-    Py_ssize_t size, pack, compute;
-    if (!PyArg_ParseTuple(args, "nnn", &size, &pack, &compute))
+    Py_ssize_t size, pack, compute, sgemm;
+    if (!PyArg_ParseTuple(args, "nnnn", &size, &pack, &compute, &sgemm))
         return NULL;
-    int all = size && pack && compute;
+    int all = size && pack && compute && sgemm;
     p_mkl_pack_size = all ? (void *)size : NULL;
     p_mkl_pack = all ? (void *)pack : NULL;
     p_mkl_compute = all ? (void *)compute : NULL;
+    p_mkl_sgemm = all ? (void *)sgemm : NULL;
     return PyBool_FromLong(all);
 }
 
@@ -985,12 +995,13 @@ static PyMethodDef methods[] = {
     {"forward", py_forward, METH_VARARGS, "forward(cell, args): the forward time loop"},
     {"backward", py_backward, METH_VARARGS, "backward(cell, args): the reverse time loop"},
     {"set_mkl", py_set_mkl, METH_VARARGS,
-     "set_mkl(pack_get_size, pack, compute): MKL's packed sgemm functions (0, 0, 0: none)"},
+     "set_mkl(pack_get_size, pack, compute, sgemm): MKL's sgemm functions (all 0: none)"},
     {"set_blas", py_set_blas, METH_VARARGS,
      "set_blas(sgemm, dgemm, sgemv, dgemv, ilp64): CBLAS function addresses"},
     {"matmul", py_matmul, METH_VARARGS,
-     "matmul(A, B, C, beta, threads): C = A B + beta C (2-d arrays of one float dtype; A and B "
-     "C-ordered or transposed views) cut into one block per thread of the team"},
+     "matmul(A, B, C, beta, threads, mkl=False): C = A B + beta C (2-d arrays of one float "
+     "dtype; A and B C-ordered or transposed views) cut into one block per thread of the team; "
+     "float32 blocks through MKL's sgemm where mkl and set_mkl gave it"},
     {"adam", py_adam, METH_VARARGS,
      "adam(p, g, m, v, alpha, c1, c2, eps, itemsize): Adam's update in place, one pass "
      "(c1 = 1 - beta_1, c2 = 1 - beta_2)"},

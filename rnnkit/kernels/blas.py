@@ -11,8 +11,9 @@ and sets the BLAS's thread count (``threads``, ``set_threads``).
 MKL's packed float32 GEMM is an optional extra (``pip install rnnkit[mkl]``, Intel's ``mkl``
 wheel): where it is installed, ``find_mkl`` loads its ``libmkl_rt`` (the 32-bit-integer
 interface, the sequential threading layer: rnnkit's own team does the parallel work),
-self-tests it, and hands ``cblas_sgemm_pack_get_size``/``_pack``/``_compute`` to
-``loops.set_mkl``; ``choose.py`` then measures it as one more way of the recurrent products.
+self-tests it, and hands ``cblas_sgemm_pack_get_size``/``_pack``/``_compute`` and
+``cblas_sgemm`` to ``loops.set_mkl``: ``choose.py`` then measures it as one more way of the
+recurrent products, and ``loops.matmul`` as one more way of the large float32 products.
 ``RNNKIT_MKL=0`` leaves it out; ``RNNKIT_MKL=/path/libmkl_rt.so.N`` names the library.
 """
 
@@ -197,47 +198,36 @@ def _bind_torch_first() -> None:
 
 
 def _mkl_self_test(lib) -> bool:
-    """A 5 x 7 by 7 x 3 product through pack + compute, op(B) and op(B)ᵀ, against NumPy."""
+    """A 5 x 7 by 7 x 3 product through pack + compute and through sgemm, with op(B) = B and
+    Bᵀ, against NumPy."""
     rng = np.random.default_rng(0)
     a = rng.standard_normal((5, 7)).astype(np.float32)
+    row, packed_b = _CBLAS_ROW_MAJOR, _CBLAS_B
     for trans in (False, True):
         b = rng.standard_normal((3, 7) if trans else (7, 3)).astype(np.float32)
-        size = lib.cblas_sgemm_pack_get_size(_CBLAS_B, 5, 3, 7)
+        want = a.astype(np.float64) @ (b.T if trans else b) + 1
+        size = lib.cblas_sgemm_pack_get_size(packed_b, 5, 3, 7)
         if not 0 < size < 1 << 30:
             return False
         packed = np.zeros(size // 4 + 16, np.float32)
         flag = _CBLAS_TRANS if trans else _CBLAS_NO_TRANS
+        ldb = b.shape[1]
         lib.cblas_sgemm_pack(
-            _CBLAS_ROW_MAJOR,
-            _CBLAS_B,
-            flag,
-            5,
-            3,
-            7,
-            1.0,
-            b.ctypes.data,
-            b.shape[1],
-            packed.ctypes.data,
+            row, packed_b, flag, 5, 3, 7, 1.0, b.ctypes.data, ldb, packed.ctypes.data
         )
         c = np.ones((5, 3), np.float32)
         lib.cblas_sgemm_compute(
-            _CBLAS_ROW_MAJOR,
-            _CBLAS_NO_TRANS,
-            _CBLAS_PACKED,
-            5,
-            3,
-            7,
-            a.ctypes.data,
-            7,
-            packed.ctypes.data,
-            3,
-            1.0,
-            c.ctypes.data,
-            3,
-        )
-        want = a.astype(np.float64) @ (b.T if trans else b) + 1
-        if not np.allclose(c, want, rtol=1e-4, atol=1e-4):
-            return False
+            row, _CBLAS_NO_TRANS, _CBLAS_PACKED, 5, 3, 7, a.ctypes.data, 7, packed.ctypes.data, 3,
+            1.0, c.ctypes.data, 3,
+        )  # fmt: skip
+        c2 = np.ones((5, 3), np.float32)
+        lib.cblas_sgemm(
+            row, _CBLAS_NO_TRANS, flag, 5, 3, 7, 1.0, a.ctypes.data, 7, b.ctypes.data, ldb, 1.0,
+            c2.ctypes.data, 3,
+        )  # fmt: skip
+        for got in (c, c2):
+            if not np.allclose(got, want, rtol=1e-4, atol=1e-4):
+                return False
     return True
 
 
@@ -267,6 +257,7 @@ def find_mkl(loops) -> dict:
             lib.cblas_sgemm_pack_get_size.argtypes = [i, i, i, i]
             lib.cblas_sgemm_pack.argtypes = [i, i, i, i, i, i, f, p, i, p]
             lib.cblas_sgemm_compute.argtypes = [i, i, i, i, i, i, p, i, p, i, f, p, i]
+            lib.cblas_sgemm.argtypes = [i, i, i, i, i, i, f, p, i, p, i, f, p, i]
         except (OSError, AttributeError) as e:
             _mkl_why_not = f"{path}: {e}"
             continue
@@ -281,7 +272,12 @@ def find_mkl(loops) -> dict:
         if not _mkl_self_test(lib):
             _mkl_why_not = f"{path}: the packed sgemm failed its self-test"
             continue
-        fns = (lib.cblas_sgemm_pack_get_size, lib.cblas_sgemm_pack, lib.cblas_sgemm_compute)
+        fns = (
+            lib.cblas_sgemm_pack_get_size,
+            lib.cblas_sgemm_pack,
+            lib.cblas_sgemm_compute,
+            lib.cblas_sgemm,
+        )
         loops.set_mkl(*[ctypes.cast(fn, ctypes.c_void_p).value for fn in fns])
         version = ctypes.create_string_buffer(256)
         try:

@@ -52,6 +52,13 @@ ROUNDS = 2  # the ways alternate this many times; each way's best round counts
 # so there the fastest way wins (LSTM(1024), N = 128, two chunks: packed 5.46 ms against
 # BLAS 6.05 timed, 5.9 against 7.1 a step in the loop).
 MARGIN = 0.9
+# MKL's way must beat every other way by this factor timed alone: in the loop, between the
+# gate arithmetic, it loses about 0.06-0.15 of its lead (the Xeon of
+# benchmarks/results/products-xeon-mkl, LSTM inference, alone -> in the loop, MKL's time
+# over the packed kernel's: N = 32, H = 256: 0.92 -> 1.07; N = 128, H = 256: 0.86 -> 0.92;
+# N = 128, H = 1024: 0.77 -> 0.88; an autocomplete training step, N = 64, H = 256, its
+# reverse loop at 0.96 alone: the layer 6-8 % slower with it).
+MKL_MARGIN = 0.88
 BUDGET_S = 0.002  # seconds of timed steps per way and round (at least one step)
 # A way measured SUSPECT times slower than the fastest, and SUSPECT_S seconds a step slower,
 # may only have been disturbed: a team's step can wait for a core that BLAS's own pool
@@ -184,6 +191,9 @@ def _suspects(times: dict[str, float]) -> list[str]:
 
 def _decide(times: dict[str, float], ways: list[str], chunks: int) -> str:
     way = min(ways, key=lambda w: times.get(w, 0.0))
+    others = [w for w in ways if w != "mkl" and w in times]
+    if way == "mkl" and others and times["mkl"] > MKL_MARGIN * min(times[w] for w in others):
+        way = min(others, key=lambda w: times[w])
     hands_off = way == "split" or (way == "packed" and chunks <= 1)
     if hands_off and "blas" in times and times[way] > MARGIN * times["blas"]:
         way = "blas"

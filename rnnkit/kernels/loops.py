@@ -10,6 +10,7 @@ their shapes, item sizes and strides are checked against the loop's sizes.
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import numpy as np
@@ -47,6 +48,11 @@ CELLS = {SimpleCell: "simple", LSTMCell: "lstm", GRUCell: "gru"}
 # A product smaller than this (multiply-adds) stays one BLAS call: cutting it into blocks
 # on the team costs more than it saves.
 MATMUL_MIN_WORK = 1 << 17
+# Whether a float32 product of this layout goes through MKL's sgemm (rnnkit[mkl]) rather
+# than NumPy's BLAS, measured on its first two products: {(M, K, N, op(A), op(B)): bool}.
+# On the 2-core Xeon, one thread of MKL ran 148-172 GFLOP/s and one of OpenBLAS 127-144 on
+# a training step's products (BENCHMARKS.md, "MKL's packed GEMM as a fourth way").
+_matmul_mkl: dict[tuple, bool] = {}
 # Inference forms each step's x_t U inside the loop, for these cells, from this many rows
 # up (float32, the packed kernel's products); with fewer rows each step would be a
 # matrix-vector product that reads all of U again, slower than one product before the loop
@@ -116,10 +122,30 @@ def matmul(a, b):
         return a @ b
     out = np.empty((M, N), a.dtype)
     try:
-        _loops.matmul(a, b, out, 0.0, threads.team_size())
+        _matmul_on_team(a, b, out, threads.team_size())
     except ValueError:  # a layout BLAS cannot read as it is (strided)
         return a @ b
     return out
+
+
+def _matmul_on_team(a, b, out, team: int) -> None:
+    """``out = a @ b`` on the team, through NumPy's BLAS or, for float32 where MKL is
+    installed, whichever of the two its first two products of this layout found faster
+    (those products are the results, not extra work beyond the second way's)."""
+    if a.dtype != np.float32 or not blas.find_mkl(_loops):
+        _loops.matmul(a, b, out, 0.0, team)
+        return
+    key = (*a.shape, b.shape[1], a.flags.c_contiguous, b.flags.c_contiguous)
+    mkl = _matmul_mkl.get(key)
+    if mkl is not None:
+        _loops.matmul(a, b, out, 0.0, team, mkl)
+        return
+    best: dict[bool, float] = {}
+    for way in (False, True, False, True):  # alternated; the best of two each
+        t0 = time.perf_counter()
+        _loops.matmul(a, b, out, 0.0, team, way)
+        best[way] = min(best.get(way, float("inf")), time.perf_counter() - t0)
+    _matmul_mkl[key] = best[True] < best[False]
 
 
 # add_rows cuts by columns over the team from this many values: below it the hand-off
