@@ -92,10 +92,14 @@ static void F(products_open)(Products *pr, Py_ssize_t rows, Py_ssize_t Kmax, int
 
 static void F(products_pack)(Products *pr, int slot, const PackSpec *sp)
 {
-    if (pr->mkl) {                                        /* no memory: that product uses BLAS */
+    if (pr->mkl) {              /* no memory, or sizes beyond MKL's 32-bit integers: BLAS */
+        pr->mb[slot] = NULL;
+        if (pr->mkl_rows >= INT32_MAX || sp->Nc >= INT32_MAX || sp->K >= INT32_MAX
+            || sp->ldb >= INT32_MAX)
+            return;
         size_t bytes = ((mkl_pack_size_t)p_mkl_pack_size)(CblasBMatrix, (int32_t)pr->mkl_rows,
                                                           (int32_t)sp->Nc, (int32_t)sp->K);
-        float *buf = (float *)malloc(bytes);
+        float *buf = bytes > 0 ? (float *)malloc(bytes) : NULL;
         if (buf != NULL)
             ((mkl_pack_t)p_mkl_pack)(CblasRowMajor, CblasBMatrix,
                                      sp->transB ? CblasTrans : CblasNoTrans,

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import importlib.metadata
 import importlib.util
 import os
 import sys
@@ -155,20 +156,14 @@ def _mkl_candidates() -> list[str]:
     named = os.environ.get(MKL_ENV_VAR, "").strip()
     if named and named not in ("1", "auto"):
         return [named]
-    paths = []
     try:
-        from importlib.metadata import PackageNotFoundError, distribution
-
-        try:
-            files = distribution("mkl").files or []
-        except PackageNotFoundError:
-            files = []
-        paths += sorted(
-            (str(f.locate()) for f in files if os.path.basename(str(f)).startswith("libmkl_rt.so")),
-            reverse=True,  # the newest soname first
-        )
-    except ImportError:  # pragma: no cover (Python < 3.8)
-        pass
+        files = importlib.metadata.distribution("mkl").files or []
+    except importlib.metadata.PackageNotFoundError:
+        files = []
+    paths = sorted(
+        (str(f.locate()) for f in files if os.path.basename(str(f)).startswith("libmkl_rt.so")),
+        reverse=True,  # the newest soname first
+    )
     found = ctypes.util.find_library("mkl_rt")
     return paths + ([found] if found else [])
 
@@ -270,7 +265,7 @@ def find_mkl(loops) -> dict:
         if not sequential:
             lib.MKL_Set_Num_Threads(1)
         if not _mkl_self_test(lib):
-            _mkl_why_not = f"{path}: the packed sgemm failed its self-test"
+            _mkl_why_not = f"{path}: its sgemm (packed or not) failed the self-test"
             continue
         fns = (
             lib.cblas_sgemm_pack_get_size,

@@ -5,9 +5,10 @@ inference's x in the loop x_t U, LSTM's m_t P).  There are up to four ways to do
 (``CANDIDATES``): the packed float32 kernel of ``_packed.h`` (on the team of threads, as
 the loop runs it), one BLAS call per product, each product cut by columns over the team
 (``split``: BLAS held at one thread inside ``own_threads``), or MKL's packed float32 GEMM
-(``mkl``, where the optional ``mkl`` wheel is installed: ``blas.find_mkl``).  Which is fastest depends on
-the CPU, the shape, and on whether other processes share the cores (a team barrier per step
-costs microseconds on an idle machine, a scheduler's time slice on a busy one).  So the
+(``mkl``, where the optional ``mkl`` wheel is installed: ``blas.find_mkl``; it must be
+``MKL_MARGIN`` faster).  Which is fastest depends on the CPU, the shape, and on whether
+other processes share the cores (a team barrier per step costs microseconds on an idle
+machine, a scheduler's time slice on a busy one).  So the
 first loop of each shape (``key``) times one step's products each way that applies, a few
 times, as the loop runs them (where the loop cuts the batch into chunks, every chunk's at
 once: they share the caches and the memory), takes the fastest (one BLAS call unless a way
