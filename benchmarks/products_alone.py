@@ -13,6 +13,7 @@ round.  Run:  python benchmarks/products_alone.py [--N 8 32 128] [--H 256 1024]
 
 import argparse
 import os
+import platform
 import time
 
 import numpy as np
@@ -42,14 +43,27 @@ def torch_gflops(N, H, D, threads, flops, rounds, reps):
     return flops / best / 1e9
 
 
+def positive(text):
+    """An argument that must be an integer of at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer of at least 1; got {text!r}")
+    return value
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__)
-    p.add_argument("--N", type=int, nargs="+", default=[8, 32, 128])
-    p.add_argument("--H", type=int, nargs="+", default=[256, 1024])
-    p.add_argument("--D", type=int, default=64)
-    p.add_argument("--rounds", type=int, default=5)
-    p.add_argument("--reps", type=int, default=20)
+    p.add_argument("--N", type=positive, nargs="+", default=[8, 32, 128])
+    p.add_argument("--H", type=positive, nargs="+", default=[256, 1024])
+    p.add_argument("--D", type=positive, default=64)
+    p.add_argument("--rounds", type=positive, default=5)
+    p.add_argument("--reps", type=positive, default=20, help="timed steps a round (at most 1000)")
     args = p.parse_args()
+    if args.reps > 1000:
+        p.error(f"argument --reps: expected at most 1000; got {args.reps}")
     LSTM(3, seed=0)(np.zeros((1, 2, 2), "float32"))  # the loops find NumPy's BLAS
     threads = kernels.threads.team_size()
     kernels.blas.find_mkl(kernels._loops)
@@ -104,7 +118,8 @@ def main():
             + f" | {'–' if tg is None else f'{tg:.0f}'} |",
             flush=True,
         )
-    print(f"\nCPU: {os.popen('lscpu').read().split('Model name:')[1].splitlines()[0].strip()}")
+    model = os.popen("lscpu 2>/dev/null").read().split("Model name:")
+    print(f"\nCPU: {model[1].splitlines()[0].strip() if len(model) > 1 else platform.processor()}")
 
 
 if __name__ == "__main__":

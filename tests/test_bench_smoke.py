@@ -266,6 +266,20 @@ def test_scatter_rows_runs_and_names_bad_shapes():
     assert bad.returncode == 2 and "'ROWS WIDTH IDS'" in bad.stderr and "'40 8'" in bad.stderr
 
 
+def test_products_alone_runs_and_names_bad_sizes():
+    """benchmarks/products_alone.py (the kernel-alone table BENCHMARKS.md quotes) runs on a
+    tiny shape with every way that applies, and refuses a size below 1."""
+    script = os.path.join(ROOT, "benchmarks", "products_alone.py")
+    cmd = [sys.executable, script, "--rounds", "1", "--reps", "2", "--H", "16"]
+    proc = subprocess.run(cmd + ["--N", "8"], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    (row,) = [l for l in proc.stdout.splitlines() if l.startswith("| 8 | 16 |")]
+    gflops = [c.strip() for c in row.strip("|").split("|")[3:]]
+    assert len(gflops) == 5 and float(gflops[1]) > 0  # packed, blas, split, mkl, torch
+    bad = subprocess.run(cmd + ["--N", "0"], capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 2 and "--N" in bad.stderr and "'0'" in bad.stderr
+
+
 # ---------------------------------------------------------------------------------------------
 # benchmarks/bench_gpu.py: its CPU dry run (NumPy and PyTorch on the CPU, a tiny grid)
 # ---------------------------------------------------------------------------------------------

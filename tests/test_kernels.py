@@ -784,6 +784,22 @@ def test_mkl_leaves_torch_its_threads():
     assert counts[0] == counts[1], counts
 
 
+@needs_mkl
+def test_matmul_measures_mkl_once_per_size_class(monkeypatch, team_of_two):
+    """kernels.matmul times BLAS and MKL on the first product of a size class, keeps the
+    faster for the class (another length of the same class is not measured again), and
+    gives the same products either way."""
+    monkeypatch.delenv("RNNKIT_MKL", raising=False)
+    monkeypatch.setattr(kernels.loops, "_matmul_mkl", {})
+    rng = np.random.default_rng(3)
+    b = rng.standard_normal((96, 80)).astype("float32")
+    with kernels.own_threads():
+        for M in (300, 400, 300):  # one class: 257..512 rows
+            a = rng.standard_normal((M, 96)).astype("float32")
+            np.testing.assert_allclose(kernels.matmul(a, b), a @ b, rtol=1e-4, atol=1e-4)
+    assert list(kernels.loops._matmul_mkl) == [(9, 7, 7, True, True)]
+
+
 def test_mkl_not_found_says_why(monkeypatch):
     """RNNKIT_MKL names a library that is not there, or turns MKL off: the chooser leaves the
     way out and says why; a forced mkl runs one BLAS call and notes it."""

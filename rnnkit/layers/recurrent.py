@@ -309,9 +309,10 @@ class Recurrent(Layer):
         return [out, *final] if self.return_state else out
 
     def _run_forward(self, X, s0, m, rec_mask, bias, training, trace=None):
-        """The forward loop over X (T, N, D), or a ``Lookup`` with ids (T, N): compiled where it
-        applies, else ``bptt``.  An inference forward (``training`` False) keeps no per-step trace where the compiled
-        loop runs (``trace`` True asks for one: see ``trace()``)."""
+        """The forward loop over X (T, N, D), or a ``Lookup`` with ids (T, N): compiled where
+        it applies, else ``bptt``.  An inference forward (``training`` False) keeps no
+        per-step trace where the compiled loop runs (``trace`` True asks for one: see
+        ``trace()``)."""
         p, cell = self.params, self.cell
         keep = bool(training) if trace is None else trace
         if isinstance(X, Lookup):  # ids (T, N): x_t U + b = (E U + b)[id_t]
