@@ -90,6 +90,15 @@ def _add_model_options(p):
         help="Adam's initial learning rate, decayed along a cosine to 5%% of it by "
         "the end of --minutes (default: 0.01)",
     )
+    g.add_argument(
+        "--ngram",
+        type=int,
+        default=9,
+        metavar="ORDER",
+        help="after training, mix the network's predictions with a Kneser-Ney n-gram model "
+        "of this order counted on the training text (its weight chosen on the text's tail); "
+        "0: the network alone (default: 9)",
+    )
     g.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     g.add_argument("--retrain", action="store_true", help="train a new model even if one is saved")
     g.add_argument(
@@ -136,6 +145,8 @@ def _settings(args):
         raise ValueError(f"--learning-rate must be a finite number > 0; got {args.learning_rate}")
     if args.seed < 0:
         raise ValueError(f"--seed must be ≥ 0; got {args.seed}")
+    if args.ngram < 0:
+        raise ValueError(f"--ngram must be ≥ 0 (0: no n-gram memory); got {args.ngram}")
     if not (math.isfinite(args.temperature) and args.temperature >= 0):
         raise ValueError(f"--temperature must be a finite number ≥ 0; got {args.temperature}")
     if args.top_k < 0:
@@ -160,6 +171,7 @@ def _settings(args):
         learning_rate=args.learning_rate,
         seed=args.seed,
         dropout=args.dropout or 0.0,
+        ngram=args.ngram,
     )
 
 
@@ -179,7 +191,8 @@ def _corpus(args):
 
 
 def prepare_model(args, out=None):
-    """Load the saved model, or train one; returns (model, vocab).  Messages go to
+    """Load the saved model, or train one; returns (model, vocab, its n-gram memory or
+    None).  Messages go to
     ``out`` (standard output by default)."""
     out = out or sys.stdout
     from .apps import autocomplete as app
@@ -241,6 +254,8 @@ def prepare_model(args, out=None):
         if not args.resume:
             if meta.get("complete", True):
                 state = f"validation {meta.get('val_bpc') or float('nan'):.3f} bits per character"
+                if isinstance(meta.get("val_bpc_memory"), float):  # optional: newer files
+                    state += f" ({meta['val_bpc_memory']:.3f} with its n-gram memory)"
                 if isinstance(meta.get("val_bpc_adaptive"), float):  # optional: newer files
                     state += f" ({meta['val_bpc_adaptive']:.3f} adapting)"
                 words = meta.get("next_word_top3")
@@ -251,7 +266,7 @@ def prepare_model(args, out=None):
                     "not validated yet: its training was interrupted; --resume trains it further"
                 )
             print(f"Using the model in {path}: trained {seconds / 60:.1f} min, {state}.", file=out)
-            return model, vocab
+            return model, vocab, app.memory_from(meta)
         print(
             f"Resuming the training of {path} ({seconds / 60:.1f} min so far) for "
             f"{args.minutes:g} more minutes{_updates_note(args)}.",
@@ -315,10 +330,10 @@ def prepare_model(args, out=None):
         )
         raise
     if dp is not None and not dp.is_root:
-        return model, vocab  # rank 0 validates and saves
+        return model, vocab, None  # rank 0 validates and saves
     try:
         val_bpc = app.evaluate_bpc(model, val_ids)
-        accuracy = typed1 = adaptive = None  # top-3 next-word accuracy: seconds
+        accuracy = typed1 = adaptive = memory = mixed = None  # next-word accuracy: seconds
         if val_bpc <= app.absurd_bpc(len(vocab)):
             if not args.quiet:
                 print(
@@ -328,10 +343,17 @@ def prepare_model(args, out=None):
                     file=out,
                 )
             adaptive = app.adaptive_bpc(model, val_ids, stream=None if args.quiet else out)
+            if settings.ngram and not args.quiet:
+                print("Counting the n-gram memory of the training text.", file=out)
+            memory = app.build_memory(model, train_ids, settings, len(vocab))
+            if memory is not None:
+                mixed = app.memory_bpc(model, memory, train_ids, val_ids)
             held_out = vocab.decode(val_ids)
-            accuracy = app.next_word_accuracy(model, vocab, held_out, k=3, samples=REPORT_WORDS)
+            accuracy = app.next_word_accuracy(
+                model, vocab, held_out, k=3, samples=REPORT_WORDS, memory=memory
+            )
             typed1 = app.next_word_accuracy(
-                model, vocab, held_out, k=3, samples=REPORT_WORDS, typed=1
+                model, vocab, held_out, k=3, samples=REPORT_WORDS, typed=1, memory=memory
             )
     except KeyboardInterrupt:  # trained, not yet validated: keep the training
         checkpoint(position, seconds)
@@ -368,10 +390,18 @@ def prepare_model(args, out=None):
         history=history,
         next_word=accuracy if accuracy and accuracy.boundaries else None,
         val_bpc_adaptive=adaptive,
+        memory=memory,
+        val_bpc_memory=mixed,
+    )
+    with_memory = (
+        f"; {mixed:.3f} mixed with the {memory.order}-gram memory of the training text "
+        f"(the network's weight {memory.weight:.2f})"
+        if memory is not None and mixed is not None
+        else ""
     )
     print(
-        f"Validation: {val_bpc:.3f} bits per character ({adaptive:.3f} adapting to the "
-        f"held-out text as it reads it) after {seconds / 60:.1f} min of "
+        f"Validation: {val_bpc:.3f} bits per character for the network alone{with_memory} "
+        f"({adaptive:.3f} for the network adapting to the held-out text as it reads it) after {seconds / 60:.1f} min of "
         f"training at {rate:,.0f} characters a second (unigram model: {uni[0]:.3f}, bigram model: {bi[0]:.3f}"
         + (f", Kneser-Ney 5-gram: {five:.3f}" if five is not None else "")
         + "). "
@@ -399,7 +429,7 @@ def prepare_model(args, out=None):
         print(
             f"note: the model does worse than a bigram model on the held-out text: {why}.", file=out
         )
-    return model, vocab
+    return model, vocab, memory
 
 
 def _updates_note(args):
@@ -474,11 +504,13 @@ def _suggestions(suggest, prompt, k, print_fn, first=1):
     return shown
 
 
-def _suggest_fn(app, model, vocab, args):
+def _suggest_fn(app, model, vocab, args, memory=None):
     """suggest(prompt, until) with the command's --suggestions and --beam."""
 
     def suggest(prompt, until):
-        return app.suggest(model, vocab, prompt, k=args.suggestions, until=until, beam=args.beam)
+        return app.suggest(
+            model, vocab, prompt, k=args.suggestions, until=until, beam=args.beam, memory=memory
+        )
 
     return suggest
 
@@ -493,13 +525,13 @@ def run_autocomplete(args):
 
     from .apps import autocomplete as app
 
-    model, vocab = prepare_model(args)
+    model, vocab, memory = prepare_model(args)
     from .distributed import launched_size, rank
 
     if launched_size() > 1 and rank() != 0:
         return 0  # under mpiexec the other ranks only train
     rng = np.random.default_rng(args.seed)
-    suggest = _suggest_fn(app, model, vocab, args)
+    suggest = _suggest_fn(app, model, vocab, args, memory)
 
     def show(prompt):
         _warn_unknown(vocab, prompt)
@@ -512,6 +544,7 @@ def run_autocomplete(args):
             top_k=args.top_k,
             top_p=args.top_p,
             rng=rng,
+            memory=memory,
         )
 
     def answer(prompt):
@@ -542,7 +575,7 @@ def run_autocomplete(args):
         return _interactive(lambda i, p: _complete_lines(show, i, p))
 
     def next_chars(prompt):
-        return app.next_chars(model, vocab, prompt, k=10)
+        return app.next_chars(model, vocab, prompt, k=10, memory=memory)
 
     learn = app.Autocompleter(model, vocab).adapt if args.adapt else None
     return _interactive(
@@ -650,7 +683,7 @@ def run_generate(args):
 
     from .apps import autocomplete as app
 
-    model, vocab = prepare_model(args, out=sys.stderr)
+    model, vocab, memory = prepare_model(args, out=sys.stderr)
     from .distributed import launched_size, rank
 
     if launched_size() > 1 and rank() != 0:
@@ -668,6 +701,7 @@ def run_generate(args):
         top_p=args.top_p,
         rng=rng,
         stop_at_newline=False,
+        memory=memory,
     )
     sys.stdout.write(prompt + text + "\n")
     return 0

@@ -54,6 +54,7 @@ def test_trains_saves_reuses_and_completes(capsys, cache):
     assert "top-3 next-word accuracy:" in out and "boundaries of the held-out text" in out
     assert "with the word's first letter typed:" in out
     assert "adapting to the held-out text as it reads it" in out
+    assert "mixed with the 9-gram memory of the training text (the network's weight 0." in out
     lines = out.strip().splitlines()
     at = lines.index("Shall I compare thee")  # the prompt, then its numbered suggestions
     assert lines[at + 1] == "  to the end of the word:" and lines[at + 2].startswith('   1. "')
@@ -65,8 +66,11 @@ def test_trains_saves_reuses_and_completes(capsys, cache):
     code, out, _ = run_cli(["autocomplete", *FAST, "--prompt", "Thy"], capsys)
     assert code == 0 and "Using the model in" in out and "Training" not in out
     assert "top-3 next-word accuracy" in out and " adapting)" in out
-    code, out, _ = run_cli(["autocomplete", *FAST, "--retrain", "--prompt", "Thy"], capsys)
-    assert code == 0 and "Training a 1-layer LSTM" in out
+    code, out, _ = run_cli(
+        ["autocomplete", *FAST, "--retrain", "--ngram", "0", "--prompt", "Thy"], capsys
+    )
+    assert code == 0 and "Training a 1-layer LSTM" in out and "gram memory" not in out
+    assert "ngram_memory" not in app.load(models[0])[3]
     code, out, _ = run_cli(["autocomplete", *FAST, "--resume", "--prompt", "Thy"], capsys)
     assert code == 0 and "Resuming the training" in out
 
@@ -251,6 +255,7 @@ def test_more_bad_options_and_paths_fail_before_training(tmp_path, capsys, monke
         (["--temperature", "nan"], "--temperature must be a finite number"),
         (["--length", "-5"], "--length must be at least 1"),
         (["--retrain", "--resume"], "--retrain and --resume contradict each other"),
+        (["--ngram", "-1"], "--ngram must be ≥ 0"),
         (["--model", str(tmp_path)], "is a directory"),
         (["--model", "/proc/no/such/dir/m.rnnkit"], "cannot save the model"),
     ]
@@ -331,14 +336,21 @@ def tiny():
     )
 
 
-def step_by_step_probability(model, vocab, prompt, chars):
-    """Π p(c_t | prompt, c_<t) with one (1, 1) forward call per character, as complete does."""
+def step_by_step_probability(model, vocab, prompt, chars, memory=None):
+    """Π p(c_t | prompt, c_<t) with one (1, 1) forward call per character, as complete does;
+    with an n-gram ``memory``, p = λ softmax(network) + (1 − λ) p_KN(· | the text so far)."""
     app.reset(model)
-    logits = model.forward(vocab.encode(prompt)[None])[0, -1]
+    history = list(vocab.encode(prompt))
+    logits = model.forward(np.array([history]))[0, -1]
     p = 1.0
     for c in chars:
         i = vocab.index[c]
-        p *= float(np.exp(app.log_softmax(logits)[i]))
+        q = np.exp(app.log_softmax(logits))
+        if memory is not None:
+            kn = memory.model.next_probs(np.array([history[-(memory.order - 1) :]]))[0]
+            q = memory.weight * q + (1 - memory.weight) * kn
+        p *= float(q[i])
+        history.append(i)
         logits = model.forward(np.array([[i]]))[0, -1]
     app.reset(model)
     return p
@@ -358,7 +370,10 @@ def test_suggestions_are_distinct_sorted_and_their_probabilities_are_products(ti
         else:
             assert s.end in app.PHRASE_END and not any(c in app.PHRASE_END for c in s.text)
     best = got[0]
-    expected = step_by_step_probability(tiny.model, tiny.vocab, prompt, best.text + best.end)
+    expected = step_by_step_probability(
+        tiny.model, tiny.vocab, prompt, best.text + best.end, tiny.memory
+    )
+    assert tiny.memory is not None and 0 < tiny.memory.weight <= 1
     assert best.probability == pytest.approx(expected, abs=1e-6, rel=1e-4)
     assert tiny.suggest(prompt, k=3, until=until) == got  # deterministic
 
@@ -498,8 +513,19 @@ def test_library_round_trip_and_the_cli_reads_its_files(tiny, tmp_path, capsys):
     assert 0 < again.bits_per_char(SONNETS.read_text()[:2000]) < 10
     assert again.val_bpc == tiny.val_bpc and "Autocompleter(1xLSTM(16)" in repr(again)
     assert again.val_bpc_adaptive == tiny.val_bpc_adaptive and 0 < tiny.val_bpc_adaptive < 10
+    # the n-gram memory travels in the file: the same order, weight and text
+    assert (again.memory.order, again.memory.weight) == (tiny.memory.order, tiny.memory.weight)
+    np.testing.assert_array_equal(again.memory.ids, tiny.memory.ids)
+    assert again.val_bpc_memory == tiny.val_bpc_memory < tiny.val_bpc  # the tiny network
+    text = SONNETS.read_text()[:2000]  # gains from the memory of its training text
+    assert again.bits_per_char(text) < again.bits_per_char(text, memory=False)
     code, out, err = run_cli(["autocomplete", "--model", str(path), "--prompt", "Thy"], capsys)
     assert code == 0 and "Using the model in" in out and "   1. " in out, err
+    assert "with its n-gram memory)" in out
+    alone = app.Autocompleter(tiny.model, tiny.vocab, tiny.settings)  # a file from before it
+    alone.save(path)
+    assert app.Autocompleter.load(path).memory is None
+    assert app.Autocompleter.load(path).suggest("Thy beauty ") == alone.suggest("Thy beauty ")
 
 
 def test_suggestions_for_lines_on_stdin_and_sampling_with_top_p(capsys, monkeypatch):
@@ -686,7 +712,8 @@ def test_adapting_learns_a_repeated_text_and_keeps_the_file_weights(tiny):
     fixed = app.adaptive_word_accuracy(
         tiny.model, tiny.vocab, passage * 2, samples=40, learning_rate=0.0
     )
-    assert fixed == tiny.word_accuracy(passage * 2, samples=40)  # the same boundaries
+    alone = app.next_word_accuracy(tiny.model, tiny.vocab, passage * 2, samples=40)
+    assert fixed == alone  # the same boundaries, the network alone (adapting has no memory)
     assert same_weights(weights_of(tiny.model), before)
 
 

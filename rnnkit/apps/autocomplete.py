@@ -18,6 +18,7 @@ import hashlib
 import math
 import os
 import time
+import zlib
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -35,6 +36,7 @@ from ..progress import ProgressBar, format_duration
 from ..seeding import set_seed
 from ..training import tbptt_steps
 from ..validation import NonFiniteError
+from .ngram import KneserNey, NgramMemory, max_order
 
 CELLS = {"lstm": LSTM, "gru": GRU, "rnn": SimpleRNN}
 MIN_CHARS = 1000  # below this there is not enough text for a training and a validation split
@@ -60,6 +62,7 @@ class Settings:
     val_fraction: float = 0.05
     seed: int = 0
     dropout: float = 0.0  # variational dropout on each recurrent layer's input and on its output
+    ngram: int = 9  # the order of the n-gram memory mixed in after training (0: none)
 
 
 # The budget decides the regularization: a budget that reads the training text many times
@@ -213,22 +216,6 @@ def ngram_bpc(train, val, order, vocab_size, alpha=None):
     return best
 
 
-def _gram_keys(ids, k, V):
-    """(len(ids) - k + 1,) int64: each k-gram x_{i-k+1} .. x_i as one number in base V."""
-    keys = np.zeros(len(ids) - k + 1, dtype=np.int64)
-    for j in range(k):
-        keys = keys * V + ids[j : len(ids) - k + 1 + j]
-    return keys
-
-
-def _lookup(sorted_keys, values, keys):
-    """values[i] where sorted_keys[i] == key, else 0, for each key."""
-    if not len(sorted_keys):
-        return np.zeros(len(keys), dtype=np.float64)
-    at = np.minimum(np.searchsorted(sorted_keys, keys), len(sorted_keys) - 1)
-    return np.where(sorted_keys[at] == keys, values[at], 0).astype(np.float64)
-
-
 def kneser_ney_bpc(train, val, order, vocab_size) -> float:
     """Validation bits per character of the interpolated Kneser-Ney character n-gram model
     of ``kneser_ney_probs``."""
@@ -237,42 +224,12 @@ def kneser_ney_bpc(train, val, order, vocab_size) -> float:
 
 def kneser_ney_probs(train, val, order, vocab_size) -> np.ndarray:
     """(len(val),) the probability of each validation character under an interpolated
-    Kneser-Ney character n-gram model of ``order`` counted on ``train`` (Chen & Goodman's interpolated KN with one discount
-    per order, D_k = n1 / (n1 + 2 n2)):
-
-        P_k(w | h) = max(c_k(h w) - D_k, 0) / c_k(h) + D_k N1+(h •) / c_k(h) · P_{k-1}(w | h')
-
-    where h' drops h's first character, c_k is the count at the top order and the number of
-    distinct left neighbours (continuation count) below it, P_0 = 1 / V, and a context never
-    seen falls back to P_{k-1}.  Each validation character is predicted from the
-    ``order - 1`` before it (the end of ``train`` before the first ones)."""
-    V = int(vocab_size)
-    if V**order >= 2**62:
-        raise ValueError(f"order {order} over {V} characters is too large for int64 keys")
-    train = np.asarray(train, dtype=np.int64)
-    history = np.concatenate([train[len(train) - (order - 1) :], np.asarray(val, np.int64)])
-    p = np.full(len(val), 1.0 / V)  # P_0
-    for k in range(1, order + 1):
-        if k == order:  # counts of the k-grams
-            keys, counts = np.unique(_gram_keys(train, k, V), return_counts=True)
-        else:  # continuation counts: distinct (k+1)-grams ending in each k-gram
-            keys, counts = np.unique(
-                np.unique(_gram_keys(train, k + 1, V)) % V**k, return_counts=True
-            )
-        cc = np.bincount(np.minimum(counts, 3), minlength=4)
-        D = cc[1] / (cc[1] + 2 * cc[2]) if cc[1] + 2 * cc[2] > 0 else 0.5
-        contexts = keys // V  # the k-1 characters before w
-        ctx_keys, first = np.unique(contexts, return_index=True)
-        totals = np.add.reduceat(counts, first)  # c_k(h): keys are sorted, so are contexts
-        types = np.diff(np.append(first, len(keys)))  # N1+(h •)
-        q = _gram_keys(history, k, V)[order - k :]  # the validation k-grams (len(val),)
-        c = _lookup(keys, counts, q)
-        total = _lookup(ctx_keys, totals, q // V)
-        n = _lookup(ctx_keys, types, q // V)
-        seen = total > 0
-        safe = np.where(seen, total, 1.0)
-        p = np.where(seen, np.maximum(c - D, 0.0) / safe + D * n / safe * p, p)
-    return p
+    Kneser-Ney character n-gram model of ``order`` counted on ``train``
+    (``ngram.KneserNey``); each is predicted from the ``order - 1`` characters before it
+    (the end of ``train`` before the first ones)."""
+    if int(vocab_size) ** int(order) >= 2**62:
+        raise ValueError(f"order {order} over {vocab_size} characters is too large for int64 keys")
+    return KneserNey(train, order, vocab_size).probs(train, val)
 
 
 # -- the model -----------------------------------------------------------------------------------
@@ -383,20 +340,54 @@ def reset(model):
             layer.reset_state()
 
 
-def evaluate_bpc(model, ids, batch=32, chunk=256):
-    """Bits per character of the model on ``ids``, reading it as ``batch`` streams."""
+def char_probs(model, ids, batch=32, chunk=256) -> np.ndarray:
+    """(n,) the model's probability of each of ids[1 : n + 1], each predicted from the
+    characters before it, reading ``ids`` as ``batch`` streams (``streams``: n is
+    ``batch`` × ⌊(len(ids) − 1) / batch⌋; each stream starts from an empty state)."""
     reset(model)
     x, y = streams(ids, batch)
-    total, count = 0.0, 0
+    logp = np.empty(x.shape)  # (batch, L), in the text's order once flattened
     for start in range(0, x.shape[1], chunk):
-        logits = model.forward(x[:, start : start + chunk])
-        z = logits - logits.max(axis=-1, keepdims=True)
-        logp = z - np.log(np.exp(z).sum(axis=-1, keepdims=True))
         target = y[:, start : start + chunk]
-        total -= float(np.take_along_axis(logp, target[..., None], axis=-1).sum())
-        count += target.size
+        lp = log_softmax(model.forward(x[:, start : start + chunk]))  # (batch, n, V)
+        logp[:, start : start + chunk] = np.take_along_axis(lp, target[..., None], -1)[..., 0]
     reset(model)
-    return total / count / math.log(2.0)
+    return np.exp(logp.reshape(-1))
+
+
+def evaluate_bpc(model, ids, batch=32, chunk=256):
+    """Bits per character of the model on ``ids``, reading it as ``batch`` streams."""
+    return float(-np.log2(char_probs(model, ids, batch, chunk)).mean())
+
+
+def memory_bpc(model, memory: NgramMemory, before, ids, batch=32) -> float:
+    """Bits per character on ``ids`` of the model mixed with its n-gram ``memory``
+    (``NgramMemory``): p = λ p_net + (1 − λ) p_KN, the n-gram model reading on from the
+    end of ``before`` (the text it counted)."""
+    p_net = char_probs(model, ids, batch)
+    p_ngram = memory.model.probs(before, ids)[1 : len(p_net) + 1]
+    return float(-np.log2(memory.mix(p_net, p_ngram)).mean())
+
+
+def build_memory(model, train_ids, s: Settings, vocab_size) -> NgramMemory | None:
+    """The n-gram memory of the training text (``NgramMemory.fit``: λ chosen on its tail),
+    of order ``s.ngram`` (at most what int64 keys hold for this vocabulary); None when
+    ``s.ngram`` is 0."""
+    if not s.ngram:
+        return None
+    order = min(int(s.ngram), max_order(vocab_size))
+    return NgramMemory.fit(train_ids, order, vocab_size, lambda tail: char_probs(model, tail))
+
+
+def memory_from(meta: dict) -> NgramMemory | None:
+    """The n-gram memory a model file keeps (None: a file without one)."""
+    d = meta.get("ngram_memory")
+    if not d:
+        return None
+    try:
+        return NgramMemory.from_json(d)
+    except (KeyError, TypeError, ValueError, zlib.error) as e:
+        raise ModelFileError(f"the model file's n-gram memory is damaged ({e})") from None
 
 
 # -- adapting to the text being read (dynamic evaluation) -------------------------------------------
@@ -650,26 +641,40 @@ def complete(
     stop_at_newline=True,
     rng=None,
     top_p=1.0,
+    memory: NgramMemory | None = None,
 ):
     """Continue ``prompt``: greedy (temperature 0), sampled at ``temperature``, sampled
     from the ``top_k`` most likely characters, or from the nucleus of the ``top_p`` most
     likely probability mass (see ``pick``).  With ``stop_at_newline`` the completion ends
     at the end of a line that has some text in it (after "ROMEO:" the speech on the next
-    line is the completion)."""
+    line is the completion).  ``memory``: the n-gram memory mixed in (``next_logp``)."""
     check_sampling(temperature, top_k, top_p)
     rng = rng or np.random.default_rng()
     reset(model)
-    logits = model.forward(_prompt_ids(vocab, prompt)[None])[0, -1]
+    history = list(_prompt_ids(vocab, prompt))
+    logp = next_logp(model, np.array([history]), memory, [history])[0]
     out: list[str] = []
     for _ in range(length):
-        nxt = pick(logits, temperature, top_k, rng, top_p=top_p)
+        nxt = pick(logp, temperature, top_k, rng, top_p=top_p)
         ch = vocab.chars[nxt]
         if stop_at_newline and ch == "\n" and "".join(out).strip():
             break
         out.append(ch)
-        logits = model.forward(np.array([[nxt]]))[0, -1]
+        history.append(nxt)
+        logp = next_logp(model, np.array([[nxt]]), memory, [history])[0]
     reset(model)
     return "".join(out)
+
+
+def next_logp(model, ids, memory: NgramMemory | None = None, histories=None) -> np.ndarray:
+    """(n, V) log-probabilities of the character after each row of ``ids`` (n, T), the
+    model's carried state read on by the T steps; with an n-gram ``memory``, of its
+    mixture with the network, each row's n-gram context the end of ``histories[i]`` (all
+    the ids that row has read, the earlier calls' included)."""
+    logp = log_softmax(model.forward(ids)[:, -1])
+    if memory is None:
+        return logp
+    return memory.mix_logp(logp, memory.contexts(histories))
 
 
 def pick(logits, temperature, top_k, rng, top_p=1.0):
@@ -717,12 +722,16 @@ def log_softmax(logits) -> np.ndarray:
     return z - np.log(np.exp(z).sum(axis=-1, keepdims=True))
 
 
-def next_chars(model, vocab: CharVocab, prompt: str, k=10) -> list[tuple[str, float]]:
+def next_chars(
+    model, vocab: CharVocab, prompt: str, k=10, memory: NgramMemory | None = None
+) -> list[tuple[str, float]]:
     """The ``k`` most likely next characters after ``prompt`` with their probabilities,
-    most likely first (the "unknown" character left out; ties in vocabulary order)."""
+    most likely first (the "unknown" character left out; ties in vocabulary order);
+    ``memory``: the n-gram memory mixed in."""
     _check_count(k, "k")
     reset(model)
-    logp = log_softmax(model.forward(_prompt_ids(vocab, prompt)[None])[0, -1])  # (V,)
+    ids = _prompt_ids(vocab, prompt)
+    logp = next_logp(model, ids[None], memory, [ids])[0]  # (V,)
     reset(model)
     order = [int(i) for i in np.argsort(-logp, kind="stable") if i != 0][:k]
     return [(vocab.chars[i], float(np.exp(logp[i]))) for i in order]
@@ -770,15 +779,16 @@ def _gather_states(model, rows) -> bool:
     return True
 
 
-def _beam_logp(model, vocab, prompt_ids, texts, parents, last_ids) -> np.ndarray:
+def _beam_logp(model, vocab, prompt_ids, texts, parents, last_ids, memory=None) -> np.ndarray:
     """(n, V) log-probabilities of the next character of each of n hypotheses: the
     carried states gathered by ``parents`` and one step on ``last_ids`` (n,), or, for a
     model whose states cannot be gathered, the whole prompt + text run again."""
+    read = [np.concatenate([prompt_ids, vocab.encode(t)]) for t in texts] if memory else None
     if _gather_states(model, np.asarray(parents)):
-        return log_softmax(model.forward(np.asarray(last_ids)[:, None])[:, -1])
+        return next_logp(model, np.asarray(last_ids)[:, None], memory, read)
     reset(model)
     batch = np.stack([np.concatenate([prompt_ids, vocab.encode(t)]) for t in texts])  # (n, T)
-    return log_softmax(model.forward(batch)[:, -1])
+    return next_logp(model, batch, memory, list(batch))
 
 
 def suggest(
@@ -789,6 +799,7 @@ def suggest(
     until="word",
     beam=8,
     max_chars=None,
+    memory: NgramMemory | None = None,
 ) -> list[Suggestion]:
     """The ``k`` most probable completions of ``prompt`` by beam search over characters,
     most probable first, each a Suggestion(text, probability, end).
@@ -806,7 +817,8 @@ def suggest(
     stops when no unfinished hypothesis is more probable than the pool's k-th, or when
     the completions reach ``max_chars`` characters (default: 20 for a word, 80 for a
     phrase; fewer than k suggestions then when fewer ended).  Deterministic: ties go to
-    the earlier hypothesis and the lower character id."""
+    the earlier hypothesis and the lower character id.  ``memory``: the n-gram memory
+    mixed in (``next_logp``)."""
     _check_count(k, "k")
     _check_count(beam, "beam")
     if until not in UNTIL:
@@ -816,13 +828,15 @@ def suggest(
     prompt_ids = _prompt_ids(vocab, prompt)
     reset(model)
     try:
-        logp = log_softmax(model.forward(prompt_ids[None])[:, -1])  # (1, V)
-        return _search(model, vocab, prompt_ids, logp, k, until, beam, max_chars)
+        logp = next_logp(model, prompt_ids[None], memory, [prompt_ids])  # (1, V)
+        return _search(model, vocab, prompt_ids, logp, k, until, beam, max_chars, memory)
     finally:
         reset(model)
 
 
-def _search(model, vocab, prompt_ids, logp, k, until, beam, max_chars) -> list[Suggestion]:
+def _search(
+    model, vocab, prompt_ids, logp, k, until, beam, max_chars, memory=None
+) -> list[Suggestion]:
     """suggest's beam search, from the model's carried state after the prompt (one row)
     and ``logp`` (1, V), the log-probabilities of the character after it."""
     ends = _ends(vocab, until)  # (V,)
@@ -844,7 +858,7 @@ def _search(model, vocab, prompt_ids, logp, k, until, beam, max_chars) -> list[S
         parents, chars = np.divmod(order, len(vocab))
         texts = [texts[b] + vocab.chars[c] for b, c in zip(parents, chars)]
         scores, lettered = live[order], lettered[parents] | letters[chars]
-        logp = _beam_logp(model, vocab, prompt_ids, texts, parents, chars)  # (n, V)
+        logp = _beam_logp(model, vocab, prompt_ids, texts, parents, chars, memory)  # (n, V)
     best = sorted(pool.items(), key=lambda kv: (-kv[1][0], kv[0]))[:k]
     return [Suggestion(text, float(np.exp(score)), end) for text, (score, end) in best]
 
@@ -889,7 +903,7 @@ def next_word(text: str, i: int) -> str:
     return text[i:j]
 
 
-def _suggest_many(model, vocab, prompts, k, beam, until="word", chunk=64) -> list:
+def _suggest_many(model, vocab, prompts, k, beam, until="word", chunk=64, memory=None) -> list:
     """suggest(prompt) for each of ``prompts``, in order; the prompts of equal length are
     read together, ``chunk`` at a time as one (chunk, T) batch (a batch of one reads
     a long prompt several times slower per character), and each beam search then starts
@@ -904,15 +918,25 @@ def _suggest_many(model, vocab, prompts, k, beam, until="word", chunk=64) -> lis
             ids = np.stack([_prompt_ids(vocab, prompts[j]) for j in rows])  # (n, T)
             reset(model)
             try:
-                logp = log_softmax(model.forward(ids)[:, -1])  # (n, V)
+                logp = next_logp(model, ids, memory, list(ids))  # (n, V)
                 layers = [l for l in model.layers if getattr(l, "stateful", False)]
                 carried = [list(getattr(l, "states", None) or []) for l in layers]
                 for r, j in enumerate(rows):
                     if not _gather_states(model, np.array([r])):  # no states to gather:
-                        out[j] = suggest(model, vocab, prompts[j], k, until, beam)  # one by one
+                        out[j] = suggest(  # one by one
+                            model, vocab, prompts[j], k, until, beam, memory=memory
+                        )
                         continue
                     out[j] = _search(
-                        model, vocab, ids[r], logp[r : r + 1], k, until, beam, MAX_CHARS[until]
+                        model,
+                        vocab,
+                        ids[r],
+                        logp[r : r + 1],
+                        k,
+                        until,
+                        beam,
+                        MAX_CHARS[until],
+                        memory,
                     )
                     for layer, states in zip(layers, carried):  # back to all the rows
                         layer.states = list(states)
@@ -922,7 +946,15 @@ def _suggest_many(model, vocab, prompts, k, beam, until="word", chunk=64) -> lis
 
 
 def next_word_accuracy(
-    model, vocab: CharVocab, text: str, k=3, samples=200, context=200, beam=8, typed=0
+    model,
+    vocab: CharVocab,
+    text: str,
+    k=3,
+    samples=200,
+    context=200,
+    beam=8,
+    typed=0,
+    memory: NgramMemory | None = None,
 ) -> WordAccuracy:
     """Top-k next-word accuracy on ``text``: at m = min(samples, N) of its N word
     boundaries (``word_boundaries``), evenly spaced (boundary ⌊j N / m⌋ for j < m),
@@ -931,9 +963,10 @@ def next_word_accuracy(
     ``k`` texts.  ``typed``: the first ``typed`` letters of the word are part of the
     prompt, as when an editor offers completions after a keystroke (then only boundaries
     whose word is longer count, and a hit is the rest of the word).  Returns
-    WordAccuracy(fraction of hits, boundaries asked)."""
+    WordAccuracy(fraction of hits, boundaries asked).  ``memory``: the n-gram memory mixed
+    in, as the suggestions it measures are offered."""
     chosen = _chosen_boundaries(text, k, samples, context, typed)
-    hits = _word_hits(model, vocab, text, chosen, k, context, beam, typed)
+    hits = _word_hits(model, vocab, text, chosen, k, context, beam, typed, memory)
     return WordAccuracy(hits / len(chosen) if chosen else float("nan"), len(chosen))
 
 
@@ -949,9 +982,9 @@ def _chosen_boundaries(text, k, samples, context, typed) -> list[int]:
     return [found[j * len(found) // n] for j in range(n)]  # evenly spaced, from the first
 
 
-def _word_hits(model, vocab, text, chosen, k, context, beam, typed) -> int:
+def _word_hits(model, vocab, text, chosen, k, context, beam, typed, memory=None) -> int:
     prompts = [text[max(0, i - context) : i + typed] for i in chosen]
-    guesses = _suggest_many(model, vocab, prompts, k, beam)
+    guesses = _suggest_many(model, vocab, prompts, k, beam, memory=memory)
     return sum(
         next_word(text, i)[typed:] in {s.text for s in got} for i, got in zip(chosen, guesses)
     )
@@ -1015,13 +1048,17 @@ def save(
     complete=True,
     next_word=None,
     val_bpc_adaptive=None,
+    memory: NgramMemory | None = None,
+    val_bpc_memory=None,
 ):
     """Write the model with everything needed to use it or to train it further; a
     checkpoint of an unfinished (interrupted) training has ``complete=False``.
     ``next_word``: a WordAccuracy measured on the held-out text, kept as the optional
     key "next_word_top3" ({"accuracy", "boundaries"}; files without it load as before);
     ``val_bpc_adaptive``: the held-out figure while adapting (``adaptive_bpc``), the
-    optional key "val_bpc_adaptive"."""
+    optional key "val_bpc_adaptive"; ``memory``: the n-gram memory (``NgramMemory``), the
+    optional key "ngram_memory" (its order, λ and the training text), with its held-out
+    figure ``val_bpc_memory``."""
     meta = {
         "app": "autocomplete",
         "app_version": APP_VERSION,
@@ -1035,6 +1072,10 @@ def save(
     }
     if val_bpc_adaptive is not None:
         meta["val_bpc_adaptive"] = float(val_bpc_adaptive)
+    if memory is not None:
+        meta["ngram_memory"] = memory.to_json()
+    if val_bpc_memory is not None:
+        meta["val_bpc_memory"] = float(val_bpc_memory)
     if next_word is not None:
         meta["next_word_top3"] = {
             "accuracy": float(next_word.fraction),
@@ -1126,10 +1167,18 @@ class Autocompleter:
     >>> ac.generate("ROMEO:", 200, temperature=0.8, top_p=0.95, seed=1)
     """
 
-    def __init__(self, model, vocab: CharVocab, settings: Settings | None = None, metadata=None):
-        self.model, self.vocab = model, vocab
+    def __init__(
+        self,
+        model,
+        vocab: CharVocab,
+        settings: Settings | None = None,
+        metadata=None,
+        memory: NgramMemory | None = None,
+    ):
+        self.model, self.vocab, self.memory = model, vocab, memory
         self.settings = settings or Settings()
         self.metadata: dict = dict(metadata or {})
+        self.metadata.pop("ngram_memory", None)  # kept as ``memory``, not twice
 
     # -- training and files --
     @classmethod
@@ -1148,8 +1197,9 @@ class Autocompleter:
         seed=1; without ``hidden`` or ``dropout``, ``fit_to_budget`` picks them from the
         budget and the text's size); then score it on the held-out tail: ``val_bpc``,
         ``val_bpc_adaptive`` (``adaptive_bpc``: seconds, a minute or more for 512 units on
-        a long text) and, on ``accuracy_samples`` word boundaries (0: skip), top-3
-        next-word accuracy."""
+        a long text), ``val_bpc_memory`` (mixed with the n-gram memory of the training
+        text, ``build_memory``; ``ngram=0``: none) and, on ``accuracy_samples`` word
+        boundaries (0: skip), top-3 next-word accuracy (with the memory)."""
         text, source = _read_text_or_path(text_or_path)
         check_text(text, source)
         s = _settings_from(settings)
@@ -1167,6 +1217,7 @@ class Autocompleter:
         model = build_model(len(vocab), s)
         result = train(model, train_ids, s, minutes, verbose=verbose, max_updates=max_updates)
         val_bpc = evaluate_bpc(model, val_ids)
+        memory = build_memory(model, train_ids, s, len(vocab))
         meta = {
             "position": result.position,
             "trained_seconds": result.seconds,
@@ -1174,16 +1225,20 @@ class Autocompleter:
             "val_bpc_adaptive": adaptive_bpc(model, val_ids),
             "history": [{"trained_seconds": result.seconds, "val_bpc": val_bpc}],
         }
+        if memory is not None:
+            meta["val_bpc_memory"] = memory_bpc(model, memory, train_ids, val_ids)
         if accuracy_samples:
-            acc = next_word_accuracy(model, vocab, vocab.decode(val_ids), samples=accuracy_samples)
+            acc = next_word_accuracy(
+                model, vocab, vocab.decode(val_ids), samples=accuracy_samples, memory=memory
+            )
             meta["next_word_top3"] = {"accuracy": acc.fraction, "boundaries": acc.boundaries}
-        return cls(model, vocab, s, meta)
+        return cls(model, vocab, s, meta, memory)
 
     @classmethod
     def load(cls, path) -> Autocompleter:
         """An autocomplete model file, written by ``save`` or by ``rnnkit autocomplete``."""
         model, vocab, s, meta = load(path)
-        return cls(model, vocab, s, meta)
+        return cls(model, vocab, s, meta, memory_from(meta))
 
     def save(self, path) -> None:
         """Write the model file (``rnnkit autocomplete --model PATH`` uses it as it is)."""
@@ -1201,12 +1256,19 @@ class Autocompleter:
             complete=m.get("complete", True),
             next_word=WordAccuracy(acc["accuracy"], acc["boundaries"]) if acc else None,
             val_bpc_adaptive=m.get("val_bpc_adaptive"),
+            memory=self.memory,
+            val_bpc_memory=m.get("val_bpc_memory"),
         )
 
     @property
     def val_bpc(self) -> float | None:
         """Bits per character on the held-out text when it was trained (None: unknown)."""
         return self.metadata.get("val_bpc")
+
+    @property
+    def val_bpc_memory(self) -> float | None:
+        """The held-out figure of the network mixed with its n-gram memory (None: none)."""
+        return self.metadata.get("val_bpc_memory")
 
     @property
     def val_bpc_adaptive(self) -> float | None:
@@ -1231,11 +1293,11 @@ class Autocompleter:
 
     def suggest(self, prompt: str, k=3, until="word", beam=8, max_chars=None) -> list[Suggestion]:
         """The k most probable completions to the end of the word or phrase (``suggest``)."""
-        return suggest(self.model, self.vocab, prompt, k, until, beam, max_chars)
+        return suggest(self.model, self.vocab, prompt, k, until, beam, max_chars, self.memory)
 
     def next_chars(self, prompt: str, k=10) -> list[tuple[str, float]]:
         """The k most likely next characters with their probabilities (``next_chars``)."""
-        return next_chars(self.model, self.vocab, prompt, k)
+        return next_chars(self.model, self.vocab, prompt, k, self.memory)
 
     def generate(
         self,
@@ -1261,25 +1323,36 @@ class Autocompleter:
             top_p=top_p,
             stop_at_newline=stop_at_newline,
             rng=rng,
+            memory=self.memory,
         )
 
-    def bits_per_char(self, text: str, streams=1, adapt=False) -> float:
+    def bits_per_char(self, text: str, streams=1, adapt=False, memory=True) -> float:
         """Bits per character the model spends on text[1:], each character predicted from
         those before it (read as ``streams`` parallel pieces; more is faster on a long
         text, and each piece then starts from an empty state).  ``adapt``: read as one
-        stream while learning from it (``adaptive_bpc``; the weights are restored)."""
+        stream while learning from it (``adaptive_bpc``; the weights are restored).
+        ``memory``: mixed with the n-gram memory where the model has one (``memory_bpc``;
+        not while adapting); False: the network alone."""
         if not isinstance(text, str) or len(text) < 2:
             raise ValueError(f"text must be a str of at least 2 characters; got {text!r:.40}")
         _check_count(streams, "streams")
+        ids = self.vocab.encode(text)
         if adapt:
-            return adaptive_bpc(self.model, self.vocab.encode(text))
-        return evaluate_bpc(self.model, self.vocab.encode(text), batch=streams)
+            return adaptive_bpc(self.model, ids)
+        if memory and self.memory is not None:
+            return memory_bpc(self.model, self.memory, ids[:0], ids, batch=streams)
+        return evaluate_bpc(self.model, ids, batch=streams)
 
     def word_accuracy(self, text: str, k=3, samples=200, typed=0, adapt=False) -> WordAccuracy:
         """Top-k next-word accuracy on ``text`` (``next_word_accuracy``; ``typed``: with the
         word's first letters typed; ``adapt``: ``adaptive_word_accuracy``)."""
-        measure = adaptive_word_accuracy if adapt else next_word_accuracy
-        return measure(self.model, self.vocab, text, k=k, samples=samples, typed=typed)
+        if adapt:
+            return adaptive_word_accuracy(
+                self.model, self.vocab, text, k=k, samples=samples, typed=typed
+            )
+        return next_word_accuracy(
+            self.model, self.vocab, text, k=k, samples=samples, typed=typed, memory=self.memory
+        )
 
     def __repr__(self):
         s = self.settings
@@ -1303,6 +1376,11 @@ __all__ = [
     "kneser_ney_bpc",
     "build_model",
     "evaluate_bpc",
+    "char_probs",
+    "memory_bpc",
+    "build_memory",
+    "memory_from",
+    "next_logp",
     "adapt_steps",
     "adaptive_bpc",
     "keeping_weights",
