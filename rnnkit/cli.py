@@ -286,8 +286,9 @@ def prepare_model(args, out=None):
         regularized = f", dropout {settings.dropout:g}" if settings.dropout else ""
         print(
             f"Training a {settings.layers}-layer {settings.cell.upper()} with {settings.hidden} "
-            f"units{regularized} on {source} ({len(train_ids):,} characters; {len(val_ids):,} held out for "
-            f"validation; {len(vocab) - 1} distinct characters) for {args.minutes:g} minutes"
+            f"units{regularized} on {source} ({_training_chars(app, train_ids, settings)}; "
+            f"{len(val_ids):,} held out for validation; {len(vocab) - 1} distinct characters) "
+            f"for {args.minutes:g} minutes"
             f"{_updates_note(args)}.",
             file=out,
         )
@@ -311,7 +312,7 @@ def prepare_model(args, out=None):
         before = seconds
         position, seconds, _, _, chars = app.train(
             model,
-            train_ids,
+            app.network_ids(train_ids, settings),  # the memory's λ is chosen on the rest
             settings,
             args.minutes,
             position=position,
@@ -394,14 +395,14 @@ def prepare_model(args, out=None):
         val_bpc_memory=mixed,
     )
     with_memory = (
-        f"; {mixed:.3f} mixed with the {memory.order}-gram memory of the training text "
+        f", {mixed:.3f} mixed with the {memory.order}-gram memory of the training text "
         f"(the network's weight {memory.weight:.2f})"
         if memory is not None and mixed is not None
         else ""
     )
     print(
-        f"Validation: {val_bpc:.3f} bits per character for the network alone{with_memory} "
-        f"({adaptive:.3f} for the network adapting to the held-out text as it reads it) after {seconds / 60:.1f} min of "
+        f"Validation: {val_bpc:.3f} bits per character for the network alone{with_memory}, "
+        f"{adaptive:.3f} for the network adapting to the held-out text as it reads it; after {seconds / 60:.1f} min of "
         f"training at {rate:,.0f} characters a second (unigram model: {uni[0]:.3f}, bigram model: {bi[0]:.3f}"
         + (f", Kneser-Ney 5-gram: {five:.3f}" if five is not None else "")
         + "). "
@@ -430,6 +431,15 @@ def prepare_model(args, out=None):
             f"note: the model does worse than a bigram model on the held-out text: {why}.", file=out
         )
     return model, vocab, memory
+
+
+def _training_chars(app, train_ids, settings) -> str:
+    """How the training text is used: "N characters", or with an n-gram memory "N
+    characters for the network and M for its n-gram memory's weight"."""
+    n_net = len(app.network_ids(train_ids, settings))
+    if n_net == len(train_ids):
+        return f"{n_net:,} characters"
+    return f"{n_net:,} characters for the network and {len(train_ids) - n_net:,} for its memory"
 
 
 def _updates_note(args):

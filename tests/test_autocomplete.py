@@ -55,6 +55,7 @@ def test_trains_saves_reuses_and_completes(capsys, cache):
     assert "with the word's first letter typed:" in out
     assert "adapting to the held-out text as it reads it" in out
     assert "mixed with the 9-gram memory of the training text (the network's weight 0." in out
+    assert "characters for the network and" in out and "for its memory;" in out
     lines = out.strip().splitlines()
     at = lines.index("Shall I compare thee")  # the prompt, then its numbered suggestions
     assert lines[at + 1] == "  to the end of the word:" and lines[at + 2].startswith('   1. "')
@@ -70,6 +71,7 @@ def test_trains_saves_reuses_and_completes(capsys, cache):
         ["autocomplete", *FAST, "--retrain", "--ngram", "0", "--prompt", "Thy"], capsys
     )
     assert code == 0 and "Training a 1-layer LSTM" in out and "gram memory" not in out
+    assert "for its memory" not in out
     assert "ngram_memory" not in app.load(models[0])[3]
     code, out, _ = run_cli(["autocomplete", *FAST, "--resume", "--prompt", "Thy"], capsys)
     assert code == 0 and "Resuming the training" in out

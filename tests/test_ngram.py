@@ -124,3 +124,15 @@ def test_the_mixture_is_a_distribution():
     logp = np.log(np.random.default_rng(0).dirichlet(np.ones(V), size=4))
     mixed = np.exp(mem.mix_logp(logp, mem.contexts([ids[:5], ids[:9], ids[:1], []])))
     np.testing.assert_allclose(mixed.sum(axis=1), 1.0, rtol=1e-12)
+
+
+def test_the_network_does_not_learn_from_the_tail_that_chooses_lambda():
+    from rnnkit.apps.ngram import tune_size
+
+    train = np.arange(100_000) % 7
+    assert tune_size(100_000) == 5_000 and tune_size(10_000_000) == 250_000
+    assert tune_size(3_000) == 1_500  # never more than half
+    s = app.Settings()
+    np.testing.assert_array_equal(app.network_ids(train, s), train[:95_000])
+    s.ngram = 0  # without a memory the network reads all of it
+    assert len(app.network_ids(train, s)) == 100_000

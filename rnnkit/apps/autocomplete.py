@@ -36,7 +36,7 @@ from ..progress import ProgressBar, format_duration
 from ..seeding import set_seed
 from ..training import tbptt_steps
 from ..validation import NonFiniteError
-from .ngram import KneserNey, NgramMemory, max_order
+from .ngram import KneserNey, NgramMemory, max_order, tune_size
 
 CELLS = {"lstm": LSTM, "gru": GRU, "rnn": SimpleRNN}
 MIN_CHARS = 1000  # below this there is not enough text for a training and a validation split
@@ -369,9 +369,16 @@ def memory_bpc(model, memory: NgramMemory, before, ids, batch=32) -> float:
     return float(-np.log2(memory.mix(p_net, p_ngram)).mean())
 
 
+def network_ids(train_ids, s: Settings):
+    """The part of the training text the network learns from: all of it when ``s.ngram``
+    is 0, else all but the tail that chooses the n-gram memory's λ (``tune_size``), which
+    must be new to the network (``NgramMemory.fit``)."""
+    return train_ids[: len(train_ids) - tune_size(len(train_ids))] if s.ngram else train_ids
+
+
 def build_memory(model, train_ids, s: Settings, vocab_size) -> NgramMemory | None:
-    """The n-gram memory of the training text (``NgramMemory.fit``: λ chosen on its tail),
-    of order ``s.ngram`` (at most what int64 keys hold for this vocabulary); None when
+    """The n-gram memory of the training text (``NgramMemory.fit``: λ chosen on its tail,
+    which the network was not trained on: ``network_ids``), of order ``s.ngram`` (at most what int64 keys hold for this vocabulary); None when
     ``s.ngram`` is 0."""
     if not s.ngram:
         return None
@@ -1215,7 +1222,9 @@ class Autocompleter:
         )
         check_size(len(vocab), s, chars=len(train_ids))
         model = build_model(len(vocab), s)
-        result = train(model, train_ids, s, minutes, verbose=verbose, max_updates=max_updates)
+        result = train(
+            model, network_ids(train_ids, s), s, minutes, verbose=verbose, max_updates=max_updates
+        )
         val_bpc = evaluate_bpc(model, val_ids)
         memory = build_memory(model, train_ids, s, len(vocab))
         meta = {
@@ -1379,6 +1388,7 @@ __all__ = [
     "char_probs",
     "memory_bpc",
     "build_memory",
+    "network_ids",
     "memory_from",
     "next_logp",
     "adapt_steps",
