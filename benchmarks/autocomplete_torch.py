@@ -49,7 +49,7 @@ def main(argv=None):
     vocab = CharVocab.from_text(text)
     train_ids, val_ids = app.split(vocab.encode(text), 0.05)
     # the network learns from what `rnnkit autocomplete` trains it on: the training text
-    # without the tail that chooses its n-gram memory's weight (app.network_ids)
+    # without the blocks that choose its n-gram memory's weight (app.network_ids)
     train_ids = app.network_ids(train_ids, app.Settings())
     if args.framework == "rnnkit":
         s = app.Settings(

@@ -126,13 +126,17 @@ def test_the_mixture_is_a_distribution():
     np.testing.assert_allclose(mixed.sum(axis=1), 1.0, rtol=1e-12)
 
 
-def test_the_network_does_not_learn_from_the_tail_that_chooses_lambda():
-    from rnnkit.apps.ngram import tune_size
+def test_the_network_does_not_learn_from_the_blocks_that_choose_lambda():
+    from rnnkit.apps.ngram import tune_mask
 
+    for n, tuned in [(100_000, 5_000), (10_000_000, 250_000), (3_000, 150), (40, 2)]:
+        mask = tune_mask(n)
+        assert mask.shape == (n,) and mask.sum() == tuned, n
+    mask = tune_mask(100_000)  # five blocks of 1,000, spread over the text
+    starts = np.flatnonzero(np.diff(mask.astype(int), prepend=0) == 1)
+    assert len(starts) == 5 and starts[0] > 0 and starts[-1] < 99_000
     train = np.arange(100_000) % 7
-    assert tune_size(100_000) == 5_000 and tune_size(10_000_000) == 250_000
-    assert tune_size(3_000) == 1_500  # never more than half
     s = app.Settings()
-    np.testing.assert_array_equal(app.network_ids(train, s), train[:95_000])
+    np.testing.assert_array_equal(app.network_ids(train, s), train[~mask])
     s.ngram = 0  # without a memory the network reads all of it
     assert len(app.network_ids(train, s)) == 100_000

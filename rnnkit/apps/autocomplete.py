@@ -36,7 +36,7 @@ from ..progress import ProgressBar, format_duration
 from ..seeding import set_seed
 from ..training import tbptt_steps
 from ..validation import NonFiniteError
-from .ngram import KneserNey, NgramMemory, max_order, tune_size
+from .ngram import KneserNey, NgramMemory, max_order, tune_mask
 
 CELLS = {"lstm": LSTM, "gru": GRU, "rnn": SimpleRNN}
 MIN_CHARS = 1000  # below this there is not enough text for a training and a validation split
@@ -371,14 +371,14 @@ def memory_bpc(model, memory: NgramMemory, before, ids, batch=32) -> float:
 
 def network_ids(train_ids, s: Settings):
     """The part of the training text the network learns from: all of it when ``s.ngram``
-    is 0, else all but the tail that chooses the n-gram memory's λ (``tune_size``), which
+    is 0, else all but the blocks that choose the n-gram memory's λ (``tune_mask``), which
     must be new to the network (``NgramMemory.fit``)."""
-    return train_ids[: len(train_ids) - tune_size(len(train_ids))] if s.ngram else train_ids
+    return train_ids[~tune_mask(len(train_ids))] if s.ngram else train_ids
 
 
 def build_memory(model, train_ids, s: Settings, vocab_size) -> NgramMemory | None:
-    """The n-gram memory of the training text (``NgramMemory.fit``: λ chosen on its tail,
-    which the network was not trained on: ``network_ids``), of order ``s.ngram`` (at most what int64 keys hold for this vocabulary); None when
+    """The n-gram memory of the training text (``NgramMemory.fit``: λ chosen on blocks of
+    it that the network was not trained on: ``network_ids``), of order ``s.ngram`` (at most what int64 keys hold for this vocabulary); None when
     ``s.ngram`` is 0."""
     if not s.ngram:
         return None

@@ -141,13 +141,24 @@ class KneserNey:
 
 
 WEIGHTS = np.round(np.linspace(0.05, 1.0, 20), 2)  # the network's weights λ tried by fit
-TUNE_FRACTION, TUNE_MIN, TUNE_MAX = 0.05, 2_000, 250_000  # characters λ is chosen on
+TUNE_FRACTION, TUNE_MAX, TUNE_BLOCK = 0.05, 250_000, 1_000  # the characters λ is chosen on
 
 
-def tune_size(n: int) -> int:
-    """How many of ``n`` training characters, at the end, choose λ (``NgramMemory.fit``):
-    5 %, at least 2,000 and at most 250,000, and never more than half."""
-    return int(min(max(n * TUNE_FRACTION, TUNE_MIN), TUNE_MAX, n // 2))
+def tune_mask(n: int) -> np.ndarray:
+    """(n,) bool: the training characters that choose λ (``NgramMemory.fit``), and that the
+    network does not learn from: blocks of 1,000 characters (fewer in a text under 40,000),
+    evenly spread, 5 % of the text and at most 250,000 characters. Spread, not the text's
+    tail: on a text made of parts (modules, books, plays) the held-out tail is most like the
+    training text's tail, and the network should learn from that."""
+    n = int(n)
+    block = int(min(TUNE_BLOCK, max(n // 40, 1)))
+    blocks = n // block
+    m = int(min(max(round(blocks * TUNE_FRACTION), 1), TUNE_MAX // block, blocks // 2))
+    mask = np.zeros(n, dtype=bool)
+    for j in range(m):
+        b = int((j + 0.5) * blocks / m)
+        mask[b * block : (b + 1) * block] = True
+    return mask
 
 
 class NgramMemory:
@@ -170,16 +181,16 @@ class NgramMemory:
         vocab_size: int,
         net_probs: Callable[[np.ndarray], np.ndarray],
     ) -> NgramMemory:
-        """The memory of ``ids`` with λ chosen on their tail (``tune_size``): the n-gram
-        model counted on all but the tail, and λ among WEIGHTS that gives the tail the
-        fewest bits. ``net_probs(tail)``: the network's probabilities of tail[1:] (each
-        from the characters before it). The network must not have learned from the tail
-        (autocomplete's ``network_ids`` keeps it out of training): a network that has
-        read it looks better on it than on new text, and λ would lean to it (on 600 KB of
-        Python source, 0.90 where 0.55 was best)."""
+        """The memory of ``ids`` with λ chosen on the blocks of ``tune_mask``: the n-gram
+        model counted on the rest, and λ among WEIGHTS that gives the blocks (read one
+        after another) the fewest bits. ``net_probs(tune)``: the network's probabilities
+        of tune[1:] (each from the characters before it). The network must not have
+        learned from those blocks (autocomplete's ``network_ids`` keeps them out of its
+        training): a network that has read a text looks better on it than on new text,
+        and λ would lean to it (on 600 KB of Python source, 0.90 where 0.55 was best)."""
         ids = np.asarray(ids, dtype=np.int64)
-        n_tune = tune_size(len(ids))
-        head, tail = ids[:-n_tune], ids[-n_tune:]
+        mask = tune_mask(len(ids))
+        head, tail = ids[~mask], ids[mask]
         p_ngram = KneserNey(head, order, vocab_size).probs(head, tail)[1:]
         p_net = np.asarray(net_probs(tail), dtype=np.float64)
         p_ngram = p_ngram[: len(p_net)]
@@ -229,4 +240,4 @@ class NgramMemory:
         return cls(ids, int(d["order"]), int(d["vocab_size"]), float(d["weight"]))
 
 
-__all__ = ["KneserNey", "NgramMemory", "max_order", "gram_keys", "tune_size", "MAX_ORDER"]
+__all__ = ["KneserNey", "NgramMemory", "max_order", "gram_keys", "tune_mask", "MAX_ORDER"]
