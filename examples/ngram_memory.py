@@ -1,6 +1,6 @@
 """What the n-gram memory adds to an autocomplete model: the held-out bits per character of
 the network alone, of a Kneser-Ney model of the training text alone, and of their mixture
-p = λ p_net + (1 − λ) p_KN, with λ chosen on the training text's tail as ``rnnkit
+p = λ p_net + (1 − λ) p_KN, with λ chosen on blocks of the training text as ``rnnkit
 autocomplete`` chooses it (``NgramMemory.fit``), for each order asked. For comparison only,
 it also prints the λ that would have done best on the held-out text itself (that λ is never
 used: choosing on the text that is reported would flatter the figure).
@@ -63,7 +63,7 @@ def main(argv=None):
         oracle = -np.log2(best * p_net + (1 - best) * p_kn).mean()
         print(
             f"  order {order}: Kneser-Ney alone {-np.log2(p_kn).mean():.3f}; mixed "
-            f"{mixed:.3f} with λ = {memory.weight:.2f} chosen on the training tail "
+            f"{mixed:.3f} with λ = {memory.weight:.2f} chosen on held-back blocks "
             f"({seconds:.1f} s); best λ on the held-out text {best:.2f}: {oracle:.3f}"
         )
     if args.save and memory is not None:

@@ -566,6 +566,7 @@ def test_bad_suggestion_and_sampling_options_are_refused(tiny, capsys, monkeypat
         (lambda: tiny.generate("x", 5, temperature=-1), "temperature must be a finite number ≥ 0"),
         (lambda: tiny.next_chars("x", k=0), "k must be an integer ≥ 1; got 0"),
         (lambda: app.Autocompleter.train(str(SONNETS), hiden=8), "unknown settings ['hiden']"),
+        (lambda: app.Autocompleter.train(str(SONNETS), ngram=-1), "ngram must be an integer ≥ 0"),
         (lambda: app.Autocompleter.train("nope.txt"), "is neither a file nor a text of at least"),
         (lambda: tiny.bits_per_char("x"), "text must be a str of at least 2 characters"),
     ]

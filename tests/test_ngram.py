@@ -81,6 +81,13 @@ def test_a_sequence_and_a_batch_of_contexts_give_the_same_probabilities():
         np.testing.assert_allclose(cold, kn.next_probs(padded)[np.arange(3), val[:3]])
 
 
+def test_nothing_to_predict_and_a_short_history():
+    ids, V = encoded()
+    kn = KneserNey(ids, 5, V)
+    assert kn.probs(ids, []).shape == (0,)
+    np.testing.assert_allclose(kn.probs(ids[:2], ids[2:4]), kn.probs([], ids[:4])[2:])
+
+
 def test_order_is_refused_where_int64_keys_overflow():
     assert max_order(85) == 9 and max_order(200) == 8 and max_order(70_000) == 3
     with pytest.raises(ValueError, match="order"):

@@ -1155,6 +1155,7 @@ def _settings_from(settings: dict) -> Settings:
         raise ValueError(f"cell must be one of {sorted(CELLS)}; got {s.cell!r}")
     for name in ("hidden", "layers", "embed", "batch", "bptt"):
         _check_count(getattr(s, name), name)
+    _check_count(s.ngram, "ngram", minimum=0)  # 0: no n-gram memory
     check_dropout(s.dropout, "dropout")
     return s
 

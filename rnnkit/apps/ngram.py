@@ -97,6 +97,8 @@ class KneserNey:
         ``order − 1`` characters before it (the end of ``before`` for the first ones)."""
         m = self.order - 1
         ids = np.asarray(ids, dtype=np.int64)
+        if not len(ids):
+            return np.zeros(0)
         before = np.asarray(before, dtype=np.int64)[len(before) - m :] if m else ids[:0]
         history = np.concatenate([np.full(m - len(before), -1, np.int64), before, ids])
         p = np.full(len(ids), 1.0 / self.V)  # P_0
