@@ -783,3 +783,22 @@ def test_the_adapting_example_plots_where_adapting_gains(tiny, tmp_path, capsys)
 
 def split_tail(ac):
     return app.split(ac.vocab.encode(SONNETS.read_text()), ac.settings.val_fraction)[1]
+
+
+def test_the_ngram_memory_example_scores_and_gives_an_old_file_its_memory(tiny, tmp_path, capsys):
+    import runpy
+
+    path = tmp_path / "old.rnnkit"
+    app.Autocompleter(tiny.model, tiny.vocab, tiny.settings).save(path)  # no memory
+    script = pathlib.Path(__file__).parent.parent / "examples" / "ngram_memory.py"
+    main = runpy.run_path(str(script), run_name="example")["main"]
+    main([str(path), "--text", str(SONNETS), "--orders", "3,99,5", "--save"])
+    out = capsys.readouterr().out
+    alone = app.evaluate_bpc(tiny.model, split_tail(tiny))
+    assert f"the network alone: {alone:.3f}" in out and "order 99: too long" in out
+    assert "order 5: Kneser-Ney alone" in out and "Saved the 5-gram memory" in out
+    again = app.Autocompleter.load(path)
+    assert again.memory.order == 5 and again.val_bpc_memory < alone
+    with pytest.raises(SystemExit):
+        main([str(path), "--orders", "x"])
+    assert "--orders must be integers" in capsys.readouterr().err
