@@ -18,7 +18,7 @@ import time
 import numpy as np
 
 from rnnkit.apps import autocomplete as app
-from rnnkit.apps.ngram import WEIGHTS, KneserNey, NgramMemory, max_order
+from rnnkit.apps.ngram import WEIGHTS, NgramMemory, max_order
 
 
 def main(argv=None):
@@ -57,7 +57,7 @@ def main(argv=None):
         start = time.perf_counter()
         memory = NgramMemory.fit(train, order, V, lambda tail: app.char_probs(ac.model, tail))
         seconds = time.perf_counter() - start
-        p_kn = KneserNey(train, order, V).probs(train, val)[1 : len(p_net) + 1]
+        p_kn = memory.model.probs(train, val)[1 : len(p_net) + 1]  # counted on all of train
         mixed = -np.log2(memory.mix(p_net, p_kn)).mean()
         best = min(WEIGHTS, key=lambda w: -np.log2(w * p_net + (1 - w) * p_kn).mean())
         oracle = -np.log2(best * p_net + (1 - best) * p_kn).mean()
@@ -68,7 +68,7 @@ def main(argv=None):
         )
     if args.save and memory is not None:
         ac.memory = memory
-        ac.metadata["val_bpc_memory"] = app.memory_bpc(ac.model, memory, train, val)
+        ac.metadata["val_bpc_memory"] = app.memory_bpc(ac.model, memory, train, val, p_net=p_net)
         ac.save(args.model)
         print(f"Saved the {memory.order}-gram memory into {args.model}.")
 

@@ -96,7 +96,8 @@ def _add_model_options(p):
         default=9,
         metavar="ORDER",
         help="after training, mix the network's predictions with a Kneser-Ney n-gram model "
-        "of this order counted on the training text (its weight chosen on the text's tail); "
+        "of this order counted on the training text (its weight chosen on 5%% of the text, "
+        "blocks the network does not train on); "
         "0: the network alone (default: 9)",
     )
     g.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
@@ -333,7 +334,8 @@ def prepare_model(args, out=None):
     if dp is not None and not dp.is_root:
         return model, vocab, None  # rank 0 validates and saves
     try:
-        val_bpc = app.evaluate_bpc(model, val_ids)
+        p_val = app.char_probs(model, val_ids)  # the network's, once for both figures
+        val_bpc = app.bpc(p_val)
         accuracy = typed1 = adaptive = memory = mixed = None  # next-word accuracy: seconds
         if val_bpc <= app.absurd_bpc(len(vocab)):
             if not args.quiet:
@@ -348,7 +350,7 @@ def prepare_model(args, out=None):
                 print("Counting the n-gram memory of the training text.", file=out)
             memory = app.build_memory(model, train_ids, settings, len(vocab))
             if memory is not None:
-                mixed = app.memory_bpc(model, memory, train_ids, val_ids)
+                mixed = app.memory_bpc(model, memory, train_ids, val_ids, p_net=p_val)
             held_out = vocab.decode(val_ids)
             accuracy = app.next_word_accuracy(
                 model, vocab, held_out, k=3, samples=REPORT_WORDS, memory=memory
@@ -435,7 +437,7 @@ def prepare_model(args, out=None):
 
 def _training_chars(app, train_ids, settings) -> str:
     """How the training text is used: "N characters", or with an n-gram memory "N
-    characters for the network and M for its n-gram memory's weight"."""
+    characters for the network and M for its memory" (the blocks that choose its λ)."""
     n_net = len(app.network_ids(train_ids, settings))
     if n_net == len(train_ids):
         return f"{n_net:,} characters"

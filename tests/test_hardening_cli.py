@@ -112,11 +112,11 @@ def test_a_model_too_large_is_refused_before_anything_is_allocated(capsys, no_tr
 def test_absurd_validation_bpc_is_divergence_not_a_result(capsys, cache, monkeypatch):
     """--learning-rate 1e4 once reported 1140 bits per character, saved the model as trained
     and blamed the text's size."""
-    monkeypatch.setattr(app, "evaluate_bpc", lambda model, ids: 1140.0)
+    monkeypatch.setattr(app, "bpc", lambda probs: 1140.0)  # the held-out figure
     code, out, err = run_cli(["autocomplete", *FAST, "--prompt", "x"], capsys)
     assert code == 1 and "training diverged" in err and "1140" in err and "--learning-rate" in err
     assert "Saved to" not in out and "small" not in out and "Validation" not in out
-    monkeypatch.setattr(app, "evaluate_bpc", lambda model, ids: float("nan"))
+    monkeypatch.setattr(app, "bpc", lambda probs: float("nan"))
     code, out, err = run_cli(["autocomplete", *FAST, "--retrain", "--prompt", "x"], capsys)
     assert code == 1 and "training diverged" in err and "nan" in err
 

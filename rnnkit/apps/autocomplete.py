@@ -227,8 +227,6 @@ def kneser_ney_probs(train, val, order, vocab_size) -> np.ndarray:
     Kneser-Ney character n-gram model of ``order`` counted on ``train``
     (``ngram.KneserNey``); each is predicted from the ``order - 1`` characters before it
     (the end of ``train`` before the first ones)."""
-    if int(vocab_size) ** int(order) >= 2**62:
-        raise ValueError(f"order {order} over {vocab_size} characters is too large for int64 keys")
     return KneserNey(train, order, vocab_size).probs(train, val)
 
 
@@ -355,18 +353,24 @@ def char_probs(model, ids, batch=32, chunk=256) -> np.ndarray:
     return np.exp(logp.reshape(-1))
 
 
+def bpc(probs) -> float:
+    """Bits per character of a text whose characters had probabilities ``probs``."""
+    return float(-np.log2(probs).mean())
+
+
 def evaluate_bpc(model, ids, batch=32, chunk=256):
     """Bits per character of the model on ``ids``, reading it as ``batch`` streams."""
-    return float(-np.log2(char_probs(model, ids, batch, chunk)).mean())
+    return bpc(char_probs(model, ids, batch, chunk))
 
 
-def memory_bpc(model, memory: NgramMemory, before, ids, batch=32) -> float:
+def memory_bpc(model, memory: NgramMemory, before, ids, batch=32, p_net=None) -> float:
     """Bits per character on ``ids`` of the model mixed with its n-gram ``memory``
     (``NgramMemory``): p = λ p_net + (1 − λ) p_KN, the n-gram model reading on from the
-    end of ``before`` (the text it counted)."""
-    p_net = char_probs(model, ids, batch)
+    end of ``before`` (the text it counted).  ``p_net``: the model's ``char_probs`` of
+    ``ids`` where they are already computed."""
+    p_net = char_probs(model, ids, batch) if p_net is None else p_net
     p_ngram = memory.model.probs(before, ids)[1 : len(p_net) + 1]
-    return float(-np.log2(memory.mix(p_net, p_ngram)).mean())
+    return bpc(memory.mix(p_net, p_ngram))
 
 
 def network_ids(train_ids, s: Settings):
@@ -378,8 +382,8 @@ def network_ids(train_ids, s: Settings):
 
 def build_memory(model, train_ids, s: Settings, vocab_size) -> NgramMemory | None:
     """The n-gram memory of the training text (``NgramMemory.fit``: λ chosen on blocks of
-    it that the network was not trained on: ``network_ids``), of order ``s.ngram`` (at most what int64 keys hold for this vocabulary); None when
-    ``s.ngram`` is 0."""
+    it that the network was not trained on: ``network_ids``), of order ``s.ngram`` (at
+    most what int64 keys hold for this vocabulary); None when ``s.ngram`` is 0."""
     if not s.ngram:
         return None
     order = min(int(s.ngram), max_order(vocab_size))
@@ -790,8 +794,8 @@ def _beam_logp(model, vocab, prompt_ids, texts, parents, last_ids, memory=None) 
     """(n, V) log-probabilities of the next character of each of n hypotheses: the
     carried states gathered by ``parents`` and one step on ``last_ids`` (n,), or, for a
     model whose states cannot be gathered, the whole prompt + text run again."""
-    read = [np.concatenate([prompt_ids, vocab.encode(t)]) for t in texts] if memory else None
     if _gather_states(model, np.asarray(parents)):
+        read = [np.concatenate([prompt_ids, vocab.encode(t)]) for t in texts] if memory else None
         return next_logp(model, np.asarray(last_ids)[:, None], memory, read)
     reset(model)
     batch = np.stack([np.concatenate([prompt_ids, vocab.encode(t)]) for t in texts])  # (n, T)
@@ -1226,7 +1230,8 @@ class Autocompleter:
         result = train(
             model, network_ids(train_ids, s), s, minutes, verbose=verbose, max_updates=max_updates
         )
-        val_bpc = evaluate_bpc(model, val_ids)
+        p_val = char_probs(model, val_ids)  # the network's, once for both figures
+        val_bpc = bpc(p_val)
         memory = build_memory(model, train_ids, s, len(vocab))
         meta = {
             "position": result.position,
@@ -1236,7 +1241,7 @@ class Autocompleter:
             "history": [{"trained_seconds": result.seconds, "val_bpc": val_bpc}],
         }
         if memory is not None:
-            meta["val_bpc_memory"] = memory_bpc(model, memory, train_ids, val_ids)
+            meta["val_bpc_memory"] = memory_bpc(model, memory, train_ids, val_ids, p_net=p_val)
         if accuracy_samples:
             acc = next_word_accuracy(
                 model, vocab, vocab.decode(val_ids), samples=accuracy_samples, memory=memory
@@ -1387,6 +1392,7 @@ __all__ = [
     "build_model",
     "evaluate_bpc",
     "char_probs",
+    "bpc",
     "memory_bpc",
     "build_memory",
     "network_ids",
