@@ -1,8 +1,9 @@
 """Where an autocomplete model gains by adapting to the text it reads: the bits per
 character of a trained model along the held-out text, with its weights fixed and while
 it learns from each 32-character segment after predicting it (``adapt_steps``; dynamic
-evaluation).  Writes a PNG of the running figures and prints the totals and the
-segments where adapting gains most.
+evaluation).  Writes a PNG of the running figures and prints the totals (mixed with the
+model's n-gram memory too, where its file keeps one) and the segments where adapting
+gains most.
 
     rnnkit autocomplete --prompt x        # trains the default model once (3 minutes)
     python examples/adapting.py MODEL [--text FILE] [--png adapting.png]
@@ -16,14 +17,17 @@ import argparse
 import numpy as np
 
 from rnnkit.apps import autocomplete as app
+from rnnkit.apps.ngram import WEIGHTS
 from rnnkit.plotting import pyplot, save
 
 
 def per_segment(model, ids, learning_rate):
-    """(ends, bits) of each segment as adapt_steps reads ``ids``; the weights restored."""
+    """(ends, bits, p) as adapt_steps reads ``ids``: where each segment ends, its cost in
+    bits, and the probability of every character of ``ids[1:]``; the weights restored."""
     with app.keeping_weights(model):
-        ends, bits = zip(*app.adapt_steps(model, ids, learning_rate))
-    return np.array(ends), np.array(bits)
+        ends, probs = zip(*app.adapt_steps(model, ids, learning_rate))
+    bits = np.array([-np.log2(p).sum() for p in probs])
+    return np.array(ends), bits, np.concatenate(probs)
 
 
 def main(argv=None):
@@ -42,13 +46,23 @@ def main(argv=None):
         from rnnkit.data import shakespeare_works
 
         text = shakespeare_works(quiet=False)
-    held_out = app.split(ac.vocab.encode(text), ac.settings.val_fraction)[1]
-    ends, fixed = per_segment(ac.model, held_out, 0.0)
-    _, adapting = per_segment(ac.model, held_out, app.ADAPT_LEARNING_RATE)
+    train, held_out = app.split(ac.vocab.encode(text), ac.settings.val_fraction)
+    ends, fixed, p_fixed = per_segment(ac.model, held_out, 0.0)
+    _, adapting, p_adapting = per_segment(ac.model, held_out, app.ADAPT_LEARNING_RATE)
     n = len(held_out) - 1
     print(
         f"weights fixed: {fixed.sum() / n:.3f} bits per character; adapting: {adapting.sum() / n:.3f}"
     )
+    if ac.memory is not None:
+        p_kn = ac.memory.model.probs(train, held_out)[1:]
+        for name, p in (("weights fixed", p_fixed), ("adapting", p_adapting)):
+            best = min(WEIGHTS, key=lambda w: app.bpc(w * p + (1 - w) * p_kn))
+            print(
+                f"{name}, mixed with its {ac.memory.order}-gram memory: "
+                f"{app.bpc(ac.memory.mix(p, p_kn)):.3f} with the file's λ "
+                f"{ac.memory.weight:.2f}; best λ on this text {best:.2f}: "
+                f"{app.bpc(best * p + (1 - best) * p_kn):.3f} (for comparison only)"
+            )
 
     plt = pyplot()
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(9, 6.5), sharex=True)

@@ -255,10 +255,17 @@ def prepare_model(args, out=None):
         if not args.resume:
             if meta.get("complete", True):
                 state = f"validation {meta.get('val_bpc') or float('nan'):.3f} bits per character"
-                if isinstance(meta.get("val_bpc_memory"), float):  # optional: newer files
-                    state += f" ({meta['val_bpc_memory']:.3f} with its n-gram memory)"
-                if isinstance(meta.get("val_bpc_adaptive"), float):  # optional: newer files
-                    state += f" ({meta['val_bpc_adaptive']:.3f} adapting)"
+                others = [  # optional: newer files have some or all
+                    f"{meta[key]:.3f} {what}"
+                    for key, what in (
+                        ("val_bpc_memory", "with its n-gram memory"),
+                        ("val_bpc_adaptive", "adapting"),
+                        ("val_bpc_adaptive_memory", "adapting, with the memory"),
+                    )
+                    if isinstance(meta.get(key), float)
+                ]
+                if others:
+                    state += f" ({'; '.join(others)})"
                 words = meta.get("next_word_top3")
                 if isinstance(words, dict) and "accuracy" in words:  # optional: newer files
                     state += f", top-3 next-word accuracy {100 * words['accuracy']:.1f} %"
@@ -334,10 +341,14 @@ def prepare_model(args, out=None):
     if dp is not None and not dp.is_root:
         return model, vocab, None  # rank 0 validates and saves
     try:
-        p_val = app.char_probs(model, val_ids)  # the network's, once for both figures
+        p_val = app.char_probs(model, val_ids)  # the network's, once for all figures
         val_bpc = app.bpc(p_val)
-        accuracy = typed1 = adaptive = memory = mixed = None  # next-word accuracy: seconds
+        accuracy = typed1 = memory = None  # next-word accuracy: seconds
+        figures = {}  # the held-out figures beside val_bpc (app.held_out_figures)
         if val_bpc <= app.absurd_bpc(len(vocab)):
+            if settings.ngram and not args.quiet:
+                print("Counting the n-gram memory of the training text.", file=out)
+            memory = app.build_memory(model, train_ids, settings, len(vocab))
             if not args.quiet:
                 print(
                     f"Held-out text: {val_bpc:.3f} bits per character. Reading it again, "
@@ -345,12 +356,9 @@ def prepare_model(args, out=None):
                     f"from):",
                     file=out,
                 )
-            adaptive = app.adaptive_bpc(model, val_ids, stream=None if args.quiet else out)
-            if settings.ngram and not args.quiet:
-                print("Counting the n-gram memory of the training text.", file=out)
-            memory = app.build_memory(model, train_ids, settings, len(vocab))
-            if memory is not None:
-                mixed = app.memory_bpc(model, memory, train_ids, val_ids, p_net=p_val)
+            figures = app.held_out_figures(
+                model, memory, train_ids, val_ids, p_val, stream=None if args.quiet else out
+            )
             held_out = vocab.decode(val_ids)
             accuracy = app.next_word_accuracy(
                 model, vocab, held_out, k=3, samples=REPORT_WORDS, memory=memory
@@ -392,19 +400,21 @@ def prepare_model(args, out=None):
         val_bpc=val_bpc,
         history=history,
         next_word=accuracy if accuracy and accuracy.boundaries else None,
-        val_bpc_adaptive=adaptive,
         memory=memory,
-        val_bpc_memory=mixed,
+        figures=figures,
     )
+    adaptive = f"{figures['val_bpc_adaptive']:.3f} for the network"
+    if memory is not None:
+        adaptive += f" and {figures['val_bpc_adaptive_memory']:.3f} mixed with the memory"
     with_memory = (
-        f", {mixed:.3f} mixed with the {memory.order}-gram memory of the training text "
-        f"(the network's weight {memory.weight:.2f})"
-        if memory is not None and mixed is not None
+        f", {figures['val_bpc_memory']:.3f} mixed with the {memory.order}-gram memory of "
+        f"the training text (the network's weight {memory.weight:.2f})"
+        if memory is not None
         else ""
     )
     print(
-        f"Validation: {val_bpc:.3f} bits per character for the network alone{with_memory}, "
-        f"{adaptive:.3f} for the network adapting to the held-out text as it reads it; after {seconds / 60:.1f} min of "
+        f"Validation: {val_bpc:.3f} bits per character for the network alone{with_memory}; "
+        f"adapting to the held-out text as it reads it, {adaptive}; after {seconds / 60:.1f} min of "
         f"training at {rate:,.0f} characters a second (unigram model: {uni[0]:.3f}, bigram model: {bi[0]:.3f}"
         + (f", Kneser-Ney 5-gram: {five:.3f}" if five is not None else "")
         + "). "

@@ -3,6 +3,7 @@ their own, with bad files, unseen characters, corrupted models and Ctrl-C."""
 
 import os
 import pathlib
+import re
 import signal
 import subprocess
 import sys
@@ -53,8 +54,9 @@ def test_trains_saves_reuses_and_completes(capsys, cache):
     assert "Validation:" in out and "bits per character" in out and "bigram model" in out
     assert "top-3 next-word accuracy:" in out and "boundaries of the held-out text" in out
     assert "with the word's first letter typed:" in out
-    assert "adapting to the held-out text as it reads it" in out
+    assert "adapting to the held-out text as it reads it, " in out
     assert "mixed with the 9-gram memory of the training text (the network's weight 0." in out
+    assert re.search(r"it reads it, \d\.\d{3} for the network and \d\.\d{3} mixed with", out)
     assert "characters for the network and" in out and "for its memory;" in out
     lines = out.strip().splitlines()
     at = lines.index("Shall I compare thee")  # the prompt, then its numbered suggestions
@@ -66,7 +68,8 @@ def test_trains_saves_reuses_and_completes(capsys, cache):
     assert 0 <= meta["next_word_top3"]["accuracy"] <= 1 and meta["next_word_top3"]["boundaries"] > 0
     code, out, _ = run_cli(["autocomplete", *FAST, "--prompt", "Thy"], capsys)
     assert code == 0 and "Using the model in" in out and "Training" not in out
-    assert "top-3 next-word accuracy" in out and " adapting)" in out
+    assert "top-3 next-word accuracy" in out and " adapting; " in out
+    assert " adapting, with the memory)" in out
     code, out, _ = run_cli(
         ["autocomplete", *FAST, "--retrain", "--ngram", "0", "--prompt", "Thy"], capsys
     )
@@ -519,11 +522,12 @@ def test_library_round_trip_and_the_cli_reads_its_files(tiny, tmp_path, capsys):
     assert (again.memory.order, again.memory.weight) == (tiny.memory.order, tiny.memory.weight)
     np.testing.assert_array_equal(again.memory.ids, tiny.memory.ids)
     assert again.val_bpc_memory == tiny.val_bpc_memory < tiny.val_bpc  # the tiny network
+    assert again.val_bpc_adaptive_memory == tiny.val_bpc_adaptive_memory < tiny.val_bpc_adaptive
     text = SONNETS.read_text()[:2000]  # gains from the memory of its training text
     assert again.bits_per_char(text) < again.bits_per_char(text, memory=False)
     code, out, err = run_cli(["autocomplete", "--model", str(path), "--prompt", "Thy"], capsys)
     assert code == 0 and "Using the model in" in out and "   1. " in out, err
-    assert "with its n-gram memory)" in out
+    assert "with its n-gram memory; " in out and " adapting, with the memory)" in out
     alone = app.Autocompleter(tiny.model, tiny.vocab, tiny.settings)  # a file from before it
     alone.save(path)
     assert app.Autocompleter.load(path).memory is None
@@ -697,9 +701,70 @@ def test_adapting_predicts_each_segment_before_learning_from_it(tiny):
         tiny.model.set_weights(before)
     (a, b), first = runs, 1000 // 32  # segment 31 is [992, 1024): its targets reach 1000
     assert [e for e, _ in a] == [e for e, _ in b] and a[-1][0] == len(ids) - 1
-    assert a[:first] == b[:first] and a[first] != b[first]
+    assert all(np.array_equal(pa, pb) for (_, pa), (_, pb) in zip(a[:first], b[:first]))
+    assert not np.array_equal(a[first][1], b[first][1])
+    assert [len(p) for _, p in a] == [32] * (len(a) - 1) + [(len(ids) - 1) % 32 or 32]
     assert app.adaptive_bpc(tiny.model, ids, segment=7) > 0
     assert same_weights(weights_of(tiny.model), before)  # adaptive_bpc restores them
+
+
+def test_adapting_gives_each_characters_probability_and_mixes_with_the_memory(tiny):
+    text = SONNETS.read_text()
+    train, val = app.split(tiny.vocab.encode(text), tiny.settings.val_fraction)
+    before = weights_of(tiny.model)
+    # with a learning rate of 0: the weights-fixed probabilities of one stream, one by one
+    p0 = app.adaptive_char_probs(tiny.model, val, learning_rate=0.0)
+    assert p0.shape == (len(val) - 1,)
+    np.testing.assert_allclose(p0, app.char_probs(tiny.model, val, batch=1), rtol=1e-5)
+    p = app.adaptive_char_probs(tiny.model, val)
+    assert app.bpc(p) == pytest.approx(app.adaptive_bpc(tiny.model, val), rel=1e-12)
+    assert same_weights(weights_of(tiny.model), before)
+    # the mixtures by hand: p = λ p_net + (1 − λ) p_KN(c | the 8 characters before it)
+    mem, lam = tiny.memory, tiny.memory.weight
+    full = np.concatenate([train, val])
+    p_kn = np.array(
+        [
+            mem.model.probs(full[: len(train) + i], full[len(train) + i : len(train) + i + 1])[0]
+            for i in range(1, 41)
+        ]
+    )  # the first 40 held-out characters after the first, one call each
+    figures = app.held_out_figures(tiny.model, mem, train, val, p_net=p0)
+    assert set(figures) == set(app.HELD_OUT_FIGURES)
+    np.testing.assert_allclose(
+        mem.model.probs(train, val)[1:41], p_kn, rtol=1e-12
+    )  # the n-gram model reads on from the training text
+    by_hand = -np.log2(lam * p + (1 - lam) * mem.model.probs(train, val)[1:]).mean()
+    assert figures["val_bpc_adaptive_memory"] == pytest.approx(by_hand, rel=1e-5)
+    assert figures["val_bpc_memory"] == pytest.approx(
+        -np.log2(lam * p0 + (1 - lam) * mem.model.probs(train, val)[1:]).mean(), rel=1e-12
+    )
+    assert set(app.held_out_figures(tiny.model, None, train, val)) == {"val_bpc_adaptive"}
+    # the library's figure of a text: adapting, mixed with the memory unless told not to
+    passage = text[:1500]
+    ids = tiny.vocab.encode(passage)
+    q = app.adaptive_char_probs(tiny.model, ids)
+    q_kn = mem.model.probs(ids[:0], ids)[1:]
+    assert tiny.bits_per_char(passage, adapt=True) == pytest.approx(
+        app.bpc(lam * q + (1 - lam) * q_kn), rel=1e-5
+    )
+    assert tiny.bits_per_char(passage, adapt=True, memory=False) == pytest.approx(
+        app.bpc(q), rel=1e-5
+    )
+    assert same_weights(weights_of(tiny.model), before)
+
+
+def test_a_model_file_keeps_only_the_figures_it_knows(tiny, tmp_path):
+    with pytest.raises(ValueError, match="figures: 'val_bpc_bogus' is not one of"):
+        app.save(
+            tiny.model,
+            tmp_path / "x.rnnkit",
+            tiny.vocab,
+            tiny.settings,
+            0,
+            0.0,
+            figures={"val_bpc_bogus": 1.0},
+        )
+    assert not (tmp_path / "x.rnnkit").exists()
 
 
 def test_adapting_learns_a_repeated_text_and_keeps_the_file_weights(tiny):
@@ -778,6 +843,9 @@ def test_the_adapting_example_plots_where_adapting_gains(tiny, tmp_path, capsys)
     out = capsys.readouterr().out
     fixed = f"weights fixed: {app.evaluate_bpc(tiny.model, split_tail(tiny), batch=1):.3f}"
     assert fixed in out and "adapting:" in out and "bits saved on" in out
+    mixed = f"{tiny.val_bpc_adaptive_memory:.3f} with the file's λ {tiny.memory.weight:.2f}"
+    assert f"adapting, mixed with its {tiny.memory.order}-gram memory: {mixed}" in out
+    assert "best λ on this text" in out
     assert (tmp_path / "a.png").read_bytes()[:4] == b"\x89PNG"
 
 

@@ -363,14 +363,33 @@ def evaluate_bpc(model, ids, batch=32, chunk=256):
     return bpc(char_probs(model, ids, batch, chunk))
 
 
-def memory_bpc(model, memory: NgramMemory, before, ids, batch=32, p_net=None) -> float:
+def memory_bpc(
+    model, memory: NgramMemory, before, ids, batch=32, p_net=None, p_ngram=None
+) -> float:
     """Bits per character on ``ids`` of the model mixed with its n-gram ``memory``
     (``NgramMemory``): p = λ p_net + (1 − λ) p_KN, the n-gram model reading on from the
-    end of ``before`` (the text it counted).  ``p_net``: the model's ``char_probs`` of
-    ``ids`` where they are already computed."""
+    end of ``before`` (the text it counted).  ``p_net``: the network's probabilities of
+    ids[1:] (or of their first ones) where they are already computed (``char_probs``, or
+    ``adaptive_char_probs`` for the network adapting); ``p_ngram``: likewise the n-gram
+    model's (``memory.model.probs(before, ids)[1:]``)."""
     p_net = char_probs(model, ids, batch) if p_net is None else p_net
-    p_ngram = memory.model.probs(before, ids)[1 : len(p_net) + 1]
-    return bpc(memory.mix(p_net, p_ngram))
+    p_ngram = memory.model.probs(before, ids)[1:] if p_ngram is None else p_ngram
+    return bpc(memory.mix(p_net, p_ngram[: len(p_net)]))
+
+
+def held_out_figures(model, memory, train_ids, val_ids, p_net=None, stream=None) -> dict:
+    """The held-out figures beside the network's own (``HELD_OUT_FIGURES``), in bits per
+    character: the network adapting (``adaptive_bpc``; ``stream``: its progress bar) and,
+    with an n-gram ``memory`` of ``train_ids``, the network mixed with it (``memory_bpc``),
+    fixed and adapting.  ``p_net``: the network's ``char_probs`` of ``val_ids`` where
+    already computed."""
+    p_adapt = adaptive_char_probs(model, val_ids, stream=stream)
+    figures = {"val_bpc_adaptive": bpc(p_adapt)}
+    if memory is not None:
+        p_ngram = memory.model.probs(train_ids, val_ids)[1:]  # once, for both mixtures
+        for key, p in (("val_bpc_memory", p_net), ("val_bpc_adaptive_memory", p_adapt)):
+            figures[key] = memory_bpc(model, memory, train_ids, val_ids, p_net=p, p_ngram=p_ngram)
+    return figures
 
 
 def network_ids(train_ids, s: Settings):
@@ -413,8 +432,9 @@ def adapt_steps(model, ids, learning_rate=ADAPT_LEARNING_RATE, segment=ADAPT_SEG
     (clipped at norm 5) through the segment.  No character is learned from before it
     is predicted, so the bits it yields are held-out figures of a model that adapts to
     what it reads, as an editor's autocomplete adapts to the document.  Dropout is off.
-    Yields (end, bits) per segment: ``end`` the position after the segment, ``bits``
-    the segment's cost in bits.  The weights change; ``adaptive_bpc`` restores them."""
+    Yields (end, p) per segment: ``end`` the position after the segment, ``p`` (n,) the
+    probability the model gave each of its characters before learning from them.  The
+    weights change; ``adaptive_char_probs`` restores them."""
     _check_count(segment, "segment")
     if not (_is_number(learning_rate) and math.isfinite(learning_rate) and learning_rate >= 0):
         raise ValueError(f"learning_rate must be a finite number >= 0; got {learning_rate!r}")
@@ -429,10 +449,11 @@ def adapt_steps(model, ids, learning_rate=ADAPT_LEARNING_RATE, segment=ADAPT_SEG
             value, dy = model.loss(y, logits)  # summed over the n steps: scored first,
             if not math.isfinite(value):
                 raise diverged(f"adapting: the loss became {value} at character {start}")
+            logp = np.take_along_axis(log_softmax(logits[0]), y[0][:, None], -1)[:, 0]  # (n,)
             model.backward(dy)  # then learned from
             if learning_rate:
                 opt.apply(model.trainable_params(), model.trainable_grads())
-            yield start + x.shape[1], value / math.log(2.0)
+            yield start + x.shape[1], np.exp(logp)
 
 
 @contextmanager
@@ -465,25 +486,33 @@ def _dropout_off(model):
             setattr(layer, name, rate)
 
 
-def adaptive_bpc(
+def adaptive_char_probs(
     model, ids, learning_rate=ADAPT_LEARNING_RATE, segment=ADAPT_SEGMENT, stream=None
-) -> float:
-    """Bits per character on ``ids`` while the model adapts to it (``adapt_steps``); the
-    weights are restored afterwards.  ``stream``: where a progress bar is drawn (None:
-    none)."""
+) -> np.ndarray:
+    """(len(ids) − 1,) the probability of each of ids[1:] while the model adapts to ``ids``
+    (``adapt_steps``: each predicted before it is learned from); the weights are restored
+    afterwards.  ``stream``: where a progress bar is drawn (None: none)."""
     if len(ids) < 2:
         raise ValueError(f"ids must hold at least 2 characters; got {len(ids)}")
     n = len(ids) - 1  # characters predicted
     bar = ProgressBar(n, unit="chars", stream=stream) if stream else None
-    bits = 0.0
+    probs, bits = [], 0.0
     with keeping_weights(model):
-        for end, b in adapt_steps(model, ids, learning_rate, segment):
-            bits += b
+        for end, p in adapt_steps(model, ids, learning_rate, segment):
+            probs.append(p)
+            bits -= float(np.log2(p).sum())
             if bar:
                 bar.update(end, {"bpc": round(bits / end, 3)})
     if bar:
         bar.finish(n, {"bpc": round(bits / n, 3)})
-    return bits / n
+    return np.concatenate(probs)
+
+
+def adaptive_bpc(
+    model, ids, learning_rate=ADAPT_LEARNING_RATE, segment=ADAPT_SEGMENT, stream=None
+) -> float:
+    """Bits per character on ``ids`` while the model adapts to it (``adaptive_char_probs``)."""
+    return bpc(adaptive_char_probs(model, ids, learning_rate, segment, stream))
 
 
 # -- training --------------------------------------------------------------------------------------
@@ -1038,6 +1067,11 @@ def adaptive_word_accuracy(
 
 
 # -- model files -------------------------------------------------------------------------------------
+# The held-out figures a model file may keep beside "val_bpc" (bits per character): mixed
+# with the n-gram memory (``memory_bpc``), adapting (``adaptive_bpc``), and both.
+HELD_OUT_FIGURES = ("val_bpc_memory", "val_bpc_adaptive", "val_bpc_adaptive_memory")
+
+
 def default_model_path(corpus_name: str, text: str, s: Settings) -> Path:
     digest = hashlib.sha1(text.encode("utf-8")).hexdigest()[:10]
     return (
@@ -1058,18 +1092,16 @@ def save(
     history=None,
     complete=True,
     next_word=None,
-    val_bpc_adaptive=None,
     memory: NgramMemory | None = None,
-    val_bpc_memory=None,
+    figures: dict | None = None,
 ):
     """Write the model with everything needed to use it or to train it further; a
     checkpoint of an unfinished (interrupted) training has ``complete=False``.
     ``next_word``: a WordAccuracy measured on the held-out text, kept as the optional
     key "next_word_top3" ({"accuracy", "boundaries"}; files without it load as before);
-    ``val_bpc_adaptive``: the held-out figure while adapting (``adaptive_bpc``), the
-    optional key "val_bpc_adaptive"; ``memory``: the n-gram memory (``NgramMemory``), the
-    optional key "ngram_memory" (its order, λ and the training text), with its held-out
-    figure ``val_bpc_memory``."""
+    ``memory``: the n-gram memory (``NgramMemory``), the optional key "ngram_memory" (its
+    order, λ and the training text); ``figures``: the other held-out figures measured
+    (``HELD_OUT_FIGURES``; each an optional key, files without it load as before)."""
     meta = {
         "app": "autocomplete",
         "app_version": APP_VERSION,
@@ -1081,12 +1113,13 @@ def save(
         "history": history or [],
         "complete": complete,
     }
-    if val_bpc_adaptive is not None:
-        meta["val_bpc_adaptive"] = float(val_bpc_adaptive)
     if memory is not None:
         meta["ngram_memory"] = memory.to_json()
-    if val_bpc_memory is not None:
-        meta["val_bpc_memory"] = float(val_bpc_memory)
+    for key, value in (figures or {}).items():
+        if key not in HELD_OUT_FIGURES:
+            raise ValueError(f"figures: {key!r} is not one of {HELD_OUT_FIGURES}")
+        if value is not None:
+            meta[key] = float(value)
     if next_word is not None:
         meta["next_word_top3"] = {
             "accuracy": float(next_word.fraction),
@@ -1208,10 +1241,10 @@ class Autocompleter:
         autocomplete`` does (``settings``: the Settings fields, e.g. hidden=128, cell="gru",
         seed=1; without ``hidden`` or ``dropout``, ``fit_to_budget`` picks them from the
         budget and the text's size); then score it on the held-out tail: ``val_bpc``,
-        ``val_bpc_adaptive`` (``adaptive_bpc``: seconds, a minute or more for 512 units on
-        a long text), ``val_bpc_memory`` (mixed with the n-gram memory of the training
-        text, ``build_memory``; ``ngram=0``: none) and, on ``accuracy_samples`` word
-        boundaries (0: skip), top-3 next-word accuracy (with the memory)."""
+        the others of ``held_out_figures`` (adapting takes seconds, a minute or more for
+        512 units on a long text; the n-gram memory's, ``build_memory``, none with
+        ``ngram=0``) and, on ``accuracy_samples`` word boundaries (0: skip), top-3
+        next-word accuracy (with the memory)."""
         text, source = _read_text_or_path(text_or_path)
         check_text(text, source)
         s = _settings_from(settings)
@@ -1230,18 +1263,16 @@ class Autocompleter:
         result = train(
             model, network_ids(train_ids, s), s, minutes, verbose=verbose, max_updates=max_updates
         )
-        p_val = char_probs(model, val_ids)  # the network's, once for both figures
+        p_val = char_probs(model, val_ids)  # the network's, once for all figures
         val_bpc = bpc(p_val)
         memory = build_memory(model, train_ids, s, len(vocab))
         meta = {
             "position": result.position,
             "trained_seconds": result.seconds,
             "val_bpc": val_bpc,
-            "val_bpc_adaptive": adaptive_bpc(model, val_ids),
             "history": [{"trained_seconds": result.seconds, "val_bpc": val_bpc}],
+            **held_out_figures(model, memory, train_ids, val_ids, p_net=p_val),
         }
-        if memory is not None:
-            meta["val_bpc_memory"] = memory_bpc(model, memory, train_ids, val_ids, p_net=p_val)
         if accuracy_samples:
             acc = next_word_accuracy(
                 model, vocab, vocab.decode(val_ids), samples=accuracy_samples, memory=memory
@@ -1270,9 +1301,8 @@ class Autocompleter:
             history=m.get("history"),
             complete=m.get("complete", True),
             next_word=WordAccuracy(acc["accuracy"], acc["boundaries"]) if acc else None,
-            val_bpc_adaptive=m.get("val_bpc_adaptive"),
             memory=self.memory,
-            val_bpc_memory=m.get("val_bpc_memory"),
+            figures={k: m[k] for k in HELD_OUT_FIGURES if k in m},
         )
 
     @property
@@ -1291,6 +1321,12 @@ class Autocompleter:
         (``adaptive_bpc``; None: not measured)."""
         return self.metadata.get("val_bpc_adaptive")
 
+    @property
+    def val_bpc_adaptive_memory(self) -> float | None:
+        """The held-out figure of the model adapting, mixed with its n-gram memory: what
+        the interactive session offers (None: not measured)."""
+        return self.metadata.get("val_bpc_adaptive_memory")
+
     # -- using it --
     def adapt(self, text: str, learning_rate=ADAPT_LEARNING_RATE) -> float:
         """Go on learning from ``text`` (your own writing, the document being edited), as
@@ -1299,12 +1335,10 @@ class Autocompleter:
         if not isinstance(text, str) or len(text) < 2:
             raise ValueError(f"text must be a str of at least 2 characters; got {text!r:.40}")
         try:
-            bits = sum(
-                b for _, b in adapt_steps(self.model, self.vocab.encode(text), learning_rate)
-            )
+            steps = adapt_steps(self.model, self.vocab.encode(text), learning_rate)
+            return bpc(np.concatenate([p for _, p in steps]))
         finally:
             reset(self.model)
-        return bits / (len(text) - 1)
 
     def suggest(self, prompt: str, k=3, until="word", beam=8, max_chars=None) -> list[Suggestion]:
         """The k most probable completions to the end of the word or phrase (``suggest``)."""
@@ -1346,17 +1380,16 @@ class Autocompleter:
         those before it (read as ``streams`` parallel pieces; more is faster on a long
         text, and each piece then starts from an empty state).  ``adapt``: read as one
         stream while learning from it (``adaptive_bpc``; the weights are restored).
-        ``memory``: mixed with the n-gram memory where the model has one (``memory_bpc``;
-        not while adapting); False: the network alone."""
+        ``memory``: mixed with the n-gram memory where the model has one (``memory_bpc``);
+        False: the network alone."""
         if not isinstance(text, str) or len(text) < 2:
             raise ValueError(f"text must be a str of at least 2 characters; got {text!r:.40}")
         _check_count(streams, "streams")
         ids = self.vocab.encode(text)
-        if adapt:
-            return adaptive_bpc(self.model, ids)
+        p_net = adaptive_char_probs(self.model, ids) if adapt else None
         if memory and self.memory is not None:
-            return memory_bpc(self.model, self.memory, ids[:0], ids, batch=streams)
-        return evaluate_bpc(self.model, ids, batch=streams)
+            return memory_bpc(self.model, self.memory, ids[:0], ids, streams, p_net=p_net)
+        return bpc(p_net) if adapt else evaluate_bpc(self.model, ids, batch=streams)
 
     def word_accuracy(self, text: str, k=3, samples=200, typed=0, adapt=False) -> WordAccuracy:
         """Top-k next-word accuracy on ``text`` (``next_word_accuracy``; ``typed``: with the
@@ -1395,10 +1428,12 @@ __all__ = [
     "bpc",
     "memory_bpc",
     "build_memory",
+    "held_out_figures",
     "network_ids",
     "memory_from",
     "next_logp",
     "adapt_steps",
+    "adaptive_char_probs",
     "adaptive_bpc",
     "keeping_weights",
     "train",
