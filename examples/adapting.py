@@ -17,7 +17,7 @@ import argparse
 import numpy as np
 
 from rnnkit.apps import autocomplete as app
-from rnnkit.apps.ngram import WEIGHTS
+from rnnkit.apps.ngram import best_weight
 from rnnkit.plotting import pyplot, save
 
 
@@ -56,7 +56,7 @@ def main(argv=None):
     if ac.memory is not None:
         p_kn = ac.memory.model.probs(train, held_out)[1:]
         for name, p in (("weights fixed", p_fixed), ("adapting", p_adapting)):
-            best = min(WEIGHTS, key=lambda w: app.bpc(w * p + (1 - w) * p_kn))
+            best = best_weight(p, p_kn)
             print(
                 f"{name}, mixed with its {ac.memory.order}-gram memory: "
                 f"{app.bpc(ac.memory.mix(p, p_kn)):.3f} with the file's λ "

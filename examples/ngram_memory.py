@@ -18,7 +18,7 @@ import time
 import numpy as np
 
 from rnnkit.apps import autocomplete as app
-from rnnkit.apps.ngram import WEIGHTS, NgramMemory, max_order
+from rnnkit.apps.ngram import NgramMemory, best_weight, max_order
 
 
 def main(argv=None):
@@ -59,7 +59,7 @@ def main(argv=None):
         seconds = time.perf_counter() - start
         p_kn = memory.model.probs(train, val)[1 : len(p_net) + 1]  # counted on all of train
         mixed = -np.log2(memory.mix(p_net, p_kn)).mean()
-        best = min(WEIGHTS, key=lambda w: -np.log2(w * p_net + (1 - w) * p_kn).mean())
+        best = best_weight(p_net, p_kn)
         oracle = -np.log2(best * p_net + (1 - best) * p_kn).mean()
         print(
             f"  order {order}: Kneser-Ney alone {-np.log2(p_kn).mean():.3f}; mixed "

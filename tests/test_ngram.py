@@ -147,3 +147,14 @@ def test_the_network_does_not_learn_from_the_blocks_that_choose_lambda():
     np.testing.assert_array_equal(app.network_ids(train, s), train[~mask])
     s.ngram = 0  # without a memory the network reads all of it
     assert len(app.network_ids(train, s)) == 100_000
+
+
+def test_best_weight_is_the_mixture_with_the_fewest_bits():
+    from rnnkit.apps.ngram import best_weight
+
+    rng = np.random.default_rng(3)
+    p_net, p_ngram = rng.uniform(0.01, 1, 500), rng.uniform(0.01, 1, 500)
+    bits = {float(w): -np.log2(w * p_net + (1 - w) * p_ngram).mean() for w in WEIGHTS}
+    assert best_weight(p_net, p_ngram) == min(bits, key=bits.get)
+    assert best_weight(np.ones(10), np.full(10, 0.5)) == 1.0  # a perfect network
+    assert best_weight(np.full(10, 0.5), np.ones(10)) == WEIGHTS[0]

@@ -500,8 +500,8 @@ def adaptive_char_probs(
     with keeping_weights(model):
         for end, p in adapt_steps(model, ids, learning_rate, segment):
             probs.append(p)
-            bits -= float(np.log2(p).sum())
             if bar:
+                bits -= float(np.log2(p).sum())
                 bar.update(end, {"bpc": round(bits / end, 3)})
     if bar:
         bar.finish(n, {"bpc": round(bits / n, 3)})

@@ -143,6 +143,16 @@ class KneserNey:
 
 
 WEIGHTS = np.round(np.linspace(0.05, 1.0, 20), 2)  # the network's weights λ tried by fit
+
+
+def best_weight(p_net, p_ngram) -> float:
+    """The λ among WEIGHTS whose mixture λ p_net + (1 − λ) p_ngram spends the fewest bits
+    on the characters these are the probabilities of."""
+    p_net = np.asarray(p_net, dtype=np.float64)
+    bits = [-np.log2(lam * p_net + (1 - lam) * p_ngram).mean() for lam in WEIGHTS]
+    return float(WEIGHTS[int(np.argmin(bits))])
+
+
 TUNE_FRACTION, TUNE_MAX, TUNE_BLOCK = 0.05, 250_000, 1_000  # the characters λ is chosen on
 
 
@@ -194,10 +204,8 @@ class NgramMemory:
         mask = tune_mask(len(ids))
         head, tail = ids[~mask], ids[mask]
         p_ngram = KneserNey(head, order, vocab_size).probs(head, tail)[1:]
-        p_net = np.asarray(net_probs(tail), dtype=np.float64)
-        p_ngram = p_ngram[: len(p_net)]
-        bits = [-np.log2(lam * p_net + (1 - lam) * p_ngram).mean() for lam in WEIGHTS]
-        return cls(ids, order, vocab_size, float(WEIGHTS[int(np.argmin(bits))]))
+        p_net = net_probs(tail)
+        return cls(ids, order, vocab_size, best_weight(p_net, p_ngram[: len(p_net)]))
 
     def mix_logp(self, logp, contexts) -> np.ndarray:
         """(n, V) log-probabilities of the mixture, from the network's ``logp`` (n, V) and
@@ -242,4 +250,12 @@ class NgramMemory:
         return cls(ids, int(d["order"]), int(d["vocab_size"]), float(d["weight"]))
 
 
-__all__ = ["KneserNey", "NgramMemory", "max_order", "gram_keys", "tune_mask", "MAX_ORDER"]
+__all__ = [
+    "KneserNey",
+    "NgramMemory",
+    "best_weight",
+    "max_order",
+    "gram_keys",
+    "tune_mask",
+    "MAX_ORDER",
+]
