@@ -37,6 +37,13 @@ def main(argv=None):
         help="dropout on the recurrent layer's input and output (rnnkit: variational, one "
         "mask per stream and chunk; PyTorch: nn.Dropout, one mask per step)",
     )
+    p.add_argument(
+        "--max-passes",
+        type=float,
+        default=None,
+        help="stop after this many passes over the text, as `rnnkit autocomplete` does "
+        "(default: its default, Settings.max_passes; 0: no limit)",
+    )
     p.add_argument("--threads", type=int, default=int(os.environ.get("THREADS", "2")))
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", help="write the result here")
@@ -45,6 +52,9 @@ def main(argv=None):
     from rnnkit.apps import autocomplete as app
     from rnnkit.data import CharVocab, shakespeare_works
 
+    if args.max_passes is None:
+        args.max_passes = app.Settings.max_passes
+    app.check_max_passes(args.max_passes, "--max-passes")
     text = app.read_text_file(args.text) if args.text else shakespeare_works()
     vocab = CharVocab.from_text(text)
     train_ids, val_ids = app.split(vocab.encode(text), 0.05)
@@ -61,19 +71,22 @@ def main(argv=None):
             learning_rate=args.learning_rate,
             seed=args.seed,
             dropout=args.dropout,
+            max_passes=args.max_passes,
         )
         model = app.build_model(len(vocab), s)
         r = app.train(model, train_ids, s, args.minutes, verbose=False)
-        seconds, chars = r.seconds, r.chars
+        seconds, chars, passes = r.seconds, r.chars, r.passes
         val = app.evaluate_bpc(model, val_ids)
     else:
-        val, seconds, chars = train_torch(args, train_ids, val_ids, len(vocab))
+        val, seconds, chars, passes = train_torch(args, train_ids, val_ids, len(vocab))
     result = {
         "framework": args.framework,
         "minutes": args.minutes,
         "val_bpc": val,
         "trained_seconds": seconds,
         "chars_per_second": chars / seconds,
+        "passes": passes,
+        "max_passes": args.max_passes,
         "hidden": args.hidden,
         "layers": args.layers,
         "batch": args.batch,
@@ -114,7 +127,8 @@ def train_torch(args, train_ids, val_ids, V):
     x, y = (torch.from_numpy(a) for a in streams(train_ids, args.batch))
     L = x.shape[1]
     budget, start, pos, state, chars = args.minutes * 60, time.perf_counter(), 0, None, 0
-    while time.perf_counter() - start < budget:
+    most_chars = args.max_passes * x.numel() if args.max_passes else math.inf
+    while time.perf_counter() - start < budget and chars < most_chars:
         if pos >= L - 1:
             pos, state = 0, None
         xb, yb = x[:, pos : pos + args.bptt], y[:, pos : pos + args.bptt]
@@ -125,7 +139,10 @@ def train_torch(args, train_ids, val_ids, V):
             nn.functional.cross_entropy(logits.reshape(-1, V), yb.reshape(-1), reduction="sum")
             / xb.shape[0]
         )
-        progress = min((time.perf_counter() - start) / budget, 1.0)  # the same cosine decay
+        pos += xb.shape[1]
+        chars += xb.numel()
+        # the same cosine decay: over the budget, or the passes when they end the run sooner
+        progress = min(max((time.perf_counter() - start) / budget, chars / most_chars), 1.0)
         for group in opt.param_groups:
             group["lr"] = args.learning_rate * (
                 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * progress))
@@ -134,8 +151,6 @@ def train_torch(args, train_ids, val_ids, V):
         loss.backward()
         nn.utils.clip_grad_norm_(model.parameters(), 5.0)
         opt.step()
-        pos += xb.shape[1]
-        chars += xb.numel()
     seconds = time.perf_counter() - start
     model.eval()
     with torch.no_grad():
@@ -147,7 +162,7 @@ def train_torch(args, train_ids, val_ids, V):
                 logits.reshape(-1, V), vy[:, s : s + 256].reshape(-1), reduction="sum"
             ).item()
             count += vy[:, s : s + 256].numel()
-    return total / count / math.log(2.0), seconds, chars
+    return total / count / math.log(2.0), seconds, chars, chars / x.numel()
 
 
 if __name__ == "__main__":

@@ -58,6 +58,15 @@ def _add_model_options(p):
         "on the machine's speed (default: no limit)",
     )
     g.add_argument(
+        "--max-passes",
+        type=float,
+        default=60.0,
+        metavar="P",
+        help="stop after reading the training text P times if --minutes has not run out "
+        "first (the learning rate's cosine then runs over the P passes): a small text read "
+        "more often is overfitted; 0: no limit (default: %(default)g)",
+    )
+    g.add_argument(
         "--cell",
         choices=["lstm", "gru", "rnn"],
         default="lstm",
@@ -133,7 +142,7 @@ def _add_model_options(p):
 
 
 def _settings(args):
-    from .apps.autocomplete import Settings, check_dropout
+    from .apps.autocomplete import Settings, check_dropout, check_max_passes
 
     for name in ("hidden", "layers", "bptt", "batch"):
         if getattr(args, name) is not None and getattr(args, name) < 1:
@@ -154,6 +163,7 @@ def _settings(args):
         raise ValueError(f"--top-k must not be negative; got {args.top_k}")
     if args.dropout is not None:
         check_dropout(args.dropout, "--dropout")
+    check_max_passes(args.max_passes, "--max-passes")
     if not (0.0 < args.top_p <= 1.0):  # NaN fails too
         raise ValueError(f"--top-p must be a number in (0, 1]; got {args.top_p}")
     for name in ("suggestions", "beam"):
@@ -173,6 +183,7 @@ def _settings(args):
         seed=args.seed,
         dropout=args.dropout or 0.0,
         ngram=args.ngram,
+        max_passes=args.max_passes,
     )
 
 
@@ -318,7 +329,7 @@ def prepare_model(args, out=None):
         )
     try:
         before = seconds
-        position, seconds, _, _, chars = app.train(
+        result = app.train(
             model,
             app.network_ids(train_ids, settings),  # the memory's λ is chosen on the rest
             settings,
@@ -331,6 +342,7 @@ def prepare_model(args, out=None):
             max_updates=getattr(args, "max_updates", None),
             distributed=dp,
         )
+        position, seconds, chars = result.position, result.seconds, result.chars
     except app.Interrupted:
         print(
             f"\nInterrupted. Saved a resumable checkpoint to {path}; run the same command "
@@ -340,6 +352,13 @@ def prepare_model(args, out=None):
         raise
     if dp is not None and not dp.is_root:
         return model, vocab, None  # rank 0 validates and saves
+    if settings.max_passes and result.passes >= settings.max_passes:
+        print(
+            f"Stopped after {result.passes:.3g} passes over the training text, "
+            f"{(seconds - before) / 60:.1f} of the {args.minutes:g} minutes: a text this "
+            f"small is overfitted when read more often (--max-passes, 0: no limit).",
+            file=out,
+        )
     try:
         p_val = app.char_probs(model, val_ids)  # the network's, once for all figures
         val_bpc = app.bpc(p_val)

@@ -599,6 +599,27 @@ def test_dropout_follows_the_budget_and_can_be_set():
         app.Autocompleter.train(SONNETS, max_updates=1, dropout=1.5)
 
 
+def test_a_run_stops_after_max_passes_with_its_cosine_over_them(capsys):
+    ids = CharVocab.from_text(SONNETS.read_text()).encode(SONNETS.read_text())
+    s = app.Settings(hidden=8, embed=4, batch=8, bptt=16, max_passes=0.05)
+    model = app.build_model(int(ids.max()) + 1, s)
+    r = app.train(model, ids, s, minutes=30, max_updates=10_000, verbose=False)
+    one_update = 8 * 16 / len(ids)  # a pass's share that one update reads (about 1/740)
+    assert 0.05 <= r.passes < 0.05 + one_update and r.updates < 10_000
+    assert r.chars == r.updates * 8 * 16
+    # the learning rate's cosine ran over the passes: it ends at its floor, 5 %
+    assert model.optimizer.learning_rate == pytest.approx(0.05 * s.learning_rate)
+    # the budget rules see the passes the run will make, not the minutes' worth
+    assert app.expected_passes(600_000, minutes=30) == app.Settings.max_passes
+    assert app.expected_passes(600_000, 30, s=app.Settings(max_passes=0)) > 100  # no limit
+    cmd = ["autocomplete", *FAST, "--prompt", "Thy", "--max-passes"]
+    code, out, err = run_cli([*cmd, "0.02"], capsys)
+    assert code == 0 and re.search(r"Stopped after 0\.02\d* passes over the training text", out)
+    for bad in ("-1", "nan", "inf"):
+        code, out, err = run_cli([*cmd, bad], capsys)
+        assert code != 0 and "--max-passes must be a finite number ≥ 0" in err, err
+
+
 def test_the_model_size_follows_the_budget_and_the_text():
     # 512 units (and dropout at least 0.2) from 10 minutes on a text of 2 M characters
     big, small = 4_800_000, 600_000

@@ -63,6 +63,7 @@ class Settings:
     seed: int = 0
     dropout: float = 0.0  # variational dropout on each recurrent layer's input and on its output
     ngram: int = 9  # the order of the n-gram memory mixed in after training (0: none)
+    max_passes: float = 60.0  # the most passes over the training text a run makes (0: no limit)
 
 
 # The budget decides the regularization: a budget that reads the training text many times
@@ -76,13 +77,15 @@ DROPOUT_BY_PASSES = ((3.0, 0.0), (10.0, 0.1), (math.inf, 0.2))  # (passes up to,
 def expected_passes(train_chars: int, minutes: float, max_updates=None, s=None) -> float:
     """How many times the budget reads a training text of ``train_chars`` characters:
     ``max_updates`` updates of ``s.batch`` × ``s.bptt`` characters when that is given,
-    else ``minutes`` at NOMINAL_CHARS_PER_SECOND."""
+    else ``minutes`` at NOMINAL_CHARS_PER_SECOND; at most ``s.max_passes`` (where
+    ``train`` stops)."""
+    s = s or Settings()
     if max_updates is not None:
-        s = s or Settings()
         chars = float(max_updates) * s.batch * s.bptt
     else:
         chars = NOMINAL_CHARS_PER_SECOND * 60.0 * minutes
-    return chars / max(int(train_chars), 1)
+    passes = chars / max(int(train_chars), 1)
+    return min(passes, s.max_passes) if s.max_passes else passes
 
 
 def dropout_for(train_chars: int, minutes: float, max_updates=None, s=None) -> float:
@@ -526,6 +529,7 @@ class TrainResult(NamedTuple):
     bpc: float | None  # the last smoothed training loss, bits per character (None: no update)
     updates: int  # optimizer steps of this session
     chars: int  # characters trained on in this session (streams × steps)
+    passes: float  # passes over the text in this session (train stops at s.max_passes)
 
 
 DIVERGED = (
@@ -554,10 +558,11 @@ def train(
     max_updates=None,
     distributed=None,
 ):
-    """Train for ``minutes`` of wall-clock time, or ``max_updates`` updates, whichever ends
-    first, from stream position ``position``.  The learning rate decays along a cosine over
-    the time budget, or over ``max_updates`` when that is given (then the run does not
-    depend on the machine's speed).  Returns a TrainResult (stream position, seconds
+    """Train for ``minutes`` of wall-clock time, ``max_updates`` updates or ``s.max_passes``
+    passes over ``train_ids``, whichever ends first, from stream position ``position``.
+    The learning rate decays along a cosine over the time budget, or over ``max_updates``
+    when that is given, or over the passes when they end the run sooner (in both cases the
+    run does not depend on the machine's speed).  Returns a TrainResult (stream position, seconds
     trained, last smoothed loss in bpc, updates, characters).  On Ctrl-C calls
     ``on_checkpoint`` and raises Interrupted.  Raises FloatingPointError when training
     diverges: a non-finite loss or gradient norm, or a loss above ``absurd_bpc`` (4 log2 V
@@ -578,6 +583,9 @@ def train(
         x, y = distributed.shard_streams(model, x, y)  # rank 0's clock on every rank
         clock = distributed.clock
     budget = minutes * 60.0
+    # a small text read more often than s.max_passes times is overfitted: more minutes make
+    # the held-out figure worse (docs/autocomplete.md, "At most 60 passes over the text")
+    most_chars = s.max_passes * B * L if s.max_passes else math.inf
     start = clock()
     bar = ProgressBar(None, unit="updates", stream=stream) if verbose else None
     smooth = None
@@ -586,12 +594,21 @@ def train(
 
     def seen_rate():
         dt = clock() - start
-        return f"{chars / dt:,.0f} chars/s - ETA: {format_duration(budget - dt)}" if dt > 0 else ""
+        if dt <= 0:
+            return ""
+        left = budget - dt
+        if chars:  # the passes may end the run first
+            left = min(left, (most_chars - chars) * dt / chars)
+        return f"{chars / dt:,.0f} chars/s - ETA: {format_duration(left)}"
 
     if bar:
         bar.extra = seen_rate
     try:
-        while clock() - start < budget and (max_updates is None or updates < max_updates):
+        while (
+            clock() - start < budget
+            and (max_updates is None or updates < max_updates)
+            and chars < most_chars
+        ):
             if position >= L - 1:
                 position = 0  # a new pass over the text
                 reset(model)
@@ -602,9 +619,14 @@ def train(
                 position += n
                 updates += 1
                 chars += B * n
-                # cosine decay of the learning rate over the budget (updates, else time), to 5 %
+                # cosine decay of the learning rate over the budget (updates, else time, or
+                # the passes when they end the run sooner), to 5 %
                 progress = min(
-                    updates / max_updates if max_updates else (clock() - start) / budget, 1.0
+                    max(
+                        updates / max_updates if max_updates else (clock() - start) / budget,
+                        chars / most_chars,
+                    ),
+                    1.0,
                 )
                 model.optimizer.learning_rate = s.learning_rate * (
                     0.05 + 0.95 * 0.5 * (1.0 + math.cos(math.pi * progress))
@@ -630,7 +652,11 @@ def train(
                 if on_checkpoint and now - last_ckpt > checkpoint_every:
                     on_checkpoint(position, elapsed + now - start)
                     last_ckpt = now
-                if now - start >= budget or (max_updates is not None and updates >= max_updates):
+                if (
+                    now - start >= budget
+                    or (max_updates is not None and updates >= max_updates)
+                    or chars >= most_chars
+                ):
                     steps.close()
                     break
     except NonFiniteError:  # a layer refused non-finite values: the weights blew up
@@ -643,7 +669,7 @@ def train(
         raise Interrupted() from None
     if bar:
         bar.finish(updates, {"bpc": round(smooth, 3) if smooth else float("nan")})
-    return TrainResult(position, elapsed + clock() - start, smooth, updates, chars)
+    return TrainResult(position, elapsed + clock() - start, smooth, updates, chars, chars / (B * L))
 
 
 # -- completion --------------------------------------------------------------------------------------
@@ -1193,8 +1219,15 @@ def _settings_from(settings: dict) -> Settings:
     for name in ("hidden", "layers", "embed", "batch", "bptt"):
         _check_count(getattr(s, name), name)
     _check_count(s.ngram, "ngram", minimum=0)  # 0: no n-gram memory
+    check_max_passes(s.max_passes)
     check_dropout(s.dropout, "dropout")
     return s
+
+
+def check_max_passes(value, name="max_passes"):
+    """Refuse a pass limit that is not a finite number ≥ 0 (0: no limit)."""
+    if not (_is_number(value) and math.isfinite(value) and value >= 0):
+        raise ValueError(f"{name} must be a finite number ≥ 0 (0: no limit); got {value!r}")
 
 
 def check_dropout(rate, name="dropout"):
