@@ -60,11 +60,12 @@ def _add_model_options(p):
     g.add_argument(
         "--max-passes",
         type=float,
-        default=60.0,
+        default=None,
         metavar="P",
         help="stop after reading the training text P times if --minutes has not run out "
         "first (the learning rate's cosine then runs over the P passes): a small text read "
-        "more often is overfitted; 0: no limit (default: %(default)g)",
+        "more often is overfitted; 0: no limit (default: 60; with --resume, the saved "
+        "model's)",
     )
     g.add_argument(
         "--cell",
@@ -163,7 +164,8 @@ def _settings(args):
         raise ValueError(f"--top-k must not be negative; got {args.top_k}")
     if args.dropout is not None:
         check_dropout(args.dropout, "--dropout")
-    check_max_passes(args.max_passes, "--max-passes")
+    if args.max_passes is not None:
+        check_max_passes(args.max_passes, "--max-passes")
     if not (0.0 < args.top_p <= 1.0):  # NaN fails too
         raise ValueError(f"--top-p must be a number in (0, 1]; got {args.top_p}")
     for name in ("suggestions", "beam"):
@@ -183,7 +185,7 @@ def _settings(args):
         seed=args.seed,
         dropout=args.dropout or 0.0,
         ngram=args.ngram,
-        max_passes=args.max_passes,
+        max_passes=Settings.max_passes if args.max_passes is None else args.max_passes,
     )
 
 
@@ -263,6 +265,8 @@ def prepare_model(args, out=None):
                 f"(--retrain).",
                 file=out,
             )
+        if args.resume and args.max_passes is not None:
+            settings.max_passes = args.max_passes  # this session's limit, when given
         if not args.resume:
             if meta.get("complete", True):
                 state = f"validation {meta.get('val_bpc') or float('nan'):.3f} bits per character"

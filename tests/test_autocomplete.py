@@ -615,6 +615,9 @@ def test_a_run_stops_after_max_passes_with_its_cosine_over_them(capsys):
     cmd = ["autocomplete", *FAST, "--prompt", "Thy", "--max-passes"]
     code, out, err = run_cli([*cmd, "0.02"], capsys)
     assert code == 0 and re.search(r"Stopped after 0\.02\d* passes over the training text", out)
+    # --resume with --max-passes: this session's limit, not the saved model's
+    code, out, err = run_cli([*cmd, "0.01", "--resume"], capsys)
+    assert code == 0 and re.search(r"Stopped after 0\.01\d* passes", out), err
     for bad in ("-1", "nan", "inf"):
         code, out, err = run_cli([*cmd, bad], capsys)
         assert code != 0 and "--max-passes must be a finite number ≥ 0" in err, err
