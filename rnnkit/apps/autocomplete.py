@@ -562,8 +562,8 @@ def train(
     passes over ``train_ids``, whichever ends first, from stream position ``position``.
     The learning rate decays along a cosine over the time budget, or over ``max_updates``
     when that is given, or over the passes when they end the run sooner (in both cases the
-    run does not depend on the machine's speed).  Returns a TrainResult (stream position, seconds
-    trained, last smoothed loss in bpc, updates, characters).  On Ctrl-C calls
+    run does not depend on the machine's speed).  Returns a TrainResult (stream position,
+    seconds trained, last smoothed loss in bpc, updates, characters, passes).  On Ctrl-C calls
     ``on_checkpoint`` and raises Interrupted.  Raises FloatingPointError when training
     diverges: a non-finite loss or gradient norm, or a loss above ``absurd_bpc`` (4 log2 V
     + 8 bits per character, far above a uniform guess's log2 V).  ``distributed``: a
