@@ -292,6 +292,7 @@ def test_damaged_model_metadata_gets_a_clear_message(tmp_path, capsys, cache):
         "small_vocab": dict(meta, vocab=CharVocab(vocab.chars[1:10]).to_json()),
         "no_vocab": {k: v for k, v in meta.items() if k != "vocab"},
         "unknown_setting": dict(meta, settings=dict(meta["settings"], foo=1)),
+        "negative_max_passes": dict(meta, settings=dict(meta["settings"], max_passes=-1)),
     }
     for name, m in broken.items():
         path = tmp_path / f"{name}.rnnkit"

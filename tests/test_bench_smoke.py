@@ -6,6 +6,7 @@ A smoke test so that benchmarks/bench_cpu.py cannot rot: it never asserts a timi
 import importlib.util
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -172,6 +173,33 @@ def test_packed_gemm_microbenchmark_builds_and_agrees(tmp_path):
             assert "packed" in run.stdout and "OpenBLAS" in run.stdout
             err = float(run.stdout.rsplit("product ", 1)[1].rstrip(")\n"))
             assert err < 1e-3, run.stdout
+
+
+def test_pack_time_harness_builds_and_packs(tmp_path):
+    """benchmarks/pack_time.c (the weights' packing alone, quoted in BENCHMARKS.md)
+    compiles against the kernel as it is and times each packing the loops use."""
+    import shutil
+    import sysconfig
+
+    cc = shutil.which(sysconfig.get_config_var("CC").split()[0]) or shutil.which("gcc")
+    if cc is None or sys.platform != "linux":
+        pytest.skip("needs a C compiler on Linux")
+    exe = tmp_path / "pack_time"
+    src = os.path.join(ROOT, "benchmarks", "pack_time.c")
+    build = subprocess.run(
+        [cc, "-O3", "-fno-trapping-math", src, "-o", str(exe), "-lpthread"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert build.returncode == 0, build.stderr[-3000:]
+    for args in (["300", "50", "0", "0"], ["300", "50", "1", "0"], ["300", "200", "0", "1"]):
+        run = subprocess.run([str(exe), *args], capture_output=True, text=True, timeout=60)
+        if run.returncode == 2:
+            pytest.skip("this CPU has no AVX2/FMA: the packed kernel is not used")
+        assert run.returncode == 0, run.stderr
+        low, mid, high = (float(v) for v in re.findall(r"(?:min|median|max) ([0-9.]+)", run.stdout))
+        assert 0 < low <= mid <= high, run.stdout
 
 
 def test_read_bandwidth_builds_and_runs(tmp_path):

@@ -1172,6 +1172,7 @@ def load(path):
         if unknown:
             raise ValueError(f"unknown settings {unknown}")
         settings = Settings(**meta["settings"])
+        check_max_passes(settings.max_passes)  # a negative one would train nothing
     except (KeyError, TypeError, ValueError) as e:
         raise ModelFileError(
             f"{path}: its autocomplete metadata is damaged ({type(e).__name__}: {e})"
