@@ -628,7 +628,7 @@ def test_the_model_size_follows_the_budget_and_the_text():
     # 512 units (and dropout at least 0.2) from 10 minutes on a text of 2 M characters
     big, small = 4_800_000, 600_000
     assert app.hidden_for(big, minutes=3) == 256 and app.hidden_for(big, minutes=10) == 512
-    assert app.hidden_for(small, minutes=30) == 256 and app.hidden_for(big, minutes=9.9) == 256
+    assert app.hidden_for(small, minutes=20) == 256 and app.hidden_for(big, minutes=9.9) == 256
     updates_of_10_min = app.NOMINAL_CHARS_PER_SECOND * 600 // (64 * 32) + 1
     assert app.hidden_for(big, 1, max_updates=updates_of_10_min) == 512  # by characters read
     s = app.fit_to_budget(app.Settings(), big, minutes=20)
@@ -637,6 +637,15 @@ def test_the_model_size_follows_the_budget_and_the_text():
     assert (s.hidden, s.dropout) == (64, 0.05)  # what is given stays
     s = app.fit_to_budget(app.Settings(hidden=512), big, minutes=3, size=False)
     assert s.dropout == 0.2  # a model of 512 units given: dropout follows its size
+    # a smaller text that the budget would read 2 × max_passes times: 512 units, dropout 0.3
+    assert app.hidden_for(small, minutes=23) == 256  # 115 of the 120 passes
+    s = app.fit_to_budget(app.Settings(), small, minutes=30)
+    assert (s.hidden, s.dropout) == (512, 0.3)
+    s = app.fit_to_budget(app.Settings(max_passes=0), small, minutes=30)
+    assert (s.hidden, s.dropout) == (256, 0.2)  # no pass limit: nothing is outgrown
+    s = app.fit_to_budget(app.Settings(max_passes=50), small, minutes=20)
+    assert (s.hidden, s.dropout) == (512, 0.3)  # outgrown sooner with a lower limit
+    assert app.hidden_for(100_000, minutes=30) == 256  # 60 passes are not 10 minutes' reading
 
 
 def test_the_command_sizes_the_model_by_the_budget(capsys, cache, monkeypatch):
