@@ -7,7 +7,8 @@ as `rnnkit autocomplete`, then scored the same way (validation bits per characte
 
 Both frameworks read the text as `--batch` parallel streams, carry the state from
 chunk to chunk, backpropagate `--bptt` steps (truncated BPTT), use Adam with
-global-norm clipping, and are evaluated on the held-out tail of the text.
+decoupled weight decay (AdamW; plain Adam with `--weight-decay 0`) and global-norm
+clipping, and are evaluated on the held-out tail of the text.
 """
 
 import argparse
@@ -44,6 +45,13 @@ def main(argv=None):
         help="stop after this many passes over the text, as `rnnkit autocomplete` does "
         "(default: its default, Settings.max_passes; 0: no limit)",
     )
+    p.add_argument(
+        "--weight-decay",
+        type=float,
+        default=None,
+        help="decoupled weight decay (rnnkit: optim.AdamW; PyTorch: torch.optim.AdamW; "
+        "default: `rnnkit autocomplete`'s, Settings.weight_decay; 0: plain Adam)",
+    )
     p.add_argument("--threads", type=int, default=int(os.environ.get("THREADS", "2")))
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", help="write the result here")
@@ -55,6 +63,9 @@ def main(argv=None):
     if args.max_passes is None:
         args.max_passes = app.Settings.max_passes
     app.check_max_passes(args.max_passes, "--max-passes")
+    if args.weight_decay is None:
+        args.weight_decay = app.Settings.weight_decay
+    app.check_weight_decay(args.weight_decay, "--weight-decay")
     text = app.read_text_file(args.text) if args.text else shakespeare_works()
     vocab = CharVocab.from_text(text)
     train_ids, val_ids = app.split(vocab.encode(text), 0.05)
@@ -72,6 +83,7 @@ def main(argv=None):
             seed=args.seed,
             dropout=args.dropout,
             max_passes=args.max_passes,
+            weight_decay=args.weight_decay,
         )
         model = app.build_model(len(vocab), s)
         r = app.train(model, train_ids, s, args.minutes, verbose=False)
@@ -91,6 +103,7 @@ def main(argv=None):
         "layers": args.layers,
         "batch": args.batch,
         "dropout": args.dropout,
+        "weight_decay": args.weight_decay,
         "threads": args.threads,
     }
     print(json.dumps(result))
@@ -123,7 +136,13 @@ def train_torch(args, train_ids, val_ids, V):
 
     model = CharLM()
     model.train()
-    opt = torch.optim.Adam(model.parameters(), lr=args.learning_rate, eps=1e-7)  # as rnnkit (Keras)
+    opt = (  # eps as rnnkit's (Keras's)
+        torch.optim.AdamW(
+            model.parameters(), lr=args.learning_rate, eps=1e-7, weight_decay=args.weight_decay
+        )
+        if args.weight_decay
+        else torch.optim.Adam(model.parameters(), lr=args.learning_rate, eps=1e-7)
+    )
     x, y = (torch.from_numpy(a) for a in streams(train_ids, args.batch))
     L = x.shape[1]
     budget, start, pos, state, chars = args.minutes * 60, time.perf_counter(), 0, None, 0

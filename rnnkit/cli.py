@@ -94,6 +94,14 @@ def _add_model_options(p):
         "at most 3 times, 0.1 up to 10 times, 0.2 beyond)",
     )
     g.add_argument(
+        "--weight-decay",
+        type=float,
+        default=None,
+        metavar="LAMBDA",
+        help="decoupled weight decay (AdamW's): every weight shrinks by the learning rate "
+        "× LAMBDA each update; 0: plain Adam (default: 0.1)",
+    )
+    g.add_argument(
         "--learning-rate",
         type=float,
         default=1e-2,
@@ -143,7 +151,7 @@ def _add_model_options(p):
 
 
 def _settings(args):
-    from .apps.autocomplete import Settings, check_dropout, check_max_passes
+    from .apps.autocomplete import Settings, check_dropout, check_max_passes, check_weight_decay
 
     for name in ("hidden", "layers", "bptt", "batch"):
         if getattr(args, name) is not None and getattr(args, name) < 1:
@@ -166,6 +174,8 @@ def _settings(args):
         check_dropout(args.dropout, "--dropout")
     if args.max_passes is not None:
         check_max_passes(args.max_passes, "--max-passes")
+    if args.weight_decay is not None:
+        check_weight_decay(args.weight_decay, "--weight-decay")
     if not (0.0 < args.top_p <= 1.0):  # NaN fails too
         raise ValueError(f"--top-p must be a number in (0, 1]; got {args.top_p}")
     for name in ("suggestions", "beam"):
@@ -184,6 +194,7 @@ def _settings(args):
         learning_rate=args.learning_rate,
         seed=args.seed,
         dropout=args.dropout or 0.0,
+        weight_decay=Settings.weight_decay if args.weight_decay is None else args.weight_decay,
         ngram=args.ngram,
         max_passes=Settings.max_passes if args.max_passes is None else args.max_passes,
     )
@@ -307,6 +318,8 @@ def prepare_model(args, out=None):
         app.check_size(len(vocab), settings, chars=len(train_ids))  # before allocating it
         model = app.build_model(len(vocab), settings)
         regularized = f", dropout {settings.dropout:g}" if settings.dropout else ""
+        if settings.weight_decay:
+            regularized += f", weight decay {settings.weight_decay:g}"
         print(
             f"Training a {settings.layers}-layer {settings.cell.upper()} with {settings.hidden} "
             f"units{regularized} on {source} ({_training_chars(app, train_ids, settings)}; "

@@ -399,7 +399,7 @@ class AdamW(Adam):
         self.weight_decay = float(weight_decay)
 
     def update(self, p, g, slots, lr):
-        p -= lr * self.weight_decay * p  # decoupled weight decay
+        p *= 1.0 - lr * self.weight_decay  # decoupled weight decay, in place (as torch.optim.AdamW)
         super().update(p, g, slots, lr)
 
     def _hyper(self):

@@ -1,6 +1,7 @@
 """`rnnkit autocomplete` and `rnnkit generate` as a user meets them: on a text of
 their own, with bad files, unseen characters, corrupted models and Ctrl-C."""
 
+import math
 import os
 import pathlib
 import re
@@ -293,6 +294,7 @@ def test_damaged_model_metadata_gets_a_clear_message(tmp_path, capsys, cache):
         "no_vocab": {k: v for k, v in meta.items() if k != "vocab"},
         "unknown_setting": dict(meta, settings=dict(meta["settings"], foo=1)),
         "negative_max_passes": dict(meta, settings=dict(meta["settings"], max_passes=-1)),
+        "nan_weight_decay": dict(meta, settings=dict(meta["settings"], weight_decay=math.nan)),
     }
     for name, m in broken.items():
         path = tmp_path / f"{name}.rnnkit"
@@ -688,6 +690,38 @@ def test_dropout_option_is_checked_and_saved(capsys, cache):
     assert "dropout 0.25" in out
     _, _, settings, _ = app.load(next((cache / "models").glob("*.rnnkit")))
     assert settings.dropout == 0.25
+
+
+def test_weight_decay_shrinks_every_weight_and_is_checked_and_saved(capsys, cache):
+    # one update with decay λ moves every weight by -η λ θ beyond plain Adam's update
+    ids = CharVocab.from_text(SONNETS.read_text()).encode(SONNETS.read_text())
+    after = {}
+    for decay in (0.0, 0.5):
+        s = app.Settings(hidden=8, embed=4, batch=8, bptt=16, weight_decay=decay)
+        model = app.build_model(int(ids.max()) + 1, s)
+        start = [w.copy() for w in model.get_weights()]
+        app.train(model, ids, s, minutes=30, max_updates=1, verbose=False)
+        after[decay] = model.get_weights()
+    assert type(model.optimizer).__name__ == "AdamW"
+    eta = app.Settings.learning_rate  # the cosine's first step
+    for w0, plain, decayed in zip(start, after[0.0], after[0.5]):
+        np.testing.assert_allclose(decayed - plain, -eta * 0.5 * w0, rtol=1e-4, atol=1e-7)
+    with pytest.raises(ValueError, match="weight_decay must be a finite number ≥ 0"):
+        app.Autocompleter.train(SONNETS, max_updates=1, weight_decay=-0.1)
+    cmd = ["autocomplete", *FAST, "--retrain", "--prompt", "Thy", "--weight-decay"]
+    for bad in ("-0.1", "nan", "inf"):
+        code, out, err = run_cli([*cmd, bad], capsys)
+        assert code != 0 and "--weight-decay must be a finite number ≥ 0" in err, err
+    code, out, err = run_cli([*cmd, "0.05"], capsys)
+    assert code == 0 and "weight decay 0.05" in out, err
+    path = next((cache / "models").glob("*.rnnkit"))
+    model, _, settings, meta = app.load(path)
+    assert settings.weight_decay == 0.05 and model.optimizer.weight_decay == 0.05
+    # the default; and a file from before weight decay: plain Adam, and its settings say so
+    assert app.Settings().weight_decay == 0.1
+    old = dict(meta, settings={k: v for k, v in meta["settings"].items() if k != "weight_decay"})
+    model.save(path, metadata=old)
+    assert app.load(path)[2].weight_decay == 0.0
 
 
 def test_kneser_ney_is_a_distribution_and_improves_with_order():

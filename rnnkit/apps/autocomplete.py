@@ -5,7 +5,8 @@ An LSTM language model reads text one character at a time and predicts the next,
     h_t = LSTM(E[x_t], h_{t-1})        p(x_{t+1} | x_≤t) = softmax(h_t V + c)
 
 trained with truncated BPTT on B parallel streams of the training text (char-rnn's
-setup: the state is carried from chunk to chunk, gradients flow back k steps).
+setup: the state is carried from chunk to chunk, gradients flow back k steps), with
+AdamW (Adam plus decoupled weight decay, θ ← (1 − ηλ) θ each update).
 Quality is measured in bits per character (bpc) on a held-out tail of the text, with
 the weights fixed and while the model adapts to it as it reads it (``adapt_steps``:
 each segment is predicted, then learned from).  The budget and the text's size pick
@@ -64,6 +65,7 @@ class Settings:
     dropout: float = 0.0  # variational dropout on each recurrent layer's input and on its output
     ngram: int = 9  # the order of the n-gram memory mixed in after training (0: none)
     max_passes: float = 60.0  # the most passes over the training text a run makes (0: no limit)
+    weight_decay: float = 0.1  # decoupled (AdamW's): θ ← (1 - η λ) θ each update, η as scheduled
 
 
 # The budget decides the regularization: a budget that reads the training text many times
@@ -350,7 +352,11 @@ def build_model(vocab_size, s: Settings):
         loss="sparse_categorical_crossentropy",
         from_logits=True,
         metrics=["bpc"],
-        optimizer=optim.Adam(s.learning_rate, clip_global_norm=s.clip),
+        optimizer=(
+            optim.AdamW(s.learning_rate, weight_decay=s.weight_decay, clip_global_norm=s.clip)
+            if s.weight_decay
+            else optim.Adam(s.learning_rate, clip_global_norm=s.clip)
+        ),
     )
     return model
 
@@ -1191,8 +1197,10 @@ def load(path):
         unknown = sorted(set(meta["settings"]) - known)
         if unknown:
             raise ValueError(f"unknown settings {unknown}")
-        settings = Settings(**meta["settings"])
+        # files from before weight decay trained with plain Adam
+        settings = Settings(**{"weight_decay": 0.0, **meta["settings"]})
         check_max_passes(settings.max_passes)  # a negative one would train nothing
+        check_weight_decay(settings.weight_decay)
     except (KeyError, TypeError, ValueError) as e:
         raise ModelFileError(
             f"{path}: its autocomplete metadata is damaged ({type(e).__name__}: {e})"
@@ -1242,6 +1250,7 @@ def _settings_from(settings: dict) -> Settings:
     _check_count(s.ngram, "ngram", minimum=0)  # 0: no n-gram memory
     check_max_passes(s.max_passes)
     check_dropout(s.dropout, "dropout")
+    check_weight_decay(s.weight_decay)
     return s
 
 
@@ -1249,6 +1258,12 @@ def check_max_passes(value, name="max_passes"):
     """Refuse a pass limit that is not a finite number ≥ 0 (0: no limit)."""
     if not (_is_number(value) and math.isfinite(value) and value >= 0):
         raise ValueError(f"{name} must be a finite number ≥ 0 (0: no limit); got {value!r}")
+
+
+def check_weight_decay(value, name="weight_decay"):
+    """Refuse a weight decay that is not a finite number ≥ 0 (0: none)."""
+    if not (_is_number(value) and math.isfinite(value) and value >= 0):
+        raise ValueError(f"{name} must be a finite number ≥ 0 (0: none); got {value!r}")
 
 
 def check_dropout(rate, name="dropout"):
