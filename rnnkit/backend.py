@@ -73,9 +73,13 @@ def scatter_add(target, indices, values):
         else:
             numpy.add.at(target, indices, values)
     else:  # pragma: no cover - needs a GPU
-        import cupyx
+        add_at = getattr(_current.add, "at", None)  # CuPy ≥ 13; cupyx.scatter_add before
+        if add_at is not None:
+            add_at(target, indices, values)
+        else:
+            import cupyx
 
-        cupyx.scatter_add(target, indices, values)
+            cupyx.scatter_add(target, indices, values)
     return target
 
 

@@ -165,7 +165,8 @@ def add_rows(target, ids, values) -> Any:
     One compiled pass, cut by columns over the team, where the loops are on and the arrays
     are C-contiguous NumPy arrays of one float dtype; else ``backend.scatter_add`` (the same
     sums, to rounding).  An id outside [0, V) is refused (ValueError).  Returns ``target``."""
-    ids = np.asarray(ids)
+    # ids where the target lives: a GPU target (the cupy backend) keeps them on the device
+    ids = np.asarray(ids) if type(target) is np.ndarray else backend.asarray(ids)
     if (
         _loops is None
         or not switch.requested()
