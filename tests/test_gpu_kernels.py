@@ -206,8 +206,8 @@ class FakeGraph:
 class FakeCapture:
     """Records the functions ``record`` issues (as a stream capture records launches)."""
 
-    def __init__(self, fail=False):
-        self.fail, self.captures = fail, 0
+    def __init__(self, fail=False, error=RuntimeError):
+        self.fail, self.error, self.captures = fail, error, 0
         self.recording: list | None = None
 
     def capture(self, record):
@@ -216,7 +216,7 @@ class FakeCapture:
         try:
             record()
             if self.fail:
-                raise RuntimeError("operation not permitted when stream is capturing")
+                raise self.error("operation not permitted when stream is capturing")
             return FakeGraph(self.recording)
         finally:
             self.recording = None
@@ -274,6 +274,24 @@ def test_graph_cache_runs_eagerly_where_capture_fails():
     assert cache.run(entry, "fwd", work) == "eager"  # never captured again for this key
     assert n["eager"] == 2 and cap.captures == 1 and cache.failures == 1
     assert "not permitted" in cache.last_failure
+
+
+def test_graph_cache_stops_capturing_when_the_library_refuses_capture():
+    # CuPy 14 raises NotImplementedError for any cuBLAS call during capture (seen on an
+    # H200): every key would fail alike, so the cache stops trying after the first
+    cap = FakeCapture(fail=True, error=NotImplementedError)
+    cache = graphs.GraphCache(cap)
+    for key in (("a",), ("b",), ("c",)):
+        entry = cache.entry(key, lambda: {})
+        assert cache.run(entry, "fwd", lambda: None) == "eager"
+    assert cap.captures == 1 and cache.failures == 1 and not cache.enabled
+    assert "graphs off from here on" in cache.last_failure
+    # a driver's refusal of one capture (RuntimeError) leaves the other keys to try
+    cap = FakeCapture(fail=True)
+    cache = graphs.GraphCache(cap)
+    for key in (("a",), ("b",)):
+        cache.run(cache.entry(key, lambda: {}), "fwd", lambda: None)
+    assert cap.captures == 2 and cache.enabled
 
 
 def test_graph_cache_disabled_runs_eagerly():

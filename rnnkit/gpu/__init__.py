@@ -84,7 +84,8 @@ def stats() -> dict[str, int]:
 def info() -> dict[str, Any]:
     out: dict[str, Any] = {
         "enabled": enabled(),
-        "graphs": bool(_state["graphs"]),
+        # asked for, and not turned off by the cache (a library that refuses capture)
+        "graphs": bool(_state["graphs"]) and (_cache is None or _cache.enabled),
         "backend": backend.backend_name(),
         "stats": dict(_stats),
         "reason": _state["reason"],

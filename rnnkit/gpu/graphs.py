@@ -89,4 +89,9 @@ class GraphCache:
                 entry.graphs[variant] = FAILED
                 self.failures += 1
                 self.last_failure = f"{type(e).__name__}: {e}"
+                if isinstance(e, NotImplementedError):
+                    # the array library refuses capture itself (CuPy 14: no cuBLAS call
+                    # while a stream captures), so every key would fail alike: stop trying
+                    self.enabled = False
+                    self.last_failure += " (graphs off from here on)"
         return "eager"
