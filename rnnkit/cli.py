@@ -266,14 +266,16 @@ def prepare_model(args, out=None):
             raise ModelFileError(f"{e}\n  Run with --retrain to train a new model there.") from None
         position, seconds = meta.get("position", 0), meta.get("trained_seconds", 0.0)
         history = meta.get("history", [])
-        asked = {k: getattr(args, k) for k in ("cell", "hidden", "layers")}
-        asked = {k: v for k, v in asked.items() if v is not None}  # --hidden: when given
+        fixed = ("cell", "hidden", "layers", "dropout", "weight_decay")  # set at training
+        asked = {k: getattr(args, k) for k in fixed}
+        asked = {k: v for k, v in asked.items() if v is not None}  # --hidden etc.: when given
         saved = {k: getattr(settings, k) for k in asked}
         if asked != saved:
             print(
                 f"note: {path} is a {settings.layers}-layer {settings.cell.upper()} with "
-                f"{settings.hidden} units; --cell/--hidden/--layers apply to a new model "
-                f"(--retrain).",
+                f"{settings.hidden} units, dropout {settings.dropout:g} and weight decay "
+                f"{settings.weight_decay:g}; --cell/--hidden/--layers/--dropout/--weight-decay "
+                f"apply to a new model (--retrain).",
                 file=out,
             )
         if args.resume and args.max_passes is not None:

@@ -333,6 +333,14 @@ def test_architecture_options_on_a_saved_model_get_a_note(capsys, cache):
         ["autocomplete", "--model", str(model), "--hidden", "8", "--prompt", "x"], capsys
     )
     assert code == 0 and "is a 1-layer LSTM with 16 units" in out and "--retrain" in out
+    # the regularization is the saved model's too, with --resume as well
+    for option in (["--weight-decay", "0.3"], ["--dropout", "0.4", "--resume"]):
+        code, out, _ = run_cli(
+            ["autocomplete", "--text", str(SONNETS), "--model", str(model), *option]
+            + ["--prompt", "x", "--quiet", "--max-updates", "1"],
+            capsys,
+        )
+        assert code == 0 and "weight decay 0.1;" in out and "--weight-decay" in out, out
 
 
 # -- suggestions, sampling options, the interactive session, the library API -----------------
