@@ -42,7 +42,8 @@ def test_untraced_forward_matches_the_traced_one(cls, kw, return_sequences, N):
     trace = layer._ctx[1]
     assert isinstance(trace, kernels.Untraced)
     assert all(buf.shape[0] == 1 for buf in trace.cache.values())  # one step's slot
-    assert trace.states[0].shape[0] == (12 if return_sequences else 2)
+    assert trace.states[0].shape[0] == 2  # h: two slots; the sequence goes straight to out
+    assert (trace.out is not None) == return_sequences
     assert all(s.shape[0] == 2 for s in trace.states[1:])  # LSTM's c: two slots
     traced = copy.deepcopy(layer)
     ref = traced._run_forward(
@@ -92,3 +93,73 @@ def test_diagnostics_see_the_trace_of_an_inference_forward():
     assert not isinstance(layer._ctx[1], kernels.Untraced)  # traced again when asked
     assert rec[layer.name]["gates"]["i"].shape == (4, 6, 5)  # every step's gates
     assert rec[layer.name]["states"]["h"].shape == (4, 7, 5)
+
+
+def _traced(layer, x, mask=None):
+    """The output sequence (N, T, H) of a traced inference loop of a copy of ``layer`` over
+    x made C-ordered and time-major first (as the layer did before it read x in place)."""
+    X = x.transpose(1, 0, 2)[::-1] if layer.go_backwards else x.transpose(1, 0, 2)
+    m = None if mask is None else mask.T[:: -1 if layer.go_backwards else 1, :, None]
+    N = x.shape[0]
+    trace = copy.deepcopy(layer)._run_forward(
+        np.ascontiguousarray(X),
+        [np.zeros((N, s), x.dtype) for s in layer.state_sizes],
+        m,
+        None,
+        layer.params.get("b"),
+        training=False,
+        trace=True,
+    )
+    y = trace.states[0][1:]
+    if layer.zero_output_for_mask and m is not None:
+        y = y * m
+    return y.transpose(1, 0, 2)
+
+
+@pytest.mark.parametrize("cls,kw", LAYERS)
+@pytest.mark.parametrize(
+    "view",
+    ["every other feature", "Fortran order", "time reversed", "one sample", "a column slice"],
+)
+def test_the_loop_reads_x_where_it_lies_and_keeps_a_copy(cls, kw, view):
+    """Inference reads x as it is laid out (a transposed batch-first array, or any view) and
+    writes the output sequence itself: the outputs are those of the loop over a C-ordered
+    copy exactly, the copy of x the layer keeps is exact, and a later backward gives the
+    training forward's gradients."""
+    rng = np.random.default_rng(7)
+    wide = rng.standard_normal((70, 12, 10)).astype("float32")  # two chunks on two threads
+    x = {
+        "every other feature": wide[:, :, ::2],
+        "Fortran order": np.asfortranarray(wide[:, :, :5]),
+        "time reversed": wide[:, ::-1, :5],
+        "one sample": wide[:1, :, :5],
+        "a column slice": wide[:, 2:9, 3:8],
+    }[view]
+    for go_backwards in (False, True):
+        layer = cls(7, return_sequences=True, go_backwards=go_backwards, seed=3, **kw)
+        before = x.copy()
+        y = layer.forward(x)  # inference: the loop reads x, writes y
+        np.testing.assert_array_equal(y, _traced(layer, x))
+        assert y.flags.c_contiguous
+        np.testing.assert_array_equal(x, before)  # x is only read
+        X = x.transpose(1, 0, 2)
+        np.testing.assert_array_equal(layer.step_inputs(), X[::-1] if go_backwards else X)
+        ref = copy.deepcopy(layer)
+        ref.forward(x, training=True)  # no dropout: the same function, products in another order
+        dy = rng.standard_normal(y.shape).astype("float32")
+        np.testing.assert_allclose(layer.backward(dy), ref.backward(dy), rtol=1e-4, atol=1e-6)
+        for k in ref.grads:
+            np.testing.assert_allclose(layer.grads[k], ref.grads[k], rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("cls,kw", LAYERS)
+def test_zeroed_masked_outputs_and_float64_take_the_kept_sequence(cls, kw):
+    """zero_output_for_mask (the outputs multiplied by the mask) and float64 (no x in the
+    loop) give the traced loop's outputs exactly."""
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((6, 9, 4))
+    mask = rng.random((6, 9)) < 0.7
+    for dtype, zero in (("float32", True), ("float64", False), ("float64", True)):
+        layer = cls(5, return_sequences=True, zero_output_for_mask=zero, dtype=dtype, seed=2, **kw)
+        y = layer.forward(x.astype(dtype), mask=mask)
+        np.testing.assert_array_equal(y, _traced(layer, x.astype(dtype), mask))

@@ -179,6 +179,9 @@ typedef struct {
     int products;                   /* how the recurrent products run: PRODUCTS_* below */
     char *xw; Py_ssize_t xw_st, xw_sn;
     char *x, *U; Py_ssize_t D;      /* inference: x (T, N, D) and U instead of xw (x_t U per step) */
+    Py_ssize_t x_st, x_sn;          /* x's strides (per step, per sample): a view of (N, T, D) */
+    char *x_keep;                   /* x copied here (T, N, D), C order, as each x_t is read */
+    char *out; Py_ssize_t out_st, out_sn;   /* inference: every h_t copied to out[t], a view */
     char *W, *b_in, *b_rec, *P;    /* P: LSTM projection (H, p); b_in: the input bias b, added
                                       in the loop (or NULL: already in xw) */
     char *h, *c;
@@ -451,8 +454,27 @@ static int parse_args(PyObject *d, LoopArgs *a, int *itemsize, int cell, int bac
             a->xw = p_;
         }
         if (a->D > 0) {
-            TAKE("x", x, 0, 1, T, N, a->D);
+            const Py_ssize_t shape_[] = {T, N, a->D};
+            char *p_;
+            if (take(d, "x", held, (int)isz, 0, 0, 3, shape_, &p_, &a->x_st, &a->x_sn) < 0)
+                return -1;
+            a->x = p_;
+            if (N == 1)
+                a->x_sn = a->D;                               /* one row: any lda >= D */
+            if (a->x && a->x_sn < a->D) {                     /* BLAS's lda: rows apart */
+                PyErr_SetString(PyExc_ValueError, "loop array x: its samples must lie at "
+                                "least D items apart, in increasing order");
+                return -1;
+            }
+            TAKE("x_keep", x_keep, 1, 1, T, N, a->D);
             TAKE("U", U, 0, 1, a->D, G);
+        }
+        {
+            const Py_ssize_t shape_[] = {T, N, R};
+            char *p_;
+            if (take(d, "out", held, (int)isz, 1, 0, 3, shape_, &p_, &a->out_st, &a->out_sn) < 0)
+                return -1;
+            a->out = p_;
         }
         if (!a->xw && !(a->x && a->U)) {
             PyErr_SetString(PyExc_ValueError, "the forward loop needs xw (or x and U)");

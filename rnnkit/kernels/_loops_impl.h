@@ -6,6 +6,10 @@
  * equations.  Shapes, all C order, time-major:
  *
  *   xw      (T, N, G)   x_t U + b, rows with strides xw_st (per step), xw_sn (per sample)
+ *   x       (T, N, D)   or, in inference, x itself (x_t U formed in the loop), strides x_st,
+ *                       x_sn: a transposed batch-first array is read where it lies, and
+ *                       copied to x_keep (T, N, D) when given
+ *   out     (T, N, Hs)  inference: h_t copied to out[t] (strides out_st, out_sn) at each step
  *   W       (R, G)      recurrent weights (R = size of the state that enters W)
  *   h       (T+1, N, Hs) states; c (T+1, N, H) the LSTM cell state
  *   mask    (T, N)      uint8, 0 where a sample skips a step; NULL for none
@@ -379,8 +383,23 @@ static void F(copy_xw)(const LoopArgs *a, Py_ssize_t t, REAL *z, Py_ssize_t G)
 static void F(x_times_u)(const LoopArgs *a, Products *pr, int slot, Py_ssize_t t, Py_ssize_t G,
                          REAL *xbuf)
 {
-    F(product)(pr, slot, 0, a->N, G, a->D, (const REAL *)a->x + t * a->NT * a->D, a->D,
-               (const REAL *)a->U, G, (REAL)0, xbuf, G);
+    const REAL *xt = (const REAL *)a->x + t * a->x_st;    /* rows x_sn apart (a view) */
+    F(product)(pr, slot, 0, a->N, G, a->D, xt, a->x_sn, (const REAL *)a->U, G, (REAL)0, xbuf, G);
+    if (a->x_keep) {                                       /* the layer's copy, while in cache */
+        REAL *keep = (REAL *)a->x_keep + t * a->NT * a->D;
+        for (Py_ssize_t n = 0; n < a->N; n++)
+            memcpy(keep + n * a->D, xt + n * a->x_sn, (size_t)a->D * sizeof(REAL));
+    }
+}
+
+/* Inference: h_t (N x Hs, after the masked rows' carry) copied to the output view out[t] */
+static void F(put_output)(const LoopArgs *a, Py_ssize_t t, const REAL *h_next, Py_ssize_t Hs)
+{
+    if (!a->out)
+        return;
+    REAL *o = (REAL *)a->out + t * a->out_st;
+    for (Py_ssize_t n = 0; n < a->N; n++)
+        memcpy(o + n * a->out_sn, h_next + n * Hs, (size_t)Hs * sizeof(REAL));
 }
 
 static LoopArgs F(xw_from)(const LoopArgs *a, REAL *xbuf, Py_ssize_t G)
@@ -421,6 +440,7 @@ static int F(simple_forward)(const LoopArgs *a, Products *pr)
         F(act)(a->act, s_next, N * H);                      /* s_t = σ(a_t) */
         if (!F(step_is_full)(a, t))
             F(carry_masked)(a, t, s_prev, s_next, H);
+        F(put_output)(a, t, s_next, H);
     }
     free(buf);
     return 0;
@@ -497,8 +517,7 @@ static int F(lstm_forward)(const LoopArgs *a, Products *pr)
         REAL *m = a->proj ? (REAL *)a->m + STEP(a, t) * NT * H : NULL;
         const REAL *hd = F(rec_input)(a, h_prev, buf, Hs);
         if (a->x)                                           /* x_t U here, while z is in cache */
-            F(product)(pr, slot_U, 0, N, G, a->D, (const REAL *)a->x + t * NT * a->D, a->D,
-                       (const REAL *)a->U, G, (REAL)0, z, G);
+            F(x_times_u)(a, pr, slot_U, t, G, z);
         else
             F(copy_xw)(a, t, z, G);
         F(product)(pr, 0, 0, N, G, Hs, hd, Hs, W, G, (REAL)1, z, G);   /* a = x_t U + b + h_{t-1} W */
@@ -526,6 +545,7 @@ static int F(lstm_forward)(const LoopArgs *a, Products *pr)
             F(carry_masked)(a, t, h_prev, h_next, Hs);
             F(carry_masked)(a, t, c_prev, c_next, H);
         }
+        F(put_output)(a, t, h_next, Hs);
     }
     free(buf);
     return 0;
@@ -674,6 +694,7 @@ static int F(gru_forward)(const LoopArgs *a, Products *pr)
         }
         if (!F(step_is_full)(a, t))
             F(carry_masked)(a, t, h_prev, h_next, H);
+        F(put_output)(a, t, h_next, H);
     }
     free(buf);
     return 0;
@@ -852,7 +873,8 @@ static LoopArgs F(chunk_args)(const LoopArgs *a, int cell, Py_ssize_t n0, Py_ssi
     ca.N = n1 - n0;
 #define OFFSET(field, width) \
     if (ca.field) ca.field += (size_t)(n0 * (width)) * sizeof(REAL)
-    OFFSET(xw, a->xw_sn); OFFSET(x, a->D); OFFSET(dout, a->dout_sn);
+    OFFSET(xw, a->xw_sn); OFFSET(x, a->x_sn); OFFSET(x_keep, a->D); OFFSET(out, a->out_sn);
+    OFFSET(dout, a->dout_sn);
     OFFSET(h, Hs); OFFSET(c, H); OFFSET(gates, G); OFFSET(act_c, H); OFFSET(m, H);
     OFFSET(hn, H); OFFSET(rh, H); OFFSET(dh_cache, Hs); OFFSET(dhn, H); OFFSET(dxw, G);
     OFFSET(rec_mask, Hs); OFFSET(dh, Hs); OFFSET(dc, H);

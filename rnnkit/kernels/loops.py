@@ -61,6 +61,12 @@ _matmul_mkl: dict[tuple, bool] = {}
 # (BENCHMARKS.md, "Inference without a trace").
 X_IN_LOOP_CELLS = ("lstm", "gru", "simple")
 X_IN_LOOP_MIN_ROWS = 4
+# Inference (NumPy) reads x where it lies, the batch-first array the layer was given, and
+# writes each h_t straight into the batch-first output (``forward``'s ``x_keep``, ``out``),
+# instead of a time-major copy of x before the loop and of the outputs after it, two
+# passes on one thread while the other waits (BENCHMARKS.md, "The layer's copies moved
+# into the loop"; benchmarks/ab_loop_io.py sets this False for its other side).
+LOOP_IO = True
 
 
 def available() -> bool:
@@ -225,6 +231,21 @@ def _c(a, dtype):
     return np.ascontiguousarray(a, dtype=dtype)
 
 
+def _rows(x, dtype):
+    """x (T, N, D) as the loop reads it: itself where its rows lie as BLAS reads a matrix
+    (unit stride along D, samples at least D items apart and in order, as in a transposed
+    batch-first array), else a C-ordered copy."""
+    s = x.strides
+    if (
+        x.dtype == dtype
+        and s[2] == x.itemsize
+        and (x.shape[1] == 1 or s[1] >= x.shape[2] * x.itemsize)
+        and s[0] % x.itemsize == 0
+    ):
+        return x
+    return _c(x, dtype)
+
+
 class Untraced(Trace):
     """What an inference forward without a trace keeps (``forward(..., trace=False)``):
     one step's slot for every per-step cache (gates, σ(c_t), ...), two for LSTM's c, and
@@ -244,6 +265,7 @@ class Untraced(Trace):
         self.mask = mask
         self.rec_mask = rec_mask
         self.full_step = []  # (masks are handled in C)
+        self.out = None  # (T, N, H): where the loop wrote every h_t, when it was given one
 
     def buffer(self, name, width):
         buf = np.empty((1, self.N, width), dtype=self.dtype)  # one step's slot
@@ -349,6 +371,8 @@ def forward(
     overwrite_xw=False,
     trace=True,
     keep_outputs=True,
+    x_keep=None,
+    out=None,
 ):
     """The compiled ``bptt.forward``: a filled Trace, or None when not handled.
 
@@ -360,7 +384,14 @@ def forward(
     (U = params["U"]), straight into that step's gates.
 
     ``trace=False`` (inference that no backward follows): an ``Untraced`` instead of a
-    Trace, keeping no per-step caches, and h of every step only with ``keep_outputs``."""
+    Trace, keeping no per-step caches, and h of every step only with ``keep_outputs``.
+
+    With x: ``x`` may be a view (a batch-first array transposed: each sample's rows D
+    items or more apart), read where it lies; ``x_keep`` (T, N, D), C order: x copied into
+    it as the loop reads each x_t (the layer keeps it for a later backward).  ``out``
+    (T, N, H), with ``trace=False``: h_t written to out[t] at each step (a view, as of the
+    batch-first output), instead of keeping every h_t in the trace.  When the loop does not
+    run (None), neither is touched."""
     src = x if xw is None else xw
     if (
         x is not None
@@ -379,8 +410,9 @@ def forward(
     if kind is None:
         return None
     if trace:
-        trace = Trace(T, N, src.dtype, cell.state_sizes, mask, rec_mask)
+        trace, out = Trace(T, N, src.dtype, cell.state_sizes, mask, rec_mask), None
     else:
+        keep_outputs = keep_outputs and out is None
         trace = Untraced(T, N, src.dtype, cell.state_sizes, mask, rec_mask, keep_outputs)
     cell.allocate(trace)
     for s, s0 in zip(trace.states, initial_states):
@@ -390,9 +422,13 @@ def forward(
         args.update(no_trace=1, h_ring=int(trace.h_ring))
     if bias is not None:
         args["b_in"] = _c(bias, trace.dtype)
+    if out is not None:
+        args["out"] = trace.out = out
     if xw is None:
         U = params["U"]
-        args.update(x=_c(x, trace.dtype), U=_c(U, trace.dtype), D=U.shape[0])
+        args.update(x=_rows(x, trace.dtype), U=_c(U, trace.dtype), D=U.shape[0])
+        if x_keep is not None:
+            args["x_keep"] = x_keep
     else:
         if xw.dtype != trace.dtype or xw.strides[-1] != xw.itemsize:
             xw = _c(xw, trace.dtype)

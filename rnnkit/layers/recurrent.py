@@ -272,13 +272,20 @@ class Recurrent(Layer):
         m = None if mask is None else mask.T[:, :, None]  # (T, N, 1)
         if self.go_backwards:
             m = None if m is None else m[::-1]
+        x_keep = out = None  # inference on NumPy: the loop reads x and writes the output
+        loop_io = not training and kernels.loops.LOOP_IO and backend.backend_name() == "numpy"
         if lookup is None:
-            X = x.transpose(1, 0, 2)  # (T, N, D), time-major
+            X = x.transpose(1, 0, 2)  # (T, N, D), time-major (a view)
             if self.go_backwards:
                 X = X[::-1]
             if x_mask is not None:
                 X = X * x_mask  # the same mask at every step
-            X2 = np_.ascontiguousarray(X).reshape(T * N, D)
+            if not loop_io:
+                X2 = np_.ascontiguousarray(X).reshape(T * N, D)
+                X = X2.reshape(T, N, D)
+            else:  # read where it lies; the loop copies it to X2 as it goes
+                X2 = np_.empty((T * N, D), dtype=self.dtype)
+                x_keep = X2.reshape(T, N, D)
         else:
             if x_mask is not None:
                 raise ValueError(f"{self.who}: input dropout cannot take a Lookup")
@@ -286,7 +293,18 @@ class Recurrent(Layer):
             X2 = Lookup(lookup.table, np_.ascontiguousarray(ids).reshape(T * N))
         p = self.params
         bias = p["b"] if self.use_bias else None
-        trace = self._run_forward(_steps(X2, T, N), s0, m, rec_mask, bias, training)
+        if loop_io and self.return_sequences and not (self.zero_output_for_mask and m is not None):
+            out = np_.empty((N, T, self.output_size), dtype=self.dtype)
+        trace = self._run_forward(
+            X if x_keep is not None else _steps(X2, T, N),
+            s0,
+            m,
+            rec_mask,
+            bias,
+            training,
+            x_keep=x_keep,
+            out=out,
+        )
 
         untraced = isinstance(trace, kernels.Untraced)
         final = trace.final_states() if untraced else [s[T] for s in trace.states]
@@ -298,29 +316,34 @@ class Recurrent(Layer):
         self._ctx = (X2, trace, x_mask, m, ([s.copy() for s in s0], rec_mask, bias))
 
         if self.return_sequences:
-            out = trace.states[0][1:]  # (T, N, H)
-            if self.zero_output_for_mask and m is not None:
-                out = out * m
-            out = np_.ascontiguousarray(out.transpose(1, 0, 2))  # (N, T, H)
+            if out is None or getattr(trace, "out", None) is None:  # not written by the loop
+                out = trace.states[0][1:]  # (T, N, H)
+                if self.zero_output_for_mask and m is not None:
+                    out = out * m
+                out = np_.ascontiguousarray(out.transpose(1, 0, 2))  # (N, T, H)
             self.output_mask = mask
         else:
             out = final[0]
             self.output_mask = None
         return [out, *final] if self.return_state else out
 
-    def _run_forward(self, X, s0, m, rec_mask, bias, training, trace=None):
+    def _run_forward(self, X, s0, m, rec_mask, bias, training, trace=None, x_keep=None, out=None):
         """The forward loop over X (T, N, D), or a ``Lookup`` with ids (T, N): compiled where
         it applies, else ``bptt``.  An inference forward (``training`` False) keeps no
         per-step trace where the compiled loop runs (``trace`` True asks for one: see
-        ``trace()``)."""
+        ``trace()``).  ``x_keep`` (T, N, D), C order: where X, a view, is copied (by the
+        loop as it reads it, else here).  ``out`` (N, T, H), with no trace: where the loop
+        may write the output sequence (it did when the trace's ``out`` is set)."""
         p, cell = self.params, self.cell
         keep = bool(training) if trace is None else trace
+        out_tnh = None if out is None or keep else out.transpose(1, 0, 2)  # (T, N, H) view
         if isinstance(X, Lookup):  # ids (T, N): x_t U + b = (E U + b)[id_t]
             table = backend.xp().asarray(X.table, dtype=self.dtype)
             xw_table = kernels.matmul(table, p["U"])  # (V, G)
             if bias is not None:
                 xw_table += bias
-            return self._loop_over(xw_table[X.ids], s0, m, rec_mask, None, keep)  # (T, N, G)
+            xw = xw_table[X.ids]  # (T, N, G)
+            return self._loop_over(xw, s0, m, rec_mask, None, keep, out_tnh)
         T, N, D = X.shape
         if not training:  # the compiled loop may form each x_t U inside the loop
             done = kernels.forward(
@@ -333,15 +356,21 @@ class Recurrent(Layer):
                 bias=bias,
                 trace=keep,
                 keep_outputs=self.return_sequences,
+                x_keep=x_keep,
+                out=out_tnh,
             )
             if done is not None:
                 return done
+        if x_keep is not None:
+            x_keep[...] = X
+            X = x_keep
         xw = kernels.matmul(X.reshape(T * N, D), p["U"]).reshape(T, N, cell.width)  # x_t U, all t
-        return self._loop_over(xw, s0, m, rec_mask, bias, keep)
+        return self._loop_over(xw, s0, m, rec_mask, bias, keep, out_tnh)
 
-    def _loop_over(self, xw, s0, m, rec_mask, bias, keep):
+    def _loop_over(self, xw, s0, m, rec_mask, bias, keep, out=None):
         """The forward loop from the projections xw (T, N, G), a temporary it may overwrite
-        (b is added in the loop, or before it where the loop is ``bptt``'s)."""
+        (b is added in the loop, or before it where the loop is ``bptt``'s); ``out``
+        (T, N, H): as ``_run_forward``'s, a view."""
         p, cell = self.params, self.cell
         done = kernels.forward(
             cell,
@@ -354,6 +383,7 @@ class Recurrent(Layer):
             overwrite_xw=True,
             trace=keep,
             keep_outputs=self.return_sequences,
+            out=None if keep else out,
         )
         if done is not None:
             return done
