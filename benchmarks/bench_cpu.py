@@ -122,6 +122,18 @@ class RnnkitRunner:
             info["rnnkit_loops"] = {"enabled": False, "reason": "this rnnkit has no rnnkit.kernels"}
         return info
 
+    def products(self, N, H):
+        """How rnnkit's chooser computes the recurrent products of this point's loops (its
+        ``choices()`` for batch N and width H): the way taken and the step times measured."""
+        try:
+            from rnnkit.kernels import choose
+        except ImportError:
+            return []
+        keep = ("backward", "D", "plan", "way", "times")
+        return [
+            {k: c.get(k) for k in keep} for c in choose.choices() if c["N"] == N and c["H"] == H
+        ]
+
     def peak(self, n, seconds):
         np = self.np
         a = np.random.default_rng(0).standard_normal((n, n)).astype(np.float32)
@@ -400,6 +412,8 @@ def worker_main(framework, threads, runners=None):
                 cpu0 = time.process_time()
                 wall = runner.run(**msg)
                 reply = {"seconds": wall, "cpu_seconds": time.process_time() - cpu0}
+            elif cmd == "products":
+                reply = {"products": runner.products(**msg) if hasattr(runner, "products") else []}
             elif cmd == "memory":
                 reply = step_memory(runner)
             elif cmd == "release":
@@ -615,6 +629,8 @@ def measure_point(workers, point, args):
         b is not None and b > args.quiet_cpus for bs in foreign.values() for b in bs
     )
     for w in workers:
+        if w.framework == "rnnkit":  # the way its chooser took for this point's products
+            res["rnnkit_products"] = w.call("products", N=N, H=H)["products"]
         w.call("release")
     res["loadavg_after"] = os.getloadavg()[0]  # other work on the machine shows here
     res["iters_per_sample"] = iters

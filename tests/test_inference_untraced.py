@@ -163,3 +163,30 @@ def test_zeroed_masked_outputs_and_float64_take_the_kept_sequence(cls, kw):
         layer = cls(5, return_sequences=True, zero_output_for_mask=zero, dtype=dtype, seed=2, **kw)
         y = layer.forward(x.astype(dtype), mask=mask)
         np.testing.assert_array_equal(y, _traced(layer, x.astype(dtype), mask))
+
+
+def test_views_the_loop_cannot_read_are_copied_first(monkeypatch):
+    """x goes to the loop as it lies only when its rows are a matrix BLAS can read (unit
+    stride along D, samples D items apart or more); other views are copied, and the loop
+    itself refuses one whose samples overlap."""
+    from numpy.lib.stride_tricks import as_strided
+
+    from rnnkit.kernels import loops
+
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((6, 10, 5)).astype("float32")
+    view = x.transpose(1, 0, 2)  # (T, N, D): rows T·D apart
+    assert loops._rows(view, np.float32) is view
+    overlapping = as_strided(x, shape=(10, 6, 5), strides=(20, 8, 4))  # samples 2 items apart
+    copied = loops._rows(overlapping, np.float32)
+    assert copied is not overlapping and copied.flags.c_contiguous
+    np.testing.assert_array_equal(copied, overlapping)
+    assert loops._rows(view.astype("float64"), np.float32).dtype == np.float32
+
+    layer = LSTM(4, return_sequences=True, seed=0)
+    want = layer.forward(np.ascontiguousarray(overlapping.transpose(1, 0, 2)))
+    got = copy.deepcopy(layer).forward(overlapping.transpose(1, 0, 2))  # copied, then read
+    np.testing.assert_array_equal(got, want)
+    monkeypatch.setattr(loops, "_rows", lambda x, dtype: x)  # hand the loop the bad view
+    with pytest.raises(ValueError, match="at least D items apart"):
+        copy.deepcopy(layer).forward(overlapping.transpose(1, 0, 2))
