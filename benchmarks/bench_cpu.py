@@ -122,16 +122,19 @@ class RnnkitRunner:
             info["rnnkit_loops"] = {"enabled": False, "reason": "this rnnkit has no rnnkit.kernels"}
         return info
 
-    def products(self, N, H):
+    def products(self, cell, N, H):
         """How rnnkit's chooser computes the recurrent products of this point's loops (its
-        ``choices()`` for batch N and width H): the way taken and the step times measured."""
+        ``choices()`` for this cell, batch N and width H): the way taken and the step times
+        measured."""
         try:
             from rnnkit.kernels import choose
         except ImportError:
             return []
         keep = ("backward", "D", "plan", "way", "times")
         return [
-            {k: c.get(k) for k in keep} for c in choose.choices() if c["N"] == N and c["H"] == H
+            {k: c.get(k) for k in keep}
+            for c in choose.choices()
+            if c["kind"] == cell and c["N"] == N and c["H"] == H
         ]
 
     def peak(self, n, seconds):
@@ -630,7 +633,7 @@ def measure_point(workers, point, args):
     )
     for w in workers:
         if w.framework == "rnnkit":  # the way its chooser took for this point's products
-            res["rnnkit_products"] = w.call("products", N=N, H=H)["products"]
+            res["rnnkit_products"] = w.call("products", cell=cell, N=N, H=H)["products"]
         w.call("release")
     res["loadavg_after"] = os.getloadavg()[0]  # other work on the machine shows here
     res["iters_per_sample"] = iters
