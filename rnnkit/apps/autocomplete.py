@@ -62,7 +62,7 @@ class Settings:
     clip: float = 5.0  # global-norm clipping
     val_fraction: float = 0.05
     seed: int = 0
-    dropout: float = 0.0  # variational dropout on each recurrent layer's input and on its output
+    dropout: float = 0.0  # each recurrent layer's input (variational), its output (per character)
     ngram: int = 9  # the order of the n-gram memory mixed in after training (0: none)
     max_passes: float = 60.0  # the most passes over the training text a run makes (0: no limit)
     weight_decay: float = 0.1  # decoupled (AdamW's): θ ← (1 - η λ) θ each update, η as scheduled

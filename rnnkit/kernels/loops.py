@@ -65,7 +65,8 @@ X_IN_LOOP_MIN_ROWS = 4
 # writes each h_t straight into the batch-first output (``forward``'s ``x_keep``, ``out``),
 # instead of a time-major copy of x before the loop and of the outputs after it, two
 # passes on one thread while the other waits (BENCHMARKS.md, "The layer's copies moved
-# into the loop"; `benchmarks/ab_x_in_loop.py --switch loop_io` sets this False for its other side).
+# into the loop"; benchmarks/ab_x_in_loop.py --switch loop_io sets this False for its
+# other side).
 LOOP_IO = True
 
 
