@@ -199,9 +199,14 @@ class RnnkitRunner:
         return time.perf_counter() - t0
 
     def clear(self):
-        """Drop what the last iteration keeps (its trace and gradients)."""
+        """Drop what the last iteration keeps (its trace and gradients, and the buffers the
+        compiled loops keep for the next one's packed weights: the memory measured is then
+        what one iteration needs from a fresh start)."""
+        import rnnkit.kernels
+
         self.layer._ctx = None
         self.layer._grads = {}
+        rnnkit.kernels.release_memory()
 
     def release(self):
         self.layer = self.x = self.dy = None

@@ -113,10 +113,13 @@ class RnnkitTrain:
         return time.perf_counter() - t0
 
     def clear(self):
+        import rnnkit.kernels
+
         for layer in self.model.walk():
             if hasattr(layer, "_ctx"):
                 layer._ctx = None
             layer._grads = {}
+        rnnkit.kernels.release_memory()  # the packed weights' kept buffers count in the step
 
     def release(self):
         self.model = self.x = self.y = None

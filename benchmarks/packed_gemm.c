@@ -64,7 +64,7 @@ int main(int argc, char **argv)
     for (Py_ssize_t i = 0; i < M * N; i++) C[i] = C2[i] = 0.0f;
     PackedB pb;
     Packer pk;
-    if (pack_b(&pb, B, 0, K, N, N, M == 1) != 0 || packer_open(&pk, 1, M, K) != 0)
+    if (pack_b(&pb, B, 0, K, N, N, M == 1, 1) != 0 || packer_open(&pk, 1, M, K) != 0)
         return 1;
     gemm_packed(&pk, M, A, K, &pb, 1.0f, C, N);                   /* the same numbers first */
     blas_product(M, K, N, A, B, C2);

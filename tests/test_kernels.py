@@ -450,6 +450,33 @@ def test_prefetching_products_agree(N, team_of_two, spy, monkeypatch):
     assert_same(fast, ref, rtol=2e-3, atol=2e-4)
 
 
+@pytest.mark.parametrize("N", [1, 32])
+def test_packed_weights_buffers_are_kept_repacked_and_released(N, team_of_two, spy, monkeypatch):
+    """A loop's packed weights of 4 MB or more go to a buffer kept for the next loop (no
+    fresh pages to fault in): the next loop packs its own weights into it (changed weights
+    give their own outputs; the same weights give the same outputs bit for bit), and
+    release_memory() hands the kept buffers back (once)."""
+    rng = np.random.default_rng(8)
+    monkeypatch.setenv("RNNKIT_PRODUCTS", "packed")
+    kernels.release_memory()
+    layer = LSTM(1000, return_sequences=True, seed=9, dtype="float32")
+    x = rng.standard_normal((N, 3, 8)).astype("float32")
+    layer.build(x.shape)
+    first = run(layer, x, fast=True, training=False)
+    again = run(layer, x, fast=True, training=False)
+    np.testing.assert_array_equal(again["out"][0], first["out"][0])
+    layer.params["W"][...] = -0.5 * layer.params["W"][::-1]  # in place: same array
+    fast = run(layer, x, fast=True, training=False)
+    ref = run(layer, x, fast=False, training=False)
+    assert spy.args and all(a["products"] == kernels.choose.CODES["packed"] for a in spy.args)
+    assert_same(fast, ref, rtol=2e-3, atol=2e-4)
+    assert not np.allclose(fast["out"][0], first["out"][0])
+    kept = kernels.release_memory()
+    if kernels._loops.packed_isa():
+        assert kept >= layer.params["W"].nbytes  # the packed W (zero-padded panels)
+    assert kernels.release_memory() == 0
+
+
 @pytest.mark.parametrize("dtype,rtol", [("float32", 1e-5), ("float64", 1e-12)])
 def test_matmul_on_the_team(dtype, rtol, team_of_two):
     rng = np.random.default_rng(0)

@@ -913,6 +913,16 @@ static PyObject *py_set_packed(PyObject *self, PyObject *args)
 #endif
 }
 
+/* release_memory() -> bytes: free the buffers kept for the next loop's packed weights */
+static PyObject *py_release_memory(PyObject *self, PyObject *args)
+{
+#ifdef RNNKIT_PACKED
+    return PyLong_FromSize_t(pack_release());
+#else
+    return PyLong_FromLong(0);
+#endif
+}
+
 /* packed_isa() -> "avx512", "avx2" or "": the register kernel of the packed products */
 static PyObject *py_packed_isa(PyObject *self, PyObject *args)
 {
@@ -1036,6 +1046,8 @@ static PyMethodDef methods[] = {
      "threads (True, the default where the CPU has AVX2 and FMA) or one BLAS call each; "
      "returns whether the packed products are in use; set_packed(True, 'avx2') keeps the AVX2 "
      "kernel on a CPU with AVX-512"},
+    {"release_memory", py_release_memory, METH_NOARGS,
+     "release_memory() -> bytes: free the buffers kept for the next loop's packed weights"},
     {"packed_isa", py_packed_isa, METH_NOARGS,
      "packed_isa() -> 'avx512', 'avx2' or '': the register kernel of the packed products"},
     {NULL, NULL, 0, NULL}};

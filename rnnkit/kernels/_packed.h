@@ -36,6 +36,7 @@
 #include <pthread.h>
 #include <sched.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #define MR 4                                  /* rows of the AVX2 register kernel */
 #define NR 24                                 /* columns of its panel (3 ymm registers) */
@@ -61,6 +62,7 @@ typedef struct {
     Py_ssize_t K, Nc, np;                     /* np = number of panels */
     int nr, mr;                               /* the kernel's tile: NR, MR or NR16, MR16 */
     int one_row;                              /* panels of NRW(16) columns over all K rows */
+    size_t bytes;                             /* of data (a kept buffer may be larger) */
     float *data;                              /* block kb, panel p at (kb*KC*np + p*kc) * nr */
 } PackedB;
 
@@ -89,21 +91,83 @@ static int packed_isa(void)
 
 static int packed_available(void) { return packed_isa() != ISA_NONE; }
 
-/* Pack op(B) (K x Nc): B itself (stored K x Nc) or Bᵀ (B stored Nc x K), leading
- * dimension ldb; for products of one row (one_row), in the wide panels of gemv_x128.
- * Returns 0, or -1 when there is no memory (the caller uses BLAS). */
-static int pack_b(PackedB *pb, const float *B, int transB, Py_ssize_t K, Py_ssize_t Nc,
-                  Py_ssize_t ldb, int one_row)
+/* ---- memory for packed weights.  Every loop packs its weights afresh (they may have
+ * changed since the last one), into a buffer as large as the weights.  A fresh buffer of
+ * 16 MB costs 4096 page faults, each zeroing its page: LSTM(1024)'s 6-7 ms a forward, more
+ * than fifty steps of its one-row product.  So buffers of at least HUGE_MIN_BYTES are asked
+ * for in huge pages (eight faults for 16 MB, and fewer TLB misses as the steps stream
+ * through them) and, when freed, kept for the next loop: up to SPARE_MAX of them, the
+ * first that fits taken (at most twice the size asked for).  rnnkit.kernels.release_memory()
+ * (pack_release) hands them back. */
+#define HUGE_PAGE ((size_t)2 << 20)
+#define HUGE_MIN_BYTES ((size_t)4 << 20)
+#define SPARE_MAX 4
+
+static struct { void *p; size_t bytes; } spare[SPARE_MAX];
+static pthread_mutex_t spare_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* A buffer of at least *bytes (a kept one, whose size goes to *bytes, or a new one) */
+static void *pack_alloc(size_t *bytes)
 {
-    const int wide = packed_isa() == ISA_AVX512;
-    const Py_ssize_t nr = one_row ? (wide ? NRW16 : NRW) : (wide ? NR16 : NR);
-    const Py_ssize_t np = (Nc + nr - 1) / nr, KB = one_row ? K : KC;
-    pb->K = K; pb->Nc = Nc; pb->np = np; pb->data = NULL; pb->one_row = one_row;
-    pb->nr = (int)nr; pb->mr = wide ? MR16 : MR;
-    if (posix_memalign((void **)&pb->data, 64, (size_t)(K * np * nr) * sizeof(float)) != 0) {
-        pb->data = NULL;
-        return -1;
+    void *p = NULL;
+    const size_t n = *bytes;
+    if (n >= HUGE_MIN_BYTES) {
+        pthread_mutex_lock(&spare_lock);
+        for (int i = 0; i < SPARE_MAX && !p; i++)
+            if (spare[i].p && spare[i].bytes >= n && spare[i].bytes <= 2 * n) {
+                p = spare[i].p;
+                *bytes = spare[i].bytes;
+                spare[i].p = NULL;
+            }
+        pthread_mutex_unlock(&spare_lock);
+        if (p)
+            return p;
     }
+    if (posix_memalign(&p, n >= HUGE_MIN_BYTES ? HUGE_PAGE : 64, n ? n : 64) != 0)
+        return NULL;
+#ifdef MADV_HUGEPAGE
+    if (n >= HUGE_MIN_BYTES)
+        madvise(p, n / HUGE_PAGE * HUGE_PAGE, MADV_HUGEPAGE);
+#endif
+    return p;
+}
+
+static void pack_free(void *p, size_t bytes)
+{
+    if (p && bytes >= HUGE_MIN_BYTES) {
+        pthread_mutex_lock(&spare_lock);
+        for (int i = 0; i < SPARE_MAX && p; i++)
+            if (!spare[i].p) {
+                spare[i].p = p;
+                spare[i].bytes = bytes;
+                p = NULL;
+            }
+        pthread_mutex_unlock(&spare_lock);
+    }
+    free(p);
+}
+
+/* Free the kept buffers; returns the bytes handed back. */
+static size_t pack_release(void)
+{
+    size_t n = 0;
+    pthread_mutex_lock(&spare_lock);
+    for (int i = 0; i < SPARE_MAX; i++) {
+        n += spare[i].p ? spare[i].bytes : 0;
+        free(spare[i].p);
+        spare[i].p = NULL;
+    }
+    pthread_mutex_unlock(&spare_lock);
+    return n;
+}
+
+/* Panels p0..p1 of op(B) (K x Nc) packed: B itself (stored K x Nc) or Bᵀ (B stored Nc x K),
+ * leading dimension ldb, into pb's layout (set by pack_b). */
+static void pack_panels(const PackedB *pb, const float *B, int transB, Py_ssize_t ldb,
+                        Py_ssize_t p0, Py_ssize_t p1)
+{
+    const Py_ssize_t K = pb->K, Nc = pb->Nc, np = pb->np, nr = pb->nr;
+    const Py_ssize_t KB = pb->one_row ? K : KC;
     /* in the order B lies in memory: a weight matrix of 16 MB read down its columns a panel
      * at a time (a page per row) took 3 ms, as long as ten steps of its product at N = 1 */
     for (Py_ssize_t k0 = 0; k0 < K; k0 += KB) {
@@ -112,7 +176,7 @@ static int pack_b(PackedB *pb, const float *B, int transB, Py_ssize_t K, Py_ssiz
         if (!transB) {
             for (Py_ssize_t k = 0; k < kc; k++) {                 /* row k0 + k of B */
                 const float *src = B + (k0 + k) * ldb;
-                for (Py_ssize_t p = 0; p < np; p++) {
+                for (Py_ssize_t p = p0; p < p1; p++) {
                     float *dst = block + (p * kc + k) * nr;
                     Py_ssize_t c0 = p * nr, w = Nc - c0 < nr ? Nc - c0 : nr;
                     for (Py_ssize_t j = 0; j < w; j++)
@@ -122,7 +186,7 @@ static int pack_b(PackedB *pb, const float *B, int transB, Py_ssize_t K, Py_ssiz
                 }
             }
         } else {
-            for (Py_ssize_t c = 0; c < np * nr; c++) {            /* row c of B, column of op(B) */
+            for (Py_ssize_t c = p0 * nr; c < p1 * nr; c++) {      /* row c of B, column of op(B) */
                 float *dst = block + (c / nr * kc) * nr + c % nr;
                 if (c < Nc) {
                     const float *src = B + c * ldb + k0;
@@ -135,12 +199,49 @@ static int pack_b(PackedB *pb, const float *B, int transB, Py_ssize_t K, Py_ssiz
             }
         }
     }
+}
+
+typedef struct {
+    const PackedB *pb;
+    const float *B;
+    int transB;
+    Py_ssize_t ldb;
+} PackJob;
+
+static void pack_job(void *ctx, int part, int parts)
+{
+    const PackJob *j = (const PackJob *)ctx;
+    Py_ssize_t np = j->pb->np;               /* the panels this thread's products will read */
+    pack_panels(j->pb, j->B, j->transB, j->ldb, np * part / parts, np * (part + 1) / parts);
+}
+
+static void team_run(void (*fn)(void *, int, int), void *ctx, int threads);
+
+/* Pack op(B) (K x Nc): B itself (stored K x Nc) or Bᵀ (B stored Nc x K), leading
+ * dimension ldb; for products of one row (one_row), in the wide panels of gemv_x128.  On
+ * `threads` threads of the team (held by the caller), each packing the panels it will
+ * multiply (product_job's share), so that they are in its own cache at the first step.
+ * Returns 0, or -1 when there is no memory (the caller uses BLAS). */
+static int pack_b(PackedB *pb, const float *B, int transB, Py_ssize_t K, Py_ssize_t Nc,
+                  Py_ssize_t ldb, int one_row, int threads)
+{
+    const int wide = packed_isa() == ISA_AVX512;
+    const Py_ssize_t nr = one_row ? (wide ? NRW16 : NRW) : (wide ? NR16 : NR);
+    const Py_ssize_t np = (Nc + nr - 1) / nr;
+    pb->K = K; pb->Nc = Nc; pb->np = np; pb->one_row = one_row;
+    pb->nr = (int)nr; pb->mr = wide ? MR16 : MR;
+    pb->bytes = (size_t)(K * np * nr) * sizeof(float);
+    pb->data = (float *)pack_alloc(&pb->bytes);
+    if (!pb->data)
+        return -1;
+    PackJob j = {pb, B, transB, ldb};
+    team_run(pack_job, &j, threads < np ? threads : (int)np);
     return 0;
 }
 
 static void free_b(PackedB *pb)
 {
-    free(pb->data);
+    pack_free(pb->data, pb->bytes);
     pb->data = NULL;
 }
 
@@ -488,6 +589,7 @@ static void team_reset_after_fork(void)
     pthread_mutex_init(&team.wake_lock, NULL);
     pthread_cond_init(&team.wake, NULL);
     team.sleeping = 0;
+    pthread_mutex_init(&spare_lock, NULL);
 }
 
 /* Start helpers up to `threads` - 1 (once); returns how many threads the team has. */
