@@ -8,7 +8,8 @@ handed to the loop) against one (T, N, G) product before it (``X_IN_LOOP_CELLS``
 (``LOOP_IO``) against the layer's time-major copy of x before the loop and of the outputs
 after it (``return_sequences=True``).
 
-Run:  python benchmarks/ab_x_in_loop.py [--switch loop_io] [--cells lstm gru simple]"""
+Run:  python benchmarks/ab_x_in_loop.py [--switch loop_io] [--cells lstm gru simple]
+      [--points lstm:128:50:1024 ...]   (cell:N:T:H; the switch's own points otherwise)"""
 
 import argparse
 import time
@@ -75,11 +76,15 @@ def main():
     p.add_argument("--cells", nargs="+", choices=sorted(CELLS), default=sorted(CELLS))
     p.add_argument("--rounds", type=int, default=4)
     p.add_argument("--seconds", type=float, default=0.3, help="per way and round")
+    p.add_argument("--points", nargs="+", metavar="CELL:N:T:H", help="instead of the switch's")
     args = p.parse_args()
+    points = POINTS[args.switch]
+    if args.points:
+        points = [(c, int(n), int(t), int(h)) for c, n, t, h in (q.split(":") for q in args.points)]
     on, off = LABELS[args.switch]
     print(f"| cell | N | T | H | {on}, ms/step | {off}, ms/step | ratio | peak MB ({on} / {off}) |")
     print("|---|---|---|---|---|---|---|---|")
-    for kind, N, T, H in POINTS[args.switch]:
+    for kind, N, T, H in points:
         if kind not in args.cells:
             continue
         layer = CELLS[kind](H, return_sequences=args.switch == "loop_io", seed=0)

@@ -193,7 +193,12 @@ def test_pack_time_harness_builds_and_packs(tmp_path):
         timeout=120,
     )
     assert build.returncode == 0, build.stderr[-3000:]
-    for args in (["300", "50", "0", "0"], ["300", "50", "1", "0"], ["300", "200", "0", "1"]):
+    for args in (
+        ["300", "50", "0", "0"],
+        ["300", "50", "1", "0"],
+        ["300", "200", "0", "1"],
+        ["1024", "1100", "0", "1", "1"],  # 4.5 MB: into the buffer the last packing kept
+    ):
         run = subprocess.run([str(exe), *args], capture_output=True, text=True, timeout=60)
         if run.returncode == 2:
             pytest.skip("this CPU has no AVX2/FMA: the packed kernel is not used")
@@ -223,6 +228,31 @@ def test_read_bandwidth_builds_and_runs(tmp_path):
     assert "GB/s" in run.stdout and "a pass" in run.stdout
     bad = subprocess.run([str(exe), "0", "2"], capture_output=True, text=True, timeout=60)
     assert bad.returncode == 2
+
+
+def test_layer_steps_and_ab_points_run():
+    """benchmarks/layer_steps.py (a layer's inference in one process, with the chooser's
+    way) and ab_x_in_loop.py with points of one's own, on tiny shapes."""
+    script = os.path.join(ROOT, "benchmarks", "layer_steps.py")
+    run = subprocess.run(
+        [sys.executable, script, "--cell", "gru", "--N", "2", "--T", "3", "5", "--H", "8"]
+        + ["--samples", "2", "--seconds", "0.01"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "GRU(8), N = 2" in run.stdout and run.stdout.count("T=5: ") == 2
+    script = os.path.join(ROOT, "benchmarks", "ab_x_in_loop.py")
+    run = subprocess.run(
+        [sys.executable, script, "--switch", "loop_io", "--points", "lstm:4:3:8"]
+        + ["--rounds", "1", "--seconds", "0.01"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "| lstm | 4 | 3 | 8 |" in run.stdout
 
 
 def test_generate_speed_runs_each_way(tmp_path):
