@@ -230,6 +230,28 @@ def test_read_bandwidth_builds_and_runs(tmp_path):
     assert bad.returncode == 2
 
 
+def test_ab_word_endings_runs(tmp_path):
+    """benchmarks/ab_word_endings.py scores both definitions of a suggestion's probability
+    and leaves the library's as it was."""
+    from rnnkit.apps import autocomplete as app
+
+    sonnets = os.path.join(ROOT, "tests", "data", "sonnets.txt")
+    ac = app.Autocompleter.train(
+        sonnets, minutes=1, max_updates=2, hidden=8, batch=4, bptt=8, accuracy_samples=0
+    )
+    model = tmp_path / "tiny.rnnkit"
+    ac.save(model)
+    script = os.path.join(ROOT, "benchmarks", "ab_word_endings.py")
+    run = subprocess.run(
+        [sys.executable, script, str(model), "--text", sonnets, "--samples", "5"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert run.stdout.count("% of 5") == 4 and "endings summed" in run.stdout
+
+
 def test_layer_steps_and_ab_points_run():
     """benchmarks/layer_steps.py (a layer's inference in one process, with the chooser's
     way) and ab_x_in_loop.py with points of one's own, on tiny shapes."""

@@ -842,9 +842,10 @@ MAX_CHARS = {"word": 20, "phrase": 80}  # suggest's default max_chars
 
 class Suggestion(NamedTuple):
     """A completion of a prompt: ``text`` (what follows the prompt, the terminating
-    character left out), its ``probability`` (the product of the model's probabilities of
-    text's characters and of the terminating one), and that terminating character ``end``
-    (a space, punctuation or a newline)."""
+    character left out), its ``probability`` (that the prompt goes on with text and then
+    ends it: the product of the model's probabilities of text's characters, times the
+    summed probability of the characters that may end it), and its most probable
+    terminating character ``end`` (a space, punctuation or a newline)."""
 
     text: str
     probability: float
@@ -900,12 +901,13 @@ def suggest(
     letter of the completion: with until="word" at the end of the current word (or, when
     the prompt ends with a space or punctuation, of the next whole word: leading spaces
     and punctuation belong to the completion), with until="phrase" at , ; : . ! ? or a
-    newline.  Its probability is Π_t p(c_t | prompt, c_<t) over its characters and the
-    terminating one; the "unknown" character is never emitted.
+    newline.  Its probability is Π_t p(c_t | prompt, c_<t) over its characters times
+    Σ_e p(e | prompt, text) over the characters e that end it; the "unknown" character is
+    never emitted.
 
     The prompt is read once; then each step runs the ``beam`` best unfinished hypotheses
     as one (beam, 1) batch, each with its own row of the carried LSTM/GRU state.  Finished
-    hypotheses go to a separate pool (one per text: the most probable ending); the search
+    hypotheses go to a separate pool (one per text, its endings summed); the search
     stops when no unfinished hypothesis is more probable than the pool's k-th, or when
     the completions reach ``max_chars`` characters (default: 20 for a word, 80 for a
     phrase; fewer than k suggestions then when fewer ended).  Deterministic: ties go to
@@ -956,12 +958,16 @@ def _search(
 
 
 def _add_finished(pool, texts, cand, done, vocab):
-    """Put the finished extensions (rows, chars where ``done``) into ``pool``, keeping
-    for each text its most probable ending."""
-    for b, c in zip(*np.nonzero(done & np.isfinite(cand))):
-        score, text = float(cand[b, c]), texts[b]
+    """Put the hypotheses that can finish (rows with a char where ``done``) into ``pool``:
+    each text with the log of its probability summed over the characters that end it
+    (the probability that the completion is that text, however it ends: "summer " and
+    "summer," are one word) and its most probable ending (the lowest id on a tie)."""
+    ok = done & np.isfinite(cand)  # (n, V)
+    for b in np.flatnonzero(ok.any(axis=1)):
+        ends = np.flatnonzero(ok[b])
+        score, text = float(np.logaddexp.reduce(cand[b, ends])), texts[b]
         if text not in pool or score > pool[text][0]:
-            pool[text] = (score, vocab.chars[c])
+            pool[text] = (score, vocab.chars[ends[np.argmax(cand[b, ends])]])
 
 
 def _kth(pool, k) -> float:
