@@ -230,20 +230,28 @@ def test_read_bandwidth_builds_and_runs(tmp_path):
     assert bad.returncode == 2
 
 
-def test_ab_word_endings_runs(tmp_path):
-    """benchmarks/ab_word_endings.py scores both definitions of a suggestion's probability
-    and leaves the library's as it was."""
+SONNETS = os.path.join(ROOT, "tests", "data", "sonnets.txt")
+
+
+@pytest.fixture
+def tiny_model(tmp_path):
+    """A tiny autocomplete model (two updates on the test sonnets), saved: its path."""
     from rnnkit.apps import autocomplete as app
 
-    sonnets = os.path.join(ROOT, "tests", "data", "sonnets.txt")
     ac = app.Autocompleter.train(
-        sonnets, minutes=1, max_updates=2, hidden=8, batch=4, bptt=8, accuracy_samples=0
+        SONNETS, minutes=1, max_updates=2, hidden=8, batch=4, bptt=8, accuracy_samples=0
     )
     model = tmp_path / "tiny.rnnkit"
     ac.save(model)
+    return model
+
+
+def test_ab_word_endings_runs(tiny_model):
+    """benchmarks/ab_word_endings.py scores both definitions of a suggestion's probability
+    and leaves the library's as it was."""
     script = os.path.join(ROOT, "benchmarks", "ab_word_endings.py")
     run = subprocess.run(
-        [sys.executable, script, str(model), "--text", sonnets, "--samples", "5"],
+        [sys.executable, script, str(tiny_model), "--text", SONNETS, "--samples", "5"],
         capture_output=True,
         text=True,
         timeout=300,
@@ -277,19 +285,11 @@ def test_layer_steps_and_ab_points_run():
     assert "| lstm | 4 | 3 | 8 |" in run.stdout
 
 
-def test_generate_speed_runs_each_way(tmp_path):
+def test_generate_speed_runs_each_way(tiny_model, tmp_path):
     """benchmarks/generate_speed.py times generation in a fresh process per way."""
-    from rnnkit.apps import autocomplete as app
-
-    sonnets = os.path.join(ROOT, "tests", "data", "sonnets.txt")
-    ac = app.Autocompleter.train(
-        sonnets, minutes=1, max_updates=2, hidden=8, batch=4, bptt=8, accuracy_samples=0
-    )
-    model = tmp_path / "tiny.rnnkit"
-    ac.save(model)
     script = os.path.join(ROOT, "benchmarks", "generate_speed.py")
     run = subprocess.run(
-        [sys.executable, script, str(model), "--chars", "5", "--ways", "auto", "blas"],
+        [sys.executable, script, str(tiny_model), "--chars", "5", "--ways", "auto", "blas"],
         capture_output=True,
         text=True,
         timeout=300,
