@@ -113,7 +113,8 @@ def release_memory() -> int:
     """Free what the compiled loops keep between calls: the buffers (4 MB and larger) that
     a loop packs its weights into are kept for the next loop, which then finds its pages
     already mapped (a fresh 16 MB buffer costs about 6 ms of page faults, LSTM(1024)'s
-    forward of 50 steps at one sample).  Returns the bytes handed back."""
+    forward of 50 steps at one sample); at most four, 256 MB in all.  Returns the bytes
+    handed back."""
     return int(_loops.release_memory()) if _loops is not None else 0
 
 

@@ -96,12 +96,13 @@ static int packed_available(void) { return packed_isa() != ISA_NONE; }
  * 16 MB costs 4096 page faults, each zeroing its page: LSTM(1024)'s 6-7 ms a forward, more
  * than fifty steps of its one-row product.  So buffers of at least HUGE_MIN_BYTES are asked
  * for in huge pages (eight faults for 16 MB, and fewer TLB misses as the steps stream
- * through them) and, when freed, kept for the next loop: up to SPARE_MAX of them, the
- * first that fits taken (at most twice the size asked for).  rnnkit.kernels.release_memory()
- * (pack_release) hands them back. */
+ * through them) and, when freed, kept for the next loop: up to SPARE_MAX of them and
+ * SPARE_MAX_BYTES in all, the first that fits taken (at most twice the size asked for).
+ * rnnkit.kernels.release_memory() (pack_release) hands them back. */
 #define HUGE_PAGE ((size_t)2 << 20)
 #define HUGE_MIN_BYTES ((size_t)4 << 20)
 #define SPARE_MAX 4
+#define SPARE_MAX_BYTES ((size_t)256 << 20)
 
 static struct { void *p; size_t bytes; } spare[SPARE_MAX];
 static pthread_mutex_t spare_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -136,7 +137,10 @@ static void pack_free(void *p, size_t bytes)
 {
     if (p && bytes >= HUGE_MIN_BYTES) {
         pthread_mutex_lock(&spare_lock);
-        for (int i = 0; i < SPARE_MAX && p; i++)
+        size_t kept = 0;
+        for (int i = 0; i < SPARE_MAX; i++)
+            kept += spare[i].p ? spare[i].bytes : 0;
+        for (int i = 0; i < SPARE_MAX && p && kept + bytes <= SPARE_MAX_BYTES; i++)
             if (!spare[i].p) {
                 spare[i].p = p;
                 spare[i].bytes = bytes;
