@@ -70,17 +70,35 @@ def measure(layer, x, switch, on, seconds):
     return elapsed / x.shape[1] * 1e3, peak / 2**20
 
 
+def point(text):
+    """CELL:N:T:H (e.g. lstm:128:50:1024), for --points."""
+    parts = text.split(":")
+    sizes = parts[1:]
+    if (
+        len(parts) != 4
+        or parts[0] not in CELLS
+        or not all(q.isdigit() and int(q) > 0 for q in sizes)
+    ):
+        raise argparse.ArgumentTypeError(
+            f"expected CELL:N:T:H with CELL one of {', '.join(sorted(CELLS))} and N, T, H "
+            f"positive integers; got {text!r}"
+        )
+    return parts[0], int(parts[1]), int(parts[2]), int(parts[3])
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--switch", choices=sorted(POINTS), default="x_in_loop")
     p.add_argument("--cells", nargs="+", choices=sorted(CELLS), default=sorted(CELLS))
     p.add_argument("--rounds", type=int, default=4)
     p.add_argument("--seconds", type=float, default=0.3, help="per way and round")
-    p.add_argument("--points", nargs="+", metavar="CELL:N:T:H", help="instead of the switch's")
+    p.add_argument(
+        "--points", nargs="+", type=point, metavar="CELL:N:T:H", help="instead of the switch's"
+    )
     args = p.parse_args()
     points = POINTS[args.switch]
     if args.points:
-        points = [(c, int(n), int(t), int(h)) for c, n, t, h in (q.split(":") for q in args.points)]
+        points = args.points
     on, off = LABELS[args.switch]
     print(f"| cell | N | T | H | {on}, ms/step | {off}, ms/step | ratio | peak MB ({on} / {off}) |")
     print("|---|---|---|---|---|---|---|---|")

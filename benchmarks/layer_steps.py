@@ -54,8 +54,10 @@ def main():
         print(f"sample {s + 1}: {row}", flush=True)
     for c in rnnkit.kernels.choices():
         times = {w: round(t * 1e6, 1) for w, t in c.get("times", {}).items()}
+        setup = {w: round(t * 1e3, 2) for w, t in c.get("setup", {}).items() if t > 1e-6}
         print(
-            f"chooser: N={c['N']} H={c['H']} D={c['D']} {c['mode']} -> {c['way']} (µs a step: {times})"
+            f"chooser: N={c['N']} H={c['H']} D={c['D']} {c['mode']} -> {c['way']} "
+            f"(µs a step: {times}; ms of setup a loop: {setup})"
         )
 
 

@@ -283,6 +283,10 @@ def test_layer_steps_and_ab_points_run():
     )
     assert run.returncode == 0, run.stderr[-3000:]
     assert "| lstm | 4 | 3 | 8 |" in run.stdout
+    bad = subprocess.run(
+        [sys.executable, script, "--points", "lstm:4"], capture_output=True, text=True
+    )
+    assert bad.returncode == 2 and "expected CELL:N:T:H" in bad.stderr and "'lstm:4'" in bad.stderr
 
 
 def test_generate_speed_runs_each_way(tiny_model, tmp_path):
