@@ -477,6 +477,44 @@ def test_packed_weights_buffers_are_kept_repacked_and_released(N, team_of_two, s
     assert kernels.release_memory() == 0
 
 
+@pytest.mark.parametrize("cls", [LSTM, GRU, SimpleRNN])
+def test_backward_buffer_is_kept_reused_and_released(cls, monkeypatch):
+    """The compiled backward's (T, N, G) buffer of ∂L/∂a is kept for the next backward of
+    the same shape: the gradients are those of a new buffer, bit for bit, at every step
+    (its old contents never leak in); a caller still holding the last one gets a new one
+    (the held values stay as they were); release_memory() hands it back."""
+    rng = np.random.default_rng(11)
+    kernels.release_memory()
+    layer = cls(6, return_sequences=True, seed=12)
+    xs = [rng.standard_normal((5, 7, 3)) for _ in range(3)]
+    layer.build(xs[0].shape)
+
+    def grads_of(keep):
+        monkeypatch.setattr(kernels.loops, "KEEP_DXW", keep)
+        kernels.loops.release_kept()
+        return [run(layer, x, fast=True, seed=i) for i, x in enumerate(xs)]
+
+    new, kept = grads_of(False), grads_of(True)
+    assert kernels.loops._kept_dxw.shape == (7, 5, layer.cell.width)
+    for a, b in zip(new, kept):
+        np.testing.assert_array_equal(a["dx"], b["dx"])
+        for k in a["grads"]:
+            np.testing.assert_array_equal(a["grads"][k], b["grads"][k])
+
+    dt = layer.params["W"].dtype
+    zeros = [np.zeros((5, s), dt) for s in layer.cell.state_sizes]
+    xw = rng.standard_normal((7, 5, layer.cell.width)).astype(dt)
+    trace = kernels.forward(layer.cell, layer.params, zeros, xw=xw)
+    held, _ = kernels.backward(layer.cell, layer.params, trace, np.ones((7, 5, 6), dt))
+    copy_of_held = held.copy()
+    again, _ = kernels.backward(layer.cell, layer.params, trace, 2 * np.ones((7, 5, 6), dt))
+    assert again is not held and not np.shares_memory(again, held)
+    np.testing.assert_array_equal(held, copy_of_held)
+    del held, again
+    assert kernels.release_memory() >= 7 * 5 * layer.cell.width * dt.itemsize
+    assert kernels.loops._kept_dxw is None
+
+
 @pytest.mark.parametrize("dtype,rtol", [("float32", 1e-5), ("float64", 1e-12)])
 def test_matmul_on_the_team(dtype, rtol, team_of_two):
     rng = np.random.default_rng(0)

@@ -54,6 +54,7 @@ from .loops import (
     enabled,
     forward,
     matmul,
+    release_kept,
 )
 from .switch import ENV_VAR, numpy_loops, set_enabled
 
@@ -113,9 +114,11 @@ def release_memory() -> int:
     """Free what the compiled loops keep between calls: the buffers (4 MB and larger) that
     a loop packs its weights into are kept for the next loop, which then finds its pages
     already mapped (a fresh 16 MB buffer costs about 6 ms of page faults, LSTM(1024)'s
-    forward of 50 steps at one sample); at most four, 256 MB in all.  Returns the bytes
+    forward of 50 steps at one sample); at most four, 256 MB in all; and the last
+    backward's (T, N, G) buffer of ∂L/∂a, kept for the next backward.  Returns the bytes
     handed back."""
-    return int(_loops.release_memory()) if _loops is not None else 0
+    kept = release_kept()
+    return kept + (int(_loops.release_memory()) if _loops is not None else 0)
 
 
 @contextlib.contextmanager

@@ -10,6 +10,8 @@ their shapes, item sizes and strides are checked against the loop's sizes.
 
 from __future__ import annotations
 
+import sys
+import threading
 import time
 from typing import Any
 
@@ -68,6 +70,15 @@ X_IN_LOOP_MIN_ROWS = 4
 # into the loop"; benchmarks/ab_x_in_loop.py --switch loop_io sets this False for its
 # other side).
 LOOP_IO = True
+# The backward's ∂L/∂a buffer (T, N, G) is kept for the next backward of the same shape and
+# dtype (one buffer, ``release_memory`` hands it back).  A fresh one is fresh pages, which
+# the kernel zeroes as the loop first writes them: 9 % of an LSTM(512) training iteration
+# at N = 128, T = 100 on the 2-core Xeon (perf, BENCHMARKS.md, "The backward's buffer kept
+# between steps").  Switch: ``KEEP_DXW`` (benchmarks/ab_keep_dxw.py turns it off for
+# its other side).
+KEEP_DXW = True
+_kept_dxw: np.ndarray | None = None
+_kept_lock = threading.Lock()
 
 
 def available() -> bool:
@@ -451,6 +462,29 @@ def forward(
     return trace
 
 
+def _dxw_buffer(shape, dtype) -> np.ndarray:
+    """An uninitialized (T, N, G) array for a backward's ∂L/∂a: the kept one when it has
+    this shape and dtype and nothing else refers to it any more (a caller that kept the
+    last backward's array, or a view of it, gets a new one), else a new one, then kept."""
+    global _kept_dxw
+    if not KEEP_DXW:
+        return np.empty(shape, dtype=dtype)
+    with _kept_lock:
+        buf = _kept_dxw
+        # references: _kept_dxw, buf and getrefcount's own argument
+        if buf is None or buf.shape != shape or buf.dtype != dtype or sys.getrefcount(buf) > 3:
+            buf = _kept_dxw = np.empty(shape, dtype=dtype)
+        return buf
+
+
+def release_kept() -> int:
+    """Drop the kept backward buffer; returns its bytes (0 when none was kept)."""
+    global _kept_dxw
+    with _kept_lock:
+        n, _kept_dxw = (0 if _kept_dxw is None else _kept_dxw.nbytes), None
+    return n
+
+
 def backward(cell, params, trace, d_outputs=None, d_final=None):
     """The compiled ``bptt.backward``: (dxw, d_initial), or None when not handled."""
     kind = _kind(cell, params, trace.dtype, trace.N) if trace.xp is np else None
@@ -462,7 +496,7 @@ def backward(cell, params, trace, d_outputs=None, d_final=None):
         for d, g in zip(ds, d_final):
             if g is not None:
                 d += g
-    dxw = np.empty((trace.T, trace.N, cell.width), dtype=trace.dtype)
+    dxw = _dxw_buffer((trace.T, trace.N, cell.width), trace.dtype)
     if d_outputs is not None:
         if d_outputs.dtype != trace.dtype or d_outputs.strides[-1] != d_outputs.itemsize:
             d_outputs = _c(d_outputs, trace.dtype)
