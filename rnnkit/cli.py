@@ -551,16 +551,28 @@ def _percent(p):
     return f"{100 * p:.1f} %" if p >= 0.001 else f"{100 * p:.2g} %"
 
 
+def _word_typed(prompt):
+    """The letters ``prompt`` ends with: the part of the current word already typed."""
+    start = len(prompt)
+    while start and prompt[start - 1].isalpha():
+        start -= 1
+    return prompt[start:]
+
+
 def _suggestions(suggest, prompt, k, print_fn, first=1):
     """Print the top-k completions of ``prompt`` to the end of the word and of the phrase,
-    numbered from ``first``; returns [(until, Suggestion)] in the order of their numbers."""
+    numbered from ``first``, each after the part of its word already typed (the prompt's
+    last letters: "The king" shows "kings", "kingdom" and "king", the word as typed);
+    returns [(until, Suggestion)] in the order of their numbers."""
     shown = []
+    typed = _word_typed(prompt)
     for until in ("word", "phrase"):
         found = suggest(prompt, until)
         print_fn(f"  to the end of the {until}:" + ("" if found else " (none found)"))
         for s in found:
             shown.append((until, s))
-            print_fn(f"  {first + len(shown) - 1:2d}. {_quote(s.text)} {_percent(s.probability)}")
+            line = f"{_quote(typed + s.text)} {_percent(s.probability)}"
+            print_fn(f"  {first + len(shown) - 1:2d}. {line}")
     return shown
 
 

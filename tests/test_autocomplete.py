@@ -444,6 +444,55 @@ def test_beam_search_finds_the_word_greedy_misses(stateful_layer):
     assert app.next_word_accuracy(model, vocab, text) == (0.75, 4)
 
 
+class Table(Bigram):
+    """Bigram's kind of model over " ab," and a newline (rows: the last character)."""
+
+    P = np.array(
+        [
+            # unknown, " ", a, b, ",", "\n"
+            [0.0, 1.0, 0.0, 0.0, 0.0, 0.0],  # after "unknown"
+            [0.0, 0.0, 0.4, 0.6, 0.0, 0.0],  # after " "
+            [0.0, 0.5, 0.0, 0.3, 0.0, 0.2],  # after a
+            [0.0, 0.2, 0.3, 0.0, 0.5, 0.0],  # after b
+            [0.0, 1.0, 0.0, 0.0, 0.0, 0.0],  # after ","
+            [0.0, 0.0, 1.0, 0.0, 0.0, 0.0],  # after a newline
+        ]
+    )
+
+
+def test_completions_in_a_word_stay_in_it_and_phrases_begin_a_word():
+    """The prompt " ab" ends inside a word.  To the end of the word: the rest of *that*
+    word, the word as typed first ("", ended by "," or " ": 0.5 + 0.2), then "a" (0.3 ·
+    (0.5 + 0.2)); never past its end (", a" would be 0.15).  To the end of the phrase: a
+    phrase that begins a word of its own (", b" then ",": 0.5 · 1 · 0.6 · 0.5), not the
+    rest of the current word ("a" then a newline, 0.06), and never across a newline."""
+    model, vocab = Table(), CharVocab(" ab,\n")
+    words = app.suggest(model, vocab, " ab", k=3, until="word")
+    assert [(s.text, s.end) for s in words] == [("", ","), ("a", " "), ("ab", ",")]
+    assert [s.probability for s in words] == pytest.approx([0.7, 0.21, 0.063])
+    phrases = app.suggest(model, vocab, " ab", k=3, until="phrase")
+    assert [(s.text, s.end) for s in phrases] == [(", b", ","), (" b", ","), ("a b", ",")]
+    assert [s.probability for s in phrases] == pytest.approx([0.15, 0.06, 0.045])
+    after_space = app.suggest(model, vocab, " ab ", k=2, until="word")  # the next word
+    assert [(s.text, s.end) for s in after_space] == [("b", ","), ("a", " ")]
+
+    class Apostrophe(Bigram):  # over " a'," : after a letter, ' goes on the word
+        P = np.array(
+            [
+                [0.0, 1.0, 0.0, 0.0, 0.0],  # after "unknown"
+                [0.0, 0.0, 1.0, 0.0, 0.0],  # after " "
+                [0.0, 0.3, 0.0, 0.6, 0.1],  # after a
+                [0.0, 0.0, 1.0, 0.0, 0.0],  # after '
+                [0.0, 1.0, 0.0, 0.0, 0.0],  # after ","
+            ]
+        )
+
+    # "'a," (0.06) goes on the word "a"; " a," (0.3 · 0.1) begins one
+    got = app.suggest(Apostrophe(), CharVocab(" a',"), " a", k=3, until="phrase")
+    assert (got[0].text, got[0].end) == (" a", ",") and got[0].probability == pytest.approx(0.03)
+    assert all(" " in s.text for s in got)
+
+
 def test_top_p_nucleus_semantics(tiny):
     logits = np.log([1e-9, 0.4, 0.35, 0.25])  # "unknown", then three characters
     draws = [app.pick(logits, 1.0, 0, np.random.default_rng(s), top_p=0.5) for s in range(200)]

@@ -260,6 +260,52 @@ def test_ab_word_endings_runs(tiny_model):
     assert run.stdout.count("% of 5") == 4 and "endings summed" in run.stdout
 
 
+def test_word_accuracy_and_typing_session_run(tiny_model):
+    """benchmarks/word_accuracy.py (top-3 next-word accuracy, letters typed) and
+    examples/typing_session.py (the interactive suggestions fed a script)."""
+    script = os.path.join(ROOT, "benchmarks", "word_accuracy.py")
+    run = subprocess.run(
+        [sys.executable, script, str(tiny_model), "--text", SONNETS, "--samples", "5"]
+        + ["--typed", "0", "2"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "0 letters typed: " in run.stdout and "2 letters typed: " in run.stdout
+    bad = subprocess.run(
+        [sys.executable, script, str(tiny_model), "--samples", "0"], capture_output=True, text=True
+    )
+    assert bad.returncode == 2 and "--samples must be ≥ 1" in bad.stderr
+    script = os.path.join(ROOT, "examples", "typing_session.py")
+    run = subprocess.run(
+        [sys.executable, script, str(tiny_model), "Shall I compare", "1", "?", ""],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "> Shall I compare\n  Shall I compare\n  to the end of the word:" in run.stdout
+    assert "+ 1\n" in run.stdout and "+ ?\n" in run.stdout
+
+
+def test_ab_keep_dxw_runs():
+    """benchmarks/ab_keep_dxw.py alternates the kept and the new backward buffer."""
+    script = os.path.join(ROOT, "benchmarks", "ab_keep_dxw.py")
+    run = subprocess.run(
+        [sys.executable, script, "--points", "2:3:8", "--rounds", "1", "--seconds", "0.01"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "| 2 | 3 | 8 |" in run.stdout
+    bad = subprocess.run(
+        [sys.executable, script, "--points", "2:3"], capture_output=True, text=True
+    )
+    assert bad.returncode == 2 and "expected N:T:H" in bad.stderr
+
+
 def test_layer_steps_and_ab_points_run():
     """benchmarks/layer_steps.py (a layer's inference in one process, with the chooser's
     way) and ab_x_in_loop.py with points of one's own, on tiny shapes."""

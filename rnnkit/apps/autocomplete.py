@@ -897,11 +897,16 @@ def suggest(
     """The ``k`` most probable completions of ``prompt`` by beam search over characters,
     most probable first, each a Suggestion(text, probability, end).
 
-    A completion ends at the first character of ``_ends(until)`` after at least one
-    letter of the completion: with until="word" at the end of the current word (or, when
-    the prompt ends with a space or punctuation, of the next whole word: leading spaces
-    and punctuation belong to the completion), with until="phrase" at , ; : . ! ? or a
-    newline.  Its probability is Π_t p(c_t | prompt, c_<t) over its characters times
+    With until="word" a completion ends at the first character that is not a letter:
+    when the prompt ends inside a word (with a letter), it is the rest of that word (the
+    empty completion "" is the word as typed, ended there, as an editor offers what was
+    typed beside the longer words); otherwise the next whole word (leading spaces and
+    punctuation belong to the completion).  With until="phrase" it
+    ends at , ; : . ! ? or a newline once it has begun a word of its own (a letter after
+    a character that is neither a letter nor ' or -): the rest of the current word alone is not a phrase, so
+    "To be, or not to be" is not completed by "d" (then ","), but may be by ", that is
+    the question" (then ":").  A completion never holds a newline (it may end with
+    one).  Its probability is Π_t p(c_t | prompt, c_<t) over its characters times
     Σ_e p(e | prompt, text) over the characters e that end it; the "unknown" character is
     never emitted.
 
@@ -935,23 +940,34 @@ def _search(
     and ``logp`` (1, V), the log-probabilities of the character after it."""
     ends = _ends(vocab, until)  # (V,)
     letters = np.array([c.isalpha() for c in vocab.chars])  # (V,)
-    texts, scores, lettered = [""], np.zeros(1), np.zeros(1, dtype=bool)
+    joins = np.array([c in "'-" for c in vocab.chars])  # (V,): "king's", "well-met"
+    newline = np.array([c == "\n" for c in vocab.chars])[None, :]  # (1, V)
+    texts, scores = [""], np.zeros(1)
+    # per hypothesis (n,): whether it ends with a letter; whether it ends inside a word (a
+    # letter, or ' or - after one: a letter next goes on that word); whether it may end at
+    # its next character (a word at once when the prompt ends inside one)
+    at_letter = np.array([len(prompt_ids) > 0 and bool(letters[prompt_ids[-1]])])
+    in_word = at_letter
+    can_end = at_letter & (until == "word")
     pool: dict[str, tuple[float, str]] = {}  # text -> (log-probability, end)
     for step in range(max_chars + 1):
         cand = scores[:, None] + logp  # (n, V): log p of each one-character extension
         cand[:, 0] = -np.inf  # never "unknown"
-        done = lettered[:, None] & ends[None, :]  # (n, V): extensions that finish
+        done = can_end[:, None] & ends[None, :]  # (n, V): extensions that finish
         _add_finished(pool, texts, cand, done, vocab)
         if step == max_chars:
             break
-        live = np.where(done, -np.inf, cand).ravel()  # (n V,)
+        live = np.where(done | newline, -np.inf, cand).ravel()  # (n V,): a line's end ends it
         order = np.argsort(-live, kind="stable")[:beam]
         order = order[live[order] > _kth(pool, k)]  # the others can never reach the top k
         if not len(order):
             break
         parents, chars = np.divmod(order, len(vocab))
         texts = [texts[b] + vocab.chars[c] for b, c in zip(parents, chars)]
-        scores, lettered = live[order], lettered[parents] | letters[chars]
+        # a word completion may end once it holds a letter, a phrase once it began a word
+        ready = letters[chars] & (until == "word" or ~in_word[parents])
+        in_word = letters[chars] | (joins[chars] & at_letter[parents])
+        scores, can_end, at_letter = live[order], can_end[parents] | ready, letters[chars]
         logp = _beam_logp(model, vocab, prompt_ids, texts, parents, chars, memory)  # (n, V)
     best = sorted(pool.items(), key=lambda kv: (-kv[1][0], kv[0]))[:k]
     return [Suggestion(text, float(np.exp(score)), end) for text, (score, end) in best]
