@@ -542,21 +542,13 @@ def _warn_unknown(vocab, prompt):
         )
 
 
-def _quote(text):
+def quoted(text):
     """A completion between double quotes, its newlines and tabs visible."""
     return '"' + text.replace("\n", "\\n").replace("\t", "\\t") + '"'
 
 
-def _percent(p):
+def percent_text(p):
     return f"{100 * p:.1f} %" if p >= 0.001 else f"{100 * p:.2g} %"
-
-
-def _word_typed(prompt):
-    """The letters ``prompt`` ends with: the part of the current word already typed."""
-    start = len(prompt)
-    while start and prompt[start - 1].isalpha():
-        start -= 1
-    return prompt[start:]
 
 
 def _suggestions(suggest, prompt, k, print_fn, first=1):
@@ -564,14 +556,16 @@ def _suggestions(suggest, prompt, k, print_fn, first=1):
     numbered from ``first``, each after the part of its word already typed (the prompt's
     last letters: "The king" shows "kings", "kingdom" and "king", the word as typed);
     returns [(until, Suggestion)] in the order of their numbers."""
+    from .apps import autocomplete as app
+
     shown = []
-    typed = _word_typed(prompt)
+    typed = app.word_typed(prompt)
     for until in ("word", "phrase"):
         found = suggest(prompt, until)
         print_fn(f"  to the end of the {until}:" + ("" if found else " (none found)"))
         for s in found:
             shown.append((until, s))
-            line = f"{_quote(typed + s.text)} {_percent(s.probability)}"
+            line = f"{quoted(typed + s.text)} {percent_text(s.probability)}"
             print_fn(f"  {first + len(shown) - 1:2d}. {line}")
     return shown
 
@@ -650,9 +644,23 @@ def run_autocomplete(args):
         return app.next_chars(model, vocab, prompt, k=10, memory=memory)
 
     learn = app.Autocompleter(model, vocab).adapt if args.adapt else None
+    live = None if args.line_mode else _live_session()
+    if live is not None:
+        from .data.fetch import cache_dir
+
+        return live(suggest, next_chars, learn, history_file=cache_dir() / "autocomplete_live")
     return _interactive(
         lambda i, p: suggestion_session(suggest, next_chars, i, p, args.suggestions, learn)
     )
+
+
+def _live_session():
+    """``typing_ui.live_session`` (suggestions as you type), or None without prompt_toolkit."""
+    try:
+        from .apps.typing_ui import live_session
+    except ImportError:
+        return None
+    return live_session
 
 
 def _interactive(session):
@@ -715,6 +723,8 @@ def suggestion_session(suggest, next_chars, input_fn, print_fn, k=3, learn=None)
     are the model's; ``input_fn``/``print_fn`` are input and print, or a test's script.
     ``learn(text)``, when given, is called with each line that is finished (an empty line
     or Ctrl-D after it): the model adapts to what is written."""
+    from .apps import autocomplete as app
+
     print_fn(
         "Type text and press Enter to see suggestions; type a suggestion's number to accept "
         "it, ? for the likeliest next characters, an empty line to start over. Ctrl-D quits."
@@ -737,13 +747,12 @@ def suggestion_session(suggest, next_chars, input_fn, print_fn, k=3, learn=None)
             continue
         if typed.strip() == "?":
             for ch, p in next_chars(line):
-                print_fn(f"    {_quote(ch)} {_percent(p)}")
+                print_fn(f"    {quoted(ch)} {percent_text(p)}")
             continue
         number = typed.strip()
         if number.isdigit() and 1 <= int(number) <= len(shown):
             until, chosen = shown[int(number) - 1]
-            closes = chosen.end == " " or (until == "phrase" and chosen.end != "\n")
-            line += chosen.text + (chosen.end if closes else "")
+            line += app.accepted_text(chosen, until)
         else:
             line += typed
         print_fn(f"  {line}")
@@ -834,6 +843,12 @@ def build_parser():
         help="do not learn from the lines you type (by default the model, in memory only, "
         "goes on learning from each line you finish, as an editor's autocomplete adapts "
         "to the document)",
+    )
+    p.add_argument(
+        "--line-mode",
+        action="store_true",
+        help="in a terminal, show numbered suggestions after each line you enter instead "
+        "of a list that drops down as you type (the way without prompt_toolkit)",
     )
     p.add_argument(
         "--length",

@@ -543,6 +543,53 @@ def test_interactive_session_from_a_script(tiny):
     assert "  (a new line)" in printed and "  Thy" in printed  # Thy starts a new line
 
 
+def test_live_suggestions_as_you_type(tiny, tmp_path):
+    """The terminal mode: the completer offers the word's suggestions, then the phrase's
+    (not twice), each replacing the part of its word typed and inserting what accepting
+    it adds; the bottom line names the likeliest next characters; finished lines go to
+    ``learn`` and to the history file; an empty line quits."""
+    from prompt_toolkit.completion import CompleteEvent
+    from prompt_toolkit.document import Document
+    from prompt_toolkit.input import create_pipe_input
+    from prompt_toolkit.output import DummyOutput
+
+    from rnnkit.apps.typing_ui import SuggestionCompleter, live_session, next_chars_line
+
+    def suggest(prompt, until):
+        return tiny.suggest(prompt, k=3, until=until)
+
+    prompt = "Shall I compare th"
+    got = list(SuggestionCompleter(suggest).get_completions(Document(prompt), CompleteEvent()))
+    words, phrases = (suggest(prompt, u) for u in ("word", "phrase"))
+    expected = [("word", s) for s in words] + [("phrase", s) for s in phrases]
+    inserts = [("th" + app.accepted_text(s, u), u, s) for u, s in expected]
+    inserts = [x for i, x in enumerate(inserts) if x[0] not in [y[0] for y in inserts[:i]]]
+    inserts = [x for x in inserts if x[0] != "th"]  # the word as typed adds nothing
+    assert [c.text for c in got] == [x[0] for x in inserts] and len(got) >= 3
+    assert all(c.start_position == -2 for c in got)  # "th" is replaced
+    for c, (_, until, s) in zip(got, inserts):
+        assert c.display_text == "th" + s.text and c.display_meta_text.endswith(f" % {until}")
+    bottom = "".join(t for _, t in next_chars_line(tiny.next_chars, prompt))
+    top = tiny.next_chars(prompt)[0]
+    assert bottom.startswith(f' next: "{top[0]}" ') and "Tab" in bottom
+
+    learned, printed = [], []
+    with create_pipe_input() as keys:
+        keys.send_text("Shall I compare thee\rO\r\r")
+        live_session(
+            suggest,
+            tiny.next_chars,
+            learned.append,
+            printed.append,
+            tmp_path / "history",
+            input=keys,
+            output=DummyOutput(),
+        )
+    assert learned == ["Shall I compare thee\n"]  # "O" is too short to learn from
+    assert "Shall I compare thee" in (tmp_path / "history").read_text()
+    assert len(printed) == 1 and "Tab" in printed[0]
+
+
 def test_next_word_accuracy_on_a_tiny_text(tiny):
     text = SONNETS.read_text()[-1500:]
     acc = tiny.word_accuracy(text, k=3, samples=30)

@@ -852,6 +852,23 @@ class Suggestion(NamedTuple):
     end: str = ""
 
 
+def word_typed(prompt: str) -> str:
+    """The letters ``prompt`` ends with: the part of the current word already typed (what
+    a word suggestion completes; "" after a space or punctuation)."""
+    start = len(prompt)
+    while start and prompt[start - 1].isalpha():
+        start -= 1
+    return prompt[start:]
+
+
+def accepted_text(s: Suggestion, until: str) -> str:
+    """What accepting suggestion ``s`` (found with ``until``) adds to the prompt: its text,
+    then the character that ends it where that closes it (a word's space, a phrase's
+    punctuation); a word ended by "'" stays open, so that "'s" can follow."""
+    closes = s.end == " " or (until == "phrase" and s.end != "\n")
+    return s.text + (s.end if closes else "")
+
+
 def _ends(vocab: CharVocab, until: str) -> np.ndarray:
     """(V,) bool: the characters that end a completion once it has a letter in it: for
     "word" any character that is not a letter, for "phrase" , ; : . ! ? and newline."""
