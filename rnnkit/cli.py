@@ -542,15 +542,6 @@ def _warn_unknown(vocab, prompt):
         )
 
 
-def quoted(text):
-    """A completion between double quotes, its newlines and tabs visible."""
-    return '"' + text.replace("\n", "\\n").replace("\t", "\\t") + '"'
-
-
-def percent_text(p):
-    return f"{100 * p:.1f} %" if p >= 0.001 else f"{100 * p:.2g} %"
-
-
 def _suggestions(suggest, prompt, k, print_fn, first=1):
     """Print the top-k completions of ``prompt`` to the end of the word and of the phrase,
     numbered from ``first``, each after the part of its word already typed (the prompt's
@@ -565,7 +556,7 @@ def _suggestions(suggest, prompt, k, print_fn, first=1):
         print_fn(f"  to the end of the {until}:" + ("" if found else " (none found)"))
         for s in found:
             shown.append((until, s))
-            line = f"{quoted(typed + s.text)} {percent_text(s.probability)}"
+            line = f"{app.quoted(typed + s.text)} {app.percent_text(s.probability)}"
             print_fn(f"  {first + len(shown) - 1:2d}. {line}")
     return shown
 
@@ -747,7 +738,7 @@ def suggestion_session(suggest, next_chars, input_fn, print_fn, k=3, learn=None)
             continue
         if typed.strip() == "?":
             for ch, p in next_chars(line):
-                print_fn(f"    {quoted(ch)} {percent_text(p)}")
+                print_fn(f"    {app.quoted(ch)} {app.percent_text(p)}")
             continue
         number = typed.strip()
         if number.isdigit() and 1 <= int(number) <= len(shown):

@@ -852,6 +852,16 @@ class Suggestion(NamedTuple):
     end: str = ""
 
 
+def quoted(text: str) -> str:
+    """A completion between double quotes, its newlines and tabs visible."""
+    return '"' + text.replace("\n", "\\n").replace("\t", "\\t") + '"'
+
+
+def percent_text(p: float) -> str:
+    """A probability as the suggestions show it: 21.9 %, 0.04 %."""
+    return f"{100 * p:.1f} %" if p >= 0.001 else f"{100 * p:.2g} %"
+
+
 def word_typed(prompt: str) -> str:
     """The letters ``prompt`` ends with: the part of the current word already typed (what
     a word suggestion completes; "" after a space or punctuation)."""

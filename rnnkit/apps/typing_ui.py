@@ -22,8 +22,7 @@ from prompt_toolkit.document import Document
 from prompt_toolkit.formatted_text import FormattedText
 from prompt_toolkit.history import FileHistory
 
-from ..cli import percent_text, quoted
-from .autocomplete import accepted_text, word_typed
+from .autocomplete import accepted_text, percent_text, quoted, word_typed
 
 
 class SuggestionCompleter(Completer):
