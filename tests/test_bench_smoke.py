@@ -289,6 +289,42 @@ def test_word_accuracy_and_typing_session_run(tiny_model):
     assert "+ 1\n" in run.stdout and "+ ?\n" in run.stdout
 
 
+@pytest.mark.skipif(sys.platform == "win32", reason="a pseudo-terminal (pty) is POSIX")
+def test_suggestions_drop_down_in_a_terminal(tiny_model):
+    """`rnnkit autocomplete` on a pseudo-terminal (examples/terminal_session.py, the screen
+    drawn by pyte): typing shows the word's suggestions and the next characters, Tab puts
+    the first on the line, Enter on an empty line ends the command with status 0."""
+    pytest.importorskip("pyte")
+    sys.path.insert(0, os.path.join(ROOT, "examples"))
+    try:
+        from terminal_session import Terminal
+    finally:
+        sys.path.pop(0)
+    from rnnkit.apps.autocomplete import Autocompleter, accepted_text
+
+    code = "import sys; from rnnkit.cli import main; sys.exit(main(sys.argv[1:]))"
+    argv = [sys.executable, "-c", code, "autocomplete", "--model", str(tiny_model)]
+    term = Terminal(argv)
+    term.read(0.3, 120, want="Ctrl-D quits")
+    ac = Autocompleter.load(tiny_model)
+    first = ac.suggest("Shall I compare th", k=3)[0]
+    term.type("Shall I compare th")
+    term.read(0.3, 120, want=f" th{first.text} ")  # the list, however long it takes
+    screen = term.text()
+    assert "> Shall I compare th" in screen and " next: " in screen and "% word" in screen
+    if ac.suggest("Shall I compare th", k=3, until="phrase"):
+        assert "% phrase" in screen
+    term.type("\t")
+    line = "> Shall I compare th" + accepted_text(first, "word").rstrip()
+    term.read(0.3, 120, want=line)
+    assert line in term.text()
+    term.type("\r")  # the line is finished (the model learns from it)
+    term.read(0.3, 120)
+    term.type("\r")  # an empty line quits
+    term.read(0.3, 120)
+    assert term.finish(0.3, 120) == 0
+
+
 def test_ab_keep_dxw_runs():
     """benchmarks/ab_keep_dxw.py alternates the kept and the new backward buffer."""
     script = os.path.join(ROOT, "benchmarks", "ab_keep_dxw.py")

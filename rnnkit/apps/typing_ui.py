@@ -56,7 +56,7 @@ class SuggestionCompleter(Completer):
 def next_chars_line(next_chars: Callable[[str], list], prompt: str, k=6) -> FormattedText:
     """The bottom toolbar: the k likeliest next characters after ``prompt``."""
     shown = "  ".join(f"{quoted(c)} {percent_text(p)}" for c, p in next_chars(prompt)[:k])
-    return FormattedText([("", f" next: {shown}   (Tab: suggestions, Enter: new line)")])
+    return FormattedText([("", f" next: {shown}")])
 
 
 def live_session(
