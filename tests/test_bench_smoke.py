@@ -233,6 +233,14 @@ def test_read_bandwidth_builds_and_runs(tmp_path):
 SONNETS = os.path.join(ROOT, "tests", "data", "sonnets.txt")
 
 
+def run_script(path, *args):
+    """``python ROOT/path args...``: the finished process, its output as text."""
+    script = os.path.join(ROOT, *path.split("/"))
+    return subprocess.run(
+        [sys.executable, script, *map(str, args)], capture_output=True, text=True, timeout=300
+    )
+
+
 @pytest.fixture
 def tiny_model(tmp_path):
     """A tiny autocomplete model (two updates on the test sonnets), saved: its path."""
@@ -263,27 +271,15 @@ def test_ab_word_endings_runs(tiny_model):
 def test_word_accuracy_and_typing_session_run(tiny_model):
     """benchmarks/word_accuracy.py (top-3 next-word accuracy, letters typed) and
     examples/typing_session.py (the interactive suggestions fed a script)."""
-    script = os.path.join(ROOT, "benchmarks", "word_accuracy.py")
-    run = subprocess.run(
-        [sys.executable, script, str(tiny_model), "--text", SONNETS, "--samples", "5"]
-        + ["--typed", "0", "2"],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    run = run_script(
+        "benchmarks/word_accuracy.py", tiny_model, "--text", SONNETS, "--samples", 5,
+        "--typed", 0, 2,
+    )  # fmt: skip
     assert run.returncode == 0, run.stderr[-3000:]
     assert "0 letters typed: " in run.stdout and "2 letters typed: " in run.stdout
-    bad = subprocess.run(
-        [sys.executable, script, str(tiny_model), "--samples", "0"], capture_output=True, text=True
-    )
+    bad = run_script("benchmarks/word_accuracy.py", tiny_model, "--samples", 0)
     assert bad.returncode == 2 and "--samples must be ≥ 1" in bad.stderr
-    script = os.path.join(ROOT, "examples", "typing_session.py")
-    run = subprocess.run(
-        [sys.executable, script, str(tiny_model), "Shall I compare", "1", "?", ""],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    run = run_script("examples/typing_session.py", tiny_model, "Shall I compare", 1, "?", "")
     assert run.returncode == 0, run.stderr[-3000:]
     assert "> Shall I compare\n  Shall I compare\n  to the end of the word:" in run.stdout
     assert "+ 1\n" in run.stdout and "+ ?\n" in run.stdout
@@ -327,47 +323,31 @@ def test_suggestions_drop_down_in_a_terminal(tiny_model):
 
 def test_ab_keep_dxw_runs():
     """benchmarks/ab_keep_dxw.py alternates the kept and the new backward buffer."""
-    script = os.path.join(ROOT, "benchmarks", "ab_keep_dxw.py")
-    run = subprocess.run(
-        [sys.executable, script, "--points", "2:3:8", "--rounds", "1", "--seconds", "0.01"],
-        capture_output=True,
-        text=True,
-        timeout=300,
+    run = run_script(
+        "benchmarks/ab_keep_dxw.py", "--points", "2:3:8", "--rounds", 1, "--seconds", 0.01
     )
     assert run.returncode == 0, run.stderr[-3000:]
     assert "| 2 | 3 | 8 |" in run.stdout
-    bad = subprocess.run(
-        [sys.executable, script, "--points", "2:3"], capture_output=True, text=True
-    )
+    bad = run_script("benchmarks/ab_keep_dxw.py", "--points", "2:3")
     assert bad.returncode == 2 and "expected N:T:H" in bad.stderr
 
 
 def test_layer_steps_and_ab_points_run():
     """benchmarks/layer_steps.py (a layer's inference in one process, with the chooser's
     way) and ab_x_in_loop.py with points of one's own, on tiny shapes."""
-    script = os.path.join(ROOT, "benchmarks", "layer_steps.py")
-    run = subprocess.run(
-        [sys.executable, script, "--cell", "gru", "--N", "2", "--T", "3", "5", "--H", "8"]
-        + ["--samples", "2", "--seconds", "0.01"],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    run = run_script(
+        "benchmarks/layer_steps.py", "--cell", "gru", "--N", 2, "--T", 3, 5, "--H", 8,
+        "--samples", 2, "--seconds", 0.01,
+    )  # fmt: skip
     assert run.returncode == 0, run.stderr[-3000:]
     assert "GRU(8), N = 2" in run.stdout and run.stdout.count("T=5: ") == 2
-    script = os.path.join(ROOT, "benchmarks", "ab_x_in_loop.py")
-    run = subprocess.run(
-        [sys.executable, script, "--switch", "loop_io", "--points", "lstm:4:3:8"]
-        + ["--rounds", "1", "--seconds", "0.01"],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    run = run_script(
+        "benchmarks/ab_x_in_loop.py", "--switch", "loop_io", "--points", "lstm:4:3:8",
+        "--rounds", 1, "--seconds", 0.01,
+    )  # fmt: skip
     assert run.returncode == 0, run.stderr[-3000:]
     assert "| lstm | 4 | 3 | 8 |" in run.stdout
-    bad = subprocess.run(
-        [sys.executable, script, "--points", "lstm:4"], capture_output=True, text=True
-    )
+    bad = run_script("benchmarks/ab_x_in_loop.py", "--points", "lstm:4")
     assert bad.returncode == 2 and "expected CELL:N:T:H" in bad.stderr and "'lstm:4'" in bad.stderr
 
 
