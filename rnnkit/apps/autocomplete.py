@@ -880,7 +880,7 @@ def accepted_text(s: Suggestion, until: str) -> str:
 
 
 def _ends(vocab: CharVocab, until: str) -> np.ndarray:
-    """(V,) bool: the characters that end a completion once it has a letter in it: for
+    """(V,) bool: the characters that end a completion once it may end (``_search``): for
     "word" any character that is not a letter, for "phrase" , ; : . ! ? and newline."""
     if until == "word":
         return np.array([not c.isalpha() for c in vocab.chars])
@@ -928,9 +928,9 @@ def suggest(
     when the prompt ends inside a word (with a letter), it is the rest of that word (the
     empty completion "" is the word as typed, ended there, as an editor offers what was
     typed beside the longer words); otherwise the next whole word (leading spaces and
-    punctuation belong to the completion).  With until="phrase" it
-    ends at , ; : . ! ? or a newline once it has begun a word of its own (a letter after
-    a character that is neither a letter nor ' or -): the rest of the current word alone is not a phrase, so
+    punctuation belong to the completion).  With until="phrase" it ends at , ; : . ! ?
+    or a newline once it has begun a word of its own (a letter after a character that is
+    neither a letter nor ' or -): the rest of the current word alone is not a phrase, so
     "To be, or not to be" is not completed by "d" (then ","), but may be by ", that is
     the question" (then ":").  A completion never holds a newline (it may end with
     one).  Its probability is Π_t p(c_t | prompt, c_<t) over its characters times

@@ -73,8 +73,8 @@ LOOP_IO = True
 # The backward's ∂L/∂a buffer (T, N, G) is kept for the next backward of the same shape and
 # dtype (one buffer, ``release_memory`` hands it back).  A fresh one is fresh pages, which
 # the kernel zeroes as the loop first writes them: 9 % of an LSTM(512) training iteration
-# at N = 128, T = 100 on the 2-core Xeon (perf, BENCHMARKS.md, "The backward's buffer kept
-# between steps").  Switch: ``KEEP_DXW`` (benchmarks/ab_keep_dxw.py turns it off for
+# at N = 128, T = 100 on the 2-core Xeon (perf, BENCHMARKS.md, "The Xeon again, and the
+# backward's buffer kept").  Switch: ``KEEP_DXW`` (benchmarks/ab_keep_dxw.py turns it off for
 # its other side).
 KEEP_DXW = True
 _kept_dxw: np.ndarray | None = None
