@@ -5,7 +5,9 @@ The kernel-alone benchmark of ``rnnkit/kernels/choose.py``'s ways: for an LSTM s
 loop), ``kernels._loops.time_products`` times the products as the loop would run them at
 batch N (the batch cut into chunks, one per thread, where the loop cuts it), for each way
 that applies there: the packed kernel, one BLAS call (NumPy's), BLAS cut by columns over
-the team (split) and MKL's packed GEMM (where ``pip install ".[mkl]"`` installed it).  With
+the team (split), MKL's packed GEMM (where ``pip install ".[mkl]"`` installed it) and the
+packed kernel on the whole batch cut by columns over the team (team, where the batch is
+cut into chunks).  With
 PyTorch installed, ``torch.matmul`` of the same products on the same threads is printed
 beside them (PyTorch's MKL, not its fused LSTM).  The median step of each round, the best
 round.  Run:  python benchmarks/products_alone.py [--N 8 32 128] [--H 256 1024]
@@ -94,16 +96,10 @@ def main():
                         cells.append("–")
                         continue
                     best = float("inf")
+                    rows_, threads_, chunks_ = choose.layout(key, way, pl)
                     for _ in range(args.rounds):
                         steps, _setup = kernels._loops.time_products(
-                            4,
-                            choose.CODES[way],
-                            pl["rows"],
-                            pl["threads"],
-                            1,
-                            specs,
-                            args.reps,
-                            pl["chunks"],
+                            4, choose.CODES[way], rows_, threads_, 1, specs, args.reps, chunks_
                         )
                         best = min(best, float(np.median(steps)))
                     cells.append(f"{flops / best / 1e9:.0f}")

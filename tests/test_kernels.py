@@ -564,13 +564,16 @@ def mkl_found():
         monkeypatch.undo()
 
 
-def expected_way(way, dtype, N, chunks):
+def expected_way(way, dtype, N, chunks, cls=LSTM):
     """What a forced way becomes: packed needs float32 and one row or at least 4 a product;
     split a team of two (the batch not cut into chunks); mkl float32 and MKL installed;
-    else one BLAS call."""
+    team what packed needs, an LSTM and a batch cut into chunks; else one BLAS call."""
     packed_cpu = kernels._loops.plan(N, 2, 4, True)[1]
     rows = -(-N // chunks)
-    if way == "packed" and (dtype != "float32" or not packed_cpu or 1 < rows < 4):
+    packed_ok = dtype == "float32" and packed_cpu and not 1 < rows < 4
+    if way == "packed" and not packed_ok:
+        return "blas"
+    if way == "team" and not (packed_ok and cls is LSTM and chunks > 1):
         return "blas"
     if way == "split" and chunks > 1:
         return "blas"
@@ -579,7 +582,7 @@ def expected_way(way, dtype, N, chunks):
     return way
 
 
-@pytest.mark.parametrize("way", ["packed", "blas", "split", "mkl"])
+@pytest.mark.parametrize("way", ["packed", "blas", "split", "mkl", "team"])
 @pytest.mark.parametrize("dtype,rtol,atol", [("float64", 1e-10, 1e-12), ("float32", 2e-3, 2e-4)])
 @pytest.mark.parametrize("N", [1, 6, 20])
 @pytest.mark.parametrize(
@@ -595,9 +598,9 @@ def expected_way(way, dtype, N, chunks):
 def test_forced_products_agree(
     cls, kw, N, dtype, rtol, atol, way, team_of_two, spy, monkeypatch, fresh_choices
 ):
-    """RNNKIT_PRODUCTS=packed|blas|split|mkl: each way reaches the loop where it applies (one
-    BLAS call where it does not) and gives the NumPy loops' numbers, training forward and
-    backward and inference (x_t U in the loop at 4 rows or more)."""
+    """RNNKIT_PRODUCTS=packed|blas|split|mkl|team: each way reaches the loop where it
+    applies (one BLAS call where it does not) and gives the NumPy loops' numbers, training
+    forward and backward and inference (x_t U in the loop at 4 rows or more)."""
     monkeypatch.setenv("RNNKIT_PRODUCTS", way)
     monkeypatch.delenv("RNNKIT_MKL")
     rng = np.random.default_rng(7)
@@ -609,7 +612,7 @@ def test_forced_products_agree(
     ref = run(layer, x, fast=False, mask=mask)
     fast = run(layer, x, fast=True, mask=mask)
     chunks = kernels._loops.plan(N, 2, np.dtype(dtype).itemsize, True)[0]
-    code = kernels.choose.CODES[expected_way(way, dtype, N, chunks)]
+    code = kernels.choose.CODES[expected_way(way, dtype, N, chunks, cls)]
     assert [a["products"] for a in spy.args] == [code]
     assert_same(fast, ref, rtol=rtol, atol=atol)
     ref_inf = run(layer, x, fast=False, mask=mask, training=False)
@@ -661,6 +664,32 @@ def test_chooser_takes_the_fastest_way_once_per_key(times, best, fresh_choices, 
     kernels.choose.choose(other, kernels._loops)  # another key is measured on its own
     assert len(calls) == 2 * n and {k for k, _ in calls[n:]} == {other}
     assert [(r["H"], r["way"]) for r in kernels.choices()] == [(64, best), (65, best)]
+
+
+@pytest.mark.parametrize("team,best", [(8.5e-6, "team"), (9.5e-6, "packed"), (11e-6, "packed")])
+def test_chooser_takes_the_team_way_only_well_ahead_of_the_chunks(
+    team, best, fresh_choices, monkeypatch
+):
+    """An LSTM forward loop whose batch is cut into chunks may run whole on the team
+    (products cut by columns, gates by rows): only TEAM_MARGIN faster than the best
+    chunked way (packed 10 µs here: 9 µs or less); never for a backward loop or a batch
+    that is not cut."""
+    if not kernels._loops.plan(32, 2, 4, True)[1] or kernels._loops.plan(32, 2, 4, True)[0] < 2:
+        pytest.skip("no packed kernel or no chunks here")
+    calls = []
+    monkeypatch.setattr(
+        kernels.choose,
+        "timer",
+        fake_timer({"packed": 10e-6, "blas": 20e-6, "split": 30e-6, "team": team}, calls),
+    )
+    rec = kernels.choose.choose(lstm_key(N=32), kernels._loops)
+    assert {w for _, w in calls} == {"packed", "blas", "team"}
+    assert rec["way"] == best and rec["code"] == kernels.choose.CODES[best]
+    back = kernels.choose.Key("lstm", False, True, 32, 64, 0, 0, 4, 2, True)
+    gru = kernels.choose.Key("gru", True, False, 32, 64, 0, 0, 4, 2, True)
+    for key in (back, gru, lstm_key(N=8)):
+        rec = kernels.choose.choose(key, kernels._loops)
+        assert "team" in rec["why_not"] and "team" not in rec["times"]
 
 
 def test_chooser_measures_a_far_slower_way_again_later(fresh_choices, monkeypatch):
@@ -735,7 +764,7 @@ def test_chooser_respects_the_override(fresh_choices, monkeypatch):
 def test_the_margin_is_for_ways_that_hand_off_each_step(fresh_choices, monkeypatch):
     """Packed 5 % faster than one BLAS call: within the margin where the team shares each
     step's product (BLAS kept), the faster way where chunks of the batch run on their own."""
-    times = {"packed": 0.95e-3, "blas": 1e-3, "split": 2e-3}
+    times = {"packed": 0.95e-3, "blas": 1e-3, "split": 2e-3, "team": 1.5e-3}
     monkeypatch.setattr(kernels.choose, "timer", fake_timer(times, []))
     whole, chunked = lstm_key(N=8, H=300), lstm_key(N=64, H=300)
     plans = [kernels.choose.plan(k, kernels._loops)["chunks"] for k in (whole, chunked)]
@@ -793,7 +822,7 @@ def test_mkl_is_measured_and_taken_when_fastest(fresh_choices, monkeypatch):
     the fastest, its packing counted as the packed kernel's for short loops."""
     monkeypatch.delenv("RNNKIT_MKL")
     calls = []
-    times = {"packed": 30e-6, "blas": 40e-6, "split": 35e-6, "mkl": 10e-6}
+    times = {"packed": 30e-6, "blas": 40e-6, "split": 35e-6, "mkl": 10e-6, "team": 50e-6}
     monkeypatch.setattr(kernels.choose, "timer", fake_timer(times, calls, setup={"mkl": 400e-6}))
     rec = kernels.choose.choose(lstm_key(N=64, H=300), kernels._loops)
     assert rec["way"] == "mkl" and rec["code"] == kernels.choose.CODES["mkl"] == 4
@@ -890,11 +919,12 @@ def test_mkl_not_found_says_why(monkeypatch):
         (lstm_key(threads=1), "split"),  # no team
         (lstm_key(own_threads=False), "split"),  # BLAS keeps its own threads
         (lstm_key(N=64), "split"),  # two chunks of the batch, one per thread
+        (lstm_key(N=8), "team"),  # one chunk: the packed way is the team's
     ],
 )
 def test_chooser_never_picks_a_way_that_does_not_apply(key, never, fresh_choices, monkeypatch):
     calls = []
-    times = {"packed": 1e-9, "blas": 2e-6, "split": 1e-9}
+    times = {"packed": 1e-9, "blas": 2e-6, "split": 1e-9, "team": 1e-3}
     times[never] = 0.0
     monkeypatch.setattr(kernels.choose, "timer", fake_timer(times, calls))
     rec = kernels.choose.choose(key, kernels._loops)

@@ -200,7 +200,10 @@ enum { CELL_SIMPLE = 0, CELL_LSTM = 1, CELL_GRU = 2 };
  * (PACKED: float32 with AVX2/FMA, else BLAS; SPLIT: a team of two or more threads and
  * own_threads, else BLAS; MKL: float32 with MKL found (set_mkl), else BLAS). */
 enum { PRODUCTS_LEGACY = 0, PRODUCTS_PACKED = 1, PRODUCTS_BLAS = 2, PRODUCTS_SPLIT = 3,
-       PRODUCTS_MKL = 4 };
+       PRODUCTS_MKL = 4, PRODUCTS_TEAM = 5 };
+/* PRODUCTS_TEAM: the packed kernel on the whole batch, each step's products cut by columns
+ * over the team (and LSTM's gates by rows), where the batch would otherwise be cut into
+ * chunks that each multiply by all of W at every step */
 
 /* Where step t's values live.  With a trace (training, or a backward to follow) every step
  * has its own slot.  An inference forward without a trace (no_trace) reuses one slot for the
@@ -398,7 +401,7 @@ static int parse_args(PyObject *d, LoopArgs *a, int *itemsize, int cell, int bac
     a->NT = a->N;
     if (a->T < 0 || a->N < 1 || a->H < 1 || a->proj < 0 || a->D < 0 || a->threads < 0
         || (cell != CELL_LSTM && a->proj) || a->act < 0 || a->act > 5 || a->rec_act < 0
-        || a->rec_act > 5 || a->products < PRODUCTS_LEGACY || a->products > PRODUCTS_MKL) {
+        || a->rec_act > 5 || a->products < PRODUCTS_LEGACY || a->products > PRODUCTS_TEAM) {
         PyErr_SetString(PyExc_ValueError, "loop sizes out of range");
         return -1;
     }
@@ -971,7 +974,7 @@ static PyObject *py_time_products(PyObject *self, PyObject *args)
     Py_ssize_t K[MAX_PACKED], Nc[MAX_PACKED];
     int tr[MAX_PACKED];
     const char *err = NULL;
-    if ((itemsize != 4 && itemsize != 8) || mode < PRODUCTS_LEGACY || mode > PRODUCTS_MKL
+    if ((itemsize != 4 && itemsize != 8) || mode < PRODUCTS_LEGACY || mode > PRODUCTS_TEAM
         || rows < 1 || threads < 1 || reps < 1 || reps > 1000 || ns < 1 || ns > MAX_PACKED
         || chunks < 1 || chunks > MAX_CHUNKS)
         err = "time_products: arguments out of range";

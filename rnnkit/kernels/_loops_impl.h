@@ -73,7 +73,7 @@ static void F(products_open)(Products *pr, Py_ssize_t rows, Py_ssize_t Kmax, int
         pr->b[i].data = NULL;
     /* BLAS is better where the state has many rows (its blocking) or very few (gemv), on
      * the CPU these limits were measured on */
-    int want = mode == PRODUCTS_PACKED
+    int want = mode == PRODUCTS_PACKED || mode == PRODUCTS_TEAM
                || (mode == PRODUCTS_LEGACY && rows >= MR && rows <= PACKED_MAX_ROWS);
     if (want && packed_available() && packer_open(&pr->pk, threads, rows, Kmax) == 0)
         pr->on = 1;
@@ -500,6 +500,48 @@ CLONES static void F(lstm_mul)(const REAL *RESTRICT o, const REAL *RESTRICT act_
         out[j] = o[j] * act_c[j];                          /* o ⊙ σ(c_t) */
 }
 
+/* One step's gates and cell for samples n0 .. n1-1 (the rows of z = x_t U + h_{t-1} W) */
+typedef struct {
+    const LoopArgs *a;
+    REAL *z, *act_c, *m, *h_next, *c_next;
+    const REAL *c_prev;
+    int fused;
+} F(LstmRows);
+
+static void F(lstm_rows)(const F(LstmRows) *r, Py_ssize_t n0, Py_ssize_t n1)
+{
+    const LoopArgs *a = r->a;
+    const Py_ssize_t H = a->H, G = 4 * H, Hs = a->proj ? a->proj : H;
+    for (Py_ssize_t n = n0; n < n1; n++) {
+        REAL *zi = r->z + n * G;
+        REAL *i = zi, *f = zi + H, *g = zi + 2 * H, *o = zi + 3 * H;
+        REAL *out = a->proj ? r->m + n * H : r->h_next + n * Hs;
+#if IS_F32 && defined(RNNKIT_GATES_AVX512)
+        if (r->fused) {                                     /* the same, in one pass */
+            lstm_gates_avx512(zi, (const float *)a->b_in, r->c_prev + n * H, r->c_next + n * H,
+                              r->act_c + n * H, out, H);
+            continue;
+        }
+#endif
+        F(add_bias)(a, zi, 0, G);
+        F(act)(a->rec_act, i, 2 * H);                       /* i, f */
+        F(act)(a->act, g, H);                               /* g */
+        F(act)(a->rec_act, o, H);                           /* o */
+        F(lstm_cell_fwd)(i, f, g, o, r->c_prev + n * H, r->c_next + n * H, r->act_c + n * H, H);
+        F(act)(a->act, r->act_c + n * H, H);                /* σ(c_t) */
+        F(lstm_mul)(o, r->act_c + n * H, out, H);
+    }
+}
+
+#if IS_F32 && defined(RNNKIT_PACKED)
+static void F(lstm_rows_job)(void *ctx, int part, int parts)   /* PRODUCTS_TEAM: rows cut */
+{
+    const F(LstmRows) *r = (const F(LstmRows) *)ctx;
+    const Py_ssize_t N = r->a->N;
+    F(lstm_rows)(r, N * part / parts, N * (part + 1) / parts);
+}
+#endif
+
 static int F(lstm_forward)(const LoopArgs *a, Products *pr)
 {
     const Py_ssize_t T = a->T, N = a->N, NT = a->NT, H = a->H, G = 4 * a->H;
@@ -510,8 +552,9 @@ static int F(lstm_forward)(const LoopArgs *a, Products *pr)
     REAL *buf = a->rec_mask ? (REAL *)malloc((size_t)(N * Hs) * sizeof(REAL)) : NULL;
     if (a->rec_mask && !buf)
         return -1;
+    int fused = 0;                          /* the AVX-512 gates: float32, default activations */
 #if IS_F32 && defined(RNNKIT_GATES_AVX512)
-    const int fused = a->rec_act == ACT_SIGMOID && a->act == ACT_TANH && packed_isa() == ISA_AVX512;
+    fused = a->rec_act == ACT_SIGMOID && a->act == ACT_TANH && packed_isa() == ISA_AVX512;
 #endif
     for (Py_ssize_t t = 0; t < T; t++) {
         const REAL *h_prev = h + HSLOT(a, t) * NT * Hs, *c_prev = c + CSLOT(a, t) * NT * H;
@@ -525,24 +568,13 @@ static int F(lstm_forward)(const LoopArgs *a, Products *pr)
         else
             F(copy_xw)(a, t, z, G);
         F(product)(pr, 0, 0, N, G, Hs, hd, Hs, W, G, (REAL)1, z, G);   /* a = x_t U + b + h_{t-1} W */
-        for (Py_ssize_t n = 0; n < N; n++) {
-            REAL *zi = z + n * G;
-            REAL *i = zi, *f = zi + H, *g = zi + 2 * H, *o = zi + 3 * H;
-#if IS_F32 && defined(RNNKIT_GATES_AVX512)
-            if (fused) {                                    /* the same, in one pass */
-                lstm_gates_avx512(zi, (const float *)a->b_in, c_prev + n * H, c_next + n * H,
-                                  act_c + n * H, a->proj ? m + n * H : h_next + n * Hs, H);
-                continue;
-            }
+        F(LstmRows) rows = {a, z, act_c, m, h_next, c_next, c_prev, fused};
+#if IS_F32 && defined(RNNKIT_PACKED)
+        if (a->products == PRODUCTS_TEAM && pr->on && pr->pk.threads > 1) {
+            team_run(F(lstm_rows_job), &rows, pr->pk.threads);   /* the team's rows */
+        } else
 #endif
-            F(add_bias)(a, zi, 0, G);
-            F(act)(a->rec_act, i, 2 * H);                   /* i, f */
-            F(act)(a->act, g, H);                           /* g */
-            F(act)(a->rec_act, o, H);                       /* o */
-            F(lstm_cell_fwd)(i, f, g, o, c_prev + n * H, c_next + n * H, act_c + n * H, H);
-            F(act)(a->act, act_c + n * H, H);               /* σ(c_t) */
-            F(lstm_mul)(o, act_c + n * H, a->proj ? m + n * H : h_next + n * Hs, H);
-        }
+            F(lstm_rows)(&rows, 0, N);
         if (a->proj)
             F(product)(pr, 1, 0, N, Hs, H, m, H, Pr, Hs, (REAL)0, h_next, Hs);   /* h_t = m_t P */
         if (!F(step_is_full)(a, t)) {
@@ -915,7 +947,8 @@ static int F(run_loop)(F(loop_fn) fn, const LoopArgs *a, int cell, int backward)
     PackSpec sp[MAX_PACKED];
     Py_ssize_t Kmax = 1;
     int ns = F(loop_packs)(a, cell, backward, sp, &Kmax);
-    int chunks = chunk_count(a->N, a->threads, IS_F32, a->own_threads);
+    int chunks = a->products == PRODUCTS_TEAM ? 1
+                 : chunk_count(a->N, a->threads, IS_F32, a->own_threads);
     Products loop;
     Py_ssize_t rows = (a->N + chunks - 1) / chunks;
     F(products_open)(&loop, rows, Kmax, chunks > 1 ? 1 : a->threads, a->own_threads,

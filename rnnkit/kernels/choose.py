@@ -1,12 +1,14 @@
 """How a compiled loop computes its recurrent products, chosen by measurement on this CPU.
 
 Every step of a loop multiplies a small state by the same weights (h_{t-1} W, and with
-inference's x in the loop x_t U, LSTM's m_t P).  There are up to four ways to do it
+inference's x in the loop x_t U, LSTM's m_t P).  There are up to five ways to do it
 (``CANDIDATES``): the packed float32 kernel of ``_packed.h`` (on the team of threads, as
 the loop runs it), one BLAS call per product, each product cut by columns over the team
-(``split``: BLAS held at one thread inside ``own_threads``), or MKL's packed float32 GEMM
+(``split``: BLAS held at one thread inside ``own_threads``), MKL's packed float32 GEMM
 (``mkl``, where the optional ``mkl`` wheel is installed: ``blas.find_mkl``; it must be
-``MKL_MARGIN`` faster).  Which is fastest depends on the CPU, the shape, and on whether
+``MKL_MARGIN`` faster), or, for an LSTM forward loop that would cut its batch into chunks,
+the packed kernel on the whole batch with the products cut by columns over the team
+(``team``; it must be ``TEAM_MARGIN`` faster than the chunks).  Which is fastest depends on the CPU, the shape, and on whether
 other processes share the cores (a team barrier per step costs microseconds on an idle
 machine, a scheduler's time slice on a busy one).  So the
 first loop of each shape (``key``) times one step's products each way that applies, a few
@@ -18,11 +20,11 @@ weights, about one pass over them), measured with them: a loop of T steps counts
 a step (``code_for``), so that a short loop (a step of text generation, T = 1) does not pay
 for a packing that only long ones earn back.
 
-``RNNKIT_PRODUCTS=auto|packed|blas|split|mkl`` (auto, the default, measures); a forced way
+``RNNKIT_PRODUCTS=auto|packed|blas|split|mkl|team`` (auto, the default, measures); a forced way
 that cannot run for a shape (packed in float64, with 2 or 3 rows a product (one row has a
 kernel of its own, from ``PACKED_MIN_ROWS`` the register tile) or without AVX2/FMA; split
-without a team of two; mkl in float64 or without MKL) runs as one BLAS call and says so in
-``choices()``.
+without a team of two; mkl in float64 or without MKL; team but for an LSTM forward loop
+whose batch is cut into chunks) runs as one BLAS call and says so in ``choices()``.
 """
 
 from __future__ import annotations
@@ -36,11 +38,19 @@ from typing import Any, NamedTuple
 from . import blas
 
 ENV_VAR = "RNNKIT_PRODUCTS"
-MODES = ("auto", "packed", "blas", "split", "mkl")
-CANDIDATES = ("packed", "blas", "split", "mkl")
-PACKS = ("packed", "mkl")  # the ways that pack the weights before a loop's first step
+MODES = ("auto", "packed", "blas", "split", "mkl", "team")
+CANDIDATES = ("packed", "blas", "split", "mkl", "team")
+PACKS = ("packed", "mkl", "team")  # the ways that pack the weights before a loop's first step
 # the codes of _loops.c (PRODUCTS_*); 0 is its fixed thresholds (calls that pass nothing)
-CODES = {"legacy": 0, "packed": 1, "blas": 2, "split": 3, "mkl": 4}
+CODES = {"legacy": 0, "packed": 1, "blas": 2, "split": 3, "mkl": 4, "team": 5}
+# ``team``, LSTM forward loops whose batch would be cut into chunks: the packed kernel on
+# the whole batch, each step's products cut by columns over the team and the gates by
+# rows, instead of chunks that each multiply by all of W at every step; each thread then
+# reads only its columns of the weights, which pays where W outgrows the core's L2
+# (LSTM(512), 4 MB, on the Xeon's 2 MB a core; BENCHMARKS.md, "The batch whole, W cut by
+# columns").  The team meets twice a step, so it must beat the best chunked way by
+# TEAM_MARGIN (its products timed alone).
+TEAM_MARGIN = 0.9
 PACKED_MIN_ROWS = 4  # the AVX2 register tile's rows (MR in _packed.h; AVX-512's: 8)
 REPEATS = 5  # timed steps per way (after one untimed)
 ROUNDS = 2  # the ways alternate this many times; each way's best round counts
@@ -154,7 +164,21 @@ def plan(key: Key, loops) -> dict[str, Any]:
         why["mkl"] = "float64"
     else:
         why["mkl"] = None if blas.find_mkl(loops) else blas.mkl_why_not()
+    if key.kind != "lstm" or key.backward:
+        why["team"] = "LSTM forward loops only"
+    elif chunks <= 1:
+        why["team"] = "the batch is not cut into chunks (packed is the team's way then)"
+    else:
+        why["team"] = why["packed"]
     return {"chunks": chunks, "rows": rows, "threads": threads, "why_not": why}
+
+
+def layout(key: Key, way: str, pl: dict[str, Any]) -> tuple[int, int, int]:
+    """(rows a product, threads a product, chunks) of a loop that runs ``way``: team the
+    whole batch on the team; the others the loop's plan (``plan``)."""
+    if way == "team":
+        return key.N, key.threads, 1
+    return pl["rows"], pl["threads"], pl["chunks"]
 
 
 def time_way(key: Key, way: str, pl: dict[str, Any], loops) -> tuple[float, float]:
@@ -164,17 +188,11 @@ def time_way(key: Key, way: str, pl: dict[str, Any], loops) -> tuple[float, floa
     GFLOP/s, at least one).  The median, not the best: a team barrier that waits for a
     preempted thread on a busy machine is the typical step there, not an outlier."""
     specs = products(key)
-    flops = 2.0 * pl["rows"] * sum(k * nc for k, nc, _ in specs)
+    rows, threads, chunks = layout(key, way, pl)
+    flops = 2.0 * rows * sum(k * nc for k, nc, _ in specs)
     reps = max(1, min(REPEATS, int(BUDGET_S / (flops / 20e9))))
     steps, setup = loops.time_products(
-        key.itemsize,
-        CODES[way],
-        pl["rows"],
-        pl["threads"],
-        int(key.own_threads),
-        specs,
-        reps,
-        pl["chunks"],
+        key.itemsize, CODES[way], rows, threads, int(key.own_threads), specs, reps, chunks
     )
     return sorted(steps)[len(steps) // 2], setup
 
@@ -192,10 +210,13 @@ def _suspects(times: dict[str, float]) -> list[str]:
 
 def _decide(times: dict[str, float], ways: list[str], chunks: int) -> str:
     way = min(ways, key=lambda w: times.get(w, 0.0))
-    others = [w for w in ways if w != "mkl" and w in times]
+    chunked = [w for w in ways if w != "team" and w in times]
+    if way == "team" and chunked and times["team"] > TEAM_MARGIN * min(times[w] for w in chunked):
+        way = min(chunked, key=lambda w: times[w])
+    others = [w for w in ways if w not in ("mkl", "team") and w in times]
     if way == "mkl" and others and times["mkl"] > MKL_MARGIN * min(times[w] for w in others):
         way = min(others, key=lambda w: times[w])
-    hands_off = way == "split" or (way == "packed" and chunks <= 1)
+    hands_off = way in ("split", "team") or (way == "packed" and chunks <= 1)
     if hands_off and "blas" in times and times[way] > MARGIN * times["blas"]:
         way = "blas"
     return way
