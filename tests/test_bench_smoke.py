@@ -341,6 +341,9 @@ def test_layer_steps_and_ab_points_run():
     )  # fmt: skip
     assert run.returncode == 0, run.stderr[-3000:]
     assert "GRU(8), N = 2" in run.stdout and run.stdout.count("T=5: ") == 2
+    run = run_script("benchmarks/layer_steps.py", "--N", 4, "--T", 3, "--H", 8, "--train")
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "training forward and backward" in run.stdout and "T=3: " in run.stdout
     run = run_script(
         "benchmarks/ab_x_in_loop.py", "--switch", "loop_io", "--points", "lstm:4:3:8",
         "--rounds", 1, "--seconds", 0.01,

@@ -202,8 +202,8 @@ enum { CELL_SIMPLE = 0, CELL_LSTM = 1, CELL_GRU = 2 };
 enum { PRODUCTS_LEGACY = 0, PRODUCTS_PACKED = 1, PRODUCTS_BLAS = 2, PRODUCTS_SPLIT = 3,
        PRODUCTS_MKL = 4, PRODUCTS_TEAM = 5 };
 /* PRODUCTS_TEAM: the packed kernel on the whole batch, each step's products cut by columns
- * over the team (and LSTM's gates by rows), where the batch would otherwise be cut into
- * chunks that each multiply by all of W at every step */
+ * over the team (and LSTM's gates, forward or reverse, by rows), where the batch would
+ * otherwise be cut into chunks that each multiply by all of W at every step */
 
 /* Where step t's values live.  With a trace (training, or a backward to follow) every step
  * has its own slot.  An inference forward without a trace (no_trace) reuses one slot for the

@@ -609,13 +609,37 @@ CLONES static void F(lstm_cell_bwd)(const LoopArgs *a, const REAL *RESTRICT zi,
     }
 }
 
+/* One reverse step through the gates for samples n0 .. n1-1, with 5H scratch values `dd` */
+typedef struct {
+    const LoopArgs *a;
+    const REAL *z, *act_c, *c_t, *dm, *dc;
+    REAL *dxw, *dc_new, *dd;
+} F(LstmBackRows);
+
+static void F(lstm_back_rows)(const F(LstmBackRows) *r, Py_ssize_t n0, Py_ssize_t n1, REAL *dd)
+{
+    const Py_ssize_t H = r->a->H, G = 4 * H;
+    for (Py_ssize_t n = n0; n < n1; n++)
+        F(lstm_cell_bwd)(r->a, r->z + n * G, r->act_c + n * H, r->c_t + n * H, r->dm + n * H,
+                         r->dc + n * H, r->dxw + n * G, r->dc_new + n * H, dd, H);
+}
+
+#if IS_F32 && defined(RNNKIT_PACKED)
+static void F(lstm_back_rows_job)(void *ctx, int part, int parts)   /* PRODUCTS_TEAM */
+{
+    const F(LstmBackRows) *r = (const F(LstmBackRows) *)ctx;
+    const Py_ssize_t N = r->a->N;
+    F(lstm_back_rows)(r, N * part / parts, N * (part + 1) / parts, r->dd + part * 5 * r->a->H);
+}
+#endif
+
 static int F(lstm_backward)(const LoopArgs *a, Products *pr)
 {
     const Py_ssize_t T = a->T, N = a->N, NT = a->NT, H = a->H, G = 4 * a->H;
     const Py_ssize_t Hs = a->proj ? a->proj : H;
     const REAL *W = (const REAL *)a->W, *Pr = (const REAL *)a->P, *c = (const REAL *)a->c;
     REAL *dh_out = (REAL *)a->dh, *dc_out = (REAL *)a->dc;
-    size_t count = (size_t)(3 * N * Hs + 4 * N * H + 5 * H);
+    size_t count = (size_t)(3 * N * Hs + 4 * N * H + 5 * H * MAX_CHUNKS);   /* dd: a thread's */
     REAL *work = (REAL *)malloc(count * sizeof(REAL));
     if (!work)
         return -1;
@@ -638,9 +662,13 @@ static int F(lstm_backward)(const LoopArgs *a, Products *pr)
             F(product)(pr, 1, 1, N, H, Hs, dh, Hs, Pr, Hs, (REAL)0, dm_buf, H);   /* ∂L/∂m = ∂L/∂h Pᵀ */
             dm = dm_buf;
         }
-        for (Py_ssize_t n = 0; n < N; n++)
-            F(lstm_cell_bwd)(a, z + n * G, act_c + n * H, c + t * NT * H + n * H, dm + n * H,
-                             dc + n * H, dxw + n * G, dc_new + n * H, dd, H);
+        F(LstmBackRows) rows = {a, z, act_c, c + t * NT * H, dm, dc, dxw, dc_new, dd};
+#if IS_F32 && defined(RNNKIT_PACKED)
+        if (a->products == PRODUCTS_TEAM && pr->on && pr->pk.threads > 1) {
+            team_run(F(lstm_back_rows_job), &rows, pr->pk.threads);   /* the team's rows */
+        } else
+#endif
+            F(lstm_back_rows)(&rows, 0, N, dd);
         F(product)(pr, 0, 1, N, Hs, G, dxw, G, W, G, (REAL)0, dh_new, Hs);   /* ∂L/∂h_{t-1} = ∂L/∂a Wᵀ */
         F(mul_rec_mask)(a, dh_new, Hs);
         F(pass_masked)(a, t, full, dh_cur, dh_new, Hs);

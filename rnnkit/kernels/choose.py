@@ -6,7 +6,7 @@ inference's x in the loop x_t U, LSTM's m_t P).  There are up to five ways to do
 the loop runs it), one BLAS call per product, each product cut by columns over the team
 (``split``: BLAS held at one thread inside ``own_threads``), MKL's packed float32 GEMM
 (``mkl``, where the optional ``mkl`` wheel is installed: ``blas.find_mkl``; it must be
-``MKL_MARGIN`` faster), or, for an LSTM forward loop that would cut its batch into chunks,
+``MKL_MARGIN`` faster), or, for an LSTM loop that would cut its batch into chunks,
 the packed kernel on the whole batch with the products cut by columns over the team
 (``team``; it must be ``TEAM_MARGIN`` faster than the chunks).  Which is fastest depends on the CPU, the shape, and on whether
 other processes share the cores (a team barrier per step costs microseconds on an idle
@@ -23,8 +23,8 @@ for a packing that only long ones earn back.
 ``RNNKIT_PRODUCTS=auto|packed|blas|split|mkl|team`` (auto, the default, measures); a forced way
 that cannot run for a shape (packed in float64, with 2 or 3 rows a product (one row has a
 kernel of its own, from ``PACKED_MIN_ROWS`` the register tile) or without AVX2/FMA; split
-without a team of two; mkl in float64 or without MKL; team but for an LSTM forward loop
-whose batch is cut into chunks) runs as one BLAS call and says so in ``choices()``.
+without a team of two; mkl in float64 or without MKL; team but for an LSTM loop whose
+batch is cut into chunks) runs as one BLAS call and says so in ``choices()``.
 """
 
 from __future__ import annotations
@@ -43,9 +43,10 @@ CANDIDATES = ("packed", "blas", "split", "mkl", "team")
 PACKS = ("packed", "mkl", "team")  # the ways that pack the weights before a loop's first step
 # the codes of _loops.c (PRODUCTS_*); 0 is its fixed thresholds (calls that pass nothing)
 CODES = {"legacy": 0, "packed": 1, "blas": 2, "split": 3, "mkl": 4, "team": 5}
-# ``team``, LSTM forward loops whose batch would be cut into chunks: the packed kernel on
-# the whole batch, each step's products cut by columns over the team and the gates by
-# rows, instead of chunks that each multiply by all of W at every step; each thread then
+# ``team``, LSTM loops (forward and backward) whose batch would be cut into chunks: the
+# packed kernel on the whole batch, each step's products cut by columns over the team and
+# the gates (or their reverse step) by rows, instead of chunks that each multiply by all
+# of W at every step; each thread then
 # reads only its columns of the weights, which pays where W outgrows the core's L2
 # (LSTM(512), 4 MB, on the Xeon's 2 MB a core; BENCHMARKS.md, "The batch whole, W cut by
 # columns").  The team meets twice a step, so it must beat the best chunked way by
@@ -164,8 +165,8 @@ def plan(key: Key, loops) -> dict[str, Any]:
         why["mkl"] = "float64"
     else:
         why["mkl"] = None if blas.find_mkl(loops) else blas.mkl_why_not()
-    if key.kind != "lstm" or key.backward:
-        why["team"] = "LSTM forward loops only"
+    if key.kind != "lstm":
+        why["team"] = "LSTM loops only"
     elif chunks <= 1:
         why["team"] = "the batch is not cut into chunks (packed is the team's way then)"
     else:
