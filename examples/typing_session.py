@@ -7,6 +7,7 @@ of the keyboard, and printed as a terminal would show them (each typed line afte
 Each argument after the model is one line typed: text, a suggestion's number, ?, or ""
 (an empty line).  The model adapts to each finished line, as the command does."""
 
+import os
 import sys
 
 from rnnkit import cli
@@ -17,6 +18,8 @@ def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     if not argv:
         sys.exit(__doc__)
+    if not os.path.isfile(argv[0]):
+        sys.exit(f"typing_session.py: MODEL must be a model file; got {argv[0]!r}, not a file")
     ac = Autocompleter.load(argv[0])
     script = iter(argv[1:])
 
