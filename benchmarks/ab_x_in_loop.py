@@ -1,4 +1,5 @@
-"""A/B of the compiled loops' inference paths, whole layers, float32, D = 64, the two ways
+"""A/B of the compiled loops' inference paths, whole layers, float32, input size ``--D``
+(default 64), the two ways
 alternated within one process, ``--rounds`` rounds; prints ms per step (the best of each
 way's rounds) and peak memory (tracemalloc).
 
@@ -9,7 +10,8 @@ handed to the loop) against one (T, N, G) product before it (``X_IN_LOOP_CELLS``
 after it (``return_sequences=True``).
 
 Run:  python benchmarks/ab_x_in_loop.py [--switch loop_io] [--cells lstm gru simple]
-      [--points lstm:128:50:1024 ...]   (cell:N:T:H; the switch's own points otherwise)"""
+      [--points lstm:128:50:1024 ...] [--D 200]   (cell:N:T:H; the switch's own points
+      otherwise)"""
 
 import argparse
 import time
@@ -91,11 +93,14 @@ def main():
     p.add_argument("--switch", choices=sorted(POINTS), default="x_in_loop")
     p.add_argument("--cells", nargs="+", choices=sorted(CELLS), default=sorted(CELLS))
     p.add_argument("--rounds", type=int, default=4)
+    p.add_argument("--D", type=int, default=64, help="input size (default 64)")
     p.add_argument("--seconds", type=float, default=0.3, help="per way and round")
     p.add_argument(
         "--points", nargs="+", type=point, metavar="CELL:N:T:H", help="instead of the switch's"
     )
     args = p.parse_args()
+    if args.D < 1:
+        p.error(f"--D must be ≥ 1; got {args.D}")
     points = POINTS[args.switch]
     if args.points:
         points = args.points
@@ -106,7 +111,7 @@ def main():
         if kind not in args.cells:
             continue
         layer = CELLS[kind](H, return_sequences=args.switch == "loop_io", seed=0)
-        x = np.random.default_rng(0).standard_normal((N, T, 64)).astype("float32")
+        x = np.random.default_rng(0).standard_normal((N, T, args.D)).astype("float32")
         a, b = [], []
         for _ in range(args.rounds):
             a.append(measure(layer, x, args.switch, True, args.seconds))

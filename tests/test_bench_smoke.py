@@ -285,6 +285,46 @@ def test_word_accuracy_and_typing_session_run(tiny_model):
     assert "+ 1\n" in run.stdout and "+ ?\n" in run.stdout
 
 
+def test_word_ngram_reference_runs(tiny_model):
+    """benchmarks/word_ngram_reference.py: the model's top 3 beside a word trigram's, the
+    two mixed and the model's ten likeliest, for each number of letters typed."""
+    run = run_script(
+        "benchmarks/word_ngram_reference.py", tiny_model, "--text", SONNETS, "--samples", 5,
+        "--typed", 0, 1,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr[-3000:]
+    for typed in (0, 1):
+        assert f"{typed} letters typed, 5 boundaries: the model's top 3 " in run.stdout
+    assert run.stdout.count("the word trigram's") == 2 and "10 likeliest" in run.stdout
+    bad = run_script("benchmarks/word_ngram_reference.py", tiny_model, "--typed", -1)
+    assert bad.returncode == 2 and "--typed ≥ 0" in bad.stderr
+
+
+def test_lstm_targets_reads_runs_and_names_the_bounds(tmp_path):
+    """benchmarks/lstm_targets.py on committed grids: every LSTM point with its bound (the
+    memory's at a batch of one with weights beyond the caches, 1.0 where PyTorch is above
+    80 % of peak), the medians' geometric means; a file without LSTM points is refused."""
+    runs = [
+        f"benchmarks/results/{name}.json"
+        for name in ("cpu-t21-xeon", "cpu-t22-lstm-xeon", "cpu-t23-lstm-xeon", "cpu-t24-lstm-xeon")
+    ]
+    run = run_script("benchmarks/lstm_targets.py", *[os.path.join(ROOT, r) for r in runs])
+    assert run.returncode == 0, run.stderr[-3000:]
+    rows = [
+        line
+        for line in run.stdout.splitlines()
+        if line.startswith("| infer") or line.startswith("| train")
+    ]
+    assert len(rows) == 36
+    assert "| infer | 1 | 50 | 1024 |" in run.stdout and "memory: 17.0 MB" in run.stdout
+    assert "PyTorch above 80% of peak" in run.stdout
+    assert "geometric mean of the medians" in run.stdout
+    empty = tmp_path / "empty.json"
+    empty.write_text(json.dumps({"meta": {"peak_gflops": 1.0}, "results": []}))
+    bad = run_script("benchmarks/lstm_targets.py", empty)
+    assert bad.returncode == 2 and "no LSTM points" in bad.stderr
+
+
 @pytest.mark.skipif(sys.platform == "win32", reason="a pseudo-terminal (pty) is POSIX")
 def test_suggestions_drop_down_in_a_terminal(tiny_model):
     """`rnnkit autocomplete` on a pseudo-terminal (examples/terminal_session.py, the screen
@@ -350,6 +390,12 @@ def test_layer_steps_and_ab_points_run():
     )  # fmt: skip
     assert run.returncode == 0, run.stderr[-3000:]
     assert "| lstm | 4 | 3 | 8 |" in run.stdout
+    run = run_script(
+        "benchmarks/ab_x_in_loop.py", "--points", "lstm:4:3:8", "--D", 5, "--rounds", 1,
+        "--seconds", 0.01,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "| lstm | 4 | 3 | 8 |" in run.stdout and "before the loop" in run.stdout
     bad = run_script("benchmarks/ab_x_in_loop.py", "--points", "lstm:4")
     assert bad.returncode == 2 and "expected CELL:N:T:H" in bad.stderr and "'lstm:4'" in bad.stderr
 
