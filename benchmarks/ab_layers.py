@@ -8,7 +8,7 @@ A and B are directories that hold an ``rnnkit`` package with its extension built
 first on PYTHONPATH of its own processes.  For every round and shape, A then B (or B then A
 on odd rounds, so that neither always runs second) run one process each that times a
 training step (forward, backward of the summed outputs) and inference (forward) of one
-layer, input size 64, float32, for at least ``--seconds`` each.  Printed: the median
+layer, input size ``--D`` (64), float32, for at least ``--seconds`` each.  Printed: the median
 ms per time step over the rounds and the ratio B/A.  This is how BENCHMARKS.md's "time
 with / time without" numbers were measured; a machine shared with others moves single
 rounds by 10-15 %, so use five rounds or more and read small ratios with care.
@@ -26,9 +26,9 @@ WORKER = r"""
 import sys, time
 import numpy as np
 import rnnkit
-N, T, H, cell, seconds = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], float(sys.argv[5])
+N, T, H, cell, seconds, D = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], float(sys.argv[5]), int(sys.argv[6])
 layer = {"lstm": rnnkit.LSTM, "gru": rnnkit.GRU, "simple": rnnkit.SimpleRNN}[cell](H, return_sequences=True, seed=0)
-x = np.random.default_rng(0).standard_normal((N, T, 64)).astype(np.float32)
+x = np.random.default_rng(0).standard_normal((N, T, D)).astype(np.float32)
 def train():
     y = layer.forward(x, training=True)
     layer.backward(np.ones_like(y))
@@ -70,10 +70,10 @@ def package_dir(path):
     return os.path.abspath(path)
 
 
-def run_one(path, shape, seconds):
+def run_one(path, shape, seconds, D=64):
     env = dict(os.environ, PYTHONPATH=path + os.pathsep + os.environ.get("PYTHONPATH", ""))
     proc = subprocess.run(
-        [sys.executable, "-c", WORKER, *map(str, shape), str(seconds)],
+        [sys.executable, "-c", WORKER, *map(str, shape), str(seconds), str(D)],
         env=env,
         cwd=path,
         capture_output=True,
@@ -99,7 +99,10 @@ def main(argv=None):
     p.add_argument("--shapes", type=parse_shape, nargs="+", required=True, metavar="'N T H [CELL]'")
     p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--seconds", type=float, default=0.6, help="timing per mode and process")
+    p.add_argument("--D", type=int, default=64, help="input size (default 64)")
     args = p.parse_args(argv)
+    if args.D < 1:
+        p.error(f"--D must be at least 1, got {args.D}")
     if args.rounds < 1 or args.seconds < 0:
         p.error(
             f"--rounds must be at least 1 and --seconds not negative, got {args.rounds} and "
@@ -109,7 +112,7 @@ def main(argv=None):
     for r in range(args.rounds):
         for shape in args.shapes:
             for v in "ab" if r % 2 == 0 else "ba":
-                times[(shape, v)].append(run_one(getattr(args, v), shape, args.seconds))
+                times[(shape, v)].append(run_one(getattr(args, v), shape, args.seconds, args.D))
         print(f"round {r + 1}/{args.rounds} done", file=sys.stderr, flush=True)
     print(
         "| N | T | H | cell | A train ms/step | B train | B/A | A infer ms/step | B infer | B/A |"

@@ -470,7 +470,8 @@ def test_products_alone_runs_and_names_bad_sizes():
     assert proc.returncode == 0, proc.stderr[-3000:]
     (row,) = [l for l in proc.stdout.splitlines() if l.startswith("| 8 | 16 |")]
     gflops = [c.strip() for c in row.strip("|").split("|")[3:]]
-    assert len(gflops) == 6 and float(gflops[1]) > 0  # packed, blas, split, mkl, team, torch
+    # packed, packed_pf, blas, split, mkl, team, team_pf, torch
+    assert len(gflops) == 8 and float(gflops[2]) > 0
     bad = subprocess.run(cmd + ["--N", "0"], capture_output=True, text=True, timeout=60)
     assert bad.returncode == 2 and "--N" in bad.stderr and "'0'" in bad.stderr
 

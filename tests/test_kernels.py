@@ -626,11 +626,14 @@ def test_forced_products_agree(
 
 def fake_timer(times, calls, setup=None):
     """A timer that answers from tables (seconds a step by way, and of the loop's setup:
-    none unless given) and records what it was asked."""
+    none unless given) and records what it was asked.  A prefetching way (packed_pf,
+    team_pf) not in the table takes twice its own way's time."""
 
     def timer(key, way, plan, loops):
         calls.append((key, way))
-        return times[way], (setup or {}).get(way, 0.0)
+        base = kernels.choose.base(way)
+        t = times[way] if way in times else 2 * times[base]
+        return t, (setup or {}).get(way, (setup or {}).get(base, 0.0))
 
     return timer
 
@@ -759,6 +762,58 @@ def test_chooser_respects_the_override(fresh_choices, monkeypatch):
     assert {w for _, w in calls} == (
         {"packed", "blas", "split"} if packed_cpu else {"blas", "split"}
     )
+
+
+@pytest.mark.parametrize("way", ["packed_pf", "team_pf"])
+@pytest.mark.parametrize("N", [6, 20])
+def test_prefetching_ways_agree(way, N, team_of_two, spy, monkeypatch, fresh_choices):
+    """RNNKIT_PRODUCTS=packed_pf|team_pf: the packed kernel prefetching the next panel in
+    every product whose weights exceed 1 MB (LSTM(300): 1.4 MB) gives the NumPy loops'
+    numbers, training and inference; with weights under 1 MB it is its own way without
+    the prefetch, and says so."""
+    monkeypatch.setenv("RNNKIT_PRODUCTS", way)
+    chunks = kernels._loops.plan(N, 2, 4, True)[0]
+    own = expected_way(kernels.choose.base(way), "float32", N, chunks)
+    expected = way if own != "blas" else "blas"
+    rng = np.random.default_rng(3)
+    layer = LSTM(300, return_sequences=True, seed=4)
+    x = rng.standard_normal((N, 6, 12)).astype("float32")
+    layer.build(x.shape)
+    for training in (True, False):
+        ref = run(layer, x, fast=False, training=training)
+        fast = run(layer, x, fast=True, training=training)
+        assert spy.args[-1]["products"] == kernels.choose.CODES[expected]
+        assert_same(fast, ref, rtol=2e-3, atol=2e-4)
+    if expected != "blas":
+        assert kernels.choose.CODES[way] == kernels.choose.CODES[own] | 8
+        small = LSTM(40, seed=0)
+        small(x)
+        rec = [r for r in kernels.choices() if r["H"] == 40][0]
+        assert rec["way"] == own and f"{own} instead" in rec["note"]
+        assert "nothing to prefetch" in rec["why_not"][way]
+
+
+def test_chooser_measures_the_prefetch_where_the_weights_are_large(fresh_choices, monkeypatch):
+    """Where a product's weights exceed PREFETCH_MIN_BYTES the packed ways are also timed
+    prefetching (packed_pf, and team_pf where team applies), and taken when fastest; with
+    small weights they are not timed."""
+    if not kernels._loops.plan(64, 2, 4, True)[1] or kernels._loops.plan(64, 2, 4, True)[0] < 2:
+        pytest.skip("no packed kernel or no chunks here")
+    calls = []
+    times = {"packed": 10e-6, "packed_pf": 8e-6, "blas": 20e-6, "split": 30e-6, "team": 15e-6}
+    monkeypatch.setattr(kernels.choose, "timer", fake_timer(times, calls))
+    big = lstm_key(N=64, H=300)
+    rec = kernels.choose.choose(big, kernels._loops)
+    assert {w for _, w in calls} == {"packed", "packed_pf", "blas", "team", "team_pf"}
+    assert rec["way"] == "packed_pf" and rec["code"] == kernels.choose.CODES["packed"] | 8
+    assert kernels.choose.code_for(rec, 1) == rec["code"]  # no setup to count
+    times["packed_pf"] = 11e-6
+    monkeypatch.setattr(kernels.choose, "_cache", {})
+    assert kernels.choose.choose(big, kernels._loops)["way"] == "packed"
+    calls.clear()
+    small = kernels.choose.choose(lstm_key(N=64, H=64), kernels._loops)
+    assert not {w for _, w in calls} & {"packed_pf", "team_pf"}
+    assert "nothing to prefetch" in small["why_not"]["packed_pf"]
 
 
 def test_the_margin_is_for_ways_that_hand_off_each_step(fresh_choices, monkeypatch):

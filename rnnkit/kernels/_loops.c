@@ -177,6 +177,7 @@ typedef struct {
     int own_threads;                /* 1: BLAS is held at one thread, the team does it all */
     int no_trace, h_ring;           /* inference without a trace (see STEP, CSLOT, HSLOT) */
     int products;                   /* how the recurrent products run: PRODUCTS_* below */
+    int prefetch;                   /* PRODUCTS_PREFETCH was in the code passed */
     char *xw; Py_ssize_t xw_st, xw_sn;
     char *x, *U; Py_ssize_t D;      /* inference: x (T, N, D) and U instead of xw (x_t U per step) */
     Py_ssize_t x_st, x_sn;          /* x's strides (per step, per sample): a view of (N, T, D) */
@@ -201,6 +202,9 @@ enum { CELL_SIMPLE = 0, CELL_LSTM = 1, CELL_GRU = 2 };
  * own_threads, else BLAS; MKL: float32 with MKL found (set_mkl), else BLAS). */
 enum { PRODUCTS_LEGACY = 0, PRODUCTS_PACKED = 1, PRODUCTS_BLAS = 2, PRODUCTS_SPLIT = 3,
        PRODUCTS_MKL = 4, PRODUCTS_TEAM = 5 };
+/* A flag on PACKED or TEAM: the packed kernel prefetches the next panel of weights in every
+ * product whose packed weights exceed 1 MB, whatever its rows (prefetch_all in _packed.h) */
+#define PRODUCTS_PREFETCH 8
 /* PRODUCTS_TEAM: the packed kernel on the whole batch, each step's products cut by columns
  * over the team (and LSTM's gates, forward or reverse, by rows), where the batch would
  * otherwise be cut into chunks that each multiply by all of W at every step */
@@ -227,6 +231,7 @@ typedef struct {                    /* one matrix a loop multiplies by: op(B) is
 
 typedef struct {
     int on, borrowed;
+    int prefetch;                   /* PRODUCTS_PREFETCH: packed weights prefetch_all */
     int split;                      /* > 1: BLAS products cut by columns over this many threads */
     double split_min;               /* ... those of at least this many multiply-adds */
     int mkl;                        /* float32 products through MKL's packed weights mb[], */
@@ -399,6 +404,8 @@ static int parse_args(PyObject *d, LoopArgs *a, int *itemsize, int cell, int bac
     INT("no_trace", no_trace); INT("h_ring", h_ring); INT("products", products);
 #undef INT
     a->NT = a->N;
+    a->prefetch = (a->products & PRODUCTS_PREFETCH) != 0;
+    a->products &= ~PRODUCTS_PREFETCH;
     if (a->T < 0 || a->N < 1 || a->H < 1 || a->proj < 0 || a->D < 0 || a->threads < 0
         || (cell != CELL_LSTM && a->proj) || a->act < 0 || a->act > 5 || a->rec_act < 0
         || a->rec_act > 5 || a->products < PRODUCTS_LEGACY || a->products > PRODUCTS_TEAM) {
@@ -974,7 +981,8 @@ static PyObject *py_time_products(PyObject *self, PyObject *args)
     Py_ssize_t K[MAX_PACKED], Nc[MAX_PACKED];
     int tr[MAX_PACKED];
     const char *err = NULL;
-    if ((itemsize != 4 && itemsize != 8) || mode < PRODUCTS_LEGACY || mode > PRODUCTS_TEAM
+    const int way = mode & ~PRODUCTS_PREFETCH;               /* products_open reads the flag */
+    if ((itemsize != 4 && itemsize != 8) || way < PRODUCTS_LEGACY || way > PRODUCTS_TEAM
         || rows < 1 || threads < 1 || reps < 1 || reps > 1000 || ns < 1 || ns > MAX_PACKED
         || chunks < 1 || chunks > MAX_CHUNKS)
         err = "time_products: arguments out of range";

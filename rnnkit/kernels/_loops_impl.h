@@ -60,6 +60,8 @@ static void F(gemm)(int transB, Py_ssize_t M, Py_ssize_t Nc, Py_ssize_t K,
 static void F(products_open)(Products *pr, Py_ssize_t rows, Py_ssize_t Kmax, int threads,
                              int own_threads, int mode)
 {
+    pr->prefetch = (mode & PRODUCTS_PREFETCH) != 0;        /* PACKED or TEAM, prefetch_all */
+    mode &= ~PRODUCTS_PREFETCH;
     pr->on = 0;
     pr->borrowed = 0;
     pr->split = 1;
@@ -115,9 +117,11 @@ static void F(products_pack)(Products *pr, int slot, const PackSpec *sp, int thr
         return;
     }
 #if IS_F32 && defined(RNNKIT_PACKED)
-    if (pr->on)                                           /* no memory: that product uses BLAS */
+    if (pr->on) {                                         /* no memory: that product uses BLAS */
         pack_b(&pr->b[slot], (const float *)sp->B, sp->transB, sp->K, sp->Nc, sp->ldb,
                pr->pk.rows == 1, threads > pr->pk.threads ? threads : pr->pk.threads);
+        pr->b[slot].prefetch_all = pr->prefetch;
+    }
 #else
     (void)threads;
 #endif
@@ -128,6 +132,7 @@ static int F(products_borrow)(Products *pr, const Products *loop, Py_ssize_t row
 {
     pr->on = 0;
     pr->borrowed = 1;
+    pr->prefetch = loop->prefetch;
     pr->split = 1;
     pr->split_min = 0.0;
     pr->mkl = loop->mkl;
@@ -980,7 +985,7 @@ static int F(run_loop)(F(loop_fn) fn, const LoopArgs *a, int cell, int backward)
     Products loop;
     Py_ssize_t rows = (a->N + chunks - 1) / chunks;
     F(products_open)(&loop, rows, Kmax, chunks > 1 ? 1 : a->threads, a->own_threads,
-                     a->products);
+                     a->products | (a->prefetch ? PRODUCTS_PREFETCH : 0));
     for (int i = 0; i < ns; i++)
         F(products_pack)(&loop, i, &sp[i], chunks);
     int rc;

@@ -56,12 +56,15 @@
 #ifndef PREFETCH_MIN_BYTES
 #define PREFETCH_MIN_BYTES (12 << 20)         /* whose packed weights are larger than 12 MB */
 #endif
+#define PREFETCH_ALL_MIN_BYTES (1 << 20)      /* prefetch_all: every product over 1 MB */
 
 /* ---- packed weights: blocks of KC rows, panels of NR columns, zero padded */
 typedef struct {
     Py_ssize_t K, Nc, np;                     /* np = number of panels */
     int nr, mr;                               /* the kernel's tile: NR, MR or NR16, MR16 */
     int one_row;                              /* panels of NRW(16) columns over all K rows */
+    int prefetch_all;                         /* prefetch the next panel whatever the rows
+                                                 (weights over PREFETCH_ALL_MIN_BYTES) */
     size_t bytes;                             /* of data (a kept buffer may be larger) */
     float *data;                              /* block kb, panel p at (kb*KC*np + p*kc) * nr */
 } PackedB;
@@ -232,7 +235,7 @@ static int pack_b(PackedB *pb, const float *B, int transB, Py_ssize_t K, Py_ssiz
     const int wide = packed_isa() == ISA_AVX512;
     const Py_ssize_t nr = one_row ? (wide ? NRW16 : NRW) : (wide ? NR16 : NR);
     const Py_ssize_t np = (Nc + nr - 1) / nr;
-    pb->K = K; pb->Nc = Nc; pb->np = np; pb->one_row = one_row;
+    pb->K = K; pb->Nc = Nc; pb->np = np; pb->one_row = one_row; pb->prefetch_all = 0;
     pb->nr = (int)nr; pb->mr = wide ? MR16 : MR;
     pb->bytes = (size_t)(K * np * nr) * sizeof(float);
     pb->data = (float *)pack_alloc(&pb->bytes);
@@ -466,17 +469,21 @@ typedef struct {
 
 /* Weights larger than a core's L2 come from L3, or memory, at every step.  With only a few
  * row blocks per product, the first row block multiplied with a panel waits for each of its
- * lines and the others are too few to hide it.  For such products (at most
- * PREFETCH_MAX_ROWS rows, packed weights over PREFETCH_MIN_BYTES) the kernel prefetches
+ * lines and the others are too few to hide it.  For such products the kernel prefetches
  * the panel that comes next while it works on the current one, a share of its lines in each
- * row block's call.  The two limits are where it measured faster (BENCHMARKS.md). */
+ * row block's call.  Which products: those of at most PREFETCH_MAX_ROWS rows with packed
+ * weights over PREFETCH_MIN_BYTES (where it measured faster on the AVX2 EPYC and Zen 4,
+ * BENCHMARKS.md), or, where the loop's way asks for it (prefetch_all: the chooser measured
+ * it faster for the shape, rnnkit/kernels/choose.py), every product with packed weights
+ * over PREFETCH_ALL_MIN_BYTES. */
 static void product_part(const Product *w, Py_ssize_t p0, Py_ssize_t p1)
 {
     const PackedB *B = w->B;
     const Py_ssize_t nr = B->nr, mr = B->mr;
     const int wide = nr == NR16 || nr == NRW16;
-    const int prefetch = w->M <= PREFETCH_MAX_ROWS
-                         && (double)B->K * (double)B->np * nr * sizeof(float) > PREFETCH_MIN_BYTES;
+    const double bytes = (double)B->K * (double)B->np * nr * sizeof(float);
+    const int prefetch = B->prefetch_all ? bytes > PREFETCH_ALL_MIN_BYTES
+                                         : w->M <= PREFETCH_MAX_ROWS && bytes > PREFETCH_MIN_BYTES;
     if (B->one_row) {                         /* wide panels over all K, a row at a time */
         for (Py_ssize_t p = p0; p < p1; p++) {
             Py_ssize_t c0 = p * nr, cols = B->Nc - c0 < nr ? B->Nc - c0 : nr;

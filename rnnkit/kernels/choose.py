@@ -8,7 +8,12 @@ the loop runs it), one BLAS call per product, each product cut by columns over t
 (``mkl``, where the optional ``mkl`` wheel is installed: ``blas.find_mkl``; it must be
 ``MKL_MARGIN`` faster), or, for an LSTM loop that would cut its batch into chunks,
 the packed kernel on the whole batch with the products cut by columns over the team
-(``team``; it must be ``TEAM_MARGIN`` faster than the chunks).  Which is fastest depends on the CPU, the shape, and on whether
+(``team``; it must be ``TEAM_MARGIN`` faster than the chunks).  The two packed ways are also
+measured with the kernel prefetching the next panel of weights in every product whose
+weights exceed ``PREFETCH_MIN_BYTES`` (``packed_pf``, ``team_pf``): whether that pays
+depends on the core's L2 and on how many rows share each panel, so it is measured too
+(without it, the kernel prefetches only by its fixed rule, for products of at most 16 rows
+with weights over 12 MB).  Which is fastest depends on the CPU, the shape, and on whether
 other processes share the cores (a team barrier per step costs microseconds on an idle
 machine, a scheduler's time slice on a busy one).  So the
 first loop of each shape (``key``) times one step's products each way that applies, a few
@@ -20,7 +25,8 @@ weights, about one pass over them), measured with them: a loop of T steps counts
 a step (``code_for``), so that a short loop (a step of text generation, T = 1) does not pay
 for a packing that only long ones earn back.
 
-``RNNKIT_PRODUCTS=auto|packed|blas|split|mkl|team`` (auto, the default, measures); a forced way
+``RNNKIT_PRODUCTS=auto|packed|packed_pf|blas|split|mkl|team|team_pf`` (auto, the default,
+measures); a forced way
 that cannot run for a shape (packed in float64, with 2 or 3 rows a product (one row has a
 kernel of its own, from ``PACKED_MIN_ROWS`` the register tile) or without AVX2/FMA; split
 without a team of two; mkl in float64 or without MKL; team but for an LSTM loop whose
@@ -38,11 +44,20 @@ from typing import Any, NamedTuple
 from . import blas
 
 ENV_VAR = "RNNKIT_PRODUCTS"
-MODES = ("auto", "packed", "blas", "split", "mkl", "team")
-CANDIDATES = ("packed", "blas", "split", "mkl", "team")
-PACKS = ("packed", "mkl", "team")  # the ways that pack the weights before a loop's first step
-# the codes of _loops.c (PRODUCTS_*); 0 is its fixed thresholds (calls that pass nothing)
+MODES = ("auto", "packed", "packed_pf", "blas", "split", "mkl", "team", "team_pf")
+CANDIDATES = ("packed", "packed_pf", "blas", "split", "mkl", "team", "team_pf")
+# the ways that pack the weights before a loop's first step
+PACKS = ("packed", "packed_pf", "mkl", "team", "team_pf")
+# the codes of _loops.c (PRODUCTS_*); 0 is its fixed thresholds (calls that pass nothing);
+# PREFETCH (PRODUCTS_PREFETCH) on a packed way: prefetch_all in _packed.h
+PREFETCH = 8
 CODES = {"legacy": 0, "packed": 1, "blas": 2, "split": 3, "mkl": 4, "team": 5}
+CODES.update(packed_pf=CODES["packed"] | PREFETCH, team_pf=CODES["team"] | PREFETCH)
+# ``packed_pf``, ``team_pf``: measured where a product's weights exceed this (as
+# PREFETCH_ALL_MIN_BYTES in _packed.h).  On the Xeon (L2 2 MB a core) the prefetch made
+# products of 16-32 rows with 4-6 MB of weights 12-25 % faster, one of 64 rows 7 % slower
+# (benchmarks/packed_gemm.c, one thread; BENCHMARKS.md, "The weight prefetch, measured").
+PREFETCH_MIN_BYTES = 1 << 20
 # ``team``, LSTM loops (forward and backward) whose batch would be cut into chunks: the
 # packed kernel on the whole batch, each step's products cut by columns over the team and
 # the gates (or their reverse step) by rows, instead of chunks that each multiply by all
@@ -171,13 +186,26 @@ def plan(key: Key, loops) -> dict[str, Any]:
         why["team"] = "the batch is not cut into chunks (packed is the team's way then)"
     else:
         why["team"] = why["packed"]
+    largest = max(k * nc for k, nc, _ in products(key)) * key.itemsize
+    small = (
+        f"weights of at most {PREFETCH_MIN_BYTES >> 20} MB a product: nothing to prefetch"
+        if largest <= PREFETCH_MIN_BYTES
+        else None
+    )
+    why["packed_pf"] = why["packed"] or small
+    why["team_pf"] = why["team"] or small
     return {"chunks": chunks, "rows": rows, "threads": threads, "why_not": why}
+
+
+def base(way: str) -> str:
+    """The way without its prefetch: packed_pf -> packed, team_pf -> team."""
+    return way.removesuffix("_pf")
 
 
 def layout(key: Key, way: str, pl: dict[str, Any]) -> tuple[int, int, int]:
     """(rows a product, threads a product, chunks) of a loop that runs ``way``: team the
     whole batch on the team; the others the loop's plan (``plan``)."""
-    if way == "team":
+    if base(way) == "team":
         return key.N, key.threads, 1
     return pl["rows"], pl["threads"], pl["chunks"]
 
@@ -211,13 +239,17 @@ def _suspects(times: dict[str, float]) -> list[str]:
 
 def _decide(times: dict[str, float], ways: list[str], chunks: int) -> str:
     way = min(ways, key=lambda w: times.get(w, 0.0))
-    chunked = [w for w in ways if w != "team" and w in times]
-    if way == "team" and chunked and times["team"] > TEAM_MARGIN * min(times[w] for w in chunked):
+    chunked = [w for w in ways if base(w) != "team" and w in times]
+    if (
+        base(way) == "team"
+        and chunked
+        and times[way] > TEAM_MARGIN * min(times[w] for w in chunked)
+    ):
         way = min(chunked, key=lambda w: times[w])
-    others = [w for w in ways if w not in ("mkl", "team") and w in times]
+    others = [w for w in ways if w != "mkl" and base(w) != "team" and w in times]
     if way == "mkl" and others and times["mkl"] > MKL_MARGIN * min(times[w] for w in others):
         way = min(others, key=lambda w: times[w])
-    hands_off = way in ("split", "team") or (way == "packed" and chunks <= 1)
+    hands_off = base(way) in ("split", "team") or (base(way) == "packed" and chunks <= 1)
     if hands_off and "blas" in times and times[way] > MARGIN * times["blas"]:
         way = "blas"
     return way
@@ -259,10 +291,13 @@ def choose(key: Key, loops) -> dict[str, Any]:
     why_not = {k: v for k, v in pl["why_not"].items() if v}
     rec = {"mode": m, "plan": {k: pl[k] for k in ("chunks", "rows", "threads")}}
     if m != "auto":
-        way = m if m not in why_not else "blas"
+        # a prefetching way falls back to its own way where only the prefetch does not apply
+        way = m if m not in why_not else base(m) if base(m) not in why_not else "blas"
         rec.update(way=way, times={}, why_not=why_not)
         if way != m:
-            rec["note"] = f"{m} forced but does not apply ({why_not[m]}): one BLAS call"
+            rec["note"] = f"{m} forced but does not apply ({why_not[m]}): " + (
+                "one BLAS call" if way == "blas" else f"{way} instead"
+            )
     else:
         ways = [w for w in CANDIDATES if w not in why_not]
         times: dict[str, float] = {}
