@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from . import kernels
 from .backend import xp
 from .validation import describe
 
@@ -287,6 +288,9 @@ class SparseCategoricalCrossentropy(_ProbabilisticLoss):
         yc = np_.clip(y, 0, K - 1)[..., None]  # ignored labels may be out of range
         if self.from_logits:
             eps = self.label_smoothing
+            fused = None if eps else kernels.xent_logits(yhat, yc[..., 0])  # the same, by rows
+            if fused is not None:
+                return fused
             d = yhat - yhat.max(axis=-1, keepdims=True)  # z, then exp(z), then the gradient
             zy = np_.take_along_axis(d, yc, axis=-1)[..., 0]
             if eps:

@@ -177,3 +177,47 @@ def test_label_smoothing_is_pytorchs():
         losses.get("sparse_categorical_crossentropy", from_logits=True, label_smoothing=1.5)
     with pytest.raises(ValueError, match="label_smoothing needs from_logits=True"):
         losses.get("sparse_categorical_crossentropy", label_smoothing=0.1)
+
+
+@pytest.mark.parametrize("shape", [(3, 5, 1), (4, 7, 16), (2, 9, 85), (5, 130)])
+def test_float32_logits_take_the_compiled_pass_and_agree(shape, monkeypatch):
+    """Sparse cross-entropy from float32 logits runs one compiled pass per row
+    (kernels.xent_logits, where the loops are built): the loss and its gradient equal the
+    float64 NumPy formula to float32 rounding, for any number of classes (a multiple of the
+    16 lanes or not), an ignored class and a mask included; NaN and +inf logits give NaN
+    and inf losses as NumPy's do."""
+    from rnnkit import kernels
+
+    calls = []
+    real = kernels.xent_logits
+    monkeypatch.setattr(kernels, "xent_logits", lambda *a: calls.append(1) or real(*a))
+    r = np.random.default_rng(sum(shape))
+    yhat = (4 * r.standard_normal(shape)).astype(np.float32)
+    y = r.integers(0, shape[-1], shape[:-1])
+    mask = r.random(shape[:-1]) > 0.3 if len(shape) == 3 else None
+    for kw in ({}, {"ignore_class": 0}):
+        loss = losses.get("sparse_categorical_crossentropy", from_logits=True, **kw)
+        value, grad = loss(y, yhat, mask=mask)
+        ref_value, ref_grad = loss(y, yhat.astype(np.float64), mask=mask)
+        assert grad.dtype == np.float32
+        np.testing.assert_allclose(value, ref_value, rtol=1e-5)
+        np.testing.assert_allclose(grad, ref_grad, rtol=1e-4, atol=1e-6)
+    assert calls if kernels.available() and kernels.enabled() else not calls
+    bad = yhat.copy()
+    bad.reshape(-1, shape[-1])[0, 0] = np.nan
+    bad.reshape(-1, shape[-1])[1, 0] = np.inf
+    step, _ = losses.get("sparse_categorical_crossentropy", from_logits=True).per_step(y, bad)
+    flat = step.reshape(-1)
+    assert np.isnan(flat[0]) and (np.isnan(flat[1]) or np.isinf(flat[1]))
+
+
+def test_compiled_cross_entropy_names_a_label_out_of_range():
+    from rnnkit import kernels
+
+    if not kernels.available():
+        pytest.skip("the compiled loops are not built")
+    z = np.zeros((2, 3), np.float32)
+    with pytest.raises(ValueError, match=r"labels must be in \[0, 3\); got 3 at position 1"):
+        kernels._loops.xent(z, np.array([0, 3]), np.empty_like(z), np.empty(2, np.float32), 3)
+    with pytest.raises(ValueError, match="float32 expected"):
+        kernels._loops.xent(z, np.array([0, 1]), np.empty_like(z), np.empty(3, np.float32), 3)

@@ -16,7 +16,7 @@ the compiled loop does not apply, and the layer runs ``bptt``.  The package, by 
     switch.py    RNNKIT_KERNELS, set_enabled, numpy_loops
     blas.py      NumPy's BLAS, found and its threads held through threadpoolctl
     threads.py   own_threads: the BLAS on one thread, rnnkit's team does the parallel work
-    loops.py     the calls: forward, backward, matmul, adam, add_rows (arrays reach C
+    loops.py     the calls: forward, backward, matmul, adam, add_rows, xent_logits (arrays reach C
                  through the buffer protocol; C checks every shape, item size and stride)
     choose.py    how each loop's recurrent products run (packed kernel, BLAS, cut by
                  columns over the team, or MKL's packed GEMM), measured once per shape;
@@ -55,6 +55,7 @@ from .loops import (
     forward,
     matmul,
     release_kept,
+    xent_logits,
 )
 from .switch import ENV_VAR, numpy_loops, set_enabled
 
@@ -71,6 +72,7 @@ __all__ = [
     "matmul",
     "adam",
     "add_rows",
+    "xent_logits",
     "Untraced",
     "release_memory",
 ]

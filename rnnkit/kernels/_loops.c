@@ -880,6 +880,101 @@ static PyObject *py_add_rows(PyObject *self, PyObject *args)
     Py_RETURN_NONE;
 }
 
+/* ---- Softmax cross-entropy from logits, float32, one row at a time.  For each of the M
+ * rows z (K logits, C-contiguous) with its label y in [0, K):
+ *
+ *     m = max_k z_k      s = Σ_k e^{z_k − m}      loss = log s − (z_y − m)
+ *     d_k = e^{z_k − m} / s − [k = y]            (∂loss/∂z: softmax(z) − onehot(y))
+ *
+ * the row read once for its maximum and once more for everything else, while it is in
+ * cache (NumPy takes seven passes over the whole array).  e^x is the loops' exp_f32, its
+ * argument held at −87 and above (e^−87 is 1.6e-38 where NumPy's underflows to 0; a NaN
+ * passes); the maximum and the sum run in XENT_LANES independent lanes, which compilers
+ * vectorize without reordering a float sum.  A NaN or +∞ logit makes its row's loss NaN. */
+#define XENT_LANES 16
+CLONES static void xent_f32(const float *RESTRICT z, const long long *RESTRICT y,
+                            float *RESTRICT d, float *RESTRICT loss, Py_ssize_t M, Py_ssize_t K)
+{
+    const Py_ssize_t Kv = K / XENT_LANES * XENT_LANES;
+    for (Py_ssize_t r = 0; r < M; r++) {
+        const float *zr = z + r * K;
+        float *dr = d + r * K;
+        float lane[XENT_LANES];
+        for (int j = 0; j < XENT_LANES; j++)
+            lane[j] = zr[0];
+        for (Py_ssize_t k = 0; k < Kv; k += XENT_LANES)
+            for (int j = 0; j < XENT_LANES; j++)
+                lane[j] = zr[k + j] > lane[j] ? zr[k + j] : lane[j];
+        float m = zr[0];
+        for (int j = 0; j < XENT_LANES; j++)
+            m = lane[j] > m ? lane[j] : m;
+        for (Py_ssize_t k = Kv; k < K; k++)
+            m = zr[k] > m ? zr[k] : m;
+        for (int j = 0; j < XENT_LANES; j++)
+            lane[j] = 0.0f;
+        for (Py_ssize_t k = 0; k < Kv; k += XENT_LANES)
+            for (int j = 0; j < XENT_LANES; j++) {
+                float x = zr[k + j] - m;
+                float e = exp_f32(x < -87.0f ? -87.0f : x);
+                dr[k + j] = e;
+                lane[j] += e;
+            }
+        float s = 0.0f;
+        for (int j = 0; j < XENT_LANES; j++)
+            s += lane[j];
+        for (Py_ssize_t k = Kv; k < K; k++) {
+            float x = zr[k] - m;
+            float e = exp_f32(x < -87.0f ? -87.0f : x);
+            dr[k] = e;
+            s += e;
+        }
+        const float inv = 1.0f / s;
+        for (Py_ssize_t k = 0; k < K; k++)
+            dr[k] *= inv;
+        loss[r] = logf(s) - (zr[y[r]] - m);
+        dr[y[r]] -= 1.0f;
+    }
+}
+
+/* xent(z, y, d, loss, K): see xent_f32; z, d (M, K) float32, y (M,) int64, loss (M,) */
+static PyObject *py_xent(PyObject *self, PyObject *args)
+{
+    Py_buffer bz, by, bd, bl;
+    Py_ssize_t K;
+    if (!PyArg_ParseTuple(args, "y*y*w*w*n", &bz, &by, &bd, &bl, &K))
+        return NULL;
+    const char *err = NULL;
+    Py_ssize_t M = by.len / 8;
+    if (K < 1 || by.len % 8 || bz.len != M * K * 4 || bd.len != bz.len || bl.len != M * 4)
+        err = "xent: z and d (M, K) float32, y (M,) int64 and loss (M,) float32 expected";
+    else {
+        const long long *y = (const long long *)by.buf;
+        for (Py_ssize_t r = 0; r < M; r++)
+            if (y[r] < 0 || y[r] >= K) {
+                PyErr_Format(PyExc_ValueError, "xent: labels must be in [0, %zd); got %lld at "
+                             "position %zd", K, y[r], r);
+                err = "";
+                break;
+            }
+    }
+    if (!err && M > 0) {
+        Py_BEGIN_ALLOW_THREADS
+        xent_f32((const float *)bz.buf, (const long long *)by.buf, (float *)bd.buf,
+                 (float *)bl.buf, M, K);
+        Py_END_ALLOW_THREADS
+    }
+    PyBuffer_Release(&bz);
+    PyBuffer_Release(&by);
+    PyBuffer_Release(&bd);
+    PyBuffer_Release(&bl);
+    if (err) {
+        if (!PyErr_Occurred())
+            PyErr_SetString(PyExc_ValueError, err);
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
 /* tanh of a float32 buffer with the loops' own tanh (for tests of its accuracy) */
 static PyObject *py_tanh_f32(PyObject *self, PyObject *args)
 {
@@ -1052,6 +1147,8 @@ static PyMethodDef methods[] = {
      "add_rows(T, ids, S, G, itemsize, threads): T[ids[r]] += S[r] (T (V, G), S (n, G) "
      "C-contiguous of one float type, ids int64 in [0, V)), cut by columns over the team"},
     {"tanh_f32", py_tanh_f32, METH_VARARGS, "tanh_f32(x, out): the loops' float32 tanh"},
+    {"xent", py_xent, METH_VARARGS,
+     "xent(z, y, d, loss, K): float32 softmax cross-entropy and its gradient by rows"},
     {"set_packed", py_set_packed, METH_VARARGS,
      "set_packed(flag): float32 recurrent products with packed weights on the loops' own "
      "threads (True, the default where the CPU has AVX2 and FMA) or one BLAS call each; "

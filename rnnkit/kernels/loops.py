@@ -238,6 +238,26 @@ def adam(p, g, m, v, alpha: float, c1: float, c2: float, eps: float) -> bool:
     return True
 
 
+def xent_logits(z, labels) -> tuple[np.ndarray, np.ndarray] | None:
+    """Softmax cross-entropy of the logits ``z`` (..., K) against integer ``labels`` (...)
+    in [0, K), and its gradient: (loss (...), ∂loss/∂z = softmax(z) − onehot(labels)
+    (..., K)), in ``z``'s dtype, each row read twice while it is in cache (``xent`` in
+    _loops.c).  None, having done nothing, where it does not apply (the loops switched off
+    or not built, ``z`` not a float32 NumPy array): the caller then uses NumPy."""
+    if _loops is None or not switch.requested():
+        return None
+    if type(z) is not np.ndarray or z.dtype != np.float32 or z.ndim < 1 or z.shape[-1] < 1:
+        return None
+    z = np.ascontiguousarray(z)
+    ids = np.ascontiguousarray(labels, dtype=np.int64)
+    if ids.shape != z.shape[:-1]:
+        return None
+    d = np.empty_like(z)
+    loss = np.empty(z.shape[:-1], dtype=z.dtype)
+    _loops.xent(z, ids, d, loss, z.shape[-1])
+    return loss, d
+
+
 def _c(a, dtype):
     """``a`` as a C-contiguous array of ``dtype`` (the same array when it already is)."""
     return np.ascontiguousarray(a, dtype=dtype)
