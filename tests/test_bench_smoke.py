@@ -300,6 +300,16 @@ def test_word_ngram_reference_runs(tiny_model):
     assert bad.returncode == 2 and "--typed ≥ 0" in bad.stderr
 
 
+def test_ab_loss_runs_and_restores_the_fused_loss():
+    """benchmarks/ab_loss.py times the whole iteration with and without the loss's compiled
+    pass, on a tiny shape, and refuses a bad one."""
+    run = run_script("benchmarks/ab_loss.py", "--shapes", "2 3 8", "--rounds", 2, "--iterations", 1)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "| 2 | 3 | 8 |" in run.stdout
+    bad = run_script("benchmarks/ab_loss.py", "--shapes", "2 3")
+    assert bad.returncode == 2 and "expected 'N T H'" in bad.stderr
+
+
 def test_lstm_targets_reads_runs_and_names_the_bounds(tmp_path):
     """benchmarks/lstm_targets.py on committed grids: every LSTM point with its bound (the
     memory's at a batch of one with weights beyond the caches, 1.0 where PyTorch is above
