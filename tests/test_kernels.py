@@ -814,6 +814,8 @@ def test_chooser_measures_the_prefetch_where_the_weights_are_large(fresh_choices
     small = kernels.choose.choose(lstm_key(N=64, H=64), kernels._loops)
     assert not {w for _, w in calls} & {"packed_pf", "team_pf"}
     assert "nothing to prefetch" in small["why_not"]["packed_pf"]
+    one = kernels.choose.plan(lstm_key(N=1, H=300), kernels._loops)["why_not"]
+    assert "one row a product" in one["packed_pf"]  # a batch of one streams wide panels
 
 
 def test_the_margin_is_for_ways_that_hand_off_each_step(fresh_choices, monkeypatch):

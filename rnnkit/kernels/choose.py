@@ -192,7 +192,8 @@ def plan(key: Key, loops) -> dict[str, Any]:
         if largest <= PREFETCH_MIN_BYTES
         else None
     )
-    why["packed_pf"] = why["packed"] or small
+    one_row = "one row a product: its wide panels stream without the prefetch"
+    why["packed_pf"] = why["packed"] or small or (one_row if rows == 1 else None)
     why["team_pf"] = why["team"] or small
     return {"chunks": chunks, "rows": rows, "threads": threads, "why_not": why}
 
