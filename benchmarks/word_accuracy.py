@@ -12,8 +12,10 @@ from rnnkit.apps import autocomplete as app
 from rnnkit.data import shakespeare_works
 
 
-def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__)
+def model_and_split(argv, description):
+    """The command line of this script and of word_ngram_reference.py: (its arguments, the
+    model, the training text, the held-out text), split as the model's training split it."""
+    p = argparse.ArgumentParser(description=description)
     p.add_argument("model")
     p.add_argument("--text", help="the text the model was trained on (default: Shakespeare)")
     p.add_argument("--samples", type=int, default=1000, help="word boundaries (default 1000)")
@@ -23,8 +25,12 @@ def main(argv=None):
         p.error(f"--samples must be ≥ 1 and --typed ≥ 0; got {args.samples}, {args.typed}")
     ac = app.Autocompleter.load(args.model)
     text = open(args.text, encoding="utf-8").read() if args.text else shakespeare_works()
-    _, val_ids = app.split(ac.vocab.encode(text), ac.settings.val_fraction)
-    val = ac.vocab.decode(val_ids)
+    train_ids, val_ids = app.split(ac.vocab.encode(text), ac.settings.val_fraction)
+    return args, ac, ac.vocab.decode(train_ids), ac.vocab.decode(val_ids)
+
+
+def main(argv=None):
+    args, ac, _, val = model_and_split(argv, __doc__)
     for typed in args.typed:
         acc = ac.word_accuracy(val, k=3, samples=args.samples, typed=typed)
         print(f"{typed} letters typed: {100 * acc.fraction:.1f} % of {acc.boundaries}", flush=True)

@@ -20,12 +20,12 @@ share of boundaries whose true next word is
 
 from __future__ import annotations
 
-import argparse
 import collections
 import re
 
+from word_accuracy import model_and_split
+
 from rnnkit.apps import autocomplete as app
-from rnnkit.data import shakespeare_works
 
 TOKEN = re.compile(r"[A-Za-z]+|[^A-Za-z\s]")
 DISCOUNT = 0.75
@@ -74,18 +74,7 @@ def top(scores: dict[str, float], k: int) -> list[str]:
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__)
-    p.add_argument("model")
-    p.add_argument("--text", help="the text the model was trained on (default: Shakespeare)")
-    p.add_argument("--samples", type=int, default=1000, help="word boundaries (default 1000)")
-    p.add_argument("--typed", type=int, nargs="+", default=[0, 1], help="letters typed")
-    args = p.parse_args(argv)
-    if args.samples < 1 or any(t < 0 for t in args.typed):
-        p.error(f"--samples must be ≥ 1 and --typed ≥ 0; got {args.samples}, {args.typed}")
-    ac = app.Autocompleter.load(args.model)
-    text = open(args.text, encoding="utf-8").read() if args.text else shakespeare_works()
-    train_ids, val_ids = app.split(ac.vocab.encode(text), ac.settings.val_fraction)
-    train, val = ac.vocab.decode(train_ids), ac.vocab.decode(val_ids)
+    args, ac, train, val = model_and_split(argv, __doc__)
     trigram = WordTrigram(train)
     context = 200
     for typed in args.typed:
