@@ -28,11 +28,17 @@ PEAK_SHARE = 0.80
 
 
 def load(path):
-    with open(path) as f:
-        data = json.load(f)
-    peak = data["meta"]["peak_gflops"]
+    """(meta, {(mode, N, T, H): (result, peak)}) of one bench_cpu.py JSON file; ValueError
+    naming the file where it is not one."""
+    try:
+        with open(path) as f:
+            data = json.load(f)
+        peak = data["meta"]["peak_gflops"]
+        results = list(data["results"])
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise ValueError(f"{path}: not a bench_cpu.py result file ({e!r})") from None
     points = {}
-    for r in data["results"]:
+    for r in results:
         if r.get("cell") == "lstm" and "ratio" in r:
             points[(r["mode"], r["N"], r["T"], r["H"])] = (r, peak)
     return data["meta"], points
@@ -57,7 +63,10 @@ def main(argv=None):
     args = p.parse_args(argv)
     if args.cache_mb <= 0:
         p.error(f"--cache-mb must be > 0; got {args.cache_mb}")
-    runs = [load(path) for path in args.runs]
+    try:
+        runs = [load(path) for path in args.runs]
+    except ValueError as e:
+        p.error(str(e))
     keys = sorted({k for _, pts in runs for k in pts}, key=lambda k: (k[0] != "train", k[1:]))
     if not keys:
         p.error("no LSTM points in these files")

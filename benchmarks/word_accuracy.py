@@ -23,8 +23,11 @@ def model_and_split(argv, description):
     args = p.parse_args(argv)
     if args.samples < 1 or any(t < 0 for t in args.typed):
         p.error(f"--samples must be ≥ 1 and --typed ≥ 0; got {args.samples}, {args.typed}")
-    ac = app.Autocompleter.load(args.model)
-    text = open(args.text, encoding="utf-8").read() if args.text else shakespeare_works()
+    try:
+        ac = app.Autocompleter.load(args.model)
+        text = open(args.text, encoding="utf-8").read() if args.text else shakespeare_works()
+    except (OSError, ValueError) as e:  # no such file, not a model, not UTF-8 text
+        p.error(str(e))
     train_ids, val_ids = app.split(ac.vocab.encode(text), ac.settings.val_fraction)
     return args, ac, ac.vocab.decode(train_ids), ac.vocab.decode(val_ids)
 

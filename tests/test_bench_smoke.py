@@ -298,6 +298,8 @@ def test_word_ngram_reference_runs(tiny_model):
     assert run.stdout.count("the word trigram's") == 2 and "10 likeliest" in run.stdout
     bad = run_script("benchmarks/word_ngram_reference.py", tiny_model, "--typed", -1)
     assert bad.returncode == 2 and "--typed ≥ 0" in bad.stderr
+    gone = run_script("benchmarks/word_ngram_reference.py", str(tiny_model) + ".gone")
+    assert gone.returncode == 2 and "no model file at" in gone.stderr
 
 
 def test_ab_loss_runs_and_restores_the_fused_loss():
@@ -333,6 +335,8 @@ def test_lstm_targets_reads_runs_and_names_the_bounds(tmp_path):
     empty.write_text(json.dumps({"meta": {"peak_gflops": 1.0}, "results": []}))
     bad = run_script("benchmarks/lstm_targets.py", empty)
     assert bad.returncode == 2 and "no LSTM points" in bad.stderr
+    missing = run_script("benchmarks/lstm_targets.py", tmp_path / "none.json")
+    assert missing.returncode == 2 and "none.json: not a bench_cpu.py result file" in missing.stderr
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="a pseudo-terminal (pty) is POSIX")

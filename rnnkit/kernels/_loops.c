@@ -177,7 +177,8 @@ typedef struct {
     int own_threads;                /* 1: BLAS is held at one thread, the team does it all */
     int no_trace, h_ring;           /* inference without a trace (see STEP, CSLOT, HSLOT) */
     int products;                   /* how the recurrent products run: PRODUCTS_* below */
-    int prefetch;                   /* PRODUCTS_PREFETCH was in the code passed */
+    int prefetch;                   /* PRODUCTS_PREFETCH was in the code passed (taken off
+                                       products): the packed weights' prefetch_all */
     char *xw; Py_ssize_t xw_st, xw_sn;
     char *x, *U; Py_ssize_t D;      /* inference: x (T, N, D) and U instead of xw (x_t U per step) */
     Py_ssize_t x_st, x_sn;          /* x's strides (per step, per sample): a view of (N, T, D) */
@@ -1076,8 +1077,9 @@ static PyObject *py_time_products(PyObject *self, PyObject *args)
     Py_ssize_t K[MAX_PACKED], Nc[MAX_PACKED];
     int tr[MAX_PACKED];
     const char *err = NULL;
-    const int way = mode & ~PRODUCTS_PREFETCH;               /* products_open reads the flag */
-    if ((itemsize != 4 && itemsize != 8) || way < PRODUCTS_LEGACY || way > PRODUCTS_TEAM
+    const int prefetch = (mode & PRODUCTS_PREFETCH) != 0;
+    mode &= ~PRODUCTS_PREFETCH;
+    if ((itemsize != 4 && itemsize != 8) || mode < PRODUCTS_LEGACY || mode > PRODUCTS_TEAM
         || rows < 1 || threads < 1 || reps < 1 || reps > 1000 || ns < 1 || ns > MAX_PACKED
         || chunks < 1 || chunks > MAX_CHUNKS)
         err = "time_products: arguments out of range";
@@ -1104,11 +1106,11 @@ static PyObject *py_time_products(PyObject *self, PyObject *args)
     int rc;
     Py_BEGIN_ALLOW_THREADS
     if (itemsize == 4)
-        rc = time_products_f32(mode, rows, chunks, threads, own_threads, (int)ns, K, Nc, tr, reps,
-                               out);
+        rc = time_products_f32(mode, prefetch, rows, chunks, threads, own_threads, (int)ns, K, Nc,
+                               tr, reps, out);
     else
-        rc = time_products_f64(mode, rows, chunks, threads, own_threads, (int)ns, K, Nc, tr, reps,
-                               out);
+        rc = time_products_f64(mode, prefetch, rows, chunks, threads, own_threads, (int)ns, K, Nc,
+                               tr, reps, out);
     Py_END_ALLOW_THREADS
     if (rc < 0) {
         free(out);

@@ -58,10 +58,9 @@ static void F(gemm)(int transB, Py_ssize_t M, Py_ssize_t Nc, Py_ssize_t K,
  * `slot` names the packed matrix; a chunk of the batch borrows the packed matrices of the
  * whole loop (`borrowed`) and has its own workspace. */
 static void F(products_open)(Products *pr, Py_ssize_t rows, Py_ssize_t Kmax, int threads,
-                             int own_threads, int mode)
+                             int own_threads, int mode, int prefetch)
 {
-    pr->prefetch = (mode & PRODUCTS_PREFETCH) != 0;        /* PACKED or TEAM, prefetch_all */
-    mode &= ~PRODUCTS_PREFETCH;
+    pr->prefetch = prefetch;                     /* PACKED or TEAM: prefetch_all (_packed.h) */
     pr->on = 0;
     pr->borrowed = 0;
     pr->split = 1;
@@ -985,7 +984,7 @@ static int F(run_loop)(F(loop_fn) fn, const LoopArgs *a, int cell, int backward)
     Products loop;
     Py_ssize_t rows = (a->N + chunks - 1) / chunks;
     F(products_open)(&loop, rows, Kmax, chunks > 1 ? 1 : a->threads, a->own_threads,
-                     a->products | (a->prefetch ? PRODUCTS_PREFETCH : 0));
+                     a->products, a->prefetch);
     for (int i = 0; i < ns; i++)
         F(products_pack)(&loop, i, &sp[i], chunks);
     int rc;
@@ -1061,8 +1060,8 @@ static void F(time_chunk)(void *ctx, int part, int parts)
     F(products_close)(&pr);
 }
 
-static int F(time_products)(int mode, Py_ssize_t rows, int chunks, int threads, int own_threads,
-                            int ns, const Py_ssize_t *K, const Py_ssize_t *Nc, const int *tr,
+static int F(time_products)(int mode, int prefetch, Py_ssize_t rows, int chunks, int threads,
+                            int own_threads, int ns, const Py_ssize_t *K, const Py_ssize_t *Nc, const int *tr,
                             int reps, double *out)
 {
     Py_ssize_t Kmax = 1, nb = 0, nc = 0;
@@ -1090,7 +1089,7 @@ static int F(time_products)(int mode, Py_ssize_t rows, int chunks, int threads, 
     for (int first = 1; first >= 0; first--) {    /* the second setup is a loop's typical one: */
         struct timespec s0, s1;                    /* the first one's fresh pages fault in */
         clock_gettime(CLOCK_MONOTONIC, &s0);
-        F(products_open)(&pr, rows, Kmax, chunks > 1 ? 1 : threads, own_threads, mode);
+        F(products_open)(&pr, rows, Kmax, chunks > 1 ? 1 : threads, own_threads, mode, prefetch);
         REAL *b = j.B;
         for (int i = 0; i < ns; i++) {
             PackSpec sp = {b, tr[i], K[i], Nc[i], tr[i] ? K[i] : Nc[i]};

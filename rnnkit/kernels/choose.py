@@ -56,7 +56,8 @@ CODES.update(packed_pf=CODES["packed"] | PREFETCH, team_pf=CODES["team"] | PREFE
 # ``packed_pf``, ``team_pf``: measured where a product's weights exceed this (as
 # PREFETCH_ALL_MIN_BYTES in _packed.h).  On the Xeon (L2 2 MB a core) the prefetch made
 # products of 16-32 rows with 4-6 MB of weights 12-25 % faster, one of 64 rows 7 % slower
-# (benchmarks/packed_gemm.c, one thread; BENCHMARKS.md, "The weight prefetch, measured").
+# (benchmarks/packed_gemm.c, one thread; BENCHMARKS.md, "The weight prefetch, chosen by
+# measurement").
 PREFETCH_MIN_BYTES = 1 << 20
 # ``team``, LSTM loops (forward and backward) whose batch would be cut into chunks: the
 # packed kernel on the whole batch, each step's products cut by columns over the team and
